@@ -1,0 +1,239 @@
+"""`af.Encoder`: arena rows -> token ids that fit a budget, in the layouts the
+winning Kaggle teams used, with A/B swap pairs. The work happens in Rust; this
+module resolves options and wraps the results. The rules are in
+docs/encoding.md; `arena_fast.reference` implements them in pure Python."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Optional, Union
+
+from . import _core
+from .encoded import Encoded
+from .errors import ConfigError
+from .tokenizer import Tokenizer
+
+__all__ = ["Template", "Encoder", "TEMPLATES", "STRATEGIES"]
+
+TEMPLATES = ("rounds", "pab", "concat", "tags")
+STRATEGIES = ("fourth_place", "fair", "drop_oldest", "none")
+
+
+@dataclass(frozen=True)
+class Template:
+    """A text layout. Per kept turn: a header (`first_header` for the first,
+    `header` after it; `{i}` is the turn's 1-based position), then the prompt,
+    response A and response B, each as prefix + text + suffix. `begin` follows
+    BOS, `end` (the final question) precedes EOS. `marker` marks a cut text.
+    With `join_turns`, each field's turns are joined by it into one turn."""
+
+    begin: str = ""
+    end: str = ""
+    first_header: str = ""
+    header: str = ""
+    prompt_prefix: str = ""
+    prompt_suffix: str = ""
+    a_prefix: str = ""
+    a_suffix: str = ""
+    b_prefix: str = ""
+    b_suffix: str = ""
+    marker: str = "......"
+    join_turns: Optional[str] = None
+
+    @classmethod
+    def preset(cls, name: str) -> Template:
+        """One of `TEMPLATES`: rounds (4th place), pab (2nd), concat (1st), tags (3rd)."""
+        return cls(**_core.template_preset(name))
+
+    @property
+    def prefixes(self) -> tuple[str, str, str]:
+        return (self.prompt_prefix, self.a_prefix, self.b_prefix)
+
+    @property
+    def suffixes(self) -> tuple[str, str, str]:
+        return (self.prompt_suffix, self.a_suffix, self.b_suffix)
+
+    def header_text(self, position: int) -> str:
+        pattern = self.first_header if position == 1 else self.header
+        return pattern.replace("{i}", str(position))
+
+
+def _swap_mode(swap: Union[bool, str]) -> str:
+    if swap is False:
+        return "original"
+    if swap is True:
+        return "swapped"
+    if swap == "both":
+        return "both"
+    raise ConfigError(f"swap must be False, True or 'both', got {swap!r}")
+
+
+class Encoder:
+    """Encodes arena rows (a prompt and two answers, turn by turn).
+
+    Args:
+        tokenizer: an `af.Tokenizer` (or a path to tokenizer.json).
+        template: a preset name (`TEMPLATES`) or an `af.Template`.
+        strategy: how rows are fitted into `max_length` tokens: `fourth_place`,
+            `fair`, `drop_oldest` or `none` (see docs/encoding.md).
+        max_length: the token budget of a row, BOS and EOS included.
+        tokenize: `split` (prefixes tokenized once, texts alone: a swap or a
+            repeated text costs nothing) or `joint` (each prefix tokenized
+            together with its text, as the competition pipelines did).
+        bos_token, eos_token: None reads them from tokenizer_config.json (else
+            the usual names), False means none, or a token string / id.
+        split_special_tokens: encode special-token strings found in user text
+            as plain text (safe); False treats them as special tokens, as HF does
+            by default.
+        null_text: what a null turn becomes (the row is flagged as repaired).
+        num_threads: threads for encoding (None or 1: the calling thread).
+        prompt_weight: `fair`: a prompt's share relative to an answer's.
+        min_segment_tokens: `fair` keeps the newest turns whose segments can
+            each get this many tokens, dropping whole oldest turns first.
+        keep: what a cut text keeps: `head`, or `head_tail` (head + marker + tail).
+        keep_first_turns: `drop_oldest`: the first turns kept before the newest.
+        tail_ratios, min_tail_tokens: `fourth_place`: the cut turn's shares of
+            prompt, A and B, and the smallest remainder worth cutting into.
+    """
+
+    def __init__(
+        self,
+        tokenizer: Union[Tokenizer, str],
+        template: Union[str, Template] = "rounds",
+        strategy: str = "fair",
+        max_length: int = 2048,
+        tokenize: str = "split",
+        bos_token: Union[None, bool, str, int] = None,
+        eos_token: Union[None, bool, str, int] = None,
+        split_special_tokens: bool = True,
+        null_text: str = "",
+        num_threads: Optional[int] = None,
+        prompt_weight: float = 0.5,
+        min_segment_tokens: int = 32,
+        keep: str = "head",
+        keep_first_turns: int = 0,
+        tail_ratios: Sequence[float] = (0.2, 0.4, 0.4),
+        min_tail_tokens: int = 80,
+    ):
+        if isinstance(tokenizer, str):
+            tokenizer = Tokenizer.from_file(tokenizer)
+        if not isinstance(tokenizer, Tokenizer):
+            raise ConfigError(f"tokenizer must be an af.Tokenizer, got {type(tokenizer).__name__}")
+        if isinstance(template, str):
+            if template not in TEMPLATES:
+                raise ConfigError(f"unknown template {template!r}; presets are {TEMPLATES}")
+            template = Template.preset(template)
+        if not isinstance(template, Template):
+            raise ConfigError("template must be a preset name or an af.Template")
+        if tokenize not in ("split", "joint"):
+            raise ConfigError(f"tokenize must be 'split' or 'joint', got {tokenize!r}")
+        if strategy not in STRATEGIES:
+            raise ConfigError(f"unknown strategy {strategy!r}; expected one of {STRATEGIES}")
+        if num_threads is not None and num_threads < 1:
+            raise ConfigError(f"num_threads must be at least 1, got {num_threads}")
+        for name, value in (
+            ("max_length", max_length),
+            ("min_segment_tokens", min_segment_tokens),
+            ("keep_first_turns", keep_first_turns),
+            ("min_tail_tokens", min_tail_tokens),
+        ):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise ConfigError(f"{name} must be a non-negative int, got {value!r}")
+        ratios = tuple(float(r) for r in tail_ratios)
+        if len(ratios) != 3:
+            raise ConfigError(f"tail_ratios must have 3 entries, got {len(ratios)}")
+        self.tokenizer = tokenizer
+        self.template = template
+        self.bos_token_id = tokenizer.special_token_id("bos", bos_token)
+        self.eos_token_id = tokenizer.special_token_id("eos", eos_token)
+        self.options: dict[str, Any] = dict(
+            strategy=strategy,
+            max_length=max_length,
+            tokenize=tokenize,
+            split_special_tokens=bool(split_special_tokens),
+            null_text=null_text,
+            num_threads=num_threads,
+            prompt_weight=float(prompt_weight),
+            min_segment_tokens=min_segment_tokens,
+            keep=keep,
+            keep_first_turns=keep_first_turns,
+            tail_ratios=ratios,
+            min_tail_tokens=min_tail_tokens,
+        )
+        self._core = self._build()
+
+    def _build(self) -> _core.Encoder:
+        o = dict(self.options)
+        return _core.Encoder(
+            self.tokenizer._core,
+            self.template,
+            strategy=o["strategy"],
+            max_length=o["max_length"],
+            joint=o.pop("tokenize") == "joint",
+            bos=self.bos_token_id,
+            eos=self.eos_token_id,
+            split_special_tokens=o["split_special_tokens"],
+            null_text=o["null_text"],
+            num_threads=o["num_threads"],
+            prompt_weight=o["prompt_weight"],
+            min_segment_tokens=o["min_segment_tokens"],
+            keep=o["keep"],
+            keep_first_turns=o["keep_first_turns"],
+            tail_ratios=list(o["tail_ratios"]),
+            min_tail_tokens=o["min_tail_tokens"],
+        )
+
+    @property
+    def max_length(self) -> int:
+        return self.options["max_length"]
+
+    def config(self) -> dict[str, Any]:
+        """Everything that determines the ids (for manifests and bundles)."""
+        return {
+            "template": dataclasses.asdict(self.template),
+            "bos_token_id": self.bos_token_id,
+            "eos_token_id": self.eos_token_id,
+            **{k: v for k, v in self.options.items() if k != "num_threads"},
+            "tail_ratios": list(self.options["tail_ratios"]),
+        }
+
+    def encode(self, prompts, responses_a, responses_b, swap: Union[bool, str] = False) -> Encoded:
+        """Encode rows given as lists of turns (`str` or `None`; a bare `str`
+        is one turn). `swap`: False, True (A and B exchanged) or "both" (row 2i
+        original, 2i+1 its swap, from the same token segments)."""
+        mode = _swap_mode(swap)
+        return Encoded(self._core.encode(prompts, responses_a, responses_b, mode))
+
+    def encode_json(
+        self, prompts, responses_a, responses_b, swap: Union[bool, str] = False
+    ) -> Encoded:
+        """Encode rows given as the JSON-list strings of the Kaggle CSV columns
+        (parsed in Rust; nulls and lone surrogates repaired and flagged)."""
+        mode = _swap_mode(swap)
+        return Encoded(self._core.encode_json(prompts, responses_a, responses_b, mode))
+
+    def __getstate__(self):
+        return {
+            "tokenizer": self.tokenizer,
+            "template": self.template,
+            "bos": self.bos_token_id,
+            "eos": self.eos_token_id,
+            "options": self.options,
+        }
+
+    def __setstate__(self, state):
+        self.tokenizer = state["tokenizer"]
+        self.template = state["template"]
+        self.bos_token_id = state["bos"]
+        self.eos_token_id = state["eos"]
+        self.options = state["options"]
+        self._core = self._build()
+
+    def __repr__(self) -> str:
+        o = self.options
+        return (
+            f"<arena_fast.Encoder strategy={o['strategy']} max_length={o['max_length']} "
+            f"tokenize={o['tokenize']}>"
+        )

@@ -1,0 +1,190 @@
+"""Reference: rows of turns -> token ids, from the spec in docs/encoding.md.
+
+Layout of a row: [BOS] + begin + per kept turn (header, then for prompt, A, B:
+segment + suffix) + end + [EOS]. A segment is `tok(prefix) + tok(text)`
+(split) or `tok(prefix + text)` (joint); its first len(tok(prefix)) tokens are
+never cut by `fair` / `drop_oldest`. Template strings keep special tokens
+special; user text follows `split_special_tokens`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Optional, Union
+
+import numpy as np
+
+from ..encoded import REPAIR_NULL, REPAIR_RAGGED, Encoded
+from ..encoder import Template
+from .budget import Budget, Frame, plan
+from .turns import parse_turn_list, repair_text
+
+
+class ReferenceEncoder:
+    """Same options as `af.Encoder`, with a `tokenizers.Tokenizer` inside."""
+
+    def __init__(
+        self,
+        tokenizer_json: str,
+        template: Union[str, Template] = "rounds",
+        strategy: str = "fair",
+        max_length: int = 2048,
+        tokenize: str = "split",
+        bos_token_id: Optional[int] = None,
+        eos_token_id: Optional[int] = None,
+        split_special_tokens: bool = True,
+        null_text: str = "",
+        prompt_weight: float = 0.5,
+        min_segment_tokens: int = 32,
+        keep: str = "head",
+        keep_first_turns: int = 0,
+        tail_ratios: Sequence[float] = (0.2, 0.4, 0.4),
+        min_tail_tokens: int = 80,
+    ):
+        from tokenizers import Tokenizer as HFTokenizer
+
+        self.markup_tok = HFTokenizer.from_str(tokenizer_json)
+        self.markup_tok.encode_special_tokens = False
+        self.text_tok = HFTokenizer.from_str(tokenizer_json)
+        self.text_tok.encode_special_tokens = split_special_tokens
+        self.template = Template.preset(template) if isinstance(template, str) else template
+        self.joint = tokenize == "joint"
+        self.bos, self.eos = bos_token_id, eos_token_id
+        self.null_text = null_text
+        self.budget = Budget(
+            max_length,
+            strategy,
+            prompt_weight,
+            min_segment_tokens,
+            keep,
+            keep_first_turns,
+            tuple(tail_ratios),
+            min_tail_tokens,
+        )
+        t = self.template
+        self.begin, self.end = self.markup(t.begin), self.markup(t.end)
+        self.prefixes = [self.markup(s) for s in t.prefixes]
+        self.suffixes = [self.markup(s) for s in t.suffixes]
+        self.marker = self.markup(t.marker)
+        self.fixed = (
+            (self.bos is not None) + len(self.begin) + len(self.end) + (self.eos is not None)
+        )
+
+    def markup(self, text: str) -> list[int]:
+        return self.markup_tok.encode(text, add_special_tokens=False).ids if text else []
+
+    def text(self, text: str) -> list[int]:
+        return self.text_tok.encode(text, add_special_tokens=False).ids if text else []
+
+    # -- rows ----------------------------------------------------------------
+    def row_turns(self, prompt, a, b) -> tuple[list[list[str]], int]:
+        flags = 0
+        fields = []
+        for cell in (prompt, a, b):
+            if cell is None:
+                cell, flags = [], flags | REPAIR_NULL
+            elif isinstance(cell, str):
+                cell = [cell]
+            turns = []
+            for item in cell:
+                if item is None:
+                    turns.append(self.null_text)
+                    flags |= REPAIR_NULL
+                else:
+                    text, f = repair_text(item)
+                    turns.append(text)
+                    flags |= f
+            fields.append(turns)
+        n = max(len(x) for x in fields)
+        if any(len(x) != n for x in fields):
+            flags |= REPAIR_RAGGED
+            fields = [x + [""] * (n - len(x)) for x in fields]
+        return fields, flags
+
+    def encode_row(self, fields: list[list[str]], swapped: bool) -> tuple[list[int], int, bool]:
+        t = self.template
+        n_total = len(fields[0])
+        if t.join_turns is not None:
+            turns = [[t.join_turns.join(x) for x in fields]] if n_total else []
+        else:
+            turns = [[fields[f][i] for f in range(3)] for i in range(n_total)]
+        order = (0, 2, 1) if swapped else (0, 1, 2)
+        segs = []
+        for texts in turns:
+            row = []
+            for f in range(3):
+                text = texts[order[f]]
+                if self.joint:
+                    row.append(self.text(t.prefixes[f] + text))
+                else:
+                    row.append(self.prefixes[f] + self.text(text))
+            segs.append(row)
+        headers = [len(self.markup(t.header_text(k))) for k in range(1, len(segs) + 1)]
+        frame = Frame(self.fixed, headers, tuple(len(s) for s in self.suffixes), len(self.marker))
+        protect = tuple(len(p) for p in self.prefixes)
+        p = plan(self.budget, frame, [([len(s) for s in row], protect) for row in segs])
+        body = []
+        for pos, (i, cuts) in enumerate(p.turns, start=1):
+            body += self.markup(t.header_text(pos))
+            for f in range(3):
+                seg = segs[i][f]
+                if cuts[f] is None:
+                    body += seg
+                else:
+                    head, tail = cuts[f]
+                    body += seg[:head] + self.marker + seg[len(seg) - tail :]
+                body += self.suffixes[f]
+        if p.body_limit is not None:
+            body = body[: p.body_limit]
+        ids = ([self.bos] if self.bos is not None else []) + self.begin + body + self.end
+        ids += [self.eos] if self.eos is not None else []
+        kept = n_total if (t.join_turns is not None and p.turns_kept) else p.turns_kept
+        return ids, kept, p.truncated
+
+    def _encode_fields(self, rows, swap) -> Encoded:
+        variants = {False: (False,), True: (True,), "both": (False, True)}[swap]
+        ids, offsets = [], [0]
+        cols = {k: [] for k in ("turns_total", "turns_kept", "truncated", "repairs")}
+        cols.update(is_swapped=[], source_row=[])
+        for r, (fields, flags) in enumerate(rows):
+            for swapped in variants:
+                row_ids, kept, truncated = self.encode_row(fields, swapped)
+                ids += row_ids
+                offsets.append(len(ids))
+                cols["turns_total"].append(len(fields[0]))
+                cols["turns_kept"].append(kept)
+                cols["truncated"].append(truncated)
+                cols["repairs"].append(flags)
+                cols["is_swapped"].append(swapped)
+                cols["source_row"].append(r)
+        return Encoded(
+            dict(
+                input_ids=np.asarray(ids, dtype=np.int32),
+                offsets=np.asarray(offsets, dtype=np.int64),
+                turns_total=np.asarray(cols["turns_total"], dtype=np.int32),
+                turns_kept=np.asarray(cols["turns_kept"], dtype=np.int32),
+                truncated=np.asarray(cols["truncated"], dtype=bool),
+                repairs=np.asarray(cols["repairs"], dtype=np.uint8),
+                is_swapped=np.asarray(cols["is_swapped"], dtype=bool),
+                source_row=np.asarray(cols["source_row"], dtype=np.int64),
+            )
+        )
+
+    def encode(self, prompts, responses_a, responses_b, swap=False) -> Encoded:
+        rows = [self.row_turns(p, a, b) for p, a, b in zip(prompts, responses_a, responses_b)]
+        return self._encode_fields(rows, swap)
+
+    def encode_json(self, prompts, responses_a, responses_b, swap=False) -> Encoded:
+        rows = []
+        for p, a, b in zip(prompts, responses_a, responses_b):
+            fields, flags = [], 0
+            for cell in (p, a, b):
+                turns, f = parse_turn_list(cell, self.null_text)
+                fields.append(turns)
+                flags |= f
+            n = max(len(x) for x in fields)
+            if any(len(x) != n for x in fields):
+                flags |= REPAIR_RAGGED
+                fields = [x + [""] * (n - len(x)) for x in fields]
+            rows.append((fields, flags))
+        return self._encode_fields(rows, swap)

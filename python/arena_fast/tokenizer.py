@@ -1,0 +1,176 @@
+"""`af.Tokenizer`: a Hugging Face tokenizer.json loaded by the Rust core.
+
+The Python `tokenizers` object cannot be handed to another extension module,
+so the core loads the JSON itself; `from_hf` takes it from a live object.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import Any, Optional, Union
+
+from . import _core
+from .errors import ConfigError, TokenizerError
+
+__all__ = ["Tokenizer"]
+
+# Tried in order when neither the caller nor tokenizer_config.json names one.
+USUAL_BOS = ("<bos>", "<s>", "<|begin_of_text|>", "<|startoftext|>", "[CLS]")
+USUAL_EOS = ("<eos>", "</s>", "<|end_of_text|>", "<|endoftext|>", "[SEP]")
+
+DEMO_DIR = Path(__file__).parent / "data" / "demo_tokenizer"
+
+
+def _token_name(value: Any) -> Optional[str]:
+    """A special token as tokenizer_config.json spells it: str, dict or null."""
+    if isinstance(value, dict):
+        value = value.get("content")
+    return value if isinstance(value, str) else None
+
+
+class Tokenizer:
+    """A tokenizer loaded from `tokenizer.json`, with the BOS/EOS names its
+    `tokenizer_config.json` (or the object it came from) declares."""
+
+    def __init__(
+        self,
+        core: _core.Tokenizer,
+        *,
+        bos_token: Optional[str] = None,
+        eos_token: Optional[str] = None,
+        source: Optional[str] = None,
+    ):
+        self._core = core
+        self.config_bos_token = bos_token
+        self.config_eos_token = eos_token
+        self.source = source
+
+    @classmethod
+    def from_file(cls, path: Union[str, os.PathLike]) -> Tokenizer:
+        """Load `tokenizer.json` (or a directory holding it); BOS/EOS names come
+        from a `tokenizer_config.json` beside it when there is one."""
+        path = Path(path)
+        if path.is_dir():
+            path = path / "tokenizer.json"
+        if not path.is_file():
+            raise TokenizerError(f"{path}: no such tokenizer file")
+        bos = eos = None
+        config = path.parent / "tokenizer_config.json"
+        if config.is_file():
+            try:
+                data = json.loads(config.read_text(encoding="utf-8"))
+            except (OSError, ValueError) as exc:
+                raise TokenizerError(f"{config}: not a readable JSON file: {exc}") from exc
+            bos, eos = _token_name(data.get("bos_token")), _token_name(data.get("eos_token"))
+        return cls(
+            _core.Tokenizer.from_file(str(path)), bos_token=bos, eos_token=eos, source=str(path)
+        )
+
+    @classmethod
+    def from_str(
+        cls, json_text: str, *, bos_token: Optional[str] = None, eos_token: Optional[str] = None
+    ) -> Tokenizer:
+        """Load from the JSON text of a tokenizer.json."""
+        return cls(_core.Tokenizer.from_str(json_text), bos_token=bos_token, eos_token=eos_token)
+
+    @classmethod
+    def from_hf(cls, obj: Any) -> Tokenizer:
+        """From a transformers fast tokenizer or a `tokenizers.Tokenizer`."""
+        backend = getattr(obj, "backend_tokenizer", obj)
+        if not hasattr(backend, "to_str"):
+            raise TokenizerError(
+                f"cannot read a tokenizer from {type(obj).__name__}: expected a transformers "
+                "fast tokenizer or a tokenizers.Tokenizer"
+            )
+        bos = _token_name(getattr(obj, "bos_token", None))
+        eos = _token_name(getattr(obj, "eos_token", None))
+        return cls.from_str(backend.to_str(), bos_token=bos, eos_token=eos)
+
+    @classmethod
+    def demo(cls) -> Tokenizer:
+        """The small BPE tokenizer shipped with the package (for the demo)."""
+        return cls.from_file(DEMO_DIR / "tokenizer.json")
+
+    # -- encoding ----------------------------------------------------------
+    def encode(self, text: str, split_special_tokens: bool = True) -> list[int]:
+        """Ids of `text`, no special tokens added. With `split_special_tokens`,
+        special-token strings in the text are encoded as plain text."""
+        return self._core.encode(text, split_special_tokens)
+
+    def decode(self, ids) -> str:
+        return self._core.decode([int(i) for i in ids])
+
+    def token_to_id(self, token: str) -> Optional[int]:
+        return self._core.token_to_id(token)
+
+    def id_to_token(self, token_id: int) -> Optional[str]:
+        return self._core.id_to_token(int(token_id))
+
+    @property
+    def vocab_size(self) -> int:
+        return self._core.vocab_size
+
+    @property
+    def word_split(self) -> bool:
+        """Whether texts are encoded word by word through a cache (decided at
+        load time from the vocabulary: exact, or not used)."""
+        return self._core.word_split
+
+    def to_str(self) -> str:
+        return self._core.to_str()
+
+    @property
+    def sha256(self) -> str:
+        return hashlib.sha256(self.to_str().encode("utf-8")).hexdigest()
+
+    def special_token_id(self, which: str, value: Union[None, bool, str, int]) -> Optional[int]:
+        """Resolve a `bos_token` / `eos_token` option to an id (or None).
+
+        None: the name from tokenizer_config.json, else the first of the usual
+        names in the vocabulary, else no token. False: no token. A str: that
+        token, which must exist. An int: that id."""
+        if value is False:
+            return None
+        if value is True:
+            value = None
+        if isinstance(value, int):
+            if not 0 <= value < self.vocab_size:
+                raise ConfigError(f"{which}_token id {value} is outside the vocabulary")
+            return value
+        if isinstance(value, str):
+            tid = self.token_to_id(value)
+            if tid is None:
+                raise ConfigError(f"{which}_token {value!r} is not in the vocabulary")
+            return tid
+        if value is not None:
+            raise ConfigError(f"{which}_token must be None, False, a str or an int")
+        declared = self.config_bos_token if which == "bos" else self.config_eos_token
+        for name in ((declared,) if declared else ()) + (
+            USUAL_BOS if which == "bos" else USUAL_EOS
+        ):
+            tid = self.token_to_id(name)
+            if tid is not None:
+                return tid
+        return None
+
+    # -- pickling: by JSON, so encoders travel to worker processes ----------
+    def __getstate__(self):
+        return {
+            "json": self.to_str(),
+            "bos": self.config_bos_token,
+            "eos": self.config_eos_token,
+            "source": self.source,
+        }
+
+    def __setstate__(self, state):
+        self._core = _core.Tokenizer.from_str(state["json"])
+        self.config_bos_token = state["bos"]
+        self.config_eos_token = state["eos"]
+        self.source = state["source"]
+
+    def __repr__(self) -> str:
+        where = f" from {self.source}" if self.source else ""
+        return f"<arena_fast.Tokenizer vocab={self.vocab_size}{where}>"

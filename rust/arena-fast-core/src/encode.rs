@@ -1,0 +1,504 @@
+//! Rows of turns -> token ids that fit the budget, with diagnostics and A/B
+//! swap pairs built from the same token segments.
+
+use std::borrow::Cow;
+use std::cell::RefCell;
+use std::sync::Arc;
+
+use rayon::prelude::*;
+
+use crate::budget::{self, BudgetConfig, Cut, Frame, Plan, TurnLens};
+use crate::error::{Column, ConfigError, CoreError, EncodeError, TokenizerError};
+use crate::template::Template;
+use crate::tokenize::ArenaTokenizer;
+use crate::turns::{pad_ragged, parse_turn_list};
+use crate::words::WordCache;
+
+/// Which A/B orders to produce for each row.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Swap {
+    Original,
+    Swapped,
+    /// Two rows per input row: 2i the original, 2i+1 its swap.
+    Both,
+}
+
+/// One arena row: the prompt, response A and response B turn lists, padded to
+/// one length, with the repairs made so far (`turns::repair`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RowTurns {
+    pub fields: [Vec<String>; 3],
+    pub repairs: u8,
+}
+
+impl RowTurns {
+    pub fn new(prompt: Vec<String>, a: Vec<String>, b: Vec<String>, repairs: u8) -> RowTurns {
+        let (mut prompt, mut a, mut b) = (prompt, a, b);
+        let ragged = pad_ragged(&mut prompt, &mut a, &mut b);
+        RowTurns {
+            fields: [prompt, a, b],
+            repairs: repairs | ragged,
+        }
+    }
+
+    /// Parse the three JSON-list cells of a Kaggle row.
+    pub fn from_json(
+        row: usize,
+        cells: [&str; 3],
+        null_text: &str,
+    ) -> Result<RowTurns, EncodeError> {
+        let mut repairs = 0;
+        let mut fields: [Vec<String>; 3] = Default::default();
+        for (f, column) in Column::ALL.into_iter().enumerate() {
+            let (turns, flags) =
+                parse_turn_list(cells[f], null_text).map_err(|source| EncodeError::Turns {
+                    row,
+                    column,
+                    source,
+                })?;
+            fields[f] = turns;
+            repairs |= flags;
+        }
+        let [p, a, b] = fields;
+        Ok(RowTurns::new(p, a, b, repairs))
+    }
+
+    pub fn n_turns(&self) -> usize {
+        self.fields[0].len()
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct EncoderConfig {
+    pub template: Template,
+    pub budget: BudgetConfig,
+    /// Tokenize each field's prefix together with its text.
+    pub joint: bool,
+    pub bos: Option<u32>,
+    pub eos: Option<u32>,
+    /// Special-token strings inside user text are encoded as plain text.
+    pub split_special_tokens: bool,
+    pub null_text: String,
+    pub num_threads: Option<usize>,
+}
+
+/// Encoded rows, concatenated, with per-row diagnostics.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Encoded {
+    pub input_ids: Vec<i32>,
+    pub offsets: Vec<i64>,
+    pub turns_total: Vec<i32>,
+    pub turns_kept: Vec<i32>,
+    pub truncated: Vec<bool>,
+    pub repairs: Vec<u8>,
+    pub is_swapped: Vec<bool>,
+    pub source_row: Vec<i64>,
+}
+
+impl Encoded {
+    fn with_offsets() -> Encoded {
+        Encoded {
+            offsets: vec![0],
+            ..Default::default()
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.offsets.len() - 1
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    pub fn row(&self, i: usize) -> &[i32] {
+        &self.input_ids[self.offsets[i] as usize..self.offsets[i + 1] as usize]
+    }
+
+    fn append(&mut self, mut other: Encoded) {
+        let base = *self.offsets.last().unwrap_or(&0);
+        self.offsets
+            .extend(other.offsets.iter().skip(1).map(|o| o + base));
+        self.input_ids.append(&mut other.input_ids);
+        self.turns_total.append(&mut other.turns_total);
+        self.turns_kept.append(&mut other.turns_kept);
+        self.truncated.append(&mut other.truncated);
+        self.repairs.append(&mut other.repairs);
+        self.is_swapped.append(&mut other.is_swapped);
+        self.source_row.append(&mut other.source_row);
+    }
+}
+
+/// Headers tokenized at construction; longer conversations tokenize on demand.
+const CACHED_HEADERS: usize = 64;
+/// Rows per parallel task.
+const CHUNK: usize = 64;
+/// The per-thread word cache is cleared past this many words.
+const CACHE_WORDS: usize = 1 << 18;
+
+thread_local! {
+    static WORDS: RefCell<WordCache> = RefCell::new(WordCache::default());
+}
+
+pub struct Encoder {
+    tok: Arc<ArenaTokenizer>,
+    cfg: EncoderConfig,
+    begin: Vec<u32>,
+    end: Vec<u32>,
+    prefixes: [Vec<u32>; 3],
+    suffixes: [Vec<u32>; 3],
+    marker: Vec<u32>,
+    headers: Vec<Vec<u32>>,
+    fixed: usize,
+    pool: Option<rayon::ThreadPool>,
+}
+
+/// A field of one turn as token slices: `pre ++ body` is the segment.
+#[derive(Clone, Copy)]
+struct Seg<'a> {
+    pre: &'a [u32],
+    body: &'a [u32],
+}
+
+impl Seg<'_> {
+    fn len(&self) -> usize {
+        self.pre.len() + self.body.len()
+    }
+
+    fn extend_range(&self, out: &mut Vec<i32>, start: usize, end: usize) {
+        let p = self.pre.len();
+        if start < p {
+            out.extend(self.pre[start..end.min(p)].iter().map(|&t| t as i32));
+        }
+        if end > p {
+            out.extend(
+                self.body[start.max(p) - p..end - p]
+                    .iter()
+                    .map(|&t| t as i32),
+            );
+        }
+    }
+}
+
+fn ids(v: &[u32]) -> impl Iterator<Item = i32> + '_ {
+    v.iter().map(|&t| t as i32)
+}
+
+impl Encoder {
+    pub fn new(tok: Arc<ArenaTokenizer>, cfg: EncoderConfig) -> Result<Encoder, CoreError> {
+        cfg.budget.validate()?;
+        let t = &cfg.template;
+        // Template strings are markup: their special tokens stay special.
+        let markup = |s: &str| tok.encode(s, false);
+        let begin = markup(&t.begin)?;
+        let end = markup(&t.end)?;
+        let prefixes = [
+            markup(&t.prefixes[0])?,
+            markup(&t.prefixes[1])?,
+            markup(&t.prefixes[2])?,
+        ];
+        let suffixes = [
+            markup(&t.suffixes[0])?,
+            markup(&t.suffixes[1])?,
+            markup(&t.suffixes[2])?,
+        ];
+        let marker = markup(&t.marker)?;
+        let headers = (1..=CACHED_HEADERS)
+            .map(|i| markup(&t.header_text(i)))
+            .collect::<Result<Vec<_>, _>>()?;
+        let fixed =
+            cfg.bos.is_some() as usize + begin.len() + end.len() + cfg.eos.is_some() as usize;
+        let pool = match cfg.num_threads {
+            Some(0) => {
+                return Err(ConfigError::Invalid("num_threads must be at least 1".into()).into())
+            }
+            Some(n) if n > 1 => Some(
+                rayon::ThreadPoolBuilder::new()
+                    .num_threads(n)
+                    .build()
+                    .map_err(|e| ConfigError::Invalid(format!("cannot start {n} threads: {e}")))?,
+            ),
+            _ => None,
+        };
+        let enc = Encoder {
+            tok,
+            cfg,
+            begin,
+            end,
+            prefixes,
+            suffixes,
+            marker,
+            headers,
+            fixed,
+            pool,
+        };
+        let header_lens: Vec<usize> = enc.headers.iter().map(Vec::len).collect();
+        let frame = enc.frame(&header_lens);
+        let prefix_lens = [
+            enc.prefixes[0].len(),
+            enc.prefixes[1].len(),
+            enc.prefixes[2].len(),
+        ];
+        let least = budget::min_max_length(enc.cfg.budget.strategy, &frame, prefix_lens);
+        if enc.cfg.budget.max_length < least {
+            return Err(ConfigError::Invalid(format!(
+                "max_length={} cannot hold this template's fixed tokens with strategy {:?}: at least {least} needed",
+                enc.cfg.budget.max_length, enc.cfg.budget.strategy
+            ))
+            .into());
+        }
+        Ok(enc)
+    }
+
+    pub fn config(&self) -> &EncoderConfig {
+        &self.cfg
+    }
+
+    pub fn tokenizer(&self) -> &Arc<ArenaTokenizer> {
+        &self.tok
+    }
+
+    fn frame<'a>(&self, headers: &'a [usize]) -> Frame<'a> {
+        Frame {
+            fixed: self.fixed,
+            headers,
+            suffix: [
+                self.suffixes[0].len(),
+                self.suffixes[1].len(),
+                self.suffixes[2].len(),
+            ],
+            marker: self.marker.len(),
+        }
+    }
+
+    /// Encode rows given as turn lists.
+    pub fn encode(&self, rows: &[RowTurns], swap: Swap) -> Result<Encoded, CoreError> {
+        self.run(rows.len(), swap, |i| Ok(Cow::Borrowed(&rows[i])))
+    }
+
+    /// Encode rows given as the three JSON-list cells of the Kaggle CSV.
+    pub fn encode_json(
+        &self,
+        prompt: &[String],
+        a: &[String],
+        b: &[String],
+        swap: Swap,
+    ) -> Result<Encoded, CoreError> {
+        if prompt.len() != a.len() || a.len() != b.len() {
+            return Err(EncodeError::ColumnLengths {
+                prompt: prompt.len(),
+                a: a.len(),
+                b: b.len(),
+            }
+            .into());
+        }
+        let null_text = &self.cfg.null_text;
+        self.run(prompt.len(), swap, |i| {
+            RowTurns::from_json(i, [&prompt[i], &a[i], &b[i]], null_text).map(Cow::Owned)
+        })
+    }
+
+    fn run<'r, F>(&self, n: usize, swap: Swap, row: F) -> Result<Encoded, CoreError>
+    where
+        F: Fn(usize) -> Result<Cow<'r, RowTurns>, EncodeError> + Sync,
+    {
+        let chunk = |c: usize| -> Result<Encoded, EncodeError> {
+            let mut out = Encoded::with_offsets();
+            WORDS.with(|words| {
+                let mut cache = words.borrow_mut();
+                if cache.words.len() > CACHE_WORDS {
+                    cache.words.clear();
+                }
+                for i in c * CHUNK..((c + 1) * CHUNK).min(n) {
+                    let turns = row(i)?;
+                    self.encode_row(i, &turns, swap, &mut cache, &mut out)?;
+                }
+                Ok(out)
+            })
+        };
+        let chunks = n.div_ceil(CHUNK);
+        let parts: Vec<Result<Encoded, EncodeError>> = match &self.pool {
+            Some(pool) => pool.install(|| (0..chunks).into_par_iter().map(chunk).collect()),
+            None => (0..chunks).map(chunk).collect(),
+        };
+        let mut all = Encoded::with_offsets();
+        for part in parts {
+            all.append(part?);
+        }
+        Ok(all)
+    }
+
+    fn tokenize(
+        &self,
+        row: usize,
+        text: &str,
+        cache: &mut WordCache,
+    ) -> Result<Vec<u32>, EncodeError> {
+        self.tok
+            .encode_cached(text, self.cfg.split_special_tokens, cache)
+            .map_err(|source: TokenizerError| EncodeError::Tokenizer { row, source })
+    }
+
+    fn encode_row(
+        &self,
+        row: usize,
+        turns: &RowTurns,
+        swap: Swap,
+        cache: &mut WordCache,
+        out: &mut Encoded,
+    ) -> Result<(), EncodeError> {
+        let n_total = turns.n_turns();
+        // The texts laid out per turn; `concat` joins every turn into one.
+        let joined: Vec<[Cow<str>; 3]> = match &self.cfg.template.join_turns {
+            Some(sep) if n_total > 0 => {
+                vec![[0, 1, 2].map(|f| Cow::Owned(turns.fields[f].join(sep)))]
+            }
+            Some(_) => vec![],
+            None => (0..n_total)
+                .map(|t| [0, 1, 2].map(|f| Cow::Borrowed(turns.fields[f][t].as_str())))
+                .collect(),
+        };
+        let variants: &[bool] = match swap {
+            Swap::Original => &[false],
+            Swap::Swapped => &[true],
+            Swap::Both => &[false, true],
+        };
+        // Split mode: each text tokenized once, shared by both orders.
+        // Joint mode: each (prefix, text) pair tokenized once.
+        let mut bodies: Vec<[Vec<u32>; 3]> = Vec::with_capacity(joined.len());
+        let mut swapped_bodies: Vec<[Vec<u32>; 3]> = Vec::new();
+        for texts in &joined {
+            if self.cfg.joint {
+                let mut joint = |f: usize, text: &str| -> Result<Vec<u32>, EncodeError> {
+                    let mut s =
+                        String::with_capacity(self.cfg.template.prefixes[f].len() + text.len());
+                    s.push_str(&self.cfg.template.prefixes[f]);
+                    s.push_str(text);
+                    self.tokenize(row, &s, cache)
+                };
+                let p = joint(0, &texts[0])?;
+                if variants.contains(&false) {
+                    bodies.push([p.clone(), joint(1, &texts[1])?, joint(2, &texts[2])?]);
+                }
+                if variants.contains(&true) {
+                    swapped_bodies.push([p, joint(1, &texts[2])?, joint(2, &texts[1])?]);
+                }
+            } else {
+                bodies.push([
+                    self.tokenize(row, &texts[0], cache)?,
+                    self.tokenize(row, &texts[1], cache)?,
+                    self.tokenize(row, &texts[2], cache)?,
+                ]);
+            }
+        }
+        let n = joined.len();
+        let mut extra_headers: Vec<usize> = Vec::new();
+        let header_lens: Vec<usize> = self.headers.iter().map(Vec::len).collect();
+        if n > CACHED_HEADERS {
+            extra_headers = header_lens.clone();
+            for i in CACHED_HEADERS + 1..=n {
+                let h = self
+                    .header_ids(i)
+                    .map_err(|source| EncodeError::Tokenizer { row, source })?;
+                extra_headers.push(h.len());
+            }
+        }
+        let frame = self.frame(if n > CACHED_HEADERS {
+            &extra_headers
+        } else {
+            &header_lens
+        });
+        for &swapped in variants {
+            let segs: Vec<[Seg; 3]> = (0..n)
+                .map(|t| {
+                    [0, 1, 2].map(|f| {
+                        if self.cfg.joint {
+                            let body = if swapped {
+                                &swapped_bodies[t][f]
+                            } else {
+                                &bodies[t][f]
+                            };
+                            Seg { pre: &[], body }
+                        } else {
+                            let src = if swapped && f > 0 { 3 - f } else { f };
+                            Seg {
+                                pre: &self.prefixes[f],
+                                body: &bodies[t][src],
+                            }
+                        }
+                    })
+                })
+                .collect();
+            let lens: Vec<TurnLens> = segs
+                .iter()
+                .map(|s| TurnLens {
+                    seg: [s[0].len(), s[1].len(), s[2].len()],
+                    protect: [
+                        self.prefixes[0].len(),
+                        self.prefixes[1].len(),
+                        self.prefixes[2].len(),
+                    ],
+                })
+                .collect();
+            let plan = budget::plan(&self.cfg.budget, &frame, &lens);
+            self.assemble(row, &segs, &plan, &mut out.input_ids)
+                .map_err(|source| EncodeError::Tokenizer { row, source })?;
+            out.offsets.push(out.input_ids.len() as i64);
+            out.turns_total.push(n_total as i32);
+            let kept = if self.cfg.template.join_turns.is_some() && plan.turns_kept > 0 {
+                n_total
+            } else {
+                plan.turns_kept
+            };
+            out.turns_kept.push(kept as i32);
+            out.truncated.push(plan.truncated);
+            out.repairs.push(turns.repairs);
+            out.is_swapped.push(swapped);
+            out.source_row.push(row as i64);
+        }
+        Ok(())
+    }
+
+    fn header_ids(&self, position: usize) -> Result<Cow<'_, [u32]>, TokenizerError> {
+        match self.headers.get(position - 1) {
+            Some(h) => Ok(Cow::Borrowed(h)),
+            None => Ok(Cow::Owned(
+                self.tok
+                    .encode(&self.cfg.template.header_text(position), false)?,
+            )),
+        }
+    }
+
+    fn assemble(
+        &self,
+        _row: usize,
+        segs: &[[Seg; 3]],
+        plan: &Plan,
+        out: &mut Vec<i32>,
+    ) -> Result<(), TokenizerError> {
+        out.extend(self.cfg.bos.map(|b| b as i32));
+        out.extend(ids(&self.begin));
+        let body_start = out.len();
+        for (pos, tp) in plan.turns.iter().enumerate() {
+            out.extend(ids(&self.header_ids(pos + 1)?));
+            for f in 0..3 {
+                let seg = segs[tp.turn][f];
+                match tp.cuts[f] {
+                    Cut::Full => seg.extend_range(out, 0, seg.len()),
+                    Cut::Part { head, tail } => {
+                        seg.extend_range(out, 0, head);
+                        out.extend(ids(&self.marker));
+                        seg.extend_range(out, seg.len() - tail, seg.len());
+                    }
+                }
+                out.extend(ids(&self.suffixes[f]));
+            }
+        }
+        if let Some(limit) = plan.body_limit {
+            out.truncate(body_start + limit);
+        }
+        out.extend(ids(&self.end));
+        out.extend(self.cfg.eos.map(|e| e as i32));
+        Ok(())
+    }
+}

@@ -1,0 +1,82 @@
+//! Every error the core can report. One enum per module, gathered here so the
+//! bindings can map each variant to one Python exception exhaustively.
+
+use thiserror::Error;
+
+/// Which text column of an arena row a problem was found in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Column {
+    Prompt,
+    ResponseA,
+    ResponseB,
+}
+
+impl Column {
+    pub const ALL: [Column; 3] = [Column::Prompt, Column::ResponseA, Column::ResponseB];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Column::Prompt => "prompt",
+            Column::ResponseA => "response_a",
+            Column::ResponseB => "response_b",
+        }
+    }
+}
+
+impl std::fmt::Display for Column {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// A turn list that is not a JSON list of strings and nulls.
+#[derive(Debug, Error, Clone, PartialEq, Eq)]
+#[error("invalid JSON turn list at character {position}: {message}")]
+pub struct TurnsError {
+    /// Character (not byte) offset into the cell where parsing stopped.
+    pub position: usize,
+    pub message: String,
+}
+
+#[derive(Debug, Error)]
+pub enum TokenizerError {
+    #[error("cannot load tokenizer: {0}")]
+    Load(String),
+    #[error("tokenization failed: {0}")]
+    Encode(String),
+    #[error("token {0:?} is not in the tokenizer's vocabulary")]
+    UnknownToken(String),
+}
+
+#[derive(Debug, Error)]
+pub enum ConfigError {
+    #[error("{0}")]
+    Invalid(String),
+}
+
+#[derive(Debug, Error)]
+pub enum EncodeError {
+    #[error("row {row}, column {column}: {source}")]
+    Turns {
+        row: usize,
+        column: Column,
+        source: TurnsError,
+    },
+    #[error("columns have different lengths: prompt {prompt}, response_a {a}, response_b {b}")]
+    ColumnLengths { prompt: usize, a: usize, b: usize },
+    #[error("row {row}: {source}")]
+    Tokenizer { row: usize, source: TokenizerError },
+}
+
+/// The one error type of the crate's public API.
+#[derive(Debug, Error)]
+pub enum CoreError {
+    #[error(transparent)]
+    Tokenizer(#[from] TokenizerError),
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error(transparent)]
+    Encode(#[from] EncodeError),
+}
+
+pub type Result<T, E = CoreError> = std::result::Result<T, E>;

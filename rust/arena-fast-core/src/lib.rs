@@ -1,0 +1,19 @@
+//! arena-fast-core: the algorithms behind `arena_fast`, without Python.
+//!
+//! Data flows one way: cells are parsed into turns (`turns`), texts are
+//! tokenized (`tokenize`, `words`), laid out by a `template`, fitted into a
+//! token budget (`budget`), and assembled into rows (`encode`).
+
+pub mod budget;
+pub mod encode;
+pub mod error;
+pub mod template;
+pub mod tokenize;
+pub mod turns;
+pub mod words;
+
+pub use budget::{BudgetConfig, Keep, Strategy};
+pub use encode::{Encoded, Encoder, EncoderConfig, RowTurns, Swap};
+pub use error::{Column, ConfigError, CoreError, EncodeError, TokenizerError, TurnsError};
+pub use template::Template;
+pub use tokenize::ArenaTokenizer;

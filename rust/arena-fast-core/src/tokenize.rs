@@ -1,0 +1,108 @@
+//! The tokenizer as the encoder uses it: a `tokenizers::Tokenizer` loaded from
+//! its JSON, plain-text handling of special-token strings, and (see `words`)
+//! exact word-by-word encoding through a cache where the vocabulary allows it.
+
+use std::sync::OnceLock;
+
+use tokenizers::Tokenizer;
+
+use crate::error::TokenizerError;
+use crate::words::{WordCache, WordSplitter};
+
+pub struct ArenaTokenizer {
+    /// Special-token strings in text become special tokens (HF's default).
+    special: Tokenizer,
+    /// Special-token strings in text are encoded as plain text.
+    plain: OnceLock<Tokenizer>,
+    splitter: Option<WordSplitter>,
+}
+
+fn load_error(e: impl std::fmt::Display) -> TokenizerError {
+    TokenizerError::Load(e.to_string())
+}
+
+impl ArenaTokenizer {
+    pub fn from_file(path: &str) -> Result<ArenaTokenizer, TokenizerError> {
+        let json = std::fs::read_to_string(path)
+            .map_err(|e| TokenizerError::Load(format!("{path}: {e}")))?;
+        Self::from_json(&json).map_err(|e| match e {
+            TokenizerError::Load(m) => TokenizerError::Load(format!("{path}: {m}")),
+            other => other,
+        })
+    }
+
+    pub fn from_json(json: &str) -> Result<ArenaTokenizer, TokenizerError> {
+        let mut special: Tokenizer = json.parse().map_err(load_error)?;
+        special.set_encode_special_tokens(false);
+        let splitter = WordSplitter::for_tokenizer(&special);
+        Ok(ArenaTokenizer {
+            special,
+            plain: OnceLock::new(),
+            splitter,
+        })
+    }
+
+    fn inner(&self, split_special: bool) -> &Tokenizer {
+        if split_special {
+            self.plain.get_or_init(|| {
+                let mut plain = self.special.clone();
+                plain.set_encode_special_tokens(true);
+                plain
+            })
+        } else {
+            &self.special
+        }
+    }
+
+    /// Whether texts are encoded word by word through a cache.
+    pub fn word_split(&self) -> bool {
+        self.splitter.is_some()
+    }
+
+    /// Ids of `text` without special tokens added, exactly as
+    /// `tokenizer.encode(text, add_special_tokens=False)` gives them.
+    pub fn encode(&self, text: &str, split_special: bool) -> Result<Vec<u32>, TokenizerError> {
+        let enc = self
+            .inner(split_special)
+            .encode_fast(text, false)
+            .map_err(|e| TokenizerError::Encode(e.to_string()))?;
+        Ok(enc.get_ids().to_vec())
+    }
+
+    /// Like `encode`, through the word cache when the vocabulary allows it.
+    pub fn encode_cached(
+        &self,
+        text: &str,
+        split_special: bool,
+        cache: &mut WordCache,
+    ) -> Result<Vec<u32>, TokenizerError> {
+        match &self.splitter {
+            Some(splitter) => {
+                splitter.encode(self.inner(split_special), text, split_special, cache)
+            }
+            None => self.encode(text, split_special),
+        }
+    }
+
+    pub fn token_to_id(&self, token: &str) -> Option<u32> {
+        self.special.token_to_id(token)
+    }
+
+    pub fn id_to_token(&self, id: u32) -> Option<String> {
+        self.special.id_to_token(id)
+    }
+
+    pub fn vocab_size(&self) -> usize {
+        self.special.get_vocab_size(true)
+    }
+
+    pub fn decode(&self, ids: &[u32]) -> Result<String, TokenizerError> {
+        self.special
+            .decode(ids, false)
+            .map_err(|e| TokenizerError::Encode(e.to_string()))
+    }
+
+    pub fn to_json(&self) -> Result<String, TokenizerError> {
+        self.special.to_string(false).map_err(load_error)
+    }
+}

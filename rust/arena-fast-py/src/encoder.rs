@@ -1,0 +1,312 @@
+//! `_core.Encoder`: Python rows in, numpy arrays out, the work done in the
+//! core with the GIL released.
+
+use std::sync::Arc;
+
+use arena_fast_core::budget::{Keep, Strategy};
+use arena_fast_core::turns::repair;
+use arena_fast_core::{BudgetConfig, Encoded, Encoder, EncoderConfig, RowTurns, Swap, Template};
+use numpy::IntoPyArray;
+use pyo3::prelude::*;
+use pyo3::types::{PyDict, PyString};
+
+use crate::errors::{detached, error, from_core, Kind};
+use crate::tokenizer::PyTokenizer;
+
+const FIELDS: [&str; 3] = ["prompt", "response_a", "response_b"];
+
+fn template_from(obj: &Bound<'_, PyAny>) -> PyResult<Template> {
+    let s = |name: &str| -> PyResult<String> { obj.getattr(name)?.extract() };
+    Ok(Template {
+        begin: s("begin")?,
+        end: s("end")?,
+        first_header: s("first_header")?,
+        header: s("header")?,
+        prefixes: [s("prompt_prefix")?, s("a_prefix")?, s("b_prefix")?],
+        suffixes: [s("prompt_suffix")?, s("a_suffix")?, s("b_suffix")?],
+        marker: s("marker")?,
+        join_turns: obj.getattr("join_turns")?.extract()?,
+    })
+}
+
+/// The preset's strings, by field name of `arena_fast.Template`.
+#[pyfunction]
+pub fn template_preset<'py>(py: Python<'py>, name: &str) -> PyResult<Bound<'py, PyDict>> {
+    let t = Template::preset(name).map_err(|e| from_core(py, e.into()))?;
+    let d = PyDict::new(py);
+    d.set_item("begin", t.begin)?;
+    d.set_item("end", t.end)?;
+    d.set_item("first_header", t.first_header)?;
+    d.set_item("header", t.header)?;
+    let [pp, ap, bp] = t.prefixes;
+    let [ps, as_, bs] = t.suffixes;
+    for (k, v) in [
+        ("prompt_prefix", pp),
+        ("a_prefix", ap),
+        ("b_prefix", bp),
+        ("prompt_suffix", ps),
+        ("a_suffix", as_),
+        ("b_suffix", bs),
+    ] {
+        d.set_item(k, v)?;
+    }
+    d.set_item("marker", t.marker)?;
+    d.set_item("join_turns", t.join_turns)?;
+    Ok(d)
+}
+
+fn parse_swap(py: Python<'_>, swap: &str) -> PyResult<Swap> {
+    match swap {
+        "original" => Ok(Swap::Original),
+        "swapped" => Ok(Swap::Swapped),
+        "both" => Ok(Swap::Both),
+        other => Err(error(
+            py,
+            Kind::Config,
+            format!("swap must be False, True or 'both', got {other:?}"),
+        )),
+    }
+}
+
+/// A Python str as Rust text; lone surrogates become U+FFFD and are flagged.
+fn text_of(s: &Bound<'_, PyString>, flags: &mut u8) -> String {
+    match s.to_cow() {
+        Ok(text) => text.into_owned(),
+        Err(_) => {
+            *flags |= repair::SURROGATE;
+            s.to_string_lossy().into_owned()
+        }
+    }
+}
+
+/// One cell: a list of turns (str or None), or a single str as one turn.
+fn turns_of(
+    py: Python<'_>,
+    cell: &Bound<'_, PyAny>,
+    row: usize,
+    column: usize,
+    null_text: &str,
+    flags: &mut u8,
+) -> PyResult<Vec<String>> {
+    if let Ok(s) = cell.cast::<PyString>() {
+        return Ok(vec![text_of(s, flags)]);
+    }
+    if cell.is_none() {
+        *flags |= repair::NULL;
+        return Ok(vec![]);
+    }
+    let bad = |what: String| {
+        error(
+            py,
+            Kind::Input,
+            format!("row {row}, column {}: {what}", FIELDS[column]),
+        )
+    };
+    let iter = cell
+        .try_iter()
+        .map_err(|_| bad(format!("expected a list of turns, got {}", type_name(cell))))?;
+    let mut turns = Vec::new();
+    for (t, item) in iter.enumerate() {
+        let item = item?;
+        if item.is_none() {
+            *flags |= repair::NULL;
+            turns.push(null_text.to_owned());
+        } else if let Ok(s) = item.cast::<PyString>() {
+            turns.push(text_of(s, flags));
+        } else {
+            return Err(bad(format!(
+                "turn {t} is a {}, expected str or None",
+                type_name(&item)
+            )));
+        }
+    }
+    Ok(turns)
+}
+
+fn type_name(obj: &Bound<'_, PyAny>) -> String {
+    obj.get_type()
+        .name()
+        .map(|n| n.to_string())
+        .unwrap_or_else(|_| "?".into())
+}
+
+fn column_items<'py>(
+    py: Python<'py>,
+    col: &Bound<'py, PyAny>,
+    column: usize,
+) -> PyResult<Vec<Bound<'py, PyAny>>> {
+    if col.is_instance_of::<PyString>() {
+        return Err(error(
+            py,
+            Kind::Input,
+            format!(
+                "column {}: expected one entry per row, got a single str",
+                FIELDS[column]
+            ),
+        ));
+    }
+    let iter = col.try_iter().map_err(|_| {
+        error(
+            py,
+            Kind::Input,
+            format!(
+                "column {}: expected a sequence of rows, got {}",
+                FIELDS[column],
+                type_name(col)
+            ),
+        )
+    })?;
+    iter.collect()
+}
+
+fn to_numpy<'py>(py: Python<'py>, enc: Encoded) -> PyResult<Bound<'py, PyDict>> {
+    let d = PyDict::new(py);
+    d.set_item("input_ids", enc.input_ids.into_pyarray(py))?;
+    d.set_item("offsets", enc.offsets.into_pyarray(py))?;
+    d.set_item("turns_total", enc.turns_total.into_pyarray(py))?;
+    d.set_item("turns_kept", enc.turns_kept.into_pyarray(py))?;
+    d.set_item("truncated", enc.truncated.into_pyarray(py))?;
+    d.set_item("repairs", enc.repairs.into_pyarray(py))?;
+    d.set_item("is_swapped", enc.is_swapped.into_pyarray(py))?;
+    d.set_item("source_row", enc.source_row.into_pyarray(py))?;
+    Ok(d)
+}
+
+#[pyclass(module = "arena_fast._core", name = "Encoder", frozen)]
+pub struct PyEncoder {
+    inner: Arc<Encoder>,
+}
+
+#[pymethods]
+impl PyEncoder {
+    #[new]
+    #[pyo3(signature = (tokenizer, template, *, strategy, max_length, joint, bos, eos,
+        split_special_tokens, null_text, num_threads, prompt_weight, min_segment_tokens,
+        keep, keep_first_turns, tail_ratios, min_tail_tokens))]
+    #[allow(clippy::too_many_arguments)]
+    fn new(
+        py: Python<'_>,
+        tokenizer: &PyTokenizer,
+        template: &Bound<'_, PyAny>,
+        strategy: &str,
+        max_length: usize,
+        joint: bool,
+        bos: Option<u32>,
+        eos: Option<u32>,
+        split_special_tokens: bool,
+        null_text: String,
+        num_threads: Option<usize>,
+        prompt_weight: f64,
+        min_segment_tokens: usize,
+        keep: &str,
+        keep_first_turns: usize,
+        tail_ratios: [f64; 3],
+        min_tail_tokens: usize,
+    ) -> PyResult<PyEncoder> {
+        let config_err = |e: arena_fast_core::ConfigError| from_core(py, e.into());
+        let mut budget =
+            BudgetConfig::new(max_length, Strategy::parse(strategy).map_err(config_err)?);
+        budget.prompt_weight = prompt_weight;
+        budget.min_segment_tokens = min_segment_tokens;
+        budget.keep = Keep::parse(keep).map_err(config_err)?;
+        budget.keep_first_turns = keep_first_turns;
+        budget.tail_ratios = tail_ratios;
+        budget.min_tail_tokens = min_tail_tokens;
+        let cfg = EncoderConfig {
+            template: template_from(template)?,
+            budget,
+            joint,
+            bos,
+            eos,
+            split_special_tokens,
+            null_text,
+            num_threads,
+        };
+        let tok = tokenizer.inner.clone();
+        let inner = detached(py, move || Encoder::new(tok, cfg))?;
+        Ok(PyEncoder {
+            inner: Arc::new(inner),
+        })
+    }
+
+    /// Rows given as lists of turns; returns a dict of numpy arrays.
+    fn encode<'py>(
+        &self,
+        py: Python<'py>,
+        prompts: &Bound<'py, PyAny>,
+        responses_a: &Bound<'py, PyAny>,
+        responses_b: &Bound<'py, PyAny>,
+        swap: &str,
+    ) -> PyResult<Bound<'py, PyDict>> {
+        let swap = parse_swap(py, swap)?;
+        let cols = [
+            column_items(py, prompts, 0)?,
+            column_items(py, responses_a, 1)?,
+            column_items(py, responses_b, 2)?,
+        ];
+        check_lengths(py, [cols[0].len(), cols[1].len(), cols[2].len()])?;
+        let null_text = &self.inner.config().null_text;
+        let mut rows = Vec::with_capacity(cols[0].len());
+        for i in 0..cols[0].len() {
+            let mut flags = 0u8;
+            let p = turns_of(py, &cols[0][i], i, 0, null_text, &mut flags)?;
+            let a = turns_of(py, &cols[1][i], i, 1, null_text, &mut flags)?;
+            let b = turns_of(py, &cols[2][i], i, 2, null_text, &mut flags)?;
+            rows.push(RowTurns::new(p, a, b, flags));
+        }
+        let enc = self.inner.clone();
+        let out = detached(py, move || enc.encode(&rows, swap))?;
+        to_numpy(py, out)
+    }
+
+    /// Rows given as the JSON-list strings of the Kaggle CSV, parsed in Rust.
+    fn encode_json<'py>(
+        &self,
+        py: Python<'py>,
+        prompts: &Bound<'py, PyAny>,
+        responses_a: &Bound<'py, PyAny>,
+        responses_b: &Bound<'py, PyAny>,
+        swap: &str,
+    ) -> PyResult<Bound<'py, PyDict>> {
+        let swap = parse_swap(py, swap)?;
+        let mut cells: [Vec<String>; 3] = Default::default();
+        for (c, col) in [prompts, responses_a, responses_b].into_iter().enumerate() {
+            for (i, item) in column_items(py, col, c)?.into_iter().enumerate() {
+                let s = item.cast::<PyString>().map_err(|_| {
+                    error(
+                        py,
+                        Kind::Input,
+                        format!(
+                            "row {i}, column {}: expected a JSON string, got {}",
+                            FIELDS[c],
+                            type_name(&item)
+                        ),
+                    )
+                })?;
+                let mut flags = 0;
+                // A str cannot hold what valid JSON text needs to be lossy about.
+                cells[c].push(text_of(s, &mut flags));
+            }
+        }
+        check_lengths(py, [cells[0].len(), cells[1].len(), cells[2].len()])?;
+        let enc = self.inner.clone();
+        let out = detached(py, move || {
+            enc.encode_json(&cells[0], &cells[1], &cells[2], swap)
+        })?;
+        to_numpy(py, out)
+    }
+}
+
+fn check_lengths(py: Python<'_>, lens: [usize; 3]) -> PyResult<()> {
+    if lens[0] != lens[1] || lens[1] != lens[2] {
+        return Err(error(
+            py,
+            Kind::Input,
+            format!(
+                "columns have different lengths: prompt {}, response_a {}, response_b {}",
+                lens[0], lens[1], lens[2]
+            ),
+        ));
+    }
+    Ok(())
+}

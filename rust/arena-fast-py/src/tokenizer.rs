@@ -1,0 +1,75 @@
+//! `_core.Tokenizer`: a tokenizer.json loaded on the Rust side (the Python
+//! `tokenizers` object cannot be shared with another extension module).
+
+use std::sync::Arc;
+
+use arena_fast_core::ArenaTokenizer;
+use pyo3::prelude::*;
+
+use crate::errors::detached;
+
+#[pyclass(module = "arena_fast._core", name = "Tokenizer", frozen)]
+pub struct PyTokenizer {
+    pub inner: Arc<ArenaTokenizer>,
+}
+
+#[pymethods]
+impl PyTokenizer {
+    #[staticmethod]
+    fn from_file(py: Python<'_>, path: String) -> PyResult<PyTokenizer> {
+        let inner = detached(py, || Ok(ArenaTokenizer::from_file(&path)?))?;
+        Ok(PyTokenizer {
+            inner: Arc::new(inner),
+        })
+    }
+
+    #[staticmethod]
+    fn from_str(py: Python<'_>, json: String) -> PyResult<PyTokenizer> {
+        let inner = detached(py, || Ok(ArenaTokenizer::from_json(&json)?))?;
+        Ok(PyTokenizer {
+            inner: Arc::new(inner),
+        })
+    }
+
+    /// Ids of `text` with no special tokens added.
+    #[pyo3(signature = (text, split_special_tokens = true))]
+    fn encode(
+        &self,
+        py: Python<'_>,
+        text: String,
+        split_special_tokens: bool,
+    ) -> PyResult<Vec<u32>> {
+        let tok = self.inner.clone();
+        detached(py, move || Ok(tok.encode(&text, split_special_tokens)?))
+    }
+
+    fn decode(&self, py: Python<'_>, ids: Vec<u32>) -> PyResult<String> {
+        let tok = self.inner.clone();
+        detached(py, move || Ok(tok.decode(&ids)?))
+    }
+
+    fn token_to_id(&self, token: &str) -> Option<u32> {
+        self.inner.token_to_id(token)
+    }
+
+    fn id_to_token(&self, id: u32) -> Option<String> {
+        self.inner.id_to_token(id)
+    }
+
+    #[getter]
+    fn vocab_size(&self) -> usize {
+        self.inner.vocab_size()
+    }
+
+    /// Whether texts are tokenized word by word through a cache (exact for
+    /// this vocabulary), rather than whole.
+    #[getter]
+    fn word_split(&self) -> bool {
+        self.inner.word_split()
+    }
+
+    fn to_str(&self, py: Python<'_>) -> PyResult<String> {
+        let tok = self.inner.clone();
+        detached(py, move || Ok(tok.to_json()?))
+    }
+}
