@@ -47,6 +47,10 @@ class ReferenceEncoder:
         self.markup_tok.encode_special_tokens = False
         self.text_tok = HFTokenizer.from_str(tokenizer_json)
         self.text_tok.encode_special_tokens = split_special_tokens
+        for tok in (self.markup_tok, self.text_tok):
+            # The budget is the encoder's; a tokenizer.json may carry its own.
+            tok.no_truncation()
+            tok.no_padding()
         self.template = Template.preset(template) if isinstance(template, str) else template
         self.joint = tokenize == "joint"
         self.bos, self.eos = bos_token_id, eos_token_id

@@ -2,7 +2,6 @@
 //! swap pairs built from the same token segments.
 
 use std::borrow::Cow;
-use std::cell::RefCell;
 use std::sync::Arc;
 
 use rayon::prelude::*;
@@ -12,7 +11,7 @@ use crate::error::{Column, ConfigError, CoreError, EncodeError, TokenizerError};
 use crate::template::Template;
 use crate::tokenize::ArenaTokenizer;
 use crate::turns::{pad_ragged, parse_turn_list};
-use crate::words::WordCache;
+use crate::words::{with_thread_cache, WordCache};
 
 /// Which A/B orders to produce for each row.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -133,12 +132,6 @@ impl Encoded {
 const CACHED_HEADERS: usize = 64;
 /// Rows per parallel task.
 const CHUNK: usize = 64;
-/// The per-thread word cache is cleared past this many words.
-const CACHE_WORDS: usize = 1 << 18;
-
-thread_local! {
-    static WORDS: RefCell<WordCache> = RefCell::new(WordCache::default());
-}
 
 pub struct Encoder {
     tok: Arc<ArenaTokenizer>,
@@ -304,14 +297,10 @@ impl Encoder {
     {
         let chunk = |c: usize| -> Result<Encoded, EncodeError> {
             let mut out = Encoded::with_offsets();
-            WORDS.with(|words| {
-                let mut cache = words.borrow_mut();
-                if cache.words.len() > CACHE_WORDS {
-                    cache.words.clear();
-                }
+            with_thread_cache(|cache| {
                 for i in c * CHUNK..((c + 1) * CHUNK).min(n) {
                     let turns = row(i)?;
-                    self.encode_row(i, &turns, swap, &mut cache, &mut out)?;
+                    self.encode_row(i, &turns, swap, cache, &mut out)?;
                 }
                 Ok(out)
             })

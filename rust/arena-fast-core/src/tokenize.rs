@@ -7,7 +7,7 @@ use std::sync::OnceLock;
 use tokenizers::Tokenizer;
 
 use crate::error::TokenizerError;
-use crate::words::{WordCache, WordSplitter};
+use crate::words::{with_thread_cache, WordCache, WordSplitter};
 
 pub struct ArenaTokenizer {
     /// Special-token strings in text become special tokens (HF's default).
@@ -34,7 +34,11 @@ impl ArenaTokenizer {
     pub fn from_json(json: &str) -> Result<ArenaTokenizer, TokenizerError> {
         let mut special: Tokenizer = json.parse().map_err(load_error)?;
         special.set_encode_special_tokens(false);
-        let splitter = WordSplitter::for_tokenizer(&special);
+        // Budgets are ours to apply: a tokenizer.json may carry its own.
+        special.with_truncation(None).map_err(load_error)?;
+        special.with_padding(None);
+        let value: serde_json::Value = serde_json::from_str(json).map_err(load_error)?;
+        let splitter = WordSplitter::for_tokenizer(&value, &special);
         Ok(ArenaTokenizer {
             special,
             plain: OnceLock::new(),
@@ -60,8 +64,18 @@ impl ArenaTokenizer {
     }
 
     /// Ids of `text` without special tokens added, exactly as
-    /// `tokenizer.encode(text, add_special_tokens=False)` gives them.
+    /// `tokenizer.encode(text, add_special_tokens=False)` gives them; through
+    /// this thread's word cache when the vocabulary allows it.
     pub fn encode(&self, text: &str, split_special: bool) -> Result<Vec<u32>, TokenizerError> {
+        with_thread_cache(|cache| self.encode_cached(text, split_special, cache))
+    }
+
+    /// Like `encode`, always whole-text through `tokenizers` (no splitting).
+    pub fn encode_whole(
+        &self,
+        text: &str,
+        split_special: bool,
+    ) -> Result<Vec<u32>, TokenizerError> {
         let enc = self
             .inner(split_special)
             .encode_fast(text, false)
@@ -80,7 +94,7 @@ impl ArenaTokenizer {
             Some(splitter) => {
                 splitter.encode(self.inner(split_special), text, split_special, cache)
             }
-            None => self.encode(text, split_special),
+            None => self.encode_whole(text, split_special),
         }
     }
 

@@ -1,34 +1,281 @@
-//! Exact word-by-word encoding (filled in below).
+//! Exact word-by-word encoding for vocabularies where BPE never merges across
+//! a word start, so each distinct word is tokenized once, through a cache.
+//!
+//! Gemma-style tokenizers (normalizer `" " -> "▁"`, no splitting
+//! pre-tokenizer, byte-fallback BPE) see a whole text as one word; their BPE
+//! costs grow with the text and nothing is reused. But a merge across a
+//! position `i` (where a `▁` run starts) produces a vocabulary entry with a
+//! `▁` right after a non-`▁` character. If the vocabulary has few such
+//! "crossing" entries, cutting the text at every word start that no occurrence
+//! of a crossing entry covers gives the same ids as encoding it whole: BPE
+//! applies merges by rank inside each part independently. Added tokens are
+//! matched first exactly as `tokenizers` does (leftmost-longest over the raw
+//! text, special ones skipped when special-token strings are plain text).
+//!
+//! Whether a tokenizer qualifies is decided at load time from its JSON; the
+//! property tests compare against whole-text `tokenizers` encoding.
 
-use std::collections::HashMap;
+use std::borrow::Cow;
 
-use tokenizers::Tokenizer;
+use daachorse::{DoubleArrayAhoCorasick, DoubleArrayAhoCorasickBuilder, MatchKind};
+use rustc_hash::FxHashMap;
+use serde_json::Value;
+use tokenizers::{Model, Tokenizer};
 
 use crate::error::TokenizerError;
+
+const WORD_START: &str = "\u{2581}";
+/// More crossing entries than this and splitting is not worth checking.
+const MAX_CROSSING: usize = 64;
 
 /// Ids of words already encoded, per thread.
 #[derive(Default)]
 pub struct WordCache {
-    pub(crate) words: HashMap<String, Vec<u32>>,
+    pub(crate) words: FxHashMap<Box<str>, Box<[u32]>>,
 }
 
-pub struct WordSplitter {}
+/// The per-thread cache is cleared past this many words.
+const CACHE_WORDS: usize = 1 << 18;
+
+thread_local! {
+    static WORDS: std::cell::RefCell<WordCache> = std::cell::RefCell::new(WordCache::default());
+}
+
+/// Run `f` with this thread's word cache.
+pub fn with_thread_cache<R>(f: impl FnOnce(&mut WordCache) -> R) -> R {
+    WORDS.with(|words| {
+        let mut cache = words.borrow_mut();
+        if cache.words.len() > CACHE_WORDS {
+            cache.words.clear();
+        }
+        f(&mut cache)
+    })
+}
+
+/// A vocabulary entry that spans a word start, and the byte offsets of the
+/// word starts inside it.
+struct Crossing {
+    text: Vec<u8>,
+    cuts: Vec<usize>,
+}
+
+pub struct WordSplitter {
+    /// Added tokens (all matched on raw text), valued by their index here.
+    added: Option<DoubleArrayAhoCorasick<u32>>,
+    added_ids: Vec<u32>,
+    added_special: Vec<bool>,
+    crossing: Vec<Crossing>,
+}
+
+/// Byte offsets `k > 0` where a `▁` run starts inside `token`.
+fn word_starts(token: &str) -> Vec<usize> {
+    token
+        .match_indices(WORD_START)
+        .map(|(k, _)| k)
+        .filter(|&k| k > 0 && !token[..k].ends_with(WORD_START))
+        .collect()
+}
+
+fn is_str(v: &Value, s: &str) -> bool {
+    v.as_str() == Some(s)
+}
+
+fn null_or_empty(v: Option<&Value>) -> bool {
+    match v {
+        None | Some(Value::Null) => true,
+        Some(Value::String(s)) => s.is_empty(),
+        _ => false,
+    }
+}
 
 impl WordSplitter {
-    pub fn for_tokenizer(_tok: &Tokenizer) -> Option<WordSplitter> {
-        None
+    /// A splitter when splitting is exact for this tokenizer, else None.
+    pub fn for_tokenizer(json: &Value, tok: &Tokenizer) -> Option<WordSplitter> {
+        // Normalizer: exactly Replace(" " -> "▁").
+        let norm = json.get("normalizer")?;
+        if !(is_str(&norm["type"], "Replace")
+            && is_str(&norm["pattern"]["String"], " ")
+            && is_str(&norm["content"], WORD_START))
+        {
+            return None;
+        }
+        // Pre-tokenizer: none, or a split on " " (a no-op once spaces are "▁").
+        match json.get("pre_tokenizer") {
+            None | Some(Value::Null) => {}
+            Some(pre)
+                if is_str(&pre["type"], "Split") && is_str(&pre["pattern"]["String"], " ") => {}
+            Some(_) => return None,
+        }
+        let model = json.get("model")?;
+        let plain_bpe = is_str(&model["type"], "BPE")
+            && model["dropout"].is_null()
+            && null_or_empty(model.get("continuing_subword_prefix"))
+            && null_or_empty(model.get("end_of_word_suffix"))
+            && model["ignore_merges"].as_bool() != Some(true);
+        if !plain_bpe {
+            return None;
+        }
+        let vocab = model["vocab"].as_object()?;
+        vocab.get(WORD_START)?;
+        // Unknown characters must not fuse across parts: byte fallback with
+        // every byte in the vocabulary, or no fusing.
+        let all_bytes = (0..=255u8).all(|b| vocab.contains_key(&format!("<0x{b:02X}>")));
+        let byte_fallback = model["byte_fallback"].as_bool() == Some(true);
+        if model["fuse_unk"].as_bool() == Some(true) && !(byte_fallback && all_bytes) {
+            return None;
+        }
+        let mut crossing = Vec::new();
+        for token in vocab.keys() {
+            let cuts = word_starts(token);
+            if !cuts.is_empty() {
+                // A merged byte-fallback piece would not show as text.
+                if token.contains("<0x") || crossing.len() == MAX_CROSSING {
+                    return None;
+                }
+                crossing.push(Crossing {
+                    text: token.as_bytes().to_vec(),
+                    cuts,
+                });
+            }
+        }
+        crossing.sort_by(|a, b| a.text.cmp(&b.text));
+        // Added tokens: all matched on the raw text, none stripping spaces.
+        let mut added = Vec::new();
+        for t in json.get("added_tokens")?.as_array()? {
+            let flag = |k: &str| t[k].as_bool() == Some(true);
+            if flag("normalized") || flag("lstrip") || flag("rstrip") || flag("single_word") {
+                return None;
+            }
+            let content = t["content"].as_str()?;
+            let id = u32::try_from(t["id"].as_u64()?).ok()?;
+            if !content.is_empty() {
+                added.push((content.to_owned(), id, flag("special")));
+            }
+        }
+        // The tokenizer must agree with what the JSON says.
+        for (content, id, _) in &added {
+            if tok.token_to_id(content) != Some(*id) {
+                return None;
+            }
+        }
+        let matcher = if added.is_empty() {
+            None
+        } else {
+            let patterns = added
+                .iter()
+                .enumerate()
+                .map(|(k, (c, _, _))| (c.as_str(), k as u32));
+            Some(
+                DoubleArrayAhoCorasickBuilder::new()
+                    .match_kind(MatchKind::LeftmostLongest)
+                    .build_with_values(patterns)
+                    .ok()?,
+            )
+        };
+        Some(WordSplitter {
+            added: matcher,
+            added_ids: added.iter().map(|a| a.1).collect(),
+            added_special: added.iter().map(|a| a.2).collect(),
+            crossing,
+        })
     }
 
     pub fn encode(
         &self,
         tok: &Tokenizer,
         text: &str,
-        _split_special: bool,
-        _cache: &mut WordCache,
+        split_special: bool,
+        cache: &mut WordCache,
     ) -> Result<Vec<u32>, TokenizerError> {
-        let enc = tok
-            .encode_fast(text, false)
+        let mut out = Vec::with_capacity(text.len() / 3 + 1);
+        let mut start = 0;
+        if let Some(added) = &self.added {
+            for m in added.leftmost_find_iter(text) {
+                let k = m.value() as usize;
+                if split_special && self.added_special[k] {
+                    continue;
+                }
+                if start < m.start() {
+                    self.encode_piece(tok, &text[start..m.start()], cache, &mut out)?;
+                }
+                out.push(self.added_ids[k]);
+                start = m.end();
+            }
+        }
+        if start < text.len() {
+            self.encode_piece(tok, &text[start..], cache, &mut out)?;
+        }
+        Ok(out)
+    }
+
+    /// Whether an occurrence of a crossing entry covers the word start at `i`.
+    fn covered(&self, bytes: &[u8], i: usize) -> bool {
+        self.crossing.iter().any(|c| {
+            c.cuts
+                .iter()
+                .any(|&k| i >= k && bytes.get(i - k..i - k + c.text.len()) == Some(&c.text[..]))
+        })
+    }
+
+    fn encode_piece(
+        &self,
+        tok: &Tokenizer,
+        piece: &str,
+        cache: &mut WordCache,
+        out: &mut Vec<u32>,
+    ) -> Result<(), TokenizerError> {
+        let normalized: Cow<str> = if piece.contains(' ') {
+            Cow::Owned(piece.replace(' ', WORD_START))
+        } else {
+            Cow::Borrowed(piece)
+        };
+        let s: &str = &normalized;
+        let bytes = s.as_bytes();
+        let mut word_start = 0;
+        for (i, _) in s.match_indices(WORD_START) {
+            if i == 0 || s[..i].ends_with(WORD_START) || self.covered(bytes, i) {
+                continue;
+            }
+            self.encode_word(tok, &s[word_start..i], cache, out)?;
+            word_start = i;
+        }
+        self.encode_word(tok, &s[word_start..], cache, out)
+    }
+
+    fn encode_word(
+        &self,
+        tok: &Tokenizer,
+        word: &str,
+        cache: &mut WordCache,
+        out: &mut Vec<u32>,
+    ) -> Result<(), TokenizerError> {
+        if word.is_empty() {
+            return Ok(());
+        }
+        if let Some(ids) = cache.words.get(word) {
+            out.extend_from_slice(ids);
+            return Ok(());
+        }
+        let tokens = tok
+            .get_model()
+            .tokenize(word)
             .map_err(|e| TokenizerError::Encode(e.to_string()))?;
-        Ok(enc.get_ids().to_vec())
+        let ids: Box<[u32]> = tokens.iter().map(|t| t.id).collect();
+        out.extend_from_slice(&ids);
+        cache.words.insert(word.into(), ids);
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn word_starts_inside_tokens() {
+        assert_eq!(word_starts("▁hello"), Vec::<usize>::new());
+        assert_eq!(word_starts("▁▁▁"), Vec::<usize>::new());
+        assert_eq!(word_starts(">▁</"), vec![1]);
+        assert_eq!(word_starts("a▁▁b▁c"), vec![1, 8]);
     }
 }
