@@ -2,6 +2,7 @@
 //! swap pairs built from the same token segments.
 
 use std::borrow::Cow;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use rayon::prelude::*;
@@ -128,6 +129,15 @@ impl Encoded {
     }
 }
 
+/// Set in a forked child process: thread pools made by the parent have no
+/// threads there, so all work runs on the calling thread.
+static FORKED: AtomicBool = AtomicBool::new(false);
+
+/// Called (by the bindings' `pthread_atfork` child handler) after a fork.
+pub fn mark_forked() {
+    FORKED.store(true, Ordering::SeqCst);
+}
+
 /// Headers tokenized at construction; longer conversations tokenize on demand.
 const CACHED_HEADERS: usize = 64;
 /// Rows per parallel task.
@@ -142,6 +152,7 @@ pub struct Encoder {
     suffixes: [Vec<u32>; 3],
     marker: Vec<u32>,
     headers: Vec<Vec<u32>>,
+    header_lens: Vec<usize>,
     fixed: usize,
     pool: Option<rayon::ThreadPool>,
 }
@@ -213,6 +224,7 @@ impl Encoder {
             ),
             _ => None,
         };
+        let header_lens = headers.iter().map(Vec::len).collect();
         let enc = Encoder {
             tok,
             cfg,
@@ -222,11 +234,11 @@ impl Encoder {
             suffixes,
             marker,
             headers,
+            header_lens,
             fixed,
             pool,
         };
-        let header_lens: Vec<usize> = enc.headers.iter().map(Vec::len).collect();
-        let frame = enc.frame(&header_lens);
+        let frame = enc.frame(&enc.header_lens);
         let prefix_lens = [
             enc.prefixes[0].len(),
             enc.prefixes[1].len(),
@@ -307,8 +319,10 @@ impl Encoder {
         };
         let chunks = n.div_ceil(CHUNK);
         let parts: Vec<Result<Encoded, EncodeError>> = match &self.pool {
-            Some(pool) => pool.install(|| (0..chunks).into_par_iter().map(chunk).collect()),
-            None => (0..chunks).map(chunk).collect(),
+            Some(pool) if !FORKED.load(Ordering::Relaxed) => {
+                pool.install(|| (0..chunks).into_par_iter().map(chunk).collect())
+            }
+            _ => (0..chunks).map(chunk).collect(),
         };
         let mut all = Encoded::with_offsets();
         for part in parts {

@@ -41,6 +41,11 @@ thread_local! {
     static WORDS: std::cell::RefCell<WordCache> = std::cell::RefCell::new(WordCache::default());
 }
 
+/// Forget the words this thread has cached (benchmarks measure cold starts).
+pub fn clear_thread_cache() {
+    WORDS.with(|words| words.borrow_mut().words = FxHashMap::default());
+}
+
 /// Run `f` with this thread's word cache.
 pub fn with_thread_cache<R>(f: impl FnOnce(&mut WordCache) -> R) -> R {
     WORDS.with(|words| {

@@ -7,11 +7,29 @@ mod encoder;
 mod errors;
 mod tokenizer;
 
+/// Forget the words the calling thread has cached (encoders' own threads
+/// keep theirs). For benchmarks that measure a cold start.
+#[pyfunction]
+fn clear_word_cache() {
+    arena_fast_core::words::clear_thread_cache();
+}
+
+extern "C" fn after_fork_in_child() {
+    arena_fast_core::encode::mark_forked();
+}
+
 #[pymodule]
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    // DataLoader workers fork: the encoder's threads do not survive a fork,
+    // so the child must not wait on them (model: tokenizers' python bindings).
+    // SAFETY: registering a handler that only stores to an atomic.
+    unsafe {
+        libc::pthread_atfork(None, None, Some(after_fork_in_child));
+    }
     m.add_class::<tokenizer::PyTokenizer>()?;
     m.add_class::<encoder::PyEncoder>()?;
     m.add_function(wrap_pyfunction!(encoder::template_preset, m)?)?;
+    m.add_function(wrap_pyfunction!(clear_word_cache, m)?)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())
 }

@@ -1,0 +1,55 @@
+"""Type stubs of the Rust extension `arena_fast._core` (see rust/arena-fast-py)."""
+
+from typing import Any, Optional, Sequence
+
+import numpy as np
+
+__version__: str
+
+class Tokenizer:
+    @staticmethod
+    def from_file(path: str) -> Tokenizer: ...
+    @staticmethod
+    def from_str(json: str) -> Tokenizer: ...
+    def encode(
+        self, text: str, split_special_tokens: bool = True, whole: bool = False
+    ) -> list[int]: ...
+    def decode(self, ids: Sequence[int]) -> str: ...
+    def token_to_id(self, token: str) -> Optional[int]: ...
+    def id_to_token(self, id: int) -> Optional[str]: ...
+    @property
+    def vocab_size(self) -> int: ...
+    @property
+    def word_split(self) -> bool: ...
+    def to_str(self) -> str: ...
+
+class Encoder:
+    def __init__(
+        self,
+        tokenizer: Tokenizer,
+        template: Any,
+        *,
+        strategy: str,
+        max_length: int,
+        joint: bool,
+        bos: Optional[int],
+        eos: Optional[int],
+        split_special_tokens: bool,
+        null_text: str,
+        num_threads: Optional[int],
+        prompt_weight: float,
+        min_segment_tokens: int,
+        keep: str,
+        keep_first_turns: int,
+        tail_ratios: Sequence[float],
+        min_tail_tokens: int,
+    ) -> None: ...
+    def encode(
+        self, prompts: Any, responses_a: Any, responses_b: Any, swap: str
+    ) -> dict[str, np.ndarray]: ...
+    def encode_json(
+        self, prompts: Any, responses_a: Any, responses_b: Any, swap: str
+    ) -> dict[str, np.ndarray]: ...
+
+def template_preset(name: str) -> dict[str, Any]: ...
+def clear_word_cache() -> None: ...
