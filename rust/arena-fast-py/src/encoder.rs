@@ -8,7 +8,7 @@ use arena_fast_core::turns::repair;
 use arena_fast_core::{BudgetConfig, Encoded, Encoder, EncoderConfig, RowTurns, Swap, Template};
 use numpy::IntoPyArray;
 use pyo3::prelude::*;
-use pyo3::types::{PyDict, PyString};
+use pyo3::types::{PyBytes, PyDict, PyString};
 
 use crate::errors::{detached, error, from_core, Kind};
 use crate::tokenizer::PyTokenizer;
@@ -68,13 +68,40 @@ fn parse_swap(py: Python<'_>, swap: &str) -> PyResult<Swap> {
     }
 }
 
-/// A Python str as Rust text; lone surrogates become U+FFFD and are flagged.
-fn text_of(s: &Bound<'_, PyString>, flags: &mut u8) -> String {
-    match s.to_cow() {
-        Ok(text) => text.into_owned(),
-        Err(_) => {
-            *flags |= repair::SURROGATE;
-            s.to_string_lossy().into_owned()
+/// A Python str as Rust text; each lone surrogate code point becomes one
+/// U+FFFD and the row is flagged.
+fn text_of(s: &Bound<'_, PyString>, flags: &mut u8) -> PyResult<String> {
+    if let Ok(text) = s.to_cow() {
+        return Ok(text.into_owned());
+    }
+    *flags |= repair::SURROGATE;
+    let bytes = s.call_method1("encode", ("utf-8", "surrogatepass"))?;
+    Ok(replace_surrogates(bytes.cast::<PyBytes>()?.as_bytes()))
+}
+
+/// UTF-8 in which surrogates were passed through (`ED A0..BF 80..BF`): one
+/// U+FFFD per surrogate (`from_utf8_lossy` would give three).
+fn replace_surrogates(mut bytes: &[u8]) -> String {
+    let mut out = String::with_capacity(bytes.len());
+    loop {
+        match std::str::from_utf8(bytes) {
+            Ok(rest) => {
+                out.push_str(rest);
+                return out;
+            }
+            Err(e) => {
+                let (valid, bad) = bytes.split_at(e.valid_up_to());
+                // Valid by construction: `valid_up_to` bytes parsed.
+                out.push_str(std::str::from_utf8(valid).unwrap_or_default());
+                out.push('\u{FFFD}');
+                let surrogate = bad.len() >= 3 && bad[0] == 0xED && (0xA0..=0xBF).contains(&bad[1]);
+                let skip = if surrogate {
+                    3
+                } else {
+                    e.error_len().unwrap_or(bad.len()).max(1)
+                };
+                bytes = &bad[skip.min(bad.len())..];
+            }
         }
     }
 }
@@ -89,7 +116,7 @@ fn turns_of(
     flags: &mut u8,
 ) -> PyResult<Vec<String>> {
     if let Ok(s) = cell.cast::<PyString>() {
-        return Ok(vec![text_of(s, flags)]);
+        return Ok(vec![text_of(s, flags)?]);
     }
     if cell.is_none() {
         *flags |= repair::NULL;
@@ -112,7 +139,7 @@ fn turns_of(
             *flags |= repair::NULL;
             turns.push(null_text.to_owned());
         } else if let Ok(s) = item.cast::<PyString>() {
-            turns.push(text_of(s, flags));
+            turns.push(text_of(s, flags)?);
         } else {
             return Err(bad(format!(
                 "turn {t} is a {}, expected str or None",
@@ -285,7 +312,7 @@ impl PyEncoder {
                 })?;
                 let mut flags = 0;
                 // A str cannot hold what valid JSON text needs to be lossy about.
-                cells[c].push(text_of(s, &mut flags));
+                cells[c].push(text_of(s, &mut flags)?);
             }
         }
         check_lengths(py, [cells[0].len(), cells[1].len(), cells[2].len()])?;
