@@ -169,16 +169,19 @@ def main(argv=None) -> int:
     ours = best_of(args.repeat, lambda: enc_fair.encode(*sub), cold)
     theirs = best_of(1, lambda: ref.encode(*sub))
     results["fair/split vs reference"] = {"rows": k, "ours_s": ours, "peer_s": theirs}
-    table.append(("fair/split (subset)", "pure-Python reference", k / ours, k / theirs,
-                  theirs / ours, None))
+    table.append(
+        ("fair/split (subset)", "pure-Python reference", k / ours, k / theirs, theirs / ours, None)
+    )
 
     results["machine"] = {
         "python": platform.python_version(),
         "cpu": platform.processor() or platform.machine(),
         "cores": os.cpu_count(),
     }
-    print(f"\n{n} rows ({args.rows} synthetic, seed {args.seed}, + real rows), "
-          f"max_length {L}, gemma3 tokenizer, 1 thread")
+    print(
+        f"\n{n} rows ({args.rows} synthetic, seed {args.seed}, + real rows), "
+        f"max_length {L}, gemma3 tokenizer, 1 thread"
+    )
     print(f"{'case':30} {'peer':28} {'ours rows/s':>12} {'peer rows/s':>12} {'ratio':>8}  target")
     for name, peer, o, p, ratio, target in table:
         print(f"{name:30} {peer:28} {o:12,.0f} {p:12,.0f} {ratio:8.2f}  {target or ''}")

@@ -89,6 +89,8 @@ class ReferenceEncoder:
                 cell, flags = [], flags | REPAIR_NULL
             elif isinstance(cell, str):
                 cell = [cell]
+            elif isinstance(cell, (dict, set, frozenset, bytes)):
+                raise ValueError(f"expected a list of turns, got {type(cell).__name__}")
             turns = []
             for item in cell:
                 if item is None:
@@ -183,7 +185,9 @@ class ReferenceEncoder:
         for p, a, b in zip(prompts, responses_a, responses_b):
             fields, flags = [], 0
             for cell in (p, a, b):
+                cell, f0 = repair_text(cell)
                 turns, f = parse_turn_list(cell, self.null_text)
+                f |= f0
                 fields.append(turns)
                 flags |= f
             n = max(len(x) for x in fields)

@@ -289,6 +289,19 @@ impl Encoder {
         b: &[String],
         swap: Swap,
     ) -> Result<Encoded, CoreError> {
+        self.encode_json_flagged(prompt, a, b, &[], swap)
+    }
+
+    /// `encode_json` with repairs already made to the cells (e.g. lone
+    /// surrogates in the Python strings), one entry per row (or none).
+    pub fn encode_json_flagged(
+        &self,
+        prompt: &[String],
+        a: &[String],
+        b: &[String],
+        pre_repairs: &[u8],
+        swap: Swap,
+    ) -> Result<Encoded, CoreError> {
         if prompt.len() != a.len() || a.len() != b.len() {
             return Err(EncodeError::ColumnLengths {
                 prompt: prompt.len(),
@@ -299,7 +312,9 @@ impl Encoder {
         }
         let null_text = &self.cfg.null_text;
         self.run(prompt.len(), swap, |i| {
-            RowTurns::from_json(i, [&prompt[i], &a[i], &b[i]], null_text).map(Cow::Owned)
+            let mut turns = RowTurns::from_json(i, [&prompt[i], &a[i], &b[i]], null_text)?;
+            turns.repairs |= pre_repairs.get(i).copied().unwrap_or(0);
+            Ok(Cow::Owned(turns))
         })
     }
 

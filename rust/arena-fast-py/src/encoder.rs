@@ -8,7 +8,7 @@ use arena_fast_core::turns::repair;
 use arena_fast_core::{BudgetConfig, Encoded, Encoder, EncoderConfig, RowTurns, Swap, Template};
 use numpy::IntoPyArray;
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyDict, PyString};
+use pyo3::types::{PyBytes, PyDict, PyFrozenSet, PySet, PyString};
 
 use crate::errors::{detached, error, from_core, Kind};
 use crate::tokenizer::PyTokenizer;
@@ -121,6 +121,22 @@ fn turns_of(
     if cell.is_none() {
         *flags |= repair::NULL;
         return Ok(vec![]);
+    }
+    // Iterable, but not an ordered list of turns.
+    if cell.is_instance_of::<PyDict>()
+        || cell.is_instance_of::<PySet>()
+        || cell.is_instance_of::<PyFrozenSet>()
+        || cell.is_instance_of::<PyBytes>()
+    {
+        return Err(error(
+            py,
+            Kind::Input,
+            format!(
+                "row {row}, column {}: expected a list of turns, got {}",
+                FIELDS[column],
+                type_name(cell)
+            ),
+        ));
     }
     let bad = |what: String| {
         error(
@@ -297,6 +313,7 @@ impl PyEncoder {
     ) -> PyResult<Bound<'py, PyDict>> {
         let swap = parse_swap(py, swap)?;
         let mut cells: [Vec<String>; 3] = Default::default();
+        let mut pre_repairs: Vec<u8> = Vec::new();
         for (c, col) in [prompts, responses_a, responses_b].into_iter().enumerate() {
             for (i, item) in column_items(py, col, c)?.into_iter().enumerate() {
                 let s = item.cast::<PyString>().map_err(|_| {
@@ -311,14 +328,17 @@ impl PyEncoder {
                     )
                 })?;
                 let mut flags = 0;
-                // A str cannot hold what valid JSON text needs to be lossy about.
                 cells[c].push(text_of(s, &mut flags)?);
+                if pre_repairs.len() <= i {
+                    pre_repairs.resize(i + 1, 0);
+                }
+                pre_repairs[i] |= flags;
             }
         }
         check_lengths(py, [cells[0].len(), cells[1].len(), cells[2].len()])?;
         let enc = self.inner.clone();
         let out = detached(py, move || {
-            enc.encode_json(&cells[0], &cells[1], &cells[2], swap)
+            enc.encode_json_flagged(&cells[0], &cells[1], &cells[2], &pre_repairs, swap)
         })?;
         to_numpy(py, out)
     }

@@ -1,0 +1,367 @@
+"""The synthetic arena generator (`arena_fast.synth`), its CLI command and the
+bundled demo tokenizer. Pure Python: nothing here needs the compiled core."""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import csv
+import importlib.util
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+PKG = Path(__file__).resolve().parent.parent / "python" / "arena_fast"
+
+
+def _load(name: str, path: Path):
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+try:
+    from arena_fast import synth
+except ImportError:  # the compiled extension is missing: load the module file
+    synth = _load("_arena_fast_synth", PKG / "synth.py")
+
+TEXT_COLUMNS = ("prompt", "response_a", "response_b")
+LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _quantile(values, q):
+    values = sorted(values)
+    return values[min(len(values) - 1, int(q * len(values)))]
+
+
+def _chars(turns):
+    return sum(len(t) for t in turns if t)
+
+
+@pytest.fixture(scope="module")
+def rows5k():
+    return synth.generate_rows(5000, seed=0)
+
+
+@pytest.fixture(scope="module")
+def parsed5k(rows5k):
+    return [tuple(json.loads(r[c]) for c in TEXT_COLUMNS) for r in rows5k]
+
+
+@pytest.fixture(scope="module")
+def rows2k():
+    return synth.generate_rows(2000, seed=1)
+
+
+# -- format ---------------------------------------------------------------------
+
+
+def test_columns_types_and_labels(rows5k):
+    for row in rows5k:
+        assert tuple(row) == synth.COLUMNS
+        assert isinstance(row["id"], int)
+        labels = (row["winner_model_a"], row["winner_model_b"], row["winner_tie"])
+        assert all(type(v) is int for v in labels)
+        assert sorted(labels) == [0, 0, 1]
+        for c in TEXT_COLUMNS:
+            assert isinstance(row[c], str) and row[c].isascii()
+
+
+def test_ids_unique_ascending_and_models(rows5k):
+    ids = [r["id"] for r in rows5k]
+    assert len(set(ids)) == len(ids)
+    assert ids == sorted(ids)
+    assert 0 <= ids[0] and ids[-1] < 2**32
+    assert all(r["model_a"] != r["model_b"] for r in rows5k)
+    models = {r["model_a"] for r in rows5k} | {r["model_b"] for r in rows5k}
+    assert 30 <= len(models) <= 60
+    assert models <= {m[0] for m in synth.MODELS}
+
+
+def test_json_text_like_the_real_file(rows5k, parsed5k):
+    for row, turns in zip(rows5k, parsed5k):
+        for c, value in zip(TEXT_COLUMNS, turns):
+            assert isinstance(value, list)
+            assert all(t is None or isinstance(t, str) for t in value)
+            # Compact, ASCII, slashes escaped: re-encoding gives the same text,
+            # lone surrogates included (json writes them back as \udXXX).
+            assert synth.encode_turns(value) == row[c]
+            assert re.search(r"(?<!\\)/", row[c]) is None
+        assert turns[0], "prompts are never empty lists"
+
+
+def test_deterministic_and_seeded():
+    a = synth.generate_rows(300, seed=7)
+    assert a == synth.generate_rows(300, seed=7)
+    assert a == list(synth.iter_rows(300, 7))
+    b = synth.generate_rows(300, seed=8)
+    assert [r["prompt"] for r in a] != [r["prompt"] for r in b]
+    assert synth.generate_rows(0) == []
+    with pytest.raises(ValueError):
+        synth.generate_rows(-1)
+    with pytest.raises(ValueError):
+        synth.iter_rows(-1)  # checked at the call, not at the first row
+    with pytest.raises(TypeError):
+        synth.generate_rows(2.5)
+
+
+def test_write_csv_atomic_same_bytes(tmp_path):
+    p1, p2, p3 = tmp_path / "a.csv", tmp_path / "b.csv", tmp_path / "c.csv"
+    assert synth.write_csv(p1, 400, seed=3) == 400
+    synth.write_csv(str(p2), 400, seed=3)
+    synth.write_csv(p3, 400, seed=4)
+    data = p1.read_bytes()
+    assert data == p2.read_bytes()
+    assert data != p3.read_bytes()
+    assert sorted(x.name for x in tmp_path.iterdir()) == ["a.csv", "b.csv", "c.csv"]
+    # The real file's dialect: LF line ends, header, minimal quoting.
+    assert b"\r" not in data
+    lines = data.split(b"\n")
+    assert lines[0] == b",".join(c.encode() for c in synth.COLUMNS)
+    assert lines[-1] == b"" and len(lines) == 402
+    assert re.match(rb'^\d+,[^",]+,[^",]+,"\[', lines[1])
+    with open(p1, newline="", encoding="utf-8") as f:
+        back = list(csv.DictReader(f))
+    rows = synth.generate_rows(400, seed=3)
+    assert back == [{c: str(r[c]) for c in synth.COLUMNS} for r in rows]
+
+
+# -- distributions (public EDA of the real train.csv) ----------------------------
+
+
+def test_turn_distribution(parsed5k):
+    turns = [len(p) for p, _, _ in parsed5k]
+    n = len(turns)
+    assert 0.84 <= turns.count(1) / n <= 0.90  # real: 86.9%
+    assert 0.06 <= turns.count(2) / n <= 0.10  # real: 8.1%
+    assert turns.count(3) > turns.count(4) > turns.count(5) > 0
+    assert 1.18 <= sum(turns) / n <= 1.30  # real: 1.24
+    assert 8 <= max(turns) <= 20
+
+
+def test_character_distribution(parsed5k):
+    prompts = [_chars(p) for p, _, _ in parsed5k]
+    responses = [_chars(a) for _, a, _ in parsed5k] + [_chars(b) for _, _, b in parsed5k]
+    # real: median 91, p90 757, p99 4,698
+    assert 78 <= _quantile(prompts, 0.5) <= 105
+    assert 600 <= _quantile(prompts, 0.9) <= 950
+    assert 3500 <= _quantile(prompts, 0.99) <= 7000
+    # real: median 1,060, p90 2,571, p99 6,477, max 37,076
+    assert 950 <= _quantile(responses, 0.5) <= 1180
+    assert 2350 <= _quantile(responses, 0.9) <= 2850
+    assert 5500 <= _quantile(responses, 0.99) <= 8500
+    assert max(responses) >= 15000
+    assert max(responses) <= 40000
+
+
+def test_label_shares(rows5k):
+    n = len(rows5k)
+    a = sum(r["winner_model_a"] for r in rows5k) / n
+    b = sum(r["winner_model_b"] for r in rows5k) / n
+    tie = sum(r["winner_tie"] for r in rows5k) / n
+    assert 0.32 <= a <= 0.38  # real: 34.9%
+    assert 0.31 <= b <= 0.37  # real: 34.2%
+    assert 0.28 <= tie <= 0.34  # real: 30.9%
+
+
+# -- quirks -----------------------------------------------------------------------
+
+
+def _quirk_counts(rows):
+    c = collections.Counter()
+    for row in rows:
+        p, a, b = (json.loads(row[k]) for k in TEXT_COLUMNS)
+        win = not row["winner_tie"]
+        if a == [None] and b == [None]:
+            c["null_both_sides"] += 1
+        elif a == [None] or b == [None]:
+            c["null_one_side"] += 1
+        if len(p) > 1 and any(x is None and y is None for x, y in zip(a, b)):
+            c["null_turn"] += 1
+        c["empty_list"] += a == [] or b == []
+        c["empty_string"] += (a == [""]) != (b == [""])
+        c["empty_both"] += a == [""] and b == [""]
+        c["empty_two_turns"] += a == ["", ""] or b == ["", ""]
+        c["whitespace"] += any(t and not t.strip() for t in a + b)
+        real = any(t and t.strip() for t in a)
+        c["identical"] += a == b and real
+        c["identical_win"] += a == b and real and win
+        c["ragged"] += len(a) != len(p) or len(b) != len(p)
+        c["lone_surrogate"] += any(t and LONE_SURROGATE.search(t) for t in p + a + b)
+        c["special_tokens"] += any(
+            t and any(s in t for s in synth.SPECIAL_TOKEN_STRINGS) for t in p
+        )
+    return c
+
+
+def test_every_quirk_occurs_in_2000_rows(rows2k):
+    counts = _quirk_counts(rows2k)
+    for name in (
+        "null_one_side",
+        "null_both_sides",
+        "null_turn",
+        "empty_list",
+        "empty_string",
+        "empty_both",
+        "empty_two_turns",
+        "whitespace",
+        "identical",
+        "ragged",
+        "lone_surrogate",
+        "special_tokens",
+    ):
+        assert counts[name] >= 3, (name, counts)
+    assert counts["identical_win"] >= 2, counts
+    # Rare, as in the real file.
+    assert sum(counts.values()) < 0.06 * len(rows2k)
+
+
+def test_lone_surrogates_are_in_the_json_text(rows2k):
+    broken = [
+        r[c]
+        for r in rows2k
+        for c in TEXT_COLUMNS
+        if re.search(r"\\ud[89ab][0-9a-f]{2}(?!\\ud[c-f])", r[c])
+        or re.search(r"(?<!\\ud[89ab][0-9a-f]{2})\\ud[c-f][0-9a-f]{2}", r[c])
+    ]
+    assert len(broken) >= 3
+    for text in broken:
+        value = json.loads(text)  # json accepts lone surrogates
+        joined = "".join(t for t in value if t)
+        with pytest.raises(UnicodeEncodeError):
+            joined.encode("utf-8")
+
+
+def test_repeated_prompts(rows5k):
+    counts = collections.Counter(r["prompt"] for r in rows5k)
+    repeated = sum(v for v in counts.values() if v > 1)
+    assert max(counts.values()) >= 5
+    assert 0.03 * len(rows5k) <= repeated <= 0.25 * len(rows5k)
+
+
+def test_text_variety(rows5k, parsed5k):
+    texts = ["\n".join(t for t in (*p, *a, *b) if t) for p, a, b in parsed5k]
+    joined = "\n".join(texts)
+    for pattern in (
+        "```python\n",
+        "```sql\n",
+        "```javascript\n",
+        "\n## ",
+        "\n1. ",
+        "\n- ",
+        "**",
+    ):
+        assert pattern in joined, pattern
+    scripts = {
+        "cjk": "[\u4e00-\u9fff]",
+        "kana": "[\u3040-\u30ff]",
+        "cyrillic": "[\u0400-\u04ff]",
+        "arabic": "[\u0600-\u06ff]",
+        "hangul": "[\uac00-\ud7a3]",
+        "latin-1": "[\u00c0-\u00ff]",
+        "emoji": "[\U0001f300-\U0001faff]",
+    }
+    for name, pattern in scripts.items():
+        hits = sum(1 for t in texts if re.search(pattern, t))
+        assert hits >= 5, name
+    english = sum(1 for t in texts if t.isascii())
+    assert english > 0.7 * len(texts)
+    assert any("\\/" in r["response_a"] for r in rows5k)
+
+
+# -- the CLI command ---------------------------------------------------------------
+
+
+def test_cli_synth(tmp_path, capsys):
+    command = pytest.importorskip("arena_fast.cli.synth")
+    parser = argparse.ArgumentParser(prog="arena-fast")
+    sub = parser.add_subparsers(dest="command")
+    command.add_parser(sub)
+    out = tmp_path / "synth.csv"
+    args = parser.parse_args(["synth", "--rows", "25", "--seed", "5", "--out", str(out)])
+    assert args.run(args) == 0
+    err = capsys.readouterr().err
+    assert "25 rows" in err and str(out) in err
+    with open(out, newline="", encoding="utf-8") as f:
+        assert len(list(csv.DictReader(f))) == 25
+    other = tmp_path / "again.csv"
+    synth.write_csv(other, 25, seed=5)
+    assert out.read_bytes() == other.read_bytes()
+    defaults = parser.parse_args(["synth", "--out", "x.csv"])
+    assert (defaults.rows, defaults.seed) == (1000, 0)
+    with pytest.raises(SystemExit):
+        parser.parse_args(["synth", "--rows", "10"])  # --out is required
+    with pytest.raises(SystemExit):
+        parser.parse_args(["synth", "--rows", "-3", "--out", "x.csv"])
+    capsys.readouterr()
+
+
+# -- the bundled demo tokenizer ----------------------------------------------------
+
+DEMO = PKG / "data" / "demo_tokenizer"
+
+ROUND_TRIP = (
+    "Hello, world! This is a test.",
+    "  two leading spaces and two trailing  ",
+    "line one\nline two\n\nparagraph\n\n\n\n\n\n\n\n\n\nten newlines",
+    "def f(x):\n    return x * 2  # comment\n\tTab",
+    "Привет! 你好，世界。こんにちは。안녕하세요. مرحبا ¿Qué tal? Größe",
+    "Emoji: 😊🚀👍 ❤️ ✅ and rarer ones: 🦩 𝄞",
+    "Plain text: <eos> <bos> <end_of_turn> <start_of_turn>user <|begin_of_text|>",
+    "",
+)
+
+
+def test_demo_tokenizer_files():
+    config = json.loads((DEMO / "tokenizer_config.json").read_text(encoding="utf-8"))
+    assert config == {"bos_token": "<bos>", "eos_token": "<eos>", "pad_token": "<pad>"}
+    raw = (DEMO / "tokenizer.json").read_bytes()
+    assert len(raw) < 1_000_000
+    spec = json.loads(raw)
+    assert spec["normalizer"] == {"type": "Replace", "pattern": {"String": " "}, "content": "▁"}
+    assert spec["model"]["type"] == "BPE" and spec["model"]["byte_fallback"] is True
+    assert [d["type"] for d in spec["decoder"]["decoders"]] == ["Replace", "ByteFallback", "Fuse"]
+    added = {a["content"]: (a["id"], a["special"]) for a in spec["added_tokens"]}
+    assert added["<pad>"] == (0, True) and added["<eos>"] == (1, True)
+    assert added["<bos>"] == (2, True) and added["<unk>"] == (3, True)
+    for k in range(1, 9):
+        assert added["\n" * k] == (3 + k, False)
+    vocab = spec["model"]["vocab"]
+    assert len(vocab) == 8000
+    assert all(f"<0x{b:02X}>" in vocab for b in range(256))
+    # No entry crosses a word start (a "▁" run after other text), like Gemma's.
+    assert not [t for t in vocab if re.search("[^▁]▁", t)]
+
+
+def test_demo_tokenizer_round_trips():
+    tokenizers = pytest.importorskip("tokenizers")
+    tok = tokenizers.Tokenizer.from_file(str(DEMO / "tokenizer.json"))
+    assert tok.get_vocab_size() == 8000
+    assert tok.token_to_id("<bos>") == 2 and tok.token_to_id("\n\n") == 5
+    for text in ROUND_TRIP:
+        ids = tok.encode(text, add_special_tokens=False).ids
+        assert tok.decode(ids, skip_special_tokens=False) == text
+    assert tok.encode("hi").ids[0] == 2  # BOS from the post-processor
+    tok.encode_special_tokens = True  # special-token strings as plain text
+    ids = tok.encode("a <eos> b <bos>", add_special_tokens=False).ids
+    assert 1 not in ids and 2 not in ids
+    assert tok.decode(ids) == "a <eos> b <bos>"
+    sample = "Sure! Here is an overview.\n\n1. **Unit tests:** Keep in mind that recursion"
+    assert len(tok.encode(sample, add_special_tokens=False).ids) < len(sample) / 2
+
+
+@pytest.mark.slow
+def test_demo_tokenizer_is_reproducible():
+    """The shipped tokenizer.json is what scripts/train_demo_tokenizer.py
+    writes (re-run the script after changing the generator)."""
+    pytest.importorskip("tokenizers")
+    script = _load(
+        "_train_demo_tokenizer", PKG.parent.parent / "scripts" / "train_demo_tokenizer.py"
+    )
+    text = script.build(5000, 12345)
+    if not text.endswith("\n"):
+        text += "\n"
+    assert text == (DEMO / "tokenizer.json").read_text(encoding="utf-8")
