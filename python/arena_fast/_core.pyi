@@ -1,6 +1,7 @@
 """Type stubs of the Rust extension `arena_fast._core` (see rust/arena-fast-py)."""
 
-from typing import Any, Optional, Sequence
+from collections.abc import Sequence
+from typing import Any, Optional
 
 import numpy as np
 
