@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, Optional, Union
 
 from . import _core
-from .errors import ConfigError, TokenizerError
+from .errors import ConfigError, InputError, TokenizerError
 
 __all__ = ["Tokenizer"]
 
@@ -98,7 +98,13 @@ class Tokenizer:
     def encode(self, text: str, split_special_tokens: bool = True) -> list[int]:
         """Ids of `text`, no special tokens added. With `split_special_tokens`,
         special-token strings in the text are encoded as plain text."""
-        return self._core.encode(text, split_special_tokens)
+        try:
+            return self._core.encode(text, split_special_tokens)
+        except UnicodeEncodeError as exc:
+            raise InputError(
+                f"text holds a lone surrogate at character {exc.start}; the encoder repairs "
+                "those (and flags the row), a bare tokenizer does not"
+            ) from exc
 
     def decode(self, ids) -> str:
         return self._core.decode([int(i) for i in ids])
