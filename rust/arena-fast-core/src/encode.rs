@@ -459,7 +459,7 @@ impl Encoder {
                 })
                 .collect();
             let plan = budget::plan(&self.cfg.budget, &frame, &lens);
-            self.assemble(row, &segs, &plan, &mut out.input_ids)
+            self.assemble(&segs, &plan, &mut out.input_ids)
                 .map_err(|source| EncodeError::Tokenizer { row, source })?;
             out.offsets.push(out.input_ids.len() as i64);
             out.turns_total.push(n_total as i32);
@@ -489,7 +489,6 @@ impl Encoder {
 
     fn assemble(
         &self,
-        _row: usize,
         segs: &[[Seg; 3]],
         plan: &Plan,
         out: &mut Vec<i32>,
