@@ -2,10 +2,12 @@
 (the Chatbot Arena task: A wins / B wins / tie), with a Rust core."""
 
 from ._core import __version__
+from .collate import collate_packed, collate_padded
 from .encoded import REPAIR_NULL, REPAIR_RAGGED, REPAIR_SURROGATE, Encoded
 from .encoder import STRATEGIES, TEMPLATES, Encoder, Template
 from .errors import ArenaFastError, ConfigError, InputError, InternalError, TokenizerError
 from .labels import swap_labels, tta_average, unswap_probs
+from .plan import Plan, plan_batches, plan_packs
 from .tokenizer import Tokenizer
 
 __all__ = [
@@ -16,6 +18,7 @@ __all__ = [
     "Encoder",
     "InputError",
     "InternalError",
+    "Plan",
     "REPAIR_NULL",
     "REPAIR_RAGGED",
     "REPAIR_SURROGATE",
@@ -24,6 +27,10 @@ __all__ = [
     "Template",
     "Tokenizer",
     "TokenizerError",
+    "collate_packed",
+    "collate_padded",
+    "plan_batches",
+    "plan_packs",
     "swap_labels",
     "tta_average",
     "unswap_probs",

@@ -68,6 +68,22 @@ pub enum EncodeError {
     Tokenizer { row: usize, source: TokenizerError },
 }
 
+/// Lengths a plan cannot be made of.
+#[derive(Debug, Error)]
+pub enum PlanError {
+    #[error("row {row} has length {length}; every sequence needs at least one token")]
+    Length { row: usize, length: i64 },
+    #[error("{0}")]
+    Unfit(String),
+}
+
+/// Rows or labels a batch cannot be assembled from.
+#[derive(Debug, Error)]
+pub enum CollateError {
+    #[error("{0}")]
+    Input(String),
+}
+
 /// The one error type of the crate's public API.
 #[derive(Debug, Error)]
 pub enum CoreError {
@@ -77,6 +93,10 @@ pub enum CoreError {
     Config(#[from] ConfigError),
     #[error(transparent)]
     Encode(#[from] EncodeError),
+    #[error(transparent)]
+    Plan(#[from] PlanError),
+    #[error(transparent)]
+    Collate(#[from] CollateError),
 }
 
 pub type Result<T, E = CoreError> = std::result::Result<T, E>;

@@ -2,11 +2,15 @@
 //!
 //! Data flows one way: cells are parsed into turns (`turns`), texts are
 //! tokenized (`tokenize`, `words`), laid out by a `template`, fitted into a
-//! token budget (`budget`), and assembled into rows (`encode`).
+//! token budget (`budget`), and assembled into rows (`encode`). Encoded rows
+//! are then planned into packs or padded batches (`plan`) and assembled into
+//! flat batch buffers (`collate`).
 
 pub mod budget;
+pub mod collate;
 pub mod encode;
 pub mod error;
+pub mod plan;
 pub mod template;
 pub mod tokenize;
 pub mod turns;
@@ -14,6 +18,9 @@ pub mod words;
 
 pub use budget::{BudgetConfig, Keep, Strategy};
 pub use encode::{Encoded, Encoder, EncoderConfig, RowTurns, Swap};
-pub use error::{Column, ConfigError, CoreError, EncodeError, TokenizerError, TurnsError};
+pub use error::{
+    CollateError, Column, ConfigError, CoreError, EncodeError, PlanError, TokenizerError,
+    TurnsError,
+};
 pub use template::Template;
 pub use tokenize::ArenaTokenizer;

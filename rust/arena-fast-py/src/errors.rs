@@ -60,6 +60,7 @@ pub fn from_core(py: Python<'_>, err: CoreError) -> PyErr {
             EncodeError::Turns { .. } | EncodeError::ColumnLengths { .. } => Kind::Input,
             EncodeError::Tokenizer { .. } => Kind::Tokenizer,
         },
+        CoreError::Plan(_) | CoreError::Collate(_) => Kind::Input,
     };
     error(py, kind, err.to_string())
 }

@@ -3,8 +3,10 @@
 
 use pyo3::prelude::*;
 
+mod collate;
 mod encoder;
 mod errors;
+mod plan;
 mod tokenizer;
 
 /// Forget the words the calling thread has cached (encoders' own threads
@@ -29,6 +31,10 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<tokenizer::PyTokenizer>()?;
     m.add_class::<encoder::PyEncoder>()?;
     m.add_function(wrap_pyfunction!(encoder::template_preset, m)?)?;
+    m.add_function(wrap_pyfunction!(plan::plan_packs, m)?)?;
+    m.add_function(wrap_pyfunction!(plan::plan_batches, m)?)?;
+    m.add_function(wrap_pyfunction!(collate::collate_packed, m)?)?;
+    m.add_function(wrap_pyfunction!(collate::collate_padded, m)?)?;
     m.add_function(wrap_pyfunction!(clear_word_cache, m)?)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())

@@ -1,0 +1,86 @@
+"""Batch assembly: `collate_packed` (one row, many sequences, no padding)
+and `collate_padded` (a padded matrix), each one call into Rust that returns
+numpy arrays owning Rust's buffers. Layouts in docs/packing.md."""
+
+from __future__ import annotations
+
+from typing import Any, Optional
+
+import numpy as np
+
+from . import _core
+from .encoded import Encoded
+from .errors import InputError
+
+__all__ = ["collate_packed", "collate_padded"]
+
+_INT64 = np.dtype(np.int64)
+_INT32 = np.dtype(np.int32)
+_FLOAT32 = np.dtype(np.float32)
+
+
+def _buffers(encoded: Encoded) -> tuple[np.ndarray, np.ndarray]:
+    ids, offsets = encoded.input_ids, encoded.offsets
+    # Arrays straight from the encoder pass as they are; anything else
+    # (e.g. read back from disk) is made contiguous with the core's dtypes.
+    if ids.dtype != _INT32 or not ids.flags.c_contiguous:
+        ids = np.ascontiguousarray(ids, dtype=np.int32)
+    if offsets.dtype != _INT64 or not offsets.flags.c_contiguous:
+        offsets = np.ascontiguousarray(offsets, dtype=np.int64)
+    return ids, offsets
+
+
+def _index(idx: Any) -> np.ndarray:
+    if type(idx) is np.ndarray and idx.dtype == _INT64 and idx.ndim == 1:
+        return idx if idx.flags.c_contiguous else np.ascontiguousarray(idx)
+    array = np.asarray(idx)
+    if array.ndim != 1 or (array.size and array.dtype.kind not in "iu"):
+        raise InputError(f"idx must be a 1-D integer array, got {array.dtype} {array.shape}")
+    return np.ascontiguousarray(array, dtype=np.int64)
+
+
+def _labels(labels: Any, n: int) -> np.ndarray:
+    array = np.asarray(labels)
+    if len(array) != n:
+        raise InputError(
+            f"labels are aligned with the encoded rows: expected {n}, got {len(array)}"
+        )
+    if array.ndim == 1 and array.dtype.kind in "iu":
+        return np.ascontiguousarray(array, dtype=np.int64)
+    if array.ndim == 2 and array.shape[1] == 3 and array.dtype.kind in "fiu":
+        return np.ascontiguousarray(array, dtype=np.float32)
+    raise InputError(
+        f"labels must be class ids (n,) or probabilities (n, 3), got {array.dtype} {array.shape}"
+    )
+
+
+def collate_packed(encoded: Encoded, idx: Any, labels: Optional[Any] = None) -> dict[str, Any]:
+    """Rows `idx` of `encoded` as one packed row: `input_ids`, `position_ids`
+    (1, T) int64, `cu_seq_lens_q/k` (k+1,) int32, `max_length_q/k`,
+    `seq_idx` (1, T) int32, `last_index` (k,) int64, and `labels` gathered
+    from `labels` (aligned with the encoded rows) when given. No
+    attention_mask: with one, transformers mixes the sequences."""
+    ids, offsets = _buffers(encoded)
+    idx = _index(idx)
+    if labels is not None:
+        labels = _labels(labels, len(offsets) - 1)
+    return _core.collate_packed(ids, offsets, idx, labels)
+
+
+def collate_padded(
+    encoded: Encoded,
+    idx: Any,
+    pad_id: int,
+    side: str = "right",
+    pad_to_multiple_of: Optional[int] = None,
+    labels: Optional[Any] = None,
+) -> dict[str, Any]:
+    """Rows `idx` of `encoded` padded to the longest (rounded up to
+    `pad_to_multiple_of`): `input_ids`, `attention_mask` (B, L) int64,
+    `last_index` (B,) int64 (column of each row's last token),
+    `position_ids` with left padding, and gathered `labels`."""
+    ids, offsets = _buffers(encoded)
+    idx = _index(idx)
+    if labels is not None:
+        labels = _labels(labels, len(offsets) - 1)
+    return _core.collate_padded(ids, offsets, idx, int(pad_id), side, pad_to_multiple_of, labels)
