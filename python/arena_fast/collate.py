@@ -10,13 +10,13 @@ import numpy as np
 
 from . import _core
 from .encoded import Encoded
-from .errors import InputError
+from .errors import ConfigError, InputError
 
 __all__ = ["collate_packed", "collate_padded"]
 
 _INT64 = np.dtype(np.int64)
 _INT32 = np.dtype(np.int32)
-_FLOAT32 = np.dtype(np.float32)
+_SIDES = ("right", "left")
 
 
 def _buffers(encoded: Encoded) -> tuple[np.ndarray, np.ndarray]:
@@ -41,9 +41,9 @@ def _index(idx: Any) -> np.ndarray:
 
 def _labels(labels: Any, n: int) -> np.ndarray:
     array = np.asarray(labels)
-    if len(array) != n:
+    if array.ndim == 0 or len(array) != n:
         raise InputError(
-            f"labels are aligned with the encoded rows: expected {n}, got {len(array)}"
+            f"labels are aligned with the encoded rows: expected {n}, got shape {array.shape}"
         )
     if array.ndim == 1 and array.dtype.kind in "iu":
         return np.ascontiguousarray(array, dtype=np.int64)
@@ -83,4 +83,10 @@ def collate_padded(
     idx = _index(idx)
     if labels is not None:
         labels = _labels(labels, len(offsets) - 1)
+    if side not in _SIDES:
+        raise ConfigError(f"side must be 'right' or 'left', got {side!r}")
+    if pad_to_multiple_of is not None and (
+        isinstance(pad_to_multiple_of, bool) or not 1 <= int(pad_to_multiple_of) < 1 << 32
+    ):
+        raise ConfigError(f"pad_to_multiple_of must be a positive int, got {pad_to_multiple_of!r}")
     return _core.collate_padded(ids, offsets, idx, int(pad_id), side, pad_to_multiple_of, labels)

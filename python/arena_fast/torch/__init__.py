@@ -1,0 +1,24 @@
+"""arena_fast.torch: plans and collated batches as torch tensors, and the
+`arena_varlen` attention that makes packed batches cheap without flash-attn.
+Needs the `train` extra (torch, transformers); `import arena_fast` alone
+never imports torch."""
+
+from .attention import NAME as ARENA_VARLEN
+from .attention import arena_varlen_attention, register
+from .data import ArenaBatches, PlanSampler, default_layout, make_loader, to_torch
+from .packed import last_hidden, packed_inputs, padded_inputs, pool_last
+
+__all__ = [
+    "ARENA_VARLEN",
+    "ArenaBatches",
+    "PlanSampler",
+    "arena_varlen_attention",
+    "default_layout",
+    "last_hidden",
+    "make_loader",
+    "packed_inputs",
+    "padded_inputs",
+    "pool_last",
+    "register",
+    "to_torch",
+]

@@ -1,0 +1,159 @@
+"""Feeding plans to torch: a sampler that yields one plan step (an index
+array) at a time, a dataset that turns such an array into a collated batch
+of tensors, and a loader that ties them together. Tensors come from
+`torch.from_numpy` over the arrays Rust produced: no copy on the way.
+
+The pattern is `DataLoader(ArenaBatches(...), sampler=PlanSampler(...),
+batch_size=None)`: the sampler yields whole batches' indices, so the loader's
+own batching is off and each worker collates one batch per fetch."""
+
+from __future__ import annotations
+
+from typing import Any, Optional, Union
+
+import numpy as np
+import torch
+
+from ..collate import collate_packed, collate_padded
+from ..encoded import Encoded
+from ..errors import ConfigError
+from ..plan import Plan, plan_batches, plan_packs
+
+__all__ = ["ArenaBatches", "PlanSampler", "default_layout", "make_loader", "to_torch"]
+
+LAYOUTS = ("packed", "padded")
+
+# Attention implementations with a per-sequence (varlen) kernel: a pack costs
+# what its sequences cost alone. The others attend over the whole packed row
+# and mask it (O((sum L)^2)), so length-grouped padded batches are faster
+# there (benches/RESULTS.md, "training step").
+_VARLEN = ("arena_varlen", "flash_attention_2", "flash_attention_3", "kernels-community/flash-attn")
+
+
+def default_layout(attn_implementation: Optional[str]) -> str:
+    """"packed" for varlen attention kernels, "padded" for sdpa, eager and
+    anything else."""
+    return "packed" if attn_implementation in _VARLEN else "padded"
+
+
+def to_torch(batch: dict[str, Any]) -> dict[str, Any]:
+    """numpy arrays -> tensors sharing their memory; other values as they are."""
+    return {
+        k: torch.from_numpy(v) if isinstance(v, np.ndarray) else v for k, v in batch.items()
+    }
+
+
+class PlanSampler(torch.utils.data.Sampler):
+    """Yields this rank's steps of a plan, one int64 index array each.
+
+    `layout="packed"` plans with `af.plan_packs`, `"padded"` with
+    `af.plan_batches`; `plan_options` go to the planner (`strategy`,
+    `pair_swaps`, `max_rows`, `order`, `megabatch`, `drop_last`, ...). Call
+    `set_epoch` before each epoch, as with DistributedSampler: the plan is
+    re-made for that epoch (same seed and epoch, same steps, on every rank).
+    """
+
+    def __init__(
+        self,
+        lengths: Union[Encoded, Any],
+        max_tokens: int,
+        layout: str = "packed",
+        seed: int = 0,
+        world_size: int = 1,
+        rank: int = 0,
+        **plan_options: Any,
+    ):
+        if layout not in LAYOUTS:
+            raise ConfigError(f"layout must be one of {LAYOUTS}, got {layout!r}")
+        self.lengths = lengths.lengths if isinstance(lengths, Encoded) else np.asarray(lengths)
+        self.layout = layout
+        self.options = dict(
+            max_tokens=max_tokens, seed=seed, world_size=world_size, rank=rank, **plan_options
+        )
+        self.epoch = 0
+        self._plan: Optional[Plan] = None
+        self.plan  # noqa: B018 - plan now, so bad settings fail at construction
+
+    def set_epoch(self, epoch: int) -> None:
+        if epoch != self.epoch:
+            self.epoch = epoch
+            self._plan = None
+
+    @property
+    def plan(self) -> Plan:
+        if self._plan is None:
+            make = plan_packs if self.layout == "packed" else plan_batches
+            self._plan = make(self.lengths, epoch=self.epoch, **self.options)
+        return self._plan
+
+    def __len__(self) -> int:
+        return len(self.plan)
+
+    def __iter__(self):
+        return iter(self.plan)
+
+
+class ArenaBatches(torch.utils.data.Dataset):
+    """Encoded rows (and labels aligned with them) collated on demand:
+    `dataset[idx_array]` is one batch of tensors, packed or padded."""
+
+    def __init__(
+        self,
+        encoded: Encoded,
+        labels: Optional[Any] = None,
+        layout: str = "packed",
+        pad_id: Optional[int] = None,
+        side: str = "right",
+        pad_to_multiple_of: Optional[int] = None,
+    ):
+        if layout not in LAYOUTS:
+            raise ConfigError(f"layout must be one of {LAYOUTS}, got {layout!r}")
+        if layout == "padded" and pad_id is None:
+            raise ConfigError("layout='padded' needs pad_id (the tokenizer's pad token id)")
+        self.encoded = encoded
+        self.labels = None if labels is None else np.asarray(labels)
+        self.layout = layout
+        self.pad_id = pad_id
+        self.side = side
+        self.pad_to_multiple_of = pad_to_multiple_of
+
+    def __len__(self) -> int:
+        return len(self.encoded)
+
+    def __getitem__(self, idx: Any) -> dict[str, Any]:
+        if self.layout == "packed":
+            batch = collate_packed(self.encoded, idx, self.labels)
+        else:
+            batch = collate_padded(
+                self.encoded, idx, self.pad_id, self.side, self.pad_to_multiple_of, self.labels
+            )
+        return to_torch(batch)
+
+
+def make_loader(
+    encoded: Encoded,
+    labels: Optional[Any] = None,
+    layout: str = "packed",
+    max_tokens: int = 16384,
+    pad_id: Optional[int] = None,
+    seed: int = 0,
+    world_size: int = 1,
+    rank: int = 0,
+    num_workers: int = 0,
+    side: str = "right",
+    pad_to_multiple_of: Optional[int] = None,
+    loader_options: Optional[dict[str, Any]] = None,
+    **plan_options: Any,
+) -> torch.utils.data.DataLoader:
+    """A DataLoader over `encoded` in plan order; `loader.sampler.set_epoch(e)`
+    before each epoch. Safe with `num_workers > 0` (the Rust core never waits
+    on threads that a fork left behind)."""
+    sampler = PlanSampler(encoded, max_tokens, layout, seed, world_size, rank, **plan_options)
+    dataset = ArenaBatches(encoded, labels, layout, pad_id, side, pad_to_multiple_of)
+    return torch.utils.data.DataLoader(
+        dataset,
+        sampler=sampler,
+        batch_size=None,
+        num_workers=num_workers,
+        **(loader_options or {}),
+    )
