@@ -31,16 +31,14 @@ _VARLEN = ("arena_varlen", "flash_attention_2", "flash_attention_3", "kernels-co
 
 
 def default_layout(attn_implementation: Optional[str]) -> str:
-    """"packed" for varlen attention kernels, "padded" for sdpa, eager and
-    anything else."""
+    """The batch layout for an attention implementation: "packed" for
+    varlen kernels, "padded" for sdpa, eager and anything else."""
     return "packed" if attn_implementation in _VARLEN else "padded"
 
 
 def to_torch(batch: dict[str, Any]) -> dict[str, Any]:
     """numpy arrays -> tensors sharing their memory; other values as they are."""
-    return {
-        k: torch.from_numpy(v) if isinstance(v, np.ndarray) else v for k, v in batch.items()
-    }
+    return {k: torch.from_numpy(v) if isinstance(v, np.ndarray) else v for k, v in batch.items()}
 
 
 class PlanSampler(torch.utils.data.Sampler):
