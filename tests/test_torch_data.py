@@ -14,9 +14,10 @@ import pytest
 
 import arena_fast as af
 from arena_fast.synth import generate_rows
+from strategies import train_extra
 
-torch = pytest.importorskip("torch", reason="the train extra (torch) is not installed")
-aft = pytest.importorskip("arena_fast.torch", reason="transformers is not installed")
+torch = train_extra("torch")
+aft = train_extra("arena_fast.torch")
 
 
 @pytest.fixture(scope="module")

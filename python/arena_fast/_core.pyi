@@ -54,3 +54,43 @@ class Encoder:
 
 def template_preset(name: str) -> dict[str, Any]: ...
 def clear_word_cache() -> None: ...
+def plan_packs(
+    lengths: np.ndarray,
+    max_tokens: int,
+    strategy: str,
+    pair_swaps: bool,
+    seed: int,
+    epoch: int,
+    world_size: int,
+    rank: int,
+    drop_last: bool,
+    shuffle: bool,
+) -> dict[str, Any]: ...
+def plan_batches(
+    lengths: np.ndarray,
+    max_tokens: int,
+    max_rows: Optional[int],
+    order: str,
+    pair_swaps: bool,
+    seed: int,
+    epoch: int,
+    world_size: int,
+    rank: int,
+    drop_last: bool,
+    megabatch: int,
+) -> dict[str, Any]: ...
+def collate_packed(
+    input_ids: np.ndarray,
+    offsets: np.ndarray,
+    idx: np.ndarray,
+    labels: Optional[np.ndarray] = None,
+) -> dict[str, Any]: ...
+def collate_padded(
+    input_ids: np.ndarray,
+    offsets: np.ndarray,
+    idx: np.ndarray,
+    pad_id: int,
+    side: str = "right",
+    pad_to_multiple_of: Optional[int] = None,
+    labels: Optional[np.ndarray] = None,
+) -> dict[str, Any]: ...
