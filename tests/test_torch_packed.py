@@ -11,8 +11,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-torch = pytest.importorskip("torch")
-pytest.importorskip("transformers")
+from strategies import train_extra  # noqa: E402
+
+torch = train_extra("torch")
+train_extra("transformers")
 
 from transformers import (  # noqa: E402
     Gemma2Config,
