@@ -565,3 +565,32 @@ def test_rust_planner_takes_encoded():
     kw = dict(max_tokens=4096, world_size=2, rank=1)
     assert_same_plan(af.plan_packs(enc, **kw), ref_plan_packs(enc, **kw), "packs")
     assert_same_plan(af.plan_batches(enc, **kw), ref_plan_batches(enc, **kw), "batches")
+
+
+def test_desc_plan_restores_row_order():
+    lengths = np.array([5, 9, 1, 7, 7, 3, 8, 2], dtype=np.int64)
+    plan = af.plan_batches(lengths, max_tokens=16, order="desc", pair_swaps=False)
+    # Longest first over the whole set: the plan order is sorted by length.
+    assert lengths[plan.indices].tolist() == sorted(lengths.tolist(), reverse=True)
+    predictions = lengths[plan.indices] * 10.0  # one value per row, in plan order
+    np.testing.assert_array_equal(plan.restore(predictions), lengths * 10.0)
+    probs = np.stack([predictions, -predictions, predictions], axis=1)
+    assert plan.restore(probs).shape == (8, 3)
+    with pytest.raises(af.InputError, match="values"):
+        plan.restore(predictions[:-1])
+    # A rank restores only its rows; the others stay NaN until gathered.
+    half = af.plan_batches(lengths, 16, order="desc", pair_swaps=False, world_size=2, rank=1)
+    restored = half.restore(lengths[half.indices].astype(float))
+    assert np.isnan(restored).sum() == 8 - len(half.indices)
+    np.testing.assert_array_equal(restored[half.indices], lengths[half.indices])
+
+
+def test_plan_object_views_and_repr():
+    plan = af.plan_packs(np.full(10, 3), max_tokens=7, pair_swaps=True, seed=4)
+    assert len(plan) == len(list(plan)) == plan.num_groups == 5
+    assert plan[0].tolist() == next(iter(plan)).tolist()
+    assert plan[-1].tolist() == list(plan)[-1].tolist()
+    with pytest.raises(IndexError):
+        plan[5]
+    assert plan.rows_per_step.tolist() == [2] * 5
+    assert "packs" in repr(plan) and "fill=" in repr(plan)
