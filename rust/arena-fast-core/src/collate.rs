@@ -130,26 +130,36 @@ pub fn collate_padded(
         None => longest,
     };
     let rows = spans.len();
-    let mut input_ids = vec![pad_id; rows * width];
-    let mut attention_mask = vec![0i64; rows * width];
-    let mut position_ids = (side == Side::Left).then(|| vec![0i64; rows * width]);
+    // Written row by row in one pass (tokens, then padding), never filled
+    // first and overwritten: this is a memory-bound copy.
+    let mut input_ids = Vec::with_capacity(rows * width);
+    let mut attention_mask = Vec::with_capacity(rows * width);
+    let mut position_ids = (side == Side::Left).then(|| Vec::with_capacity(rows * width));
     let mut last_index = Vec::with_capacity(rows);
-    for (b, &(start, end)) in spans.iter().enumerate() {
+    for &(start, end) in &spans {
         let len = end - start;
-        let at = b * width + if side == Side::Left { width - len } else { 0 };
-        for (dst, &t) in input_ids[at..at + len].iter_mut().zip(&ids[start..end]) {
-            *dst = t as i64;
-        }
-        attention_mask[at..at + len].fill(1);
-        if let Some(pos) = position_ids.as_mut() {
-            for (dst, p) in pos[at..at + len].iter_mut().zip(0..) {
-                *dst = p;
+        let pad = width - len;
+        let tokens = ids[start..end].iter().map(|&t| t as i64);
+        match side {
+            Side::Right => {
+                input_ids.extend(tokens);
+                input_ids.extend(std::iter::repeat_n(pad_id, pad));
+                attention_mask.extend(std::iter::repeat_n(1i64, len));
+                attention_mask.extend(std::iter::repeat_n(0i64, pad));
+                last_index.push(len as i64 - 1);
+            }
+            Side::Left => {
+                input_ids.extend(std::iter::repeat_n(pad_id, pad));
+                input_ids.extend(tokens);
+                attention_mask.extend(std::iter::repeat_n(0i64, pad));
+                attention_mask.extend(std::iter::repeat_n(1i64, len));
+                if let Some(pos) = position_ids.as_mut() {
+                    pos.extend(std::iter::repeat_n(0i64, pad));
+                    pos.extend(0..len as i64);
+                }
+                last_index.push(width as i64 - 1);
             }
         }
-        last_index.push(match side {
-            Side::Right => len as i64 - 1,
-            Side::Left => width as i64 - 1,
-        });
     }
     Ok(Padded {
         rows,
