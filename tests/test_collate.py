@@ -32,22 +32,7 @@ PADDED_KEYS = {"input_ids", "attention_mask", "last_index"}
 
 def make_encoded(rows: list[list[int]]) -> af.Encoded:
     """An `af.Encoded` holding `rows`, with the dtypes the encoder gives."""
-    n = len(rows)
-    offsets = np.zeros(n + 1, dtype=np.int64)
-    np.cumsum([len(r) for r in rows], out=offsets[1:])
-    flat = [t for r in rows for t in r]
-    return af.Encoded(
-        {
-            "input_ids": np.asarray(flat, dtype=np.int32),
-            "offsets": offsets,
-            "turns_total": np.ones(n, dtype=np.int32),
-            "turns_kept": np.ones(n, dtype=np.int32),
-            "truncated": np.zeros(n, dtype=bool),
-            "repairs": np.zeros(n, dtype=np.uint8),
-            "is_swapped": (np.arange(n) % 2).astype(bool),
-            "source_row": np.arange(n, dtype=np.int64) // 2,
-        }
-    )
+    return af.Encoded.from_lists(rows, swap_pairs=True)
 
 
 def ref_packed(enc: af.Encoded, idx, labels=None) -> dict:
@@ -302,3 +287,15 @@ def test_rust_collate_skips_ungathered_empty_rows():
     for side in ("right", "left"):
         got = af.collate_padded(enc, [2, 0], 5, side=side)
         assert_same_batch(got, ref_padded(enc, [2, 0], 5, side=side), side)
+
+
+def test_encoded_from_lists_round_trips():
+    rows = [[3, 1, 4], [1], [5, 9, 2, 6]]
+    enc = af.Encoded.from_lists(rows)
+    assert enc.to_lists() == rows
+    assert enc.input_ids.dtype == np.int32 and enc.offsets.dtype == np.int64
+    assert enc.source_row.tolist() == [0, 1, 2] and not enc.is_swapped.any()
+    pairs = af.Encoded.from_lists(rows + [[7]], swap_pairs=True)
+    assert pairs.source_row.tolist() == [0, 0, 1, 1]
+    assert pairs.is_swapped.tolist() == [False, True, False, True]
+    assert len(af.Encoded.from_lists([])) == 0

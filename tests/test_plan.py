@@ -547,21 +547,7 @@ def test_rust_planner_odd_inputs(kind, lengths, kwargs):
 
 def test_rust_planner_takes_encoded():
     rows = [[1] * n for n in realistic_lengths(200, seed=3).tolist()]
-    offsets = np.zeros(len(rows) + 1, dtype=np.int64)
-    np.cumsum([len(r) for r in rows], out=offsets[1:])
-    n = len(rows)
-    enc = af.Encoded(
-        {
-            "input_ids": np.ones(offsets[-1], dtype=np.int32),
-            "offsets": offsets,
-            "turns_total": np.ones(n, dtype=np.int32),
-            "turns_kept": np.ones(n, dtype=np.int32),
-            "truncated": np.zeros(n, dtype=bool),
-            "repairs": np.zeros(n, dtype=np.uint8),
-            "is_swapped": (np.arange(n) % 2).astype(bool),
-            "source_row": np.arange(n, dtype=np.int64) // 2,
-        }
-    )
+    enc = af.Encoded.from_lists(rows, swap_pairs=True)
     kw = dict(max_tokens=4096, world_size=2, rank=1)
     assert_same_plan(af.plan_packs(enc, **kw), ref_plan_packs(enc, **kw), "packs")
     assert_same_plan(af.plan_batches(enc, **kw), ref_plan_batches(enc, **kw), "batches")

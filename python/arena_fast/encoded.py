@@ -35,6 +35,31 @@ class Encoded:
         for name in _ROW_FIELDS:
             setattr(self, name, arrays[name])
 
+    @classmethod
+    def from_lists(cls, rows: Any, swap_pairs: bool = False) -> Encoded:
+        """Rows of token ids made elsewhere (another tokenizer pipeline, a
+        test) as an `Encoded`, so they can be planned and collated. Nothing
+        was truncated or repaired; with `swap_pairs`, rows 2i and 2i+1 are
+        the two orders of input row i, as `swap="both"` lays them out."""
+        lengths = [len(r) for r in rows]
+        n = len(lengths)
+        offsets = np.zeros(n + 1, dtype=np.int64)
+        np.cumsum(lengths, out=offsets[1:])
+        flat = np.fromiter((t for r in rows for t in r), dtype=np.int32, count=int(offsets[-1]))
+        order = np.arange(n, dtype=np.int64)
+        return cls(
+            {
+                "input_ids": flat,
+                "offsets": offsets,
+                "turns_total": np.ones(n, dtype=np.int32),
+                "turns_kept": np.ones(n, dtype=np.int32),
+                "truncated": np.zeros(n, dtype=bool),
+                "repairs": np.zeros(n, dtype=np.uint8),
+                "is_swapped": (order % 2 == 1) if swap_pairs else np.zeros(n, dtype=bool),
+                "source_row": order // 2 if swap_pairs else order,
+            }
+        )
+
     @property
     def lengths(self) -> np.ndarray:
         """Tokens per row (int64)."""

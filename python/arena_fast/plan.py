@@ -33,8 +33,8 @@ class Plan:
     the rows `drop_last` left out.
     """
 
-    __slots__ = (
-        "kind",
+    # What the core returns, then the settings the plan was made with.
+    _RESULTS = (
         "indices",
         "offsets",
         "tokens",
@@ -44,27 +44,13 @@ class Plan:
         "fill",
         "imbalance",
         "num_groups",
-        "num_rows",
-        "max_tokens",
-        "world_size",
-        "rank",
-        "seed",
-        "epoch",
     )
+    _SETTINGS = ("num_rows", "max_tokens", "world_size", "rank", "seed", "epoch")
+    __slots__ = ("kind", *_RESULTS, *_SETTINGS)
 
     def __init__(self, kind: str, arrays: dict[str, Any], **settings: Any):
         self.kind = kind
-        for name in (
-            "indices",
-            "offsets",
-            "tokens",
-            "cost",
-            "rank_tokens",
-            "dropped",
-            "fill",
-            "imbalance",
-            "num_groups",
-        ):
+        for name in self._RESULTS:
             setattr(self, name, arrays[name])
         for name, value in settings.items():
             setattr(self, name, value)
