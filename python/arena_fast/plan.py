@@ -118,6 +118,17 @@ def _count(name: str, value: Any, low: int = 0, high: int = _U64) -> int:
     return value
 
 
+def _settings(max_tokens, seed, epoch, world_size, rank) -> dict[str, int]:
+    """The checked settings both planners share, in the core's order."""
+    return {
+        "max_tokens": _count("max_tokens", max_tokens, 1),
+        "seed": _count("seed", seed),
+        "epoch": _count("epoch", epoch),
+        "world_size": _count("world_size", world_size, 1),
+        "rank": _count("rank", rank),
+    }
+
+
 def plan_packs(
     lengths: Union[Encoded, Any],
     max_tokens: int = 16384,
@@ -139,22 +150,17 @@ def plan_packs(
     `shuffle=False`. A sequence longer than `max_tokens` is an InputError.
     """
     array = _lengths(lengths)
-    settings = dict(
-        max_tokens=_count("max_tokens", max_tokens, 1),
-        seed=_count("seed", seed),
-        epoch=_count("epoch", epoch),
-        world_size=_count("world_size", world_size, 1),
-        rank=_count("rank", rank),
-    )
+    settings = _settings(max_tokens, seed, epoch, world_size, rank)
+    max_tokens, seed, epoch, world_size, rank = settings.values()
     arrays = _core.plan_packs(
         array,
-        settings["max_tokens"],
+        max_tokens,
         strategy,
         bool(pair_swaps),
-        settings["seed"],
-        settings["epoch"],
-        settings["world_size"],
-        settings["rank"],
+        seed,
+        epoch,
+        world_size,
+        rank,
         bool(drop_last),
         bool(shuffle),
     )
@@ -182,24 +188,19 @@ def plan_batches(
     whole set; `Plan.restore` maps results back to row order.
     """
     array = _lengths(lengths)
-    settings = dict(
-        max_tokens=_count("max_tokens", max_tokens, 1),
-        seed=_count("seed", seed),
-        epoch=_count("epoch", epoch),
-        world_size=_count("world_size", world_size, 1),
-        rank=_count("rank", rank),
-    )
+    settings = _settings(max_tokens, seed, epoch, world_size, rank)
     rows = None if max_rows is None else _count("max_rows", max_rows, 1)
+    max_tokens, seed, epoch, world_size, rank = settings.values()
     arrays = _core.plan_batches(
         array,
-        settings["max_tokens"],
+        max_tokens,
         rows,
         order,
         bool(pair_swaps),
-        settings["seed"],
-        settings["epoch"],
-        settings["world_size"],
-        settings["rank"],
+        seed,
+        epoch,
+        world_size,
+        rank,
         bool(drop_last),
         _count("megabatch", megabatch, 1),
     )
