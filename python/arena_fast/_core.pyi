@@ -1,20 +1,31 @@
 """Type stubs of the Rust extension `arena_fast._core` (see rust/arena-fast-py)."""
 
 from collections.abc import Sequence
-from typing import Any, Optional
+from typing import Any, Optional, final
 
 import numpy as np
 
+__all__ = [
+    "Tokenizer",
+    "Encoder",
+    "template_preset",
+    "plan_packs",
+    "plan_batches",
+    "collate_packed",
+    "collate_padded",
+    "clear_word_cache",
+    "__version__",
+]
+
 __version__: str
 
+@final
 class Tokenizer:
     @staticmethod
     def from_file(path: str) -> Tokenizer: ...
     @staticmethod
     def from_str(json: str) -> Tokenizer: ...
-    def encode(
-        self, text: str, split_special_tokens: bool = True, whole: bool = False
-    ) -> list[int]: ...
+    def encode(self, text: str, split_special_tokens: bool = True) -> list[int]: ...
     def decode(self, ids: Sequence[int]) -> str: ...
     def token_to_id(self, token: str) -> Optional[int]: ...
     def id_to_token(self, id: int) -> Optional[str]: ...
@@ -24,9 +35,10 @@ class Tokenizer:
     def word_split(self) -> bool: ...
     def to_str(self) -> str: ...
 
+@final
 class Encoder:
-    def __init__(
-        self,
+    def __new__(
+        cls,
         tokenizer: Tokenizer,
         template: Any,
         *,
@@ -44,7 +56,7 @@ class Encoder:
         keep_first_turns: int,
         tail_ratios: Sequence[float],
         min_tail_tokens: int,
-    ) -> None: ...
+    ) -> Encoder: ...
     def encode(
         self, prompts: Any, responses_a: Any, responses_b: Any, swap: str
     ) -> dict[str, np.ndarray]: ...
