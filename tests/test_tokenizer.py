@@ -148,3 +148,17 @@ def test_lone_surrogate_is_refused_or_repaired(gemma):
     except ValueError:
         return
     assert ids == gemma.tok.encode("a\ufffdb")
+
+
+def test_word_caches_are_per_tokenizer(shared_dir):
+    """Two word-split vocabularies on one thread: each keeps its own ids
+    (the per-thread word cache once served one tokenizer's ids to another)."""
+    gemma = af.Tokenizer.from_file(shared_dir / "tokenizers" / "gemma3" / "tokenizer.json")
+    demo = af.Tokenizer.demo()
+    assert gemma.word_split and demo.word_split
+    text = "Which response is better? The first one explains the oranges."
+    first = gemma.encode(text)
+    demo_ids = demo.encode(text)
+    assert gemma.encode(text) == first
+    assert demo.encode(text) == demo_ids
+    assert first != demo_ids

@@ -8,9 +8,12 @@ import numpy as np
 __all__ = [
     "Tokenizer",
     "Encoder",
+    "Rows",
+    "split_pairs",
     "template_preset",
     "plan_packs",
     "plan_batches",
+    "assign_folds",
     "collate_packed",
     "collate_padded",
     "clear_word_cache",
@@ -63,6 +66,27 @@ class Encoder:
     def encode_json(
         self, prompts: Any, responses_a: Any, responses_b: Any, swap: str
     ) -> dict[str, np.ndarray]: ...
+    def encode_rows(
+        self, rows: Rows, idx: Optional[np.ndarray], swap: str
+    ) -> dict[str, np.ndarray]: ...
+
+@final
+class Rows:
+    @staticmethod
+    def from_arrow(
+        prompt: tuple[Any, ...],
+        response_a: tuple[Any, ...],
+        response_b: tuple[Any, ...],
+        null_text: str = "",
+    ) -> Rows: ...
+    def __len__(self) -> int: ...
+    def features(self) -> dict[str, np.ndarray]: ...
+    def errors(self) -> list[tuple[int, str, str]]: ...
+    def to_lists(self, idx: Optional[np.ndarray] = None) -> tuple[list, list, list]: ...
+
+def split_pairs(
+    input_ids: np.ndarray, offsets: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]: ...
 
 def template_preset(name: str) -> dict[str, Any]: ...
 def clear_word_cache() -> None: ...
@@ -91,6 +115,7 @@ def plan_batches(
     drop_last: bool,
     megabatch: int,
 ) -> dict[str, Any]: ...
+def assign_folds(keys: np.ndarray, classes: np.ndarray, k: int, seed: int) -> np.ndarray: ...
 def collate_packed(
     input_ids: np.ndarray,
     offsets: np.ndarray,

@@ -9,6 +9,7 @@ use rayon::prelude::*;
 
 use crate::budget::{self, BudgetConfig, Cut, Frame, Plan, TurnLens};
 use crate::error::{Column, ConfigError, CoreError, EncodeError, TokenizerError};
+use crate::rows::Rows;
 use crate::template::Template;
 use crate::tokenize::ArenaTokenizer;
 use crate::turns::{pad_ragged, parse_turn_list};
@@ -281,6 +282,31 @@ impl Encoder {
         self.run(rows.len(), swap, |i| Ok(Cow::Borrowed(&rows[i])))
     }
 
+    /// Encode the rows `idx` (all rows when None) of parsed `Rows`, in that
+    /// order; output row i (or 2i, 2i+1) comes from `idx[i]`.
+    pub fn encode_rows(
+        &self,
+        rows: &Rows,
+        idx: Option<&[i64]>,
+        swap: Swap,
+    ) -> Result<Encoded, CoreError> {
+        let n = rows.len();
+        if let Some(idx) = idx {
+            if let Some(&bad) = idx.iter().find(|&&i| i < 0 || i as usize >= n) {
+                return Err(EncodeError::Index {
+                    index: bad,
+                    rows: n,
+                }
+                .into());
+            }
+            self.run(idx.len(), swap, |i| {
+                Ok(Cow::Borrowed(&rows.rows[idx[i] as usize]))
+            })
+        } else {
+            self.run(n, swap, |i| Ok(Cow::Borrowed(&rows.rows[i])))
+        }
+    }
+
     /// Encode rows given as the three JSON-list cells of the Kaggle CSV.
     pub fn encode_json(
         &self,
@@ -324,7 +350,7 @@ impl Encoder {
     {
         let chunk = |c: usize| -> Result<Encoded, EncodeError> {
             let mut out = Encoded::with_offsets();
-            with_thread_cache(|cache| {
+            with_thread_cache(self.tok.id(), |cache| {
                 for i in c * CHUNK..((c + 1) * CHUNK).min(n) {
                     let turns = row(i)?;
                     self.encode_row(i, &turns, swap, cache, &mut out)?;

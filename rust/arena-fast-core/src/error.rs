@@ -66,6 +66,8 @@ pub enum EncodeError {
     ColumnLengths { prompt: usize, a: usize, b: usize },
     #[error("row {row}: {source}")]
     Tokenizer { row: usize, source: TokenizerError },
+    #[error("row index {index} out of range for {rows} rows")]
+    Index { index: i64, rows: usize },
 }
 
 /// Lengths a plan cannot be made of.

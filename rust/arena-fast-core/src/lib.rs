@@ -10,7 +10,9 @@ pub mod budget;
 pub mod collate;
 pub mod encode;
 pub mod error;
+pub mod folds;
 pub mod plan;
+pub mod rows;
 pub mod template;
 pub mod tokenize;
 pub mod turns;
@@ -22,5 +24,7 @@ pub use error::{
     CollateError, Column, ConfigError, CoreError, EncodeError, PlanError, TokenizerError,
     TurnsError,
 };
+pub use folds::assign_folds;
+pub use rows::{Features, RowError, Rows, TextColumn};
 pub use template::Template;
 pub use tokenize::ArenaTokenizer;

@@ -15,7 +15,12 @@ pub struct ArenaTokenizer {
     /// Special-token strings in text are encoded as plain text.
     plain: OnceLock<Tokenizer>,
     splitter: Option<WordSplitter>,
+    /// Unique per loaded tokenizer: keys the per-thread word caches.
+    id: u64,
 }
+
+/// Ids handed to tokenizers as they load (0 is never used: an empty cache).
+static NEXT_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
 
 fn load_error(e: impl std::fmt::Display) -> TokenizerError {
     TokenizerError::Load(e.to_string())
@@ -43,6 +48,7 @@ impl ArenaTokenizer {
             special,
             plain: OnceLock::new(),
             splitter,
+            id: NEXT_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
         })
     }
 
@@ -58,6 +64,11 @@ impl ArenaTokenizer {
         }
     }
 
+    /// This tokenizer's identity for word caches.
+    pub fn id(&self) -> u64 {
+        self.id
+    }
+
     /// Whether texts are encoded word by word through a cache.
     pub fn word_split(&self) -> bool {
         self.splitter.is_some()
@@ -67,7 +78,9 @@ impl ArenaTokenizer {
     /// `tokenizer.encode(text, add_special_tokens=False)` gives them; through
     /// this thread's word cache when the vocabulary allows it.
     pub fn encode(&self, text: &str, split_special: bool) -> Result<Vec<u32>, TokenizerError> {
-        with_thread_cache(|cache| self.encode_cached(text, split_special, cache))
+        with_thread_cache(self.id, |cache| {
+            self.encode_cached(text, split_special, cache)
+        })
     }
 
     /// Like `encode`, always whole-text through `tokenizers` (no splitting).

@@ -28,10 +28,12 @@ const WORD_START: &str = "\u{2581}";
 /// More crossing entries than this and splitting is not worth checking.
 const MAX_CROSSING: usize = 64;
 
-/// Ids of words already encoded, per thread.
+/// Ids of words already encoded, per thread, for one tokenizer (`owner`):
+/// the same word has other ids in another vocabulary.
 #[derive(Default)]
 pub struct WordCache {
     pub(crate) words: FxHashMap<Box<str>, Box<[u32]>>,
+    owner: u64,
 }
 
 /// The per-thread cache is cleared past this many words.
@@ -46,12 +48,14 @@ pub fn clear_thread_cache() {
     WORDS.with(|words| words.borrow_mut().words = FxHashMap::default());
 }
 
-/// Run `f` with this thread's word cache.
-pub fn with_thread_cache<R>(f: impl FnOnce(&mut WordCache) -> R) -> R {
+/// Run `f` with this thread's word cache for the tokenizer `owner` (its
+/// `ArenaTokenizer::id`); the cache is emptied when another tokenizer used it.
+pub fn with_thread_cache<R>(owner: u64, f: impl FnOnce(&mut WordCache) -> R) -> R {
     WORDS.with(|words| {
         let mut cache = words.borrow_mut();
-        if cache.words.len() > CACHE_WORDS {
+        if cache.words.len() > CACHE_WORDS || cache.owner != owner {
             cache.words.clear();
+            cache.owner = owner;
         }
         f(&mut cache)
     })

@@ -6,11 +6,12 @@ use std::sync::Arc;
 use arena_fast_core::budget::{Keep, Strategy};
 use arena_fast_core::turns::repair;
 use arena_fast_core::{BudgetConfig, Encoded, Encoder, EncoderConfig, RowTurns, Swap, Template};
-use numpy::IntoPyArray;
+use numpy::{IntoPyArray, PyReadonlyArray1};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyFrozenSet, PySet, PyString};
 
 use crate::errors::{detached, error, from_core, Kind};
+use crate::rows::PyRows;
 use crate::tokenizer::PyTokenizer;
 
 const FIELDS: [&str; 3] = ["prompt", "response_a", "response_b"];
@@ -299,6 +300,24 @@ impl PyEncoder {
         }
         let enc = self.inner.clone();
         let out = detached(py, move || enc.encode(&rows, swap))?;
+        to_numpy(py, out)
+    }
+
+    /// Rows parsed earlier (`_core.Rows`): the rows `idx` (all when None),
+    /// in that order.
+    #[pyo3(signature = (rows, idx, swap))]
+    fn encode_rows<'py>(
+        &self,
+        py: Python<'py>,
+        rows: &PyRows,
+        idx: Option<PyReadonlyArray1<'py, i64>>,
+        swap: &str,
+    ) -> PyResult<Bound<'py, PyDict>> {
+        let swap = parse_swap(py, swap)?;
+        let enc = self.inner.clone();
+        let rows = rows.inner.clone();
+        let idx = idx.as_ref().map(|a| a.as_slice()).transpose()?;
+        let out = detached(py, move || enc.encode_rows(&rows, idx, swap))?;
         to_numpy(py, out)
     }
 

@@ -57,7 +57,9 @@ pub fn from_core(py: Python<'_>, err: CoreError) -> PyErr {
         CoreError::Tokenizer(_) => Kind::Tokenizer,
         CoreError::Config(_) => Kind::Config,
         CoreError::Encode(e) => match e {
-            EncodeError::Turns { .. } | EncodeError::ColumnLengths { .. } => Kind::Input,
+            EncodeError::Turns { .. }
+            | EncodeError::ColumnLengths { .. }
+            | EncodeError::Index { .. } => Kind::Input,
             EncodeError::Tokenizer { .. } => Kind::Tokenizer,
         },
         CoreError::Plan(_) | CoreError::Collate(_) => Kind::Input,

@@ -6,7 +6,9 @@ use pyo3::prelude::*;
 mod collate;
 mod encoder;
 mod errors;
+mod folds;
 mod plan;
+mod rows;
 mod tokenizer;
 
 /// Forget the words the calling thread has cached (encoders' own threads
@@ -30,11 +32,14 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     }
     m.add_class::<tokenizer::PyTokenizer>()?;
     m.add_class::<encoder::PyEncoder>()?;
+    m.add_class::<rows::PyRows>()?;
     m.add_function(wrap_pyfunction!(encoder::template_preset, m)?)?;
     m.add_function(wrap_pyfunction!(plan::plan_packs, m)?)?;
     m.add_function(wrap_pyfunction!(plan::plan_batches, m)?)?;
+    m.add_function(wrap_pyfunction!(folds::assign_folds, m)?)?;
     m.add_function(wrap_pyfunction!(collate::collate_packed, m)?)?;
     m.add_function(wrap_pyfunction!(collate::collate_padded, m)?)?;
+    m.add_function(wrap_pyfunction!(rows::split_pairs, m)?)?;
     m.add_function(wrap_pyfunction!(clear_word_cache, m)?)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())
