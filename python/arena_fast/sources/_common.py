@@ -1,0 +1,483 @@
+"""What every reader shares: the two frame schemas, the chunk type, file
+containers (parquet, JSON, JSON lines) as streams of records, one-line
+errors, text cleaning, conversation splitting and the seeded coin."""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, NamedTuple, Optional, Union
+
+import polars as pl
+import pyarrow as pa
+
+from ..errors import InputError
+from ..reference.packing import SplitMix64
+
+MASK64 = (1 << 64) - 1
+TEXT_COLUMNS = ("prompt", "response_a", "response_b")
+
+CANONICAL_SCHEMA: dict[str, pl.DataType] = {
+    "id": pl.String(),
+    "source": pl.String(),
+    "model_a": pl.String(),
+    "model_b": pl.String(),
+    "prompt": pl.List(pl.String()),
+    "response_a": pl.List(pl.String()),
+    "response_b": pl.List(pl.String()),
+    "labels": pl.Array(pl.Float64(), 3),
+    "teacher_logits": pl.List(pl.Array(pl.Float64(), 3)),
+    "row": pl.Int64(),
+    "input_rows": pl.Int32(),
+}
+
+DROPPED_SCHEMA: dict[str, pl.DataType] = {
+    "source": pl.String(),
+    "id": pl.String(),
+    "row": pl.Int64(),
+    "input_rows": pl.Int32(),
+    "reason": pl.String(),
+    "detail": pl.String(),
+}
+
+# Nested columns are built through pyarrow: polars builds List(String) from
+# Python lists about 50x slower.
+_ARROW_TYPES: dict[str, pa.DataType] = {
+    "prompt": pa.large_list(pa.large_string()),
+    "response_a": pa.large_list(pa.large_string()),
+    "response_b": pa.large_list(pa.large_string()),
+    "labels": pa.list_(pa.float64(), 3),
+    "teacher_logits": pa.large_list(pa.list_(pa.float64(), 3)),
+}
+
+
+@dataclass
+class Chunk:
+    """One slice of a reader's output: canonical rows, and the input records
+    that could not become rows (with the reason)."""
+
+    rows: pl.DataFrame
+    dropped: pl.DataFrame
+
+
+def empty_rows() -> pl.DataFrame:
+    return pl.DataFrame(schema=CANONICAL_SCHEMA)
+
+
+def empty_dropped() -> pl.DataFrame:
+    return pl.DataFrame(schema=DROPPED_SCHEMA)
+
+
+# -- errors -------------------------------------------------------------------------
+def one_line(message: str, limit: int = 300) -> str:
+    """A library error message (polars' run to many lines with hints) as one
+    short line: the original error when polars quotes one, else the first
+    paragraph, whitespace collapsed."""
+    if "Original error:" in message:
+        message = message.split("Original error:", 1)[1]
+    else:
+        message = message.strip().split("\n\n", 1)[0]
+    message = " ".join(message.replace("`", "").split())
+    return message if len(message) <= limit else message[: limit - 3] + "..."
+
+
+def input_error(path: Union[str, Path], exc: BaseException) -> InputError:
+    """`exc` (from reading `path`) as a one-line InputError naming the file."""
+    if isinstance(exc, FileNotFoundError):
+        return InputError(f"{path}: no such file")
+    if isinstance(exc, IsADirectoryError):
+        return InputError(f"{path}: is a directory, not a file")
+    return InputError(f"{path}: cannot read: {one_line(str(exc) or type(exc).__name__)}")
+
+
+def check_columns(
+    path: Union[str, Path], fmt: str, seen: Sequence[str], required: Sequence[str]
+) -> None:
+    """InputError (one line) when a required column is missing."""
+    missing = [c for c in required if c not in seen]
+    if missing:
+        raise columns_error(path, fmt, missing, seen)
+
+
+def columns_error(
+    path: Union[str, Path], fmt: str, missing: Sequence[str], seen: Sequence[str]
+) -> InputError:
+    return InputError(
+        f"{path}: missing column(s) {list(missing)} for format {fmt} (columns seen: {list(seen)})"
+    )
+
+
+def polars_batches(lf: pl.LazyFrame, path: Union[str, Path], chunk_rows: int):
+    """The frames of `lf`, streamed, each of at most `chunk_rows` rows; read
+    errors (a broken quote, a truncated file) become one-line InputErrors.
+    Only the read is guarded: errors raised into the consumer pass through."""
+    batches = iter(lf.collect_batches(chunk_size=chunk_rows))
+    while True:
+        try:
+            batch = next(batches)
+        except StopIteration:
+            return
+        except (pl.exceptions.PolarsError, OSError, pa.ArrowException) as exc:
+            raise input_error(path, exc) from None
+        for start in range(0, batch.height, chunk_rows):
+            yield batch.slice(start, chunk_rows)
+
+
+def parquet_columns(path: Union[str, Path]) -> list[str]:
+    try:
+        return list(pl.scan_parquet(path).collect_schema().names())
+    except (pl.exceptions.PolarsError, OSError, pa.ArrowException) as exc:
+        raise input_error(path, exc) from None
+
+
+# -- containers: parquet, JSON array, JSON lines -------------------------------------
+class BadRecord(NamedTuple):
+    """A record of a JSON file that is not a JSON object."""
+
+    detail: str
+
+
+Record = Union[dict, BadRecord]
+
+
+def container(path: Union[str, Path]) -> str:
+    """ "parquet", "json" (one JSON array) or "jsonl", from the extension and,
+    for .json, the first character (the `datasets` library writes JSON lines
+    to .json files)."""
+    name = str(path).lower()
+    if name.endswith(".parquet"):
+        return "parquet"
+    if name.endswith((".jsonl", ".ndjson")):
+        return "jsonl"
+    if name.endswith(".json"):
+        try:
+            with open(path, "rb") as f:
+                head = f.read(4096).lstrip(b"\xef\xbb\xbf \t\r\n")
+        except OSError as exc:
+            raise input_error(path, exc) from None
+        return "json" if head.startswith(b"[") else "jsonl"
+    raise InputError(f"{path}: expected a .parquet, .json, .jsonl or .ndjson file for this format")
+
+
+def _json_lines(path: Union[str, Path], only: Optional[set] = None) -> Iterator[Any]:
+    """The records of a JSON-lines file, blank lines skipped; a line that is
+    not a JSON object comes as a BadRecord (it does not stop the file).
+    With `only`, records whose index is not in it come as None, unparsed."""
+    try:
+        f = open(path, "rb")
+    except OSError as exc:
+        raise input_error(path, exc) from None
+    with f:
+        first = True
+        row = -1
+        for line in f:
+            if first and line.startswith(b"\xef\xbb\xbf"):
+                line = line[3:]
+            first = False
+            if not line.strip():
+                continue
+            row += 1
+            if only is not None and row not in only:
+                yield None
+                continue
+            try:
+                value = json.loads(line)
+            except ValueError as exc:
+                yield BadRecord(f"not valid JSON: {one_line(str(exc), 120)}")
+                continue
+            yield value if isinstance(value, dict) else BadRecord(_not_object(value))
+
+
+def _not_object(value: Any) -> str:
+    return f"a JSON {type(value).__name__}, not an object"
+
+
+def _json_array(path: Union[str, Path]) -> list:
+    """A whole .json file holding one array (read at once)."""
+    try:
+        with open(path, encoding="utf-8-sig") as f:
+            data = json.load(f)
+    except (OSError, ValueError) as exc:
+        raise input_error(path, exc) from None
+    if not isinstance(data, list):
+        raise InputError(f"{path}: expected a JSON array of records, got a {type(data).__name__}")
+    return data
+
+
+def first_record(path: Union[str, Path]) -> Optional[dict]:
+    """The first record of a JSON / JSON-lines file, None when it has none.
+    Reads only as far as that record for JSON lines."""
+    if container(path) == "json":
+        data = _json_array(path)
+        if not data:
+            return None
+        if not isinstance(data[0], dict):
+            raise InputError(f"{path}: the first record is {_not_object(data[0])}")
+        return data[0]
+    for record in _json_lines(path):
+        if isinstance(record, BadRecord):
+            raise InputError(f"{path}: the first record is {record.detail}")
+        return record
+    return None
+
+
+def columns_of(path: Union[str, Path]) -> list[str]:
+    """Column names: the parquet schema, or the keys of the first JSON record
+    (a JSON file without records has no columns to tell: InputError)."""
+    if container(path) == "parquet":
+        return parquet_columns(path)
+    return list(require_first_record(path))
+
+
+def require_first_record(path: Union[str, Path]) -> dict:
+    """The first record of a JSON file; InputError when it has none."""
+    record = first_record(path)
+    if record is None:
+        raise InputError(f"{path}: no records (an empty JSON file)")
+    return record
+
+
+def iter_records(
+    path: Union[str, Path], columns: Sequence[str], chunk_rows: int
+) -> Iterator[list[Record]]:
+    """The records of a parquet / JSON / JSON-lines file as Python dicts, in
+    lists of at most `chunk_rows`, in file order. Parquet reads only
+    `columns` (those present), streamed; JSON lines stream; a JSON array is
+    read whole."""
+    kind = container(path)
+    if kind == "parquet":
+        names = parquet_columns(path)
+        lf = pl.scan_parquet(path).select([c for c in columns if c in names])
+        for batch in polars_batches(lf, path, chunk_rows):
+            yield batch.to_dicts()
+        return
+    source: Any = _json_array(path) if kind == "json" else _json_lines(path)
+    records: list[Record] = []
+    for value in source:
+        records.append(
+            value if isinstance(value, (dict, BadRecord)) else BadRecord(_not_object(value))
+        )
+        if len(records) == chunk_rows:
+            yield records
+            records = []
+    if records:
+        yield records
+
+
+def records_at(
+    path: Union[str, Path], columns: Sequence[str], rows: set
+) -> Iterator[tuple[int, Record]]:
+    """(row, record) for the records at `rows` only, in file order: parquet
+    filters by row index before converting to Python, JSON lines parse only
+    those lines (a second pass that costs little when few are wanted)."""
+    kind = container(path)
+    if kind == "parquet":
+        names = parquet_columns(path)
+        lf = (
+            pl.scan_parquet(path)
+            .select([c for c in columns if c in names])
+            .with_row_index("__row")
+            .filter(pl.col("__row").is_in(sorted(rows)))
+        )
+        for batch in polars_batches(lf, path, 16384):
+            for record in batch.to_dicts():
+                yield record.pop("__row"), record
+        return
+    values: Any = _json_array(path) if kind == "json" else _json_lines(path, rows)
+    for row, value in enumerate(values):
+        if row in rows:
+            yield row, value if isinstance(value, (dict, BadRecord)) else BadRecord("not an object")
+
+
+# -- building chunks -----------------------------------------------------------------
+def _series(name: str, values: list, dtype: pl.DataType) -> pl.Series:
+    arrow = _ARROW_TYPES.get(name)
+    if arrow is None:
+        return pl.Series(name, values, dtype=dtype)
+    series = pl.from_arrow(pa.array(values, type=arrow))
+    assert isinstance(series, pl.Series)
+    return series.alias(name).cast(dtype)
+
+
+class Builder:
+    """Collects canonical rows and dropped records as Python values, one
+    chunk at a time."""
+
+    def __init__(self, source: str):
+        self.source = source
+        self.rows: dict[str, list] = {name: [] for name in CANONICAL_SCHEMA}
+        self.dropped: dict[str, list] = {name: [] for name in DROPPED_SCHEMA}
+
+    def __len__(self) -> int:
+        return len(self.rows["id"])
+
+    def add(
+        self,
+        *,
+        id: str,
+        prompt: list,
+        response_a: list,
+        response_b: list,
+        labels: Optional[list],
+        row: int,
+        model_a: Optional[str] = None,
+        model_b: Optional[str] = None,
+        input_rows: int = 1,
+    ) -> None:
+        values = {
+            "id": id,
+            "source": self.source,
+            "model_a": model_a,
+            "model_b": model_b,
+            "prompt": prompt,
+            "response_a": response_a,
+            "response_b": response_b,
+            "labels": labels,
+            "teacher_logits": None,
+            "row": row,
+            "input_rows": input_rows,
+        }
+        for name, value in values.items():
+            self.rows[name].append(value)
+
+    def drop(
+        self, *, id: Optional[str], row: int, reason: str, detail: str, input_rows: int = 1
+    ) -> None:
+        values = {
+            "source": self.source,
+            "id": id,
+            "row": row,
+            "input_rows": input_rows,
+            "reason": reason,
+            "detail": detail,
+        }
+        for name, value in values.items():
+            self.dropped[name].append(value)
+
+    def chunk(self) -> Chunk:
+        """The collected rows and drops as a Chunk; the builder starts empty again."""
+        rows = pl.DataFrame(
+            [_series(name, self.rows[name], dtype) for name, dtype in CANONICAL_SCHEMA.items()]
+        )
+        dropped = pl.DataFrame(self.dropped, schema=DROPPED_SCHEMA)
+        self.rows = {name: [] for name in CANONICAL_SCHEMA}
+        self.dropped = {name: [] for name in DROPPED_SCHEMA}
+        return Chunk(rows, dropped)
+
+
+def stream_records(
+    path: Union[str, Path],
+    columns: Sequence[str],
+    chunk_rows: int,
+    source: str,
+    convert: Callable[[dict, int, Builder], None],
+) -> Iterator[Chunk]:
+    """Read `path` record by record; `convert(record, row, builder)` adds a
+    row or a drop for each. One chunk per `chunk_rows` input records."""
+    row = 0
+    for records in iter_records(path, columns, chunk_rows):
+        builder = Builder(source)
+        for record in records:
+            if isinstance(record, BadRecord):
+                builder.drop(id=None, row=row, reason="bad_record", detail=record.detail)
+            else:
+                convert(record, row, builder)
+            row += 1
+        yield builder.chunk()
+
+
+# -- values --------------------------------------------------------------------------
+_SURROGATES = re.compile("[\ud800-\udfff]")
+
+
+def clean_text(text: str) -> str:
+    """`text` with lone UTF-16 surrogates (which JSON can hold and UTF-8
+    cannot) replaced by U+FFFD, the repair the Rust core makes."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return _SURROGATES.sub("\ufffd", text)
+    return text
+
+
+def as_number(value: Any) -> Optional[float]:
+    """A finite-or-infinite float from a number or a numeric string; None for
+    anything else (bools, NaN, "N/A", None)."""
+    if isinstance(value, bool) or value is None:
+        return None
+    if isinstance(value, (int, float)):
+        number = float(value)
+    elif isinstance(value, str):
+        try:
+            number = float(value.strip())
+        except ValueError:
+            return None
+    else:
+        return None
+    return None if math.isnan(number) else number
+
+
+def as_id(value: Any) -> Optional[str]:
+    """An id value as a string (ints as written), None when missing."""
+    if value is None:
+        return None
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return clean_text(value) if isinstance(value, str) else str(value)
+
+
+def as_name(value: Any) -> Optional[str]:
+    """A model name: a string, else None."""
+    return clean_text(value) if isinstance(value, str) else None
+
+
+class BadConversation(ValueError):
+    """A conversation that is not a usable list of {role, content} turns."""
+
+
+def split_turns(
+    conversation: Any, what: str = "conversation", need_user: bool = True
+) -> tuple[list, list]:
+    """The user turns and the assistant turns of a message list, texts
+    cleaned; a null content is kept as a null turn, other roles (system)
+    are ignored. Raises BadConversation with a short detail."""
+    if not isinstance(conversation, (list, tuple)):
+        kind = "null" if conversation is None else type(conversation).__name__
+        raise BadConversation(f"{what} is {kind}, not a list of {{role, content}}")
+    users: list = []
+    assistants: list = []
+    for i, turn in enumerate(conversation):
+        if not isinstance(turn, dict) or "role" not in turn or "content" not in turn:
+            raise BadConversation(f"{what}[{i}] is not a {{role, content}} object")
+        content = turn["content"]
+        if content is not None and not isinstance(content, str):
+            raise BadConversation(f"{what}[{i}].content is a {type(content).__name__}")
+        text = None if content is None else clean_text(content)
+        role = turn["role"]
+        if role == "user":
+            users.append(text)
+        elif role == "assistant":
+            assistants.append(text)
+    if need_user and not users:
+        raise BadConversation(f"{what} has no user turn")
+    if not assistants:
+        raise BadConversation(f"{what} has no assistant turn")
+    return users, assistants
+
+
+def coin(seed: int, row: int) -> SplitMix64:
+    """The generator of one record's random choices: SplitMix64 seeded with
+    `seed`, its state then xor'ed with `row` (the packing planner's seeding
+    with the row as the epoch). Its first draw's lowest bit is the A/B coin."""
+    return SplitMix64(seed & MASK64, row & MASK64)
+
+
+def first_is_a(seed: int, row: int) -> tuple[bool, SplitMix64]:
+    """The A/B coin of record `row` (True: the first / chosen side is A) and
+    the generator, for any further draws."""
+    rng = coin(seed, row)
+    return bool(rng.next() & 1), rng

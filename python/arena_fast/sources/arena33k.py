@@ -1,0 +1,80 @@
+"""lmsys/chatbot_arena_conversations (the "33k" file): parquet, a JSON array
+or JSON lines. Records are checked one by one in Python (33k rows take well
+under a second), so a malformed conversation drops its record instead of
+failing the file."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Union
+
+from ._common import (
+    BadConversation,
+    Builder,
+    Chunk,
+    as_id,
+    as_name,
+    check_columns,
+    columns_of,
+    split_turns,
+    stream_records,
+)
+
+__all__ = ["read", "WINNERS"]
+
+SOURCE = "arena33k"
+REQUIRED = ("conversation_a", "conversation_b", "winner")
+COLUMNS = ("question_id", "model_a", "model_b", *REQUIRED)
+WINNERS: dict[str, list[float]] = {
+    "model_a": [1.0, 0.0, 0.0],
+    "model_b": [0.0, 1.0, 0.0],
+    "tie": [0.0, 0.0, 1.0],
+    "tie (bothbad)": [0.0, 0.0, 1.0],
+}
+
+
+def read(path: Union[str, Path], *, chunk_rows: int = 16384, seed: int = 0) -> Iterator[Chunk]:
+    """Chunks of canonical rows from an arena33k file. The prompt is the user
+    turns of conversation_a (conversation_b repeats them), each side's
+    answers its assistant turns; `winner` gives the labels. `seed` is unused
+    (the file already fixes A and B)."""
+    names = columns_of(path)
+    check_columns(path, SOURCE, names, REQUIRED)
+    has_id = "question_id" in names
+    return stream_records(
+        path, COLUMNS, chunk_rows, SOURCE, lambda r, row, out: _convert(r, row, out, has_id)
+    )
+
+
+def _convert(record: dict, row: int, out: Builder, has_id: bool) -> None:
+    ident = as_id(record.get("question_id")) if has_id else str(row)
+    if ident is None:
+        out.drop(id=None, row=row, reason="missing_id", detail="question_id is null")
+        return
+    winner = record.get("winner")
+    labels = WINNERS.get(winner) if isinstance(winner, str) else None
+    if labels is None:
+        out.drop(
+            id=ident,
+            row=row,
+            reason="bad_winner",
+            detail=f"winner {winner!r} is not one of {list(WINNERS)}",
+        )
+        return
+    try:
+        prompt, answers_a = split_turns(record.get("conversation_a"), "conversation_a")
+        _, answers_b = split_turns(record.get("conversation_b"), "conversation_b")
+    except BadConversation as exc:
+        out.drop(id=ident, row=row, reason="bad_conversation", detail=str(exc))
+        return
+    out.add(
+        id=ident,
+        model_a=as_name(record.get("model_a")),
+        model_b=as_name(record.get("model_b")),
+        prompt=prompt,
+        response_a=answers_a,
+        response_b=answers_b,
+        labels=list(labels),
+        row=row,
+    )

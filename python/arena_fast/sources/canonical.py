@@ -1,0 +1,310 @@
+"""Files already in the canonical schema (what `build-dataset` and users'
+own converters write): parquet, a JSON array or JSON lines.
+
+Text columns may be List(String) or String holding a JSON list (passed
+through for the Rust core, as Kaggle's); which one is fixed per column by
+the parquet schema or the first JSON record. `source`, `model_a`,
+`model_b`, `teacher_logits`, `row` and `input_rows` may be absent. JSON is
+parsed in Python rather than by polars, whose JSON reader refuses the lone
+surrogate escapes such files can hold (they become U+FFFD here)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, Optional, Union
+
+import polars as pl
+import pyarrow as pa
+
+from ..errors import InputError
+from ._common import (
+    CANONICAL_SCHEMA,
+    DROPPED_SCHEMA,
+    TEXT_COLUMNS,
+    BadRecord,
+    Chunk,
+    as_id,
+    as_name,
+    as_number,
+    check_columns,
+    clean_text,
+    container,
+    input_error,
+    iter_records,
+    parquet_columns,
+    polars_batches,
+    require_first_record,
+)
+
+__all__ = ["read", "REQUIRED", "OPTIONAL"]
+
+SOURCE = "canonical"
+REQUIRED = ("id", *TEXT_COLUMNS, "labels")
+OPTIONAL = ("source", "model_a", "model_b", "teacher_logits", "row", "input_rows")
+_STRING = pl.String()
+_INDEX = "_index"  # the record's 0-based index in the file
+
+
+def read(path: Union[str, Path], *, chunk_rows: int = 16384, seed: int = 0) -> Iterator[Chunk]:
+    """Chunks of canonical rows from a canonical parquet / JSON / JSON-lines
+    file; absent optional columns are filled (`source` "canonical", `row`
+    the record index, `input_rows` 1, the rest null). `seed` is unused."""
+    if container(path) == "parquet":
+        names = parquet_columns(path)
+        check_columns(path, SOURCE, names, REQUIRED)
+        lf = pl.scan_parquet(path)
+        try:
+            schema = dict(lf.select([c for c in CANONICAL_SCHEMA if c in names]).collect_schema())
+        except (pl.exceptions.PolarsError, OSError) as exc:
+            raise input_error(path, exc) from None
+        text_as_json = {c: _text_kind(path, c, schema[c]) for c in TEXT_COLUMNS}
+        _check_types(path, schema)
+        return _parquet_chunks(path, lf.select(list(schema)), chunk_rows, text_as_json)
+    record = require_first_record(path)
+    check_columns(path, SOURCE, list(record), REQUIRED)
+    text_as_json = {c: isinstance(record[c], str) for c in TEXT_COLUMNS}
+    # Every column is read: a key absent from one record is null (filled).
+    return _json_chunks(path, list(CANONICAL_SCHEMA), chunk_rows, text_as_json)
+
+
+def _text_kind(path: Union[str, Path], name: str, dtype: pl.DataType) -> bool:
+    """True for a String (JSON text) column, False for a list of turns."""
+    if dtype == pl.String:
+        return True
+    if dtype == pl.Null or (isinstance(dtype, pl.List) and dtype.inner in (pl.String, pl.Null)):
+        return False
+    raise _type_error(path, name, dtype, "a list of strings or JSON text")
+
+
+def _numeric(dtype: Any) -> bool:
+    return dtype == pl.Null or dtype.is_numeric()
+
+
+def _check_types(path: Union[str, Path], schema: dict) -> None:
+    """File-level type errors of a parquet schema, as one-line InputErrors."""
+    for name in ("id", "source", "model_a", "model_b"):
+        dtype = schema.get(name)
+        if dtype is not None and not (dtype in (pl.String, pl.Null) or dtype.is_integer()):
+            raise _type_error(path, name, dtype, "strings")
+    for name in ("row", "input_rows"):
+        dtype = schema.get(name)
+        if dtype is not None and not (dtype == pl.Null or dtype.is_integer()):
+            raise _type_error(path, name, dtype, "integers")
+    labels = schema["labels"]
+    if not (
+        labels == pl.Null
+        or (isinstance(labels, pl.List) and _numeric(labels.inner))
+        or (isinstance(labels, pl.Array) and labels.size == 3 and _numeric(labels.inner))
+    ):
+        raise _type_error(path, "labels", labels, "lists of 3 numbers")
+    logits = schema.get("teacher_logits")
+    if logits is not None and not (
+        logits == pl.Null
+        or (
+            isinstance(logits, pl.List)
+            and (
+                (isinstance(logits.inner, pl.List) and _numeric(logits.inner.inner))
+                or (
+                    isinstance(logits.inner, pl.Array)
+                    and logits.inner.size == 3
+                    and _numeric(logits.inner.inner)
+                )
+                or logits.inner == pl.Null
+            )
+        )
+    ):
+        raise _type_error(path, "teacher_logits", logits, "lists of rows of 3 numbers")
+
+
+def _type_error(path: Union[str, Path], name: str, dtype: Any, expected: str) -> InputError:
+    return InputError(f"{path}: column {name!r} has type {dtype}, expected {expected}")
+
+
+def _parquet_chunks(
+    path: Union[str, Path], lf: pl.LazyFrame, chunk_rows: int, text_as_json: dict
+) -> Iterator[Chunk]:
+    row = 0
+    for batch in polars_batches(lf, path, chunk_rows):
+        index = pl.int_range(row, row + batch.height, dtype=pl.Int64).alias(_INDEX)
+        yield _convert(batch.with_columns(index), text_as_json, _empty_dropped())
+        row += batch.height
+
+
+# -- JSON records -----------------------------------------------------------------------
+def _json_chunks(
+    path: Union[str, Path], present: list, chunk_rows: int, text_as_json: dict
+) -> Iterator[Chunk]:
+    row = 0
+    for records in iter_records(path, present, chunk_rows):
+        columns: dict[str, list] = {name: [] for name in [*present, _INDEX]}
+        drops: list[dict] = []
+        for record in records:
+            values = _json_values(record, present, text_as_json)
+            if isinstance(values, tuple):
+                reason, detail = values
+                ident = as_id(record.get("id")) if isinstance(record, dict) else None
+                drops.append(
+                    {
+                        "source": SOURCE,
+                        "id": ident,
+                        "row": row,
+                        "input_rows": 1,
+                        "reason": reason,
+                        "detail": detail,
+                    }
+                )
+            else:
+                for name in present:
+                    columns[name].append(values[name])
+                columns[_INDEX].append(row)
+            row += 1
+        frame = pl.DataFrame([_json_series(n, columns[n], text_as_json) for n in columns])
+        yield _convert(frame, text_as_json, pl.DataFrame(drops, schema=DROPPED_SCHEMA))
+
+
+def _json_values(record: Any, present: list, text_as_json: dict) -> Union[dict, tuple]:
+    """The column values of one JSON record, or (reason, detail) when a
+    value has the wrong JSON type."""
+    if isinstance(record, BadRecord):
+        return "bad_record", record.detail
+    values: dict[str, Any] = {}
+    for name in present:
+        value = record.get(name)
+        if name in TEXT_COLUMNS:
+            text = _json_text(value, text_as_json[name])
+            if isinstance(text, tuple):
+                return "bad_text", f"{name}: {text[0]}"
+            values[name] = text
+        elif name == "labels":
+            if value is not None and not isinstance(value, list):
+                return "bad_labels", f"labels is {type(value).__name__}, not a list of 3 numbers"
+            values[name] = None if value is None else [as_number(v) for v in value]
+        elif name == "teacher_logits":
+            if value is not None and not (
+                isinstance(value, list) and all(isinstance(v, list) for v in value)
+            ):
+                return "bad_teacher_logits", "teacher_logits is not a list of lists of 3 numbers"
+            values[name] = None if value is None else [[as_number(x) for x in v] for v in value]
+        elif name in ("row", "input_rows"):
+            values[name] = value if isinstance(value, int) and not isinstance(value, bool) else None
+        elif name == "id":
+            values[name] = as_id(value)
+        else:
+            values[name] = as_name(value)
+    return values
+
+
+def _json_text(value: Any, as_json: bool) -> Union[str, list, None, tuple]:
+    """A text value of the column's kind; (detail,) when it is of the other
+    kind or not text at all."""
+    if value is None:
+        return None
+    if as_json:
+        if isinstance(value, str):
+            return clean_text(value)
+        return (f"{type(value).__name__} in a column of JSON text",)
+    if isinstance(value, list) and all(v is None or isinstance(v, str) for v in value):
+        return [None if v is None else clean_text(v) for v in value]
+    return (f"{type(value).__name__}, not a list of strings",)
+
+
+_JSON_ARROW = {
+    "labels": pa.large_list(pa.float64()),
+    "teacher_logits": pa.large_list(pa.large_list(pa.float64())),
+}
+
+
+def _json_series(name: str, values: list, text_as_json: dict) -> pl.Series:
+    if name in TEXT_COLUMNS:
+        arrow = pa.large_string() if text_as_json[name] else pa.large_list(pa.large_string())
+    elif name in _JSON_ARROW:
+        arrow = _JSON_ARROW[name]
+    else:
+        dtype = pl.Int64() if name in ("row", "input_rows", _INDEX) else _STRING
+        return pl.Series(name, values, dtype=dtype)
+    series = pl.from_arrow(pa.array(values, type=arrow))
+    assert isinstance(series, pl.Series)
+    return series.alias(name)
+
+
+# -- one batch, either source -------------------------------------------------------------
+def _empty_dropped() -> pl.DataFrame:
+    return pl.DataFrame(schema=DROPPED_SCHEMA)
+
+
+def _convert(frame: pl.DataFrame, text_as_json: dict, dropped: pl.DataFrame) -> Chunk:
+    """A batch (file columns plus `_index`) as canonical rows; rows with a
+    null id or malformed labels / teacher_logits join `dropped`."""
+    names = frame.columns
+    index = pl.col(_INDEX)
+
+    def column(name: str, default: Any) -> pl.Expr:
+        if name not in names:
+            return default
+        return pl.coalesce(pl.col(name).cast(CANONICAL_SCHEMA[name]), default)
+
+    labels_dtype = frame.schema["labels"]
+    logits_dtype = frame.schema.get("teacher_logits")
+    reason: Any = pl.when(pl.col("id").is_null()).then(pl.lit("missing_id"))
+    detail: Any = pl.when(pl.col("id").is_null()).then(pl.lit("id is null"))
+    if isinstance(labels_dtype, pl.List):
+        labels = pl.col("labels")
+        bad = labels.is_not_null() & (
+            (labels.list.len() != 3) | (labels.list.drop_nulls().list.len() != 3)
+        )
+        reason = reason.when(bad).then(pl.lit("bad_labels"))
+        detail = detail.when(bad).then(
+            pl.format("labels has {} value(s), not 3 numbers", labels.list.len())
+        )
+    if isinstance(logits_dtype, pl.List) and isinstance(logits_dtype.inner, pl.List):
+        element = pl.element()
+        wrong = (element.list.len() != 3) | (element.list.drop_nulls().list.len() != 3)
+        bad = pl.col("teacher_logits").list.eval(wrong | element.is_null()).list.any()
+        reason = reason.when(bad.fill_null(False)).then(pl.lit("bad_teacher_logits"))
+        detail = detail.when(bad.fill_null(False)).then(
+            pl.lit("a teacher_logits entry is not 3 numbers")
+        )
+    frame = frame.with_columns(
+        reason.otherwise(pl.lit(None, dtype=_STRING)).alias("_reason"),
+        detail.otherwise(pl.lit(None, dtype=_STRING)).alias("_detail"),
+    )
+    source = column("source", pl.lit(SOURCE, dtype=_STRING)).alias("source")
+    row = column("row", index).alias("row")
+    kept = frame.filter(pl.col("_reason").is_null())
+    rows = kept.select(
+        pl.col("id").cast(_STRING),
+        source,
+        *(column(c, pl.lit(None, dtype=_STRING)).alias(c) for c in ("model_a", "model_b")),
+        *(
+            pl.col(c).cast(_STRING if text_as_json[c] else CANONICAL_SCHEMA[c])
+            for c in TEXT_COLUMNS
+        ),
+        _fixed_width(names, "labels", labels_dtype),
+        _fixed_width(names, "teacher_logits", logits_dtype),
+        row,
+        column("input_rows", pl.lit(1, dtype=pl.Int32)).alias("input_rows"),
+    )
+    bad_rows = frame.filter(pl.col("_reason").is_not_null()).select(
+        source,
+        pl.col("id").cast(_STRING),
+        index.alias("row"),
+        column("input_rows", pl.lit(1, dtype=pl.Int32)).alias("input_rows"),
+        pl.col("_reason").alias("reason"),
+        pl.col("_detail").alias("detail"),
+    )
+    return Chunk(rows, pl.concat([dropped, bad_rows]).sort("row"))
+
+
+def _fixed_width(names: list, name: str, dtype: Optional[Any]) -> pl.Expr:
+    """`labels` / `teacher_logits` of a batch whose bad rows are gone, as
+    the canonical Array(Float64, 3) shapes (null when the column is absent)."""
+    target = CANONICAL_SCHEMA[name]
+    if name not in names or dtype == pl.Null:
+        return pl.lit(None, dtype=target).alias(name)
+    expr = pl.col(name)
+    if name == "labels" and isinstance(dtype, pl.List):
+        expr = expr.cast(pl.List(pl.Float64)).list.to_array(3)
+    elif name == "teacher_logits" and isinstance(getattr(dtype, "inner", None), pl.List):
+        expr = expr.list.eval(pl.element().cast(pl.List(pl.Float64)).list.to_array(3))
+    return expr.cast(target).alias(name)
