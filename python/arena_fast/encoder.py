@@ -214,6 +214,16 @@ class Encoder:
         mode = _swap_mode(swap)
         return Encoded(self._core.encode_json(prompts, responses_a, responses_b, mode))
 
+    def encode_rows(self, rows, idx=None, swap: Union[bool, str] = False) -> Encoded:
+        """Encode rows parsed earlier (`arena_fast.rows.rows_from_arrow`): the
+        rows `idx` (an int64 array; all when None), in that order."""
+        mode = _swap_mode(swap)
+        if idx is not None:
+            import numpy as np
+
+            idx = np.ascontiguousarray(idx, dtype=np.int64)
+        return Encoded(self._core.encode_rows(rows, idx, mode))
+
     def __getstate__(self):
         return {
             "tokenizer": self.tokenizer,

@@ -1,0 +1,137 @@
+"""`_core.Rows` (rows parsed from Arrow buffers) against the pure-Python
+reference of docs/dataset.md ("Row keys"), and `Encoder.encode_rows` against
+`encode_json` / `encode`."""
+
+from __future__ import annotations
+
+import numpy as np
+import pyarrow as pa
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+import arena_fast as af
+from arena_fast.reference import rows as ref
+from arena_fast.rows import rows_from_arrow
+from strategies import batches, json_batches
+
+BROKEN_CELLS = ("[1]", "not json", '["a"', '{"a": "b"}', '["a", ["b"]]', "", '["x"] trailing')
+
+
+def _features(rows) -> dict:
+    return {k: v.tolist() for k, v in rows.features().items()}
+
+
+@st.composite
+def json_columns(draw):
+    cols = [list(c) for c in draw(json_batches(max_rows=4))]
+    # Now and then a cell that is not a JSON list, or a null cell.
+    for col in cols:
+        for i in range(len(col)):
+            k = draw(st.integers(min_value=0, max_value=19))
+            if k == 0:
+                col[i] = draw(st.sampled_from(BROKEN_CELLS))
+            elif k == 1:
+                col[i] = None
+    return cols
+
+
+def _json_array(col: list) -> pa.Array:
+    # Arrow strings are UTF-8: lone surrogates inside raw (non-ASCII) JSON are
+    # already U+FFFD here, as a UTF-8 reader would have made them.
+    fixed = [
+        None if c is None else c.encode("utf-8", "replace").decode("utf-8", "replace") for c in col
+    ]
+    return pa.array(fixed, type=pa.large_string())
+
+
+@given(json_columns())
+def test_json_columns_match_the_reference(cols):
+    arrays = [_json_array(c) for c in cols]
+    got = rows_from_arrow(*arrays)
+    cells = list(zip(*[a.to_pylist() for a in arrays]))
+    assert _features(got) == ref.features(cells)
+    errors = {row for row, _, _ in got.errors()}
+    assert errors == {i for i, e in enumerate(ref.features(cells)["error"]) if e}
+
+
+@given(batches(max_rows=4, surrogates=False))
+def test_list_columns_match_the_reference(cols):
+    lists = [[[c] if isinstance(c, str) else c for c in col] for col in cols]
+    arrays = [pa.array(c, type=pa.list_(pa.string())) for c in lists]
+    got = rows_from_arrow(*arrays)
+    assert _features(got) == ref.features(list(zip(*lists)), json_cells=False)
+    assert got.errors() == []
+
+
+def test_sliced_and_chunked_columns():
+    cells = ['["a"]', '["B  b", null]', None, '["x"]', '["  "]']
+    full = pa.array(cells * 3, type=pa.large_string())
+    part = full.slice(4, 7)
+    got = rows_from_arrow(part, part, part)
+    expect = ref.features([(c, c, c) for c in (cells * 3)[4:11]])
+    assert _features(got) == expect
+    chunked = pa.chunked_array([full.slice(0, 6), full.slice(6)])
+    assert _features(rows_from_arrow(chunked, chunked, chunked)) == ref.features(
+        [(c, c, c) for c in cells * 3]
+    )
+
+
+def test_keys_follow_the_normalisation():
+    cols = [
+        ['["Hello   World"]', '["hello world"]', '[" HELLO\\nworld "]', '["hello", "world"]'],
+        ['["x"]'] * 4,
+        ['["y"]'] * 4,
+    ]
+    f = rows_from_arrow(*[pa.array(c) for c in cols]).features()
+    keys = f["prompt_key"].tolist()
+    assert keys[0] == keys[1] == keys[2] != keys[3]
+    # Swapping A and B keeps the pair key; changing an answer does not.
+    swapped = rows_from_arrow(pa.array(cols[0]), pa.array(cols[2]), pa.array(cols[1])).features()
+    assert swapped["pair_key"].tolist() == f["pair_key"].tolist()
+    assert not f["identical"].any()
+
+
+def test_encode_rows_equals_encode_json(gemma):
+    cols = [
+        ['["Hi there"]', '["Q1", "Q2"]', "[null]", '["long " ]'],
+        ['["Answer A"]', '["a1"]', '["a"]', '["x"]'],
+        ['["Answer B"]', '["b1", "b2"]', '["b"]', '["y"]'],
+    ]
+    enc = af.Encoder(af.Tokenizer.from_file(gemma.path), max_length=64)
+    rows = rows_from_arrow(*[pa.array(c) for c in cols])
+    for swap in (False, True, "both"):
+        want = enc.encode_json(*cols, swap=swap)
+        got = enc.encode_rows(rows, swap=swap)
+        assert got.to_lists() == want.to_lists()
+        assert (got.repairs == want.repairs).all()
+        assert (got.truncated == want.truncated).all()
+    idx = np.array([3, 1], dtype=np.int64)
+    sub = enc.encode_rows(rows, idx, swap="both")
+    want = enc.encode_json(*[[c[i] for i in idx] for c in cols], swap="both")
+    assert sub.to_lists() == want.to_lists()
+    with pytest.raises(af.InputError, match="out of range"):
+        enc.encode_rows(rows, np.array([4]))
+
+
+def test_bad_columns_are_input_errors():
+    a = pa.array(['["a"]', '["b"]'])
+    with pytest.raises(af.InputError, match="different lengths"):
+        rows_from_arrow(a, a, a.slice(1))
+    with pytest.raises(af.InputError, match="list of strings"):
+        rows_from_arrow(pa.array([[1]]), pa.array([[1]]), pa.array([[1]]))
+    with pytest.raises(af.InputError, match="JSON text or a list"):
+        rows_from_arrow(pa.array([1]), pa.array([1]), pa.array([1]))
+
+
+def test_split_pairs():
+    from arena_fast import _core
+
+    ids = np.arange(10, dtype=np.int32)
+    offsets = np.array([0, 2, 5, 5, 10], dtype=np.int64)
+    e_ids, e_off, o_ids, o_off = _core.split_pairs(ids, offsets)
+    # Rows: [0 1] [2 3 4] [] [5..9]; even rows 0 and 2, odd rows 1 and 3.
+    assert e_ids.tolist() == [0, 1] and e_off.tolist() == [0, 2, 2]
+    assert o_ids.tolist() == [2, 3, 4, 5, 6, 7, 8, 9] and o_off.tolist() == [0, 3, 8]
+    with pytest.raises(af.InputError):
+        _core.split_pairs(ids, np.array([0, 2, 5, 7], dtype=np.int64))  # 3 rows
