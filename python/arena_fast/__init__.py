@@ -3,16 +3,20 @@
 
 from ._core import __version__
 from .collate import collate_packed, collate_padded
+from .dataset import ArenaDataset, BuildConfig, build_dataset, load_dataset
 from .encoded import REPAIR_NULL, REPAIR_RAGGED, REPAIR_SURROGATE, Encoded
 from .encoder import STRATEGIES, TEMPLATES, Encoder, Template
 from .errors import ArenaFastError, ConfigError, InputError, InternalError, TokenizerError
+from .folds import assign_folds
 from .labels import swap_labels, tta_average, unswap_probs
 from .plan import Plan, plan_batches, plan_packs
 from .tokenizer import Tokenizer
 
 __all__ = [
     "__version__",
+    "ArenaDataset",
     "ArenaFastError",
+    "BuildConfig",
     "ConfigError",
     "Encoded",
     "Encoder",
@@ -27,8 +31,11 @@ __all__ = [
     "Template",
     "Tokenizer",
     "TokenizerError",
+    "assign_folds",
+    "build_dataset",
     "collate_packed",
     "collate_padded",
+    "load_dataset",
     "plan_batches",
     "plan_packs",
     "swap_labels",

@@ -8,9 +8,9 @@ import sys
 from collections.abc import Sequence
 from typing import Optional
 
-from . import demo, synth
+from . import build_dataset, demo, inspect, synth
 
-COMMANDS = (demo, synth)
+COMMANDS = (demo, synth, build_dataset, inspect)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -38,5 +38,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     try:
         return int(args.run(args) or 0)
     except ArenaFastError as exc:
+        print(f"arena-fast {args.command}: error: {exc}", file=sys.stderr)
+        return 1
+    except OSError as exc:
         print(f"arena-fast {args.command}: error: {exc}", file=sys.stderr)
         return 1

@@ -1,0 +1,173 @@
+"""build-dataset end to end vs the encoder alone, on the same rows.
+
+    python benches/bench_build.py --rows 57477            # time ratio (issue 4: <= 1.25x)
+    python benches/bench_build.py --rows 1000000 --memory # peak RSS, rows/s (<= 2 GB)
+
+The rows are `arena-fast synth` rows written once as a Kaggle train.csv
+(cached under --cache). The encoder's time is `Encoder.encode_json` on the
+CSV's three text columns, already in memory (reading the file is not
+counted for it); the build's time is everything: reading the CSV, parsing,
+cleaning, de-duplication, folds, encoding and writing the shards. Both use
+the same encoder settings and thread count, with a cold word cache. The
+memory mode runs each build in a fresh process and reads its peak RSS."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+SHARED = Path(__file__).resolve().parents[2] / "shared"
+
+
+def synth_csv(rows: int, cache: Path) -> Path:
+    from arena_fast.synth import write_csv
+
+    cache.mkdir(parents=True, exist_ok=True)
+    path = cache / f"synth-{rows}.csv"
+    if not path.exists():
+        t = time.perf_counter()
+        write_csv(path, rows, seed=0)
+        print(f"wrote {path} in {time.perf_counter() - t:.1f} s", file=sys.stderr)
+    return path
+
+
+def encoder_time(csv: Path, tokenizer: str, args) -> float:
+    import polars as pl
+
+    import arena_fast as af
+    from arena_fast import _core
+
+    frame = pl.read_csv(csv, infer_schema=False, columns=["prompt", "response_a", "response_b"])
+    cols = [frame[c].to_list() for c in ("prompt", "response_a", "response_b")]
+    del frame
+    enc = af.Encoder(
+        af.Tokenizer.from_file(tokenizer),
+        max_length=args.max_length,
+        num_threads=args.threads,
+    )
+    best = float("inf")
+    for _ in range(args.repeat):
+        _core.clear_word_cache()
+        t = time.perf_counter()
+        enc.encode_json(*cols, swap="both" if args.swap else False)
+        best = min(best, time.perf_counter() - t)
+    return best
+
+
+def build_time(csv: Path, tokenizer: str, args) -> tuple[float, dict]:
+    from arena_fast import _core
+    from arena_fast.dataset import BuildConfig, build_dataset
+
+    best, manifest = float("inf"), {}
+    for _ in range(args.repeat):
+        out = Path(tempfile.mkdtemp(prefix="bench-build-")) / "ds"
+        _core.clear_word_cache()
+        config = BuildConfig(
+            inputs=[f"{csv}:kaggle"],
+            tokenizer=tokenizer,
+            max_length=args.max_length,
+            swap=args.swap,
+            threads=args.threads,
+        )
+        t = time.perf_counter()
+        manifest = build_dataset(config, out)
+        best = min(best, time.perf_counter() - t)
+        shutil.rmtree(out.parent)
+    return best, manifest
+
+
+def child_build(args) -> None:
+    """One build in this process; prints JSON with the peak RSS."""
+    from arena_fast.dataset import BuildConfig, build_dataset
+
+    out = Path(tempfile.mkdtemp(prefix="bench-build-")) / "ds"
+    config = BuildConfig(
+        inputs=[f"{args.csv}:kaggle"],
+        tokenizer=args.tokenizer,
+        max_length=args.max_length,
+        swap=args.swap,
+        threads=args.threads,
+    )
+    t = time.perf_counter()
+    manifest = build_dataset(config, out)
+    seconds = time.perf_counter() - t
+    shutil.rmtree(out.parent)
+    peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    print(
+        json.dumps(
+            {
+                "rows": manifest["counts"]["rows_in"],
+                "seconds": seconds,
+                "rows_per_s": manifest["counts"]["rows_in"] / seconds,
+                "peak_rss_mb": peak_kb / 1024,
+            }
+        )
+    )
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__)
+    p.add_argument("--rows", type=int, default=57477)
+    p.add_argument("--tokenizer", default=str(SHARED / "tokenizers/gemma3/tokenizer.json"))
+    p.add_argument("--max-length", type=int, default=2048)
+    p.add_argument("--swap", action="store_true")
+    p.add_argument("--threads", type=int, default=None)
+    p.add_argument("--repeat", type=int, default=2)
+    p.add_argument("--cache", default=os.path.join(tempfile.gettempdir(), "arena-fast-bench"))
+    p.add_argument("--memory", action="store_true", help="peak RSS of a build per row count")
+    p.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    p.add_argument("--csv", help=argparse.SUPPRESS)
+    p.add_argument("--out", help="write the results as JSON here")
+    args = p.parse_args()
+    if args.child:
+        child_build(args)
+        return 0
+    if not Path(args.tokenizer).is_file():
+        print(f"{args.tokenizer} missing: needs ../shared beside the checkout", file=sys.stderr)
+        return 2
+    results: dict = {"rows": args.rows, "swap": args.swap, "threads": args.threads}
+    if args.memory:
+        runs = []
+        for rows in sorted({max(1, args.rows // 4), args.rows}):
+            csv = synth_csv(rows, Path(args.cache))
+            cmd = [sys.executable, __file__, "--child", "--csv", str(csv)]
+            cmd += ["--tokenizer", args.tokenizer, "--max-length", str(args.max_length)]
+            if args.swap:
+                cmd.append("--swap")
+            if args.threads:
+                cmd += ["--threads", str(args.threads)]
+            out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
+            run = json.loads(out.strip().splitlines()[-1])
+            runs.append(run)
+            print(
+                f"rows {run['rows']:>9,}  {run['seconds']:7.1f} s  {run['rows_per_s']:8,.0f} rows/s"
+                f"  peak RSS {run['peak_rss_mb']:7.0f} MB"
+            )
+        results["memory"] = runs
+    else:
+        csv = synth_csv(args.rows, Path(args.cache))
+        enc = encoder_time(csv, args.tokenizer, args)
+        build, manifest = build_time(csv, args.tokenizer, args)
+        ratio = build / enc
+        results.update(
+            encoder_s=enc, build_s=build, ratio=ratio, rows_kept=manifest["counts"]["rows"]
+        )
+        print(
+            f"rows {args.rows:,} swap={args.swap} threads={args.threads or 1}: "
+            f"encoder {enc:.2f} s, build-dataset {build:.2f} s, ratio {ratio:.3f} (target <= 1.25)"
+        )
+    if args.out:
+        Path(args.out).write_text(json.dumps(results, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

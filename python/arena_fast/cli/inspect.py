@@ -1,0 +1,162 @@
+"""`arena-fast inspect DIR`: what a built dataset holds. Without --row, the
+build summary; with --row N, that row decoded turn by turn, special tokens
+and cut markers made visible; --plot writes the token length distribution
+(kept tokens per row, and text size before truncation) as a PNG."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser(
+        "inspect",
+        help="summarise a dataset directory, show a decoded row, plot lengths",
+        description=__doc__,
+    )
+    p.add_argument("path", metavar="DIR", help="a directory written by build-dataset")
+    p.add_argument("--row", type=int, help="show this row (0-based, in shard order)")
+    p.add_argument("--swapped", action="store_true", help="show the row's A/B swap")
+    p.add_argument("--plot", metavar="PNG", help="write the length distribution to this file")
+    p.set_defaults(run=run)
+
+
+def _read_row(path, manifest: dict, index: int, swapped: bool) -> dict:
+    import pyarrow.parquet as pq
+
+    from ..errors import ConfigError
+
+    total = manifest["counts"]["rows"]
+    if not 0 <= index < total:
+        raise ConfigError(f"--row must be in [0, {total}), got {index}")
+    for shard in manifest["shards"]:
+        if index < shard["rows"]:
+            table = pq.read_table(path / shard["file"]).slice(index, 1)
+            row = table.to_pylist()[0]
+            break
+        index -= shard["rows"]
+    column = "input_ids_swapped" if swapped else "input_ids"
+    if column not in row:
+        raise ConfigError("this dataset was built without --swap")
+    import numpy as np
+
+    row["ids"] = np.frombuffer(row[column], dtype="<i4").tolist()
+    return row
+
+
+def render_row(row: dict, tokenizer, template, marker: str) -> str:
+    """The ids decoded piece by piece: special tokens as <<name>>, the cut
+    marker as >>......<<, and a rule before each turn's header."""
+    ids = row["ids"]
+    special = set()
+    for tid in set(ids):
+        tok = tokenizer.id_to_token(tid)
+        if tok is not None and tok.startswith("<") and tok.endswith(">") and len(tok) > 2:
+            special.add(tid)
+    # Decode runs of ordinary tokens; show special ones by name.
+    parts: list[str] = []
+    run: list[int] = []
+    for tid in ids:
+        if tid in special:
+            if run:
+                parts.append(tokenizer.decode(run))
+                run = []
+            parts.append(f"<<{tokenizer.id_to_token(tid)}>>")
+        else:
+            run.append(tid)
+    if run:
+        parts.append(tokenizer.decode(run))
+    text = "".join(parts)
+    if marker:
+        text = text.replace(marker, f" >>{marker}<< ")
+    turns = int(row.get("turns_kept") or 0)
+    for i in range(turns, 0, -1):
+        header = template.header_text(i)
+        if header.strip():
+            at = text.find(header.strip())
+            if at >= 0:
+                text = text[:at] + f"\n----- turn {i} -----\n" + text[at:]
+    return text
+
+
+def run(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from ..dataset import read_manifest
+    from .build_dataset import summary
+
+    path = Path(args.path)
+    manifest = read_manifest(path)
+    if args.row is None:
+        print(summary(manifest, str(path)))
+        enc = manifest["encoder"]
+        print(
+            f"  encoder: template {enc['template']['first_header']!r}... strategy "
+            f"{enc['strategy']} max_length {enc['max_length']}; tokenizer sha256 "
+            f"{manifest['tokenizer']['sha256'][:16]}"
+        )
+    else:
+        from ..dataset import TOKENIZER
+        from ..encoder import Template
+        from ..tokenizer import Tokenizer
+
+        row = _read_row(path, manifest, args.row, args.swapped)
+        tok = Tokenizer.from_file(path / TOKENIZER)
+        template = Template(**manifest["encoder"]["template"])
+        labels = row["labels"]
+        print(
+            f"row {args.row}: id {row['id']}  source {row['source']}  fold {row['fold']}  "
+            f"labels {labels}  models {row['model_a']} vs {row['model_b']}"
+        )
+        suffix = "_swapped" if args.swapped else ""
+        print(
+            f"  tokens {row['length' + suffix]}  turns {row['turns_kept' + suffix]}/"
+            f"{row['turns']} kept  truncated {row['truncated' + suffix]}  "
+            f"repairs {row['repairs']}  flags {row['flags']}"
+            + ("  (A/B swapped)" if args.swapped else "")
+        )
+        print(render_row(row, tok, template, template.marker))
+    if args.plot:
+        plot_lengths(path, manifest, args.plot)
+        print(f"wrote {args.plot}", file=sys.stderr)
+    return 0
+
+
+def plot_lengths(path, manifest: dict, out: str) -> None:
+    """Histogram of tokens per row (after truncation, with the budget
+    marked) and of characters per row (the text before truncation)."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError as exc:
+        from ..errors import ConfigError
+
+        raise ConfigError("--plot needs matplotlib: pip install 'arena-fast[plot]'") from exc
+    import numpy as np
+    import pyarrow.parquet as pq
+
+    lengths, chars, truncated = [], [], []
+    for shard in manifest["shards"]:
+        t = pq.read_table(path / shard["file"], columns=["length", "chars", "truncated"])
+        lengths.append(t.column("length").to_numpy())
+        chars.append(t.column("chars").to_numpy())
+        truncated.append(t.column("truncated").to_numpy())
+    length = np.concatenate(lengths) if lengths else np.zeros(0)
+    char = np.concatenate(chars) if chars else np.zeros(0)
+    trunc = np.concatenate(truncated) if truncated else np.zeros(0, bool)
+    max_length = manifest["encoder"]["max_length"]
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4))
+    ax1.hist(length, bins=60, color="#4477aa")
+    ax1.axvline(max_length, color="#cc3311", linestyle="--", label=f"max_length {max_length}")
+    ax1.set_title(f"tokens per row after truncation ({trunc.mean():.1%} truncated)")
+    ax1.set_xlabel("tokens")
+    ax1.legend()
+    ax2.hist(char, bins=60, color="#228833", log=True)
+    ax2.set_title("characters per row before truncation")
+    ax2.set_xlabel("characters (all turns, prompt + both answers)")
+    fig.tight_layout()
+    fig.savefig(out, dpi=100)
+    plt.close(fig)

@@ -1,0 +1,1228 @@
+"""Build a training-ready dataset from raw arena data, and load it back.
+
+`build_dataset` streams every input through one pipeline, a chunk at a time:
+
+    reader (sources) -> canonical frame -> Rows (Rust parse, keys, flags)
+      -> cleaning policies -> Encoder.encode_rows -> a part (in memory, or
+      spilled to an Arrow IPC file past `spill_bytes`)
+
+then decides what needs every row at once (duplicate ids, de-duplication by
+source priority, folds) and writes the parts out as parquet shards with
+their folds. The directory is built beside the target under a temporary name
+and renamed into place only when `manifest.json` is written: an interrupted
+build never leaves a directory that looks complete. The rules are in
+docs/dataset.md.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Optional, Union
+
+import numpy as np
+import polars as pl
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from . import _core
+from .encoded import REPAIR_NULL, REPAIR_RAGGED, REPAIR_SURROGATE, Encoded
+from .errors import ConfigError, InputError
+
+__all__ = [
+    "BuildConfig",
+    "ArenaDataset",
+    "build_dataset",
+    "load_dataset",
+    "DROP_REASONS",
+    "SOURCE_PRIORITY",
+    "FORMAT_VERSION",
+]
+
+FORMAT_VERSION = 1
+MANIFEST = "manifest.json"
+DROPPED = "dropped.parquet"
+TOKENIZER = "tokenizer.json"
+
+# De-duplication keeps the row of the source listed first.
+SOURCE_PRIORITY = ("kaggle", "synth", "arena33k", "ultrafeedback", "canonical", "chat1m")
+
+# Why a row is not in the dataset. Readers add their own (see docs/dataset.md).
+DROP_REASONS = {
+    "bad_text": "a text column is not a JSON list of strings (the detail says where)",
+    "bad_labels": "labels negative, NaN, all zero, or not 3 numbers",
+    "both_empty": "both answers empty (policy --both-empty drop)",
+    "one_empty": "one answer empty (policy --one-empty drop)",
+    "identical": "A and B identical (policy --identical drop)",
+    "ragged": "turn lists of different lengths (policy --ragged drop)",
+    "repaired": "text repaired: null turn or lone surrogate (policy --repaired drop)",
+    "duplicate_id": "an earlier row of the same source has this id",
+    "duplicate": "the same prompt and answers (in either order) are in a row kept earlier",
+    "duplicate_prompt": "the prompt is in a source of higher priority (--dedup prompt)",
+}
+
+# Bits of the `flags` column.
+FLAG_EMPTY_A = 1
+FLAG_EMPTY_B = 2
+FLAG_IDENTICAL = 4
+FLAG_RELABELLED = 8
+FLAG_LABELS_NORMALISED = 16
+FLAG_EMPTY_PROMPT = 32
+
+_POLICIES = {
+    "both_empty": ("drop", "keep"),
+    "one_empty": ("keep", "relabel", "drop"),
+    "identical": ("drop", "tie", "keep"),
+    "ragged": ("keep", "drop"),
+    "repaired": ("keep", "drop"),
+    "dedup": ("prompt", "pair", "none"),
+}
+
+
+@dataclass
+class BuildConfig:
+    """Everything that determines a dataset's bytes (stored in the manifest).
+
+    `inputs` are `PATH` or `PATH:FORMAT`; none builds the demo dataset from
+    `demo_rows` synthetic rows (seed `seed`). `tokenizer` None means the
+    bundled demo tokenizer. `encoder` holds further `af.Encoder` options.
+    Cleaning policies apply to labelled rows and chat1m pairs; unlabelled rows
+    of other sources (data to predict) are only dropped when unreadable, so a
+    submission keeps every id."""
+
+    inputs: list = field(default_factory=list)
+    tokenizer: Optional[str] = None
+    template: str = "rounds"
+    strategy: str = "fair"
+    max_length: int = 2048
+    encoder: dict = field(default_factory=dict)
+    swap: bool = False
+    folds: int = 5
+    seed: int = 0
+    both_empty: str = "drop"
+    one_empty: str = "keep"
+    identical: str = "drop"
+    ragged: str = "keep"
+    repaired: str = "keep"
+    dedup: str = "prompt"
+    priority: Sequence[str] = SOURCE_PRIORITY
+    demo_rows: int = 2000
+    chunk_rows: int = 8192
+    shard_rows: int = 16384
+    threads: Optional[int] = None
+    compression: str = "zstd"
+    spill_bytes: int = 256 << 20
+    pack_tokens: int = 16384
+
+    def validate(self) -> None:
+        for name, allowed in _POLICIES.items():
+            if getattr(self, name) not in allowed:
+                raise ConfigError(f"{name} must be one of {allowed}, got {getattr(self, name)!r}")
+        for name in ("chunk_rows", "shard_rows", "max_length", "pack_tokens"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ConfigError(f"{name} must be a positive int, got {value!r}")
+        if not isinstance(self.folds, int) or not 1 <= self.folds <= 127:
+            raise ConfigError(f"folds must be between 1 and 127, got {self.folds!r}")
+        if self.demo_rows < 0:
+            raise ConfigError(f"demo_rows must be >= 0, got {self.demo_rows}")
+        if self.compression not in ("zstd", "lz4", "snappy", "none"):
+            raise ConfigError(
+                f"compression must be zstd, lz4, snappy or none: {self.compression!r}"
+            )
+
+    def to_dict(self) -> dict:
+        d = dataclasses.asdict(self)
+        d["priority"] = list(self.priority)
+        return d
+
+
+# --------------------------------------------------------------------------
+# progress
+
+
+class Progress:
+    """Rows/s and an ETA on a terminal (one redrawn line), plain log lines
+    every few seconds otherwise, nothing with `quiet`."""
+
+    def __init__(self, stream=None, quiet: bool = False, interval: float = 5.0):
+        import sys
+
+        self.stream = stream if stream is not None else sys.stderr
+        self.quiet = quiet
+        self.tty = bool(getattr(self.stream, "isatty", lambda: False)())
+        self.interval = 0.2 if self.tty else interval
+        self.start = time.perf_counter()
+        self.last = 0.0
+        self.rows = 0
+        self.total: Optional[float] = None
+
+    def stage(self, text: str) -> None:
+        if not self.quiet:
+            self._clear()
+            print(f"arena-fast: {text}", file=self.stream, flush=True)
+
+    def update(self, rows: int, total: Optional[float] = None) -> None:
+        self.rows += rows
+        if total is not None:
+            self.total = total
+        now = time.perf_counter()
+        if self.quiet or now - self.last < self.interval:
+            return
+        self.last = now
+        elapsed = now - self.start
+        rate = self.rows / max(elapsed, 1e-9)
+        line = f"{self.rows:,} rows  {rate:,.0f} rows/s"
+        if self.total and self.total > self.rows:
+            line += f"  ETA {(self.total - self.rows) / max(rate, 1e-9):.0f} s"
+        if self.tty:
+            width = 30
+            if self.total:
+                done = min(1.0, self.rows / self.total)
+                bar = "#" * int(done * width)
+                line = f"[{bar:<{width}}] {line}"
+            print("\r" + line, end="", file=self.stream, flush=True)
+            self._dirty = True
+        else:
+            print(f"arena-fast: {line}", file=self.stream, flush=True)
+
+    def _clear(self) -> None:
+        if self.tty and getattr(self, "_dirty", False):
+            print("\r\033[K", end="", file=self.stream, flush=True)
+            self._dirty = False
+
+    def done(self) -> None:
+        self._clear()
+
+
+# --------------------------------------------------------------------------
+# inputs
+
+
+@dataclass
+class _Input:
+    index: int
+    path: str
+    format: str
+    size: Optional[int] = None
+    sha256: Optional[str] = None
+    rows_in: int = 0
+
+
+def _sha256(path: str) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 22), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _demo_chunks(n: int, seed: int, chunk_rows: int) -> Iterator[Any]:
+    """Synthetic Kaggle-format rows as canonical chunks (text kept as JSON)."""
+    from .sources import CANONICAL_SCHEMA, DROPPED_SCHEMA, Chunk
+    from .synth import iter_rows
+
+    rows = iter_rows(n, seed)
+    start = 0
+    while start < n:
+        batch = [next(rows) for _ in range(min(chunk_rows, n - start))]
+        frame = pl.DataFrame(
+            {
+                "id": [str(r["id"]) for r in batch],
+                "source": ["synth"] * len(batch),
+                "model_a": [r["model_a"] for r in batch],
+                "model_b": [r["model_b"] for r in batch],
+                "prompt": [r["prompt"] for r in batch],
+                "response_a": [r["response_a"] for r in batch],
+                "response_b": [r["response_b"] for r in batch],
+                "labels": [
+                    [float(r["winner_model_a"]), float(r["winner_model_b"]), float(r["winner_tie"])]
+                    for r in batch
+                ],
+                "teacher_logits": [None] * len(batch),
+                "row": list(range(start, start + len(batch))),
+                "input_rows": [1] * len(batch),
+            },
+            schema={
+                **CANONICAL_SCHEMA,
+                "prompt": pl.String,
+                "response_a": pl.String,
+                "response_b": pl.String,
+            },
+        )
+        start += len(batch)
+        yield Chunk(frame, pl.DataFrame(schema=DROPPED_SCHEMA))
+
+
+# --------------------------------------------------------------------------
+# per-chunk work
+
+
+def _labels(frame: pl.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """(n, 3) float64 labels (NaN where null) and the null mask."""
+    col = frame["labels"]
+    null = col.is_null().to_numpy()
+    if len(col) == 0:
+        return np.zeros((0, 3)), null
+    values = np.stack(
+        [col.arr.get(i, null_on_oob=True).fill_null(np.nan).to_numpy() for i in range(3)],
+        axis=1,
+    ).astype(np.float64)
+    return values, null
+
+
+def _binary(ids: np.ndarray, offsets: np.ndarray) -> pa.Array:
+    """Rows of int32 ids as one binary value each (little-endian), sharing
+    the ids' memory."""
+    n = len(offsets) - 1
+    byte_offsets = (offsets - offsets[0]) * 4
+    if byte_offsets[-1] >= 1 << 31:
+        return pa.Array.from_buffers(
+            pa.large_binary(),
+            n,
+            [None, pa.py_buffer(byte_offsets.astype(np.int64)), pa.py_buffer(ids)],
+        ).cast(pa.binary())
+    data = np.ascontiguousarray(ids[offsets[0] : offsets[-1]]).astype("<i4", copy=False)
+    return pa.Array.from_buffers(
+        pa.binary(), n, [None, pa.py_buffer(byte_offsets.astype(np.int32)), pa.py_buffer(data)]
+    )
+
+
+def _float3(values: np.ndarray, null: np.ndarray) -> pa.Array:
+    flat = pa.array(np.ascontiguousarray(values, dtype=np.float32).reshape(-1))
+    arr = pa.FixedSizeListArray.from_arrays(flat, 3)
+    if null.any():
+        arr = pa.FixedSizeListArray.from_arrays(flat, 3, mask=pa.array(null))
+    return arr
+
+
+def _prepare(chunk: Any, null_text: str) -> Optional[tuple]:
+    """Parse a chunk's texts and compute the row keys (on the reader thread:
+    the core releases the GIL, so this overlaps the encoding)."""
+    from .rows import rows_from_arrow
+
+    frame = chunk.rows
+    if len(frame) == 0:
+        return None
+    rows = rows_from_arrow(
+        frame["prompt"], frame["response_a"], frame["response_b"], null_text=null_text
+    )
+    return rows, rows.features()
+
+
+class _Builder:
+    @property
+    def encoder(self) -> Any:
+        return self._encoder.result()
+
+    @property
+    def tokenizer(self) -> Any:
+        return self.encoder.tokenizer
+
+    def __init__(self, config: BuildConfig, progress: Progress):
+        from .encoder import Encoder
+        from .tokenizer import Tokenizer
+
+        self.config = config
+        self.progress = progress
+
+        def make_encoder() -> Encoder:
+            tok = Tokenizer.from_file(config.tokenizer) if config.tokenizer else Tokenizer.demo()
+            return Encoder(
+                tok,
+                template=config.template,
+                strategy=config.strategy,
+                max_length=config.max_length,
+                num_threads=config.threads,
+                **config.encoder,
+            )
+
+        # Loading a large vocabulary takes a while: it overlaps the first reads.
+        self._loader = ThreadPoolExecutor(max_workers=1)
+        self._encoder: Future = self._loader.submit(make_encoder)
+        self._loader.shutdown(wait=False)
+        self.null_text = config.encoder.get("null_text", "")
+        self.priority = {name: i for i, name in enumerate(config.priority)}
+        self.parts: list[Union[pa.Table, str]] = []
+        self.memory = 0
+        self.metas: list[pl.DataFrame] = []
+        self.dropped: list[pl.DataFrame] = []
+        self.seq = 0
+        self.spill_dir: Optional[str] = None
+        self.stats = {"labels_normalised": 0, "relabelled": 0, "repaired": 0, "truncated": 0}
+
+    # -- one chunk --------------------------------------------------------
+    def chunk(self, inp: _Input, chunk: Any, prepared: Optional[tuple] = None) -> None:
+        """Clean, encode and keep one chunk. `prepared` is `_prepare`'s
+        result when a reader thread made it already."""
+        frame: pl.DataFrame = chunk.rows
+        if len(chunk.dropped):
+            self.dropped.append(
+                chunk.dropped.with_columns(pl.lit(inp.index, pl.Int16).alias("input"))
+            )
+            inp.rows_in += int(chunk.dropped["input_rows"].sum())
+        n = len(frame)
+        if n == 0:
+            return
+        inp.rows_in += int(frame["input_rows"].sum())
+        rows, f = prepared if prepared is not None else _prepare(chunk, self.null_text)
+        labels, unlabelled = _labels(frame)
+        cfg = self.config
+        source = frame["source"]
+        is_chat1m = (source == "chat1m").to_numpy()
+        policed = ~unlabelled | is_chat1m
+
+        reason = np.full(n, "", dtype=object)
+        detail = np.full(n, "", dtype=object)
+
+        def drop(mask: np.ndarray, name: str) -> None:
+            hit = mask & (reason == "")
+            reason[hit] = name
+
+        for row, column, message in rows.errors():
+            reason[row] = "bad_text"
+            detail[row] = f"column {column}: {message}"
+        # Labels: finite, non-negative, positive sum; renormalised otherwise.
+        lab = labels[~unlabelled]
+        sums = lab.sum(axis=1)
+        bad = ~np.isfinite(lab).all(axis=1) | (lab < 0).any(axis=1) | ~(sums > 0)
+        bad_rows = np.flatnonzero(~unlabelled)[bad]
+        drop(np.isin(np.arange(n), bad_rows), "bad_labels")
+        for r in bad_rows:
+            if detail[r] == "":
+                detail[r] = f"labels {labels[r].tolist()}"
+        flags = np.zeros(n, dtype=np.uint8)
+        ok = ~unlabelled
+        ok[bad_rows] = False
+        norm = ok & (np.abs(np.nan_to_num(labels.sum(axis=1)) - 1.0) > 1e-6)
+        if norm.any():
+            labels[norm] = labels[norm] / labels[norm].sum(axis=1, keepdims=True)
+            flags[norm] |= FLAG_LABELS_NORMALISED
+        empty_a, empty_b = f["empty_a"], f["empty_b"]
+        identical = f["identical"] & ~(empty_a & empty_b)
+        flags[empty_a] |= FLAG_EMPTY_A
+        flags[empty_b] |= FLAG_EMPTY_B
+        flags[identical] |= FLAG_IDENTICAL
+        flags[f["empty_prompt"]] |= FLAG_EMPTY_PROMPT
+        both = empty_a & empty_b & policed
+        if cfg.both_empty == "drop":
+            drop(both, "both_empty")
+        one = (empty_a ^ empty_b) & policed
+        if cfg.one_empty == "drop":
+            drop(one, "one_empty")
+        elif cfg.one_empty == "relabel":
+            relabel = one & ~unlabelled & (reason == "")
+            labels[relabel & empty_a] = (0.0, 1.0, 0.0)
+            labels[relabel & empty_b] = (1.0, 0.0, 0.0)
+            flags[relabel] |= FLAG_RELABELLED
+        ident = identical & policed
+        if cfg.identical == "drop":
+            drop(ident, "identical")
+        elif cfg.identical == "tie":
+            relabel = ident & ~unlabelled & (reason == "")
+            labels[relabel] = (0.0, 0.0, 1.0)
+            flags[relabel] |= FLAG_RELABELLED
+        repairs = f["repairs"]
+        if cfg.ragged == "drop":
+            drop(((repairs & REPAIR_RAGGED) != 0) & policed, "ragged")
+        if cfg.repaired == "drop":
+            drop(((repairs & (REPAIR_NULL | REPAIR_SURROGATE)) != 0) & policed, "repaired")
+
+        kept = np.flatnonzero(reason == "")
+        gone = np.flatnonzero(reason != "")
+        if len(gone):
+            sub = frame[gone]
+            self.dropped.append(
+                pl.DataFrame(
+                    {
+                        "source": sub["source"],
+                        "id": sub["id"],
+                        "row": sub["row"],
+                        "input_rows": sub["input_rows"],
+                        "reason": pl.Series(reason[gone].tolist(), dtype=pl.String),
+                        "detail": pl.Series(detail[gone].tolist(), dtype=pl.String),
+                    }
+                ).with_columns(pl.lit(inp.index, pl.Int16).alias("input"))
+            )
+        if len(kept) == 0:
+            return
+        self.stats["relabelled"] += int(((flags[kept] & FLAG_RELABELLED) != 0).sum())
+        self.stats["labels_normalised"] += int(((flags[kept] & FLAG_LABELS_NORMALISED) != 0).sum())
+        self.stats["repaired"] += int((repairs[kept] != 0).sum())
+
+        enc = self.encoder.encode_rows(rows, kept, swap="both" if cfg.swap else False)
+        seq = np.arange(self.seq, self.seq + len(kept), dtype=np.int64)
+        self.seq += len(kept)
+        sub = frame[kept]
+        lab_kept, unl_kept = labels[kept], unlabelled[kept]
+        cls = np.where(unl_kept, 3, np.argmax(np.nan_to_num(lab_kept, nan=-1.0), axis=1))
+        srcs = sub["source"]
+        for name in srcs.unique().sort().to_list():
+            self.priority.setdefault(name, len(self.priority))
+        prio = srcs.replace_strict(self.priority, return_dtype=pl.Int32).to_numpy()
+        self.metas.append(
+            pl.DataFrame(
+                {
+                    "seq": seq,
+                    "source": srcs,
+                    "id": sub["id"],
+                    "row": sub["row"],
+                    "input_rows": sub["input_rows"],
+                    "input": np.full(len(kept), inp.index, dtype=np.int16),
+                    "prompt_key": f["prompt_key"][kept],
+                    "pair_key": f["pair_key"][kept],
+                    "cls": cls.astype(np.uint8),
+                    "prio": prio,
+                    "policed": policed[kept],
+                }
+            )
+        )
+        columns: dict[str, Any] = {
+            "seq": pa.array(seq),
+            "id": sub["id"].to_arrow(),
+            "source": srcs.to_arrow(),
+            "input": pa.array(np.full(len(kept), inp.index, dtype=np.int16)),
+            "row": sub["row"].to_arrow(),
+            "input_rows": sub["input_rows"].to_arrow(),
+            "model_a": sub["model_a"].to_arrow(),
+            "model_b": sub["model_b"].to_arrow(),
+            "labels": _float3(np.nan_to_num(lab_kept), unl_kept),
+            "teacher_logits": sub["teacher_logits"]
+            .cast(pl.List(pl.Array(pl.Float32, 3)))
+            .to_arrow(),
+            "flags": pa.array(flags[kept]),
+            "turns": pa.array(f["turns"][kept]),
+            "repairs": pa.array(repairs[kept]),
+            "chars": pa.array(f["chars"][kept]),
+        }
+        if cfg.swap:
+            e_ids, e_off, o_ids, o_off = _core.split_pairs(enc.input_ids, enc.offsets)
+            even, odd = slice(0, None, 2), slice(1, None, 2)
+            columns["input_ids"] = _binary(e_ids, e_off)
+            columns["length"] = pa.array(np.diff(e_off).astype(np.int32))
+            columns["turns_kept"] = pa.array(enc.turns_kept[even])
+            columns["truncated"] = pa.array(enc.truncated[even])
+            columns["input_ids_swapped"] = _binary(o_ids, o_off)
+            columns["length_swapped"] = pa.array(np.diff(o_off).astype(np.int32))
+            columns["turns_kept_swapped"] = pa.array(enc.turns_kept[odd])
+            columns["truncated_swapped"] = pa.array(enc.truncated[odd])
+            self.stats["truncated"] += int(enc.truncated[even].sum())
+        else:
+            columns["input_ids"] = _binary(enc.input_ids, enc.offsets)
+            columns["length"] = pa.array(enc.lengths.astype(np.int32))
+            columns["turns_kept"] = pa.array(enc.turns_kept)
+            columns["truncated"] = pa.array(enc.truncated)
+            self.stats["truncated"] += int(enc.truncated.sum())
+        table = pa.table(columns)
+        self._add_part(table)
+
+    def _add_part(self, table: pa.Table) -> None:
+        self.parts.append(table)
+        self.memory += table.nbytes
+        if self.memory > self.config.spill_bytes:
+            self._spill()
+
+    def _spill(self) -> None:
+        """Move the parts held in memory to Arrow IPC files (read back
+        memory-mapped when the shards are written)."""
+        assert self.spill_dir is not None, "spill directory not set"
+        for i, part in enumerate(self.parts):
+            if isinstance(part, pa.Table):
+                path = os.path.join(self.spill_dir, f"part-{i:06d}.arrow")
+                with pa.OSFile(path, "wb") as sink, pa.ipc.new_file(sink, part.schema) as w:
+                    w.write_table(part)
+                self.parts[i] = path
+        self.memory = 0
+
+
+# --------------------------------------------------------------------------
+# decisions over all rows
+
+
+def _decide(meta: pl.DataFrame, config: BuildConfig) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Duplicate ids, de-duplication and folds. Returns (kept: seq, fold) and
+    the dropped rows."""
+    meta = meta.sort(["prio", "seq"])
+    reason = pl.lit(None, pl.String)
+    dup_id = meta.select(pl.struct("source", "id").is_first_distinct().not_()).to_series()
+    meta = meta.with_columns(dup_id.alias("dup_id"))
+    exprs = [pl.when(pl.col("dup_id")).then(pl.lit("duplicate_id"))]
+    detail = [pl.when(pl.col("dup_id")).then(pl.lit("id repeated in this source"))]
+    if config.dedup != "none":
+        pol = meta.filter(pl.col("policed") & ~pl.col("dup_id"))
+        first_pair = pol.group_by("pair_key", maintain_order=True).agg(
+            pl.col("id").first().alias("pair_first_id"), pl.col("seq").first().alias("pair_first")
+        )
+        meta = meta.join(first_pair, on="pair_key", how="left", maintain_order="left")
+        dup_pair = pl.col("policed") & (pl.col("seq") != pl.col("pair_first"))
+        exprs.append(pl.when(dup_pair).then(pl.lit("duplicate")))
+        detail.append(
+            pl.when(dup_pair).then(pl.format("same as kept row id {}", pl.col("pair_first_id")))
+        )
+        if config.dedup == "prompt":
+            best = pol.group_by("prompt_key", maintain_order=True).agg(
+                pl.col("prio").min().alias("best_prio"),
+                pl.col("source").first().alias("best_source"),
+            )
+            meta = meta.join(best, on="prompt_key", how="left", maintain_order="left")
+            dup_prompt = pl.col("policed") & (pl.col("prio") > pl.col("best_prio"))
+            exprs.append(pl.when(dup_prompt).then(pl.lit("duplicate_prompt")))
+            detail.append(
+                pl.when(dup_prompt).then(pl.format("prompt also in {}", pl.col("best_source")))
+            )
+    meta = meta.with_columns(
+        pl.coalesce(exprs + [reason]).alias("reason"),
+        pl.coalesce(detail + [pl.lit("", pl.String)]).alias("detail"),
+    )
+    dropped = meta.filter(pl.col("reason").is_not_null())
+    kept = meta.filter(pl.col("reason").is_null()).sort("seq")
+    from .folds import assign_folds
+
+    folds = assign_folds(
+        kept["prompt_key"].to_numpy(), kept["cls"].to_numpy(), config.folds, seed=config.seed
+    )
+    kept = kept.select("seq", "cls").with_columns(pl.Series("fold", folds, dtype=pl.Int8))
+    dropped = dropped.select("source", "id", "row", "input_rows", "reason", "detail", "input")
+    return kept, dropped
+
+
+# --------------------------------------------------------------------------
+# writing
+
+
+def _atomic_write_bytes(path: Path, data: bytes) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    with open(tmp, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def _file_sha256(path: Path) -> str:
+    return _sha256(str(path))
+
+
+def _write_shards(
+    builder: _Builder, kept: pl.DataFrame, directory: Path, config: BuildConfig
+) -> list[dict]:
+    """The parts, less the rows dropped by the global decisions, with their
+    folds, as `data-NNNNN.parquet` shards of `shard_rows` rows."""
+    total = builder.seq
+    keep = np.zeros(total, dtype=bool)
+    fold = np.full(total, -1, dtype=np.int8)
+    seqs = kept["seq"].to_numpy()
+    keep[seqs] = True
+    fold[seqs] = kept["fold"].to_numpy()
+    compression = None if config.compression == "none" else config.compression
+    shards: list[dict] = []
+    pending: list[pa.Table] = []
+    pending_rows = 0
+    futures: list[Future] = []
+    pool = ThreadPoolExecutor(max_workers=max(1, min(2, os.cpu_count() or 1)))
+
+    def write(tables: list[pa.Table], index: int) -> dict:
+        table = pa.concat_tables(tables).combine_chunks()
+        name = f"data-{index:05d}.parquet"
+        path = directory / name
+        pq.write_table(
+            table,
+            path,
+            compression=compression,
+            use_dictionary=["source", "model_a", "model_b"],
+            write_statistics=["fold", "source", "length"],
+        )
+        return {"file": name, "rows": table.num_rows, "bytes": path.stat().st_size}
+
+    def flush(force: bool) -> None:
+        nonlocal pending, pending_rows
+        while pending_rows >= config.shard_rows or (force and pending_rows):
+            take = min(config.shard_rows, pending_rows)
+            batch: list[pa.Table] = []
+            got = 0
+            while got < take:
+                t = pending[0]
+                need = take - got
+                if t.num_rows <= need:
+                    batch.append(t)
+                    got += t.num_rows
+                    pending.pop(0)
+                else:
+                    batch.append(t.slice(0, need))
+                    pending[0] = t.slice(need)
+                    got += need
+            pending_rows -= take
+            futures.append(pool.submit(write, batch, len(futures)))
+
+    try:
+        for part in builder.parts:
+            if isinstance(part, str):
+                table = pa.ipc.open_file(pa.memory_map(part)).read_all()
+            else:
+                table = part
+            seq = table.column("seq").to_numpy()
+            mask = keep[seq]
+            if not mask.all():
+                table = table.filter(pa.array(mask))
+                seq = seq[mask]
+            table = table.drop_columns(["seq"])
+            table = table.add_column(2, "fold", pa.array(fold[seq]))
+            pending.append(table)
+            pending_rows += table.num_rows
+            flush(False)
+        flush(True)
+        shards = [f.result() for f in futures]
+    finally:
+        pool.shutdown(wait=True)
+    return shards
+
+
+def _percentiles(values: np.ndarray) -> dict:
+    if len(values) == 0:
+        return {}
+    qs = (50, 90, 99)
+    out = {f"p{q}": int(np.percentile(values, q)) for q in qs}
+    out["max"] = int(values.max())
+    out["mean"] = round(float(values.mean()), 1)
+    return out
+
+
+def build_dataset(
+    config: BuildConfig,
+    out: Union[str, os.PathLike],
+    *,
+    overwrite: bool = False,
+    progress: Optional[Progress] = None,
+) -> dict:
+    """Build the dataset directory `out`; returns its manifest."""
+    from . import __version__
+    from .sources import detect_format, parse_input, read
+
+    config.validate()
+    progress = progress or Progress(quiet=True)
+    out = Path(out)
+    if out.exists() and not overwrite:
+        if out.is_file() or any(out.iterdir()):
+            raise ConfigError(f"{out} already exists; pass overwrite=True (--overwrite)")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
+    work = Path(tempfile.mkdtemp(prefix=f".{out.name}.building-", dir=out.parent))
+    try:
+        builder = _Builder(config, progress)
+        builder.spill_dir = str(work / "spill")
+        os.mkdir(builder.spill_dir)
+        inputs: list[_Input] = []
+        if config.inputs:
+            for i, spec in enumerate(config.inputs):
+                parsed = parse_input(str(spec))
+                fmt = parsed.format or detect_format(parsed.path)
+                inputs.append(_Input(i, parsed.path, fmt, size=os.path.getsize(parsed.path)))
+        else:
+            inputs.append(_Input(0, f"synth:{config.demo_rows}:{config.seed}", "synth"))
+        # Hash the inputs beside the work (hashlib releases the GIL).
+        hasher = ThreadPoolExecutor(max_workers=1)
+        hashes = {
+            inp.index: hasher.submit(_sha256, inp.path) for inp in inputs if inp.size is not None
+        }
+        try:
+            for inp in inputs:
+                progress.stage(f"reading {inp.path} ({inp.format})")
+                if inp.format == "synth":
+                    chunks = _demo_chunks(config.demo_rows, config.seed, config.chunk_rows)
+                    total: Optional[float] = float(config.demo_rows)
+                else:
+                    chunks = read(
+                        inp.path, inp.format, chunk_rows=config.chunk_rows, seed=config.seed
+                    )
+                    total = None
+                prepare = functools.partial(_prepare, null_text=builder.null_text)
+                for chunk, prepared in _prefetch(chunks, prepare):
+                    builder.chunk(inp, chunk, prepared)
+                    progress.update(len(chunk.rows) + len(chunk.dropped), total)
+            for inp in inputs:
+                if inp.index in hashes:
+                    inp.sha256 = hashes[inp.index].result()
+        finally:
+            hasher.shutdown(wait=True)
+        progress.done()
+        progress.stage("de-duplicating and assigning folds")
+        meta = (
+            pl.concat(builder.metas)
+            if builder.metas
+            else pl.DataFrame(
+                schema={
+                    "seq": pl.Int64,
+                    "source": pl.String,
+                    "id": pl.String,
+                    "row": pl.Int64,
+                    "input_rows": pl.Int32,
+                    "input": pl.Int16,
+                    "prompt_key": pl.UInt64,
+                    "pair_key": pl.UInt64,
+                    "cls": pl.UInt8,
+                    "prio": pl.Int32,
+                    "policed": pl.Boolean,
+                }
+            )
+        )
+        kept, late_dropped = _decide(meta, config)
+        progress.stage("writing shards")
+        shards = _write_shards(builder, kept, work, config)
+        dropped = _dropped_frame(builder.dropped + [late_dropped])
+        _write_parquet_atomic(dropped, work / DROPPED)
+        shutil.rmtree(builder.spill_dir)
+        tok = builder.tokenizer
+        if tok.source and os.path.isfile(tok.source):
+            tok_bytes = Path(tok.source).read_bytes()
+        else:
+            tok_bytes = tok.to_str().encode("utf-8")
+        _atomic_write_bytes(work / TOKENIZER, tok_bytes)
+        builder.tokenizer_sha256 = hashlib.sha256(tok_bytes).hexdigest()
+        manifest = _manifest(
+            __version__, config, builder, inputs, kept, meta, dropped, shards, work, started
+        )
+        _atomic_write_bytes(work / MANIFEST, (json.dumps(manifest, indent=2) + "\n").encode())
+        _publish(work, out)
+    except BaseException:
+        shutil.rmtree(work, ignore_errors=True)
+        raise
+    return manifest
+
+
+def _prefetch(
+    chunks: Iterator[Any], prepare: Callable[[Any], Any], depth: int = 2
+) -> Iterator[tuple]:
+    """Read and prepare the next chunks on a thread while the current one is
+    encoded (polars and the core release the GIL)."""
+    import queue
+
+    q: queue.Queue = queue.Queue(maxsize=depth)
+    done = object()
+    stop = threading.Event()
+
+    def run() -> None:
+        try:
+            for c in chunks:
+                if stop.is_set():
+                    return
+                q.put((c, prepare(c)))
+            q.put(done)
+        except BaseException as exc:  # handed to the consumer
+            q.put(exc)
+
+    t = threading.Thread(target=run, name="arena-fast-reader", daemon=True)
+    t.start()
+    try:
+        while True:
+            item = q.get()
+            if item is done:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        while t.is_alive():
+            try:
+                q.get_nowait()
+            except Exception:
+                t.join(timeout=0.05)
+
+
+_DROPPED_COLUMNS = {
+    "input": pl.Int16,
+    "source": pl.String,
+    "id": pl.String,
+    "row": pl.Int64,
+    "input_rows": pl.Int32,
+    "reason": pl.String,
+    "detail": pl.String,
+}
+
+
+def _dropped_frame(frames: list[pl.DataFrame]) -> pl.DataFrame:
+    frames = [f.select([pl.col(c).cast(t) for c, t in _DROPPED_COLUMNS.items()]) for f in frames]
+    frames = [f for f in frames if len(f)]
+    if not frames:
+        return pl.DataFrame(schema=_DROPPED_COLUMNS)
+    return pl.concat(frames).sort(["input", "row", "id"])
+
+
+def _write_parquet_atomic(frame: pl.DataFrame, path: Path) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    frame.write_parquet(tmp, compression="zstd")
+    os.replace(tmp, path)
+
+
+def _manifest(version, config, builder, inputs, kept, meta, dropped, shards, work, started) -> dict:
+    counts_in = sum(inp.rows_in for inp in inputs)
+    kept_meta = meta.join(kept.select("seq"), on="seq", how="semi")
+    kept_input_rows = int(kept_meta["input_rows"].sum() or 0)
+    dropped_input_rows = int(dropped["input_rows"].sum() or 0)
+    by_reason = {
+        r: int(n)
+        for r, n in dropped.group_by("reason").agg(pl.col("input_rows").sum()).sort("reason").rows()
+    }
+    by_source = {}
+    for src, n in kept_meta.group_by("source").len().sort("source").rows():
+        by_source[src] = int(n)
+    folds = {int(k): int(n) for k, n in kept.group_by("fold").len().sort("fold").rows()}
+    cls_names = ["a", "b", "tie", "unlabelled"]
+    labels = {cls_names[int(c)]: int(n) for c, n in kept.group_by("cls").len().sort("cls").rows()}
+    per_input = []
+    for inp in inputs:
+        k_in = int(kept_meta.filter(pl.col("input") == inp.index)["input_rows"].sum() or 0)
+        d_in = int(dropped.filter(pl.col("input") == inp.index)["input_rows"].sum() or 0)
+        per_input.append(
+            {
+                "path": inp.path,
+                "format": inp.format,
+                "bytes": inp.size,
+                "sha256": inp.sha256,
+                "rows_in": inp.rows_in,
+                "rows_kept": k_in,
+                "rows_dropped": d_in,
+            }
+        )
+    lengths = []
+    for shard in shards:
+        t = pq.read_table(work / shard["file"], columns=["length"])
+        lengths.append(t.column("length").to_numpy())
+    length = np.concatenate(lengths) if lengths else np.zeros(0, np.int32)
+    for shard in shards:
+        shard["sha256"] = _file_sha256(work / shard["file"])
+    fill = None
+    if len(length) and int(length.max()) <= config.pack_tokens:
+        from .plan import plan_packs
+
+        plan = plan_packs(
+            length.astype(np.int64), config.pack_tokens, pair_swaps=False, shuffle=False
+        )
+        fill = round(plan.fill, 4)
+    n_kept = int(len(kept))
+    return {
+        "format_version": FORMAT_VERSION,
+        "arena_fast_version": version,
+        "created_seconds": round(time.perf_counter() - started, 3),
+        "config": config.to_dict(),
+        "encoder": builder.encoder.config(),
+        "tokenizer": {
+            "file": TOKENIZER,
+            "sha256": builder.tokenizer_sha256,
+            "source": builder.tokenizer.source,
+        },
+        "ids": "input_ids: binary, little-endian int32 per row",
+        "swap": bool(config.swap),
+        "folds": config.folds,
+        "inputs": per_input,
+        "counts": {
+            "rows_in": counts_in,
+            "rows": n_kept,
+            "input_rows_kept": kept_input_rows,
+            "input_rows_dropped": dropped_input_rows,
+            "dropped": by_reason,
+            "by_source": by_source,
+            "folds": folds,
+            "labels": labels,
+            "relabelled": builder.stats["relabelled"],
+            "labels_normalised": builder.stats["labels_normalised"],
+            "repaired": builder.stats["repaired"],
+        },
+        "stats": {
+            "tokens": int(length.sum()),
+            "length": _percentiles(length),
+            "truncated_share": round(float(builder.stats["truncated"]) / max(builder.seq, 1), 4),
+            "pack_tokens": config.pack_tokens,
+            "fill": fill,
+        },
+        "shards": shards,
+        "dropped_file": DROPPED,
+    }
+
+
+def _publish(work: Path, out: Path) -> None:
+    """Rename the finished directory into place (replacing an old one)."""
+    old = None
+    if out.exists():
+        old = out.with_name(f".{out.name}.old-{os.getpid()}")
+        os.replace(out, old)
+    os.replace(work, out)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+    try:
+        fd = os.open(out.parent, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+    except OSError:
+        pass
+
+
+# --------------------------------------------------------------------------
+# loading
+
+
+@dataclass
+class ArenaDataset:
+    """Rows of a built dataset, ready for `plan_packs` / `plan_batches` and
+    the collators. With `swapped`, row 2i is row i in its original order and
+    row 2i+1 its A/B swap (the layout of `swap="both"`), and `labels` follow.
+
+    `labels` is (n, 3) float32, NaN for unlabelled rows; `label` the class
+    (0 A, 1 B, 2 tie, -1 unlabelled)."""
+
+    encoded: Encoded
+    labels: np.ndarray
+    label: np.ndarray
+    ids: list
+    sources: list
+    folds: np.ndarray
+    teacher_logits: Optional[list]
+    swapped: bool
+    manifest: dict
+    path: Path
+
+    def __len__(self) -> int:
+        return len(self.encoded)
+
+    @property
+    def lengths(self) -> np.ndarray:
+        return self.encoded.lengths
+
+    @property
+    def labelled(self) -> np.ndarray:
+        return self.label >= 0
+
+    def tokenizer(self):
+        """The tokenizer the dataset was encoded with (stored beside it)."""
+        from .tokenizer import Tokenizer
+
+        return Tokenizer.from_file(self.path / TOKENIZER)
+
+    def encoder(self, **overrides):
+        """An `af.Encoder` that encodes exactly as this dataset was built."""
+        from .encoder import Encoder, Template
+
+        cfg = dict(self.manifest["encoder"])
+        template = Template(**cfg.pop("template"))
+        bos = cfg.pop("bos_token_id")
+        eos = cfg.pop("eos_token_id")
+        cfg["tail_ratios"] = tuple(cfg["tail_ratios"])
+        cfg.update(overrides)
+        return Encoder(
+            self.tokenizer(),
+            template=template,
+            bos_token=bos if bos is not None else False,
+            eos_token=eos if eos is not None else False,
+            **cfg,
+        )
+
+    def __repr__(self) -> str:
+        return (
+            f"<arena_fast.ArenaDataset rows={len(self)} swapped={self.swapped} "
+            f"labelled={int(self.labelled.sum())} path={self.path}>"
+        )
+
+
+def read_manifest(path: Union[str, os.PathLike]) -> dict:
+    path = Path(path)
+    mpath = path / MANIFEST
+    if not mpath.is_file():
+        raise InputError(f"{path}: not a dataset (no {MANIFEST}; an interrupted build leaves none)")
+    try:
+        manifest = json.loads(mpath.read_text(encoding="utf-8"))
+    except ValueError as exc:
+        raise InputError(f"{mpath}: not valid JSON: {exc}") from exc
+    if manifest.get("format_version") != FORMAT_VERSION:
+        raise InputError(
+            f"{mpath}: dataset format {manifest.get('format_version')!r}, "
+            f"this arena_fast reads {FORMAT_VERSION}"
+        )
+    return manifest
+
+
+def _ids_of(column: pa.ChunkedArray) -> tuple[np.ndarray, np.ndarray]:
+    """A binary column of little-endian int32 rows as flat ids + offsets
+    (the ids are a view of the Arrow buffer when there is one chunk)."""
+    arr = column.combine_chunks() if column.num_chunks != 1 else column.chunk(0)
+    if arr.type == pa.large_binary():
+        offsets = np.frombuffer(arr.buffers()[1], dtype=np.int64)
+    else:
+        offsets = np.frombuffer(arr.buffers()[1], dtype=np.int32)
+    offsets = offsets[arr.offset : arr.offset + len(arr) + 1].astype(np.int64)
+    data = arr.buffers()[2]
+    start, end = int(offsets[0]), int(offsets[-1])
+    if (end - start) % 4:
+        raise InputError("input_ids: a row is not a whole number of int32 values")
+    ids = (
+        np.frombuffer(data, dtype="<i4", count=(end - start) // 4, offset=start)
+        if data
+        else (np.zeros(0, np.int32))
+    )
+    return ids, (offsets - start) // 4
+
+
+def load_dataset(
+    path: Union[str, os.PathLike],
+    fold: Optional[int] = None,
+    split: str = "train",
+    *,
+    swap: Optional[bool] = None,
+    sources: Optional[Sequence[str]] = None,
+    verify: bool = False,
+) -> ArenaDataset:
+    """Rows of a built dataset as an `ArenaDataset` (an `af.Encoded` and its
+    labels), without re-tokenizing.
+
+    `fold` None: every row (split ignored). Otherwise `split="train"` is every
+    fold but `fold`, `"valid"` that fold. `swap`: interleave each row with its
+    A/B swap (rows 2i, 2i+1); None does so when the dataset has them.
+    `sources` keeps only those sources. `verify` checks each shard's sha256."""
+    path = Path(path)
+    manifest = read_manifest(path)
+    if split not in ("train", "valid"):
+        raise ConfigError(f"split must be 'train' or 'valid', got {split!r}")
+    if fold is not None and not 0 <= fold < manifest["folds"]:
+        raise ConfigError(f"fold must be in [0, {manifest['folds']}), got {fold}")
+    has_swap = bool(manifest.get("swap"))
+    if swap is None:
+        swap = has_swap
+    if swap and not has_swap:
+        raise ConfigError(f"{path} was built without --swap; it holds no swapped rows")
+    tables = []
+    for shard in manifest["shards"]:
+        file = path / shard["file"]
+        if not file.is_file():
+            raise InputError(f"{file}: shard listed in the manifest is missing")
+        if file.stat().st_size != shard["bytes"]:
+            raise InputError(f"{file}: size differs from the manifest (modified or truncated)")
+        if verify and _file_sha256(file) != shard["sha256"]:
+            raise InputError(f"{file}: sha256 differs from the manifest")
+        filters = None
+        if fold is not None:
+            filters = [("fold", "!=" if split == "train" else "==", fold)]
+        t = pq.read_table(file, memory_map=True, filters=filters)
+        if sources is not None:
+            t = t.filter(pa.compute.is_in(t.column("source"), pa.array(list(sources))))
+        tables.append(t)
+    table = pa.concat_tables(tables) if tables else None
+    if table is None or table.num_rows == 0:
+        ids, offsets = np.zeros(0, np.int32), np.zeros(1, np.int64)
+        n = 0
+        labels = np.zeros((0, 3), np.float32)
+        table = table if table is not None else None
+    n = table.num_rows if table is not None else 0
+    if n:
+        ids, offsets = _ids_of(table.column("input_ids"))
+        lab_col = table.column("labels").combine_chunks()
+        # The child holds a (zero) slot for null rows too.
+        start = lab_col.offset * 3
+        values = lab_col.values.to_numpy(zero_copy_only=False)[start : start + 3 * n]
+        labels = values.reshape(-1, 3).astype(np.float32)
+        if lab_col.null_count:
+            labels[lab_col.is_null().to_numpy(zero_copy_only=False)] = np.nan
+    label = np.where(np.isnan(labels).any(axis=1), -1, np.argmax(np.nan_to_num(labels), axis=1))
+    label = label.astype(np.int8) if n else np.zeros(0, np.int8)
+    ids_list = table.column("id").to_pylist() if n else []
+    src_list = table.column("source").to_pylist() if n else []
+    folds = table.column("fold").to_numpy() if n else np.zeros(0, np.int8)
+    teacher = table.column("teacher_logits").to_pylist() if n else []
+    has_teacher = any(t is not None for t in teacher)
+
+    def col(name: str, dtype) -> np.ndarray:
+        return table.column(name).to_numpy().astype(dtype) if n else np.zeros(0, dtype)
+
+    fields = {
+        "turns_total": col("turns", np.int32),
+        "turns_kept": col("turns_kept", np.int32),
+        "truncated": col("truncated", bool),
+        "repairs": col("repairs", np.uint8),
+    }
+    if swap and n:
+        s_ids, s_offsets = _ids_of(table.column("input_ids_swapped"))
+        e_ids, e_off = _interleave(ids, offsets, s_ids, s_offsets)
+        encoded = Encoded(
+            {
+                "input_ids": e_ids,
+                "offsets": e_off,
+                "turns_total": np.repeat(fields["turns_total"], 2),
+                "turns_kept": np.stack(
+                    [fields["turns_kept"], col("turns_kept_swapped", np.int32)], axis=1
+                ).reshape(-1),
+                "truncated": np.stack(
+                    [fields["truncated"], col("truncated_swapped", bool)], axis=1
+                ).reshape(-1),
+                "repairs": np.repeat(fields["repairs"], 2),
+                "is_swapped": np.tile(np.array([False, True]), n),
+                "source_row": np.repeat(np.arange(n, dtype=np.int64), 2),
+            }
+        )
+        from .labels import swap_labels
+
+        labels = np.stack([labels, swap_labels(labels)], axis=1).reshape(-1, 3)
+        label = np.stack([label, np.where(label == 0, 1, np.where(label == 1, 0, label))], axis=1)
+        label = label.reshape(-1).astype(np.int8)
+        ids_list = [i for i in ids_list for _ in (0, 1)]
+        src_list = [s for s in src_list for _ in (0, 1)]
+        folds = np.repeat(folds, 2)
+        teacher = [t for t in teacher for _ in (0, 1)]
+    else:
+        encoded = Encoded(
+            {
+                "input_ids": ids,
+                "offsets": offsets,
+                **fields,
+                "is_swapped": np.zeros(n, dtype=bool),
+                "source_row": np.arange(n, dtype=np.int64),
+            }
+        )
+    return ArenaDataset(
+        encoded=encoded,
+        labels=labels,
+        label=label,
+        ids=ids_list,
+        sources=src_list,
+        folds=folds,
+        teacher_logits=teacher if has_teacher else None,
+        swapped=bool(swap),
+        manifest=manifest,
+        path=path,
+    )
+
+
+def _interleave(a_ids, a_off, b_ids, b_off) -> tuple[np.ndarray, np.ndarray]:
+    """Rows of a and b interleaved: a0, b0, a1, b1, ..."""
+    la, lb = np.diff(a_off), np.diff(b_off)
+    lengths = np.stack([la, lb], axis=1).reshape(-1)
+    offsets = np.zeros(len(lengths) + 1, dtype=np.int64)
+    np.cumsum(lengths, out=offsets[1:])
+    out = np.empty(int(offsets[-1]), dtype=np.int32)
+    # Positions of each source token in the output.
+    starts_a = offsets[0:-1:2]
+    starts_b = offsets[1::2]
+    pos_a = np.repeat(starts_a - a_off[:-1], la) + np.arange(len(a_ids))
+    pos_b = np.repeat(starts_b - b_off[:-1], lb) + np.arange(len(b_ids))
+    out[pos_a] = a_ids[a_off[0] : a_off[-1]] if len(a_ids) else a_ids
+    out[pos_b] = b_ids[b_off[0] : b_off[-1]] if len(b_ids) else b_ids
+    return out, offsets
+
+
+def builder_config_from_manifest(manifest: dict) -> BuildConfig:
+    cfg = dict(manifest["config"])
+    cfg["priority"] = tuple(cfg.get("priority", SOURCE_PRIORITY))
+    return BuildConfig(**cfg)
+
+
+Callback = Callable[[int], None]

@@ -1,0 +1,289 @@
+"""build-dataset / load_dataset: accounting, cleaning policies, de-duplication,
+folds, atomic and deterministic output, and ids equal to the encoder's."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import pytest
+
+import arena_fast as af
+from arena_fast import dataset as ds_mod
+from arena_fast.cli import main
+from arena_fast.dataset import BuildConfig, build_dataset, load_dataset
+from arena_fast.rows import rows_from_arrow
+
+
+def _build(tmp_path: Path, name: str = "ds", **kw) -> tuple[Path, dict]:
+    out = tmp_path / name
+    config = BuildConfig(**kw)
+    return out, build_dataset(config, out)
+
+
+def _dropped(out: Path) -> pl.DataFrame:
+    return pl.read_parquet(out / "dropped.parquet")
+
+
+def _canonical(tmp_path: Path, rows: list[dict], name: str = "rows.parquet") -> str:
+    frame = pl.DataFrame(
+        rows,
+        schema={
+            "id": pl.String,
+            "source": pl.String,
+            "prompt": pl.List(pl.String),
+            "response_a": pl.List(pl.String),
+            "response_b": pl.List(pl.String),
+            "labels": pl.List(pl.Float64),
+        },
+    )
+    path = tmp_path / name
+    frame.write_parquet(path)
+    return f"{path}:canonical"
+
+
+def row(i, prompt, a, b, labels=(1.0, 0.0, 0.0), source="canonical") -> dict:
+    return {
+        "id": str(i),
+        "source": source,
+        "prompt": [prompt],
+        "response_a": [a],
+        "response_b": [b],
+        "labels": None if labels is None else list(labels),
+    }
+
+
+def test_demo_build_accounts_for_every_row(tmp_path):
+    out, manifest = _build(tmp_path, demo_rows=600, folds=3, swap=True, chunk_rows=128)
+    counts = manifest["counts"]
+    dropped = _dropped(out)
+    assert counts["rows_in"] == 600
+    assert counts["input_rows_kept"] + counts["input_rows_dropped"] == counts["rows_in"]
+    assert int(dropped["input_rows"].sum()) == counts["input_rows_dropped"]
+    assert sum(counts["dropped"].values()) == counts["input_rows_dropped"]
+    assert sum(s["rows"] for s in manifest["shards"]) == counts["rows"]
+    assert sum(counts["folds"].values()) == counts["rows"]
+    # Every input row is either kept or dropped, exactly once.
+    data = pl.read_parquet(out / "data-*.parquet")
+    seen = sorted(data["row"].to_list() + dropped["row"].to_list())
+    assert seen == list(range(600))
+    # Synth rows carry the quirks: some are dropped, each with a reason.
+    assert set(dropped["reason"]) <= set(ds_mod.DROP_REASONS)
+    assert counts["dropped"].get("both_empty", 0) > 0
+    # Manifest: tokenizer hash, inputs, encoder config.
+    demo_bytes = Path(af.Tokenizer.demo().source).read_bytes()
+    assert manifest["tokenizer"]["sha256"] == hashlib.sha256(demo_bytes).hexdigest()
+    assert (out / "tokenizer.json").read_bytes() == demo_bytes
+    assert manifest["encoder"]["max_length"] == 2048
+    assert not any(p.name.startswith(".") for p in tmp_path.iterdir())
+
+
+def test_loaded_ids_equal_the_encoder(tmp_path):
+    from arena_fast.synth import generate_rows
+
+    out, _ = _build(tmp_path, demo_rows=300, folds=2, swap=True, max_length=256)
+    data = load_dataset(out, swap=True)
+    rows = {str(r["id"]): r for r in generate_rows(300, seed=0)}
+    enc = data.encoder()
+    picked = [rows[i] for i in data.ids[::2]]
+    ref = enc.encode_json(
+        [r["prompt"] for r in picked],
+        [r["response_a"] for r in picked],
+        [r["response_b"] for r in picked],
+        swap="both",
+    )
+    assert data.encoded.to_lists() == ref.to_lists()
+    assert (data.encoded.truncated == ref.truncated).all()
+    # Labels follow the swap: odd rows exchange A and B.
+    labels = np.array([[r["winner_model_a"], r["winner_model_b"], r["winner_tie"]] for r in picked])
+    np.testing.assert_array_equal(data.labels[0::2], labels.astype(np.float32))
+    np.testing.assert_array_equal(data.labels[1::2], labels[:, [1, 0, 2]].astype(np.float32))
+    # The planner takes it as it is.
+    plan = af.plan_packs(data.encoded, 4096, pair_swaps=True)
+    assert sorted(np.concatenate(list(plan)).tolist()) == list(range(len(data)))
+    # Without swap: the original order only.
+    plain = load_dataset(out, swap=False)
+    assert plain.encoded.to_lists() == data.encoded.to_lists()[0::2]
+
+
+def test_folds_split_and_no_prompt_in_two_folds(tmp_path):
+    from arena_fast.synth import generate_rows
+
+    n = 3000  # synth repeats prompts (one prompt tens of times at this size)
+    out, manifest = _build(tmp_path, demo_rows=n, folds=5, seed=3, max_length=128)
+    full = load_dataset(out)
+    rows = {str(r["id"]): r for r in generate_rows(n, seed=3)}
+    prompts = pl.Series([rows[i]["prompt"] for i in full.ids])
+    keys = rows_from_arrow(prompts, prompts, prompts).features()["prompt_key"]
+    fold_of: dict[int, int] = {}
+    repeated = 0
+    for key, fold in zip(keys.tolist(), full.folds.tolist()):
+        if key in fold_of:
+            repeated += 1
+            assert fold_of[key] == fold, "a prompt landed in two folds"
+        fold_of[key] = fold
+    assert repeated > 50
+    for k in range(5):
+        train = load_dataset(out, fold=k, split="train")
+        valid = load_dataset(out, fold=k, split="valid")
+        assert len(train) + len(valid) == len(full)
+        assert set(train.ids).isdisjoint(valid.ids)
+        assert (valid.folds == k).all() and (train.folds != k).all()
+        # Stratified: each fold's share of A wins close to the whole set's.
+        share = (valid.label == 0).mean()
+        assert abs(share - (full.label == 0).mean()) < 0.05
+        assert abs(len(valid) - len(full) / 5) < 0.05 * len(full)
+
+
+def test_same_input_same_bytes_whatever_the_threads(tmp_path):
+    def shard_hashes(out: Path) -> list[str]:
+        return [
+            hashlib.sha256((out / f).read_bytes()).hexdigest()
+            for f in sorted(os.listdir(out))
+            if f.endswith(".parquet")
+        ]
+
+    out1, m1 = _build(tmp_path, "one", demo_rows=500, swap=True, chunk_rows=100)
+    out2, m2 = _build(tmp_path, "two", demo_rows=500, swap=True, chunk_rows=100, threads=2)
+    assert shard_hashes(out1) == shard_hashes(out2)
+    for m in (m1, m2):
+        m.pop("created_seconds")
+        m["config"].pop("threads")
+    assert m1 == m2
+    out3, _ = _build(tmp_path, "three", demo_rows=500, swap=True, chunk_rows=100, seed=1)
+    assert shard_hashes(out3) != shard_hashes(out1)
+
+
+def test_interrupted_build_leaves_nothing_that_looks_complete(tmp_path, monkeypatch):
+    calls = {"n": 0}
+    original = ds_mod._Builder.chunk
+
+    def failing(self, inp, chunk, prepared=None):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise KeyboardInterrupt
+        return original(self, inp, chunk, prepared)
+
+    monkeypatch.setattr(ds_mod._Builder, "chunk", failing)
+    with pytest.raises(KeyboardInterrupt):
+        build_dataset(BuildConfig(demo_rows=300, chunk_rows=100), tmp_path / "ds")
+    assert list(tmp_path.iterdir()) == []
+    with pytest.raises(af.InputError, match="not a dataset"):
+        load_dataset(tmp_path / "ds")
+
+
+def test_existing_output_needs_overwrite(tmp_path):
+    out, _ = _build(tmp_path, demo_rows=50)
+    with pytest.raises(af.ConfigError, match="overwrite"):
+        build_dataset(BuildConfig(demo_rows=50), out)
+    build_dataset(BuildConfig(demo_rows=60), out, overwrite=True)
+    assert json.loads((out / "manifest.json").read_text())["counts"]["rows_in"] == 60
+
+
+def test_policies(tmp_path):
+    rows = [
+        row(0, "p0", "", "  ", (1, 0, 0)),  # both empty
+        row(1, "p1", "", "answer", (1, 0, 0)),  # A empty
+        row(2, "p2", "Same", "same ", (1, 0, 0)),  # identical
+        row(3, "p3", "x", "y", (2, 1, 1)),  # labels sum to 4
+        row(4, "p4", "x", "y", (-1, 1, 1)),  # negative
+        row(5, "p5", "", "", None),  # unlabelled: never dropped for content
+        row(6, "p6", "x", "y", (0, 0, 1)),
+    ]
+    spec = _canonical(tmp_path, rows)
+    out, m = _build(tmp_path, inputs=[spec], folds=2)
+    reasons = dict(zip(_dropped(out)["id"], _dropped(out)["reason"]))
+    assert reasons == {"0": "both_empty", "2": "identical", "4": "bad_labels"}
+    data = load_dataset(out)
+    by_id = dict(zip(data.ids, data.labels.tolist()))
+    assert by_id["1"] == [1, 0, 0]  # kept as labelled by default
+    assert by_id["3"] == pytest.approx([0.5, 0.25, 0.25])
+    assert np.isnan(by_id["5"]).all()
+    assert m["counts"]["labels_normalised"] == 1
+
+    out2, m2 = _build(
+        tmp_path, "relabel", inputs=[spec], folds=2, one_empty="relabel", identical="tie"
+    )
+    data = load_dataset(out2)
+    by_id = dict(zip(data.ids, data.labels.tolist()))
+    assert by_id["1"] == [0, 1, 0]  # A empty: B wins
+    assert by_id["2"] == [0, 0, 1]  # identical: tie
+    assert m2["counts"]["relabelled"] == 2
+
+
+def test_dedup_by_source_priority(tmp_path):
+    kaggle = [row(i, f"prompt {i}", f"a{i}", f"b{i}", source="kaggle") for i in range(6)]
+    arena = [
+        row(10, "PROMPT   0", "other", "answers", source="arena33k"),  # prompt in kaggle
+        row(11, "new prompt", "a", "b", source="arena33k"),
+        row(12, "new prompt", "b", "a", source="arena33k"),  # same pair, swapped
+        row(13, "new prompt", "c", "d", source="arena33k"),  # same prompt, other answers
+    ]
+    # The lower-priority file comes first: priority, not input order, decides.
+    specs = [_canonical(tmp_path, arena, "a.parquet"), _canonical(tmp_path, kaggle, "k.parquet")]
+    out, m = _build(tmp_path, inputs=specs, folds=2)
+    reasons = dict(zip(_dropped(out)["id"], _dropped(out)["reason"]))
+    assert reasons == {"10": "duplicate_prompt", "12": "duplicate"}
+    assert m["counts"]["by_source"] == {"arena33k": 2, "kaggle": 6}
+    out2, _ = _build(tmp_path, "pair", inputs=specs, folds=2, dedup="pair")
+    assert dict(zip(_dropped(out2)["id"], _dropped(out2)["reason"])) == {"12": "duplicate"}
+    out3, _ = _build(tmp_path, "none", inputs=specs, folds=2, dedup="none")
+    assert len(_dropped(out3)) == 0
+
+
+def test_real_kaggle_rows_with_gemma(tmp_path, shared_dir):
+    train = shared_dir / "data" / "kaggle_train_head100.csv"
+    test = shared_dir / "data" / "kaggle_test_example.csv"
+    tok = shared_dir / "tokenizers" / "gemma3" / "tokenizer.json"
+    out, m = _build(
+        tmp_path, inputs=[str(train), f"{test}:kaggle"], tokenizer=str(tok), folds=5, swap=True
+    )
+    assert m["counts"]["rows_in"] == 103
+    assert m["inputs"][0]["sha256"] == hashlib.sha256(train.read_bytes()).hexdigest()
+    assert m["inputs"][0]["bytes"] == train.stat().st_size
+    data = load_dataset(out, swap=False)
+    test_rows = [i for i, s in zip(data.ids, data.labelled) if not s]
+    assert len(test_rows) == 3  # test rows are never dropped
+    frame = pl.read_csv(train, infer_schema=False)
+    enc = data.encoder()
+    kept = frame.filter(pl.col("id").is_in(data.ids))
+    order = {i: k for k, i in enumerate(data.ids)}
+    ref = enc.encode_json(
+        kept["prompt"].to_list(), kept["response_a"].to_list(), kept["response_b"].to_list()
+    )
+    for i, ids in zip(kept["id"].to_list(), ref.to_lists()):
+        assert data.encoded[order[i]].tolist() == ids
+
+
+def test_cli_build_and_inspect(tmp_path, capsys):
+    out = tmp_path / "demo"
+    assert main(["build-dataset", "--out", str(out), "--demo-rows", "200", "--quiet"]) == 0
+    assert (out / "manifest.json").is_file()
+    assert main(["build-dataset", "--out", str(out), "--demo-rows", "200"]) == 1
+    assert "overwrite" in capsys.readouterr().err
+    assert main(["build-dataset", "--out", str(out), "--demo-rows", "200", "--overwrite"]) == 0
+    text = capsys.readouterr().out
+    assert "input rows" in text and "tokens per row" in text and "fill at" in text
+    assert main(["inspect", str(out), "--row", "0"]) == 0
+    text = capsys.readouterr().out
+    assert "----- turn 1 -----" in text and "<<" in text
+    png = tmp_path / "lengths.png"
+    assert main(["inspect", str(out), "--plot", str(png)]) == 0
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_cli_errors_are_one_line(tmp_path, capsys):
+    bad = tmp_path / "bad.csv"
+    bad.write_text("id,prompt\n1,x\n")
+    code = main(["build-dataset", "--input", str(bad), "--out", str(tmp_path / "o"), "--quiet"])
+    err = capsys.readouterr().err
+    assert code == 1
+    assert err.count("\n") == 1 and "bad.csv" in err and "response_a" in err
+    code = main(["build-dataset", "--input", str(tmp_path / "nope.csv"), "--out", "x", "--quiet"])
+    assert code == 1
+    assert "nope.csv" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()
