@@ -39,7 +39,15 @@ def synth_csv(rows: int, cache: Path) -> Path:
     return path
 
 
-def encoder_time(csv: Path, tokenizer: str, args) -> float:
+def make_encoder(tokenizer: str, args):
+    import arena_fast as af
+
+    return af.Encoder(
+        af.Tokenizer.from_file(tokenizer), max_length=args.max_length, num_threads=args.threads
+    )
+
+
+def encoder_time(csv: Path, enc, args) -> float:
     import polars as pl
 
     import arena_fast as af
@@ -48,11 +56,6 @@ def encoder_time(csv: Path, tokenizer: str, args) -> float:
     frame = pl.read_csv(csv, infer_schema=False, columns=["prompt", "response_a", "response_b"])
     cols = [frame[c].to_list() for c in ("prompt", "response_a", "response_b")]
     del frame
-    enc = af.Encoder(
-        af.Tokenizer.from_file(tokenizer),
-        max_length=args.max_length,
-        num_threads=args.threads,
-    )
     best = float("inf")
     for _ in range(args.repeat):
         _core.clear_word_cache()
@@ -62,7 +65,7 @@ def encoder_time(csv: Path, tokenizer: str, args) -> float:
     return best
 
 
-def build_time(csv: Path, tokenizer: str, args) -> tuple[float, dict]:
+def build_time(csv: Path, enc, args) -> tuple[float, dict]:
     from arena_fast import _core
     from arena_fast.dataset import BuildConfig, build_dataset
 
@@ -72,13 +75,10 @@ def build_time(csv: Path, tokenizer: str, args) -> tuple[float, dict]:
         _core.clear_word_cache()
         config = BuildConfig(
             inputs=[f"{csv}:kaggle"],
-            tokenizer=tokenizer,
-            max_length=args.max_length,
             swap=args.swap,
-            threads=args.threads,
         )
         t = time.perf_counter()
-        manifest = build_dataset(config, out)
+        manifest = build_dataset(config, out, encoder=enc)
         best = min(best, time.perf_counter() - t)
         shutil.rmtree(out.parent)
     return best, manifest
@@ -154,8 +154,11 @@ def main() -> int:
         results["memory"] = runs
     else:
         csv = synth_csv(args.rows, Path(args.cache))
-        enc = encoder_time(csv, args.tokenizer, args)
-        build, manifest = build_time(csv, args.tokenizer, args)
+        encoder = make_encoder(args.tokenizer, args)  # loaded once, used by both
+        enc = encoder_time(csv, encoder, args)
+        build, manifest = build_time(csv, encoder, args)
+        results["timings"] = manifest["timings"]
+        print(f"build stages: {manifest['timings']}")
         ratio = build / enc
         results.update(
             encoder_s=enc, build_s=build, ratio=ratio, rows_kept=manifest["counts"]["rows"]
