@@ -54,6 +54,7 @@ FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
 DROPPED = "dropped.parquet"
 TOKENIZER = "tokenizer.json"
+BUILD_LOG = "build.json"
 
 # De-duplication keeps the row of the source listed first.
 SOURCE_PRIORITY = ("kaggle", "synth", "arena33k", "ultrafeedback", "canonical", "chat1m")
@@ -330,12 +331,13 @@ class _Builder:
     def tokenizer(self) -> Any:
         return self.encoder.tokenizer
 
-    def __init__(self, config: BuildConfig, progress: Progress):
+    def __init__(self, config: BuildConfig, progress: Progress, encoder: Any = None):
         from .encoder import Encoder
         from .tokenizer import Tokenizer
 
         self.config = config
         self.progress = progress
+        self.timings: dict[str, float] = {}
 
         def make_encoder() -> Encoder:
             tok = Tokenizer.from_file(config.tokenizer) if config.tokenizer else Tokenizer.demo()
@@ -349,10 +351,18 @@ class _Builder:
             )
 
         # Loading a large vocabulary takes a while: it overlaps the first reads.
-        self._loader = ThreadPoolExecutor(max_workers=1)
-        self._encoder: Future = self._loader.submit(make_encoder)
-        self._loader.shutdown(wait=False)
-        self.null_text = config.encoder.get("null_text", "")
+        self._encoder: Future
+        if encoder is not None:
+            if not isinstance(encoder, Encoder):
+                raise ConfigError(f"encoder must be an af.Encoder, got {type(encoder).__name__}")
+            self._encoder = Future()
+            self._encoder.set_result(encoder)
+            self.null_text = encoder.options["null_text"]
+        else:
+            loader = ThreadPoolExecutor(max_workers=1)
+            self._encoder = loader.submit(make_encoder)
+            loader.shutdown(wait=False)
+            self.null_text = config.encoder.get("null_text", "")
         self.priority = {name: i for i, name in enumerate(config.priority)}
         self.parts: list[Union[pa.Table, str]] = []
         self.memory = 0
@@ -363,9 +373,14 @@ class _Builder:
         self.stats = {"labels_normalised": 0, "relabelled": 0, "repaired": 0, "truncated": 0}
 
     # -- one chunk --------------------------------------------------------
-    def chunk(self, inp: _Input, chunk: Any, prepared: Optional[tuple] = None) -> None:
-        """Clean, encode and keep one chunk. `prepared` is `_prepare`'s
-        result when a reader thread made it already."""
+    def chunk(self, inp: _Input, chunk: Any) -> None:
+        """Clean, encode and keep one chunk."""
+        self.finish(self.prepare(inp, chunk))
+
+    def prepare(self, inp: _Input, chunk: Any) -> Optional[dict]:
+        """Everything but the encoding: parse, row keys, cleaning decisions,
+        dropped rows, the kept rows' columns. Runs on the reader thread (the
+        core and polars release the GIL), so it overlaps `finish`."""
         frame: pl.DataFrame = chunk.rows
         if len(chunk.dropped):
             self.dropped.append(
@@ -374,9 +389,9 @@ class _Builder:
             inp.rows_in += int(chunk.dropped["input_rows"].sum())
         n = len(frame)
         if n == 0:
-            return
+            return None
         inp.rows_in += int(frame["input_rows"].sum())
-        rows, f = prepared if prepared is not None else _prepare(chunk, self.null_text)
+        rows, f = _prepare(chunk, self.null_text)
         labels, unlabelled = _labels(frame)
         cfg = self.config
         source = frame["source"]
@@ -456,14 +471,11 @@ class _Builder:
                 ).with_columns(pl.lit(inp.index, pl.Int16).alias("input"))
             )
         if len(kept) == 0:
-            return
+            return None
         self.stats["relabelled"] += int(((flags[kept] & FLAG_RELABELLED) != 0).sum())
         self.stats["labels_normalised"] += int(((flags[kept] & FLAG_LABELS_NORMALISED) != 0).sum())
         self.stats["repaired"] += int((repairs[kept] != 0).sum())
 
-        enc = self.encoder.encode_rows(rows, kept, swap="both" if cfg.swap else False)
-        seq = np.arange(self.seq, self.seq + len(kept), dtype=np.int64)
-        self.seq += len(kept)
         sub = frame[kept]
         lab_kept, unl_kept = labels[kept], unlabelled[kept]
         cls = np.where(unl_kept, 3, np.argmax(np.nan_to_num(lab_kept, nan=-1.0), axis=1))
@@ -471,25 +483,21 @@ class _Builder:
         for name in srcs.unique().sort().to_list():
             self.priority.setdefault(name, len(self.priority))
         prio = srcs.replace_strict(self.priority, return_dtype=pl.Int32).to_numpy()
-        self.metas.append(
-            pl.DataFrame(
-                {
-                    "seq": seq,
-                    "source": srcs,
-                    "id": sub["id"],
-                    "row": sub["row"],
-                    "input_rows": sub["input_rows"],
-                    "input": np.full(len(kept), inp.index, dtype=np.int16),
-                    "prompt_key": f["prompt_key"][kept],
-                    "pair_key": f["pair_key"][kept],
-                    "cls": cls.astype(np.uint8),
-                    "prio": prio,
-                    "policed": policed[kept],
-                }
-            )
+        meta = pl.DataFrame(
+            {
+                "source": srcs,
+                "id": sub["id"],
+                "row": sub["row"],
+                "input_rows": sub["input_rows"],
+                "input": np.full(len(kept), inp.index, dtype=np.int16),
+                "prompt_key": f["prompt_key"][kept],
+                "pair_key": f["pair_key"][kept],
+                "cls": cls.astype(np.uint8),
+                "prio": prio,
+                "policed": policed[kept],
+            }
         )
         columns: dict[str, Any] = {
-            "seq": pa.array(seq),
             "id": sub["id"].to_arrow(),
             "source": srcs.to_arrow(),
             "input": pa.array(np.full(len(kept), inp.index, dtype=np.int16)),
@@ -506,6 +514,19 @@ class _Builder:
             "repairs": pa.array(repairs[kept]),
             "chars": pa.array(f["chars"][kept]),
         }
+        return {"rows": rows, "kept": kept, "meta": meta, "columns": columns}
+
+    def finish(self, ready: Optional[dict]) -> None:
+        """Encode the kept rows of a prepared chunk and keep the part."""
+        if ready is None:
+            return
+        cfg = self.config
+        kept = ready["kept"]
+        enc = self.encoder.encode_rows(ready["rows"], kept, swap="both" if cfg.swap else False)
+        seq = np.arange(self.seq, self.seq + len(kept), dtype=np.int64)
+        self.seq += len(kept)
+        self.metas.append(ready["meta"].with_columns(pl.Series("seq", seq)))
+        columns = {"seq": pa.array(seq), **ready["columns"]}
         if cfg.swap:
             e_ids, e_off, o_ids, o_off = _core.split_pairs(enc.input_ids, enc.offsets)
             even, odd = slice(0, None, 2), slice(1, None, 2)
@@ -704,8 +725,14 @@ def build_dataset(
     *,
     overwrite: bool = False,
     progress: Optional[Progress] = None,
+    encoder: Any = None,
 ) -> dict:
-    """Build the dataset directory `out`; returns its manifest."""
+    """Build the dataset directory `out`; returns its manifest.
+
+    `encoder`: an `af.Encoder` to use instead of building one from the
+    config's tokenizer / template / strategy / max_length / encoder fields
+    (which are then not used: the manifest's `encoder` section records what
+    was). `progress`: a `Progress` (default: silent)."""
     from . import __version__
     from .sources import detect_format, parse_input, read
 
@@ -719,7 +746,8 @@ def build_dataset(
     started = time.perf_counter()
     work = Path(tempfile.mkdtemp(prefix=f".{out.name}.building-", dir=out.parent))
     try:
-        builder = _Builder(config, progress)
+        builder = _Builder(config, progress, encoder)
+        t_stage = time.perf_counter()
         builder.spill_dir = str(work / "spill")
         os.mkdir(builder.spill_dir)
         inputs: list[_Input] = []
@@ -746,9 +774,9 @@ def build_dataset(
                         inp.path, inp.format, chunk_rows=config.chunk_rows, seed=config.seed
                     )
                     total = None
-                prepare = functools.partial(_prepare, null_text=builder.null_text)
-                for chunk, prepared in _prefetch(chunks, prepare):
-                    builder.chunk(inp, chunk, prepared)
+                prepare = functools.partial(builder.prepare, inp)
+                for chunk, ready in _prefetch(_ramp(chunks), prepare):
+                    builder.finish(ready)
                     progress.update(len(chunk.rows) + len(chunk.dropped), total)
             for inp in inputs:
                 if inp.index in hashes:
@@ -776,9 +804,14 @@ def build_dataset(
                 }
             )
         )
+        builder.timings["read_clean_encode"] = time.perf_counter() - t_stage
+        t_stage = time.perf_counter()
         kept, late_dropped = _decide(meta, config)
+        builder.timings["dedup_folds"] = time.perf_counter() - t_stage
+        t_stage = time.perf_counter()
         progress.stage("writing shards")
         shards = _write_shards(builder, kept, work, config)
+        builder.timings["write_shards"] = time.perf_counter() - t_stage
         dropped = _dropped_frame(builder.dropped + [late_dropped])
         _write_parquet_atomic(dropped, work / DROPPED)
         shutil.rmtree(builder.spill_dir)
@@ -792,12 +825,36 @@ def build_dataset(
         manifest = _manifest(
             __version__, config, builder, inputs, kept, meta, dropped, shards, work, started
         )
+        # The manifest is deterministic; how long the build took is not, so
+        # it goes to build.json (and the returned dict).
+        timings = {k: round(v, 3) for k, v in builder.timings.items()}
+        timings["total"] = round(time.perf_counter() - started, 3)
+        _atomic_write_bytes(work / BUILD_LOG, (json.dumps({"seconds": timings}) + "\n").encode())
         _atomic_write_bytes(work / MANIFEST, (json.dumps(manifest, indent=2) + "\n").encode())
         _publish(work, out)
+        manifest = dict(manifest, timings=timings)
     except BaseException:
         shutil.rmtree(work, ignore_errors=True)
         raise
     return manifest
+
+
+def _ramp(chunks: Iterator[Any], first: int = 1024) -> Iterator[Any]:
+    """The first chunk cut into small pieces (1024, 2048, ... rows), so the
+    encoder starts while the reader thread prepares the rest."""
+    it = iter(chunks)
+    head = next(it, None)
+    if head is None:
+        return
+    frame, start, size = head.rows, 0, first
+    dropped = head.dropped
+    while len(frame) - start > size:
+        yield type(head)(frame.slice(start, size), dropped)
+        dropped = dropped.clear()
+        start += size
+        size *= 2
+    yield type(head)(frame.slice(start), dropped)
+    yield from it
 
 
 def _prefetch(
@@ -914,7 +971,6 @@ def _manifest(version, config, builder, inputs, kept, meta, dropped, shards, wor
     return {
         "format_version": FORMAT_VERSION,
         "arena_fast_version": version,
-        "created_seconds": round(time.perf_counter() - started, 3),
         "config": config.to_dict(),
         "encoder": builder.encoder.config(),
         "tokenizer": {

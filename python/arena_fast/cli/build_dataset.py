@@ -162,5 +162,6 @@ def summary(manifest: dict, out: str) -> str:
         lines.append(
             f"  {'fill at ' + format(s['pack_tokens'], ',') + ' tokens':<28}{s['fill']:>10.4f}"
         )
-    lines.append(f"  {'built in':<28}{manifest['created_seconds']:>9.2f}s")
+    if "timings" in manifest:
+        lines.append(f"  {'built in':<28}{manifest['timings']['total']:>9.2f}s")
     return "\n".join(lines)
