@@ -50,7 +50,6 @@ def make_encoder(tokenizer: str, args):
 def encoder_time(csv: Path, enc, args) -> float:
     import polars as pl
 
-    import arena_fast as af
     from arena_fast import _core
 
     frame = pl.read_csv(csv, infer_schema=False, columns=["prompt", "response_a", "response_b"])
