@@ -678,3 +678,21 @@ def test_custom_template(gemma, tokenize):
     short = af.Encoder(gemma.tok, template=t, tokenize=tokenize, max_length=120)
     cut = short.encode([["long " * 300]], [["x"]], [["y"]])
     assert cut.truncated[0] and "[...]" in gemma.tok.decode(cut[0])
+
+
+def test_full_length_is_the_uncut_length(gemma_tok):
+    """`full_length`: what a row takes with nothing cut; equal to the length
+    when nothing was cut, and to the length an unbounded encoder gives."""
+    from arena_fast.synth import generate_rows
+
+    rows = generate_rows(60, seed=4)
+    cols = [[r[c] for r in rows] for c in ("prompt", "response_a", "response_b")]
+    for template in ("rounds", "concat"):
+        small = af.Encoder(gemma_tok, template=template, max_length=256).encode_json(*cols)
+        whole = af.Encoder(
+            gemma_tok, template=template, strategy="none", max_length=1 << 20
+        ).encode_json(*cols)
+        assert small.truncated.any()
+        assert (small.full_length == whole.lengths).all()
+        assert (small.full_length[~small.truncated] == small.lengths[~small.truncated]).all()
+        assert (small.full_length[small.truncated] > small.lengths[small.truncated]).all()

@@ -123,7 +123,7 @@ class BuildConfig:
     shard_rows: int = 16384
     threads: Optional[int] = None
     compression: str = "zstd"
-    spill_bytes: int = 256 << 20
+    spill_bytes: int = 128 << 20
     pack_tokens: int = 16384
 
     def validate(self) -> None:
@@ -371,6 +371,8 @@ class _Builder:
         self.seq = 0
         self.spill_dir: Optional[str] = None
         self.stats = {"labels_normalised": 0, "relabelled": 0, "repaired": 0, "truncated": 0}
+        self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="arena-fast-parts")
+        self._pending: list[Future] = []
 
     # -- one chunk --------------------------------------------------------
     def chunk(self, inp: _Input, chunk: Any) -> None:
@@ -526,7 +528,21 @@ class _Builder:
         seq = np.arange(self.seq, self.seq + len(kept), dtype=np.int64)
         self.seq += len(kept)
         self.metas.append(ready["meta"].with_columns(pl.Series("seq", seq)))
-        columns = {"seq": pa.array(seq), **ready["columns"]}
+        # Splitting the orders and assembling the part run on the writer
+        # thread; at most two parts wait, so memory stays bounded.
+        while len(self._pending) >= 2:
+            self._pending.pop(0).result()
+        self._pending.append(self._writer.submit(self._assemble, enc, seq, ready["columns"]))
+
+    def drain(self) -> None:
+        """Wait for the writer thread to keep every part (raises its errors)."""
+        while self._pending:
+            self._pending.pop(0).result()
+        self._writer.shutdown(wait=True)
+
+    def _assemble(self, enc: Encoded, seq: np.ndarray, columns: dict) -> None:
+        cfg = self.config
+        columns = {"seq": pa.array(seq), **columns}
         if cfg.swap:
             e_ids, e_off, o_ids, o_off = _core.split_pairs(enc.input_ids, enc.offsets)
             even, odd = slice(0, None, 2), slice(1, None, 2)
@@ -534,16 +550,19 @@ class _Builder:
             columns["length"] = pa.array(np.diff(e_off).astype(np.int32))
             columns["turns_kept"] = pa.array(enc.turns_kept[even])
             columns["truncated"] = pa.array(enc.truncated[even])
+            columns["full_length"] = pa.array(enc.full_length[even].astype(np.int32))
             columns["input_ids_swapped"] = _binary(o_ids, o_off)
             columns["length_swapped"] = pa.array(np.diff(o_off).astype(np.int32))
             columns["turns_kept_swapped"] = pa.array(enc.turns_kept[odd])
             columns["truncated_swapped"] = pa.array(enc.truncated[odd])
+            columns["full_length_swapped"] = pa.array(enc.full_length[odd].astype(np.int32))
             self.stats["truncated"] += int(enc.truncated[even].sum())
         else:
             columns["input_ids"] = _binary(enc.input_ids, enc.offsets)
             columns["length"] = pa.array(enc.lengths.astype(np.int32))
             columns["turns_kept"] = pa.array(enc.turns_kept)
             columns["truncated"] = pa.array(enc.truncated)
+            columns["full_length"] = pa.array(enc.full_length.astype(np.int32))
             self.stats["truncated"] += int(enc.truncated.sum())
         table = pa.table(columns)
         self._add_part(table)
@@ -745,6 +764,7 @@ def build_dataset(
     out.parent.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
     work = Path(tempfile.mkdtemp(prefix=f".{out.name}.building-", dir=out.parent))
+    builder: Optional[_Builder] = None
     try:
         builder = _Builder(config, progress, encoder)
         t_stage = time.perf_counter()
@@ -804,6 +824,7 @@ def build_dataset(
                 }
             )
         )
+        builder.drain()
         builder.timings["read_clean_encode"] = time.perf_counter() - t_stage
         t_stage = time.perf_counter()
         kept, late_dropped = _decide(meta, config)
@@ -834,6 +855,8 @@ def build_dataset(
         _publish(work, out)
         manifest = dict(manifest, timings=timings)
     except BaseException:
+        if builder is not None:
+            builder._writer.shutdown(wait=True, cancel_futures=True)
         shutil.rmtree(work, ignore_errors=True)
         raise
     return manifest
@@ -858,7 +881,7 @@ def _ramp(chunks: Iterator[Any], first: int = 1024) -> Iterator[Any]:
 
 
 def _prefetch(
-    chunks: Iterator[Any], prepare: Callable[[Any], Any], depth: int = 2
+    chunks: Iterator[Any], prepare: Callable[[Any], Any], depth: int = 1
 ) -> Iterator[tuple]:
     """Read and prepare the next chunks on a thread while the current one is
     encoded (polars and the core release the GIL)."""
@@ -1204,6 +1227,7 @@ def load_dataset(
         "turns_total": col("turns", np.int32),
         "turns_kept": col("turns_kept", np.int32),
         "truncated": col("truncated", bool),
+        "full_length": col("full_length", np.int64),
         "repairs": col("repairs", np.uint8),
     }
     if swap and n:
@@ -1219,6 +1243,9 @@ def load_dataset(
                 ).reshape(-1),
                 "truncated": np.stack(
                     [fields["truncated"], col("truncated_swapped", bool)], axis=1
+                ).reshape(-1),
+                "full_length": np.stack(
+                    [fields["full_length"], col("full_length_swapped", np.int64)], axis=1
                 ).reshape(-1),
                 "repairs": np.repeat(fields["repairs"], 2),
                 "is_swapped": np.tile(np.array([False, True]), n),

@@ -21,7 +21,15 @@ REPAIR_NULL = 1
 REPAIR_SURROGATE = 2
 REPAIR_RAGGED = 4
 
-_ROW_FIELDS = ("turns_total", "turns_kept", "truncated", "repairs", "is_swapped", "source_row")
+_ROW_FIELDS = (
+    "turns_total",
+    "turns_kept",
+    "truncated",
+    "full_length",
+    "repairs",
+    "is_swapped",
+    "source_row",
+)
 
 # The most tokens an Arrow `list<int32>` (32-bit offsets) can hold; beyond it
 # `to_arrow(large=True)` gives a `large_list<int32>`. A module constant so the
@@ -29,15 +37,17 @@ _ROW_FIELDS = ("turns_total", "turns_kept", "truncated", "repairs", "is_swapped"
 _MAX_LIST_TOKENS = 2**31 - 1
 
 
-def _plain_row_fields(n: int, swap_pairs: bool) -> dict[str, np.ndarray]:
+def _plain_row_fields(offsets: np.ndarray, swap_pairs: bool) -> dict[str, np.ndarray]:
     """Per-row fields of rows encoded elsewhere: one turn each, nothing
     truncated or repaired; with `swap_pairs`, rows 2i and 2i+1 are the two
     orders of input row i (the `swap="both"` layout)."""
+    n = len(offsets) - 1
     order = np.arange(n, dtype=np.int64)
     return {
         "turns_total": np.ones(n, dtype=np.int32),
         "turns_kept": np.ones(n, dtype=np.int32),
         "truncated": np.zeros(n, dtype=bool),
+        "full_length": np.diff(offsets).astype(np.int64),
         "repairs": np.zeros(n, dtype=np.uint8),
         "is_swapped": (order % 2 == 1) if swap_pairs else np.zeros(n, dtype=bool),
         "source_row": order // 2 if swap_pairs else order,
@@ -74,7 +84,8 @@ class Encoded:
 
     `input_ids` (int32) holds every row back to back; row i is
     `input_ids[offsets[i]:offsets[i+1]]`. Per row: `turns_total`, `turns_kept`,
-    `truncated`, `repaired` (and the `repairs` bit set: null, lone surrogate,
+    `truncated`, `full_length` (the tokens it would have with nothing cut),
+    `repaired` (and the `repairs` bit set: null, lone surrogate,
     ragged turns), `is_swapped`, and `source_row` (the input row it came from;
     with `swap="both"` rows 2i and 2i+1 both come from row i).
     """
@@ -98,7 +109,9 @@ class Encoded:
         offsets = np.zeros(n + 1, dtype=np.int64)
         np.cumsum(lengths, out=offsets[1:])
         flat = np.fromiter((t for r in rows for t in r), dtype=np.int32, count=int(offsets[-1]))
-        return cls({"input_ids": flat, "offsets": offsets, **_plain_row_fields(n, swap_pairs)})
+        return cls(
+            {"input_ids": flat, "offsets": offsets, **_plain_row_fields(offsets, swap_pairs)}
+        )
 
     @classmethod
     def from_arrow(cls, array: Any, *, swap_pairs: bool = False) -> Encoded:
@@ -132,7 +145,7 @@ class Encoded:
             )
         if n == 0:
             empty = {"input_ids": np.zeros(0, np.int32), "offsets": np.zeros(1, np.int64)}
-            return cls({**empty, **_plain_row_fields(0, swap_pairs)})
+            return cls({**empty, **_plain_row_fields(empty["offsets"], swap_pairs)})
         # `.offsets` honours the array's own slice offset (a view, n + 1 long).
         raw = arr.offsets.to_numpy(zero_copy_only=True)
         start, end = int(raw[0]), int(raw[-1])
@@ -152,7 +165,7 @@ class Encoded:
         ids = values.to_numpy(zero_copy_only=True)
         if not ids.flags.aligned:  # a foreign producer's odd buffer: the core needs aligned ids
             ids = ids.copy()
-        return cls({"input_ids": ids, "offsets": offsets, **_plain_row_fields(n, swap_pairs)})
+        return cls({"input_ids": ids, "offsets": offsets, **_plain_row_fields(offsets, swap_pairs)})
 
     @property
     def lengths(self) -> np.ndarray:

@@ -1,7 +1,7 @@
 """`arena-fast inspect DIR`: what a built dataset holds. Without --row, the
 build summary; with --row N, that row decoded turn by turn, special tokens
 and cut markers made visible; --plot writes the token length distribution
-(kept tokens per row, and text size before truncation) as a PNG."""
+(tokens per row before and after truncation) as a PNG."""
 
 from __future__ import annotations
 
@@ -124,8 +124,8 @@ def run(args: argparse.Namespace) -> int:
 
 
 def plot_lengths(path, manifest: dict, out: str) -> None:
-    """Histogram of tokens per row (after truncation, with the budget
-    marked) and of characters per row (the text before truncation)."""
+    """Histograms of tokens per row as encoded (after truncation, budget
+    marked) and as they would be with nothing cut (`full_length`)."""
     try:
         import matplotlib
 
@@ -138,14 +138,14 @@ def plot_lengths(path, manifest: dict, out: str) -> None:
     import numpy as np
     import pyarrow.parquet as pq
 
-    lengths, chars, truncated = [], [], []
+    lengths, fulls, truncated = [], [], []
     for shard in manifest["shards"]:
-        t = pq.read_table(path / shard["file"], columns=["length", "chars", "truncated"])
+        t = pq.read_table(path / shard["file"], columns=["length", "full_length", "truncated"])
         lengths.append(t.column("length").to_numpy())
-        chars.append(t.column("chars").to_numpy())
+        fulls.append(t.column("full_length").to_numpy())
         truncated.append(t.column("truncated").to_numpy())
     length = np.concatenate(lengths) if lengths else np.zeros(0)
-    char = np.concatenate(chars) if chars else np.zeros(0)
+    full = np.concatenate(fulls) if fulls else np.zeros(0)
     trunc = np.concatenate(truncated) if truncated else np.zeros(0, bool)
     max_length = manifest["encoder"]["max_length"]
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4))
@@ -154,9 +154,15 @@ def plot_lengths(path, manifest: dict, out: str) -> None:
     ax1.set_title(f"tokens per row after truncation ({trunc.mean():.1%} truncated)")
     ax1.set_xlabel("tokens")
     ax1.legend()
-    ax2.hist(char, bins=60, color="#228833", log=True)
-    ax2.set_title("characters per row before truncation")
-    ax2.set_xlabel("characters (all turns, prompt + both answers)")
+    top = max(int(full.max()) if len(full) else 1, max_length)
+    bins = np.linspace(0, top, 80)
+    ax2.hist(full, bins=bins, color="#228833", alpha=0.6, label="before truncation")
+    ax2.hist(length, bins=bins, color="#4477aa", alpha=0.6, label="after truncation")
+    ax2.axvline(max_length, color="#cc3311", linestyle="--")
+    ax2.set_yscale("log")
+    ax2.set_title("tokens per row, before and after truncation")
+    ax2.set_xlabel("tokens")
+    ax2.legend()
     fig.tight_layout()
     fig.savefig(out, dpi=100)
     plt.close(fig)

@@ -107,7 +107,9 @@ class ReferenceEncoder:
             fields = [x + [""] * (n - len(x)) for x in fields]
         return fields, flags
 
-    def encode_row(self, fields: list[list[str]], swapped: bool) -> tuple[list[int], int, bool]:
+    def encode_row(
+        self, fields: list[list[str]], swapped: bool
+    ) -> tuple[list[int], int, bool, int]:
         t = self.template
         n_total = len(fields[0])
         if t.join_turns is not None:
@@ -145,21 +147,25 @@ class ReferenceEncoder:
         ids = ([self.bos] if self.bos is not None else []) + self.begin + body + self.end
         ids += [self.eos] if self.eos is not None else []
         kept = n_total if (t.join_turns is not None and p.turns_kept) else p.turns_kept
-        return ids, kept, p.truncated
+        # What the row would take with nothing cut: every header, segment, suffix.
+        full = self.fixed + sum(headers)
+        full += sum(len(seg) + len(self.suffixes[f]) for row in segs for f, seg in enumerate(row))
+        return ids, kept, p.truncated, full
 
     def _encode_fields(self, rows, swap) -> Encoded:
         variants = {False: (False,), True: (True,), "both": (False, True)}[swap]
         ids, offsets = [], [0]
-        cols = {k: [] for k in ("turns_total", "turns_kept", "truncated", "repairs")}
+        cols = {k: [] for k in ("turns_total", "turns_kept", "truncated", "full_length", "repairs")}
         cols.update(is_swapped=[], source_row=[])
         for r, (fields, flags) in enumerate(rows):
             for swapped in variants:
-                row_ids, kept, truncated = self.encode_row(fields, swapped)
+                row_ids, kept, truncated, full = self.encode_row(fields, swapped)
                 ids += row_ids
                 offsets.append(len(ids))
                 cols["turns_total"].append(len(fields[0]))
                 cols["turns_kept"].append(kept)
                 cols["truncated"].append(truncated)
+                cols["full_length"].append(full)
                 cols["repairs"].append(flags)
                 cols["is_swapped"].append(swapped)
                 cols["source_row"].append(r)
@@ -170,6 +176,7 @@ class ReferenceEncoder:
                 turns_total=np.asarray(cols["turns_total"], dtype=np.int32),
                 turns_kept=np.asarray(cols["turns_kept"], dtype=np.int32),
                 truncated=np.asarray(cols["truncated"], dtype=bool),
+                full_length=np.asarray(cols["full_length"], dtype=np.int64),
                 repairs=np.asarray(cols["repairs"], dtype=np.uint8),
                 is_swapped=np.asarray(cols["is_swapped"], dtype=bool),
                 source_row=np.asarray(cols["source_row"], dtype=np.int64),

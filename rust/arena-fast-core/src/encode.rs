@@ -91,6 +91,8 @@ pub struct Encoded {
     pub turns_total: Vec<i32>,
     pub turns_kept: Vec<i32>,
     pub truncated: Vec<bool>,
+    /// Tokens the row would have with nothing cut (every turn, whole texts).
+    pub full_lengths: Vec<i64>,
     pub repairs: Vec<u8>,
     pub is_swapped: Vec<bool>,
     pub source_row: Vec<i64>,
@@ -124,6 +126,7 @@ impl Encoded {
         self.turns_total.append(&mut other.turns_total);
         self.turns_kept.append(&mut other.turns_kept);
         self.truncated.append(&mut other.truncated);
+        self.full_lengths.append(&mut other.full_lengths);
         self.repairs.append(&mut other.repairs);
         self.is_swapped.append(&mut other.is_swapped);
         self.source_row.append(&mut other.source_row);
@@ -485,6 +488,14 @@ impl Encoder {
                 })
                 .collect();
             let plan = budget::plan(&self.cfg.budget, &frame, &lens);
+            let full: usize = frame.fixed
+                + lens
+                    .iter()
+                    .enumerate()
+                    .map(|(t, l)| {
+                        frame.headers[t] + (0..3).map(|f| frame.suffix[f] + l.seg[f]).sum::<usize>()
+                    })
+                    .sum::<usize>();
             self.assemble(&segs, &plan, &mut out.input_ids)
                 .map_err(|source| EncodeError::Tokenizer { row, source })?;
             out.offsets.push(out.input_ids.len() as i64);
@@ -496,6 +507,7 @@ impl Encoder {
             };
             out.turns_kept.push(kept as i32);
             out.truncated.push(plan.truncated);
+            out.full_lengths.push(full as i64);
             out.repairs.push(turns.repairs);
             out.is_swapped.push(swapped);
             out.source_row.push(row as i64);

@@ -106,14 +106,19 @@ impl TextColumn<'_> {
     /// The turns of row `i` and the repairs made; `Err` for a cell that is
     /// not a JSON list of strings (message with the character position).
     fn turns(&self, i: usize, null_text: &str) -> Result<(Vec<String>, u8), String> {
-        fn text(data: &[u8], start: i64, end: i64, flags: &mut u8) -> String {
+        fn text<'d>(
+            data: &'d [u8],
+            start: i64,
+            end: i64,
+            flags: &mut u8,
+        ) -> std::borrow::Cow<'d, str> {
             let bytes = &data[start as usize..end as usize];
             match std::str::from_utf8(bytes) {
-                Ok(s) => s.to_owned(),
+                Ok(s) => std::borrow::Cow::Borrowed(s),
                 Err(_) => {
                     // Arrow strings are UTF-8; anything else is repaired.
                     *flags |= repair::SURROGATE;
-                    String::from_utf8_lossy(bytes).into_owned()
+                    String::from_utf8_lossy(bytes)
                 }
             }
         }
@@ -150,7 +155,7 @@ impl TextColumn<'_> {
                             flags |= repair::NULL;
                             null_text.to_owned()
                         } else {
-                            text(data, str_offsets[j], str_offsets[j + 1], &mut flags)
+                            text(data, str_offsets[j], str_offsets[j + 1], &mut flags).into_owned()
                         }
                     })
                     .collect();
@@ -322,21 +327,29 @@ pub fn normalize_into(text: &str, out: &mut Vec<u8>) -> (usize, bool) {
     let mut any = false;
     let mut chars = 0;
     let mut i = 0;
+    out.reserve(bytes.len());
     while i < bytes.len() {
         let b = bytes[i];
-        if b < 0x80 {
-            chars += 1;
-            i += 1;
-            if matches!(b, b' ' | b'\t' | b'\n' | 0x0B | 0x0C | b'\r') {
-                pending = any;
-                continue;
+        if b < 0x80 && !is_ascii_space(b) {
+            // A run of ASCII that is not whitespace: copied lower-cased in
+            // one go (the common case, and it vectorises).
+            let start = i;
+            while i < bytes.len() && bytes[i] < 0x80 && !is_ascii_space(bytes[i]) {
+                i += 1;
             }
             if pending {
                 out.push(b' ');
                 pending = false;
             }
             any = true;
-            out.push(b.to_ascii_lowercase());
+            chars += i - start;
+            out.extend(bytes[start..i].iter().map(u8::to_ascii_lowercase));
+            continue;
+        }
+        if b < 0x80 {
+            chars += 1;
+            i += 1;
+            pending = any;
             continue;
         }
         // A multi-byte character: `i` is on a char boundary of a valid str.
@@ -358,6 +371,13 @@ pub fn normalize_into(text: &str, out: &mut Vec<u8>) -> (usize, bool) {
         }
     }
     (chars, !any)
+}
+
+/// ASCII White_Space: tab, line feed, vertical tab, form feed, carriage
+/// return, space.
+#[inline]
+fn is_ascii_space(b: u8) -> bool {
+    matches!(b, b' ' | b'\t' | b'\n' | 0x0B | 0x0C | b'\r')
 }
 
 /// A field's turns, each normalised, joined by U+001F, into `out` (cleared).

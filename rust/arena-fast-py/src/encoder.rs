@@ -210,6 +210,7 @@ fn to_numpy<'py>(py: Python<'py>, enc: Encoded) -> PyResult<Bound<'py, PyDict>> 
     d.set_item("turns_total", enc.turns_total.into_pyarray(py))?;
     d.set_item("turns_kept", enc.turns_kept.into_pyarray(py))?;
     d.set_item("truncated", enc.truncated.into_pyarray(py))?;
+    d.set_item("full_length", enc.full_lengths.into_pyarray(py))?;
     d.set_item("repairs", enc.repairs.into_pyarray(py))?;
     d.set_item("is_swapped", enc.is_swapped.into_pyarray(py))?;
     d.set_item("source_row", enc.source_row.into_pyarray(py))?;
