@@ -291,3 +291,26 @@ def test_cli_errors_are_one_line(tmp_path, capsys):
     assert code == 1
     assert "nope.csv" in capsys.readouterr().err
     assert not (tmp_path / "o").exists()
+
+
+def test_progress_bar_on_a_terminal_log_lines_otherwise():
+    import io
+
+    from arena_fast.dataset import Progress
+
+    class Tty(io.StringIO):
+        def isatty(self):
+            return True
+
+    plain, tty, quiet = io.StringIO(), Tty(), io.StringIO()
+    for stream, q in ((plain, False), (tty, False), (quiet, True)):
+        p = Progress(stream=stream, quiet=q, interval=0.0)
+        p.stage("reading x")
+        p.interval = 0.0
+        p.update(500, total=1000)
+        p.update(250, total=1000)
+        p.done()
+    assert plain.getvalue().count("\n") == 3 and "\r" not in plain.getvalue()
+    assert "rows/s" in plain.getvalue() and "ETA" in plain.getvalue()
+    assert "\r[" in tty.getvalue() and "#" in tty.getvalue()
+    assert quiet.getvalue() == ""

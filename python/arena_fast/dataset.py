@@ -123,7 +123,7 @@ class BuildConfig:
     shard_rows: int = 16384
     threads: Optional[int] = None
     compression: str = "zstd"
-    spill_bytes: int = 128 << 20
+    spill_bytes: int = 256 << 20
     pack_tokens: int = 16384
 
     def validate(self) -> None:
@@ -170,6 +170,9 @@ class Progress:
         self.total: Optional[float] = None
 
     def stage(self, text: str) -> None:
+        """A new stage: a log line; the row count and rate start again."""
+        self.rows, self.total = 0, None
+        self.start = time.perf_counter()
         if not self.quiet:
             self._clear()
             print(f"arena-fast: {text}", file=self.stream, flush=True)
@@ -795,9 +798,17 @@ def build_dataset(
                     )
                     total = None
                 prepare = functools.partial(builder.prepare, inp)
+                seen_rows, seen_bytes = 0, 0
                 for chunk, ready in _prefetch(_ramp(chunks), prepare):
                     builder.finish(ready)
-                    progress.update(len(chunk.rows) + len(chunk.dropped), total)
+                    rows = len(chunk.rows) + len(chunk.dropped)
+                    if inp.size and config.inputs:
+                        # Rows in the file, estimated from the bytes per row so far.
+                        seen_rows += rows
+                        seen_bytes += chunk.rows.estimated_size()
+                        if seen_bytes:
+                            total = max(float(seen_rows), inp.size * seen_rows / seen_bytes)
+                    progress.update(rows, total)
             for inp in inputs:
                 if inp.index in hashes:
                     inp.sha256 = hashes[inp.index].result()
@@ -881,7 +892,7 @@ def _ramp(chunks: Iterator[Any], first: int = 1024) -> Iterator[Any]:
 
 
 def _prefetch(
-    chunks: Iterator[Any], prepare: Callable[[Any], Any], depth: int = 1
+    chunks: Iterator[Any], prepare: Callable[[Any], Any], depth: int = 2
 ) -> Iterator[tuple]:
     """Read and prepare the next chunks on a thread while the current one is
     encoded (polars and the core release the GIL)."""

@@ -20,7 +20,9 @@ def _positive(text: str) -> int:
 
 
 def add_parser(sub) -> None:
-    from ..dataset import SOURCE_PRIORITY
+    from ..dataset import SOURCE_PRIORITY, BuildConfig
+
+    d = BuildConfig()
 
     p = sub.add_parser(
         "build-dataset",
@@ -40,7 +42,7 @@ def add_parser(sub) -> None:
     io.add_argument("--out", default="arena-dataset", help="the dataset directory to write")
     io.add_argument("--overwrite", action="store_true", help="replace an existing --out")
     io.add_argument(
-        "--demo-rows", type=int, default=2000, help="synthetic rows when no --input is given"
+        "--demo-rows", type=int, default=d.demo_rows, help="synthetic rows when no --input is given"
     )
     enc = p.add_argument_group("encoding")
     enc.add_argument("--tokenizer", help="tokenizer.json (default: the bundled demo tokenizer)")
@@ -81,11 +83,11 @@ def add_parser(sub) -> None:
     folds.add_argument("--folds", type=_positive, default=5, help="K folds, grouped by prompt")
     folds.add_argument("--seed", type=int, default=0, help="seed of folds and A/B coins")
     tune = p.add_argument_group("tuning")
-    tune.add_argument("--chunk-rows", type=_positive, default=16384, help="rows per chunk")
-    tune.add_argument("--shard-rows", type=_positive, default=65536, help="rows per shard")
+    tune.add_argument("--chunk-rows", type=_positive, default=d.chunk_rows, help="rows per chunk")
+    tune.add_argument("--shard-rows", type=_positive, default=d.shard_rows, help="rows per shard")
     tune.add_argument("--compression", choices=("zstd", "lz4", "snappy", "none"), default="zstd")
     tune.add_argument(
-        "--pack-tokens", type=_positive, default=16384, help="pack size for the fill figure"
+        "--pack-tokens", type=_positive, default=d.pack_tokens, help="pack size for the fill figure"
     )
     p.add_argument("--quiet", action="store_true", help="no progress, no summary")
     p.set_defaults(run=run)

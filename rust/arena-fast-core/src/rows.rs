@@ -322,6 +322,9 @@ pub struct TextStats {
 /// ASCII takes a byte-wise path. Returns the characters read and whether the
 /// text was blank.
 pub fn normalize_into(text: &str, out: &mut Vec<u8>) -> (usize, bool) {
+    if text.is_ascii() {
+        return normalize_ascii(text.as_bytes(), out);
+    }
     let bytes = text.as_bytes();
     let mut pending = false;
     let mut any = false;
@@ -330,26 +333,19 @@ pub fn normalize_into(text: &str, out: &mut Vec<u8>) -> (usize, bool) {
     out.reserve(bytes.len());
     while i < bytes.len() {
         let b = bytes[i];
-        if b < 0x80 && !is_ascii_space(b) {
-            // A run of ASCII that is not whitespace: copied lower-cased in
-            // one go (the common case, and it vectorises).
-            let start = i;
-            while i < bytes.len() && bytes[i] < 0x80 && !is_ascii_space(bytes[i]) {
-                i += 1;
+        if b < 0x80 {
+            chars += 1;
+            i += 1;
+            if is_ascii_space(b) {
+                pending = any;
+                continue;
             }
             if pending {
                 out.push(b' ');
                 pending = false;
             }
             any = true;
-            chars += i - start;
-            out.extend(bytes[start..i].iter().map(u8::to_ascii_lowercase));
-            continue;
-        }
-        if b < 0x80 {
-            chars += 1;
-            i += 1;
-            pending = any;
+            out.push(b.to_ascii_lowercase());
             continue;
         }
         // A multi-byte character: `i` is on a char boundary of a valid str.
@@ -373,10 +369,58 @@ pub fn normalize_into(text: &str, out: &mut Vec<u8>) -> (usize, bool) {
     (chars, !any)
 }
 
+/// `normalize_into` for ASCII text (most of it): one table lookup per byte
+/// and no branch on the character class beyond "space or not".
+fn normalize_ascii(bytes: &[u8], out: &mut Vec<u8>) -> (usize, bool) {
+    // The text starts after `out.len()`; `written` counts what this text added.
+    let base = out.len();
+    out.resize(base + bytes.len(), 0);
+    let dst = &mut out[base..];
+    let mut w = 0;
+    // `space` is true right after a whitespace byte that followed text.
+    let mut last_space = true;
+    for &b in bytes {
+        let c = LOWER_OR_SPACE[b as usize];
+        if c == b' ' {
+            if !last_space {
+                dst[w] = b' ';
+                w += 1;
+                last_space = true;
+            }
+        } else {
+            dst[w] = c;
+            w += 1;
+            last_space = false;
+        }
+    }
+    // A trailing space from the last run is trimmed.
+    if w > 0 && dst[w - 1] == b' ' && last_space {
+        w -= 1;
+    }
+    out.truncate(base + w);
+    (bytes.len(), w == 0)
+}
+
+/// ASCII bytes lower-cased, with every ASCII White_Space byte as b' '.
+const LOWER_OR_SPACE: [u8; 256] = {
+    let mut t = [0u8; 256];
+    let mut i = 0;
+    while i < 256 {
+        let b = i as u8;
+        t[i] = if is_ascii_space(b) {
+            b' '
+        } else {
+            b.to_ascii_lowercase()
+        };
+        i += 1;
+    }
+    t
+};
+
 /// ASCII White_Space: tab, line feed, vertical tab, form feed, carriage
 /// return, space.
 #[inline]
-fn is_ascii_space(b: u8) -> bool {
+const fn is_ascii_space(b: u8) -> bool {
     matches!(b, b' ' | b'\t' | b'\n' | 0x0B | 0x0C | b'\r')
 }
 
