@@ -314,3 +314,32 @@ def test_progress_bar_on_a_terminal_log_lines_otherwise():
     assert "rows/s" in plain.getvalue() and "ETA" in plain.getvalue()
     assert "\r[" in tty.getvalue() and "#" in tty.getvalue()
     assert quiet.getvalue() == ""
+
+
+def test_teacher_logits_and_models_travel_to_the_dataset(tmp_path):
+    frame = pl.DataFrame(
+        {
+            "id": ["a", "b"],
+            "prompt": [["p1"], ["p2"]],
+            "response_a": [["x"], ["y"]],
+            "response_b": [["z"], ["w"]],
+            "labels": [[0.2, 0.5, 0.3], None],
+            "teacher_logits": [[[1.0, -1.0, 0.5], [2.0, 0.0, -2.0]], None],
+            "model_a": ["m1", "m2"],
+            "model_b": ["m3", None],
+        },
+        schema_overrides={"teacher_logits": pl.List(pl.Array(pl.Float64, 3))},
+    )
+    path = tmp_path / "t.parquet"
+    frame.write_parquet(path)
+    out, _ = _build(tmp_path, inputs=[f"{path}:canonical"], folds=2, swap=True)
+    data = load_dataset(out, swap=True)
+    assert data.ids == ["a", "a", "b", "b"]
+    assert data.teacher_logits[0] == [[1.0, -1.0, 0.5], [2.0, 0.0, -2.0]]
+    assert data.teacher_logits[1] == [[-1.0, 1.0, 0.5], [0.0, 2.0, -2.0]]  # swapped
+    assert data.teacher_logits[2] is None
+    np.testing.assert_allclose(data.labels[0], [0.2, 0.5, 0.3], rtol=1e-6)
+    np.testing.assert_allclose(data.labels[1], [0.5, 0.2, 0.3], rtol=1e-6)
+    assert np.isnan(data.labels[2]).all() and data.label[2] == -1
+    shard = pl.read_parquet(out / "data-00000.parquet")
+    assert shard["model_a"].to_list() == ["m1", "m2"]

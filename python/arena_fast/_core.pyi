@@ -17,6 +17,7 @@ __all__ = [
     "collate_packed",
     "collate_padded",
     "clear_word_cache",
+    "release_memory",
     "__version__",
 ]
 
@@ -89,6 +90,7 @@ def split_pairs(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]: ...
 def template_preset(name: str) -> dict[str, Any]: ...
 def clear_word_cache() -> None: ...
+def release_memory() -> None: ...
 def plan_packs(
     lengths: np.ndarray,
     max_tokens: int,

@@ -587,6 +587,7 @@ class _Builder:
                     w.write_table(part)
                 self.parts[i] = path
         self.memory = 0
+        _core.release_memory()
 
 
 # --------------------------------------------------------------------------
@@ -676,7 +677,7 @@ def _write_shards(
     pool = ThreadPoolExecutor(max_workers=max(1, min(2, os.cpu_count() or 1)))
 
     def write(tables: list[pa.Table], index: int) -> dict:
-        table = pa.concat_tables(tables).combine_chunks()
+        table = pa.concat_tables(tables)
         name = f"data-{index:05d}.parquet"
         path = directory / name
         pq.write_table(
@@ -1271,7 +1272,10 @@ def load_dataset(
         ids_list = [i for i in ids_list for _ in (0, 1)]
         src_list = [s for s in src_list for _ in (0, 1)]
         folds = np.repeat(folds, 2)
-        teacher = [t for t in teacher for _ in (0, 1)]
+        # A swapped row's teacher logits exchange A and B too.
+        teacher = [
+            x for t in teacher for x in (t, None if t is None else [[r[1], r[0], r[2]] for r in t])
+        ]
     else:
         encoded = Encoded(
             {

@@ -122,15 +122,13 @@ impl TextColumn<'_> {
                 }
             }
         }
+        let (TextColumn::Json { valid, .. } | TextColumn::Lists { valid, .. }) = *self;
+        if valid.is_some_and(|v| !v[i]) {
+            // A null cell: no turns, flagged as repaired.
+            return Ok((Vec::new(), repair::NULL));
+        }
         match *self {
-            TextColumn::Json {
-                valid,
-                offsets,
-                data,
-            } => {
-                if valid.is_some_and(|v| !v[i]) {
-                    return Ok((Vec::new(), repair::NULL));
-                }
+            TextColumn::Json { offsets, data, .. } => {
                 let mut flags = 0;
                 let cell = text(data, offsets[i], offsets[i + 1], &mut flags);
                 let (turns, parsed) =
@@ -138,15 +136,12 @@ impl TextColumn<'_> {
                 Ok((turns, flags | parsed))
             }
             TextColumn::Lists {
-                valid,
                 list_offsets,
                 str_valid,
                 str_offsets,
                 data,
+                ..
             } => {
-                if valid.is_some_and(|v| !v[i]) {
-                    return Ok((Vec::new(), repair::NULL));
-                }
                 let mut flags = 0;
                 let (lo, hi) = (list_offsets[i] as usize, list_offsets[i + 1] as usize);
                 let turns = (lo..hi)

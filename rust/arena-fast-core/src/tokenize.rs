@@ -104,9 +104,9 @@ impl ArenaTokenizer {
         cache: &mut WordCache,
     ) -> Result<Vec<u32>, TokenizerError> {
         match &self.splitter {
-            Some(splitter) => {
-                splitter.encode(self.inner(split_special), text, split_special, cache)
-            }
+            // The splitter matches added tokens itself and only uses the BPE
+            // model, which both variants share: no plain copy is made.
+            Some(splitter) => splitter.encode(&self.special, text, split_special, cache),
             None => self.encode_whole(text, split_special),
         }
     }

@@ -34,10 +34,16 @@ const MAX_CROSSING: usize = 64;
 pub struct WordCache {
     pub(crate) words: FxHashMap<Box<str>, Box<[u32]>>,
     owner: u64,
+    /// Bytes of words and ids held, so the cache is bounded in memory.
+    bytes: usize,
 }
 
-/// The per-thread cache is cleared past this many words.
+/// The per-thread cache is cleared past this many words or bytes.
 const CACHE_WORDS: usize = 1 << 18;
+const CACHE_BYTES: usize = 128 << 20;
+/// Longer words (a run of text with no word start: code, a URL, Chinese) are
+/// encoded but not cached: they rarely repeat and would crowd the cache.
+const MAX_CACHED_WORD: usize = 4096;
 
 thread_local! {
     static WORDS: std::cell::RefCell<WordCache> = std::cell::RefCell::new(WordCache::default());
@@ -45,7 +51,11 @@ thread_local! {
 
 /// Forget the words this thread has cached (benchmarks measure cold starts).
 pub fn clear_thread_cache() {
-    WORDS.with(|words| words.borrow_mut().words = FxHashMap::default());
+    WORDS.with(|words| {
+        let mut cache = words.borrow_mut();
+        cache.words = FxHashMap::default();
+        cache.bytes = 0;
+    });
 }
 
 /// Run `f` with this thread's word cache for the tokenizer `owner` (its
@@ -53,8 +63,9 @@ pub fn clear_thread_cache() {
 pub fn with_thread_cache<R>(owner: u64, f: impl FnOnce(&mut WordCache) -> R) -> R {
     WORDS.with(|words| {
         let mut cache = words.borrow_mut();
-        if cache.words.len() > CACHE_WORDS || cache.owner != owner {
-            cache.words.clear();
+        if cache.words.len() > CACHE_WORDS || cache.bytes > CACHE_BYTES || cache.owner != owner {
+            cache.words = FxHashMap::default();
+            cache.bytes = 0;
             cache.owner = owner;
         }
         f(&mut cache)
@@ -269,8 +280,14 @@ impl WordSplitter {
             .get_model()
             .tokenize(word)
             .map_err(|e| TokenizerError::Encode(e.to_string()))?;
+        if word.len() > MAX_CACHED_WORD {
+            out.extend(tokens.iter().map(|t| t.id));
+            return Ok(());
+        }
         let ids: Box<[u32]> = tokens.iter().map(|t| t.id).collect();
         out.extend_from_slice(&ids);
+        // Key, ids and a rough 48 bytes of table and allocator overhead.
+        cache.bytes += word.len() + 4 * ids.len() + 48;
         cache.words.insert(word.into(), ids);
         Ok(())
     }

@@ -18,6 +18,14 @@ fn clear_word_cache() {
     arena_fast_core::words::clear_thread_cache();
 }
 
+/// Return freed heap memory to the system (glibc's `malloc_trim`; nothing
+/// elsewhere). Long streaming jobs call it between chunks so that memory
+/// freed by one chunk does not stay resident.
+#[pyfunction]
+fn release_memory(py: Python<'_>) {
+    py.detach(tokenizer::release_freed_memory);
+}
+
 extern "C" fn after_fork_in_child() {
     arena_fast_core::encode::mark_forked();
 }
@@ -41,6 +49,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(collate::collate_padded, m)?)?;
     m.add_function(wrap_pyfunction!(rows::split_pairs, m)?)?;
     m.add_function(wrap_pyfunction!(clear_word_cache, m)?)?;
+    m.add_function(wrap_pyfunction!(release_memory, m)?)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())
 }
