@@ -123,7 +123,7 @@ class BuildConfig:
     shard_rows: int = 16384
     threads: Optional[int] = None
     compression: str = "zstd"
-    spill_bytes: int = 256 << 20
+    spill_bytes: int = 384 << 20
     pack_tokens: int = 16384
 
     def validate(self) -> None:
