@@ -135,3 +135,20 @@ def test_split_pairs():
     assert o_ids.tolist() == [2, 3, 4, 5, 6, 7, 8, 9] and o_off.tolist() == [0, 3, 8]
     with pytest.raises(af.InputError):
         _core.split_pairs(ids, np.array([0, 2, 5, 7], dtype=np.int64))  # 3 rows
+
+
+def test_threads_give_the_same_rows():
+    from arena_fast.synth import generate_rows
+
+    rows = generate_rows(1500, seed=5)  # several blocks of 256 rows
+    cols = [pa.array([r[c] for r in rows]) for c in ("prompt", "response_a", "response_b")]
+    one = rows_from_arrow(*cols)
+    for threads in (2, 3):
+        many = rows_from_arrow(*cols, num_threads=threads)
+        assert _features(many) == _features(one)
+        assert many.features(num_threads=threads).keys() == one.features().keys()
+        assert {k: v.tolist() for k, v in many.features(num_threads=threads).items()} == (
+            _features(one)
+        )
+        assert many.to_lists() == one.to_lists()
+        assert many.errors() == one.errors()

@@ -311,7 +311,7 @@ def _float3(values: np.ndarray, null: np.ndarray) -> pa.Array:
     return arr
 
 
-def _prepare(chunk: Any, null_text: str) -> Optional[tuple]:
+def _prepare(chunk: Any, null_text: str, threads: Optional[int] = None) -> Optional[tuple]:
     """Parse a chunk's texts and compute the row keys (on the reader thread:
     the core releases the GIL, so this overlaps the encoding)."""
     from .rows import rows_from_arrow
@@ -320,9 +320,13 @@ def _prepare(chunk: Any, null_text: str) -> Optional[tuple]:
     if len(frame) == 0:
         return None
     rows = rows_from_arrow(
-        frame["prompt"], frame["response_a"], frame["response_b"], null_text=null_text
+        frame["prompt"],
+        frame["response_a"],
+        frame["response_b"],
+        null_text=null_text,
+        num_threads=threads,
     )
-    return rows, rows.features()
+    return rows, rows.features(threads)
 
 
 class _Builder:
@@ -396,7 +400,7 @@ class _Builder:
         if n == 0:
             return None
         inp.rows_in += int(frame["input_rows"].sum())
-        rows, f = _prepare(chunk, self.null_text)
+        rows, f = _prepare(chunk, self.null_text, self.config.threads)
         labels, unlabelled = _labels(frame)
         cfg = self.config
         source = frame["source"]

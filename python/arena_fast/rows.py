@@ -73,11 +73,15 @@ def text_buffers(column: Union[pa.Array, pa.ChunkedArray, Any], name: str = "tex
     raise InputError(f"column {name}: expected JSON text or a list of strings per row, got {t}")
 
 
-def rows_from_arrow(prompt, response_a, response_b, null_text: str = "") -> _core.Rows:
-    """Parse the three text columns into rows held by the core."""
+def rows_from_arrow(
+    prompt, response_a, response_b, null_text: str = "", num_threads: Optional[int] = None
+) -> _core.Rows:
+    """Parse the three text columns into rows held by the core (on
+    `num_threads` threads; the same rows for any count)."""
     return _core.Rows.from_arrow(
         text_buffers(prompt, "prompt"),
         text_buffers(response_a, "response_a"),
         text_buffers(response_b, "response_b"),
         null_text,
+        num_threads,
     )

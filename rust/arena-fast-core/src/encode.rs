@@ -142,6 +142,30 @@ pub fn mark_forked() {
     FORKED.store(true, Ordering::SeqCst);
 }
 
+/// A thread pool of `threads` threads shared by calls that ask for the same
+/// count (None for one thread, or in a forked child, where pool threads made
+/// by the parent do not exist).
+pub(crate) fn shared_pool(threads: usize) -> Option<Arc<rayon::ThreadPool>> {
+    use std::collections::HashMap;
+    use std::sync::{Mutex, OnceLock};
+    static POOLS: OnceLock<Mutex<HashMap<usize, Arc<rayon::ThreadPool>>>> = OnceLock::new();
+    if threads <= 1 || FORKED.load(Ordering::Relaxed) {
+        return None;
+    }
+    let mut pools = POOLS.get_or_init(Default::default).lock().ok()?;
+    if let Some(pool) = pools.get(&threads) {
+        return Some(pool.clone());
+    }
+    let pool = Arc::new(
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .ok()?,
+    );
+    pools.insert(threads, pool.clone());
+    Some(pool)
+}
+
 /// Headers tokenized at construction; longer conversations tokenize on demand.
 const CACHED_HEADERS: usize = 64;
 /// Rows per parallel task.

@@ -8,6 +8,7 @@
 //! it and go on. The normalisation and keys are specified in docs/dataset.md;
 //! `arena_fast.reference.rows` is the pure-Python oracle.
 
+use rayon::prelude::*;
 use xxhash_rust::xxh3::xxh3_64;
 
 use crate::encode::RowTurns;
@@ -176,7 +177,13 @@ pub struct Rows {
 
 impl Rows {
     /// Read the three text columns (prompt, response A, response B).
-    pub fn from_columns(cols: [TextColumn<'_>; 3], null_text: &str) -> Result<Rows, String> {
+    /// `threads` > 1 parses blocks of rows on that many threads (the result
+    /// is the same for any count).
+    pub fn from_columns(
+        cols: [TextColumn<'_>; 3],
+        null_text: &str,
+        threads: usize,
+    ) -> Result<Rows, String> {
         for (c, col) in cols.iter().enumerate() {
             col.validate()
                 .map_err(|e| format!("column {}: {e}", Column::ALL[c].name()))?;
@@ -190,12 +197,23 @@ impl Rows {
                 cols[2].len()
             ));
         }
+        let parts = in_blocks(n, threads, |range| {
+            let mut part = Rows {
+                rows: Vec::with_capacity(range.len()),
+                errors: Vec::with_capacity(range.len()),
+            };
+            for i in range {
+                part.push_row(i, &cols, null_text);
+            }
+            part
+        });
         let mut out = Rows {
             rows: Vec::with_capacity(n),
             errors: Vec::with_capacity(n),
         };
-        for i in 0..n {
-            out.push_row(i, &cols, null_text);
+        for part in parts {
+            out.rows.extend(part.rows);
+            out.errors.extend(part.errors);
         }
         Ok(out)
     }
@@ -238,10 +256,20 @@ impl Rows {
     }
 
     /// The facts cleaning and de-duplication decide on, per row.
-    pub fn features(&self) -> Features {
+    /// On `threads` threads when > 1 (the same result for any count).
+    pub fn features(&self, threads: usize) -> Features {
+        let parts = in_blocks(self.len(), threads, |range| self.features_of(range));
         let mut f = Features::with_capacity(self.len());
+        for part in parts {
+            f.extend(part);
+        }
+        f
+    }
+
+    fn features_of(&self, range: std::ops::Range<usize>) -> Features {
+        let mut f = Features::with_capacity(range.len());
         let mut buf = Vec::new();
-        for (row, err) in self.rows.iter().zip(&self.errors) {
+        for (row, err) in self.rows[range.clone()].iter().zip(&self.errors[range]) {
             let mut chars = 0i64;
             let mut empty = [true; 3];
             let keys: [u64; 3] = [0, 1, 2].map(|c| {
@@ -285,6 +313,21 @@ pub struct Features {
 }
 
 impl Features {
+    fn extend(&mut self, other: Features) {
+        self.turns.extend(other.turns);
+        self.repairs.extend(other.repairs);
+        self.empty_prompt.extend(other.empty_prompt);
+        self.empty_a.extend(other.empty_a);
+        self.empty_b.extend(other.empty_b);
+        self.identical.extend(other.identical);
+        self.prompt_key.extend(other.prompt_key);
+        self.a_key.extend(other.a_key);
+        self.b_key.extend(other.b_key);
+        self.pair_key.extend(other.pair_key);
+        self.chars.extend(other.chars);
+        self.error.extend(other.error);
+    }
+
     fn with_capacity(n: usize) -> Features {
         Features {
             turns: Vec::with_capacity(n),
@@ -300,6 +343,27 @@ impl Features {
             chars: Vec::with_capacity(n),
             error: Vec::with_capacity(n),
         }
+    }
+}
+
+/// Rows per parallel block.
+const BLOCK: usize = 256;
+
+/// `f` over blocks of `0..n`, in order, on a pool of `threads` threads when
+/// that is more than one (and the process has not forked since the pools
+/// were made); on the calling thread otherwise.
+fn in_blocks<T: Send>(
+    n: usize,
+    threads: usize,
+    f: impl Fn(std::ops::Range<usize>) -> T + Sync,
+) -> Vec<T> {
+    let blocks = n.div_ceil(BLOCK);
+    let block = |b: usize| f(b * BLOCK..((b + 1) * BLOCK).min(n));
+    match crate::encode::shared_pool(threads) {
+        Some(pool) if blocks > 1 => {
+            pool.install(|| (0..blocks).into_par_iter().map(block).collect())
+        }
+        _ => (0..blocks).map(block).collect(),
     }
 }
 
@@ -487,9 +551,10 @@ mod tests {
         let rows = Rows::from_columns(
             [json_col(&po, &pd), json_col(&ao, &ad), json_col(&bo, &bd)],
             "",
+            1,
         )
         .unwrap();
-        let f = rows.features();
+        let f = rows.features(1);
         assert_eq!(f.error, [false, false, false, true]);
         assert_eq!(rows.errors[3].as_ref().unwrap().column, Column::Prompt);
         assert_eq!(f.empty_a, [false, true, false, true]);
@@ -518,7 +583,7 @@ mod tests {
             str_offsets: &str_offsets,
             data,
         };
-        let rows = Rows::from_columns([col, col, col], "<null>").unwrap();
+        let rows = Rows::from_columns([col, col, col], "<null>", 1).unwrap();
         assert_eq!(rows.rows[0].fields[0], vec!["hello", "world"]);
         assert_eq!(rows.rows[1].fields[1], vec!["<null>"]);
         assert_eq!(rows.rows[1].repairs, repair::NULL);
@@ -530,6 +595,6 @@ mod tests {
             str_offsets: &str_offsets,
             data,
         };
-        assert!(Rows::from_columns([col, col, col], "").is_err());
+        assert!(Rows::from_columns([col, col, col], "", 1).is_err());
     }
 }

@@ -103,13 +103,14 @@ impl PyRows {
     /// Rows from the Arrow buffers of the prompt, response_a and response_b
     /// columns (see `Buffers::extract`); unparsable rows carry an error.
     #[staticmethod]
-    #[pyo3(signature = (prompt, response_a, response_b, null_text = ""))]
+    #[pyo3(signature = (prompt, response_a, response_b, null_text = "", num_threads = None))]
     fn from_arrow(
         py: Python<'_>,
         prompt: &Bound<'_, PyAny>,
         response_a: &Bound<'_, PyAny>,
         response_b: &Bound<'_, PyAny>,
         null_text: &str,
+        num_threads: Option<usize>,
     ) -> PyResult<PyRows> {
         let buffers = [
             Buffers::extract(py, prompt, 0)?,
@@ -121,7 +122,8 @@ impl PyRows {
             buffers[1].column()?,
             buffers[2].column()?,
         ];
-        let parsed = detached(py, || Ok(Rows::from_columns(cols, null_text)))?;
+        let threads = num_threads.unwrap_or(1);
+        let parsed = detached(py, || Ok(Rows::from_columns(cols, null_text, threads)))?;
         let rows = parsed.map_err(|e| error(py, Kind::Input, e))?;
         Ok(PyRows {
             inner: Arc::new(rows),
@@ -133,9 +135,15 @@ impl PyRows {
     }
 
     /// Per-row facts as numpy arrays (docs/dataset.md, "Row keys").
-    fn features<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+    #[pyo3(signature = (num_threads = None))]
+    fn features<'py>(
+        &self,
+        py: Python<'py>,
+        num_threads: Option<usize>,
+    ) -> PyResult<Bound<'py, PyDict>> {
         let rows = self.inner.clone();
-        let f = detached(py, move || Ok(rows.features()))?;
+        let threads = num_threads.unwrap_or(1);
+        let f = detached(py, move || Ok(rows.features(threads)))?;
         let d = PyDict::new(py);
         d.set_item("turns", f.turns.into_pyarray(py))?;
         d.set_item("repairs", f.repairs.into_pyarray(py))?;
