@@ -343,3 +343,24 @@ def test_teacher_logits_and_models_travel_to_the_dataset(tmp_path):
     assert np.isnan(data.labels[2]).all() and data.label[2] == -1
     shard = pl.read_parquet(out / "data-00000.parquet")
     assert shard["model_a"].to_list() == ["m1", "m2"]
+
+
+def test_load_checks_shards_and_filters_sources(tmp_path):
+    out, m = _build(tmp_path, demo_rows=300, folds=2, shard_rows=100)
+    assert len(m["shards"]) == 3
+    assert len(load_dataset(out, verify=True)) == m["counts"]["rows"]
+    assert len(load_dataset(out, sources=["nope"])) == 0
+    assert len(load_dataset(out, sources=["synth"])) == m["counts"]["rows"]
+    with pytest.raises(af.ConfigError, match="fold"):
+        load_dataset(out, fold=2)
+    with pytest.raises(af.ConfigError, match="without --swap"):
+        load_dataset(out, swap=True)
+    shard = out / m["shards"][1]["file"]
+    data = shard.read_bytes()
+    shard.write_bytes(data[: len(data) // 2])
+    with pytest.raises(af.InputError, match="size differs"):
+        load_dataset(out)
+    # Same size, other bytes: only verify=True sees it.
+    shard.write_bytes(data[:-9] + bytes(9))
+    with pytest.raises(af.InputError, match="sha256"):
+        load_dataset(out, verify=True)
