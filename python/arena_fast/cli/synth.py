@@ -11,15 +11,9 @@ import argparse
 import sys
 import time
 
+from ._args import int_at_least
 
-def _non_negative(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
-    return value
+_non_negative = int_at_least(0)
 
 
 def add_parser(sub) -> None:

@@ -385,47 +385,59 @@ pub fn normalize_into(text: &str, out: &mut Vec<u8>) -> (usize, bool) {
         return normalize_ascii(text.as_bytes(), out);
     }
     let bytes = text.as_bytes();
-    let mut pending = false;
-    let mut any = false;
+    let mut runs = Collapse::default();
     let mut chars = 0;
     let mut i = 0;
     out.reserve(bytes.len());
     while i < bytes.len() {
+        chars += 1;
         let b = bytes[i];
         if b < 0x80 {
-            chars += 1;
             i += 1;
             if is_ascii_space(b) {
-                pending = any;
-                continue;
+                runs.space();
+            } else {
+                runs.text(out, &[b.to_ascii_lowercase()]);
             }
-            if pending {
-                out.push(b' ');
-                pending = false;
-            }
-            any = true;
-            out.push(b.to_ascii_lowercase());
             continue;
         }
         // A multi-byte character: `i` is on a char boundary of a valid str.
         let c = text[i..].chars().next().unwrap_or('\u{FFFD}');
         i += c.len_utf8();
-        chars += 1;
         if c.is_whitespace() {
-            pending = any;
+            runs.space();
             continue;
         }
-        if pending {
-            out.push(b' ');
-            pending = false;
-        }
-        any = true;
         let mut tmp = [0u8; 4];
         for lc in c.to_lowercase() {
-            out.extend_from_slice(lc.encode_utf8(&mut tmp).as_bytes());
+            runs.text(out, lc.encode_utf8(&mut tmp).as_bytes());
         }
     }
-    (chars, !any)
+    (chars, !runs.any)
+}
+
+/// Whitespace collapsing: a space is written only between two pieces of text.
+#[derive(Default)]
+struct Collapse {
+    /// Whitespace was seen since the last text, after some text.
+    pending: bool,
+    /// Some text was written.
+    any: bool,
+}
+
+impl Collapse {
+    fn space(&mut self) {
+        self.pending = self.any;
+    }
+
+    fn text(&mut self, out: &mut Vec<u8>, bytes: &[u8]) {
+        if self.pending {
+            out.push(b' ');
+            self.pending = false;
+        }
+        self.any = true;
+        out.extend_from_slice(bytes);
+    }
 }
 
 /// `normalize_into` for ASCII text (most of it): one table lookup per byte
