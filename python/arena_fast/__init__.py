@@ -42,3 +42,15 @@ __all__ = [
     "tta_average",
     "unswap_probs",
 ]
+
+# The torch layer (the `[train]` extra) loads on first use, so that
+# `import arena_fast` stays light: `af.model`, `af.losses`, `af.torch`.
+_LAZY = ("model", "losses", "torch")
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        import importlib
+
+        return importlib.import_module(f".{name}", __name__)
+    raise AttributeError(f"module 'arena_fast' has no attribute {name!r}")

@@ -1,0 +1,292 @@
+"""`af.model`: a gemma-2 / llama-3 decoder with a 3-way preference head, for
+packed and padded batches alike, with LoRA / QLoRA through peft and
+bitsandbytes (the `[train]` extra; torch is imported here, not by
+`import arena_fast`).
+
+The head reads the hidden state of each sequence's last token at the
+collators' `last_index` (docs/packing.md), so it never looks for
+`pad_token_id` (which breaks on packed rows, and where pad == eos). `tiny-gemma2`
+and `tiny-llama` are small randomly initialised configs sized to a
+tokenizer, so everything runs offline on a CPU.
+
+    model = af.model.load_classifier("tiny-gemma2", tokenizer=tok, lora={"r": 8})
+    logits = model(batch)  # (k, 3) for the k sequences of a packed or padded batch
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import warnings
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Optional, Union
+
+import torch
+
+from .errors import ConfigError
+from .torch.packed import last_hidden
+
+__all__ = ["TINY", "Lora", "ArenaClassifier", "load_classifier", "default_attention"]
+
+# Small configs for tests and the demo: 2 layers, 64 wide (a 2-layer, 64-wide
+# Gemma-2 learns the synth keyword rule in seconds on a CPU).
+TINY = {
+    "tiny-gemma2": dict(
+        model_type="gemma2",
+        hidden_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        head_dim=16,
+        query_pre_attn_scalar=16,
+        intermediate_size=128,
+        sliding_window=256,
+        attn_logit_softcapping=50.0,
+        final_logit_softcapping=30.0,
+        max_position_embeddings=8192,
+    ),
+    "tiny-llama": dict(
+        model_type="llama",
+        hidden_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        intermediate_size=128,
+        max_position_embeddings=8192,
+    ),
+}
+
+HEADS = ("linear", "mlp")
+QUANTIZATION = (None, "4bit", "8bit")
+
+
+@dataclass(frozen=True)
+class Lora:
+    """LoRA settings (peft). `target_modules="all-linear"` adapts every linear
+    layer of the decoder; the head is always trained in full."""
+
+    r: int = 16
+    alpha: int = 32
+    dropout: float = 0.05
+    target_modules: Union[str, Sequence[str]] = "all-linear"
+
+    @classmethod
+    def of(cls, value: Union[None, bool, Mapping, Lora]) -> Optional[Lora]:
+        if value is None or value is False:
+            return None
+        if value is True:
+            return cls()
+        if isinstance(value, Lora):
+            return value
+        if isinstance(value, Mapping):
+            unknown = set(value) - {f.name for f in dataclasses.fields(cls)}
+            if unknown:
+                raise ConfigError(f"unknown LoRA settings {sorted(unknown)}")
+            return cls(**value)
+        raise ConfigError(f"lora must be None, True, a dict or an af.model.Lora, got {value!r}")
+
+
+def default_attention() -> str:
+    """flash-attn's varlen kernel on CUDA when installed, else `arena_varlen`
+    (per-sequence sdpa; exact for packs on any device)."""
+    if torch.cuda.is_available():
+        try:
+            import flash_attn  # noqa: F401
+
+            return "flash_attention_2"
+        except ImportError:
+            pass
+    from .torch.attention import register
+
+    return register()
+
+
+class ArenaClassifier(torch.nn.Module):
+    """A decoder (possibly LoRA-wrapped) and a head on each sequence's last
+    token: `linear` (Linear(h, 3)) or `mlp` (the 2nd place's
+    Dropout-Linear(h, h/2)-GELU-Linear(h/2, 3)). The head runs in float32."""
+
+    def __init__(self, decoder: torch.nn.Module, hidden_size: int, head: str = "linear"):
+        super().__init__()
+        if head not in HEADS:
+            raise ConfigError(f"head must be one of {HEADS}, got {head!r}")
+        self.decoder = decoder
+        self.head_kind = head
+        if head == "linear":
+            self.head = torch.nn.Linear(hidden_size, 3)
+        else:
+            self.head = torch.nn.Sequential(
+                torch.nn.Dropout(0.1),
+                torch.nn.Linear(hidden_size, hidden_size // 2),
+                torch.nn.GELU(),
+                torch.nn.Linear(hidden_size // 2, 3),
+            )
+
+    def forward(self, batch: Mapping[str, Any]) -> torch.Tensor:
+        """Logits (k, 3) for the k sequences of a packed or padded batch, in
+        batch order."""
+        hidden = last_hidden(self.decoder, batch)
+        return self.head(hidden.float())
+
+    def trainable_parameters(self) -> list[tuple[str, torch.nn.Parameter]]:
+        return [(n, p) for n, p in self.named_parameters() if p.requires_grad]
+
+
+def _tiny_config(name: str, vocab_size: int, softcap: bool, attn: str) -> Any:
+    from transformers import Gemma2Config, LlamaConfig
+
+    kw = dict(TINY[name])
+    kind = kw.pop("model_type")
+    if kind == "gemma2":
+        if not softcap:
+            kw["attn_logit_softcapping"] = None
+        cls = Gemma2Config
+    else:
+        cls = LlamaConfig
+    # No pad token: the head reads last_index, never pad_token_id.
+    return cls(vocab_size=vocab_size, pad_token_id=None, attn_implementation=attn, **kw)
+
+
+def _vocab_size(tokenizer: Any) -> int:
+    if tokenizer is None:
+        from .tokenizer import Tokenizer
+
+        tokenizer = Tokenizer.demo()
+    size = getattr(tokenizer, "vocab_size", None)
+    if not isinstance(size, int) or size < 1:
+        raise ConfigError("tokenizer must be an af.Tokenizer (its vocab_size sizes the model)")
+    return size
+
+
+def _quantization_config(quantization: Optional[str], dtype: torch.dtype) -> Any:
+    if quantization is None:
+        return None
+    if quantization not in QUANTIZATION:
+        raise ConfigError(f"quantization must be one of {QUANTIZATION}, got {quantization!r}")
+    if not torch.cuda.is_available():
+        raise ConfigError(
+            f"quantization={quantization!r} needs bitsandbytes on a CUDA GPU; none is "
+            "available here (use quantization=None on the CPU)"
+        )
+    from transformers import BitsAndBytesConfig
+
+    if quantization == "4bit":
+        return BitsAndBytesConfig(
+            load_in_4bit=True,
+            bnb_4bit_quant_type="nf4",
+            bnb_4bit_use_double_quant=True,
+            bnb_4bit_compute_dtype=torch.bfloat16 if dtype == torch.float32 else dtype,
+        )
+    return BitsAndBytesConfig(load_in_8bit=True)
+
+
+def load_classifier(
+    name_or_path: str,
+    *,
+    tokenizer: Any = None,
+    lora: Union[None, bool, Mapping, Lora] = None,
+    quantization: Optional[str] = None,
+    attn_implementation: Optional[str] = None,
+    head: str = "linear",
+    softcap: bool = True,
+    dtype: Optional[torch.dtype] = None,
+    gradient_checkpointing: bool = False,
+    seed: int = 0,
+) -> ArenaClassifier:
+    """A preference classifier.
+
+    Args:
+        name_or_path: `tiny-gemma2` / `tiny-llama` (random, sized to
+            `tokenizer`), or a local transformers decoder folder (Gemma-2,
+            Llama-3 and their reward-model descendants). Nothing is downloaded.
+        tokenizer: an `af.Tokenizer`; sizes the tiny models (default: the
+            bundled demo tokenizer).
+        lora: None (full fine-tuning), True (defaults), a dict or `Lora`.
+        quantization: None, "4bit" (QLoRA: nf4, double quantisation, bf16
+            compute) or "8bit" (inference); bitsandbytes on CUDA only.
+        attn_implementation: None picks `default_attention()`; "sdpa" / "eager"
+            work with padded batches and with packs (through position ids).
+        head: "linear" or "mlp".
+        softcap: False turns Gemma-2's attention logit soft-capping off.
+        dtype: parameter dtype (default float32 on the CPU, bfloat16 on CUDA).
+        gradient_checkpointing: recompute activations in the backward pass.
+        seed: initialises the tiny models and the head.
+    """
+    if head not in HEADS:
+        raise ConfigError(f"head must be one of {HEADS}, got {head!r}")
+    lora_cfg = Lora.of(lora)
+    if dtype is None:
+        dtype = torch.bfloat16 if torch.cuda.is_available() else torch.float32
+    attn = attn_implementation or default_attention()
+    if attn == "arena_varlen":
+        from .torch.attention import register
+
+        register()
+    quant = _quantization_config(quantization, dtype)
+    torch.manual_seed(seed)
+    if name_or_path in TINY:
+        if quant is not None:
+            raise ConfigError("the tiny models are not quantised")
+        from transformers import AutoModel
+
+        config = _tiny_config(name_or_path, _vocab_size(tokenizer), softcap, attn)
+        try:
+            decoder = AutoModel.from_config(config, dtype=dtype)
+        except ValueError as exc:  # e.g. an attention the architecture lacks
+            raise ConfigError(f"{name_or_path} with attn_implementation={attn!r}: {exc}") from exc
+    else:
+        import os
+
+        if not os.path.isdir(name_or_path):
+            raise ConfigError(
+                f"{name_or_path}: not a model folder, and not one of {tuple(TINY)}; "
+                "arena_fast loads local folders only (nothing is downloaded)"
+            )
+        from transformers import AutoConfig, AutoModel
+
+        config = AutoConfig.from_pretrained(name_or_path)
+        if not softcap and hasattr(config, "attn_logit_softcapping"):
+            config.attn_logit_softcapping = None
+        decoder = AutoModel.from_pretrained(
+            name_or_path,
+            config=config,
+            dtype=dtype,
+            attn_implementation=attn,
+            quantization_config=quant,
+        )
+    decoder.config.use_cache = False
+    if gradient_checkpointing:
+        # transformers 5 renamed it (and its argument); older ones have the first.
+        kwargs = {"use_reentrant": False}
+        if hasattr(decoder, "activation_checkpointing_enable"):
+            decoder.activation_checkpointing_enable(activation_checkpointing_kwargs=kwargs)
+        else:
+            decoder.gradient_checkpointing_enable(gradient_checkpointing_kwargs=kwargs)
+    if lora_cfg is not None:
+        from peft import LoraConfig, get_peft_model
+
+        if quant is not None:
+            from peft import prepare_model_for_kbit_training
+
+            decoder = prepare_model_for_kbit_training(
+                decoder, use_gradient_checkpointing=gradient_checkpointing
+            )
+        target = lora_cfg.target_modules
+        peft_cfg = LoraConfig(
+            r=lora_cfg.r,
+            lora_alpha=lora_cfg.alpha,
+            lora_dropout=lora_cfg.dropout,
+            target_modules=target if isinstance(target, str) else list(target),
+            bias="none",
+        )
+        with warnings.catch_warnings():
+            # peft asks transformers 5 for a property it deprecated; not ours to fix.
+            warnings.filterwarnings(
+                "ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning
+            )
+            decoder = get_peft_model(decoder, peft_cfg)
+    model = ArenaClassifier(decoder, decoder.config.hidden_size, head)
+    model.head.to(torch.float32)
+    if decoder.device.type != "cpu":
+        model.head.to(decoder.device)
+    return model
