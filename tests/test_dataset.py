@@ -364,3 +364,18 @@ def test_load_checks_shards_and_filters_sources(tmp_path):
     shard.write_bytes(data[:-9] + bytes(9))
     with pytest.raises(af.InputError, match="sha256"):
         load_dataset(out, verify=True)
+
+
+def test_data_commands_do_not_import_torch():
+    """`pip install arena-fast` without the train extra: the CLI and the data
+    layer must not need torch (a fresh interpreter, so nothing is cached)."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, arena_fast as af; from arena_fast.cli import build_parser; "
+        "build_parser(); af.BuildConfig(); "
+        "assert 'torch' not in sys.modules, 'torch was imported'"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-2000:]

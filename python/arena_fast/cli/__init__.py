@@ -8,9 +8,9 @@ import sys
 from collections.abc import Sequence
 from typing import Optional
 
-from . import build_dataset, demo, inspect, synth
+from . import build_dataset, demo, inspect, synth, train
 
-COMMANDS = (demo, synth, build_dataset, inspect)
+COMMANDS = (demo, synth, build_dataset, inspect, train)
 
 
 def build_parser() -> argparse.ArgumentParser:

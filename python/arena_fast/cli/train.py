@@ -1,0 +1,98 @@
+"""`arena-fast train`: a preference classifier on a built dataset. Every
+setting of `af.train.TrainConfig` is an option (its help text is the
+field's); `--config run.yaml` loads them from YAML first, and options given on
+the command line override the file."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+import typing
+
+
+def _kind(field: dataclasses.Field) -> typing.Callable[[str], typing.Any]:
+    """The argparse type of a TrainConfig field (Optional[X] accepts "none")."""
+    hint = typing.get_type_hints(_config_class())[field.name]
+    args = [a for a in typing.get_args(hint) if a is not type(None)]
+    base = args[0] if args else hint
+    optional = type(None) in typing.get_args(hint)
+
+    def parse(text: str) -> typing.Any:
+        if optional and text.lower() in ("none", "null", ""):
+            return None
+        if base is bool:
+            if text.lower() in ("1", "true", "yes"):
+                return True
+            if text.lower() in ("0", "false", "no"):
+                return False
+            raise argparse.ArgumentTypeError(f"not a boolean: {text!r}")
+        try:
+            return base(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a {base.__name__}: {text!r}") from None
+
+    return parse
+
+
+def _config_class():
+    from ..train import TrainConfig
+
+    return TrainConfig
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser(
+        "train",
+        help="train a preference classifier on a built dataset",
+        description=__doc__,
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    p.add_argument("--config", help="a YAML file of TrainConfig settings")
+    p.add_argument("--quiet", action="store_true", help="no log lines")
+    for field in dataclasses.fields(_config_class()):
+        p.add_argument(
+            "--" + field.name.replace("_", "-"),
+            dest=field.name,
+            type=_kind(field),
+            default=argparse.SUPPRESS,
+            help=f"{field.metadata.get('help', '')} (default: {field.default!r})",
+        )
+    p.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..errors import ConfigError
+    from ..train import TrainConfig, train
+
+    values: dict = {}
+    if args.config:
+        import yaml
+
+        with open(args.config, encoding="utf-8") as f:
+            loaded = yaml.safe_load(f) or {}
+        if not isinstance(loaded, dict):
+            raise ConfigError(f"{args.config}: expected a mapping of settings")
+        values.update(loaded)
+    names = {f.name for f in dataclasses.fields(TrainConfig)}
+    values.update({k: v for k, v in vars(args).items() if k in names})
+    config = TrainConfig.from_dict(values)
+
+    def log(record: dict) -> None:
+        if args.quiet:
+            return
+        if record.get("eval"):
+            text = (
+                f"epoch {record['epoch']}: log loss {record['log_loss']:.4f}, "
+                f"accuracy {record['accuracy']:.3f}"
+            )
+            if "tta_log_loss" in record:
+                text += f", with swap TTA {record['tta_log_loss']:.4f}"
+        else:
+            text = f"step {record['step']}: loss {record['loss']:.4f}, lr {record['lr']:.2e}"
+        print(f"arena-fast train: {text} ({record['seconds']:.1f} s)", file=sys.stderr, flush=True)
+
+    result = train(config, log=log)
+    if result and not args.quiet:
+        print(f"final: {result}")
+    return 0

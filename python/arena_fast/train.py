@@ -1,0 +1,280 @@
+"""`af.train.train(config)`: a preference classifier trained on a built
+dataset (`build-dataset`), on packed or padded batches planned in Rust.
+
+This is the core loop: layout from the attention implementation, steps
+within a token budget with swap pairs kept together, AdamW with separate
+learning rates for the decoder (or its LoRA adapters) and the head, cosine
+schedule with warmup, cross-entropy on the dataset's label rows (hard labels
+are one-hot rows; pseudo-labels are soft) or the distillation mix when the
+dataset has teacher logits, and an evaluation of the held-out fold after each
+epoch (log loss, accuracy, log loss with swap TTA) written as JSON lines.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Optional
+
+import numpy as np
+
+from .errors import ConfigError
+
+__all__ = ["TrainConfig", "train", "evaluate"]
+
+
+def _help(text: str, default: Any) -> Any:
+    return field(default=default, metadata={"help": text})
+
+
+@dataclass
+class TrainConfig:
+    """Everything a training run depends on; each field carries its help."""
+
+    data: str = _help("a dataset directory written by `arena-fast build-dataset`", "")
+    fold: Optional[int] = _help("held-out fold (None: train on every row, no evaluation)", 0)
+    model: str = _help("tiny-gemma2, tiny-llama or a local model folder", "tiny-gemma2")
+    lora_r: int = _help("LoRA rank (0: train every weight)", 0)
+    lora_alpha: int = _help("LoRA alpha", 32)
+    lora_dropout: float = _help("LoRA dropout", 0.05)
+    head: str = _help("linear or mlp", "linear")
+    attn_implementation: Optional[str] = _help("None: flash-attn varlen or arena_varlen", None)
+    layout: str = _help("auto (packs for varlen kernels), packed or padded", "auto")
+    epochs: int = _help("passes over the training rows", 1)
+    lr: float = _help("learning rate of the decoder or its adapters", 2e-4)
+    head_lr: Optional[float] = _help("learning rate of the head (None: lr)", None)
+    weight_decay: float = _help("AdamW weight decay", 0.0)
+    warmup: float = _help("share of the steps spent warming up", 0.05)
+    max_tokens: int = _help("tokens per step (packs) or rows x longest (padded)", 8192)
+    swap: Optional[bool] = _help("train on both A/B orders (None: when the dataset has them)", None)
+    temperature: float = _help("distillation temperature (datasets with teacher logits)", 1.0)
+    seed: int = _help("seed of the model, the plans and the order", 0)
+    out: str = _help("run directory (metrics.jsonl, weights)", "run")
+    log_every: int = _help("steps between training log lines", 10)
+    max_seconds: Optional[float] = _help("stop training after this long (None: no limit)", None)
+
+    def validate(self) -> None:
+        if not self.data:
+            raise ConfigError("data: give a dataset directory (arena-fast build-dataset --out DIR)")
+        if self.layout not in ("auto", "packed", "padded"):
+            raise ConfigError(f"layout must be auto, packed or padded, got {self.layout!r}")
+        for name in ("epochs", "max_tokens", "log_every"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if not 0 <= self.warmup < 1:
+            raise ConfigError(f"warmup must be in [0, 1), got {self.warmup}")
+
+    @classmethod
+    def from_dict(cls, values: dict) -> TrainConfig:
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(values) - names
+        if unknown:
+            raise ConfigError(f"unknown training settings {sorted(unknown)}")
+        return cls(**values)
+
+
+def _layout(config: TrainConfig, attn: str) -> str:
+    if config.layout != "auto":
+        return config.layout
+    from .torch.data import default_layout
+
+    return default_layout(attn)
+
+
+def _plan(lengths: np.ndarray, config: TrainConfig, layout: str, pairs: bool, epoch: int):
+    from .plan import plan_batches, plan_packs
+
+    if layout == "packed":
+        return plan_packs(
+            lengths, config.max_tokens, pair_swaps=pairs, seed=config.seed, epoch=epoch
+        )
+    return plan_batches(
+        lengths, config.max_tokens, order="grouped", pair_swaps=pairs, seed=config.seed, epoch=epoch
+    )
+
+
+def _batch(encoded, idx: np.ndarray, layout: str, labels: Optional[np.ndarray] = None) -> dict:
+    from .collate import collate_packed, collate_padded
+
+    if layout == "packed":
+        return collate_packed(encoded, idx, labels)
+    return collate_padded(encoded, idx, pad_id=0, side="right", labels=labels)
+
+
+def evaluate(model, data, layout: str, max_tokens: int) -> dict:
+    """Log loss and accuracy of `model` on `data` (an `ArenaDataset`; its
+    labelled rows), and with swap TTA when it holds both orders."""
+    import torch
+
+    from .labels import tta_average
+    from .plan import plan_batches
+
+    model.eval()
+    n = len(data)
+    logits = np.zeros((n, 3), dtype=np.float64)
+    plan = plan_batches(data.encoded, max_tokens, order="desc", pair_swaps=False)
+    with torch.no_grad():
+        for idx in plan:
+            out = model(_batch(data.encoded, idx, layout))
+            logits[idx] = out.double().cpu().numpy()
+    probs = np.exp(logits - logits.max(axis=1, keepdims=True))
+    probs /= probs.sum(axis=1, keepdims=True)
+    result = _scores(probs, data.labels, data.labelled)
+    if data.swapped:
+        p = tta_average(probs[0::2], probs[1::2])
+        tta = _scores(p, data.labels[0::2], data.labelled[0::2])
+        result["tta_log_loss"] = tta["log_loss"]
+        result["tta_accuracy"] = tta["accuracy"]
+    model.train()
+    return result
+
+
+def _scores(probs: np.ndarray, labels: np.ndarray, labelled: np.ndarray) -> dict:
+    p = np.clip(probs[labelled], 1e-15, 1.0)
+    y = labels[labelled].astype(np.float64)
+    if len(p) == 0:
+        return {"log_loss": float("nan"), "accuracy": float("nan"), "rows": 0}
+    log_loss = float(-(y * np.log(p)).sum(axis=1).mean())
+    accuracy = float((p.argmax(axis=1) == y.argmax(axis=1)).mean())
+    return {"log_loss": log_loss, "accuracy": accuracy, "rows": int(len(p))}
+
+
+def train(config: TrainConfig, log: Optional[Callable[[dict], None]] = None) -> dict:
+    """Train, evaluating the held-out fold after each epoch; returns the last
+    evaluation (and writes `metrics.jsonl`, `config.json` and the weights
+    under `config.out`)."""
+    import torch
+
+    from .dataset import load_dataset
+    from .losses import cross_entropy, distillation_loss
+    from .model import Lora, default_attention, load_classifier
+
+    config.validate()
+    torch.manual_seed(config.seed)
+    train_set = (
+        load_dataset(config.data, fold=config.fold, split="train", swap=config.swap)
+        if config.fold is not None
+        else load_dataset(config.data, swap=config.swap)
+    )
+    valid_set = (
+        load_dataset(config.data, fold=config.fold, split="valid", swap=config.swap)
+        if config.fold is not None
+        else None
+    )
+    attn = config.attn_implementation or default_attention()
+    layout = _layout(config, attn)
+    lora = (
+        Lora(r=config.lora_r, alpha=config.lora_alpha, dropout=config.lora_dropout)
+        if config.lora_r
+        else None
+    )
+    model = load_classifier(
+        config.model,
+        tokenizer=train_set.tokenizer(),
+        lora=lora,
+        attn_implementation=attn,
+        head=config.head,
+        seed=config.seed,
+    )
+    model.train()
+    head_params = [p for n, p in model.trainable_parameters() if n.startswith("head.")]
+    body_params = [p for n, p in model.trainable_parameters() if not n.startswith("head.")]
+    optimizer = torch.optim.AdamW(
+        [
+            {"params": body_params, "lr": config.lr},
+            {"params": head_params, "lr": config.head_lr or config.lr},
+        ],
+        weight_decay=config.weight_decay,
+    )
+    # Train on labelled rows only; swap pairs stay together.
+    labelled = train_set.labelled
+    pairs = train_set.swapped
+    lengths = train_set.encoded.lengths.copy()
+    keep = labelled if not pairs else np.repeat(labelled[0::2] & labelled[1::2], 2)
+    rows = np.flatnonzero(keep)
+    plans = [_plan(lengths[rows], config, layout, pairs, epoch) for epoch in range(config.epochs)]
+    total_steps = sum(len(p) for p in plans)
+    warmup_steps = int(total_steps * config.warmup)
+
+    def lr_factor(step: int) -> float:
+        if step < warmup_steps:
+            return (step + 1) / max(warmup_steps, 1)
+        progress = (step - warmup_steps) / max(total_steps - warmup_steps, 1)
+        return 0.5 * (1.0 + math.cos(math.pi * min(progress, 1.0)))
+
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_factor)
+    teacher = train_set.teacher_logits
+    out_dir = Path(config.out)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    metrics_path = out_dir / "metrics.jsonl"
+    (out_dir / "config.json").write_text(json.dumps(dataclasses.asdict(config), indent=2) + "\n")
+    started = time.perf_counter()
+    step = 0
+    last: dict = {}
+    stop = False
+    with open(metrics_path, "w", encoding="utf-8") as metrics:
+
+        def emit(record: dict) -> None:
+            record = {"seconds": round(time.perf_counter() - started, 3), **record}
+            metrics.write(json.dumps(record) + "\n")
+            metrics.flush()
+            if log is not None:
+                log(record)
+
+        for epoch, plan in enumerate(plans):
+            for local in plan:
+                idx = rows[local]
+                batch = _batch(train_set.encoded, idx, layout, train_set.labels)
+                logits = model(batch)
+                labels = torch.as_tensor(batch["labels"])
+                if teacher is not None and all(teacher[i] is not None for i in idx):
+                    t = torch.tensor([teacher[i] for i in idx], dtype=torch.float32)
+                    loss = distillation_loss(logits, labels, t, temperature=config.temperature)
+                else:
+                    loss = cross_entropy(logits, labels)
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                scheduler.step()
+                step += 1
+                if step % config.log_every == 0:
+                    emit(
+                        {
+                            "epoch": epoch,
+                            "step": step,
+                            "loss": round(loss.item(), 6),
+                            "lr": scheduler.get_last_lr()[0],
+                            "sequences": int(len(idx)),
+                        }
+                    )
+                if config.max_seconds and time.perf_counter() - started > config.max_seconds:
+                    stop = True
+                    break
+            if valid_set is not None and len(valid_set):
+                last = {
+                    "epoch": epoch,
+                    "step": step,
+                    **evaluate(model, valid_set, layout, config.max_tokens),
+                }
+                emit({"eval": True, **last})
+            if stop:
+                break
+    _save(model, out_dir)
+    return last
+
+
+def _save(model, out_dir: Path) -> None:
+    """The head and the trained decoder weights (the LoRA adapter, or every
+    weight) as safetensors."""
+    from safetensors.torch import save_file
+
+    head = {k: v.detach().contiguous() for k, v in model.head.state_dict().items()}
+    save_file(head, str(out_dir / "head.safetensors"))
+    trained = {
+        n: p.detach().contiguous() for n, p in model.decoder.named_parameters() if p.requires_grad
+    }
+    save_file(trained, str(out_dir / "decoder.safetensors"))

@@ -1,0 +1,99 @@
+"""The training loop learns a rule visible only in the text, on the CPU."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import polars as pl
+import pytest
+
+from strategies import train_extra  # noqa: E402
+
+torch = train_extra("torch")
+train_extra("transformers")
+
+from arena_fast.dataset import BuildConfig, build_dataset  # noqa: E402
+from arena_fast.train import TrainConfig, train  # noqa: E402
+
+WORDS = "river stone cloud apple music paper garden window lamp ocean forest bread".split()
+
+
+def _keyword_rows(n: int, seed: int) -> pl.DataFrame:
+    """A wins when its answer holds "zebra", B when B's does, tie otherwise."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for i in range(n):
+        label = i % 3
+        words = lambda k: " ".join(rng.choice(WORDS, size=k))  # noqa: E731
+        a, b = words(rng.integers(4, 12)), words(rng.integers(4, 12))
+        if label == 0:
+            a += " zebra"
+        elif label == 1:
+            b += " zebra"
+        rows.append(
+            {
+                "id": str(i),
+                "prompt": [f"question {words(5)}"],
+                "response_a": [a],
+                "response_b": [b],
+                "labels": [float(label == 0), float(label == 1), float(label == 2)],
+            }
+        )
+    return pl.DataFrame(rows)
+
+
+@pytest.fixture(scope="module")
+def keyword_dataset(tmp_path_factory):
+    root = tmp_path_factory.mktemp("kw")
+    _keyword_rows(900, 0).write_parquet(root / "rows.parquet")
+    config = BuildConfig(
+        inputs=[f"{root / 'rows.parquet'}:canonical"], max_length=128, folds=5, swap=True
+    )
+    build_dataset(config, root / "ds")
+    return root / "ds"
+
+
+@pytest.mark.parametrize("layout, attn", [("packed", "arena_varlen"), ("padded", "eager")])
+def test_tiny_gemma2_learns_the_keyword_rule(keyword_dataset, tmp_path, layout, attn):
+    torch.set_num_threads(1)
+    logs = []
+    result = train(
+        TrainConfig(
+            data=str(keyword_dataset),
+            model="tiny-gemma2",
+            layout=layout,
+            attn_implementation=attn,
+            epochs=3,
+            lr=3e-3,
+            max_tokens=4096,
+            out=str(tmp_path / "run"),
+            max_seconds=150,
+        ),
+        log=logs.append,
+    )
+    evals = [r for r in logs if r.get("eval")]
+    assert evals, "no evaluation ran"
+    # From ln 3 = 1.0986 (chance) to at most 0.5 on the held-out fold.
+    assert result["log_loss"] <= 0.5, evals
+    assert result["tta_log_loss"] <= 0.5
+    lines = (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()
+    assert [json.loads(x) for x in lines if '"eval"' in x][-1]["log_loss"] == result["log_loss"]
+    assert (tmp_path / "run" / "head.safetensors").is_file()
+
+
+def test_cli_train_with_yaml_and_overrides(keyword_dataset, tmp_path, capsys):
+    from arena_fast.cli import main
+
+    cfg = tmp_path / "run.yaml"
+    cfg.write_text(f"data: {keyword_dataset}\nepochs: 5\nlr: 0.003\nmax_tokens: 4096\n")
+    out = tmp_path / "run"
+    code = main(["train", "--config", str(cfg), "--epochs", "1", "--out", str(out)])
+    assert code == 0
+    saved = json.loads((out / "config.json").read_text())
+    assert saved["epochs"] == 1 and saved["lr"] == 0.003  # the command line wins
+    evals = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines() if "eval" in x]
+    assert len(evals) == 1
+    assert "log loss" in capsys.readouterr().err
+    assert main(["train", "--data", str(keyword_dataset), "--layout", "diagonal"]) == 1
+    assert "layout" in capsys.readouterr().err
