@@ -97,3 +97,30 @@ def test_cli_train_with_yaml_and_overrides(keyword_dataset, tmp_path, capsys):
     assert "log loss" in capsys.readouterr().err
     assert main(["train", "--data", str(keyword_dataset), "--layout", "diagonal"]) == 1
     assert "layout" in capsys.readouterr().err
+
+
+def test_accumulated_step_equals_one_big_batch(keyword_dataset):
+    from arena_fast.dataset import load_dataset
+    from arena_fast.model import load_classifier
+    from arena_fast.train import accumulation_steps, step_gradients
+
+    torch.set_num_threads(1)
+    data = load_dataset(keyword_dataset, fold=0, split="train")
+    rows = np.arange(24)  # 12 swap pairs
+    config = TrainConfig(data=str(keyword_dataset))
+    grads = []
+    for micro in ([rows[:10], rows[10:16], rows[16:]], [rows]):
+        model = load_classifier("tiny-gemma2", tokenizer=data.tokenizer(), seed=1)
+        loss, sequences = step_gradients(model, data, micro, "packed", config)
+        assert sequences == 24
+        grads.append((loss, {n: p.grad.clone() for n, p in model.named_parameters()}))
+    assert grads[0][0] == pytest.approx(grads[1][0], rel=1e-5)
+    for name, g in grads[1][1].items():
+        torch.testing.assert_close(grads[0][1][name], g, atol=1e-6, rtol=1e-4)
+
+    class Plan(list):
+        tokens = np.array([100, 300, 50, 60, 500, 10])
+
+    plan = Plan(range(6))
+    assert accumulation_steps(plan, None) == [[0], [1], [2], [3], [4], [5]]
+    assert accumulation_steps(plan, 400) == [[0, 1], [2, 3, 4], [5]]

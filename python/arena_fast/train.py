@@ -49,7 +49,12 @@ class TrainConfig:
     head_lr: Optional[float] = _help("learning rate of the head (None: lr)", None)
     weight_decay: float = _help("AdamW weight decay", 0.0)
     warmup: float = _help("share of the steps spent warming up", 0.05)
-    max_tokens: int = _help("tokens per step (packs) or rows x longest (padded)", 8192)
+    max_tokens: int = _help("tokens per micro-batch (packs) or rows x longest (padded)", 8192)
+    step_tokens: Optional[int] = _help(
+        "tokens per optimizer step: micro-batches are accumulated until they reach it "
+        "(None: one micro-batch per step)",
+        None,
+    )
     swap: Optional[bool] = _help("train on both A/B orders (None: when the dataset has them)", None)
     temperature: float = _help("distillation temperature (datasets with teacher logits)", 1.0)
     seed: int = _help("seed of the model, the plans and the order", 0)
@@ -65,6 +70,8 @@ class TrainConfig:
         for name in ("epochs", "max_tokens", "log_every"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if self.step_tokens is not None and self.step_tokens < 1:
+            raise ConfigError(f"step_tokens must be at least 1, got {self.step_tokens}")
         if not 0 <= self.warmup < 1:
             raise ConfigError(f"warmup must be in [0, 1), got {self.warmup}")
 
@@ -150,7 +157,6 @@ def train(config: TrainConfig, log: Optional[Callable[[dict], None]] = None) -> 
     import torch
 
     from .dataset import load_dataset
-    from .losses import cross_entropy, distillation_loss
     from .model import Lora, default_attention, load_classifier
 
     config.validate()
@@ -197,7 +203,8 @@ def train(config: TrainConfig, log: Optional[Callable[[dict], None]] = None) -> 
     keep = labelled if not pairs else np.repeat(labelled[0::2] & labelled[1::2], 2)
     rows = np.flatnonzero(keep)
     plans = [_plan(lengths[rows], config, layout, pairs, epoch) for epoch in range(config.epochs)]
-    total_steps = sum(len(p) for p in plans)
+    steps_of = [accumulation_steps(p, config.step_tokens) for p in plans]
+    total_steps = sum(len(s) for s in steps_of)
     warmup_steps = int(total_steps * config.warmup)
 
     def lr_factor(step: int) -> float:
@@ -207,7 +214,6 @@ def train(config: TrainConfig, log: Optional[Callable[[dict], None]] = None) -> 
         return 0.5 * (1.0 + math.cos(math.pi * min(progress, 1.0)))
 
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_factor)
-    teacher = train_set.teacher_logits
     out_dir = Path(config.out)
     out_dir.mkdir(parents=True, exist_ok=True)
     metrics_path = out_dir / "metrics.jsonl"
@@ -226,18 +232,11 @@ def train(config: TrainConfig, log: Optional[Callable[[dict], None]] = None) -> 
                 log(record)
 
         for epoch, plan in enumerate(plans):
-            for local in plan:
-                idx = rows[local]
-                batch = _batch(train_set.encoded, idx, layout, train_set.labels)
-                logits = model(batch)
-                labels = torch.as_tensor(batch["labels"])
-                if teacher is not None and all(teacher[i] is not None for i in idx):
-                    t = torch.tensor([teacher[i] for i in idx], dtype=torch.float32)
-                    loss = distillation_loss(logits, labels, t, temperature=config.temperature)
-                else:
-                    loss = cross_entropy(logits, labels)
+            for micro in steps_of[epoch]:
                 optimizer.zero_grad(set_to_none=True)
-                loss.backward()
+                step_loss, sequences = step_gradients(
+                    model, train_set, [rows[plan[j]] for j in micro], layout, config
+                )
                 optimizer.step()
                 scheduler.step()
                 step += 1
@@ -246,9 +245,9 @@ def train(config: TrainConfig, log: Optional[Callable[[dict], None]] = None) -> 
                         {
                             "epoch": epoch,
                             "step": step,
-                            "loss": round(loss.item(), 6),
+                            "loss": round(step_loss, 6),
                             "lr": scheduler.get_last_lr()[0],
-                            "sequences": int(len(idx)),
+                            "sequences": int(sequences),
                         }
                     )
                 if config.max_seconds and time.perf_counter() - started > config.max_seconds:
@@ -265,6 +264,53 @@ def train(config: TrainConfig, log: Optional[Callable[[dict], None]] = None) -> 
                 break
     _save(model, out_dir)
     return last
+
+
+def step_gradients(model, data, micro: list, layout: str, config: TrainConfig) -> tuple:
+    """Backward passes of one optimizer step over the micro-batches `micro`
+    (arrays of row indices of `data`). Each micro-batch's mean loss is
+    weighted by its share of the step's sequences, so the gradient is the
+    mean over all of them, as one batch holding them all would give. Returns
+    (the step's mean loss, its sequences)."""
+    sequences = sum(len(idx) for idx in micro)
+    step_loss = 0.0
+    for idx in micro:
+        batch = _batch(data.encoded, idx, layout, data.labels)
+        loss = _loss(model(batch), batch, idx, data.teacher_logits, config)
+        (loss * (len(idx) / sequences)).backward()
+        step_loss += loss.item() * len(idx) / sequences
+    return step_loss, sequences
+
+
+def accumulation_steps(plan, step_tokens: Optional[int]) -> list[list[int]]:
+    """The plan's micro-batches grouped into optimizer steps: consecutive
+    micro-batches until their tokens reach `step_tokens` (one each when None)."""
+    if step_tokens is None:
+        return [[j] for j in range(len(plan))]
+    steps: list[list[int]] = []
+    current: list[int] = []
+    tokens = 0
+    for j in range(len(plan)):
+        current.append(j)
+        tokens += int(plan.tokens[j])
+        if tokens >= step_tokens:
+            steps.append(current)
+            current, tokens = [], 0
+    if current:
+        steps.append(current)
+    return steps
+
+
+def _loss(logits, batch: dict, idx: np.ndarray, teacher: Optional[list], config: TrainConfig):
+    import torch
+
+    from .losses import cross_entropy, distillation_loss
+
+    labels = torch.as_tensor(batch["labels"])
+    if teacher is not None and all(teacher[i] is not None for i in idx):
+        t = torch.tensor([teacher[i] for i in idx], dtype=torch.float32)
+        return distillation_loss(logits, labels, t, temperature=config.temperature)
+    return cross_entropy(logits, labels)
 
 
 def _save(model, out_dir: Path) -> None:
