@@ -124,3 +124,32 @@ def test_accumulated_step_equals_one_big_batch(keyword_dataset):
     plan = Plan(range(6))
     assert accumulation_steps(plan, None) == [[0], [1], [2], [3], [4], [5]]
     assert accumulation_steps(plan, 400) == [[0, 1], [2, 3, 4], [5]]
+
+
+def test_resume_continues_the_same_loss_curve(keyword_dataset, tmp_path):
+    torch.set_num_threads(1)
+
+    def run(out, **kw):
+        logs = []
+        config = TrainConfig(
+            data=str(keyword_dataset),
+            epochs=2,
+            lr=3e-3,
+            max_tokens=2048,
+            log_every=1,
+            out=str(out),
+            **kw,
+        )
+        result = train(config, log=logs.append)
+        return [(r["step"], r["loss"]) for r in logs if "loss" in r], result
+
+    whole, whole_result = run(tmp_path / "a")
+    steps = len(whole)
+    cut = steps // 2 + 3  # a few steps into the second epoch: the first is skipped whole
+    first, _ = run(tmp_path / "b", max_steps=cut, checkpoint_every=1000)
+    assert [s for s, _ in first] == list(range(1, cut + 1))
+    assert (tmp_path / "b" / "checkpoint" / "state.json").is_file()
+    rest, rest_result = run(tmp_path / "b", resume=True, checkpoint_every=1000)
+    assert [s for s, _ in rest] == list(range(cut + 1, steps + 1))
+    assert first + rest == whole  # the same losses, step by step, exactly
+    assert rest_result["log_loss"] == whole_result["log_loss"]

@@ -61,6 +61,11 @@ class TrainConfig:
     out: str = _help("run directory (metrics.jsonl, weights)", "run")
     log_every: int = _help("steps between training log lines", 10)
     max_seconds: Optional[float] = _help("stop training after this long (None: no limit)", None)
+    max_steps: Optional[int] = _help("stop after this many optimizer steps (None: no limit)", None)
+    checkpoint_every: Optional[int] = _help(
+        "write a checkpoint every this many steps, and when stopped early (None: never)", None
+    )
+    resume: bool = _help("continue from the run directory's checkpoint when there is one", False)
 
     def validate(self) -> None:
         if not self.data:
@@ -220,9 +225,12 @@ def train(config: TrainConfig, log: Optional[Callable[[dict], None]] = None) -> 
     (out_dir / "config.json").write_text(json.dumps(dataclasses.asdict(config), indent=2) + "\n")
     started = time.perf_counter()
     step = 0
+    if config.resume and (out_dir / CHECKPOINT / "state.json").is_file():
+        step = _load_checkpoint(out_dir / CHECKPOINT, model, optimizer, scheduler)
+    done = step  # optimizer steps already taken (skipped when resuming)
     last: dict = {}
     stop = False
-    with open(metrics_path, "w", encoding="utf-8") as metrics:
+    with open(metrics_path, "a" if done else "w", encoding="utf-8") as metrics:
 
         def emit(record: dict) -> None:
             record = {"seconds": round(time.perf_counter() - started, 3), **record}
@@ -231,8 +239,15 @@ def train(config: TrainConfig, log: Optional[Callable[[dict], None]] = None) -> 
             if log is not None:
                 log(record)
 
+        seen = 0
         for epoch, plan in enumerate(plans):
+            if seen + len(steps_of[epoch]) <= done:
+                seen += len(steps_of[epoch])  # an epoch finished before the resume
+                continue
             for micro in steps_of[epoch]:
+                seen += 1
+                if seen <= done:
+                    continue
                 optimizer.zero_grad(set_to_none=True)
                 step_loss, sequences = step_gradients(
                     model, train_set, [rows[plan[j]] for j in micro], layout, config
@@ -245,14 +260,22 @@ def train(config: TrainConfig, log: Optional[Callable[[dict], None]] = None) -> 
                         {
                             "epoch": epoch,
                             "step": step,
-                            "loss": round(step_loss, 6),
+                            "loss": step_loss,
                             "lr": scheduler.get_last_lr()[0],
                             "sequences": int(sequences),
                         }
                     )
-                if config.max_seconds and time.perf_counter() - started > config.max_seconds:
+                if config.checkpoint_every and step % config.checkpoint_every == 0:
+                    _save_checkpoint(out_dir / CHECKPOINT, model, optimizer, scheduler, step)
+                if (config.max_seconds and time.perf_counter() - started > config.max_seconds) or (
+                    config.max_steps and step >= config.max_steps
+                ):
                     stop = True
                     break
+            if stop and config.checkpoint_every:
+                _save_checkpoint(out_dir / CHECKPOINT, model, optimizer, scheduler, step)
+            if stop:
+                break  # interrupted mid-epoch: no evaluation of a partial epoch
             if valid_set is not None and len(valid_set):
                 last = {
                     "epoch": epoch,
@@ -260,10 +283,60 @@ def train(config: TrainConfig, log: Optional[Callable[[dict], None]] = None) -> 
                     **evaluate(model, valid_set, layout, config.max_tokens),
                 }
                 emit({"eval": True, **last})
-            if stop:
-                break
     _save(model, out_dir)
     return last
+
+
+CHECKPOINT = "checkpoint"
+
+
+def _save_checkpoint(path: Path, model, optimizer, scheduler, step: int) -> None:
+    """Trained weights (safetensors), optimizer and scheduler state and the
+    RNG, written to a temporary directory and renamed into place."""
+    import shutil
+
+    import torch
+    from safetensors.torch import save_file
+
+    tmp = path.with_name(path.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    weights = {n: p.detach().contiguous() for n, p in model.trainable_parameters()}
+    save_file(weights, str(tmp / "trained.safetensors"))
+    torch.save(
+        {
+            "optimizer": optimizer.state_dict(),
+            "scheduler": scheduler.state_dict(),
+            "rng": torch.get_rng_state(),
+        },
+        tmp / "state.pt",
+    )
+    (tmp / "state.json").write_text(json.dumps({"step": step}) + "\n")
+    old = path.with_name(path.name + ".old")
+    shutil.rmtree(old, ignore_errors=True)
+    if path.exists():
+        path.rename(old)
+    tmp.rename(path)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def _load_checkpoint(path: Path, model, optimizer, scheduler) -> int:
+    """Restore a checkpoint (tensors only: `weights_only=True`); returns its step."""
+    import torch
+    from safetensors.torch import load_file
+
+    weights = load_file(str(path / "trained.safetensors"))
+    params = dict(model.trainable_parameters())
+    if set(weights) != set(params):
+        raise ConfigError(f"{path}: the checkpoint does not match this model's trained weights")
+    with torch.no_grad():
+        for name, value in weights.items():
+            params[name].copy_(value)
+    state = torch.load(path / "state.pt", weights_only=True)
+    optimizer.load_state_dict(state["optimizer"])
+    scheduler.load_state_dict(state["scheduler"])
+    torch.set_rng_state(state["rng"])
+    return int(json.loads((path / "state.json").read_text())["step"])
 
 
 def step_gradients(model, data, micro: list, layout: str, config: TrainConfig) -> tuple:
