@@ -153,3 +153,56 @@ def test_resume_continues_the_same_loss_curve(keyword_dataset, tmp_path):
     assert [s for s, _ in rest] == list(range(cut + 1, steps + 1))
     assert first + rest == whole  # the same losses, step by step, exactly
     assert rest_result["log_loss"] == whole_result["log_loss"]
+
+
+def _swapped_rows(frame: pl.DataFrame) -> pl.DataFrame:
+    """The same rows with A and B exchanged (labels follow)."""
+    return frame.with_columns(
+        pl.col("response_b").alias("response_a"),
+        pl.col("response_a").alias("response_b"),
+        pl.col("labels").list.gather([1, 0, 2]).alias("labels"),
+    )
+
+
+def test_predict_tta_is_exactly_invariant_to_swapping_a_and_b(tmp_path):
+    from arena_fast.predict import predict, write_submission
+
+    torch.set_num_threads(1)
+    rows = _keyword_rows(120, 3)
+    built = {}
+    for name, frame in (("ab", rows), ("ba", _swapped_rows(rows))):
+        frame.write_parquet(tmp_path / f"{name}.parquet")
+        config = BuildConfig(
+            inputs=[f"{tmp_path / name}.parquet:canonical"], max_length=128, folds=2, swap=True
+        )
+        build_dataset(config, tmp_path / name)
+        built[name] = tmp_path / name
+    train(
+        TrainConfig(
+            data=str(built["ab"]), epochs=1, lr=3e-3, max_tokens=2048, out=str(tmp_path / "run")
+        )
+    )
+    ab = predict(tmp_path / "run", built["ab"], max_rows=1)
+    ba = predict(tmp_path / "run", built["ba"], max_rows=1)
+    assert ab["ids"] == ba["ids"]
+    # TTA on the swapped input, mapped back, is the same numbers, bit for bit.
+    np.testing.assert_array_equal(ab["probs"], ba["probs"][:, [1, 0, 2]])
+    # Without TTA the two orders disagree somewhat (the model is not symmetric).
+    assert not np.array_equal(ab["probs_original"], ba["probs_original"][:, [1, 0, 2]])
+    np.testing.assert_allclose(ab["probs"].sum(axis=1), 1.0, atol=1e-12)
+    out = tmp_path / "sub" / "submission.csv"
+    write_submission(out, ab["ids"], ab["probs"])
+    from arena_fast.cli import main
+
+    cli_out = tmp_path / "cli.csv"
+    args = ["predict", "--run", str(tmp_path / "run"), "--data", str(built["ab"])]
+    assert main([*args, "--out", str(cli_out)]) == 0
+    assert main(["predict", "--run", str(tmp_path / "nope"), "--data", str(built["ab"])]) == 1
+    sub = pl.read_csv(out)
+    assert sub.columns == ["id", "winner_model_a", "winner_model_b", "winner_tie"]
+    assert sub["id"].cast(pl.String).to_list() == ab["ids"]
+    np.testing.assert_allclose(sub.select(sub.columns[1:]).to_numpy(), ab["probs"], rtol=1e-15)
+    # The command gives the same file bar batch composition (tokens per batch).
+    cli = pl.read_csv(cli_out)
+    assert cli["id"].to_list() == sub["id"].to_list()
+    np.testing.assert_allclose(cli.select(cli.columns[1:]).to_numpy(), ab["probs"], atol=1e-6)

@@ -8,9 +8,9 @@ import sys
 from collections.abc import Sequence
 from typing import Optional
 
-from . import build_dataset, demo, inspect, synth, train
+from . import build_dataset, demo, inspect, predict, synth, train
 
-COMMANDS = (demo, synth, build_dataset, inspect, train)
+COMMANDS = (demo, synth, build_dataset, inspect, train, predict)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,151 @@
+"""`af.predict.predict(run, data)`: the probabilities of a trained run on a
+built dataset, with swap TTA when the dataset holds both orders, written as a
+Kaggle submission CSV.
+
+The model is rebuilt from the run's `config.json` (the same architecture and
+seed) and its trained weights (`decoder.safetensors`, `head.safetensors`);
+the rows are the dataset's token ids, encoded once by `build-dataset`."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Optional, Union
+
+import numpy as np
+
+from .errors import ConfigError
+
+__all__ = ["load_run", "predict_logits", "predict", "write_submission"]
+
+
+def load_run(run: Union[str, os.PathLike], tokenizer: Any = None):
+    """The classifier a run directory describes, with its trained weights."""
+    import torch
+    from safetensors.torch import load_file
+
+    from .model import Lora, load_classifier
+    from .train import TrainConfig
+
+    run = Path(run)
+    for name in ("config.json", "decoder.safetensors", "head.safetensors"):
+        if not (run / name).is_file():
+            raise ConfigError(f"{run}: not a training run (no {name})")
+    config = TrainConfig.from_dict(json.loads((run / "config.json").read_text()))
+    lora = (
+        Lora(r=config.lora_r, alpha=config.lora_alpha, dropout=config.lora_dropout)
+        if config.lora_r
+        else None
+    )
+    model = load_classifier(
+        config.model,
+        tokenizer=tokenizer,
+        lora=lora,
+        attn_implementation=config.attn_implementation,
+        head=config.head,
+        seed=config.seed,
+    )
+    trained = load_file(str(run / "decoder.safetensors"))
+    params = dict(model.decoder.named_parameters())
+    missing = set(trained) - set(params)
+    if missing:
+        raise ConfigError(f"{run}: weights for parameters this model lacks: {sorted(missing)[:3]}")
+    with torch.no_grad():
+        for name, value in trained.items():
+            params[name].copy_(value)
+    model.head.load_state_dict(load_file(str(run / "head.safetensors")))
+    model.eval()
+    return model, config
+
+
+def predict_logits(
+    model, encoded, layout: str = "padded", max_tokens: int = 8192, max_rows: Optional[int] = None
+) -> np.ndarray:
+    """Logits (n, 3) of every row of `encoded`, in row order, from
+    length-sorted batches within `max_tokens` (and `max_rows`)."""
+    import torch
+
+    from .collate import collate_packed, collate_padded
+    from .plan import plan_batches, plan_packs
+
+    n = len(encoded)
+    logits = np.zeros((n, 3), dtype=np.float64)
+    if n == 0:
+        return logits
+    if layout == "packed" and max_rows is None:
+        plan = plan_packs(encoded, max_tokens, pair_swaps=False, shuffle=False)
+    else:
+        plan = plan_batches(encoded, max_tokens, max_rows=max_rows, order="desc", pair_swaps=False)
+    model.eval()
+    with torch.no_grad():
+        for idx in plan:
+            if layout == "packed":
+                batch = collate_packed(encoded, idx)
+            else:
+                batch = collate_padded(encoded, idx, pad_id=0, side="right")
+            logits[idx] = model(batch).double().cpu().numpy()
+    return logits
+
+
+def _softmax(logits: np.ndarray) -> np.ndarray:
+    e = np.exp(logits - logits.max(axis=1, keepdims=True))
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def predict(
+    run: Union[str, os.PathLike],
+    data: Union[str, os.PathLike],
+    *,
+    tta: bool = True,
+    max_tokens: int = 8192,
+    max_rows: Optional[int] = None,
+    layout: Optional[str] = None,
+) -> dict:
+    """Probabilities for every row of the dataset `data`: `ids`, `probs`
+    (n, 3; the swap-TTA average when `tta` and the dataset has both orders),
+    `logits` (of the original order) and, with TTA, `probs_original` and
+    `probs_swapped` (the swapped prediction mapped back)."""
+    from .dataset import load_dataset
+    from .labels import tta_average, unswap_probs
+
+    dataset = load_dataset(data, swap=None)
+    model, config = load_run(run, tokenizer=dataset.tokenizer())
+    if layout is None:
+        from .model import default_attention
+        from .train import _layout
+
+        layout = _layout(config, config.attn_implementation or default_attention())
+    logits = predict_logits(model, dataset.encoded, layout, max_tokens, max_rows)
+    probs = _softmax(logits)
+    if dataset.swapped:
+        original, swapped = probs[0::2], probs[1::2]
+        out = {
+            "ids": dataset.ids[0::2],
+            "logits": logits[0::2],
+            "probs_original": original,
+            "probs_swapped": unswap_probs(swapped),
+            "probs": tta_average(original, swapped) if tta else original,
+        }
+    else:
+        out = {"ids": dataset.ids, "logits": logits, "probs": probs}
+    return out
+
+
+def write_submission(path: Union[str, os.PathLike], ids, probs: np.ndarray) -> None:
+    """`id, winner_model_a, winner_model_b, winner_tie`, written atomically."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
+            f.write("id,winner_model_a,winner_model_b,winner_tie\n")
+            for i, p in zip(ids, probs):
+                a, b, tie = (repr(float(x)) for x in p)  # shortest exact repr
+                f.write(f"{i},{a},{b},{tie}\n")
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
