@@ -206,3 +206,42 @@ def test_predict_tta_is_exactly_invariant_to_swapping_a_and_b(tmp_path):
     cli = pl.read_csv(cli_out)
     assert cli["id"].to_list() == sub["id"].to_list()
     np.testing.assert_allclose(cli.select(cli.columns[1:]).to_numpy(), ab["probs"], atol=1e-6)
+
+
+def test_a_run_is_a_bundle_that_refuses_changed_files(keyword_dataset, tmp_path, shared_dir):
+    from arena_fast.dataset import load_dataset
+    from arena_fast.errors import ConfigError
+    from arena_fast.predict import predict, run_encoder
+    from arena_fast.train import read_bundle
+
+    torch.set_num_threads(1)
+    run = tmp_path / "run"
+    train(TrainConfig(data=str(keyword_dataset), epochs=1, max_steps=3, out=str(run)))
+    bundle = read_bundle(run)
+    assert set(bundle["files"]) == {
+        "config.json",
+        "decoder.safetensors",
+        "head.safetensors",
+        "tokenizer.json",
+    }
+    assert bundle["labels"] == ["winner_model_a", "winner_model_b", "winner_tie"]
+    assert bundle["versions"]["arena_fast"] and bundle["versions"]["torch"]
+    # The bundle's encoder encodes exactly as the dataset was built.
+    data = load_dataset(keyword_dataset, swap=False)
+    assert run_encoder(run).config() == data.encoder().config()
+    predict(run, keyword_dataset)  # intact: accepted
+    # Data encoded with another tokenizer, or other settings, is refused.
+    _keyword_rows(30, 1).write_parquet(tmp_path / "rows.parquet")
+    other = tmp_path / "other"
+    gemma = shared_dir / "tokenizers" / "gemma3" / "tokenizer.json"
+    source = f"{tmp_path / 'rows.parquet'}:canonical"
+    build_dataset(BuildConfig(inputs=[source], tokenizer=str(gemma), max_length=128), other)
+    with pytest.raises(ConfigError, match="another tokenizer"):
+        predict(run, other)
+    build_dataset(BuildConfig(inputs=[source], max_length=96), tmp_path / "short")
+    with pytest.raises(ConfigError, match="encoder settings"):
+        predict(run, tmp_path / "short")
+    head = run / "head.safetensors"
+    head.write_bytes(head.read_bytes()[:-1] + b"\x00")
+    with pytest.raises(ConfigError, match="sha256"):
+        predict(run, keyword_dataset)

@@ -18,21 +18,22 @@ import numpy as np
 
 from .errors import ConfigError
 
-__all__ = ["load_run", "predict_logits", "predict", "write_submission"]
+__all__ = ["load_run", "predict_logits", "predict", "run_encoder", "write_submission"]
 
 
 def load_run(run: Union[str, os.PathLike], tokenizer: Any = None):
-    """The classifier a run directory describes, with its trained weights."""
+    """The classifier a run directory describes, with its trained weights
+    (refused when a file differs from the run's `bundle.json`)."""
     import torch
     from safetensors.torch import load_file
 
     from .model import Lora, load_classifier
-    from .train import TrainConfig
+    from .train import TrainConfig, read_bundle
 
     run = Path(run)
-    for name in ("config.json", "decoder.safetensors", "head.safetensors"):
-        if not (run / name).is_file():
-            raise ConfigError(f"{run}: not a training run (no {name})")
+    if not run.is_dir():
+        raise ConfigError(f"{run}: not a training run directory")
+    read_bundle(run)  # every file matches its sha256, or the run is refused
     config = TrainConfig.from_dict(json.loads((run / "config.json").read_text()))
     lora = (
         Lora(r=config.lora_r, alpha=config.lora_alpha, dropout=config.lora_dropout)
@@ -111,6 +112,18 @@ def predict(
     from .labels import tta_average, unswap_probs
 
     dataset = load_dataset(data, swap=None)
+    from .train import read_bundle
+
+    bundle = read_bundle(Path(run))
+    if dataset.manifest["tokenizer"]["sha256"] != bundle["tokenizer_sha256"]:
+        raise ConfigError(
+            f"{data} was encoded with another tokenizer than the run {run} was trained on"
+        )
+    if dataset.manifest["encoder"] != bundle["encoder"]:
+        raise ConfigError(
+            f"{data} was encoded with other encoder settings than the run {run} was trained "
+            "on (template, strategy, max_length, special tokens); build it with the run's"
+        )
     model, config = load_run(run, tokenizer=dataset.tokenizer())
     if layout is None:
         from .model import default_attention
@@ -149,3 +162,24 @@ def write_submission(path: Union[str, os.PathLike], ids, probs: np.ndarray) -> N
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+
+
+def run_encoder(run: Union[str, os.PathLike]):
+    """An `af.Encoder` that encodes exactly as the run's training data was
+    (its tokenizer and encoder config, from the bundle)."""
+    from .encoder import Encoder, Template
+    from .tokenizer import Tokenizer
+    from .train import read_bundle
+
+    run = Path(run)
+    cfg = dict(read_bundle(run)["encoder"])
+    template = Template(**cfg.pop("template"))
+    bos, eos = cfg.pop("bos_token_id"), cfg.pop("eos_token_id")
+    cfg["tail_ratios"] = tuple(cfg["tail_ratios"])
+    return Encoder(
+        Tokenizer.from_file(run / "tokenizer.json"),
+        template=template,
+        bos_token=bos if bos is not None else False,
+        eos_token=eos if eos is not None else False,
+        **cfg,
+    )

@@ -284,10 +284,71 @@ def train(config: TrainConfig, log: Optional[Callable[[dict], None]] = None) -> 
                 }
                 emit({"eval": True, **last})
     _save(model, out_dir)
+    write_bundle(out_dir, train_set)
     return last
 
 
 CHECKPOINT = "checkpoint"
+BUNDLE = "bundle.json"
+LABEL_ORDER = ("winner_model_a", "winner_model_b", "winner_tie")
+_BUNDLE_FILES = ("config.json", "decoder.safetensors", "head.safetensors", "tokenizer.json")
+
+
+def _sha256(path: Path) -> str:
+    import hashlib
+
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 22), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def write_bundle(out_dir: Path, data) -> dict:
+    """Make the run directory self-describing: the tokenizer the data was
+    encoded with, the exact encoder config, the label order, library
+    versions and the sha256 of every file, in `bundle.json` (written last)."""
+    import shutil
+    from importlib.metadata import PackageNotFoundError, version
+
+    from . import __version__
+
+    shutil.copyfile(data.path / "tokenizer.json", out_dir / "tokenizer.json")
+    versions = {"arena_fast": __version__}
+    for lib in ("torch", "transformers", "peft", "safetensors"):
+        try:
+            versions[lib] = version(lib)
+        except PackageNotFoundError:
+            versions[lib] = None
+    bundle = {
+        "format_version": 1,
+        "versions": versions,
+        "labels": list(LABEL_ORDER),
+        "encoder": data.manifest["encoder"],
+        "tokenizer_sha256": data.manifest["tokenizer"]["sha256"],
+        "dataset_swap": bool(data.manifest.get("swap")),
+        "files": {name: _sha256(out_dir / name) for name in _BUNDLE_FILES},
+    }
+    tmp = out_dir / f".{BUNDLE}.tmp"
+    tmp.write_text(json.dumps(bundle, indent=2) + "\n")
+    tmp.replace(out_dir / BUNDLE)
+    return bundle
+
+
+def read_bundle(run: Path) -> dict:
+    """The run's `bundle.json`, after checking every file against its sha256:
+    a run whose files changed is refused."""
+    path = run / BUNDLE
+    if not path.is_file():
+        raise ConfigError(f"{run}: not a finished training run (no {BUNDLE})")
+    bundle = json.loads(path.read_text())
+    for name, digest in bundle["files"].items():
+        file = run / name
+        if not file.is_file():
+            raise ConfigError(f"{file}: listed in {BUNDLE} but missing")
+        if _sha256(file) != digest:
+            raise ConfigError(f"{file}: sha256 differs from {BUNDLE} (the file was changed)")
+    return bundle
 
 
 def _save_checkpoint(path: Path, model, optimizer, scheduler, step: int) -> None:
