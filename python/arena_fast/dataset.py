@@ -224,7 +224,8 @@ class _Input:
     rows_in: int = 0
 
 
-def _sha256(path: str) -> str:
+def file_sha256(path: Union[str, os.PathLike]) -> str:
+    """The sha256 of a file's bytes (read in 4 MB blocks)."""
     h = hashlib.sha256()
     with open(path, "rb") as f:
         for block in iter(lambda: f.read(1 << 22), b""):
@@ -658,10 +659,6 @@ def _atomic_write_bytes(path: Path, data: bytes) -> None:
     os.replace(tmp, path)
 
 
-def _file_sha256(path: Path) -> str:
-    return _sha256(str(path))
-
-
 def _write_shards(
     builder: _Builder, kept: pl.DataFrame, directory: Path, config: BuildConfig
 ) -> list[dict]:
@@ -789,7 +786,9 @@ def build_dataset(
         # Hash the inputs beside the work (hashlib releases the GIL).
         hasher = ThreadPoolExecutor(max_workers=1)
         hashes = {
-            inp.index: hasher.submit(_sha256, inp.path) for inp in inputs if inp.size is not None
+            inp.index: hasher.submit(file_sha256, inp.path)
+            for inp in inputs
+            if inp.size is not None
         }
         try:
             for inp in inputs:
@@ -997,7 +996,7 @@ def _manifest(version, config, builder, inputs, kept, meta, dropped, shards, wor
         lengths.append(t.column("length").to_numpy())
     length = np.concatenate(lengths) if lengths else np.zeros(0, np.int32)
     for shard in shards:
-        shard["sha256"] = _file_sha256(work / shard["file"])
+        shard["sha256"] = file_sha256(work / shard["file"])
     fill = None
     if len(length) and int(length.max()) <= config.pack_tokens:
         from .plan import plan_packs
@@ -1108,21 +1107,9 @@ class ArenaDataset:
 
     def encoder(self, **overrides):
         """An `af.Encoder` that encodes exactly as this dataset was built."""
-        from .encoder import Encoder, Template
+        from .encoder import Encoder
 
-        cfg = dict(self.manifest["encoder"])
-        template = Template(**cfg.pop("template"))
-        bos = cfg.pop("bos_token_id")
-        eos = cfg.pop("eos_token_id")
-        cfg["tail_ratios"] = tuple(cfg["tail_ratios"])
-        cfg.update(overrides)
-        return Encoder(
-            self.tokenizer(),
-            template=template,
-            bos_token=bos if bos is not None else False,
-            eos_token=eos if eos is not None else False,
-            **cfg,
-        )
+        return Encoder.from_config(self.tokenizer(), self.manifest["encoder"], **overrides)
 
     def __repr__(self) -> str:
         return (
@@ -1203,7 +1190,7 @@ def load_dataset(
             raise InputError(f"{file}: shard listed in the manifest is missing")
         if file.stat().st_size != shard["bytes"]:
             raise InputError(f"{file}: size differs from the manifest (modified or truncated)")
-        if verify and _file_sha256(file) != shard["sha256"]:
+        if verify and file_sha256(file) != shard["sha256"]:
             raise InputError(f"{file}: sha256 differs from the manifest")
         filters = None
         if fold is not None:

@@ -199,6 +199,23 @@ class Encoder:
             "tail_ratios": list(self.options["tail_ratios"]),
         }
 
+    @classmethod
+    def from_config(cls, tokenizer: Tokenizer, config: dict, **overrides: Any) -> Encoder:
+        """The encoder `config()` describes (as a manifest or a bundle stores
+        it), on `tokenizer`; `overrides` replace single options."""
+        cfg = dict(config)
+        template = Template(**cfg.pop("template"))
+        bos, eos = cfg.pop("bos_token_id"), cfg.pop("eos_token_id")
+        cfg["tail_ratios"] = tuple(cfg["tail_ratios"])
+        cfg.update(overrides)
+        return cls(
+            tokenizer,
+            template=template,
+            bos_token=bos if bos is not None else False,
+            eos_token=eos if eos is not None else False,
+            **cfg,
+        )
+
     def encode(self, prompts, responses_a, responses_b, swap: Union[bool, str] = False) -> Encoded:
         """Encode rows given as lists of turns (`str` or `None`; a bare `str`
         is one turn). `swap`: False, True (A and B exchanged) or "both" (row 2i

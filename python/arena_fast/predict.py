@@ -27,7 +27,7 @@ def load_run(run: Union[str, os.PathLike], tokenizer: Any = None):
     import torch
     from safetensors.torch import load_file
 
-    from .model import Lora, load_classifier
+    from .model import load_classifier
     from .train import TrainConfig, read_bundle
 
     run = Path(run)
@@ -35,15 +35,10 @@ def load_run(run: Union[str, os.PathLike], tokenizer: Any = None):
         raise ConfigError(f"{run}: not a training run directory")
     read_bundle(run)  # every file matches its sha256, or the run is refused
     config = TrainConfig.from_dict(json.loads((run / "config.json").read_text()))
-    lora = (
-        Lora(r=config.lora_r, alpha=config.lora_alpha, dropout=config.lora_dropout)
-        if config.lora_r
-        else None
-    )
     model = load_classifier(
         config.model,
         tokenizer=tokenizer,
-        lora=lora,
+        lora=config.lora_settings(),
         attn_implementation=config.attn_implementation,
         head=config.head,
         seed=config.seed,
@@ -167,19 +162,10 @@ def write_submission(path: Union[str, os.PathLike], ids, probs: np.ndarray) -> N
 def run_encoder(run: Union[str, os.PathLike]):
     """An `af.Encoder` that encodes exactly as the run's training data was
     (its tokenizer and encoder config, from the bundle)."""
-    from .encoder import Encoder, Template
+    from .encoder import Encoder
     from .tokenizer import Tokenizer
     from .train import read_bundle
 
     run = Path(run)
-    cfg = dict(read_bundle(run)["encoder"])
-    template = Template(**cfg.pop("template"))
-    bos, eos = cfg.pop("bos_token_id"), cfg.pop("eos_token_id")
-    cfg["tail_ratios"] = tuple(cfg["tail_ratios"])
-    return Encoder(
-        Tokenizer.from_file(run / "tokenizer.json"),
-        template=template,
-        bos_token=bos if bos is not None else False,
-        eos_token=eos if eos is not None else False,
-        **cfg,
-    )
+    config = read_bundle(run)["encoder"]
+    return Encoder.from_config(Tokenizer.from_file(run / "tokenizer.json"), config)

@@ -80,6 +80,14 @@ class TrainConfig:
         if not 0 <= self.warmup < 1:
             raise ConfigError(f"warmup must be in [0, 1), got {self.warmup}")
 
+    def lora_settings(self):
+        """The `af.model.Lora` these settings ask for (None: no LoRA)."""
+        from .model import Lora
+
+        if not self.lora_r:
+            return None
+        return Lora(r=self.lora_r, alpha=self.lora_alpha, dropout=self.lora_dropout)
+
     @classmethod
     def from_dict(cls, values: dict) -> TrainConfig:
         names = {f.name for f in dataclasses.fields(cls)}
@@ -162,7 +170,7 @@ def train(config: TrainConfig, log: Optional[Callable[[dict], None]] = None) -> 
     import torch
 
     from .dataset import load_dataset
-    from .model import Lora, default_attention, load_classifier
+    from .model import default_attention, load_classifier
 
     config.validate()
     torch.manual_seed(config.seed)
@@ -178,15 +186,10 @@ def train(config: TrainConfig, log: Optional[Callable[[dict], None]] = None) -> 
     )
     attn = config.attn_implementation or default_attention()
     layout = _layout(config, attn)
-    lora = (
-        Lora(r=config.lora_r, alpha=config.lora_alpha, dropout=config.lora_dropout)
-        if config.lora_r
-        else None
-    )
     model = load_classifier(
         config.model,
         tokenizer=train_set.tokenizer(),
-        lora=lora,
+        lora=config.lora_settings(),
         attn_implementation=attn,
         head=config.head,
         seed=config.seed,
@@ -294,16 +297,6 @@ LABEL_ORDER = ("winner_model_a", "winner_model_b", "winner_tie")
 _BUNDLE_FILES = ("config.json", "decoder.safetensors", "head.safetensors", "tokenizer.json")
 
 
-def _sha256(path: Path) -> str:
-    import hashlib
-
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 22), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def write_bundle(out_dir: Path, data) -> dict:
     """Make the run directory self-describing: the tokenizer the data was
     encoded with, the exact encoder config, the label order, library
@@ -312,6 +305,7 @@ def write_bundle(out_dir: Path, data) -> dict:
     from importlib.metadata import PackageNotFoundError, version
 
     from . import __version__
+    from .dataset import file_sha256
 
     shutil.copyfile(data.path / "tokenizer.json", out_dir / "tokenizer.json")
     versions = {"arena_fast": __version__}
@@ -327,7 +321,7 @@ def write_bundle(out_dir: Path, data) -> dict:
         "encoder": data.manifest["encoder"],
         "tokenizer_sha256": data.manifest["tokenizer"]["sha256"],
         "dataset_swap": bool(data.manifest.get("swap")),
-        "files": {name: _sha256(out_dir / name) for name in _BUNDLE_FILES},
+        "files": {name: file_sha256(out_dir / name) for name in _BUNDLE_FILES},
     }
     tmp = out_dir / f".{BUNDLE}.tmp"
     tmp.write_text(json.dumps(bundle, indent=2) + "\n")
@@ -338,6 +332,8 @@ def write_bundle(out_dir: Path, data) -> dict:
 def read_bundle(run: Path) -> dict:
     """The run's `bundle.json`, after checking every file against its sha256:
     a run whose files changed is refused."""
+    from .dataset import file_sha256
+
     path = run / BUNDLE
     if not path.is_file():
         raise ConfigError(f"{run}: not a finished training run (no {BUNDLE})")
@@ -346,7 +342,7 @@ def read_bundle(run: Path) -> dict:
         file = run / name
         if not file.is_file():
             raise ConfigError(f"{file}: listed in {BUNDLE} but missing")
-        if _sha256(file) != digest:
+        if file_sha256(file) != digest:
             raise ConfigError(f"{file}: sha256 differs from {BUNDLE} (the file was changed)")
     return bundle
 
