@@ -187,6 +187,10 @@ def test_predict_tta_is_exactly_invariant_to_swapping_a_and_b(tmp_path):
     assert ab["ids"] == ba["ids"]
     # TTA on the swapped input, mapped back, is the same numbers, bit for bit.
     np.testing.assert_array_equal(ab["probs"], ba["probs"][:, [1, 0, 2]])
+    # Post-processing changes no row here (no empty or identical answers).
+    pp = predict(tmp_path / "run", built["ab"], max_rows=1, postprocess=True)
+    assert not pp["postprocessed"].any()
+    np.testing.assert_array_equal(pp["probs"], ab["probs"])
     # Without TTA the two orders disagree somewhat (the model is not symmetric).
     assert not np.array_equal(ab["probs_original"], ba["probs_original"][:, [1, 0, 2]])
     np.testing.assert_allclose(ab["probs"].sum(axis=1), 1.0, atol=1e-12)
@@ -245,3 +249,40 @@ def test_a_run_is_a_bundle_that_refuses_changed_files(keyword_dataset, tmp_path,
     head.write_bytes(head.read_bytes()[:-1] + b"\x00")
     with pytest.raises(ConfigError, match="sha256"):
         predict(run, keyword_dataset)
+
+
+def test_postprocessing_rules_and_flags_under_swap(tmp_path):
+    from arena_fast.dataset import FLAG_EMPTY_A, FLAG_EMPTY_B, FLAG_IDENTICAL, load_dataset
+    from arena_fast.predict import postprocess_rules
+
+    probs = np.full((5, 3), 1 / 3)
+    flags = np.array(
+        [0, FLAG_EMPTY_A, FLAG_EMPTY_B, FLAG_IDENTICAL, FLAG_EMPTY_A | FLAG_EMPTY_B], np.uint8
+    )
+    out, changed = postprocess_rules(probs, flags)
+    assert out[1].tolist() == [0.04, 0.88, 0.08] and out[2].tolist() == [0.88, 0.04, 0.08]
+    assert out[3].tolist() == [0.06, 0.06, 0.88]
+    assert out[0].tolist() == out[4].tolist() == probs[0].tolist()
+    assert changed.tolist() == [False, True, True, True, False]
+    assert probs[1].tolist() == [1 / 3] * 3  # the input is not modified
+
+    # Unlabelled rows keep their empty / identical answers, flagged; the
+    # swapped row's flags exchange A and B.
+    rows = pl.DataFrame(
+        {
+            "id": ["e", "i"],
+            "prompt": [["q"], ["q2"]],
+            "response_a": [[""], ["same"]],
+            "response_b": [["an answer"], ["same"]],
+            "labels": [None, None],
+        },
+        schema_overrides={"labels": pl.List(pl.Float64)},
+    )
+    rows.write_parquet(tmp_path / "t.parquet")
+    config = BuildConfig(inputs=[f"{tmp_path / 't.parquet'}:canonical"], swap=True)
+    build_dataset(config, tmp_path / "ds")
+    data = load_dataset(tmp_path / "ds")
+    assert data.ids == ["e", "e", "i", "i"]
+    assert data.flags[0] & FLAG_EMPTY_A and not data.flags[0] & FLAG_EMPTY_B
+    assert data.flags[1] & FLAG_EMPTY_B and not data.flags[1] & FLAG_EMPTY_A
+    assert data.flags[2] & FLAG_IDENTICAL and data.flags[3] & FLAG_IDENTICAL

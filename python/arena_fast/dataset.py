@@ -1075,7 +1075,8 @@ class ArenaDataset:
     row 2i+1 its A/B swap (the layout of `swap="both"`), and `labels` follow.
 
     `labels` is (n, 3) float32, NaN for unlabelled rows; `label` the class
-    (0 A, 1 B, 2 tie, -1 unlabelled)."""
+    (0 A, 1 B, 2 tie, -1 unlabelled); `flags` the cleaning flags per row
+    (`FLAG_EMPTY_A`, `FLAG_EMPTY_B`, `FLAG_IDENTICAL`, ...; docs/dataset.md)."""
 
     encoded: Encoded
     labels: np.ndarray
@@ -1084,6 +1085,7 @@ class ArenaDataset:
     sources: list
     folds: np.ndarray
     teacher_logits: Optional[list]
+    flags: np.ndarray
     swapped: bool
     manifest: dict
     path: Path
@@ -1218,6 +1220,7 @@ def load_dataset(
     label = np.where(np.isnan(labels).any(axis=1), -1, np.argmax(np.nan_to_num(labels), axis=1))
     label = label.astype(np.int8) if n else np.zeros(0, np.int8)
     ids_list = table.column("id").to_pylist() if n else []
+    flags = table.column("flags").to_numpy().astype(np.uint8) if n else np.zeros(0, np.uint8)
     src_list = table.column("source").to_pylist() if n else []
     folds = table.column("fold").to_numpy() if n else np.zeros(0, np.int8)
     teacher = table.column("teacher_logits").to_pylist() if n else []
@@ -1262,6 +1265,12 @@ def load_dataset(
         label = label.reshape(-1).astype(np.int8)
         ids_list = [i for i in ids_list for _ in (0, 1)]
         src_list = [s for s in src_list for _ in (0, 1)]
+        # A and B exchange in the swapped row: so do their "empty" flags.
+        swapped_flags = (flags & ~np.uint8(FLAG_EMPTY_A | FLAG_EMPTY_B)) | (
+            ((flags & FLAG_EMPTY_A) != 0) * np.uint8(FLAG_EMPTY_B)
+            | ((flags & FLAG_EMPTY_B) != 0) * np.uint8(FLAG_EMPTY_A)
+        ).astype(np.uint8)
+        flags = np.stack([flags, swapped_flags], axis=1).reshape(-1)
         folds = np.repeat(folds, 2)
         # A swapped row's teacher logits exchange A and B too.
         teacher = [
@@ -1285,6 +1294,7 @@ def load_dataset(
         sources=src_list,
         folds=folds,
         teacher_logits=teacher if has_teacher else None,
+        flags=flags,
         swapped=bool(swap),
         manifest=manifest,
         path=path,

@@ -18,7 +18,14 @@ import numpy as np
 
 from .errors import ConfigError
 
-__all__ = ["load_run", "predict_logits", "predict", "run_encoder", "write_submission"]
+__all__ = [
+    "load_run",
+    "predict_logits",
+    "predict",
+    "postprocess_rules",
+    "run_encoder",
+    "write_submission",
+]
 
 
 def load_run(run: Union[str, os.PathLike], tokenizer: Any = None):
@@ -98,11 +105,13 @@ def predict(
     max_tokens: int = 8192,
     max_rows: Optional[int] = None,
     layout: Optional[str] = None,
+    postprocess: bool = False,
 ) -> dict:
     """Probabilities for every row of the dataset `data`: `ids`, `probs`
     (n, 3; the swap-TTA average when `tta` and the dataset has both orders),
     `logits` (of the original order) and, with TTA, `probs_original` and
-    `probs_swapped` (the swapped prediction mapped back)."""
+    `probs_swapped` (the swapped prediction mapped back). `postprocess`
+    applies the 4th place's rules last (`postprocess_rules`)."""
     from .dataset import load_dataset
     from .labels import tta_average, unswap_probs
 
@@ -138,7 +147,32 @@ def predict(
         }
     else:
         out = {"ids": dataset.ids, "logits": logits, "probs": probs}
+    if postprocess:
+        flags = dataset.flags[0::2] if dataset.swapped else dataset.flags
+        out["probs"], out["postprocessed"] = postprocess_rules(out["probs"], flags)
     return out
+
+
+# The 4th place's rules: one answer empty -> the other side wins; A and B
+# identical -> tie (docs: DOMAIN "Swap, TTA and post-processing").
+EMPTY_SIDE = (0.04, 0.88, 0.08)  # A empty: B wins (A and B exchange when B is empty)
+IDENTICAL = (0.06, 0.06, 0.88)
+
+
+def postprocess_rules(probs: np.ndarray, flags: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Probabilities with the rules applied (on a copy) and the mask of the
+    rows they changed. Rows with both answers empty are left alone."""
+    from .dataset import FLAG_EMPTY_A, FLAG_EMPTY_B, FLAG_IDENTICAL
+
+    out = np.array(probs, dtype=np.float64, copy=True)
+    empty_a = (flags & FLAG_EMPTY_A) != 0
+    empty_b = (flags & FLAG_EMPTY_B) != 0
+    a_only, b_only = empty_a & ~empty_b, empty_b & ~empty_a
+    identical = ((flags & FLAG_IDENTICAL) != 0) & ~(empty_a | empty_b)
+    out[a_only] = EMPTY_SIDE
+    out[b_only] = (EMPTY_SIDE[1], EMPTY_SIDE[0], EMPTY_SIDE[2])
+    out[identical] = IDENTICAL
+    return out, a_only | b_only | identical
 
 
 def write_submission(path: Union[str, os.PathLike], ids, probs: np.ndarray) -> None:

@@ -24,6 +24,11 @@ def add_parser(sub) -> None:
     p.add_argument("--data", required=True, help="a dataset directory (build-dataset)")
     p.add_argument("--out", default="submission.csv", help="the submission CSV to write")
     p.add_argument("--no-tta", action="store_true", help="the original order only")
+    p.add_argument(
+        "--postprocess",
+        action="store_true",
+        help="one answer empty: the other side wins (0.88); identical answers: tie (0.88)",
+    )
     p.add_argument("--max-tokens", type=int_at_least(1), default=8192, help="tokens per batch")
     p.set_defaults(run=run)
 
@@ -31,7 +36,13 @@ def add_parser(sub) -> None:
 def run(args: argparse.Namespace) -> int:
     from ..predict import predict, write_submission
 
-    result = predict(args.run_dir, args.data, tta=not args.no_tta, max_tokens=args.max_tokens)
+    result = predict(
+        args.run_dir,
+        args.data,
+        tta=not args.no_tta,
+        max_tokens=args.max_tokens,
+        postprocess=args.postprocess,
+    )
     write_submission(args.out, result["ids"], result["probs"])
     tta = "with swap TTA" if "probs_swapped" in result and not args.no_tta else "no TTA"
     print(f"arena-fast predict: {len(result['ids'])} rows ({tta}) -> {args.out}", file=sys.stderr)
