@@ -293,11 +293,11 @@ def _binary(ids: np.ndarray, offsets: np.ndarray) -> pa.Array:
     n = len(offsets) - 1
     byte_offsets = (offsets - offsets[0]) * 4
     if byte_offsets[-1] >= 1 << 31:
-        return pa.Array.from_buffers(
-            pa.large_binary(),
-            n,
-            [None, pa.py_buffer(byte_offsets.astype(np.int64)), pa.py_buffer(ids)],
-        ).cast(pa.binary())
+        # A part is one chunk: chunk_rows x max_length ids of 4 bytes each.
+        raise ConfigError(
+            f"one chunk holds {int(byte_offsets[-1]):,} bytes of ids, more than a parquet "
+            "binary column takes (2 GiB): lower chunk_rows"
+        )
     data = np.ascontiguousarray(ids[offsets[0] : offsets[-1]]).astype("<i4", copy=False)
     return pa.Array.from_buffers(
         pa.binary(), n, [None, pa.py_buffer(byte_offsets.astype(np.int32)), pa.py_buffer(data)]
@@ -383,10 +383,6 @@ class _Builder:
         self._pending: list[Future] = []
 
     # -- one chunk --------------------------------------------------------
-    def chunk(self, inp: _Input, chunk: Any) -> None:
-        """Clean, encode and keep one chunk."""
-        self.finish(self.prepare(inp, chunk))
-
     def prepare(self, inp: _Input, chunk: Any) -> Optional[dict]:
         """Everything but the encoding: parse, row keys, cleaning decisions,
         dropped rows, the kept rows' columns. Runs on the reader thread (the
@@ -1202,12 +1198,9 @@ def load_dataset(
             t = t.filter(pa.compute.is_in(t.column("source"), pa.array(list(sources))))
         tables.append(t)
     table = pa.concat_tables(tables) if tables else None
-    if table is None or table.num_rows == 0:
-        ids, offsets = np.zeros(0, np.int32), np.zeros(1, np.int64)
-        n = 0
-        labels = np.zeros((0, 3), np.float32)
-        table = table if table is not None else None
     n = table.num_rows if table is not None else 0
+    ids, offsets = np.zeros(0, np.int32), np.zeros(1, np.int64)
+    labels = np.zeros((0, 3), np.float32)
     if n:
         ids, offsets = _ids_of(table.column("input_ids"))
         lab_col = table.column("labels").combine_chunks()
@@ -1316,12 +1309,3 @@ def _interleave(a_ids, a_off, b_ids, b_off) -> tuple[np.ndarray, np.ndarray]:
     out[pos_a] = a_ids[a_off[0] : a_off[-1]] if len(a_ids) else a_ids
     out[pos_b] = b_ids[b_off[0] : b_off[-1]] if len(b_ids) else b_ids
     return out, offsets
-
-
-def builder_config_from_manifest(manifest: dict) -> BuildConfig:
-    cfg = dict(manifest["config"])
-    cfg["priority"] = tuple(cfg.get("priority", SOURCE_PRIORITY))
-    return BuildConfig(**cfg)
-
-
-Callback = Callable[[int], None]
