@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from pathlib import Path
 from typing import Any, Optional, Union
 
@@ -19,12 +18,17 @@ import numpy as np
 from .errors import ConfigError
 
 __all__ = [
+    "Judge",
+    "dataset_predictions",
     "load_run",
+    "prediction_table",
     "predict_logits",
     "predict",
     "postprocess_rules",
     "run_encoder",
     "write_submission",
+    "source_rows",
+    "write_canonical",
 ]
 
 
@@ -34,7 +38,6 @@ def load_run(run: Union[str, os.PathLike], tokenizer: Any = None):
     import torch
     from safetensors.torch import load_file
 
-    from .model import load_classifier
     from .train import TrainConfig, read_bundle
 
     run = Path(run)
@@ -42,14 +45,7 @@ def load_run(run: Union[str, os.PathLike], tokenizer: Any = None):
         raise ConfigError(f"{run}: not a training run directory")
     read_bundle(run)  # every file matches its sha256, or the run is refused
     config = TrainConfig.from_dict(json.loads((run / "config.json").read_text()))
-    model = load_classifier(
-        config.model,
-        tokenizer=tokenizer,
-        lora=config.lora_settings(),
-        attn_implementation=config.attn_implementation,
-        head=config.head,
-        seed=config.seed,
-    )
+    model = config.classifier(tokenizer)
     trained = load_file(str(run / "decoder.safetensors"))
     params = dict(model.decoder.named_parameters())
     missing = set(trained) - set(params)
@@ -59,6 +55,8 @@ def load_run(run: Union[str, os.PathLike], tokenizer: Any = None):
         for name, value in trained.items():
             params[name].copy_(value)
     model.head.load_state_dict(load_file(str(run / "head.safetensors")))
+    if torch.cuda.is_available() and config.quantization is None:
+        model.to("cuda")
     model.eval()
     return model, config
 
@@ -109,11 +107,12 @@ def predict(
 ) -> dict:
     """Probabilities for every row of the dataset `data`: `ids`, `probs`
     (n, 3; the swap-TTA average when `tta` and the dataset has both orders),
-    `logits` (of the original order) and, with TTA, `probs_original` and
-    `probs_swapped` (the swapped prediction mapped back). `postprocess`
-    applies the 4th place's rules last (`postprocess_rules`)."""
+    `logits` (of the original order) and, when the dataset has both orders,
+    `probs_original` and `probs_swapped` (the swapped prediction mapped
+    back); per row also `labels` (NaN when unlabelled), `turns`, `truncated`
+    and `folds`. `postprocess` applies the 4th place's rules last
+    (`postprocess_rules`)."""
     from .dataset import load_dataset
-    from .labels import tta_average, unswap_probs
 
     dataset = load_dataset(data, swap=None)
     from .train import read_bundle
@@ -130,27 +129,57 @@ def predict(
         )
     model, config = load_run(run, tokenizer=dataset.tokenizer())
     if layout is None:
-        from .model import default_attention
-        from .train import _layout
-
-        layout = _layout(config, config.attn_implementation or default_attention())
+        layout = _run_layout(config)
     logits = predict_logits(model, dataset.encoded, layout, max_tokens, max_rows)
-    probs = _softmax(logits)
-    if dataset.swapped:
-        original, swapped = probs[0::2], probs[1::2]
-        out = {
-            "ids": dataset.ids[0::2],
-            "logits": logits[0::2],
-            "probs_original": original,
-            "probs_swapped": unswap_probs(swapped),
-            "probs": tta_average(original, swapped) if tta else original,
-        }
-    else:
-        out = {"ids": dataset.ids, "logits": logits, "probs": probs}
+    out = dataset_predictions(dataset, logits, tta=tta)
+    out["dataset"] = Path(data)
     if postprocess:
         flags = dataset.flags[0::2] if dataset.swapped else dataset.flags
         out["probs"], out["postprocessed"] = postprocess_rules(out["probs"], flags)
     return out
+
+
+def dataset_predictions(dataset, logits: np.ndarray, tta: bool = True) -> dict:
+    """The per-conversation result of `predict` from the logits of every row
+    of `dataset` (an `ArenaDataset`; both orders when it holds them)."""
+    from .labels import tta_average, unswap_probs
+
+    probs = _softmax(logits)
+    first = slice(0, None, 2) if dataset.swapped else slice(None)
+    out: dict[str, Any] = {
+        "ids": dataset.ids[first],
+        "logits": logits[first],
+        "labels": dataset.labels[first].astype(np.float64),
+        "turns": dataset.encoded.turns_total[first],
+        "truncated": dataset.encoded.truncated[first],
+        "folds": dataset.folds[first],
+    }
+    if dataset.swapped:
+        original, swapped = probs[0::2], probs[1::2]
+        out["probs_original"] = original
+        out["probs_swapped"] = unswap_probs(swapped)
+        out["probs"] = tta_average(original, swapped) if tta else original
+    else:
+        out["probs"] = probs
+    return out
+
+
+def prediction_table(result: dict):
+    """`predict`'s result as the per-row table of `af.diagnostics`
+    (`write_predictions`, `summarize`, `arena-fast report`)."""
+    from .diagnostics import prediction_frame
+
+    return prediction_frame(
+        result["ids"],
+        result["probs"],
+        probs_original=result.get("probs_original"),
+        probs_swapped=result.get("probs_swapped"),
+        logits=result["logits"],
+        labels=result["labels"],
+        turns=result["turns"],
+        truncated=result["truncated"],
+        fold=result["folds"],
+    )
 
 
 # The 4th place's rules: one answer empty -> the other side wins; A and B
@@ -177,20 +206,13 @@ def postprocess_rules(probs: np.ndarray, flags: np.ndarray) -> tuple[np.ndarray,
 
 def write_submission(path: Union[str, os.PathLike], ids, probs: np.ndarray) -> None:
     """`id, winner_model_a, winner_model_b, winner_tie`, written atomically."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
-            f.write("id,winner_model_a,winner_model_b,winner_tie\n")
-            for i, p in zip(ids, probs):
-                a, b, tie = (repr(float(x)) for x in p)  # shortest exact repr
-                f.write(f"{i},{a},{b},{tie}\n")
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    from .files import replacing
+
+    with replacing(path) as tmp, open(tmp, "w", encoding="utf-8", newline="") as f:
+        f.write("id,winner_model_a,winner_model_b,winner_tie\n")
+        for i, p in zip(ids, probs):
+            a, b, tie = (repr(float(x)) for x in p)  # shortest exact repr
+            f.write(f"{i},{a},{b},{tie}\n")
 
 
 def run_encoder(run: Union[str, os.PathLike]):
@@ -203,3 +225,216 @@ def run_encoder(run: Union[str, os.PathLike]):
     run = Path(run)
     config = read_bundle(run)["encoder"]
     return Encoder.from_config(Tokenizer.from_file(run / "tokenizer.json"), config)
+
+
+def _run_layout(config) -> str:
+    from .model import default_attention
+    from .train import _layout
+
+    return _layout(config, config.attn_implementation or default_attention())
+
+
+_CLASSES = ("winner_model_a", "winner_model_b", "winner_tie")
+_VERDICTS = ("model_a", "model_b", "tie")
+
+
+def _named(p: np.ndarray) -> dict[str, float]:
+    return {name: float(x) for name, x in zip(_CLASSES, p)}
+
+
+class Judge:
+    """A trained run loaded once, scoring pairs given as text: each pair is
+    encoded as training encoded (the run's tokenizer and encoder config) in
+    both orders, and the verdict is the swap-TTA average.
+
+        judge = Judge("run")
+        judge.compare("What is 2+2?", "4", "5")["winner_model_a"]
+
+    A prompt or answer is a string (one turn) or a list of turns."""
+
+    def __init__(self, run: Union[str, os.PathLike], max_tokens: int = 8192):
+        self.run = Path(run)
+        self.encoder = run_encoder(self.run)
+        self.model, self.config = load_run(self.run, tokenizer=self.encoder.tokenizer)
+        self.layout = _run_layout(self.config)
+        self.max_tokens = max_tokens
+
+    def compare(self, prompt, response_a, response_b) -> dict:
+        """One pair: see `compare_many`."""
+        return self.compare_many(
+            [{"prompt": prompt, "response_a": response_a, "response_b": response_b}]
+        )[0]
+
+    def compare_many(self, pairs) -> list[dict]:
+        """Pairs as mappings with `prompt`, `response_a`, `response_b` (and an
+        optional `id`, passed through). Per pair: the averaged probabilities
+        (`winner_model_a`, `winner_model_b`, `winner_tie`), the `verdict`, each
+        single pass (`original`, and `swapped` mapped back to this order),
+        whether the two passes disagree (`flip`), and what the token budget
+        cut: `tokens` of each order, `max_length`, `truncated`, `turns`,
+        `turns_kept` and `full_length` (the tokens with nothing cut)."""
+        from .errors import InputError
+        from .labels import tta_average, unswap_probs
+
+        pairs = list(pairs)
+        columns: dict[str, list] = {"prompt": [], "response_a": [], "response_b": []}
+        for i, pair in enumerate(pairs):
+            if not hasattr(pair, "get"):
+                raise InputError(f"pair {i}: expected an object, got {type(pair).__name__}")
+            for name, values in columns.items():
+                value = pair.get(name)
+                if isinstance(value, str):
+                    value = [value]
+                if not isinstance(value, list) or not all(
+                    isinstance(t, str) or t is None for t in value
+                ):
+                    raise InputError(
+                        f"pair {i}: {name!r} must be a string or a list of strings "
+                        f"(turns), got {type(value).__name__}"
+                    )
+                values.append(value)
+        encoded = self.encoder.encode(
+            columns["prompt"], columns["response_a"], columns["response_b"], swap="both"
+        )
+        logits = predict_logits(self.model, encoded, self.layout, self.max_tokens)
+        probs = _softmax(logits)
+        original, swapped = probs[0::2], unswap_probs(probs[1::2])
+        average = tta_average(probs[0::2], probs[1::2])
+        out = []
+        for i, pair in enumerate(pairs):
+            o, s = 2 * i, 2 * i + 1
+            record: dict[str, Any] = {"id": pair.get("id", i)}
+            record.update(_named(average[i]))
+            record["verdict"] = _VERDICTS[int(np.argmax(average[i]))]
+            record["original"] = _named(original[i])
+            record["swapped"] = _named(swapped[i])
+            record["flip"] = bool(np.argmax(original[i]) != np.argmax(swapped[i]))
+            record["tokens"] = [int(encoded.lengths[o]), int(encoded.lengths[s])]
+            record["max_length"] = self.encoder.max_length
+            record["truncated"] = bool(encoded.truncated[o] or encoded.truncated[s])
+            record["turns"] = int(encoded.turns_total[o])
+            record["turns_kept"] = [int(encoded.turns_kept[o]), int(encoded.turns_kept[s])]
+            record["full_length"] = int(encoded.full_length[o])
+            out.append(record)
+        return out
+
+
+def source_rows(
+    data: Union[str, os.PathLike], inputs: Optional[list] = None
+) -> Any:  # pl.DataFrame
+    """The text of every row of the dataset `data`, in its row order (one
+    row per input row, the original A/B order): `id, source, model_a,
+    model_b, prompt, response_a, response_b`, re-read from the inputs the
+    manifest lists (`inputs`: their paths now, in the manifest's order, when
+    the files moved). A file whose sha256 differs from the manifest's is
+    refused: its rows may not be the rows that were encoded."""
+    import polars as pl
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from .dataset import _demo_chunks, file_sha256, read_manifest
+    from .errors import InputError
+    from .sources import TEXT_COLUMNS, read
+
+    data = Path(data)
+    manifest = read_manifest(data)
+    listed = manifest["inputs"]
+    if inputs is not None and len(inputs) != len(listed):
+        raise ConfigError(
+            f"{data} was built from {len(listed)} inputs; {len(inputs)} paths were given"
+        )
+    tables = [
+        pq.read_table(data / shard["file"], columns=["id", "input", "row"])
+        for shard in manifest["shards"]
+    ]
+    keys = (
+        pl.from_arrow(pa.concat_tables(tables))
+        if tables
+        else pl.DataFrame(schema={"id": pl.String, "input": pl.Int16, "row": pl.Int64})
+    )
+    keys = keys.with_row_index("_order")
+    wanted = ["id", "source", "model_a", "model_b", *TEXT_COLUMNS]
+    parts = []
+    for index, entry in enumerate(listed):
+        need = keys.filter(pl.col("input") == index)
+        if not len(need):
+            continue
+        if entry["format"] == "synth":
+            _, n, seed = entry["path"].split(":")
+            chunks = _demo_chunks(int(n), int(seed), 16384)
+        else:
+            path = inputs[index] if inputs is not None else entry["path"]
+            if not Path(path).is_file():
+                raise InputError(
+                    f"{path}: input of {data} not found; give the inputs' paths now "
+                    "(--inputs) to read the rows' text"
+                )
+            if entry.get("sha256") and file_sha256(path) != entry["sha256"]:
+                raise InputError(
+                    f"{path}: sha256 differs from the one {data}/manifest.json recorded "
+                    "(the file changed since the dataset was built)"
+                )
+            chunks = read(path, entry["format"], seed=int(manifest["config"].get("seed", 0)))
+        rows = need.select("_order", "row")
+        found = []
+        for chunk in chunks:
+            hit = chunk.rows.join(rows, on="row", how="inner")
+            if len(hit):
+                found.append(hit.select("_order", *wanted))
+        if found:
+            parts.append(_same_text_kind(found))
+    frame = _same_text_kind(parts) if parts else None
+    got = 0 if frame is None else len(frame)
+    if got != len(keys):
+        raise InputError(f"{data}: {len(keys) - got} rows were not found again in its inputs")
+    return frame.sort("_order").drop("_order")
+
+
+def _same_text_kind(frames: list) -> Any:
+    """Concatenate frames whose text columns may be JSON text (Kaggle) in
+    some and lists of turns in others: lists become JSON text when mixed."""
+    import json as _json
+
+    import polars as pl
+
+    from .sources import TEXT_COLUMNS
+
+    for name in TEXT_COLUMNS:
+        kinds = {f.schema[name] == pl.String for f in frames}
+        if len(kinds) > 1:
+            frames = [
+                f
+                if f.schema[name] == pl.String
+                else f.with_columns(
+                    pl.col(name).map_elements(
+                        lambda turns: _json.dumps(list(turns), ensure_ascii=False),
+                        return_dtype=pl.String,
+                    )
+                )
+                for f in frames
+            ]
+    return pl.concat(frames, how="vertical_relaxed")
+
+
+def write_canonical(
+    path: Union[str, os.PathLike], rows, probs: np.ndarray, logits: np.ndarray
+) -> None:
+    """Rows (`source_rows`) with the predictions, in the canonical schema
+    that `build-dataset` reads: `labels` = the probabilities (pseudo-labels),
+    `teacher_logits` = one teacher, these logits. Written atomically."""
+    import polars as pl
+
+    from .files import replacing
+
+    if len(rows) != len(probs) or len(probs) != len(logits):
+        raise ConfigError(f"{len(rows)} rows, {len(probs)} probabilities, {len(logits)} logits")
+    frame = rows.with_columns(
+        pl.Series("labels", np.asarray(probs, np.float64), dtype=pl.Array(pl.Float64, 3)),
+        pl.Series(
+            "teacher_logits",
+            np.asarray(logits, np.float64)[:, None, :],
+            dtype=pl.List(pl.Array(pl.Float64, 3)),
+        ),
+    )
+    with replacing(path) as tmp:
+        frame.write_parquet(tmp)

@@ -8,9 +8,9 @@ import sys
 from collections.abc import Sequence
 from typing import Optional
 
-from . import build_dataset, demo, inspect, merge_adapters, predict, report, synth, train
+from . import build_dataset, compare, demo, inspect, merge_adapters, predict, report, synth, train
 
-COMMANDS = (demo, synth, build_dataset, inspect, train, predict, report, merge_adapters)
+COMMANDS = (demo, synth, build_dataset, inspect, train, predict, compare, report, merge_adapters)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,7 +1,15 @@
 """`arena-fast predict`: a trained run's probabilities on a built dataset
 (build it from test.csv with the run's tokenizer and settings, `--swap` for
-swap TTA), written as a Kaggle submission CSV (id, winner_model_a,
-winner_model_b, winner_tie)."""
+swap TTA).
+
+`--out` ending in .csv writes the Kaggle submission (id, winner_model_a,
+winner_model_b, winner_tie); ending in .parquet it writes the rows in the
+canonical schema with `labels` = the probabilities and `teacher_logits` = the
+logits, which `build-dataset` reads back as pseudo-labels or for
+distillation (the rows' text is re-read from the dataset's inputs).
+`--predictions` writes the per-row table that `arena-fast report` reads.
+When the rows have labels, the diagnostics are printed: log loss, accuracy,
+position flip rate, calibration (ECE), log loss by turns and by truncation."""
 
 from __future__ import annotations
 
@@ -14,7 +22,7 @@ from ._args import int_at_least
 def add_parser(sub) -> None:
     p = sub.add_parser(
         "predict",
-        help="predict a built dataset with a trained run and write a submission CSV",
+        help="predict a built dataset with a trained run (submission CSV or pseudo-label parquet)",
         description=__doc__,
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
@@ -22,7 +30,18 @@ def add_parser(sub) -> None:
         "--run", dest="run_dir", required=True, help="a run directory written by `arena-fast train`"
     )
     p.add_argument("--data", required=True, help="a dataset directory (build-dataset)")
-    p.add_argument("--out", default="submission.csv", help="the submission CSV to write")
+    p.add_argument(
+        "--out",
+        default="submission.csv",
+        help="submission .csv, or canonical .parquet (probabilities and logits as labels)",
+    )
+    p.add_argument("--predictions", help="also write the per-row prediction table (.parquet)")
+    p.add_argument(
+        "--inputs",
+        nargs="+",
+        help="the dataset's input files where they are now (for a .parquet --out), "
+        "in the manifest's order",
+    )
     p.add_argument("--no-tta", action="store_true", help="the original order only")
     p.add_argument(
         "--postprocess",
@@ -34,8 +53,14 @@ def add_parser(sub) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..predict import predict, write_submission
+    from ..diagnostics import format_summary, summarize, write_predictions
+    from ..errors import ConfigError
+    from ..predict import predict, prediction_table, source_rows, write_canonical, write_submission
 
+    kind = args.out.lower().rsplit(".", 1)[-1]
+    if kind not in ("csv", "parquet"):
+        raise ConfigError(f"--out must end in .csv or .parquet, got {args.out!r}")
+    rows = source_rows(args.data, args.inputs) if kind == "parquet" else None
     result = predict(
         args.run_dir,
         args.data,
@@ -43,7 +68,17 @@ def run(args: argparse.Namespace) -> int:
         max_tokens=args.max_tokens,
         postprocess=args.postprocess,
     )
-    write_submission(args.out, result["ids"], result["probs"])
+    if kind == "csv":
+        write_submission(args.out, result["ids"], result["probs"])
+    else:
+        write_canonical(args.out, rows, result["probs"], result["logits"])
     tta = "with swap TTA" if "probs_swapped" in result and not args.no_tta else "no TTA"
     print(f"arena-fast predict: {len(result['ids'])} rows ({tta}) -> {args.out}", file=sys.stderr)
+    frame = prediction_table(result)
+    if args.predictions:
+        write_predictions(args.predictions, frame)
+        print(f"arena-fast predict: per-row predictions -> {args.predictions}", file=sys.stderr)
+    summary = summarize(frame)
+    if summary["labelled"] or "flip_rate" in summary:
+        print(format_summary(summary), file=sys.stderr)
     return 0

@@ -1,0 +1,263 @@
+"""Diagnostics of a preference classifier's predictions: log loss and
+accuracy, the position flip rate (how often the single-pass verdict changes
+when A and B are swapped), calibration (reliability bins and ECE), log loss by
+number of turns and by truncation, per fold, and the confusion matrix.
+
+Predictions travel as one table per run (`prediction_frame`): a row per
+conversation in the original A/B order, with the final probabilities, each
+single pass when both orders were predicted, the logits, the labels (NaN when
+unlabelled), turns, truncation and fold. `arena-fast predict --predictions`
+and `arena-fast train` (the held-out fold) write it; `arena-fast report`
+reads it. numpy and polars only: no torch here."""
+
+from __future__ import annotations
+
+import math
+import os
+from typing import Any, Optional, Union
+
+import numpy as np
+
+__all__ = [
+    "CLASSES",
+    "prediction_frame",
+    "read_predictions",
+    "write_predictions",
+    "summarize",
+    "format_summary",
+    "log_loss",
+    "reliability",
+    "confusion",
+    "flip_rate",
+    "TURN_BUCKETS",
+]
+
+CLASSES = ("a", "b", "tie")
+# Conversations by number of turns: 1, 2, 3-4, 5 and more.
+TURN_BUCKETS = ((1, 1, "1"), (2, 2, "2"), (3, 4, "3-4"), (5, None, "5+"))
+_EPS = 1e-15
+
+
+def _rows3(values: Any, n: int, name: str) -> np.ndarray:
+    arr = np.asarray(values, dtype=np.float64)
+    if arr.shape != (n, 3):
+        raise ValueError(f"{name}: expected shape ({n}, 3), got {arr.shape}")
+    return arr
+
+
+def prediction_frame(
+    ids,
+    probs,
+    *,
+    probs_original=None,
+    probs_swapped=None,
+    logits=None,
+    labels=None,
+    turns=None,
+    truncated=None,
+    fold=None,
+) -> Any:  # pl.DataFrame
+    """The per-row prediction table: `id`, `probs` (the final ones), and
+    where given `probs_original` / `probs_swapped` (each single pass, the
+    swapped one mapped back to the original order), `logits`, `labels`
+    (probability rows, NaN when unlabelled), `turns`, `truncated`, `fold`.
+    Triples are `Array(Float64, 3)` columns in the order a, b, tie."""
+    import polars as pl
+
+    n = len(ids)
+    columns: dict[str, Any] = {"id": pl.Series("id", [str(i) for i in ids], dtype=pl.String)}
+    given = {
+        "probs": probs,
+        "probs_original": probs_original,
+        "probs_swapped": probs_swapped,
+        "logits": logits,
+        "labels": labels,
+    }
+    for name, values in given.items():
+        if values is not None:
+            columns[name] = pl.Series(name, _rows3(values, n, name), dtype=pl.Array(pl.Float64, 3))
+    for name, values, dtype in (
+        ("turns", turns, pl.Int32),
+        ("truncated", truncated, pl.Boolean),
+        ("fold", fold, pl.Int32),
+    ):
+        if values is not None:
+            arr = np.asarray(values)
+            if arr.shape != (n,):
+                raise ValueError(f"{name}: expected shape ({n},), got {arr.shape}")
+            columns[name] = pl.Series(name, arr).cast(dtype)
+    return pl.DataFrame(columns)
+
+
+def write_predictions(path: Union[str, os.PathLike], frame) -> None:
+    """The prediction table as parquet, written atomically."""
+    from .files import replacing
+
+    with replacing(path) as tmp:
+        frame.write_parquet(tmp)
+
+
+def read_predictions(path: Union[str, os.PathLike]) -> Any:
+    """A table written by `write_predictions` (checked for its columns)."""
+    import polars as pl
+
+    from .errors import InputError
+
+    try:
+        frame = pl.read_parquet(path)
+    except (OSError, pl.exceptions.PolarsError) as exc:
+        raise InputError(f"{path}: not a prediction table: {exc}") from None
+    for name in ("id", "probs"):
+        if name not in frame.columns:
+            raise InputError(f"{path}: not a prediction table (no column {name!r})")
+    return frame
+
+
+def _triple(frame, name: str) -> Optional[np.ndarray]:
+    if name not in frame.columns:
+        return None
+    return frame[name].to_numpy().astype(np.float64).reshape(len(frame), 3)
+
+
+def log_loss(probs: np.ndarray, labels: np.ndarray) -> float:
+    """Mean cross-entropy of probability rows against label rows (soft or
+    one-hot); probabilities are clipped at 1e-15 as Kaggle's metric does and
+    renormalised. NaN for no rows."""
+    if len(probs) == 0:
+        return float("nan")
+    p = np.clip(probs, _EPS, 1.0 - _EPS)
+    p = p / p.sum(axis=1, keepdims=True)
+    return float(-(labels * np.log(p)).sum(axis=1).mean())
+
+
+def flip_rate(original: np.ndarray, swapped: np.ndarray) -> float:
+    """Share of rows whose single-pass verdict (argmax) changes between the
+    original order and the swapped order mapped back. NaN for no rows."""
+    if len(original) == 0:
+        return float("nan")
+    return float((original.argmax(axis=1) != swapped.argmax(axis=1)).mean())
+
+
+def reliability(probs: np.ndarray, labels: np.ndarray, bins: int = 10) -> dict:
+    """Calibration of the top-label confidence: rows binned by their largest
+    probability into `bins` equal-width bins of [0, 1] (a bin holds
+    (lo, hi], the first [0, hi]); per bin the rows, mean confidence and
+    accuracy (the predicted class is the label's argmax). `ece` is the
+    row-weighted mean of |accuracy - confidence| over the bins."""
+    confidence = probs.max(axis=1)
+    correct = (probs.argmax(axis=1) == labels.argmax(axis=1)).astype(np.float64)
+    edges = np.linspace(0.0, 1.0, bins + 1)
+    which = np.clip(np.searchsorted(edges, confidence, side="left") - 1, 0, bins - 1)
+    counts = np.bincount(which, minlength=bins)
+    conf_sum = np.bincount(which, weights=confidence, minlength=bins)
+    acc_sum = np.bincount(which, weights=correct, minlength=bins)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        conf = np.where(counts > 0, conf_sum / counts, np.nan)
+        acc = np.where(counts > 0, acc_sum / counts, np.nan)
+    n = len(probs)
+    ece = float(np.nansum(np.abs(acc - conf) * counts) / n) if n else float("nan")
+    return {
+        "edges": edges.tolist(),
+        "rows": counts.tolist(),
+        "confidence": [None if math.isnan(x) else float(x) for x in conf],
+        "accuracy": [None if math.isnan(x) else float(x) for x in acc],
+        "ece": ece,
+    }
+
+
+def confusion(probs: np.ndarray, labels: np.ndarray) -> list[list[int]]:
+    """3x3 counts: row = the label's class (argmax), column = the predicted."""
+    out = np.zeros((3, 3), dtype=np.int64)
+    np.add.at(out, (labels.argmax(axis=1), probs.argmax(axis=1)), 1)
+    return out.tolist()
+
+
+def _group(probs: np.ndarray, labels: np.ndarray, mask: np.ndarray) -> dict:
+    return {"rows": int(mask.sum()), "log_loss": log_loss(probs[mask], labels[mask])}
+
+
+def summarize(frame, bins: int = 10) -> dict:
+    """Every diagnostic the table supports: `rows`, `labelled`; on labelled
+    rows `log_loss`, `accuracy`, `log_loss_original` / `log_loss_swapped`
+    (each single pass), `calibration` (`reliability`), `confusion`,
+    `by_turns`, `by_truncation`, `by_fold`; and on every row with both
+    passes `flip_rate`."""
+    probs = _triple(frame, "probs")
+    labels = _triple(frame, "labels")
+    original = _triple(frame, "probs_original")
+    swapped = _triple(frame, "probs_swapped")
+    out: dict[str, Any] = {"rows": len(frame)}
+    if original is not None and swapped is not None:
+        out["flip_rate"] = flip_rate(original, swapped)
+    if labels is None:
+        out["labelled"] = 0
+        return out
+    mask = ~np.isnan(labels).any(axis=1)
+    out["labelled"] = int(mask.sum())
+    if not mask.any():
+        return out
+    p, y = probs[mask], labels[mask]
+    out["log_loss"] = log_loss(p, y)
+    out["accuracy"] = float((p.argmax(axis=1) == y.argmax(axis=1)).mean())
+    if original is not None:
+        out["log_loss_original"] = log_loss(original[mask], y)
+    if swapped is not None:
+        out["log_loss_swapped"] = log_loss(swapped[mask], y)
+    out["calibration"] = reliability(p, y, bins)
+    out["confusion"] = confusion(p, y)
+    if "turns" in frame.columns:
+        turns = frame["turns"].to_numpy()[mask]
+        out["by_turns"] = {}
+        for lo, hi, name in TURN_BUCKETS:
+            sel = (turns >= lo) & (turns <= hi if hi is not None else True)
+            if sel.any():
+                out["by_turns"][name] = _group(p, y, sel)
+    if "truncated" in frame.columns:
+        cut = frame["truncated"].to_numpy()[mask].astype(bool)
+        out["by_truncation"] = {
+            name: _group(p, y, sel)
+            for name, sel in (("kept", ~cut), ("truncated", cut))
+            if sel.any()
+        }
+    if "fold" in frame.columns:
+        folds = frame["fold"].to_numpy()[mask]
+        out["by_fold"] = {int(f): _group(p, y, folds == f) for f in np.unique(folds) if f >= 0}
+    return out
+
+
+def format_summary(summary: dict) -> str:
+    """The summary as aligned lines for a terminal."""
+
+    def num(x: float) -> str:
+        return "-" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.4f}"
+
+    lines = [f"rows          {summary['rows']} ({summary['labelled']} labelled)"]
+    if "log_loss" in summary:
+        text = f"log loss      {num(summary['log_loss'])}"
+        if "log_loss_original" in summary:
+            text += f"  (original order alone {num(summary['log_loss_original'])}"
+            if "log_loss_swapped" in summary:
+                text += f", swapped alone {num(summary['log_loss_swapped'])}"
+            text += ")"
+        lines.append(text)
+        lines.append(f"accuracy      {num(summary['accuracy'])}")
+    if "flip_rate" in summary:
+        lines.append(f"flip rate     {num(summary['flip_rate'])} (verdict changes under A/B swap)")
+    if "calibration" in summary:
+        lines.append(f"ECE           {num(summary['calibration']['ece'])} (10 bins, top label)")
+    for key, title in (
+        ("by_turns", "by turns"),
+        ("by_truncation", "by truncation"),
+        ("by_fold", "by fold"),
+    ):
+        if summary.get(key):
+            parts = [
+                f"{name}: {num(g['log_loss'])} ({g['rows']})" for name, g in summary[key].items()
+            ]
+            lines.append(f"{title:<14}" + "  ".join(parts))
+    if "confusion" in summary:
+        m = summary["confusion"]
+        lines.append("confusion     label \\ predicted  a, b, tie")
+        for name, row in zip(CLASSES, m):
+            lines.append(f"              {name:<4}" + "".join(f"{c:>8}" for c in row))
+    return "\n".join(lines)
