@@ -15,32 +15,7 @@ train_extra("transformers")
 
 from arena_fast.dataset import BuildConfig, build_dataset  # noqa: E402
 from arena_fast.train import TrainConfig, train  # noqa: E402
-
-WORDS = "river stone cloud apple music paper garden window lamp ocean forest bread".split()
-
-
-def _keyword_rows(n: int, seed: int) -> pl.DataFrame:
-    """A wins when its answer holds "zebra", B when B's does, tie otherwise."""
-    rng = np.random.default_rng(seed)
-    rows = []
-    for i in range(n):
-        label = i % 3
-        words = lambda k: " ".join(rng.choice(WORDS, size=k))  # noqa: E731
-        a, b = words(rng.integers(4, 12)), words(rng.integers(4, 12))
-        if label == 0:
-            a += " zebra"
-        elif label == 1:
-            b += " zebra"
-        rows.append(
-            {
-                "id": str(i),
-                "prompt": [f"question {words(5)}"],
-                "response_a": [a],
-                "response_b": [b],
-                "labels": [float(label == 0), float(label == 1), float(label == 2)],
-            }
-        )
-    return pl.DataFrame(rows)
+from keyword_rows import keyword_rows as _keyword_rows  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -80,6 +55,30 @@ def test_tiny_gemma2_learns_the_keyword_rule(keyword_dataset, tmp_path, layout, 
     lines = (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()
     assert [json.loads(x) for x in lines if '"eval"' in x][-1]["log_loss"] == result["log_loss"]
     assert (tmp_path / "run" / "head.safetensors").is_file()
+
+
+def test_tiny_gemma2_learns_the_keyword_rule_with_lora(keyword_dataset, tmp_path):
+    """LoRA adapters (r=8, every linear layer) and the head alone learn the
+    rule: the embeddings and base weights stay as initialised."""
+    from safetensors.torch import load_file
+
+    torch.set_num_threads(1)
+    result = train(
+        TrainConfig(
+            data=str(keyword_dataset),
+            model="tiny-gemma2",
+            lora_r=8,
+            lora_alpha=16,
+            epochs=2,
+            lr=1e-2,
+            max_tokens=4096,
+            out=str(tmp_path / "run"),
+            max_seconds=150,
+        )
+    )
+    assert result["log_loss"] <= 0.5 and result["tta_log_loss"] <= 0.5, result
+    trained = load_file(str(tmp_path / "run" / "decoder.safetensors"))
+    assert trained and all("lora_" in name for name in trained)
 
 
 def test_cli_train_with_yaml_and_overrides(keyword_dataset, tmp_path, capsys):
@@ -227,6 +226,7 @@ def test_a_run_is_a_bundle_that_refuses_changed_files(keyword_dataset, tmp_path,
         "decoder.safetensors",
         "head.safetensors",
         "tokenizer.json",
+        "metrics.jsonl",  # stopped after 3 steps: no held-out predictions yet
     }
     assert bundle["labels"] == ["winner_model_a", "winner_model_b", "winner_tie"]
     assert bundle["versions"]["arena_fast"] and bundle["versions"]["torch"]
