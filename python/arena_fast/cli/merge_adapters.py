@@ -1,14 +1,63 @@
-"""`arena-fast merge-adapters` (being built)."""
+"""`arena-fast merge-adapters`: the runs of k folds (same architecture, seed
+and data encoding) averaged key by key into one run: the LoRA A and B
+matrices separately (not their product; the 1st place's recipe) and the
+heads. `--merge` folds the averaged adapter into the base weights and
+stores the result as a run without LoRA. The output is a run directory that
+`arena-fast predict` reads; `merged.json` in it names the sources."""
 
 from __future__ import annotations
 
 import argparse
+import sys
 
 
 def add_parser(sub) -> None:
-    p = sub.add_parser("merge-adapters", help="(being built)", description=__doc__)
+    p = sub.add_parser(
+        "merge-adapters",
+        help="average the LoRA adapters and heads of several runs into one run",
+        description=__doc__,
+    )
+    # Not dest="run": cli.main calls args.run.
+    p.add_argument(
+        "runs", nargs="+", metavar="RUN", help="run directories written by `arena-fast train`"
+    )
+    p.add_argument("--out", required=True, help="the merged run directory")
+    p.add_argument(
+        "--merge",
+        action="store_true",
+        help="fold the averaged adapter into the base weights (a run with lora_r 0)",
+    )
+    p.add_argument(
+        "--weights",
+        nargs="+",
+        type=float,
+        metavar="W",
+        help="one weight per run, normalised to sum 1 (default: equal)",
+    )
+    p.add_argument("--overwrite", action="store_true", help="replace an existing --out")
     p.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    raise NotImplementedError("merge-adapters")
+    from ..merge import merge_runs
+
+    result = merge_runs(
+        args.runs,
+        args.out,
+        merge_into_base=args.merge,
+        weights=args.weights,
+        overwrite=args.overwrite,
+    )
+    shares = ", ".join(f"{w:.3g}" for w in result["weights"])
+    kind = (
+        f"merged into the base weights ({result['decoder_tensors']} decoder tensors)"
+        if result["merged_into_base"]
+        else f"{result['decoder_tensors']} decoder tensors"
+        + (f", LoRA r={result['lora_r']}" if result["lora_r"] else ", no LoRA")
+    )
+    print(
+        f"arena-fast merge-adapters: {result['runs']} runs averaged (weights {shares}; "
+        f"{kind}; {result['head_tensors']} head tensors) -> {result['out']}",
+        file=sys.stderr,
+    )
+    return 0

@@ -1,0 +1,293 @@
+"""`af.merge.merge_runs(runs, out)`: the runs of k folds averaged key by key
+into one run, as the 1st place did with its fold adapters; optionally merged
+into the base weights.
+
+Every tensor of `decoder.safetensors` (the LoRA A and B matrices, or every
+decoder weight of a run trained without LoRA) and of `head.safetensors` is
+the (weighted) mean of the runs' tensors of the same name. The A and B
+matrices are averaged separately, not their product: the merged adapter's
+delta is mean(B) @ mean(A), which is *not* the mean of the runs' deltas
+mean(B @ A). The recipe works because runs of the same seed start from the
+same base weights and the same A (B starts at zero), and fine-tuning moves
+them only a little; average runs of one seed and one architecture only,
+which `merge_runs` enforces.
+
+The result is an ordinary run directory: `af.predict.load_run`, `predict`
+and `Judge` read it unchanged. `merged.json` records where it came from (the
+source runs, the sha256 of their `bundle.json`, the weights)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Optional, Union
+
+from .errors import ConfigError
+
+__all__ = ["ARCHITECTURE_FIELDS", "MERGED", "merge_runs", "write_bundle_from"]
+
+# The config.json fields that decide the model's shape and its base weights:
+# the tiny models are randomly initialised from the seed, and LoRA's A too,
+# so runs of different seeds do not share the weights their adapters adapt.
+ARCHITECTURE_FIELDS = (
+    "model",
+    "lora_r",
+    "lora_alpha",
+    "lora_dropout",
+    "lora_targets",
+    "head",
+    "softcap",
+    "attn_implementation",
+    "seed",
+)
+# The bundle fields that decide what the model's inputs and outputs mean.
+_BUNDLE_FIELDS = ("encoder", "tokenizer_sha256", "labels")
+_TENSOR_FILES = ("decoder.safetensors", "head.safetensors")
+MERGED = "merged.json"
+
+
+def merge_runs(
+    runs: list[Union[str, os.PathLike]],
+    out: Union[str, os.PathLike],
+    *,
+    merge_into_base: bool = False,
+    weights: Optional[list[float]] = None,
+    overwrite: bool = False,
+) -> dict:
+    """Average the trained runs `runs` (directories written by
+    `arena-fast train`) key by key into the new run directory `out`.
+
+    Args:
+        runs: one or more runs of the same architecture and seed
+            (`ARCHITECTURE_FIELDS` of config.json), trained on data encoded
+            the same way (the bundle's encoder config, tokenizer sha256 and
+            label order), with the same tensor names and shapes. Every file
+            is checked against its run's `bundle.json` first.
+        out: the merged run; built in a temporary directory beside it and
+            renamed into place, so an interrupted merge leaves nothing that
+            looks complete.
+        merge_into_base: fold the averaged LoRA adapter into the decoder's
+            weights (peft's `merge_and_unload`): `out` is then stored as a
+            run trained without LoRA (`lora_r = 0`, every decoder weight in
+            `decoder.safetensors`) and needs no peft to predict. Runs trained
+            without LoRA have nothing to merge: asking is a `ConfigError`.
+        weights: one non-negative weight per run (normalised to sum 1;
+            default: equal).
+        overwrite: replace an existing non-empty `out`.
+
+    Means are taken in float64 as `x_0 + sum_i w_i (x_i - x_0)` and cast back
+    to the first run's dtype of each tensor, so k identical runs give back
+    bit-identical tensors, whatever the dtype.
+
+    Returns `{"out", "runs", "weights", "decoder_tensors", "head_tensors",
+    "lora_r", "merged_into_base", "bundle"}`.
+    """
+    from .dataset import file_sha256
+    from .train import read_bundle
+
+    paths = [Path(r) for r in runs]
+    out = Path(out)
+    if not paths:
+        raise ConfigError("merge: give at least one run")
+    shares = _normalised(weights, len(paths))
+    bundles, configs = [], []
+    for run in paths:
+        if not run.is_dir():
+            raise ConfigError(f"{run}: not a training run directory")
+        bundles.append(read_bundle(run))
+        configs.append(json.loads((run / "config.json").read_text()))
+    _check_compatible(paths, configs, bundles)
+    lora_r = int(configs[0].get("lora_r") or 0)
+    if merge_into_base and not lora_r:
+        raise ConfigError(
+            f"{paths[0]}: trained without LoRA (lora_r = 0): there is no adapter to merge "
+            "into the base weights; average the runs without merge_into_base (--merge)"
+        )
+    _check_out(out, paths, overwrite)
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix=f".{out.name}.merging-", dir=out.parent))
+    try:
+        counts = {}
+        for name in _TENSOR_FILES:
+            counts[name] = _average_file([run / name for run in paths], shares, work / name)
+        shutil.copyfile(paths[0] / "tokenizer.json", work / "tokenizer.json")
+        config = dict(configs[0])
+        folds = {c.get("fold") for c in configs}
+        # A merge of several folds has no held-out fold of its own: every
+        # fold's rows trained one of its sources.
+        config["fold"] = folds.pop() if len(folds) == 1 else None
+        config["out"] = str(out)
+        _write_json(work / "config.json", config)
+        provenance = {
+            "format_version": 1,
+            "method": "mean of each tensor (LoRA A and B averaged separately)",
+            "merged_into_base": False,
+            "sources": [
+                {
+                    "run": str(run),
+                    "bundle_sha256": file_sha256(run / "bundle.json"),
+                    "fold": c.get("fold"),
+                    "weight": w,
+                }
+                for run, c, w in zip(paths, configs, shares)
+            ],
+        }
+        _write_json(work / MERGED, provenance)
+        bundle = write_bundle_from(work, bundles[0])
+        if merge_into_base:
+            counts["decoder.safetensors"] = _merge_into_base(work)
+            config["lora_r"] = 0
+            _write_json(work / "config.json", config)
+            provenance["merged_into_base"] = True
+            provenance["lora_r"] = lora_r  # of the adapter that was folded in
+            _write_json(work / MERGED, provenance)
+            bundle = write_bundle_from(work, bundles[0])
+        from .dataset import _publish
+
+        _publish(work, out)
+    except BaseException:
+        shutil.rmtree(work, ignore_errors=True)
+        raise
+    return {
+        "out": out,
+        "runs": len(paths),
+        "weights": shares,
+        "decoder_tensors": counts["decoder.safetensors"],
+        "head_tensors": counts["head.safetensors"],
+        "lora_r": int(config["lora_r"] or 0),
+        "merged_into_base": merge_into_base,
+        "bundle": bundle,
+    }
+
+
+def write_bundle_from(out_dir: Union[str, os.PathLike], source: dict) -> dict:
+    """`bundle.json` for a run directory whose weights were derived from runs
+    rather than trained on a dataset: what the inputs and outputs mean
+    (encoder config, tokenizer sha256, label order, dataset swap) comes from
+    `source` (a source run's bundle); the files, `merged.json` among them,
+    are hashed (`train.write_bundle_file`)."""
+    from .train import write_bundle_file
+
+    return write_bundle_file(Path(out_dir), source, extra_files=(MERGED,))
+
+
+def _normalised(weights: Optional[list[float]], k: int) -> list[float]:
+    import math
+
+    if weights is None:
+        return [1.0 / k] * k
+    weights = [float(w) for w in weights]
+    if len(weights) != k:
+        raise ConfigError(f"weights: {len(weights)} given for {k} runs (one per run)")
+    if not all(math.isfinite(w) and w >= 0 for w in weights):
+        raise ConfigError(f"weights must be finite and non-negative, got {weights}")
+    total = sum(weights)
+    if total <= 0:
+        raise ConfigError(f"weights must not all be zero, got {weights}")
+    return [w / total for w in weights]
+
+
+def _check_compatible(paths: list[Path], configs: list[dict], bundles: list[dict]) -> None:
+    first = paths[0]
+    for run, config, bundle in zip(paths[1:], configs[1:], bundles[1:]):
+        for name in ARCHITECTURE_FIELDS:
+            a, b = configs[0].get(name), config.get(name)
+            if a != b:
+                raise ConfigError(
+                    f"{run}: config.json {name} = {b!r} differs from {first}'s {a!r}; "
+                    "only runs of the same architecture and seed can be averaged"
+                )
+        for name in _BUNDLE_FIELDS:
+            if bundles[0].get(name) != bundle.get(name):
+                raise ConfigError(
+                    f"{run}: bundle.json {name} differs from {first}'s; the runs were "
+                    "trained on data encoded differently"
+                )
+
+
+def _check_out(out: Path, paths: list[Path], overwrite: bool) -> None:
+    target = out.resolve()
+    for run in paths:
+        if run.resolve() == target:
+            raise ConfigError(f"{out}: is one of the runs being merged; write the merge elsewhere")
+    if out.exists() and not overwrite:
+        if out.is_file() or any(out.iterdir()):
+            raise ConfigError(f"{out} already exists; pass overwrite=True (--overwrite)")
+
+
+def _average_file(files: list[Path], shares: list[float], dest: Path) -> int:
+    """The weighted mean of the safetensors `files`, key by key, written to
+    `dest`; returns the number of tensors. One tensor of each file is in
+    memory at a time (plus the result), not k models."""
+    from contextlib import ExitStack
+
+    from safetensors.torch import save_file
+
+    with ExitStack() as stack:
+        merged = _mean_tensors(files, shares, stack)
+    save_file(merged, str(dest))
+    return len(merged)
+
+
+def _mean_tensors(files: list[Path], shares: list[float], stack) -> dict:
+    import torch
+    from safetensors import safe_open
+
+    handles = [stack.enter_context(safe_open(str(f), framework="pt")) for f in files]
+    keys = list(handles[0].keys())
+    for file, handle in zip(files[1:], handles[1:]):
+        theirs = set(handle.keys())
+        for key in keys:
+            if key not in theirs:
+                raise ConfigError(f"{file}: has no tensor {key!r} (which {files[0]} has)")
+        extra = sorted(theirs - set(keys))
+        if extra:
+            raise ConfigError(f"{file}: has tensor {extra[0]!r}, which {files[0]} lacks")
+        for key in keys:
+            a, b = handles[0].get_slice(key).get_shape(), handle.get_slice(key).get_shape()
+            if list(a) != list(b):
+                raise ConfigError(f"{file}: tensor {key!r} has shape {b}, {files[0]} {a}")
+    merged = {}
+    for key in keys:
+        first = handles[0].get_tensor(key)
+        if not first.is_floating_point():
+            for file, handle in zip(files[1:], handles[1:]):
+                if not torch.equal(handle.get_tensor(key), first):
+                    raise ConfigError(f"{file}: integer tensor {key!r} differs (not averaged)")
+            merged[key] = first.contiguous()
+            continue
+        # x_0 + sum w_i (x_i - x_0): equal inputs give differences of exactly
+        # zero, so identical runs come back bit for bit.
+        base = first.to(torch.float64)
+        acc = torch.zeros_like(base)
+        for share, handle in zip(shares[1:], handles[1:]):
+            acc += share * (handle.get_tensor(key).to(torch.float64) - base)
+        merged[key] = (base + acc).to(first.dtype).contiguous()
+    return merged
+
+
+def _merge_into_base(work: Path) -> int:
+    """Fold the adapter of the run in `work` into its decoder's weights and
+    store every decoder weight, as a run trained without LoRA is stored;
+    returns the number of tensors."""
+    import torch
+    from safetensors.torch import save_file
+
+    from .predict import load_run
+    from .tokenizer import Tokenizer
+
+    # The tokenizer sizes the tiny models' vocabulary (the demo one would not).
+    model, _ = load_run(work, tokenizer=Tokenizer.from_file(work / "tokenizer.json"))
+    with torch.no_grad():
+        base = model.decoder.merge_and_unload()
+    weights = {n: p.detach().contiguous() for n, p in base.named_parameters()}
+    save_file(weights, str(work / "decoder.safetensors"))
+    return len(weights)
+
+
+def _write_json(path: Path, value: dict) -> None:
+    path.write_text(json.dumps(value, indent=2) + "\n")
