@@ -1,4 +1,14 @@
-"""`arena-fast report` (being built)."""
+"""`arena-fast report RUN [RUN ...]`: an HTML page with PNG plots of training
+runs, to open in a browser instead of reading logs: loss curves, held-out log
+loss per fold, calibration (reliability diagram, ECE), position flip rate,
+confusion matrix, log loss by turns and by truncation.
+
+One run: the page goes to RUN/report/index.html. Several runs (the k fold
+runs of one model) share one page comparing them, in --out, by default
+report/ in the directory that holds them all. --predictions adds tables
+written by `arena-fast predict --predictions` as further sections. An older
+report is replaced; a directory that is not a report never is. Needs
+matplotlib (pip install "arena-fast[plot]"). Prints the path of index.html."""
 
 from __future__ import annotations
 
@@ -6,9 +16,27 @@ import argparse
 
 
 def add_parser(sub) -> None:
-    p = sub.add_parser("report", help="(being built)", description=__doc__)
+    p = sub.add_parser(
+        "report",
+        help="an HTML page with plots of one or more training runs",
+        description=__doc__,
+    )
+    p.add_argument(
+        "runs", nargs="+", metavar="RUN", help="run directories written by `arena-fast train`"
+    )
+    p.add_argument("--out", metavar="DIR", help="the report's directory (index.html and PNGs)")
+    p.add_argument(
+        "--predictions",
+        nargs="+",
+        action="extend",
+        metavar="FILE",
+        help="prediction tables (.parquet) from `arena-fast predict --predictions`",
+    )
     p.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    raise NotImplementedError("report")
+    from ..report import write_report
+
+    print(write_report(args.runs, out=args.out, predictions=args.predictions))
+    return 0

@@ -1,0 +1,175 @@
+"""`arena-fast report`: the HTML page and its PNGs, from real tiny runs."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import sys
+
+import polars as pl
+import pytest
+
+from strategies import train_extra  # noqa: E402
+
+torch = train_extra("torch")
+train_extra("transformers")
+
+from arena_fast.dataset import BuildConfig, build_dataset  # noqa: E402
+from arena_fast.diagnostics import read_predictions, summarize  # noqa: E402
+from arena_fast.errors import ConfigError  # noqa: E402
+from arena_fast.report import write_report  # noqa: E402
+from arena_fast.train import PREDICTIONS, TrainConfig, train  # noqa: E402
+from keyword_rows import keyword_rows  # noqa: E402
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    """Two fold runs of one model, a run stopped after 2 steps, and one
+    without held-out fold."""
+    torch.set_num_threads(1)
+    root = tmp_path_factory.mktemp("report")
+    rows = keyword_rows(300, 0, max_turns=4, answer_words=(3, 8), prompt_words=3)
+    rows.write_parquet(root / "rows.parquet")
+    build = BuildConfig(
+        inputs=[f"{root / 'rows.parquet'}:canonical"], max_length=96, folds=2, swap=True
+    )
+    build_dataset(build, root / "ds")
+    common = dict(data=str(root / "ds"), epochs=2, lr=5e-3, max_tokens=512, log_every=2)
+    out = {}
+    for fold in (0, 1):
+        out[fold] = root / "model" / f"fold{fold}"
+        train(TrainConfig(fold=fold, out=str(out[fold]), **common))
+    out["early"] = root / "early"
+    train(TrainConfig(fold=0, max_steps=2, out=str(out["early"]), **{**common, "log_every": 1}))
+    out["all"] = root / "all"
+    train(TrainConfig(fold=None, max_steps=2, out=str(out["all"]), **common))
+    return out
+
+
+def _images(index) -> list:
+    """The PNGs the page references, after checking that they are exactly
+    the PNGs beside it and that each is a PNG."""
+    page = index.read_text(encoding="utf-8")
+    names = re.findall(r'<img src="([^"]+)"', page)
+    assert len(names) == len(set(names))
+    assert sorted(names) == sorted(p.name for p in index.parent.iterdir() if p.name != "index.html")
+    for name in names:
+        assert (index.parent / name).read_bytes()[:8] == PNG_MAGIC, name
+    return names
+
+
+def test_one_run_page_has_its_plots_and_numbers(runs):
+    index = write_report([runs[0]])
+    assert index == runs[0] / "report" / "index.html"
+    names = _images(index)
+    kinds = ("loss", "reliability", "flips", "confusion", "groups")
+    assert sorted(names) == sorted(f"run1-{k}.png" for k in kinds)
+    page = index.read_text(encoding="utf-8")
+    s = summarize(read_predictions(runs[0] / PREDICTIONS))
+    for value in (
+        s["log_loss"],
+        s["accuracy"],
+        s["log_loss_original"],
+        s["log_loss_swapped"],
+        s["flip_rate"],
+        s["calibration"]["ece"],
+    ):
+        assert f"<td>{value:.4f}</td>" in page
+    evals = [json.loads(x) for x in (runs[0] / "metrics.jsonl").read_text().splitlines()]
+    last = [r for r in evals if r.get("eval")][-1]
+    assert f"<td>{last['tta_log_loss']:.4f}</td>" in page
+    assert "<td>tiny-gemma2</td>" in page and "<td>96</td>" in page  # max_length from the bundle
+    assert f"ECE           {s['calibration']['ece']:.4f}" in page  # the numbers, as text
+
+
+def test_hostile_text_is_escaped(runs, tmp_path):
+    # Names reach the page and the plots' legends: no HTML, and no TeX for matplotlib.
+    copies = [tmp_path / "run<b>x", tmp_path / r"$\nope{$"]
+    for fold, run in enumerate(copies):
+        shutil.copytree(runs[fold], run, ignore=shutil.ignore_patterns("report"))
+    config = json.loads((copies[0] / "config.json").read_text())
+    config["model"] = '<script>alert("x")</script>'
+    (copies[0] / "config.json").write_text(json.dumps(config))
+    index = write_report(copies)
+    page = index.read_text(encoding="utf-8")
+    assert "<script>" not in page and "<b>" not in page
+    assert "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;" in page
+    assert "run&lt;b&gt;x" in page and r"$\nope{$" in page
+    assert "compare-loss.png" in _images(index)
+
+
+def test_two_runs_get_per_fold_bars_and_the_pooled_score(runs):
+    extra = runs[1] / PREDICTIONS
+    index = write_report([runs[0], runs[1]], predictions=[extra])
+    assert index.resolve() == (runs[0].parent / "report" / "index.html").resolve()  # beside them
+    names = _images(index)
+    assert {"compare-folds.png", "compare-loss.png", "pred1-reliability.png"} <= set(names)
+    page = index.read_text(encoding="utf-8")
+    frames = [read_predictions(runs[f] / PREDICTIONS) for f in (0, 1)]
+    for fold, frame in enumerate(frames):
+        g = summarize(frame)["by_fold"][fold]
+        assert f"<tr><td>fold {fold}</td><td>{g['rows']}</td><td>{g['log_loss']:.4f}</td></tr>" in (
+            page
+        )
+    pooled = summarize(pl.concat(frames))
+    assert f"<td>all runs pooled (out of fold)</td><td>{pooled['rows']}</td>" in page
+    assert f"<td>{pooled['log_loss']:.4f}</td>" in page
+    assert "<h2" in page and ">valid_predictions.parquet</h2>" in page
+
+
+def test_runs_without_predictions_say_so(runs):
+    page = write_report([runs["early"]]).read_text(encoding="utf-8")
+    assert "no held-out predictions: the run stopped before its first evaluation" in page
+    assert _images(runs["early"] / "report" / "index.html") == ["run1-loss.png"]
+    page = write_report([runs["all"]]).read_text(encoding="utf-8")
+    assert "no held-out predictions: the run trained on every row (fold None)" in page
+
+
+def test_bad_inputs_are_config_errors(runs, tmp_path):
+    with pytest.raises(ConfigError, match=re.escape(f"{tmp_path}: not a training run")):
+        write_report([tmp_path])
+    keep = tmp_path / "mine"
+    keep.mkdir()
+    (keep / "notes.txt").write_text("keep me")
+    with pytest.raises(ConfigError, match="not an arena-fast report"):
+        write_report([runs[0]], out=keep)
+    assert [p.name for p in keep.iterdir()] == ["notes.txt"]
+    with pytest.raises(ConfigError, match="different directories"):
+        write_report([runs[0], runs["early"]])
+
+
+def test_missing_matplotlib_names_the_extra(runs, tmp_path, monkeypatch):
+    for name in ("matplotlib", "matplotlib.style", "matplotlib.figure"):
+        monkeypatch.setitem(sys.modules, name, None)  # as if not installed
+    with pytest.raises(ConfigError, match=re.escape('pip install "arena-fast[plot]"')):
+        write_report([runs[0]], out=tmp_path / "r")
+    assert not (tmp_path / "r").exists()
+
+
+def test_same_inputs_same_bytes_and_old_reports_replaced(runs, tmp_path):
+    both = [runs[0], runs[1]]
+    first = write_report(both, out=tmp_path / "a").parent
+    (first / "stale.png").write_bytes(PNG_MAGIC)
+    again = write_report(both, out=tmp_path / "a").parent  # replaces the older report
+    second = write_report(both, out=tmp_path / "b").parent
+    files = sorted(p.name for p in again.iterdir())
+    assert "stale.png" not in files and files == sorted(p.name for p in second.iterdir())
+    for name in files:  # the PNGs too: no date, no software version inside
+        assert (again / name).read_bytes() == (second / name).read_bytes(), name
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a", "b"]  # no temporaries left
+
+
+def test_cli(runs, tmp_path, capsys):
+    from arena_fast.cli import main
+
+    out = tmp_path / "cli"
+    extra = str(runs[1] / PREDICTIONS)
+    assert main(["report", str(runs[0]), "--out", str(out), "--predictions", extra]) == 0
+    assert capsys.readouterr().out.strip() == str(out / "index.html")
+    assert "pred1-flips.png" in (out / "index.html").read_text(encoding="utf-8")
+    assert main(["report", str(tmp_path / "nothing")]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("arena-fast report: error: ") and "not a training run" in err
