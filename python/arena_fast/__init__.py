@@ -43,9 +43,9 @@ __all__ = [
     "unswap_probs",
 ]
 
-# The torch layer (the `[train]` extra) loads on first use, so that
-# `import arena_fast` stays light: `af.model`, `af.losses`, `af.torch`.
-_LAZY = ("model", "losses", "torch")
+# The torch layer (the `[train]` extra) and what builds on it load on first
+# use, so that `import arena_fast` stays light: `af.model`, `af.train`, ...
+_LAZY = ("model", "losses", "torch", "train", "predict", "merge", "diagnostics", "report")
 
 
 def __getattr__(name: str):

@@ -1,32 +1,162 @@
-"""`arena-fast demo`: the whole encoder on built-in data, no download needed:
-synthetic Kaggle-format rows, the bundled tokenizer, a summary of what came out."""
+"""`arena-fast demo`: the whole pipeline on built-in data, on the CPU, in a few
+minutes, nothing downloaded: synthetic Kaggle-format rows -> build-dataset
+(bundled tokenizer, both A/B orders) -> train `tiny-gemma2` on fold 0 ->
+predict held-out synthetic rows with swap TTA -> score, printing the log loss
+at each stage (needs the `[train]` extra).
+
+`--encode-only` runs the encoder alone on synthetic rows or a Kaggle CSV
+(`--input`, `--tokenizer`) and summarises what came out (no torch needed)."""
 
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import sys
 import tempfile
 import time
 
+from ._args import int_at_least
+
 
 def add_parser(sub) -> None:
     p = sub.add_parser(
         "demo",
-        help="encode synthetic arena rows with the bundled tokenizer and summarise",
+        help="synth -> build-dataset -> train tiny-gemma2 -> predict -> score, on the CPU",
         description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("--rows", type=int, default=5000, help="synthetic rows to generate")
-    p.add_argument("--seed", type=int, default=0, help="seed of the synthetic rows")
-    p.add_argument("--input", help="a Kaggle train.csv / test.csv instead of synthetic rows")
+    p.add_argument("--rows", type=int_at_least(1), default=2000, help="synthetic training rows")
+    p.add_argument(
+        "--test-rows", type=int_at_least(1), default=500, help="held-out synthetic rows to score"
+    )
+    p.add_argument("--seed", type=int, default=0, help="seed of the synthetic rows and training")
+    p.add_argument("--epochs", type=int_at_least(1), default=2, help="training epochs")
+    p.add_argument("--lr", type=float, default=2e-3, help="learning rate")
+    p.add_argument("--model", default="tiny-gemma2", help="tiny-gemma2, tiny-llama or a folder")
+    p.add_argument("--out", help="keep the datasets, run and submission here (default: a temp dir)")
+    p.add_argument("--encode-only", action="store_true", help="the encoder alone (no torch)")
+    p.add_argument("--input", help="with --encode-only: a Kaggle train.csv / test.csv")
     p.add_argument("--tokenizer", help="tokenizer.json (default: the bundled demo tokenizer)")
     p.add_argument("--template", default="rounds", help="rounds, pab, concat or tags")
     p.add_argument("--strategy", default="fair", help="fourth_place, fair, drop_oldest, none")
-    p.add_argument("--max-length", type=int, default=1024, help="token budget per row")
-    p.add_argument("--swap", action="store_true", help="also encode every row with A/B swapped")
+    p.add_argument("--max-length", type=int_at_least(1), default=384, help="token budget per row")
+    p.add_argument("--swap", action="store_true", help="with --encode-only: both A/B orders")
     p.add_argument("--threads", type=int, default=None, help="encoder threads (default 1)")
-    p.add_argument("--out", help="write the encoded rows to this .npz file")
+    p.add_argument("--npz", help="with --encode-only: write the encoded rows to this .npz file")
     p.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.encode_only:
+        return _encode_only(args)
+    from ..errors import ConfigError
+
+    if args.input:
+        raise ConfigError("--input is for --encode-only; the pipeline demo makes its own rows")
+    try:
+        import torch  # noqa: F401
+    except ImportError:
+        raise ConfigError(
+            'the pipeline demo trains a model: pip install "arena-fast[train]" '
+            "(or run `arena-fast demo --encode-only`)"
+        ) from None
+    if args.out:
+        os.makedirs(args.out, exist_ok=True)
+        return _pipeline(args, args.out)
+    with tempfile.TemporaryDirectory(prefix="arena-fast-demo-") as work:
+        return _pipeline(args, work)
+
+
+def _say(stage: str, text: str) -> None:
+    print(f"[{stage:<7}] {text}", flush=True)
+
+
+def _pipeline(args: argparse.Namespace, work: str) -> int:
+    import numpy as np
+
+    from ..dataset import BuildConfig, build_dataset, load_dataset
+    from ..diagnostics import format_summary, log_loss, summarize
+    from ..predict import predict, prediction_table, write_submission
+    from ..synth import write_csv
+    from ..train import TrainConfig, train
+
+    started = time.perf_counter()
+    train_csv, test_csv = os.path.join(work, "train.csv"), os.path.join(work, "holdout.csv")
+    write_csv(train_csv, args.rows, seed=args.seed)
+    write_csv(test_csv, args.test_rows, seed=args.seed + 1)
+    _say("synth", f"{args.rows} training rows, {args.test_rows} held-out rows (Kaggle format)")
+
+    common = dict(
+        tokenizer=args.tokenizer,
+        template=args.template,
+        strategy=args.strategy,
+        max_length=args.max_length,
+        swap=True,
+        seed=args.seed,
+        threads=args.threads,
+    )
+    data, holdout = os.path.join(work, "data"), os.path.join(work, "holdout-data")
+    built = build_dataset(BuildConfig(inputs=[train_csv], **common), data, overwrite=True)
+    build_dataset(BuildConfig(inputs=[test_csv], **common), holdout, overwrite=True)
+    counts = built["counts"]
+    _say(
+        "build",
+        f"{counts['rows']} of {counts['rows_in']} rows kept, "
+        f"{counts['input_rows_dropped']} dropped "
+        f"(reasons in {data}/dropped.parquet); both A/B orders, max_length {args.max_length}",
+    )
+    train_rows = load_dataset(data, fold=0, split="train", swap=False)
+    valid_rows = load_dataset(data, fold=0, split="valid", swap=False)
+    prior = np.nanmean(train_rows.labels, axis=0)
+    labelled = valid_rows.labels[valid_rows.labelled].astype(np.float64)
+    prior_loss = log_loss(np.tile(prior, (len(labelled), 1)), labelled)
+    _say(
+        "score",
+        f"before training: uniform {math.log(3):.4f}, class prior {prior_loss:.4f} "
+        f"(fold 0, {len(labelled)} rows)",
+    )
+
+    def log(record: dict) -> None:
+        if record.get("eval"):
+            _say(
+                "train",
+                f"epoch {record['epoch']}: fold-0 log loss {record['log_loss']:.4f}, "
+                f"with swap TTA {record.get('tta_log_loss', float('nan')):.4f} "
+                f"({record['seconds']:.0f} s)",
+            )
+
+    run_dir = os.path.join(work, "run")
+    config = TrainConfig(
+        data=data,
+        fold=0,
+        model=args.model,
+        epochs=args.epochs,
+        lr=args.lr,
+        seed=args.seed,
+        out=run_dir,
+        log_every=20,  # training loss in metrics.jsonl (for `arena-fast report`), not printed
+    )
+    train(config, log=log)
+    result = predict(run_dir, holdout)
+    table = summarize(prediction_table(result))
+    rules = predict(run_dir, holdout, postprocess=True)
+    labels = result["labels"]
+    mask = ~np.isnan(labels).any(axis=1)
+    single = log_loss(result["probs_original"][mask], labels[mask])
+    _say(
+        "predict",
+        f"{len(result['ids'])} held-out rows: log loss {table['log_loss']:.4f} with swap TTA, "
+        f"{single:.4f} original order alone, "
+        f"{log_loss(rules['probs'][mask], labels[mask]):.4f} with --postprocess "
+        f"({int(rules['postprocessed'].sum())} rows changed)",
+    )
+    submission = os.path.join(work, "submission.csv")
+    write_submission(submission, result["ids"], result["probs"])
+    print(format_summary(table))
+    where = f"kept in {work}" if args.out else "in a temporary directory, removed"
+    _say("done", f"{time.perf_counter() - started:.0f} s; datasets, run and submission {where}")
+    return 0
 
 
 def _read_csv(path: str) -> tuple[list[str], list[str], list[str]]:
@@ -56,7 +186,7 @@ def _percentiles(values, qs=(50, 90, 99, 100)) -> str:
     return "  ".join(f"p{q}={int(np.percentile(values, q))}" for q in qs)
 
 
-def run(args: argparse.Namespace) -> int:
+def _encode_only(args: argparse.Namespace) -> int:
     import numpy as np
 
     from .. import REPAIR_NULL, REPAIR_RAGGED, REPAIR_SURROGATE, Encoder, Tokenizer
@@ -105,15 +235,10 @@ def run(args: argparse.Namespace) -> int:
     print("\n".join(lines))
     if len(out):
         print("\nrow 0, decoded:\n" + tok.decode(out[0]))
-    if args.out:
-        directory = os.path.dirname(os.path.abspath(args.out))
-        fd, tmp = tempfile.mkstemp(dir=directory, suffix=".npz.tmp")
-        try:
-            with os.fdopen(fd, "wb") as f:
-                np.savez(f, **out.arrays())
-            os.replace(tmp, args.out)
-        except BaseException:
-            os.unlink(tmp)
-            raise
-        print(f"\nwrote {args.out}", file=sys.stderr)
+    if args.npz:
+        from ..files import replacing
+
+        with replacing(args.npz) as tmp, open(tmp, "wb") as f:
+            np.savez(f, **out.arrays())
+        print(f"\nwrote {args.npz}", file=sys.stderr)
     return 0
