@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import glob
 import hashlib
 import json
 import os
@@ -763,8 +764,9 @@ def build_dataset(
         if out.is_file() or any(out.iterdir()):
             raise ConfigError(f"{out} already exists; pass overwrite=True (--overwrite)")
     out.parent.mkdir(parents=True, exist_ok=True)
+    _remove_abandoned(out)
     started = time.perf_counter()
-    work = Path(tempfile.mkdtemp(prefix=f".{out.name}.building-", dir=out.parent))
+    work = Path(tempfile.mkdtemp(prefix=f".{out.name}.building-{os.getpid()}-", dir=out.parent))
     builder: Optional[_Builder] = None
     try:
         builder = _Builder(config, progress, encoder)
@@ -861,7 +863,8 @@ def build_dataset(
         # it goes to build.json (and the returned dict).
         timings = {k: round(v, 3) for k, v in builder.timings.items()}
         timings["total"] = round(time.perf_counter() - started, 3)
-        _atomic_write_bytes(work / BUILD_LOG, (json.dumps({"seconds": timings}) + "\n").encode())
+        log = {"seconds": timings, "threads": config.threads}
+        _atomic_write_bytes(work / BUILD_LOG, (json.dumps(log) + "\n").encode())
         _atomic_write_bytes(work / MANIFEST, (json.dumps(manifest, indent=2) + "\n").encode())
         _publish(work, out)
         manifest = dict(manifest, timings=timings)
@@ -1005,7 +1008,8 @@ def _manifest(version, config, builder, inputs, kept, meta, dropped, shards, wor
     return {
         "format_version": FORMAT_VERSION,
         "arena_fast_version": version,
-        "config": config.to_dict(),
+        # Without `threads`: it changes no output byte, so no manifest byte.
+        "config": {k: v for k, v in config.to_dict().items() if k != "threads"},
         "encoder": builder.encoder.config(),
         "tokenizer": {
             "file": TOKENIZER,
@@ -1039,6 +1043,28 @@ def _manifest(version, config, builder, inputs, kept, meta, dropped, shards, wor
         "shards": shards,
         "dropped_file": DROPPED,
     }
+
+
+def _remove_abandoned(out: Path) -> None:
+    """Delete what killed builds of `out` left beside it: work directories
+    and replaced datasets (`.NAME.building-PID-*`, `.NAME.old-PID`) of
+    processes that no longer run. A live build's are left alone."""
+    for path in out.parent.glob(f".{glob.escape(out.name)}.*"):
+        rest = path.name[len(out.name) + 2 :]
+        kind, _, tail = rest.partition("-")
+        pid = tail.split("-", 1)[0]
+        if kind in ("building", "old") and pid.isdigit() and not _alive(int(pid)):
+            shutil.rmtree(path, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # another user's process
+    return True
 
 
 def _publish(work: Path, out: Path) -> None:
