@@ -534,17 +534,26 @@ def _save_checkpoint(path: Path, model, optimizer, scheduler, step: int) -> None
 
 def _load_checkpoint(path: Path, model, optimizer, scheduler) -> int:
     """Restore a checkpoint (tensors only: `weights_only=True`); returns its step."""
+    import pickle
+
     import torch
+    from safetensors import SafetensorError
     from safetensors.torch import load_file
 
-    weights = load_file(str(path / "trained.safetensors"))
+    try:
+        weights = load_file(str(path / "trained.safetensors"))
+        # Tensors and plain containers only: a checkpoint is not trusted code.
+        state = torch.load(path / "state.pt", weights_only=True)
+    except (OSError, RuntimeError, ValueError, pickle.UnpicklingError, SafetensorError) as exc:
+        raise ConfigError(
+            f"{path}: not a readable checkpoint ({type(exc).__name__}: {exc})"
+        ) from None
     params = dict(model.trainable_parameters())
     if set(weights) != set(params):
         raise ConfigError(f"{path}: the checkpoint does not match this model's trained weights")
     with torch.no_grad():
         for name, value in weights.items():
             params[name].copy_(value)
-    state = torch.load(path / "state.pt", weights_only=True)
     optimizer.load_state_dict(state["optimizer"])
     scheduler.load_state_dict(state["scheduler"])
     torch.set_rng_state(state["rng"])
