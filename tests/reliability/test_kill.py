@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import random
+import shutil
 import signal
 import subprocess
 import sys
@@ -41,17 +42,37 @@ def _command(csv: Path, out: Path, *extra: str) -> list:
     ]
 
 
-def _run_and_kill(command: list, after: float) -> bool:
-    """Start `command`, SIGKILL it `after` seconds later; True when it was
-    killed (False: it finished first)."""
+def _run_and_kill(command: list, after: float) -> tuple:
+    """Start `command`, SIGKILL it `after` seconds later; (True when it was
+    killed, False when it finished first; its seconds)."""
+    started = time.perf_counter()
     proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         proc.wait(timeout=after)
-        return False
+        return False, time.perf_counter() - started
     except subprocess.TimeoutExpired:
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait()
-        return True
+        return True, after
+
+
+def _kills(command: list, reference: dict, seed: int, check, wanted: int = 6):
+    """Kill `command` at random points until `wanted` runs were killed
+    (calling `check()` after each run). The points are drawn over the build's
+    duration, re-estimated from the runs that finished first, so that a
+    machine that got faster since the reference still sees its kills."""
+    rng = random.Random(seed)
+    duration, kills = reference["seconds"], 0
+    for _ in range(5 * wanted):
+        # From process start-up to the last renames: kills land in every stage.
+        killed, seconds = _run_and_kill(command, rng.uniform(0.05, 0.95) * duration)
+        check(killed)
+        kills += killed
+        if not killed:
+            duration = min(duration, seconds)
+        if kills >= wanted:
+            break
+    assert kills >= wanted
 
 
 @pytest.fixture(scope="module")
@@ -74,17 +95,14 @@ def _assert_complete_or_absent(out: Path, reference: dict) -> str:
 
 
 def test_killed_builds_leave_nothing_that_looks_complete(reference, tmp_path):
-    rng = random.Random(0)
     out = tmp_path / "data"
-    kills = 0
-    for _ in range(8):
-        # From process start-up to the last renames: kills land in every stage.
-        after = rng.uniform(0.05, 1.1) * reference["seconds"]
-        kills += _run_and_kill(_command(reference["csv"], out), after)
-        _assert_complete_or_absent(out, reference)
-        if out.exists():
-            break  # a build finished before its kill: the next stage of the test
-    assert kills >= 4
+
+    def check(killed: bool) -> None:
+        state = _assert_complete_or_absent(out, reference)
+        if state == "complete":
+            shutil.rmtree(out)  # finished before its kill: start afresh again
+
+    _kills(_command(reference["csv"], out), reference, 0, check)
     # A rerun from scratch gives the same bytes, and clears the leftovers.
     subprocess.run(_command(reference["csv"], out, "--overwrite"), check=True)
     assert _files(out) == reference["files"]
@@ -92,19 +110,18 @@ def test_killed_builds_leave_nothing_that_looks_complete(reference, tmp_path):
 
 
 def test_a_killed_overwrite_keeps_the_old_dataset(reference, tmp_path):
-    rng = random.Random(1)
     out = tmp_path / "data"
     subprocess.run(_command(reference["csv"], out), check=True)
-    outcomes = set()
-    for _ in range(6):
-        after = rng.uniform(0.05, 1.1) * reference["seconds"]
-        _run_and_kill(_command(reference["csv"], out, "--overwrite"), after)
-        outcomes.add(_assert_complete_or_absent(out, reference))
+
+    def check(killed: bool) -> None:
+        _assert_complete_or_absent(out, reference)
         if not out.exists():
             # Killed between the two renames: the old dataset waits beside it.
             old = [p for p in tmp_path.iterdir() if p.name.startswith(".data.old-")]
             assert len(old) == 1 and _files(old[0]) == reference["files"]
             os.replace(old[0], out)
+
+    _kills(_command(reference["csv"], out, "--overwrite"), reference, 1, check)
     subprocess.run(_command(reference["csv"], out, "--overwrite"), check=True)
     assert _files(out) == reference["files"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["data"]
