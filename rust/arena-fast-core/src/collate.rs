@@ -125,11 +125,23 @@ pub fn collate_padded(
     }
     let spans = spans(ids.len(), offsets, idx)?;
     let longest = spans.iter().map(|(s, e)| e - s).max().unwrap_or(0);
-    let width = match pad_to_multiple_of {
-        Some(m) => longest.div_ceil(m) * m,
-        None => longest,
-    };
     let rows = spans.len();
+    let width = match pad_to_multiple_of {
+        Some(m) => longest.checked_next_multiple_of(m),
+        None => Some(longest),
+    };
+    // Within int32 like a pack, and never an allocation that aborts the
+    // process (a huge `pad_to_multiple_of`).
+    let width = width
+        .filter(|w| w.checked_mul(rows).is_some_and(|c| c <= i32::MAX as usize))
+        .ok_or_else(|| {
+            input(format!(
+                "a padded batch of {rows} rows of width {longest} rounded up to a multiple of \
+                 {} holds more than {} tokens",
+                pad_to_multiple_of.unwrap_or(1),
+                i32::MAX
+            ))
+        })?;
     // Written row by row in one pass (tokens, then padding), never filled
     // first and overwritten: this is a memory-bound copy.
     let mut input_ids = Vec::with_capacity(rows * width);

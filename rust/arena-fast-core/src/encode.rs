@@ -469,7 +469,7 @@ impl Encoder {
             extra_headers = header_lens.clone();
             for i in CACHED_HEADERS + 1..=n {
                 let h = self
-                    .header_ids(i)
+                    .header_ids(i, cache)
                     .map_err(|source| EncodeError::Tokenizer { row, source })?;
                 extra_headers.push(h.len());
             }
@@ -520,7 +520,7 @@ impl Encoder {
                         frame.headers[t] + (0..3).map(|f| frame.suffix[f] + l.seg[f]).sum::<usize>()
                     })
                     .sum::<usize>();
-            self.assemble(&segs, &plan, &mut out.input_ids)
+            self.assemble(&segs, &plan, cache, &mut out.input_ids)
                 .map_err(|source| EncodeError::Tokenizer { row, source })?;
             out.offsets.push(out.input_ids.len() as i64);
             out.turns_total.push(n_total as i32);
@@ -539,13 +539,21 @@ impl Encoder {
         Ok(())
     }
 
-    fn header_ids(&self, position: usize) -> Result<Cow<'_, [u32]>, TokenizerError> {
+    /// The header at 1-based `position`; past the cached ones it is
+    /// tokenized through `cache`, the word cache the caller already holds
+    /// (`ArenaTokenizer::encode` would borrow this thread's cache again).
+    fn header_ids(
+        &self,
+        position: usize,
+        cache: &mut WordCache,
+    ) -> Result<Cow<'_, [u32]>, TokenizerError> {
         match self.headers.get(position - 1) {
             Some(h) => Ok(Cow::Borrowed(h)),
-            None => Ok(Cow::Owned(
-                self.tok
-                    .encode(&self.cfg.template.header_text(position), false)?,
-            )),
+            None => Ok(Cow::Owned(self.tok.encode_cached(
+                &self.cfg.template.header_text(position),
+                false,
+                cache,
+            )?)),
         }
     }
 
@@ -553,13 +561,14 @@ impl Encoder {
         &self,
         segs: &[[Seg; 3]],
         plan: &Plan,
+        cache: &mut WordCache,
         out: &mut Vec<i32>,
     ) -> Result<(), TokenizerError> {
         out.extend(self.cfg.bos.map(|b| b as i32));
         out.extend(ids(&self.begin));
         let body_start = out.len();
         for (pos, tp) in plan.turns.iter().enumerate() {
-            out.extend(ids(&self.header_ids(pos + 1)?));
+            out.extend(ids(&self.header_ids(pos + 1, cache)?));
             for f in 0..3 {
                 let seg = segs[tp.turn][f];
                 match tp.cuts[f] {

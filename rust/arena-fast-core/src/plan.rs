@@ -247,9 +247,20 @@ fn descending(n: u32, key: impl Fn(u32) -> u64) -> Vec<(u32, u64)> {
         .collect()
 }
 
+/// The most ranks a plan is made for. A plan holds one total per rank
+/// (`Plan::rank_tokens`), so an absurd `world_size` would be an allocation
+/// that aborts the process rather than an error.
+pub const MAX_WORLD_SIZE: usize = 1 << 20;
+
 fn check_ranks(ranks: &Ranks) -> Result<()> {
     if ranks.world_size < 1 {
         return Err(invalid("world_size must be at least 1".into()));
+    }
+    if ranks.world_size > MAX_WORLD_SIZE {
+        return Err(invalid(format!(
+            "world_size must be at most {MAX_WORLD_SIZE}, got {}",
+            ranks.world_size
+        )));
     }
     if ranks.rank >= ranks.world_size {
         return Err(invalid(format!(
