@@ -14,6 +14,7 @@
 #   scripts/fuzz.sh long [SECONDS]      each target SECONDS (default 600) seconds
 #   scripts/fuzz.sh run TARGET [SECONDS] [LIBFUZZER_ARGS...]
 #   scripts/fuzz.sh repro TARGET FILE   run one input (a crash artifact) again
+#   scripts/fuzz.sh lint                rustfmt and clippy on the fuzz crate
 #   scripts/fuzz.sh build
 #
 # Inputs found are kept in fuzz/corpus/TARGET (not in git) and grow from run
@@ -24,7 +25,9 @@
 # Gemma's tokenizer when ../shared/tokenizers/gemma3 is there.
 #
 # Environment: FUZZ_TARGETS (names, default all), SHORT_SECONDS,
-# FUZZ_TIMEOUT (seconds one input may take, default 10), FUZZ_RSS_MB (2048).
+# FUZZ_TIMEOUT (seconds one input may take, default 10), FUZZ_RSS_MB (2048),
+# ARENA_FUZZ_TOKENIZER (a tokenizer.json for tokenize / encode instead of
+# the demo one), ARENA_FUZZ_DEBUG=1 (repro: print the decoded input).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -134,8 +137,12 @@ repro)
 build)
     build
     ;;
+lint)
+    log "rustfmt and clippy on fuzz/"
+    (cd fuzz && cargo fmt --check && cargo clippy --all-targets --locked --quiet -- -D warnings)
+    ;;
 *)
-    sed -n '2,27p' "$0" >&2
+    sed -n '2,30p' "$0" >&2
     exit 2
     ;;
 esac

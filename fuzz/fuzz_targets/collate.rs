@@ -14,6 +14,7 @@ use arbitrary::Unstructured;
 use arena_fast_core::collate::{collate_packed, collate_padded, gather, Side};
 use libfuzzer_sys::fuzz_target;
 
+#[derive(Debug)]
 struct Input {
     ids: Vec<i32>,
     offsets: Vec<i64>,
@@ -100,6 +101,9 @@ fuzz_target!(|data: &[u8]| {
     let Ok(input) = input(&mut u) else {
         return;
     };
+    if std::env::var_os("ARENA_FUZZ_DEBUG").is_some() {
+        eprintln!("{input:#?}");
+    }
     let expected = spans(&input);
     let packed = collate_packed(&input.ids, &input.offsets, &input.idx);
     match (&packed, &expected) {

@@ -291,6 +291,9 @@ fuzz_target!(|data: &[u8]| {
     let Ok((config, lengths)) = config(&mut u) else {
         return;
     };
+    if std::env::var_os("ARENA_FUZZ_DEBUG").is_some() {
+        eprintln!("{config:#?}\nlengths: {lengths:?}");
+    }
     let w = config.ranks().world_size;
     let picked: Vec<usize> = if w <= ALL_RANKS_UP_TO {
         (0..w.max(1)).collect()

@@ -260,6 +260,9 @@ fuzz_target!(|data: &[u8]| {
         else {
             return;
         };
+        if std::env::var_os("ARENA_FUZZ_DEBUG").is_some() {
+            eprintln!("{cols:#?}");
+        }
         let views = views(&cols);
         match Rows::from_columns(views, null_text, 1) {
             Ok(parsed) => {

@@ -203,12 +203,3 @@ fn huge_padding_multiple_is_an_error() {
     assert_eq!(p.input_ids[1], 7);
     assert_eq!(p.attention_mask.iter().sum::<i64>(), 2);
 }
-
-#[test]
-fn tmp_hundred_thousand_turns() {
-    let tok = demo_tokenizer();
-    let t = std::time::Instant::now();
-    let enc = encoder(&tok, "rounds", Strategy::Fair, 2048);
-    let out = enc.encode(&[long_row(100_000)], Swap::Both).unwrap();
-    eprintln!("100k turns: {:?} {:?}", t.elapsed(), out.turns_kept);
-}
