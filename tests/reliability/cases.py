@@ -31,6 +31,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Optional, Union
 
+from arena_fast.synth import COLUMNS
+
 # ../shared beside the checkout (as tests/conftest.py finds it).
 SHARED_DIR = Path(__file__).resolve().parents[2].parent / "shared"
 SHARED_TOKENIZERS = ("gemma3", "llama3")
@@ -148,17 +150,7 @@ class Case:
 
 
 # -- Kaggle CSV files ----------------------------------------------------------------------
-HEADER = (
-    "id",
-    "model_a",
-    "model_b",
-    "prompt",
-    "response_a",
-    "response_b",
-    "winner_model_a",
-    "winner_model_b",
-    "winner_tie",
-)
+HEADER = COLUMNS  # the Kaggle train.csv header, as the synthetic rows have it
 TEST_HEADER = ("id", "prompt", "response_a", "response_b")
 _WINNERS = (("1", "0", "0"), ("0", "1", "0"), ("0", "0", "1"))
 
