@@ -277,6 +277,9 @@ def test_repair_flags(gemma, row, bits):
         (('["\\ud83d\\ude00 fine"]', '["a"]', '["b"]'), 0),
         (('["p", "q"]', '["a"]', "[]"), af.REPAIR_RAGGED),
         (('["p\\/q"]', '["a"]', '["b"]'), 0),
+        # A None cell is an empty list, flagged null (as in `encode`).
+        ((None, '["a"]', '["b"]'), af.REPAIR_NULL | af.REPAIR_RAGGED),
+        (('["p"]', '["a"]', None), af.REPAIR_NULL | af.REPAIR_RAGGED),
     ],
 )
 def test_repair_flags_json(gemma, cells, bits):
@@ -455,8 +458,9 @@ def test_encode_json_bad_cell_names_row_and_column(gemma, bad):
 
 
 def test_encode_json_non_string_cell(gemma):
+    """Anything but a JSON str or None (an empty list, see test_repair_flags_json)."""
     enc = af.Encoder(gemma.tok, max_length=512)
-    for bad in (None, 5, b'["bytes"]', ["a list"]):
+    for bad in (5, b'["bytes"]', ["a list"]):
         with pytest.raises(af.InputError) as info:
             enc.encode_json([GOOD], [GOOD], [bad])
         assert "row 0" in str(info.value) and "response_b" in str(info.value), str(info.value)

@@ -36,9 +36,6 @@ fn tokenizer() -> Arc<ArenaTokenizer> {
     TOK.get_or_init(|| Arc::new(load())).clone()
 }
 
-/// Whether `fair`'s `minpart` still exceeds short segments (see below).
-const FAIR_MINPART_OVERESTIMATES: bool = true;
-
 /// Pieces texts are made of: words of the demo vocabulary, whitespace runs,
 /// the tokenizer's added and special tokens, template markup, and `▁`.
 const PIECES: &[&str] = &[
@@ -284,18 +281,6 @@ fuzz_target!(|data: &[u8]| {
     let max_length = cfg.budget.max_length;
     let (bos, eos) = (cfg.bos, cfg.eos);
     let null_text = cfg.null_text.clone();
-    // Known: `fair` counts a segment of `c` content tokens with
-    // `min_segment_tokens < c < min_segment_tokens + m` as needing
-    // `min_segment_tokens + m` (docs/encoding.md, `minpart`), so with a
-    // marker of m > 0 tokens a row that fits whole can lose its oldest
-    // turns. Checked again once `minpart(c) = min(c, min_segment_tokens + m)`
-    // (see the ignored test in rust/arena-fast-core/tests/fuzz_regressions.rs).
-    let fair_minpart_exception = FAIR_MINPART_OVERESTIMATES
-        && cfg.budget.strategy == Strategy::Fair
-        && !tokenizer()
-            .encode(&cfg.template.marker, false)
-            .unwrap()
-            .is_empty();
     let encoder = match Encoder::new(tokenizer(), cfg) {
         Ok(e) => e,
         Err(e) => {
@@ -342,7 +327,7 @@ fuzz_target!(|data: &[u8]| {
                 "row {i} not truncated but shorter than its full layout"
             );
         }
-        if enc.full_lengths[i] as usize <= max_length && !fair_minpart_exception {
+        if enc.full_lengths[i] as usize <= max_length {
             assert!(!enc.truncated[i], "row {i} fits but was truncated");
         }
         if let Some(b) = bos {

@@ -18,6 +18,7 @@ __all__ = [
     "collate_padded",
     "clear_word_cache",
     "release_memory",
+    "_panic_for_tests",
     "__version__",
 ]
 
@@ -92,6 +93,7 @@ def split_pairs(
 def template_preset(name: str) -> dict[str, Any]: ...
 def clear_word_cache() -> None: ...
 def release_memory() -> None: ...
+def _panic_for_tests(message: str, detach: bool = False) -> None: ...
 def plan_packs(
     lengths: np.ndarray,
     max_tokens: int,

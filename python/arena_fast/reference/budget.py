@@ -112,7 +112,8 @@ def _fill(cfg: Budget, turns, kept: list[int], budget: int, marker: int):
 
 
 def _min_part(content: int, min_seg: int, marker: int) -> int:
-    return min_seg + marker if content > min_seg else content
+    """Whole, or cut to `min_seg` plus the marker, whichever is shorter."""
+    return min(content, min_seg + marker)
 
 
 def _any_cut(plans) -> bool:

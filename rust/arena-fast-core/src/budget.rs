@@ -237,13 +237,10 @@ fn fourth_place(cfg: &BudgetConfig, frame: &Frame, turns: &[TurnLens]) -> Plan {
     }
 }
 
-/// Content tokens a segment needs to be kept at `min_segment_tokens`.
+/// The fewest tokens of content a segment is kept with: whole (`content`)
+/// or cut to `min_segment_tokens` plus the marker, whichever is shorter.
 fn min_part(content: usize, min_seg: usize, marker: usize) -> usize {
-    if content > min_seg {
-        min_seg + marker
-    } else {
-        content
-    }
+    content.min(min_seg.saturating_add(marker))
 }
 
 fn weight(cfg: &BudgetConfig, f: usize) -> f64 {

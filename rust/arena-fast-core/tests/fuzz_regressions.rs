@@ -147,14 +147,13 @@ fn absurd_world_size_is_an_error() {
     assert!(plan.indices.is_empty());
 }
 
-/// fuzz `encode` (not fixed: the rule is specified in docs/encoding.md and
-/// mirrored by `arena_fast.reference.budget`): `fair` counts a segment of
-/// `c` content tokens, `min_segment_tokens < c < min_segment_tokens + m`,
-/// as needing `min_segment_tokens + m` (`minpart`), more than the whole
-/// segment, so a row that fits whole can lose its oldest turns. Un-ignore
-/// once `minpart(c) = min(c, min_segment_tokens + m)` in all three places.
+/// fuzz `encode`: `fair` counted a segment of `c` content tokens,
+/// `min_segment_tokens < c < min_segment_tokens + m`, as needing
+/// `min_segment_tokens + m` (`minpart`), more than the whole segment, so a
+/// row that fits whole could lose its oldest turns. Now
+/// `minpart(c) = min(c, min_segment_tokens + m)` (budget.rs, docs/encoding.md
+/// and `arena_fast.reference.budget`).
 #[test]
-#[ignore = "fair's minpart exceeds a short segment; see the comment"]
 fn fair_keeps_a_row_that_fits_whole() {
     use arena_fast_core::budget::{self, Frame, TurnLens};
     let headers = [0usize; 4];

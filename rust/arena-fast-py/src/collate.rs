@@ -9,7 +9,7 @@ use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
-use crate::errors::{detached, error, from_core, Kind};
+use crate::errors::{detached, error, from_core, guarded, Kind};
 
 /// Gather the batch's labels: (n,) int64 class ids or (n, 3) float32
 /// probabilities, aligned with the encoded rows.
@@ -59,26 +59,28 @@ pub fn collate_packed<'py>(
     idx: PyReadonlyArray1<'py, i64>,
     labels: Option<&Bound<'py, PyAny>>,
 ) -> PyResult<Bound<'py, PyDict>> {
-    let (ids, offs, idx) = (input_ids.as_slice()?, offsets.as_slice()?, idx.as_slice()?);
-    let p = detached(py, || collate::collate_packed(ids, offs, idx))?;
-    let d = PyDict::new(py);
-    d.set_item(intern!(py, "input_ids"), row(py, p.input_ids)?)?;
-    d.set_item(intern!(py, "position_ids"), row(py, p.position_ids)?)?;
-    d.set_item(
-        intern!(py, "cu_seq_lens_q"),
-        p.cu_seq_lens.clone().into_pyarray(py),
-    )?;
-    d.set_item(intern!(py, "cu_seq_lens_k"), p.cu_seq_lens.into_pyarray(py))?;
-    d.set_item(intern!(py, "max_length_q"), p.max_length)?;
-    d.set_item(intern!(py, "max_length_k"), p.max_length)?;
-    let seq_idx = p.seq_idx;
-    let t = seq_idx.len();
-    let seq_idx = Array2::from_shape_vec((1, t), seq_idx)
-        .map_err(|e| error(py, Kind::Internal, e.to_string()))?;
-    d.set_item(intern!(py, "seq_idx"), seq_idx.into_pyarray(py))?;
-    d.set_item(intern!(py, "last_index"), p.last_index.into_pyarray(py))?;
-    labels_into(py, &d, labels, idx)?;
-    Ok(d)
+    guarded(py, || {
+        let (ids, offs, idx) = (input_ids.as_slice()?, offsets.as_slice()?, idx.as_slice()?);
+        let p = detached(py, || collate::collate_packed(ids, offs, idx))?;
+        let d = PyDict::new(py);
+        d.set_item(intern!(py, "input_ids"), row(py, p.input_ids)?)?;
+        d.set_item(intern!(py, "position_ids"), row(py, p.position_ids)?)?;
+        d.set_item(
+            intern!(py, "cu_seq_lens_q"),
+            p.cu_seq_lens.clone().into_pyarray(py),
+        )?;
+        d.set_item(intern!(py, "cu_seq_lens_k"), p.cu_seq_lens.into_pyarray(py))?;
+        d.set_item(intern!(py, "max_length_q"), p.max_length)?;
+        d.set_item(intern!(py, "max_length_k"), p.max_length)?;
+        let seq_idx = p.seq_idx;
+        let t = seq_idx.len();
+        let seq_idx = Array2::from_shape_vec((1, t), seq_idx)
+            .map_err(|e| error(py, Kind::Internal, e.to_string()))?;
+        d.set_item(intern!(py, "seq_idx"), seq_idx.into_pyarray(py))?;
+        d.set_item(intern!(py, "last_index"), p.last_index.into_pyarray(py))?;
+        labels_into(py, &d, labels, idx)?;
+        Ok(d)
+    })
 }
 
 #[pyfunction]
@@ -94,24 +96,26 @@ pub fn collate_padded<'py>(
     pad_to_multiple_of: Option<usize>,
     labels: Option<&Bound<'py, PyAny>>,
 ) -> PyResult<Bound<'py, PyDict>> {
-    let side = Side::parse(side).map_err(|e| from_core(py, e))?;
-    let (ids, offs, idx) = (input_ids.as_slice()?, offsets.as_slice()?, idx.as_slice()?);
-    let p = detached(py, || {
-        collate::collate_padded(ids, offs, idx, pad_id, side, pad_to_multiple_of)
-    })?;
-    let shape = (p.rows, p.width);
-    let matrix = |v: Vec<i64>| -> PyResult<Bound<'py, numpy::PyArray2<i64>>> {
-        let a = Array2::from_shape_vec(shape, v)
-            .map_err(|e| error(py, Kind::Internal, e.to_string()))?;
-        Ok(a.into_pyarray(py))
-    };
-    let d = PyDict::new(py);
-    d.set_item(intern!(py, "input_ids"), matrix(p.input_ids)?)?;
-    d.set_item(intern!(py, "attention_mask"), matrix(p.attention_mask)?)?;
-    if let Some(pos) = p.position_ids {
-        d.set_item(intern!(py, "position_ids"), matrix(pos)?)?;
-    }
-    d.set_item(intern!(py, "last_index"), p.last_index.into_pyarray(py))?;
-    labels_into(py, &d, labels, idx)?;
-    Ok(d)
+    guarded(py, || {
+        let side = Side::parse(side).map_err(|e| from_core(py, e))?;
+        let (ids, offs, idx) = (input_ids.as_slice()?, offsets.as_slice()?, idx.as_slice()?);
+        let p = detached(py, || {
+            collate::collate_padded(ids, offs, idx, pad_id, side, pad_to_multiple_of)
+        })?;
+        let shape = (p.rows, p.width);
+        let matrix = |v: Vec<i64>| -> PyResult<Bound<'py, numpy::PyArray2<i64>>> {
+            let a = Array2::from_shape_vec(shape, v)
+                .map_err(|e| error(py, Kind::Internal, e.to_string()))?;
+            Ok(a.into_pyarray(py))
+        };
+        let d = PyDict::new(py);
+        d.set_item(intern!(py, "input_ids"), matrix(p.input_ids)?)?;
+        d.set_item(intern!(py, "attention_mask"), matrix(p.attention_mask)?)?;
+        if let Some(pos) = p.position_ids {
+            d.set_item(intern!(py, "position_ids"), matrix(pos)?)?;
+        }
+        d.set_item(intern!(py, "last_index"), p.last_index.into_pyarray(py))?;
+        labels_into(py, &d, labels, idx)?;
+        Ok(d)
+    })
 }

@@ -10,7 +10,7 @@ use numpy::{IntoPyArray, PyReadonlyArray1};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyFrozenSet, PySet, PyString};
 
-use crate::errors::{detached, error, from_core, Kind};
+use crate::errors::{detached, error, from_core, guarded, Kind};
 use crate::rows::PyRows;
 use crate::tokenizer::PyTokenizer;
 
@@ -33,27 +33,29 @@ fn template_from(obj: &Bound<'_, PyAny>) -> PyResult<Template> {
 /// The preset's strings, by field name of `arena_fast.Template`.
 #[pyfunction]
 pub fn template_preset<'py>(py: Python<'py>, name: &str) -> PyResult<Bound<'py, PyDict>> {
-    let t = Template::preset(name).map_err(|e| from_core(py, e.into()))?;
-    let d = PyDict::new(py);
-    d.set_item("begin", t.begin)?;
-    d.set_item("end", t.end)?;
-    d.set_item("first_header", t.first_header)?;
-    d.set_item("header", t.header)?;
-    let [pp, ap, bp] = t.prefixes;
-    let [ps, as_, bs] = t.suffixes;
-    for (k, v) in [
-        ("prompt_prefix", pp),
-        ("a_prefix", ap),
-        ("b_prefix", bp),
-        ("prompt_suffix", ps),
-        ("a_suffix", as_),
-        ("b_suffix", bs),
-    ] {
-        d.set_item(k, v)?;
-    }
-    d.set_item("marker", t.marker)?;
-    d.set_item("join_turns", t.join_turns)?;
-    Ok(d)
+    guarded(py, || {
+        let t = Template::preset(name).map_err(|e| from_core(py, e.into()))?;
+        let d = PyDict::new(py);
+        d.set_item("begin", t.begin)?;
+        d.set_item("end", t.end)?;
+        d.set_item("first_header", t.first_header)?;
+        d.set_item("header", t.header)?;
+        let [pp, ap, bp] = t.prefixes;
+        let [ps, as_, bs] = t.suffixes;
+        for (k, v) in [
+            ("prompt_prefix", pp),
+            ("a_prefix", ap),
+            ("b_prefix", bp),
+            ("prompt_suffix", ps),
+            ("a_suffix", as_),
+            ("b_suffix", bs),
+        ] {
+            d.set_item(k, v)?;
+        }
+        d.set_item("marker", t.marker)?;
+        d.set_item("join_turns", t.join_turns)?;
+        Ok(d)
+    })
 }
 
 fn parse_swap(py: Python<'_>, swap: &str) -> PyResult<Swap> {
@@ -167,6 +169,33 @@ fn turns_of(
     Ok(turns)
 }
 
+/// One `encode_json` cell: a JSON-list str, or None for an empty list
+/// (flagged `repair::NULL`, as `turns_of` does for `encode`).
+fn json_cell(
+    py: Python<'_>,
+    cell: &Bound<'_, PyAny>,
+    row: usize,
+    column: usize,
+    flags: &mut u8,
+) -> PyResult<String> {
+    if cell.is_none() {
+        *flags |= repair::NULL;
+        return Ok("[]".to_owned());
+    }
+    let s = cell.cast::<PyString>().map_err(|_| {
+        error(
+            py,
+            Kind::Input,
+            format!(
+                "row {row}, column {}: expected a JSON string or None, got {}",
+                FIELDS[column],
+                type_name(cell)
+            ),
+        )
+    })?;
+    text_of(s, flags)
+}
+
 fn type_name(obj: &Bound<'_, PyAny>) -> String {
     obj.get_type()
         .name()
@@ -248,29 +277,31 @@ impl PyEncoder {
         tail_ratios: [f64; 3],
         min_tail_tokens: usize,
     ) -> PyResult<PyEncoder> {
-        let config_err = |e: arena_fast_core::ConfigError| from_core(py, e.into());
-        let mut budget =
-            BudgetConfig::new(max_length, Strategy::parse(strategy).map_err(config_err)?);
-        budget.prompt_weight = prompt_weight;
-        budget.min_segment_tokens = min_segment_tokens;
-        budget.keep = Keep::parse(keep).map_err(config_err)?;
-        budget.keep_first_turns = keep_first_turns;
-        budget.tail_ratios = tail_ratios;
-        budget.min_tail_tokens = min_tail_tokens;
-        let cfg = EncoderConfig {
-            template: template_from(template)?,
-            budget,
-            joint,
-            bos,
-            eos,
-            split_special_tokens,
-            null_text,
-            num_threads,
-        };
-        let tok = tokenizer.inner.clone();
-        let inner = detached(py, move || Encoder::new(tok, cfg))?;
-        Ok(PyEncoder {
-            inner: Arc::new(inner),
+        guarded(py, || {
+            let config_err = |e: arena_fast_core::ConfigError| from_core(py, e.into());
+            let mut budget =
+                BudgetConfig::new(max_length, Strategy::parse(strategy).map_err(config_err)?);
+            budget.prompt_weight = prompt_weight;
+            budget.min_segment_tokens = min_segment_tokens;
+            budget.keep = Keep::parse(keep).map_err(config_err)?;
+            budget.keep_first_turns = keep_first_turns;
+            budget.tail_ratios = tail_ratios;
+            budget.min_tail_tokens = min_tail_tokens;
+            let cfg = EncoderConfig {
+                template: template_from(template)?,
+                budget,
+                joint,
+                bos,
+                eos,
+                split_special_tokens,
+                null_text,
+                num_threads,
+            };
+            let tok = tokenizer.inner.clone();
+            let inner = detached(py, move || Encoder::new(tok, cfg))?;
+            Ok(PyEncoder {
+                inner: Arc::new(inner),
+            })
         })
     }
 
@@ -283,25 +314,27 @@ impl PyEncoder {
         responses_b: &Bound<'py, PyAny>,
         swap: &str,
     ) -> PyResult<Bound<'py, PyDict>> {
-        let swap = parse_swap(py, swap)?;
-        let cols = [
-            column_items(py, prompts, 0)?,
-            column_items(py, responses_a, 1)?,
-            column_items(py, responses_b, 2)?,
-        ];
-        check_lengths(py, [cols[0].len(), cols[1].len(), cols[2].len()])?;
-        let null_text = &self.inner.config().null_text;
-        let mut rows = Vec::with_capacity(cols[0].len());
-        for i in 0..cols[0].len() {
-            let mut flags = 0u8;
-            let p = turns_of(py, &cols[0][i], i, 0, null_text, &mut flags)?;
-            let a = turns_of(py, &cols[1][i], i, 1, null_text, &mut flags)?;
-            let b = turns_of(py, &cols[2][i], i, 2, null_text, &mut flags)?;
-            rows.push(RowTurns::new(p, a, b, flags));
-        }
-        let enc = self.inner.clone();
-        let out = detached(py, move || enc.encode(&rows, swap))?;
-        to_numpy(py, out)
+        guarded(py, || {
+            let swap = parse_swap(py, swap)?;
+            let cols = [
+                column_items(py, prompts, 0)?,
+                column_items(py, responses_a, 1)?,
+                column_items(py, responses_b, 2)?,
+            ];
+            check_lengths(py, [cols[0].len(), cols[1].len(), cols[2].len()])?;
+            let null_text = &self.inner.config().null_text;
+            let mut rows = Vec::with_capacity(cols[0].len());
+            for i in 0..cols[0].len() {
+                let mut flags = 0u8;
+                let p = turns_of(py, &cols[0][i], i, 0, null_text, &mut flags)?;
+                let a = turns_of(py, &cols[1][i], i, 1, null_text, &mut flags)?;
+                let b = turns_of(py, &cols[2][i], i, 2, null_text, &mut flags)?;
+                rows.push(RowTurns::new(p, a, b, flags));
+            }
+            let enc = self.inner.clone();
+            let out = detached(py, move || enc.encode(&rows, swap))?;
+            to_numpy(py, out)
+        })
     }
 
     /// Rows parsed earlier (`_core.Rows`): the rows `idx` (all when None),
@@ -314,15 +347,18 @@ impl PyEncoder {
         idx: Option<PyReadonlyArray1<'py, i64>>,
         swap: &str,
     ) -> PyResult<Bound<'py, PyDict>> {
-        let swap = parse_swap(py, swap)?;
-        let enc = self.inner.clone();
-        let rows = rows.inner.clone();
-        let idx = idx.as_ref().map(|a| a.as_slice()).transpose()?;
-        let out = detached(py, move || enc.encode_rows(&rows, idx, swap))?;
-        to_numpy(py, out)
+        guarded(py, || {
+            let swap = parse_swap(py, swap)?;
+            let enc = self.inner.clone();
+            let rows = rows.inner.clone();
+            let idx = idx.as_ref().map(|a| a.as_slice()).transpose()?;
+            let out = detached(py, move || enc.encode_rows(&rows, idx, swap))?;
+            to_numpy(py, out)
+        })
     }
 
     /// Rows given as the JSON-list strings of the Kaggle CSV, parsed in Rust.
+    /// A None cell is an empty list, flagged `repair::NULL` (as in `encode`).
     fn encode_json<'py>(
         &self,
         py: Python<'py>,
@@ -331,36 +367,27 @@ impl PyEncoder {
         responses_b: &Bound<'py, PyAny>,
         swap: &str,
     ) -> PyResult<Bound<'py, PyDict>> {
-        let swap = parse_swap(py, swap)?;
-        let mut cells: [Vec<String>; 3] = Default::default();
-        let mut pre_repairs: Vec<u8> = Vec::new();
-        for (c, col) in [prompts, responses_a, responses_b].into_iter().enumerate() {
-            for (i, item) in column_items(py, col, c)?.into_iter().enumerate() {
-                let s = item.cast::<PyString>().map_err(|_| {
-                    error(
-                        py,
-                        Kind::Input,
-                        format!(
-                            "row {i}, column {}: expected a JSON string, got {}",
-                            FIELDS[c],
-                            type_name(&item)
-                        ),
-                    )
-                })?;
-                let mut flags = 0;
-                cells[c].push(text_of(s, &mut flags)?);
-                if pre_repairs.len() <= i {
-                    pre_repairs.resize(i + 1, 0);
+        guarded(py, || {
+            let swap = parse_swap(py, swap)?;
+            let mut cells: [Vec<String>; 3] = Default::default();
+            let mut pre_repairs: Vec<u8> = Vec::new();
+            for (c, col) in [prompts, responses_a, responses_b].into_iter().enumerate() {
+                for (i, item) in column_items(py, col, c)?.into_iter().enumerate() {
+                    let mut flags = 0;
+                    cells[c].push(json_cell(py, &item, i, c, &mut flags)?);
+                    if pre_repairs.len() <= i {
+                        pre_repairs.resize(i + 1, 0);
+                    }
+                    pre_repairs[i] |= flags;
                 }
-                pre_repairs[i] |= flags;
             }
-        }
-        check_lengths(py, [cells[0].len(), cells[1].len(), cells[2].len()])?;
-        let enc = self.inner.clone();
-        let out = detached(py, move || {
-            enc.encode_json_flagged(&cells[0], &cells[1], &cells[2], &pre_repairs, swap)
-        })?;
-        to_numpy(py, out)
+            check_lengths(py, [cells[0].len(), cells[1].len(), cells[2].len()])?;
+            let enc = self.inner.clone();
+            let out = detached(py, move || {
+                enc.encode_json_flagged(&cells[0], &cells[1], &cells[2], &pre_repairs, swap)
+            })?;
+            to_numpy(py, out)
+        })
     }
 }
 

@@ -67,30 +67,48 @@ pub fn from_core(py: Python<'_>, err: CoreError) -> PyErr {
     error(py, kind, err.to_string())
 }
 
+/// Run a binding's body with the GIL held, turning a panic into
+/// `InternalError`; nothing unwinds into the interpreter. Every
+/// `#[pyfunction]` / `#[pymethods]` body goes through this (or `detached`).
+pub fn guarded<T>(py: Python<'_>, work: impl FnOnce() -> PyResult<T>) -> PyResult<T> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(work)).unwrap_or_else(|panic| {
+        Err(error(
+            py,
+            Kind::Internal,
+            format!("internal error (please report): {}", panic_message(&*panic)),
+        ))
+    })
+}
+
 /// Run `work` without the GIL, turning a core error or a panic into the
-/// matching `ArenaFastError`; nothing unwinds into the interpreter.
+/// matching `ArenaFastError`. A panic unwinds out of `py.detach` (which
+/// re-attaches on the way) and is caught by `guarded`.
 pub fn detached<T: Send>(
     py: Python<'_>,
     work: impl FnOnce() -> Result<T, CoreError> + Send,
 ) -> PyResult<T> {
-    let outcome = py.detach(|| std::panic::catch_unwind(std::panic::AssertUnwindSafe(work)));
-    match outcome {
-        Ok(Ok(value)) => Ok(value),
-        Ok(Err(err)) => Err(from_core(py, err)),
-        Err(panic) => Err(error(
-            py,
-            Kind::Internal,
-            format!("internal error (please report): {}", panic_message(&panic)),
-        )),
-    }
+    guarded(py, || py.detach(work).map_err(|err| from_core(py, err)))
 }
 
-fn panic_message(panic: &Box<dyn std::any::Any + Send>) -> String {
+fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
     if let Some(s) = panic.downcast_ref::<&str>() {
         (*s).to_owned()
     } else if let Some(s) = panic.downcast_ref::<String>() {
         s.clone()
     } else {
         "panic".to_owned()
+    }
+}
+
+/// A panic on purpose, for the test that proves the mapping above
+/// (tests/reliability/test_panics.py): in the body itself, or, with
+/// `detach`, inside work run without the GIL.
+#[pyfunction]
+#[pyo3(name = "_panic_for_tests", signature = (message, detach = false))]
+pub fn panic_for_tests(py: Python<'_>, message: String, detach: bool) -> PyResult<()> {
+    if detach {
+        detached(py, move || -> Result<(), CoreError> { panic!("{message}") })
+    } else {
+        guarded(py, || -> PyResult<()> { panic!("{message}") })
     }
 }

@@ -7,7 +7,7 @@ use arena_fast_core::folds::{self, MAX_FOLDS};
 use numpy::{IntoPyArray, PyArray1, PyReadonlyArray1};
 use pyo3::prelude::*;
 
-use crate::errors::{detached, error, Kind};
+use crate::errors::{detached, error, guarded, Kind};
 
 /// The array's values as one slice: borrowed when contiguous, else copied
 /// (a strided view such as `column[::2]` is still accepted).
@@ -29,16 +29,18 @@ pub fn assign_folds<'py>(
     k: i64,
     seed: u64,
 ) -> PyResult<Bound<'py, PyArray1<i8>>> {
-    // A negative k is the core's ConfigError too, not an OverflowError.
-    let k = usize::try_from(k).map_err(|_| {
-        error(
-            py,
-            Kind::Config,
-            format!("k (the number of folds) must be between 1 and {MAX_FOLDS}, got {k}"),
-        )
-    })?;
-    let keys = values(&keys);
-    let classes = values(&classes);
-    let folds = detached(py, || folds::assign_folds(&keys, &classes, k, seed))?;
-    Ok(folds.into_pyarray(py))
+    guarded(py, || {
+        // A negative k is the core's ConfigError too, not an OverflowError.
+        let k = usize::try_from(k).map_err(|_| {
+            error(
+                py,
+                Kind::Config,
+                format!("k (the number of folds) must be between 1 and {MAX_FOLDS}, got {k}"),
+            )
+        })?;
+        let keys = values(&keys);
+        let classes = values(&classes);
+        let folds = detached(py, || folds::assign_folds(&keys, &classes, k, seed))?;
+        Ok(folds.into_pyarray(py))
+    })
 }

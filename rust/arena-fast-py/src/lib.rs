@@ -3,6 +3,8 @@
 
 use pyo3::prelude::*;
 
+use crate::errors::{detached, guarded};
+
 mod collate;
 mod encoder;
 mod errors;
@@ -14,16 +16,22 @@ mod tokenizer;
 /// Forget the words the calling thread has cached (encoders' own threads
 /// keep theirs). For benchmarks that measure a cold start.
 #[pyfunction]
-fn clear_word_cache() {
-    arena_fast_core::words::clear_thread_cache();
+fn clear_word_cache(py: Python<'_>) -> PyResult<()> {
+    guarded(py, || {
+        arena_fast_core::words::clear_thread_cache();
+        Ok(())
+    })
 }
 
 /// Return freed heap memory to the system (glibc's `malloc_trim`; nothing
 /// elsewhere). Long streaming jobs call it between chunks so that memory
 /// freed by one chunk does not stay resident.
 #[pyfunction]
-fn release_memory(py: Python<'_>) {
-    py.detach(tokenizer::release_freed_memory);
+fn release_memory(py: Python<'_>) -> PyResult<()> {
+    detached(py, || {
+        tokenizer::release_freed_memory();
+        Ok(())
+    })
 }
 
 extern "C" fn after_fork_in_child() {
@@ -50,6 +58,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(rows::split_pairs, m)?)?;
     m.add_function(wrap_pyfunction!(clear_word_cache, m)?)?;
     m.add_function(wrap_pyfunction!(release_memory, m)?)?;
+    m.add_function(wrap_pyfunction!(errors::panic_for_tests, m)?)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())
 }

@@ -6,7 +6,7 @@ use numpy::{IntoPyArray, PyReadonlyArray1};
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
-use crate::errors::{detached, from_core};
+use crate::errors::{detached, from_core, guarded};
 
 fn plan_dict(py: Python<'_>, plan: Plan) -> PyResult<Bound<'_, PyDict>> {
     let d = PyDict::new(py);
@@ -37,22 +37,24 @@ pub fn plan_packs<'py>(
     drop_last: bool,
     shuffle: bool,
 ) -> PyResult<Bound<'py, PyDict>> {
-    let config = PackConfig {
-        max_tokens,
-        strategy: PackStrategy::parse(strategy).map_err(|e| from_core(py, e))?,
-        pair_swaps,
-        seed,
-        epoch,
-        shuffle,
-        ranks: Ranks {
-            world_size,
-            rank,
-            drop_last,
-        },
-    };
-    let lengths = lengths.as_slice()?;
-    let plan = detached(py, || plan::plan_packs(lengths, &config))?;
-    plan_dict(py, plan)
+    guarded(py, || {
+        let config = PackConfig {
+            max_tokens,
+            strategy: PackStrategy::parse(strategy).map_err(|e| from_core(py, e))?,
+            pair_swaps,
+            seed,
+            epoch,
+            shuffle,
+            ranks: Ranks {
+                world_size,
+                rank,
+                drop_last,
+            },
+        };
+        let lengths = lengths.as_slice()?;
+        let plan = detached(py, || plan::plan_packs(lengths, &config))?;
+        plan_dict(py, plan)
+    })
 }
 
 #[pyfunction]
@@ -71,21 +73,23 @@ pub fn plan_batches<'py>(
     drop_last: bool,
     megabatch: usize,
 ) -> PyResult<Bound<'py, PyDict>> {
-    let config = BatchConfig {
-        max_tokens,
-        max_rows,
-        order: BatchOrder::parse(order).map_err(|e| from_core(py, e))?,
-        pair_swaps,
-        seed,
-        epoch,
-        megabatch,
-        ranks: Ranks {
-            world_size,
-            rank,
-            drop_last,
-        },
-    };
-    let lengths = lengths.as_slice()?;
-    let plan = detached(py, || plan::plan_batches(lengths, &config))?;
-    plan_dict(py, plan)
+    guarded(py, || {
+        let config = BatchConfig {
+            max_tokens,
+            max_rows,
+            order: BatchOrder::parse(order).map_err(|e| from_core(py, e))?,
+            pair_swaps,
+            seed,
+            epoch,
+            megabatch,
+            ranks: Ranks {
+                world_size,
+                rank,
+                drop_last,
+            },
+        };
+        let lengths = lengths.as_slice()?;
+        let plan = detached(py, || plan::plan_batches(lengths, &config))?;
+        plan_dict(py, plan)
+    })
 }

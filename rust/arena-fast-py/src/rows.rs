@@ -8,7 +8,7 @@ use numpy::{IntoPyArray, PyReadonlyArray1};
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList, PyTuple};
 
-use crate::errors::{detached, error, Kind};
+use crate::errors::{detached, error, guarded, Kind};
 
 const FIELDS: [&str; 3] = ["prompt", "response_a", "response_b"];
 
@@ -112,26 +112,28 @@ impl PyRows {
         null_text: &str,
         num_threads: Option<usize>,
     ) -> PyResult<PyRows> {
-        let buffers = [
-            Buffers::extract(py, prompt, 0)?,
-            Buffers::extract(py, response_a, 1)?,
-            Buffers::extract(py, response_b, 2)?,
-        ];
-        let cols = [
-            buffers[0].column()?,
-            buffers[1].column()?,
-            buffers[2].column()?,
-        ];
-        let threads = num_threads.unwrap_or(1);
-        let parsed = detached(py, || Ok(Rows::from_columns(cols, null_text, threads)))?;
-        let rows = parsed.map_err(|e| error(py, Kind::Input, e))?;
-        Ok(PyRows {
-            inner: Arc::new(rows),
+        guarded(py, || {
+            let buffers = [
+                Buffers::extract(py, prompt, 0)?,
+                Buffers::extract(py, response_a, 1)?,
+                Buffers::extract(py, response_b, 2)?,
+            ];
+            let cols = [
+                buffers[0].column()?,
+                buffers[1].column()?,
+                buffers[2].column()?,
+            ];
+            let threads = num_threads.unwrap_or(1);
+            let parsed = detached(py, || Ok(Rows::from_columns(cols, null_text, threads)))?;
+            let rows = parsed.map_err(|e| error(py, Kind::Input, e))?;
+            Ok(PyRows {
+                inner: Arc::new(rows),
+            })
         })
     }
 
-    fn __len__(&self) -> usize {
-        self.inner.len()
+    fn __len__(&self, py: Python<'_>) -> PyResult<usize> {
+        guarded(py, || Ok(self.inner.len()))
     }
 
     /// Per-row facts as numpy arrays (docs/dataset.md, "Row keys").
@@ -141,33 +143,38 @@ impl PyRows {
         py: Python<'py>,
         num_threads: Option<usize>,
     ) -> PyResult<Bound<'py, PyDict>> {
-        let rows = self.inner.clone();
-        let threads = num_threads.unwrap_or(1);
-        let f = detached(py, move || Ok(rows.features(threads)))?;
-        let d = PyDict::new(py);
-        d.set_item("turns", f.turns.into_pyarray(py))?;
-        d.set_item("repairs", f.repairs.into_pyarray(py))?;
-        d.set_item("empty_prompt", f.empty_prompt.into_pyarray(py))?;
-        d.set_item("empty_a", f.empty_a.into_pyarray(py))?;
-        d.set_item("empty_b", f.empty_b.into_pyarray(py))?;
-        d.set_item("identical", f.identical.into_pyarray(py))?;
-        d.set_item("prompt_key", f.prompt_key.into_pyarray(py))?;
-        d.set_item("a_key", f.a_key.into_pyarray(py))?;
-        d.set_item("b_key", f.b_key.into_pyarray(py))?;
-        d.set_item("pair_key", f.pair_key.into_pyarray(py))?;
-        d.set_item("chars", f.chars.into_pyarray(py))?;
-        d.set_item("error", f.error.into_pyarray(py))?;
-        Ok(d)
+        guarded(py, || {
+            let rows = self.inner.clone();
+            let threads = num_threads.unwrap_or(1);
+            let f = detached(py, move || Ok(rows.features(threads)))?;
+            let d = PyDict::new(py);
+            d.set_item("turns", f.turns.into_pyarray(py))?;
+            d.set_item("repairs", f.repairs.into_pyarray(py))?;
+            d.set_item("empty_prompt", f.empty_prompt.into_pyarray(py))?;
+            d.set_item("empty_a", f.empty_a.into_pyarray(py))?;
+            d.set_item("empty_b", f.empty_b.into_pyarray(py))?;
+            d.set_item("identical", f.identical.into_pyarray(py))?;
+            d.set_item("prompt_key", f.prompt_key.into_pyarray(py))?;
+            d.set_item("a_key", f.a_key.into_pyarray(py))?;
+            d.set_item("b_key", f.b_key.into_pyarray(py))?;
+            d.set_item("pair_key", f.pair_key.into_pyarray(py))?;
+            d.set_item("chars", f.chars.into_pyarray(py))?;
+            d.set_item("error", f.error.into_pyarray(py))?;
+            Ok(d)
+        })
     }
 
     /// `(row, column, message)` for every row that could not be parsed.
-    fn errors(&self) -> Vec<(usize, &'static str, String)> {
-        self.inner
-            .errors
-            .iter()
-            .enumerate()
-            .filter_map(|(i, e)| e.as_ref().map(|e| (i, e.column.name(), e.message.clone())))
-            .collect()
+    fn errors(&self, py: Python<'_>) -> PyResult<Vec<(usize, &'static str, String)>> {
+        guarded(py, || {
+            Ok(self
+                .inner
+                .errors
+                .iter()
+                .enumerate()
+                .filter_map(|(i, e)| e.as_ref().map(|e| (i, e.column.name(), e.message.clone())))
+                .collect())
+        })
     }
 
     /// The turns of the rows `idx` (all when None) as Python lists:
@@ -178,31 +185,33 @@ impl PyRows {
         py: Python<'py>,
         idx: Option<PyReadonlyArray1<'py, i64>>,
     ) -> PyResult<Bound<'py, PyTuple>> {
-        let n = self.inner.len();
-        let picked: Vec<usize> = match &idx {
-            None => (0..n).collect(),
-            Some(a) => a
-                .as_slice()?
-                .iter()
-                .map(|&i| {
-                    usize::try_from(i).ok().filter(|&i| i < n).ok_or_else(|| {
-                        error(
-                            py,
-                            Kind::Input,
-                            format!("row index {i} out of range for {n} rows"),
-                        )
+        guarded(py, || {
+            let n = self.inner.len();
+            let picked: Vec<usize> = match &idx {
+                None => (0..n).collect(),
+                Some(a) => a
+                    .as_slice()?
+                    .iter()
+                    .map(|&i| {
+                        usize::try_from(i).ok().filter(|&i| i < n).ok_or_else(|| {
+                            error(
+                                py,
+                                Kind::Input,
+                                format!("row index {i} out of range for {n} rows"),
+                            )
+                        })
                     })
-                })
-                .collect::<PyResult<_>>()?,
-        };
-        let cols = [0, 1, 2].map(|c| {
-            PyList::new(
-                py,
-                picked.iter().map(|&i| self.inner.rows[i].fields[c].clone()),
-            )
-        });
-        let [p, a, b] = cols;
-        PyTuple::new(py, [p?, a?, b?])
+                    .collect::<PyResult<_>>()?,
+            };
+            let cols = [0, 1, 2].map(|c| {
+                PyList::new(
+                    py,
+                    picked.iter().map(|&i| self.inner.rows[i].fields[c].clone()),
+                )
+            });
+            let [p, a, b] = cols;
+            PyTuple::new(py, [p?, a?, b?])
+        })
     }
 }
 
@@ -214,42 +223,44 @@ pub fn split_pairs<'py>(
     input_ids: PyReadonlyArray1<'py, i32>,
     offsets: PyReadonlyArray1<'py, i64>,
 ) -> PyResult<Bound<'py, PyTuple>> {
-    let ids = input_ids.as_slice()?;
-    let off = offsets.as_slice()?;
-    let rows = off.len().saturating_sub(1);
-    let valid = rows % 2 == 0
-        && off.windows(2).all(|w| w[0] <= w[1])
-        && off.first().is_some_and(|&o| o >= 0)
-        && off.last().is_some_and(|&o| o as usize <= ids.len());
-    if !valid {
-        return Err(error(
+    guarded(py, || {
+        let ids = input_ids.as_slice()?;
+        let off = offsets.as_slice()?;
+        let rows = off.len().saturating_sub(1);
+        let valid = rows % 2 == 0
+            && off.windows(2).all(|w| w[0] <= w[1])
+            && off.first().is_some_and(|&o| o >= 0)
+            && off.last().is_some_and(|&o| o as usize <= ids.len());
+        if !valid {
+            return Err(error(
+                py,
+                Kind::Input,
+                "split_pairs: offsets must be non-decreasing, inside the ids, for an even number of rows",
+            ));
+        }
+        let parts = py.detach(|| {
+            let mut out: [(Vec<i32>, Vec<i64>); 2] = Default::default();
+            for (ids_out, off_out) in out.iter_mut() {
+                off_out.reserve(rows / 2 + 1);
+                off_out.push(0);
+                ids_out.reserve(ids.len() / 2);
+            }
+            for r in 0..rows {
+                let (ids_out, off_out) = &mut out[r % 2];
+                ids_out.extend_from_slice(&ids[off[r] as usize..off[r + 1] as usize]);
+                off_out.push(ids_out.len() as i64);
+            }
+            out
+        });
+        let [(e_ids, e_off), (o_ids, o_off)] = parts;
+        PyTuple::new(
             py,
-            Kind::Input,
-            "split_pairs: offsets must be non-decreasing, inside the ids, for an even number of rows",
-        ));
-    }
-    let parts = py.detach(|| {
-        let mut out: [(Vec<i32>, Vec<i64>); 2] = Default::default();
-        for (ids_out, off_out) in out.iter_mut() {
-            off_out.reserve(rows / 2 + 1);
-            off_out.push(0);
-            ids_out.reserve(ids.len() / 2);
-        }
-        for r in 0..rows {
-            let (ids_out, off_out) = &mut out[r % 2];
-            ids_out.extend_from_slice(&ids[off[r] as usize..off[r + 1] as usize]);
-            off_out.push(ids_out.len() as i64);
-        }
-        out
-    });
-    let [(e_ids, e_off), (o_ids, o_off)] = parts;
-    PyTuple::new(
-        py,
-        [
-            e_ids.into_pyarray(py).into_any(),
-            e_off.into_pyarray(py).into_any(),
-            o_ids.into_pyarray(py).into_any(),
-            o_off.into_pyarray(py).into_any(),
-        ],
-    )
+            [
+                e_ids.into_pyarray(py).into_any(),
+                e_off.into_pyarray(py).into_any(),
+                o_ids.into_pyarray(py).into_any(),
+                o_off.into_pyarray(py).into_any(),
+            ],
+        )
+    })
 }

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use arena_fast_core::ArenaTokenizer;
 use pyo3::prelude::*;
 
-use crate::errors::detached;
+use crate::errors::{detached, guarded};
 
 /// Loading parses the whole JSON (tens of MB for a large vocabulary) into
 /// temporaries; give the freed heap back to the system so it does not stay
@@ -28,19 +28,23 @@ pub struct PyTokenizer {
 impl PyTokenizer {
     #[staticmethod]
     fn from_file(py: Python<'_>, path: String) -> PyResult<PyTokenizer> {
-        let inner = detached(py, || Ok(ArenaTokenizer::from_file(&path)?))?;
-        release_freed_memory();
-        Ok(PyTokenizer {
-            inner: Arc::new(inner),
+        guarded(py, || {
+            let inner = detached(py, || Ok(ArenaTokenizer::from_file(&path)?))?;
+            release_freed_memory();
+            Ok(PyTokenizer {
+                inner: Arc::new(inner),
+            })
         })
     }
 
     #[staticmethod]
     fn from_str(py: Python<'_>, json: String) -> PyResult<PyTokenizer> {
-        let inner = detached(py, || Ok(ArenaTokenizer::from_json(&json)?))?;
-        release_freed_memory();
-        Ok(PyTokenizer {
-            inner: Arc::new(inner),
+        guarded(py, || {
+            let inner = detached(py, || Ok(ArenaTokenizer::from_json(&json)?))?;
+            release_freed_memory();
+            Ok(PyTokenizer {
+                inner: Arc::new(inner),
+            })
         })
     }
 
@@ -52,37 +56,37 @@ impl PyTokenizer {
         text: String,
         split_special_tokens: bool,
     ) -> PyResult<Vec<u32>> {
-        let tok = self.inner.clone();
-        detached(py, move || Ok(tok.encode(&text, split_special_tokens)?))
+        let tok = &self.inner;
+        detached(py, || Ok(tok.encode(&text, split_special_tokens)?))
     }
 
     fn decode(&self, py: Python<'_>, ids: Vec<u32>) -> PyResult<String> {
-        let tok = self.inner.clone();
-        detached(py, move || Ok(tok.decode(&ids)?))
+        let tok = &self.inner;
+        detached(py, || Ok(tok.decode(&ids)?))
     }
 
-    fn token_to_id(&self, token: &str) -> Option<u32> {
-        self.inner.token_to_id(token)
+    fn token_to_id(&self, py: Python<'_>, token: &str) -> PyResult<Option<u32>> {
+        guarded(py, || Ok(self.inner.token_to_id(token)))
     }
 
-    fn id_to_token(&self, id: u32) -> Option<String> {
-        self.inner.id_to_token(id)
+    fn id_to_token(&self, py: Python<'_>, id: u32) -> PyResult<Option<String>> {
+        guarded(py, || Ok(self.inner.id_to_token(id)))
     }
 
     #[getter]
-    fn vocab_size(&self) -> usize {
-        self.inner.vocab_size()
+    fn vocab_size(&self, py: Python<'_>) -> PyResult<usize> {
+        guarded(py, || Ok(self.inner.vocab_size()))
     }
 
     /// Whether texts are tokenized word by word through a cache (exact for
     /// this vocabulary), rather than whole.
     #[getter]
-    fn word_split(&self) -> bool {
-        self.inner.word_split()
+    fn word_split(&self, py: Python<'_>) -> PyResult<bool> {
+        guarded(py, || Ok(self.inner.word_split()))
     }
 
     fn to_str(&self, py: Python<'_>) -> PyResult<String> {
-        let tok = self.inner.clone();
-        detached(py, move || Ok(tok.to_json()?))
+        let tok = &self.inner;
+        detached(py, || Ok(tok.to_json()?))
     }
 }
