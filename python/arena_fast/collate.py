@@ -20,6 +20,10 @@ _SIDES = ("right", "left")
 
 
 def _buffers(encoded: Encoded) -> tuple[np.ndarray, np.ndarray]:
+    if not isinstance(encoded, Encoded):
+        raise InputError(
+            f"encoded must be an af.Encoded (what an Encoder returns), got {type(encoded).__name__}"
+        )
     ids, offsets = encoded.input_ids, encoded.offsets
     # Arrays straight from the encoder pass as they are; anything else
     # (e.g. read back from disk) is made contiguous with the core's dtypes.
@@ -33,14 +37,20 @@ def _buffers(encoded: Encoded) -> tuple[np.ndarray, np.ndarray]:
 def _index(idx: Any) -> np.ndarray:
     if type(idx) is np.ndarray and idx.dtype == _INT64 and idx.ndim == 1:
         return idx if idx.flags.c_contiguous else np.ascontiguousarray(idx)
-    array = np.asarray(idx)
+    try:
+        array = np.asarray(idx)
+    except ValueError as exc:  # a ragged nested list
+        raise InputError(f"idx must be a 1-D integer array: {exc}") from None
     if array.ndim != 1 or (array.size and array.dtype.kind not in "iu"):
         raise InputError(f"idx must be a 1-D integer array, got {array.dtype} {array.shape}")
     return np.ascontiguousarray(array, dtype=np.int64)
 
 
 def _labels(labels: Any, n: int) -> np.ndarray:
-    array = np.asarray(labels)
+    try:
+        array = np.asarray(labels)
+    except ValueError as exc:  # a ragged nested list
+        raise InputError(f"labels must be (n,) class ids or (n, 3) probabilities: {exc}") from None
     if array.ndim == 0 or len(array) != n:
         raise InputError(
             f"labels are aligned with the encoded rows: expected {n}, got shape {array.shape}"
@@ -85,8 +95,16 @@ def collate_padded(
         labels = _labels(labels, len(offsets) - 1)
     if side not in _SIDES:
         raise ConfigError(f"side must be 'right' or 'left', got {side!r}")
-    if pad_to_multiple_of is not None and (
-        isinstance(pad_to_multiple_of, bool) or not 1 <= int(pad_to_multiple_of) < 1 << 32
-    ):
-        raise ConfigError(f"pad_to_multiple_of must be a positive int, got {pad_to_multiple_of!r}")
+    if pad_to_multiple_of is not None:
+        if not _is_int(pad_to_multiple_of) or not 1 <= int(pad_to_multiple_of) < 1 << 32:
+            raise ConfigError(
+                f"pad_to_multiple_of must be a positive int, got {pad_to_multiple_of!r}"
+            )
+        pad_to_multiple_of = int(pad_to_multiple_of)
+    if not _is_int(pad_id) or not -(1 << 63) <= int(pad_id) < 1 << 63:
+        raise ConfigError(f"pad_id must be an int, got {pad_id!r}")
     return _core.collate_padded(ids, offsets, idx, int(pad_id), side, pad_to_multiple_of, labels)
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, (int, np.integer)) and not isinstance(value, bool)

@@ -6,6 +6,7 @@ docs/encoding.md; `arena_fast.reference` implements them in pure Python."""
 from __future__ import annotations
 
 import dataclasses
+import numbers
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Optional, Union
@@ -18,6 +19,8 @@ from .tokenizer import Tokenizer
 __all__ = ["Template", "Encoder", "TEMPLATES", "STRATEGIES"]
 
 TEMPLATES = ("rounds", "pab", "concat", "tags")
+# The most encoding threads an Encoder starts (num_threads past it: ConfigError).
+MAX_THREADS = 1024
 STRATEGIES = ("fourth_place", "fair", "drop_oldest", "none")
 
 
@@ -42,6 +45,13 @@ class Template:
     marker: str = "......"
     join_turns: Optional[str] = None
 
+    def __post_init__(self) -> None:
+        for field in dataclasses.fields(self):
+            value = getattr(self, field.name)
+            if value is None and field.name == "join_turns":
+                continue
+            _check_text(f"Template.{field.name}", value)
+
     @classmethod
     def preset(cls, name: str) -> Template:
         """One of `TEMPLATES`: rounds (4th place), pab (2nd), concat (1st), tags (3rd)."""
@@ -58,6 +68,24 @@ class Template:
     def header_text(self, position: int) -> str:
         pattern = self.first_header if position == 1 else self.header
         return pattern.replace("{i}", str(position))
+
+
+def _check_text(name: str, value: Any) -> None:
+    if not isinstance(value, str):
+        raise ConfigError(f"{name} must be a str, got {type(value).__name__}")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise ConfigError(f"{name} is not valid text: {exc}") from None
+
+
+def _number(name: str, value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise ConfigError(f"{name} must be a number, got {value!r}")
+    try:
+        return float(value)
+    except OverflowError:
+        raise ConfigError(f"{name} is out of range: {value!r}") from None
 
 
 def _swap_mode(swap: Union[bool, str]) -> str:
@@ -131,19 +159,32 @@ class Encoder:
             raise ConfigError(f"tokenize must be 'split' or 'joint', got {tokenize!r}")
         if strategy not in STRATEGIES:
             raise ConfigError(f"unknown strategy {strategy!r}; expected one of {STRATEGIES}")
-        if num_threads is not None and num_threads < 1:
-            raise ConfigError(f"num_threads must be at least 1, got {num_threads}")
+        if num_threads is not None and (
+            isinstance(num_threads, bool)
+            or not isinstance(num_threads, int)
+            or not 1 <= num_threads <= MAX_THREADS
+        ):
+            raise ConfigError(
+                f"num_threads must be None or an int in [1, {MAX_THREADS}], got {num_threads!r}"
+            )
         for name, value in (
             ("max_length", max_length),
             ("min_segment_tokens", min_segment_tokens),
             ("keep_first_turns", keep_first_turns),
             ("min_tail_tokens", min_tail_tokens),
         ):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-                raise ConfigError(f"{name} must be a non-negative int, got {value!r}")
-        ratios = tuple(float(r) for r in tail_ratios)
+            if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < 1 << 63:
+                raise ConfigError(f"{name} must be an int in [0, 2**63), got {value!r}")
+        prompt_weight = _number("prompt_weight", prompt_weight)
+        try:
+            ratios = tuple(_number("tail_ratios", r) for r in tail_ratios)
+        except TypeError:
+            raise ConfigError(f"tail_ratios must be 3 numbers, got {tail_ratios!r}") from None
         if len(ratios) != 3:
             raise ConfigError(f"tail_ratios must have 3 entries, got {len(ratios)}")
+        if not isinstance(keep, str):
+            raise ConfigError(f"keep must be 'head' or 'head_tail', got {keep!r}")
+        _check_text("null_text", null_text)
         self.tokenizer = tokenizer
         self.template = template
         self.bos_token_id = tokenizer.special_token_id("bos", bos_token)
@@ -155,7 +196,7 @@ class Encoder:
             split_special_tokens=bool(split_special_tokens),
             null_text=null_text,
             num_threads=num_threads,
-            prompt_weight=float(prompt_weight),
+            prompt_weight=prompt_weight,
             min_segment_tokens=min_segment_tokens,
             keep=keep,
             keep_first_turns=keep_first_turns,

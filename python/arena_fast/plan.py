@@ -101,7 +101,10 @@ class Plan:
 def _lengths(lengths: Union[Encoded, Any]) -> np.ndarray:
     if isinstance(lengths, Encoded):
         return lengths.lengths
-    array = np.asarray(lengths)
+    try:
+        array = np.asarray(lengths)
+    except ValueError as exc:  # a ragged nested list
+        raise InputError(f"lengths must be a 1-D integer array: {exc}") from None
     if array.ndim != 1:
         raise InputError(f"lengths must be one-dimensional, got shape {array.shape}")
     if array.size and array.dtype.kind not in "iu":
@@ -115,6 +118,12 @@ def _count(name: str, value: Any, low: int = 0, high: int = _U64) -> int:
     value = int(value)
     if not low <= value < high:
         raise ConfigError(f"{name} must be in [{low}, {high}), got {value}")
+    return value
+
+
+def _mode(name: str, value: Any) -> str:
+    if not isinstance(value, str):
+        raise ConfigError(f"{name} must be a str, got {value!r}")
     return value
 
 
@@ -155,7 +164,7 @@ def plan_packs(
     arrays = _core.plan_packs(
         array,
         max_tokens,
-        strategy,
+        _mode("strategy", strategy),
         bool(pair_swaps),
         seed,
         epoch,
@@ -195,7 +204,7 @@ def plan_batches(
         array,
         max_tokens,
         rows,
-        order,
+        _mode("order", order),
         bool(pair_swaps),
         seed,
         epoch,

@@ -453,7 +453,7 @@ def test_tta_average_of_a_swap_is_symmetric(p):
     np.testing.assert_allclose(af.tta_average(p, af.swap_labels(p)), p)
 
 
-# -- what fails today (strict xfail; each waits for a fix in package code) -----------------------
+# -- pinned findings: the examples that once failed (F9-F16) --------------------------------------
 OPTION_TYPE_ERRORS = [
     ("num_threads", "2", "TypeError: '<' not supported (encoder.py checks num_threads < 1)"),
     ("num_threads", 1.5, "TypeError from the extension"),
@@ -475,12 +475,7 @@ OPTION_TYPE_ERRORS = [
 
 @pytest.mark.parametrize(
     "name, value",
-    [
-        pytest.param(
-            n, v, id=f"{n}={v!r}"[:40], marks=pytest.mark.xfail(strict=True, reason=f"F12: {r}")
-        )
-        for n, v, r in OPTION_TYPE_ERRORS
-    ],
+    [pytest.param(n, v, id=f"{n}={v!r}"[:40]) for n, v, _r in OPTION_TYPE_ERRORS],
 )
 def test_bad_option_is_a_config_error(name: str, value: Any) -> None:
     """README: bad options raise af.ConfigError (an ArenaFastError)."""
@@ -488,33 +483,22 @@ def test_bad_option_is_a_config_error(name: str, value: Any) -> None:
         af.Encoder(TOK, **{name: value}).encode([["a"]], [["b"]], [["c"]])
 
 
-@pytest.mark.xfail(
-    strict=True, reason="F12: Template fields reach the extension unchecked: TypeError"
-)
 @pytest.mark.parametrize("field", ["begin", "header", "marker", "join_turns"])
 def test_template_field_of_the_wrong_type(field: str) -> None:
     with pytest.raises(af.ConfigError):
         af.Encoder(TOK, template=af.Template(**{field: 5}))
 
 
-@pytest.mark.xfail(strict=True, reason="F12: a lone surrogate in a Template: UnicodeEncodeError")
 def test_template_with_a_lone_surrogate() -> None:
     with pytest.raises(af.ConfigError):
         af.Encoder(TOK, template=af.Template(begin="\ud83d"))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="F11: num_threads is not bounded: Encoder(num_threads=10**6) starts a pool of that "
-    "many threads in the constructor (minutes, ~15,000 threads before it was stopped); it "
-    "should be a ConfigError past a sane cap",
-)
 def test_absurd_thread_count_is_refused() -> None:
     code = "af.Encoder(af.Tokenizer.demo(), num_threads=10**6)"
     assert _survives(_RAISES.format(call=code), timeout=10).split() == ["raised", "ConfigError"]
 
 
-@pytest.mark.xfail(strict=True, reason="F13: strategy / order of the wrong type: TypeError")
 @pytest.mark.parametrize("call", ["packs", "batches"])
 def test_plan_mode_of_the_wrong_type(call: str) -> None:
     with pytest.raises(af.ConfigError):
@@ -524,16 +508,12 @@ def test_plan_mode_of_the_wrong_type(call: str) -> None:
             af.plan_batches([4, 4], 16, order=None)
 
 
-@pytest.mark.xfail(strict=True, reason="F14: collate_* read .input_ids: AttributeError on a list")
 @pytest.mark.parametrize("encoded", [[[1, 2]], None, "ids"])
 def test_collate_needs_an_encoded(encoded: Any) -> None:
     with pytest.raises(af.ArenaFastError):
         af.collate_packed(encoded, [0])
 
 
-@pytest.mark.xfail(
-    strict=True, reason="F15: pad_id / pad_to_multiple_of go through int(): ValueError / TypeError"
-)
 @pytest.mark.parametrize(
     "kwargs",
     [{"pad_id": "x"}, {"pad_id": None}, {"pad_to_multiple_of": "8"}, {"pad_to_multiple_of": 1.5}],
@@ -544,11 +524,6 @@ def test_collate_padded_option_types(kwargs: dict) -> None:
         af.collate_padded(enc, [0, 1], **{"pad_id": 0, **kwargs})
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="F16: a ragged nested list: numpy's ValueError ('inhomogeneous shape') escapes "
-    "plan.py _lengths / collate.py _index and _labels instead of an InputError",
-)
 @pytest.mark.parametrize("call", ["plan_packs", "collate_idx", "collate_labels"])
 def test_ragged_arrays_are_input_errors(call: str) -> None:
     enc = af.Encoded.from_lists([[1, 2], [3]])
