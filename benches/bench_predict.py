@@ -53,12 +53,10 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 import arena_fast as af  # noqa: E402
-from arena_fast.dataset import BuildConfig, build_dataset  # noqa: E402
-from arena_fast.model import TINY  # noqa: E402
+from _shared import hf_gemma2_classifier, hf_tokenizer, synth_dataset  # noqa: E402
 from arena_fast.predict import Judge, load_run  # noqa: E402
 from arena_fast.train import TrainConfig, train  # noqa: E402
 
-DEMO_TOKENIZER = Path(af.__file__).parent / "data" / "demo_tokenizer" / "tokenizer.json"
 # The encoding pairjudge's competition_v1 packing reproduces id for id.
 FOURTH_PLACE = {"template": "rounds", "strategy": "fourth_place"}
 FOURTH_PLACE_ENCODER = {"tokenize": "joint", "split_special_tokens": False}
@@ -66,21 +64,12 @@ FOURTH_PLACE_ENCODER = {"tokenize": "joint", "split_special_tokens": False}
 
 def make_run(args, root: Path) -> Path:
     """A briefly trained tiny-gemma2 run bundle (so the head is not random)."""
-    from arena_fast.synth import write_csv
-
-    csv = root / "train.csv"
-    write_csv(csv, args.train_rows, seed=0)
-    data = root / "train-data"
-    build_dataset(
-        BuildConfig(
-            inputs=[str(csv)],
-            max_length=args.max_length,
-            swap=True,
-            encoder=dict(FOURTH_PLACE_ENCODER),
-            **FOURTH_PLACE,
-        ),
-        data,
-        overwrite=True,
+    data = synth_dataset(
+        root,
+        args.train_rows,
+        args.max_length,
+        encoder=dict(FOURTH_PLACE_ENCODER),
+        **FOURTH_PLACE,
     )
     run = root / "run"
     train(
@@ -96,40 +85,6 @@ def make_run(args, root: Path) -> Path:
         )
     )
     return run
-
-
-def hf_tokenizer():
-    from transformers import PreTrainedTokenizerFast
-
-    return PreTrainedTokenizerFast(
-        tokenizer_file=str(DEMO_TOKENIZER),
-        bos_token="<bos>",
-        eos_token="<eos>",
-        pad_token="<pad>",
-        unk_token="<unk>",
-    )
-
-
-def hf_classifier(run: Path, pad_id: int):
-    """`Gemma2ForSequenceClassification` with the run's trained weights."""
-    from transformers import Gemma2Config, Gemma2ForSequenceClassification
-
-    ours, _ = load_run(run, tokenizer=af.Tokenizer.demo())
-    kw = {k: v for k, v in TINY["tiny-gemma2"].items() if k != "model_type"}
-    config = Gemma2Config(
-        vocab_size=ours.decoder.config.vocab_size,
-        pad_token_id=pad_id,
-        num_labels=3,
-        attn_implementation="eager",
-        use_cache=False,
-        **kw,
-    )
-    model = Gemma2ForSequenceClassification(config)
-    result = model.model.load_state_dict(ours.decoder.state_dict(), strict=True)
-    assert not result.missing_keys and not result.unexpected_keys
-    model.score = torch.nn.Linear(config.hidden_size, 3, bias=True)
-    model.score.load_state_dict(ours.head.state_dict())
-    return model.eval()
 
 
 def load_rows(n: int, seed: int) -> list[tuple[list[str], list[str], list[str]]]:
@@ -183,7 +138,8 @@ def main(argv=None) -> int:
     work = Path(tempfile.mkdtemp(prefix="arena-fast-bench-predict-"))
     run = make_run(args, work)
     tok = hf_tokenizer()
-    model = hf_classifier(run, tok.pad_token_id)
+    model = hf_gemma2_classifier(load_run(run, tokenizer=af.Tokenizer.demo())[0], tok.pad_token_id)
+    model.eval()
     judges = {
         fmt: PairwiseJudge(
             model,

@@ -57,65 +57,12 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 import arena_fast as af  # noqa: E402
-from arena_fast.dataset import BuildConfig, build_dataset, load_dataset  # noqa: E402
-from arena_fast.model import TINY, load_classifier  # noqa: E402
+from _shared import hf_gemma2_classifier, hf_tokenizer, synth_dataset  # noqa: E402
+from arena_fast.dataset import load_dataset  # noqa: E402
+from arena_fast.model import load_classifier  # noqa: E402
 from arena_fast.train import TrainConfig, train  # noqa: E402
 
-DEMO_TOKENIZER = Path(af.__file__).parent / "data" / "demo_tokenizer" / "tokenizer.json"
 WARMUP = 0.05
-
-
-def build(args, root: Path) -> Path:
-    """The dataset every case trains on."""
-    from arena_fast.synth import write_csv
-
-    csv = root / "train.csv"
-    write_csv(csv, args.rows, seed=0)
-    out = root / "data"
-    build_dataset(
-        BuildConfig(inputs=[str(csv)], max_length=args.max_length, swap=True, seed=0),
-        out,
-        overwrite=True,
-    )
-    return out
-
-
-def hf_tokenizer():
-    from transformers import PreTrainedTokenizerFast
-
-    return PreTrainedTokenizerFast(
-        tokenizer_file=str(DEMO_TOKENIZER),
-        bos_token="<bos>",
-        eos_token="<eos>",
-        pad_token="<pad>",
-        unk_token="<unk>",
-    )
-
-
-def hf_classifier(attn: str, pad_id: int, seed: int = 0):
-    """`Gemma2ForSequenceClassification` holding exactly the weights our
-    `train()` starts from (same config, same seed): the body copied, `score`
-    replaced by our head (Linear with bias)."""
-    from transformers import Gemma2Config, Gemma2ForSequenceClassification
-
-    ours = load_classifier(
-        "tiny-gemma2", tokenizer=af.Tokenizer.demo(), attn_implementation="eager", seed=seed
-    )
-    kw = {k: v for k, v in TINY["tiny-gemma2"].items() if k != "model_type"}
-    config = Gemma2Config(
-        vocab_size=ours.decoder.config.vocab_size,
-        pad_token_id=pad_id,
-        num_labels=3,
-        attn_implementation=attn,
-        use_cache=False,
-        **kw,
-    )
-    model = Gemma2ForSequenceClassification(config)
-    missing = model.model.load_state_dict(ours.decoder.state_dict(), strict=True)
-    assert not missing.missing_keys and not missing.unexpected_keys
-    model.score = torch.nn.Linear(config.hidden_size, 3, bias=True)
-    model.score.load_state_dict(ours.head.state_dict())
-    return model
 
 
 def run_ours(
@@ -173,7 +120,10 @@ def run_trainer(
         {"input_ids": ds.encoded.to_lists(), "labels": ds.label.astype(np.int64).tolist()}
     )
     tok = hf_tokenizer()
-    model = hf_classifier(attn, tok.pad_token_id)
+    ours = load_classifier(
+        "tiny-gemma2", tokenizer=af.Tokenizer.demo(), attn_implementation="eager", seed=0
+    )
+    model = hf_gemma2_classifier(ours, tok.pad_token_id, attn)
     collator = DataCollatorWithPadding(tok)
     computed = [0, 0.0]
 
@@ -266,7 +216,7 @@ def main(argv=None) -> int:
     logging.getLogger("bitsandbytes").setLevel(logging.ERROR)
 
     work = Path(tempfile.mkdtemp(prefix="arena-fast-bench-train-"))
-    data = build(args, work)
+    data = synth_dataset(work, args.rows, args.max_length)
     ds = load_dataset(data)
     lengths = ds.encoded.lengths.astype(np.int64)
     tokens = int(lengths.sum())
