@@ -477,3 +477,45 @@ def test_with_the_reference_collators(models):
         got = last_hidden(model, packed)
         for batch in padded.values():
             torch.testing.assert_close(last_hidden(model, batch), got, atol=ATOL, rtol=0)
+
+
+@pytest.mark.parametrize("mask_kind", ["none", "bool", "additive"])
+def test_capped_softmax_is_the_autograd_chain(mask_kind):
+    """The hand-written backward of the soft-capped softmax: torch's gradcheck
+    in float64, and the forward and gradients of the plain autograd chain
+    (divide, tanh, multiply, add the mask, softmax) in float32."""
+    from arena_fast.torch.attention import _CappedSoftmax
+
+    gen = torch.Generator().manual_seed(0)
+    shape = (2, 3, 5, 7)
+    keep = torch.rand(shape[-2:], generator=gen) > 0.3
+    keep[:, 0] = True  # every query sees a key
+    masks = {
+        "none": None,
+        "bool": keep,
+        "additive": torch.zeros(()).masked_fill(~keep, torch.finfo(torch.float32).min),
+    }
+    mask = masks[mask_kind]
+    x64 = (torch.randn(shape, generator=gen, dtype=torch.float64) * 80).requires_grad_()
+    mask64 = mask
+    if mask_kind == "additive":
+        mask64 = torch.zeros((), dtype=torch.float64).masked_fill(
+            ~keep, torch.finfo(torch.float64).min
+        )
+    assert torch.autograd.gradcheck(lambda x: _CappedSoftmax.apply(x, 50.0, mask64), (x64,))
+
+    x = (torch.randn(shape, generator=gen) * 80).requires_grad_()
+    weights = torch.randn(shape, generator=gen)
+    got = _CappedSoftmax.apply(x, 50.0, mask)
+    (got * weights).sum().backward()
+    grad, x.grad = x.grad, None
+    chain = torch.tanh(x / 50.0) * 50.0
+    if mask is not None:
+        additive = masks["additive"] if mask.dtype == torch.bool else mask
+        chain = chain + additive
+    want = torch.softmax(chain, dim=-1, dtype=torch.float32)
+    (want * weights).sum().backward()
+    assert torch.equal(got, want)  # the forward is the eager math exactly
+    torch.testing.assert_close(grad, x.grad, rtol=1e-5, atol=1e-7)
+    if mask is not None:
+        assert torch.all(grad[..., ~keep] == 0) and torch.isfinite(grad).all()
