@@ -67,57 +67,21 @@ def _window_mask(q_len: int, kv_len: int, window: Optional[int], device) -> Opti
     return allowed
 
 
-class _CappedSoftmax(torch.autograd.Function):
-    """softmax(cap * tanh(scores / cap) + mask) in float32, as transformers'
-    eager Gemma-2 path computes it (bit for bit at the kept positions: a
-    masked one gets finfo.min, whose exp is 0 either way), with a hand-written
-    backward. Autograd's chain (divide, tanh, multiply, add the mask, softmax)
-    allocates a (Lq, Lk) tensor per step and saves several; this one keeps
-    two, tanh(scores / cap) and the probabilities. It is the largest cost of a
-    soft-capped packed step on the CPU."""
-
-    @staticmethod
-    def forward(ctx, scores, cap: float, mask):
-        capped = torch.tanh(scores / cap)
-        logits = capped * cap
-        if mask is not None:
-            if mask.dtype == torch.bool:
-                logits.masked_fill_(~mask, torch.finfo(logits.dtype).min)
-            else:  # additive
-                logits = logits + mask
-        # float32, or float64 for float64 scores (gradcheck)
-        probs = F.softmax(logits, dim=-1, dtype=torch.promote_types(logits.dtype, torch.float32))
-        ctx.save_for_backward(capped, probs)
-        return probs
-
-    @staticmethod
-    def backward(ctx, grad):
-        capped, probs = ctx.saved_tensors
-        # softmax: p * (g - sum(g * p)); a masked position has p = 0, so 0.
-        g = grad.to(probs.dtype) * probs
-        g.sub_(probs * g.sum(dim=-1, keepdim=True))
-        # cap * tanh(x / cap): d/dx = 1 - tanh^2 (from tanh, never from the
-        # masked logits, so finfo.min cannot overflow into NaN).
-        g.sub_(g * capped * capped)
-        return g.to(capped.dtype), None, None
-
-
 def _eager(q, k, v, mask, scaling, softcap, dropout, training):
     """Attention as transformers' eager path computes it. q (B, H, Lq, D), k and
     v (B, H, Lk, D) with kv heads already repeated; mask bool (True = keep,
     broadcastable to (B, H, Lq, Lk)), additive float, or None."""
     scores = torch.matmul(q, k.transpose(2, 3)) * scaling  # (B, H, Lq, Lk)
     if softcap is not None:
-        probs = _CappedSoftmax.apply(scores, float(softcap), mask).to(q.dtype)
-    else:
-        if mask is not None:
-            if mask.dtype == torch.bool:
-                # eager_mask's convention: add finfo.min where masked, 0 elsewhere
-                mask = torch.zeros((), dtype=scores.dtype, device=scores.device).masked_fill(
-                    ~mask, torch.finfo(scores.dtype).min
-                )
-            scores = scores + mask
-        probs = F.softmax(scores, dim=-1, dtype=torch.float32).to(q.dtype)  # (B, H, Lq, Lk)
+        scores = torch.tanh(scores / softcap) * softcap
+    if mask is not None:
+        if mask.dtype == torch.bool:
+            # eager_mask's convention: add finfo.min where masked, 0 elsewhere
+            mask = torch.zeros((), dtype=scores.dtype, device=scores.device).masked_fill(
+                ~mask, torch.finfo(scores.dtype).min
+            )
+        scores = scores + mask
+    probs = F.softmax(scores, dim=-1, dtype=torch.float32).to(q.dtype)  # (B, H, Lq, Lk)
     probs = F.dropout(probs, p=dropout, training=training)
     return torch.matmul(probs, v)  # (B, H, Lq, D)
 
