@@ -382,6 +382,19 @@ def test_gradients_packed_equal_separate(models, name):
         torch.testing.assert_close(got[n], g, atol=ATOL * scale, rtol=0, msg=n)
 
 
+@pytest.mark.parametrize("block", [1, 5, 8, 13])
+def test_causal_blocks_equal_the_whole_matrix(models, monkeypatch, block):
+    """The soft-capped path computes a sequence longer than `_BLOCK` queries in
+    query blocks that skip the masked keys; with small blocks (inside, equal
+    to and across the sliding window of 8) the test sequences (up to 40) take
+    that path, and hidden states and gradients stay those of the stock model."""
+    from arena_fast.torch import attention
+
+    monkeypatch.setattr(attention, "_BLOCK", block)
+    test_packed_equals_separate(models, "gemma2")
+    test_gradients_packed_equal_separate(models, "gemma2")
+
+
 # -- dropout -----------------------------------------------------------------------
 
 

@@ -86,6 +86,33 @@ def _eager(q, k, v, mask, scaling, softcap, dropout, training):
     return torch.matmul(probs, v)  # (B, H, Lq, D)
 
 
+# Query rows per block of the causal eager path.
+_BLOCK = 128
+
+
+def _eager_causal_blocks(q, k, v, window, scaling, softcap, dropout, training):
+    """Causal (and windowed) eager attention of one sequence, q, k, v
+    (B, H, L, D), in blocks of `_BLOCK` queries: a block computes scores only
+    for the keys its queries may see (from the window start of its first
+    query to its last query), not the masked upper triangle of the (L, L)
+    matrix, about 5/8 of the work at four blocks. Every query's softmax runs
+    over the same keys as with the whole masked matrix (a masked score adds
+    exp(finfo.min) = 0), so only float rounding differs."""
+    length = q.shape[2]
+    outs = []
+    for start in range(0, length, _BLOCK):
+        end = min(start + _BLOCK, length)
+        lo = 0 if window is None else max(0, start - window + 1)
+        mask = _window_mask(end - start, end - lo, window, q.device)
+        if mask is None:  # a square block without a window: causal
+            mask = torch.ones(end - start, end - lo, dtype=torch.bool, device=q.device).tril()
+        keys, values = k[:, :, lo:end], v[:, :, lo:end]
+        outs.append(
+            _eager(q[:, :, start:end], keys, values, mask, scaling, softcap, dropout, training)
+        )
+    return torch.cat(outs, dim=2)  # (B, H, L, D)
+
+
 def _attend(q, k, v, *, n_rep, causal, window, scaling, softcap, dropout, training):
     """One block of independent rows: q (B, H, Lq, D), k and v (B, Hkv, Lk, D)
     with H = Hkv * n_rep -> (B, H, Lq, D)."""
@@ -97,9 +124,11 @@ def _attend(q, k, v, *, n_rep, causal, window, scaling, softcap, dropout, traini
     else:
         mask = None
     if softcap is not None:
+        k, v = repeat_kv(k, n_rep), repeat_kv(v, n_rep)  # (B, H, Lk, D)
+        if causal and q_len == kv_len and q_len > _BLOCK:
+            return _eager_causal_blocks(q, k, v, window, scaling, softcap, dropout, training)
         if causal and mask is None:  # q_len == kv_len: spell the causal mask out
             mask = torch.ones(q_len, kv_len, dtype=torch.bool, device=q.device).tril()
-        k, v = repeat_kv(k, n_rep), repeat_kv(v, n_rep)  # (B, H, Lk, D)
         return _eager(q, k, v, mask, scaling, softcap, dropout, training)
     # GQA: kv head j serves query heads j * n_rep .. (j + 1) * n_rep - 1, as repeat_kv
     gqa = {"enable_gqa": True} if n_rep > 1 and _SDPA_GQA else {}
