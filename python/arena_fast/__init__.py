@@ -4,7 +4,7 @@
 from ._core import __version__
 from .collate import collate_packed, collate_padded
 from .dataset import ArenaDataset, BuildConfig, build_dataset, load_dataset
-from .encoded import REPAIR_NULL, REPAIR_RAGGED, REPAIR_SURROGATE, Encoded
+from .encoded import REPAIR_CLIPPED, REPAIR_NULL, REPAIR_RAGGED, REPAIR_SURROGATE, Encoded
 from .encoder import STRATEGIES, TEMPLATES, Encoder, Template
 from .errors import ArenaFastError, ConfigError, InputError, InternalError, TokenizerError
 from .folds import assign_folds
@@ -23,6 +23,7 @@ __all__ = [
     "InputError",
     "InternalError",
     "Plan",
+    "REPAIR_CLIPPED",
     "REPAIR_NULL",
     "REPAIR_RAGGED",
     "REPAIR_SURROGATE",

@@ -14,12 +14,13 @@ from .errors import InputError
 if TYPE_CHECKING:
     import pyarrow as pa
 
-__all__ = ["Encoded", "REPAIR_NULL", "REPAIR_SURROGATE", "REPAIR_RAGGED"]
+__all__ = ["Encoded", "REPAIR_NULL", "REPAIR_SURROGATE", "REPAIR_RAGGED", "REPAIR_CLIPPED"]
 
 # Bits of `Encoded.repairs` (the same as the core's `turns::repair`).
 REPAIR_NULL = 1
 REPAIR_SURROGATE = 2
 REPAIR_RAGGED = 4
+REPAIR_CLIPPED = 8
 
 _ROW_FIELDS = (
     "turns_total",
@@ -86,7 +87,7 @@ class Encoded:
     `input_ids[offsets[i]:offsets[i+1]]`. Per row: `turns_total`, `turns_kept`,
     `truncated`, `full_length` (the tokens it would have with nothing cut),
     `repaired` (and the `repairs` bit set: null, lone surrogate,
-    ragged turns), `is_swapped`, and `source_row` (the input row it came from;
+    ragged turns, clipped turn), `is_swapped`, and `source_row` (the input row it came from;
     with `swap="both"` rows 2i and 2i+1 both come from row i).
     """
 
@@ -174,7 +175,7 @@ class Encoded:
 
     @property
     def repaired(self) -> np.ndarray:
-        """Rows whose text was repaired (null, lone surrogate, ragged turns)."""
+        """Rows whose text was repaired (null, lone surrogate, ragged or clipped turns)."""
         return self.repairs != 0
 
     def __len__(self) -> int:

@@ -14,10 +14,10 @@ from typing import Optional, Union
 
 import numpy as np
 
-from ..encoded import REPAIR_NULL, REPAIR_RAGGED, Encoded
+from ..encoded import REPAIR_NULL, Encoded
 from ..encoder import Template
 from .budget import Budget, Frame, plan
-from .turns import parse_turn_list, repair_text
+from .turns import pad_and_clip, parse_turn_list, repair_text
 
 
 class ReferenceEncoder:
@@ -101,11 +101,8 @@ class ReferenceEncoder:
                     turns.append(text)
                     flags |= f
             fields.append(turns)
-        n = max(len(x) for x in fields)
-        if any(len(x) != n for x in fields):
-            flags |= REPAIR_RAGGED
-            fields = [x + [""] * (n - len(x)) for x in fields]
-        return fields, flags
+        fields, f = pad_and_clip(fields)
+        return fields, flags | f
 
     def encode_row(
         self, fields: list[list[str]], swapped: bool
@@ -192,14 +189,15 @@ class ReferenceEncoder:
         for p, a, b in zip(prompts, responses_a, responses_b):
             fields, flags = [], 0
             for cell in (p, a, b):
+                if cell is None:  # an empty list, flagged (docs/encoding.md)
+                    fields.append([])
+                    flags |= REPAIR_NULL
+                    continue
                 cell, f0 = repair_text(cell)
                 turns, f = parse_turn_list(cell, self.null_text)
                 f |= f0
                 fields.append(turns)
                 flags |= f
-            n = max(len(x) for x in fields)
-            if any(len(x) != n for x in fields):
-                flags |= REPAIR_RAGGED
-                fields = [x + [""] * (n - len(x)) for x in fields]
-            rows.append((fields, flags))
+            fields, f = pad_and_clip(fields)
+            rows.append((fields, flags | f))
         return self._encode_fields(rows, swap)

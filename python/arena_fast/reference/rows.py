@@ -6,8 +6,8 @@ from __future__ import annotations
 
 from typing import Optional
 
-from ..encoded import REPAIR_NULL, REPAIR_RAGGED
-from .turns import parse_turn_list
+from ..encoded import REPAIR_NULL
+from .turns import pad_and_clip, parse_turn_list
 
 # Unicode White_Space, as listed by the Unicode standard (Rust's
 # `char::is_whitespace`); Python's `str.isspace` differs (it includes
@@ -85,11 +85,8 @@ def row_turns(
                     turns.append(t)
         fields.append(turns)
         flags |= f
-    n = max(len(f) for f in fields)
-    if any(len(f) != n for f in fields):
-        flags |= REPAIR_RAGGED
-        fields = [f + [""] * (n - len(f)) for f in fields]
-    return fields, flags, None
+    fields, f = pad_and_clip(fields)
+    return fields, flags | f, None
 
 
 def features(rows: list[tuple], null_text: str = "", json_cells: bool = True) -> dict:

@@ -5,9 +5,14 @@ from __future__ import annotations
 import json
 import re
 
-from ..encoded import REPAIR_NULL, REPAIR_SURROGATE
+from ..encoded import REPAIR_CLIPPED, REPAIR_NULL, REPAIR_RAGGED, REPAIR_SURROGATE
 
 _SURROGATE = re.compile("[\ud800-\udfff]")
+
+# A turn of more UTF-8 bytes keeps its first and last CLIP_KEEP_BYTES
+# (docs/encoding.md, REPAIR_CLIPPED).
+MAX_TURN_BYTES = 1 << 20
+CLIP_KEEP_BYTES = MAX_TURN_BYTES // 2
 
 
 def repair_text(text: str) -> tuple[str, int]:
@@ -36,3 +41,35 @@ def parse_turn_list(cell: str, null_text: str = "") -> tuple[list[str], int]:
         else:
             raise ValueError(f"expected a string or null, got {type(item).__name__}")
     return turns, flags
+
+
+def clip_turn(text: str) -> tuple[str, int]:
+    """A turn past MAX_TURN_BYTES -> its head and tail, cut at characters."""
+    if len(text) * 4 <= MAX_TURN_BYTES:  # a character is at most 4 bytes
+        return text, 0
+    raw = text.encode("utf-8")
+    if len(raw) <= MAX_TURN_BYTES:
+        return text, 0
+    # Decoding a cut drops the partial character at either end: the head
+    # rounds down to a character boundary, the tail rounds up.
+    head = raw[:CLIP_KEEP_BYTES].decode("utf-8", "ignore")
+    tail = raw[len(raw) - CLIP_KEEP_BYTES :].decode("utf-8", "ignore")
+    return head + tail, REPAIR_CLIPPED
+
+
+def pad_and_clip(fields: list[list[str]]) -> tuple[list[list[str]], int]:
+    """Pad the three turn lists to one length, clip long turns; the flags."""
+    flags = 0
+    n = max(len(x) for x in fields)
+    if any(len(x) != n for x in fields):
+        flags |= REPAIR_RAGGED
+        fields = [x + [""] * (n - len(x)) for x in fields]
+    out = []
+    for turns in fields:
+        clipped = []
+        for text in turns:
+            text, f = clip_turn(text)
+            clipped.append(text)
+            flags |= f
+        out.append(clipped)
+    return out, flags

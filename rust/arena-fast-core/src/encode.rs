@@ -12,7 +12,7 @@ use crate::error::{Column, ConfigError, CoreError, EncodeError, TokenizerError};
 use crate::rows::Rows;
 use crate::template::Template;
 use crate::tokenize::ArenaTokenizer;
-use crate::turns::{pad_ragged, parse_turn_list};
+use crate::turns::{clip_long_turns, pad_ragged, parse_turn_list};
 use crate::words::{with_thread_cache, WordCache};
 
 /// Which A/B orders to produce for each row.
@@ -36,9 +36,11 @@ impl RowTurns {
     pub fn new(prompt: Vec<String>, a: Vec<String>, b: Vec<String>, repairs: u8) -> RowTurns {
         let (mut prompt, mut a, mut b) = (prompt, a, b);
         let ragged = pad_ragged(&mut prompt, &mut a, &mut b);
+        let clipped =
+            clip_long_turns(&mut prompt) | clip_long_turns(&mut a) | clip_long_turns(&mut b);
         RowTurns {
             fields: [prompt, a, b],
-            repairs: repairs | ragged,
+            repairs: repairs | ragged | clipped,
         }
     }
 

@@ -12,6 +12,41 @@ pub mod repair {
     pub const SURROGATE: u8 = 2;
     /// Turn lists of different lengths were padded with empty turns.
     pub const RAGGED: u8 = 4;
+    /// A turn longer than `MAX_TURN_BYTES` kept only its head and tail.
+    pub const CLIPPED: u8 = 8;
+}
+
+/// The longest turn text tokenized whole. A longer one (a pasted log, a
+/// file, garbage) keeps its first and last `CLIP_KEEP_BYTES`: tokenizing
+/// 100 MB takes gigabytes (BPE holds ~100 bytes per character of a word) and
+/// no budget keeps more than a few thousand tokens of it anyway. Head and
+/// tail each hold far more than any `max_length` of tokens, so head/tail
+/// truncation keeps the same tokens as without the clip (except across
+/// the seam).
+pub const MAX_TURN_BYTES: usize = 1 << 20;
+/// What a clipped turn keeps at each end (rounded to char boundaries).
+pub const CLIP_KEEP_BYTES: usize = MAX_TURN_BYTES / 2;
+
+/// Clip every turn longer than `MAX_TURN_BYTES` to its head and tail.
+/// Returns `repair::CLIPPED` when anything was clipped.
+pub fn clip_long_turns(turns: &mut [String]) -> u8 {
+    let mut flags = 0;
+    for text in turns.iter_mut().filter(|t| t.len() > MAX_TURN_BYTES) {
+        let mut head = CLIP_KEEP_BYTES;
+        while !text.is_char_boundary(head) {
+            head -= 1;
+        }
+        let mut tail = text.len() - CLIP_KEEP_BYTES;
+        while !text.is_char_boundary(tail) {
+            tail += 1;
+        }
+        let mut clipped = String::with_capacity(head + text.len() - tail);
+        clipped.push_str(&text[..head]);
+        clipped.push_str(&text[tail..]);
+        *text = clipped;
+        flags = repair::CLIPPED;
+    }
+    flags
 }
 
 /// Parse one cell holding a JSON list of strings and nulls, e.g.
@@ -243,6 +278,29 @@ mod tests {
         assert_eq!(parse(r#"["a","b"]"#).0, vec!["a", "b"]);
         assert_eq!(parse(" [ ] ").0, Vec::<String>::new());
         assert_eq!(parse(r#"["x\/y\n\"q\""]"#).0, vec!["x/y\n\"q\""]);
+    }
+
+    #[test]
+    fn long_turns_keep_head_and_tail_on_char_boundaries() {
+        let short = "x".repeat(MAX_TURN_BYTES);
+        // A 3-byte char straddles both cut points.
+        let long = format!(
+            "{}{}z",
+            "a".repeat(CLIP_KEEP_BYTES - 1),
+            "€".repeat(CLIP_KEEP_BYTES)
+        );
+        let mut turns = vec![short.clone(), long.clone(), String::new()];
+        assert_eq!(clip_long_turns(&mut turns), repair::CLIPPED);
+        assert_eq!(turns[0], short);
+        assert_eq!(turns[2], "");
+        // K - 1 bytes of `a` then the first `€` would be cut: the head keeps
+        // the `a`s; byte 3K (the tail start) is inside a `€` too: round up.
+        let k = CLIP_KEEP_BYTES;
+        let expected = format!("{}{}", "a".repeat(k - 1), &long[3 * k + 1..]);
+        assert_eq!(turns[1], expected);
+        assert!(turns[1].ends_with("€z"));
+        let mut fine = vec![short];
+        assert_eq!(clip_long_turns(&mut fine), 0);
     }
 
     #[test]
