@@ -38,7 +38,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from . import _core
-from .encoded import REPAIR_NULL, REPAIR_RAGGED, REPAIR_SURROGATE, Encoded
+from .encoded import REPAIR_CLIPPED, REPAIR_NULL, REPAIR_RAGGED, REPAIR_SURROGATE, Encoded
 from .errors import ConfigError, InputError
 
 __all__ = [
@@ -68,10 +68,19 @@ DROP_REASONS = {
     "one_empty": "one answer empty (policy --one-empty drop)",
     "identical": "A and B identical (policy --identical drop)",
     "ragged": "turn lists of different lengths (policy --ragged drop)",
-    "repaired": "text repaired: null turn or lone surrogate (policy --repaired drop)",
+    "repaired": "text repaired: null turn, lone surrogate or clipped turn (policy --repaired drop)",
     "duplicate_id": "an earlier row of the same source has this id",
     "duplicate": "the same prompt and answers (in either order) are in a row kept earlier",
     "duplicate_prompt": "the prompt is in a source of higher priority (--dedup prompt)",
+}
+
+# The text repairs counted in the manifest (`counts.repairs`), by bit of
+# `repairs`; a row can have several (docs/encoding.md).
+REPAIR_KINDS = {
+    "null": REPAIR_NULL,
+    "surrogate": REPAIR_SURROGATE,
+    "ragged": REPAIR_RAGGED,
+    "clipped": REPAIR_CLIPPED,
 }
 
 # Bits of the `flags` column.
@@ -380,6 +389,7 @@ class _Builder:
         self.seq = 0
         self.spill_dir: Optional[str] = None
         self.stats = {"labels_normalised": 0, "relabelled": 0, "repaired": 0, "truncated": 0}
+        self.repairs = dict.fromkeys(REPAIR_KINDS, 0)
         self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="arena-fast-parts")
         self._pending: list[Future] = []
 
@@ -399,6 +409,8 @@ class _Builder:
             return None
         inp.rows_in += int(frame["input_rows"].sum())
         rows, f = _prepare(chunk, self.null_text, self.config.threads)
+        if chunk.repairs is not None:  # the reader's (lone surrogates in JSON)
+            f["repairs"] = f["repairs"] | chunk.repairs
         labels, unlabelled = _labels(frame)
         cfg = self.config
         source = frame["source"]
@@ -459,7 +471,8 @@ class _Builder:
         if cfg.ragged == "drop":
             drop(((repairs & REPAIR_RAGGED) != 0) & policed, "ragged")
         if cfg.repaired == "drop":
-            drop(((repairs & (REPAIR_NULL | REPAIR_SURROGATE)) != 0) & policed, "repaired")
+            text = REPAIR_NULL | REPAIR_SURROGATE | REPAIR_CLIPPED
+            drop(((repairs & text) != 0) & policed, "repaired")
 
         kept = np.flatnonzero(reason == "")
         gone = np.flatnonzero(reason != "")
@@ -482,6 +495,8 @@ class _Builder:
         self.stats["relabelled"] += int(((flags[kept] & FLAG_RELABELLED) != 0).sum())
         self.stats["labels_normalised"] += int(((flags[kept] & FLAG_LABELS_NORMALISED) != 0).sum())
         self.stats["repaired"] += int((repairs[kept] != 0).sum())
+        for name, bit in REPAIR_KINDS.items():
+            self.repairs[name] += int(((repairs[kept] & bit) != 0).sum())
 
         sub = frame[kept]
         lab_kept, unl_kept = labels[kept], unlabelled[kept]
@@ -883,14 +898,17 @@ def _ramp(chunks: Iterator[Any], first: int = 1024) -> Iterator[Any]:
     head = next(it, None)
     if head is None:
         return
-    frame, start, size = head.rows, 0, first
-    dropped = head.dropped
-    while len(frame) - start > size:
-        yield type(head)(frame.slice(start, size), dropped)
-        dropped = dropped.clear()
+    start, size = 0, first
+    dropped = head.dropped  # with the first piece
+    while len(head.rows) - start > size:
+        piece = head.slice(start, size)
+        piece.dropped, dropped = dropped, dropped.clear()
+        yield piece
         start += size
         size *= 2
-    yield type(head)(frame.slice(start), dropped)
+    piece = head.slice(start)
+    piece.dropped = dropped
+    yield piece
     yield from it
 
 
@@ -1032,6 +1050,7 @@ def _manifest(version, config, builder, inputs, kept, meta, dropped, shards, wor
             "relabelled": builder.stats["relabelled"],
             "labels_normalised": builder.stats["labels_normalised"],
             "repaired": builder.stats["repaired"],
+            "repairs": builder.repairs,
         },
         "stats": {
             "tokens": int(length.sum()),
@@ -1219,7 +1238,12 @@ def load_dataset(
         filters = None
         if fold is not None:
             filters = [("fold", "!=" if split == "train" else "==", fold)]
-        t = pq.read_table(file, memory_map=True, filters=filters)
+        try:
+            t = pq.read_table(file, memory_map=True, filters=filters)
+        except (pa.ArrowException, OSError) as exc:
+            first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            hint = "" if verify else " (verify=True checks the shards' sha256)"
+            raise InputError(f"{file}: cannot read the shard: {first}{hint}") from None
         if sources is not None:
             t = t.filter(pa.compute.is_in(t.column("source"), pa.array(list(sources))))
         tables.append(t)

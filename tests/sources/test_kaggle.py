@@ -111,13 +111,15 @@ def test_bad_winner_cells_are_dropped(tmp_path):
         encoding="utf-8",
     )
     rows, dropped = collect(read(path, chunk_rows=2))
-    assert rows["id"].to_list() == ["1", "4", "5"]
-    assert rows["labels"].to_list() == [[1.0, 0.0, 0.0], [0.25, 0.75, 0.0], None]
-    assert rows["row"].to_list() == [0, 3, 4]
-    assert dropped["reason"].to_list() == ["bad_labels", "bad_labels"]
-    assert dropped["id"].to_list() == ["2", "3"]
-    assert dropped["row"].to_list() == [1, 2]
+    assert rows["id"].to_list() == ["1", "4"]
+    assert rows["labels"].to_list() == [[1.0, 0.0, 0.0], [0.25, 0.75, 0.0]]
+    assert rows["row"].to_list() == [0, 3]
+    # Three empty cells in a labelled file are bad labels, not an unlabelled row.
+    assert dropped["reason"].to_list() == ["bad_labels"] * 3
+    assert dropped["id"].to_list() == ["2", "3", "5"]
+    assert dropped["row"].to_list() == [1, 2, 4]
     assert "winner_model_a=abc" in dropped["detail"][0]
+    assert "winner_model_a=<empty>, winner_model_b=<empty>" in dropped["detail"][2]
     assert dropped["source"].unique().to_list() == ["kaggle"]
 
 

@@ -138,7 +138,10 @@ def summary(manifest: dict, out: str) -> str:
     for reason, n in c["dropped"].items():
         lines.append(f"  {'dropped: ' + reason:<28}{n:>10,}  {share(n)}")
     lines.append(f"  {'relabelled':<28}{c['relabelled']:>10,}")
-    lines.append(f"  {'text repaired (kept)':<28}{c['repaired']:>10,}")
+    kinds = ", ".join(f"{k} {n:,}" for k, n in c.get("repairs", {}).items() if n)
+    lines.append(
+        f"  {'text repaired (kept)':<28}{c['repaired']:>10,}" + (f"  ({kinds})" if kinds else "")
+    )
     for src, n in c["by_source"].items():
         lines.append(f"  {'source: ' + src:<28}{n:>10,}")
     lines.append(

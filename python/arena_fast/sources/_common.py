@@ -12,9 +12,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, NamedTuple, Optional, Union
 
+import numpy as np
 import polars as pl
 import pyarrow as pa
 
+from ..encoded import REPAIR_SURROGATE
 from ..errors import InputError
 from ..reference.packing import SplitMix64
 
@@ -62,6 +64,16 @@ class Chunk:
 
     rows: pl.DataFrame
     dropped: pl.DataFrame
+    # Per row of `rows`: repair bits the reader made (docs/encoding.md; a
+    # lone surrogate in a JSON string, which Arrow cannot hold), ORed into
+    # the core's. None: no repairs.
+    repairs: Optional[np.ndarray] = None
+
+    def slice(self, start: int, length: Optional[int] = None) -> Chunk:
+        """Rows `start:start+length` (to the end when None), no dropped records."""
+        end = len(self.rows) if length is None else start + length
+        repairs = None if self.repairs is None else self.repairs[start:end]
+        return Chunk(self.rows.slice(start, length), self.dropped.clear(), repairs)
 
 
 def empty_rows() -> pl.DataFrame:
@@ -311,6 +323,7 @@ class Builder:
         self.source = source
         self.rows: dict[str, list] = {name: [] for name in CANONICAL_SCHEMA}
         self.dropped: dict[str, list] = {name: [] for name in DROPPED_SCHEMA}
+        self.repairs: list[int] = []
 
     def __len__(self) -> int:
         return len(self.rows["id"])
@@ -328,6 +341,12 @@ class Builder:
         model_b: Optional[str] = None,
         input_rows: int = 1,
     ) -> None:
+        """One canonical row. The texts are cleaned here (`clean_turns`) and
+        the repair counted for the row."""
+        prompt, f0 = clean_turns(prompt)
+        response_a, f1 = clean_turns(response_a)
+        response_b, f2 = clean_turns(response_b)
+        self.repairs.append(f0 | f1 | f2)
         values = {
             "id": id,
             "source": self.source,
@@ -364,9 +383,11 @@ class Builder:
             [_series(name, self.rows[name], dtype) for name, dtype in CANONICAL_SCHEMA.items()]
         )
         dropped = pl.DataFrame(self.dropped, schema=DROPPED_SCHEMA)
+        repairs = np.array(self.repairs, dtype=np.uint8) if any(self.repairs) else None
         self.rows = {name: [] for name in CANONICAL_SCHEMA}
         self.dropped = {name: [] for name in DROPPED_SCHEMA}
-        return Chunk(rows, dropped)
+        self.repairs = []
+        return Chunk(rows, dropped, repairs)
 
 
 def stream_records(
@@ -397,11 +418,31 @@ _SURROGATES = re.compile("[\ud800-\udfff]")
 def clean_text(text: str) -> str:
     """`text` with lone UTF-16 surrogates (which JSON can hold and UTF-8
     cannot) replaced by U+FFFD, the repair the Rust core makes."""
+    return repair_text(text)[0]
+
+
+def repair_text(text: str) -> tuple[str, int]:
+    """`clean_text` and the repair bit it made (REPAIR_SURROGATE or 0)."""
     try:
         text.encode("utf-8")
     except UnicodeEncodeError:
-        return _SURROGATES.sub("\ufffd", text)
-    return text
+        return _SURROGATES.sub("\ufffd", text), REPAIR_SURROGATE
+    return text, 0
+
+
+def clean_turns(turns: Any) -> tuple[Any, int]:
+    """A list of turns (str or None), or a JSON-text cell, cleaned; the repair bits."""
+    if isinstance(turns, str):
+        return repair_text(turns)
+    if turns is None:
+        return None, 0
+    flags, out = 0, []
+    for t in turns:
+        if isinstance(t, str):
+            t, f = repair_text(t)
+            flags |= f
+        out.append(t)
+    return out, flags
 
 
 def as_number(value: Any) -> Optional[float]:
@@ -442,9 +483,10 @@ class BadConversation(ValueError):
 def split_turns(
     conversation: Any, what: str = "conversation", need_user: bool = True
 ) -> tuple[list, list]:
-    """The user turns and the assistant turns of a message list, texts
-    cleaned; a null content is kept as a null turn, other roles (system)
-    are ignored. Raises BadConversation with a short detail."""
+    """The user turns and the assistant turns of a message list (texts as
+    they are: `Builder.add` cleans and counts them); a null content is kept
+    as a null turn, other roles (system) are ignored. Raises BadConversation
+    with a short detail."""
     if not isinstance(conversation, (list, tuple)):
         kind = "null" if conversation is None else type(conversation).__name__
         raise BadConversation(f"{what} is {kind}, not a list of {{role, content}}")
@@ -456,12 +498,11 @@ def split_turns(
         content = turn["content"]
         if content is not None and not isinstance(content, str):
             raise BadConversation(f"{what}[{i}].content is a {type(content).__name__}")
-        text = None if content is None else clean_text(content)
         role = turn["role"]
         if role == "user":
-            users.append(text)
+            users.append(content)
         elif role == "assistant":
-            assistants.append(text)
+            assistants.append(content)
     if need_user and not users:
         raise BadConversation(f"{what} has no user turn")
     if not assistants:

@@ -28,7 +28,7 @@ from ._common import (
     as_name,
     as_number,
     check_columns,
-    clean_text,
+    clean_turns,
     container,
     input_error,
     iter_records,
@@ -44,6 +44,7 @@ REQUIRED = ("id", *TEXT_COLUMNS, "labels")
 OPTIONAL = ("source", "model_a", "model_b", "teacher_logits", "row", "input_rows")
 _STRING = pl.String()
 _INDEX = "_index"  # the record's 0-based index in the file
+_REPAIRS = "_repairs"  # repair bits of a JSON record's texts (lone surrogates)
 
 
 def read(path: Union[str, Path], *, chunk_rows: int = 16384, seed: int = 0) -> Iterator[Chunk]:
@@ -137,7 +138,7 @@ def _json_chunks(
 ) -> Iterator[Chunk]:
     row = 0
     for records in iter_records(path, present, chunk_rows):
-        columns: dict[str, list] = {name: [] for name in [*present, _INDEX]}
+        columns: dict[str, list] = {name: [] for name in [*present, _INDEX, _REPAIRS]}
         drops: list[dict] = []
         for record in records:
             values = _json_values(record, present, text_as_json)
@@ -155,7 +156,7 @@ def _json_chunks(
                     }
                 )
             else:
-                for name in present:
+                for name in [*present, _REPAIRS]:
                     columns[name].append(values[name])
                 columns[_INDEX].append(row)
             row += 1
@@ -168,14 +169,15 @@ def _json_values(record: Any, present: list, text_as_json: dict) -> Union[dict, 
     value has the wrong JSON type."""
     if isinstance(record, BadRecord):
         return "bad_record", record.detail
-    values: dict[str, Any] = {}
+    values: dict[str, Any] = {_REPAIRS: 0}
     for name in present:
         value = record.get(name)
         if name in TEXT_COLUMNS:
             text = _json_text(value, text_as_json[name])
             if isinstance(text, tuple):
                 return "bad_text", f"{name}: {text[0]}"
-            values[name] = text
+            values[name], repairs = clean_turns(text)
+            values[_REPAIRS] |= repairs
         elif name == "labels":
             if value is not None and not isinstance(value, list):
                 return "bad_labels", f"labels is {type(value).__name__}, not a list of 3 numbers"
@@ -202,10 +204,10 @@ def _json_text(value: Any, as_json: bool) -> Union[str, list, None, tuple]:
         return None
     if as_json:
         if isinstance(value, str):
-            return clean_text(value)
+            return value
         return (f"{type(value).__name__} in a column of JSON text",)
     if isinstance(value, list) and all(v is None or isinstance(v, str) for v in value):
-        return [None if v is None else clean_text(v) for v in value]
+        return value
     return (f"{type(value).__name__}, not a list of strings",)
 
 
@@ -220,6 +222,8 @@ def _json_series(name: str, values: list, text_as_json: dict) -> pl.Series:
         arrow = pa.large_string() if text_as_json[name] else pa.large_list(pa.large_string())
     elif name in _JSON_ARROW:
         arrow = _JSON_ARROW[name]
+    elif name == _REPAIRS:
+        return pl.Series(name, values, dtype=pl.UInt8())
     else:
         dtype = pl.Int64() if name in ("row", "input_rows", _INDEX) else _STRING
         return pl.Series(name, values, dtype=dtype)
@@ -293,7 +297,10 @@ def _convert(frame: pl.DataFrame, text_as_json: dict, dropped: pl.DataFrame) -> 
         pl.col("_reason").alias("reason"),
         pl.col("_detail").alias("detail"),
     )
-    return Chunk(rows, pl.concat([dropped, bad_rows]).sort("row"))
+    repairs = kept[_REPAIRS].to_numpy() if _REPAIRS in names else None
+    if repairs is not None and not repairs.any():
+        repairs = None
+    return Chunk(rows, pl.concat([dropped, bad_rows]).sort("row"), repairs)
 
 
 def _fixed_width(names: list, name: str, dtype: Optional[Any]) -> pl.Expr:

@@ -24,6 +24,7 @@ from ._common import (
     as_id,
     as_name,
     check_columns,
+    clean_text,
     columns_of,
     first_is_a,
     iter_records,
@@ -50,7 +51,9 @@ def turns_key(turns: Sequence[Optional[str]]) -> str:
 
 
 def _digest(turns: Sequence[Optional[str]]) -> bytes:
-    return hashlib.blake2b(turns_key(turns).encode("utf-8"), digest_size=16).digest()
+    # Cleaned as the rows will be (lone surrogates cannot be UTF-8).
+    key = clean_text(turns_key(turns))
+    return hashlib.blake2b(key.encode("utf-8"), digest_size=16).digest()
 
 
 class _Conversation(NamedTuple):

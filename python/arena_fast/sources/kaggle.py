@@ -8,12 +8,17 @@ error."""
 
 from __future__ import annotations
 
+import csv
+import gzip
+import re
+import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Union
+from typing import Any, Optional, Union
 
 import polars as pl
 
+from ..errors import InputError
 from ._common import (
     CANONICAL_SCHEMA,
     TEXT_COLUMNS,
@@ -28,6 +33,8 @@ __all__ = ["read", "WINNER_COLUMNS"]
 SOURCE = "kaggle"
 WINNER_COLUMNS = ("winner_model_a", "winner_model_b", "winner_tie")
 _READ_ERRORS = (pl.exceptions.PolarsError, OSError)
+# A byte that is not UTF-8, as the surrogateescape error handler decodes it.
+_ESCAPED = re.compile("[\udc80-\udcff]")
 
 
 def read(path: Union[str, Path], *, chunk_rows: int = 16384, seed: int = 0) -> Iterator[Chunk]:
@@ -53,9 +60,52 @@ def _chunks(
     lf: pl.LazyFrame, path: Union[str, Path], chunk_rows: int, names: list, labelled: bool
 ) -> Iterator[Chunk]:
     row = 0
-    for batch in polars_batches(lf, path, chunk_rows):
-        yield _convert(batch, row, names, labelled)
-        row += batch.height
+    try:
+        for batch in polars_batches(lf, path, chunk_rows):
+            yield _convert(batch, row, names, labelled)
+            row += batch.height
+    except InputError as exc:
+        # polars names no record; find it (a second read, on the error path only).
+        raise (_locate(path) or exc) from None
+
+
+def _locate(path: Union[str, Path]) -> Optional[InputError]:
+    """The first record of a CSV that polars refused for a reason we can
+    name: invalid UTF-8 (row, column, byte) or more fields than the header.
+    None when there is none (the caller keeps polars' message)."""
+    opener: Any = gzip.open if str(path).lower().endswith(".gz") else open
+    csv.field_size_limit(sys.maxsize)
+    # surrogateescape keeps invalid bytes as U+DC80..U+DCFF, where they can be found.
+    with opener(path, "rt", encoding="utf-8", errors="surrogateescape", newline="") as f:
+        reader = csv.reader(f)
+        header = next(reader, None)
+        if header is None:
+            return None
+        bad = _invalid_byte(header)
+        if bad is not None:
+            return InputError(f"{path}: the header: invalid utf-8 (byte 0x{bad[1]:02x})")
+        for row, record in enumerate(reader):
+            where = f"row {row} (line {reader.line_num})"
+            bad = _invalid_byte(record)
+            if bad is not None:
+                column = header[bad[0]] if bad[0] < len(header) else f"#{bad[0] + 1}"
+                return InputError(
+                    f"{path}: {where}, column {column}: invalid utf-8 (byte 0x{bad[1]:02x})"
+                )
+            if len(record) > len(header):
+                return InputError(
+                    f"{path}: {where} has {len(record)} fields, the header {len(header)}"
+                )
+    return None
+
+
+def _invalid_byte(record: list) -> Optional[tuple[int, int]]:
+    """(field index, byte) of the first byte that was not UTF-8, if any."""
+    for i, cell in enumerate(record):
+        found = _ESCAPED.search(cell)
+        if found is not None:
+            return i, ord(found.group()) - 0xDC00
+    return None
 
 
 def _convert(batch: pl.DataFrame, row: int, names: list, labelled: bool) -> Chunk:
@@ -72,8 +122,10 @@ def _convert(batch: pl.DataFrame, row: int, names: list, labelled: bool) -> Chun
         ]
         present = [pl.col(c).is_not_null() for c in WINNER_COLUMNS]
         not_numeric = pl.any_horizontal([p & n.is_null() for p, n in zip(present, numbers)])
-        partial = pl.any_horizontal(present) & ~pl.all_horizontal(present)
-        bad = not_numeric | partial
+        # In a file with winner columns every row needs its three numbers:
+        # empty cells are not "unlabelled" (that is a file without them).
+        missing = ~pl.all_horizontal(present)
+        bad = not_numeric | missing
         cells = ", ".join(f"{c}={{}}" for c in WINNER_COLUMNS)
         reason = reason.when(bad).then(pl.lit("bad_labels"))
         detail = detail.when(bad).then(
@@ -82,11 +134,7 @@ def _convert(batch: pl.DataFrame, row: int, names: list, labelled: bool) -> Chun
                 *(pl.col(c).fill_null("<empty>") for c in WINNER_COLUMNS),
             )
         )
-        labels = (
-            pl.when(pl.all_horizontal(present))
-            .then(pl.concat_list(numbers).list.to_array(3))
-            .otherwise(pl.lit(None, dtype=CANONICAL_SCHEMA["labels"]))
-        )
+        labels = pl.concat_list(numbers).list.to_array(3)
     else:
         labels = pl.lit(None, dtype=CANONICAL_SCHEMA["labels"])
     df = df.with_columns(

@@ -19,7 +19,6 @@ from ._common import (
     as_id,
     as_name,
     as_number,
-    clean_text,
     columns_error,
     columns_of,
     first_is_a,
@@ -75,7 +74,7 @@ def _side(value: Any, name: str) -> tuple[list, list]:
     """(user turns, answers) of a `chosen` / `rejected` value: a message
     list, or a plain answer string (no user turns)."""
     if isinstance(value, str):
-        return [], [clean_text(value)]
+        return [], [value]
     return split_turns(value, name, need_user=False)
 
 
@@ -89,7 +88,7 @@ def _binarized(record: dict, row: int, out: Builder, seed: int) -> None:
             prompt = record.get("prompt")
             if not isinstance(prompt, str):
                 raise BadConversation("chosen has no user turn and prompt is not a string")
-            users = [clean_text(prompt)]
+            users = [prompt]
     except BadConversation as exc:
         out.drop(id=ident, row=row, reason="bad_conversation", detail=str(exc))
         return
@@ -173,9 +172,9 @@ def _raw(record: dict, row: int, out: Builder, seed: int) -> None:
         id=ident,
         model_a=as_name(first.get("model")),
         model_b=as_name(second.get("model")),
-        prompt=[clean_text(instruction)],
-        response_a=[clean_text(first["response"])],
-        response_b=[clean_text(second["response"])],
+        prompt=[instruction],
+        response_a=[first["response"]],
+        response_b=[second["response"]],
         labels=_labels(chosen_score, other_score, chosen_a),
         row=row,
     )
