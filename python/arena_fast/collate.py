@@ -11,6 +11,7 @@ import numpy as np
 from . import _core
 from .encoded import Encoded
 from .errors import ConfigError, InputError
+from .plan import _fits_int64
 
 __all__ = ["collate_packed", "collate_padded"]
 
@@ -43,6 +44,7 @@ def _index(idx: Any) -> np.ndarray:
         raise InputError(f"idx must be a 1-D integer array: {exc}") from None
     if array.ndim != 1 or (array.size and array.dtype.kind not in "iu"):
         raise InputError(f"idx must be a 1-D integer array, got {array.dtype} {array.shape}")
+    _fits_int64("idx", array)
     return np.ascontiguousarray(array, dtype=np.int64)
 
 
@@ -56,9 +58,17 @@ def _labels(labels: Any, n: int) -> np.ndarray:
             f"labels are aligned with the encoded rows: expected {n}, got shape {array.shape}"
         )
     if array.ndim == 1 and array.dtype.kind in "iu":
+        _fits_int64("labels", array)
         return np.ascontiguousarray(array, dtype=np.int64)
     if array.ndim == 2 and array.shape[1] == 3 and array.dtype.kind in "fiu":
-        return np.ascontiguousarray(array, dtype=np.float32)
+        finite = np.isfinite(array)
+        with np.errstate(over="ignore"):
+            probs = np.ascontiguousarray(array, dtype=np.float32)
+        past = finite & ~np.isfinite(probs)
+        if past.any():
+            row = int(np.argmax(past.any(axis=1)))
+            raise InputError(f"labels: row {row} holds a value past the float32 range")
+        return probs
     raise InputError(
         f"labels must be class ids (n,) or probabilities (n, 3), got {array.dtype} {array.shape}"
     )

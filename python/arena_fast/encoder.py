@@ -11,6 +11,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Optional, Union
 
+import numpy as np
+
 from . import _core
 from .encoded import Encoded
 from .errors import ConfigError
@@ -184,6 +186,8 @@ class Encoder:
             raise ConfigError(f"tail_ratios must have 3 entries, got {len(ratios)}")
         if not isinstance(keep, str):
             raise ConfigError(f"keep must be 'head' or 'head_tail', got {keep!r}")
+        if not isinstance(split_special_tokens, (bool, np.bool_)):
+            raise ConfigError(f"split_special_tokens must be a bool, got {split_special_tokens!r}")
         _check_text("null_text", null_text)
         self.tokenizer = tokenizer
         self.template = template

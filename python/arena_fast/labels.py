@@ -3,7 +3,11 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
+
+from .errors import InputError
 
 __all__ = ["swap_labels", "unswap_probs", "tta_average"]
 
@@ -11,35 +15,52 @@ __all__ = ["swap_labels", "unswap_probs", "tta_average"]
 def swap_labels(y) -> np.ndarray:
     """Labels of the swapped rows: class ids (n,) map 0<->1; probability or
     logit rows (n, 3) exchange their first two columns."""
-    arr = np.asarray(y)
+    arr = _array(y, "labels")
     if arr.ndim == 1:
+        if arr.size == 0:
+            return np.zeros(0, dtype=np.int64)
         if arr.dtype.kind not in "iu":
-            raise ValueError(f"class ids must be integers, got dtype {arr.dtype}")
-        if arr.size and (arr.min() < 0 or arr.max() > 2):
-            raise ValueError("class ids must be 0 (A), 1 (B) or 2 (tie)")
+            raise InputError(f"class ids must be integers, got dtype {arr.dtype}")
+        if arr.min() < 0 or arr.max() > 2:
+            raise InputError("class ids must be 0 (A), 1 (B) or 2 (tie)")
         out = arr.copy()
         out[arr == 0] = 1
         out[arr == 1] = 0
         return out
     if arr.ndim == 2 and arr.shape[1] == 3:
         return arr[:, [1, 0, 2]]
-    raise ValueError(f"expected class ids (n,) or rows of 3 values (n, 3), got shape {arr.shape}")
+    raise InputError(f"expected class ids (n,) or rows of 3 values (n, 3), got shape {arr.shape}")
 
 
 def unswap_probs(p_swapped) -> np.ndarray:
     """Predictions made on swapped inputs, mapped back to the original order:
     `[p_b', p_a', p_tie']`."""
-    arr = np.asarray(p_swapped)
+    arr = _array(p_swapped, "p_swapped")
     if arr.ndim != 2 or arr.shape[1] != 3:
-        raise ValueError(f"expected probability rows (n, 3), got shape {arr.shape}")
+        raise InputError(f"expected probability rows (n, 3), got shape {arr.shape}")
     return arr[:, [1, 0, 2]]
 
 
 def tta_average(p, p_swapped) -> np.ndarray:
     """Swap test-time augmentation: the mean of the original prediction and the
     swapped prediction mapped back."""
-    a = np.asarray(p, dtype=np.float64)
-    b = unswap_probs(p_swapped).astype(np.float64)
+    a = _numbers(p, "p")
+    b = _numbers(unswap_probs(p_swapped), "p_swapped")
     if a.shape != b.shape:
-        raise ValueError(f"shapes differ: {a.shape} vs {b.shape}")
-    return (a + b) / 2.0
+        raise InputError(f"shapes differ: {a.shape} vs {b.shape}")
+    with np.errstate(invalid="ignore"):  # inf and -inf average to NaN, as they should
+        return a / 2.0 + b / 2.0  # not (a + b) / 2, which overflows near the float64 maximum
+
+
+def _array(value: Any, name: str) -> np.ndarray:
+    try:
+        return np.asarray(value)
+    except ValueError as exc:  # a ragged nested list
+        raise InputError(f"{name} must be an array: {exc}") from None
+
+
+def _numbers(value: Any, name: str) -> np.ndarray:
+    arr = _array(value, name)
+    if arr.dtype.kind not in "biuf":
+        raise InputError(f"{name} must hold numbers, got dtype {arr.dtype}")
+    return arr.astype(np.float64)

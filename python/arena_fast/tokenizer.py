@@ -65,9 +65,18 @@ class Tokenizer:
             except (OSError, ValueError) as exc:
                 raise TokenizerError(f"{config}: not a readable JSON file: {exc}") from exc
             bos, eos = _token_name(data.get("bos_token")), _token_name(data.get("eos_token"))
-        return cls(
-            _core.Tokenizer.from_file(str(path)), bos_token=bos, eos_token=eos, source=str(path)
-        )
+        try:
+            core = _core.Tokenizer.from_file(str(path))
+        except TokenizerError as exc:
+            with open(path, "rb") as f:
+                bom = f.read(3) == b"\xef\xbb\xbf"
+            if not bom:
+                raise
+            # Hugging Face refuses it too; say why, which serde's message does not.
+            raise TokenizerError(
+                f"{exc} (the file starts with a UTF-8 BOM, which a tokenizer.json cannot)"
+            ) from None
+        return cls(core, bos_token=bos, eos_token=eos, source=str(path))
 
     @classmethod
     def from_str(
