@@ -47,7 +47,7 @@ LOAD = "af.load_dataset"
 ENTRIES = (BUILD, CLI, ENCODE_JSON, ENCODE, TOKENIZER, LOAD)
 
 # Bits of the kept rows' `repairs` and `flags` (docs/dataset.md).
-NULL, SURROGATE, RAGGED = 1, 2, 4
+NULL, SURROGATE, RAGGED, CLIPPED = 1, 2, 4, 8
 EMPTY_A, EMPTY_B, IDENTICAL, RELABELLED, NORMALISED, EMPTY_PROMPT = 1, 2, 4, 8, 16, 32
 
 MB = 1_000_000
@@ -746,11 +746,6 @@ case(
     ENCODE_JSON,
     json_columns(None, 0),
     Encodes((0, NULL | RAGGED, 0)),
-    xfail=(
-        "F8: encode_json raises 'expected a JSON string, got NoneType' for a None cell, where "
-        "docs/encoding.md (and encode, and build-dataset for an empty CSV cell) make it an "
-        "empty list flagged REPAIR_NULL"
-    ),
 )
 
 # Lone and reversed surrogate escapes.
@@ -801,12 +796,23 @@ case(
     BUILD,
     canonical_jsonl({"response_a": ["\ud83d alone"]}),
     Built(dropped={1: "repaired"}),
-    config={"repaired": "drop"},
-    xfail=(
-        "F2: the canonical JSON reader replaces lone surrogates by U+FFFD in Python (clean_text) "
-        "without the REPAIR_SURROGATE flag: the row is kept under --repaired drop, and "
-        "counts.repaired misses it"
+    config={"repaired": "drop"},  # F2 (fixed): the JSON readers count their repairs
+)
+case(
+    "canonical-jsonl-surrogate-kept",
+    "lone / reversed surrogates",
+    BUILD,
+    canonical_jsonl(
+        {"prompt": ["fine", None], "response_a": ["a", "b"], "response_b": ["x", "\ude00 low"]}
     ),
+    Built(repairs={1: NULL | SURROGATE}),
+)
+case(
+    "canonical-json-array-surrogate",
+    "lone / reversed surrogates",
+    BUILD,
+    canonical_jsonl({"response_a": ["\ud83d alone"]}, array=True),
+    Built(repairs={1: SURROGATE}),
 )
 case(
     "arena33k-jsonl-surrogate",
@@ -814,10 +820,6 @@ case(
     BUILD,
     arena33k_jsonl("hi \ud83d", "\ude00\ud83d reversed"),
     Built(repairs={1: SURROGATE}),
-    xfail=(
-        "F2: arena33k (and ultrafeedback, chat1m) texts go through clean_text: lone surrogates "
-        "become U+FFFD silently (repairs 0, counts.repaired 0)"
-    ),
 )
 
 # NUL bytes.
@@ -864,11 +866,7 @@ case(
     "invalid UTF-8",
     BUILD,
     kaggle({"response_a": '["bad BYTES here"]'}, replace=(b"BYTES", b"\xff\xfe\xc3")),
-    Rejected("InputError", ("{file}", "row 1", "response_a")),
-    xfail=(
-        "F3: the error names the file only: 'cannot read: invalid utf-8 sequence' (polars), "
-        "no row or column"
-    ),
+    Rejected("InputError", ("{file}", "row 1 (line 3)", "column response_a", "byte 0xff")),
 )
 case(
     "kaggle-invalid-utf8-cli",
@@ -920,7 +918,7 @@ case(
     "BOMs",
     TOKENIZER,
     tokenizer_file(lambda: b"\xef\xbb\xbf" + demo_tokenizer_json().encode()),
-    Rejected("TokenizerError", (LOAD_ERROR, "{file}")),
+    Rejected("TokenizerError", (LOAD_ERROR, "{file}", "starts with a UTF-8 BOM")),
     note="a good tokenizer.json after a UTF-8 BOM: refused, as Hugging Face refuses it",
 )
 
@@ -930,7 +928,7 @@ case(
     "100 MB answer",
     BUILD,
     kaggle_big_answer(100 * MB),
-    Built(check=cut_to_the_budget(1)),
+    Built(repairs={1: CLIPPED}, check=cut_to_the_budget(1)),
     config={"max_length": 2048},
     fresh=True,
     max_seconds=60,
@@ -940,29 +938,23 @@ case(
     "100 MB answer",
     ENCODE_JSON,
     big_json_cell(100 * MB, "a"),
-    Encodes((0,)),
+    Encodes((CLIPPED,)),
     config={"max_length": 2048},
     fresh=True,
     max_seconds=60,
-    xfail=(
-        "F7: a 100 MB text without a word start is one BPE word: about 110 bytes of memory per "
-        "character (11 GB, 52 s with the demo tokenizer); 10 MB already needs 1.2 GB"
-    ),
+    # F7 (fixed): one BPE word of 100 MB took 11 GB; turns past 1 MiB are clipped
 )
 case(
     "encode-json-100mb-answer-llama3",
     "100 MB answer",
     ENCODE_JSON,
     big_json_cell(100 * MB, WORDS),
-    Encodes((0,)),
+    Encodes((CLIPPED,)),
     config={"max_length": 2048, "tokenizer": "llama3"},
     fresh=True,
     max_seconds=60,
     needs=("llama3",),
-    xfail=(
-        "F7: tokenizers without the word cache (Llama-3) encode the whole text at once: about "
-        "120-230 bytes per character; a 100 MB answer is killed by the kernel (OOM)"
-    ),
+    # F7 (fixed): Llama-3 encodes whole texts, 120-230 bytes per character (killed by OOM)
 )
 case(
     "kaggle-100k-turns",
@@ -1085,12 +1077,7 @@ case(
     "labels",
     BUILD,
     kaggle({"winner_model_a": "", "winner_model_b": "", "winner_tie": ""}),
-    Built(dropped={1: "bad_labels"}),
-    xfail=(
-        "F5: in a labelled file (winner columns present) a row whose three winner cells are empty "
-        "becomes an unlabelled row, silently: no drop, no flag, and the cleaning policies "
-        "then skip it"
-    ),
+    Built(dropped={1: "bad_labels"}, details={1: ("winner_model_a=<empty>",)}),
 )
 case(
     "canonical-labels-two-values",
@@ -1149,10 +1136,9 @@ case(
     "missing / extra columns",
     BUILD,
     kaggle(line=csv_text([list(good_row(1).values())], HEADER).split("\n")[1] + ",surplus"),
-    Rejected("InputError", ("{file}", "row 1")),
-    xfail=(
-        "F4: a record with more fields than the header: 'found more fields than defined in "
-        "Schema' (polars) names the file but not the row"
+    Rejected(
+        "InputError",
+        ("{file}", f"row 1 (line 3) has {len(HEADER) + 1} fields, the header {len(HEADER)}"),
     ),
 )
 case(
@@ -1287,11 +1273,7 @@ case(
     "truncated parquet",
     LOAD,
     built_dataset(_zero_shard_tail),
-    Rejected("InputError", ("data-00000.parquet",)),
-    xfail=(
-        "F6: a shard of the right size whose bytes are damaged: pyarrow's ArrowInvalid ('Parquet "
-        "magic bytes not found') escapes load_dataset, not an InputError"
-    ),
+    Rejected("InputError", ("data-00000.parquet", "cannot read")),
 )
 case(
     "load-dataset-no-manifest",

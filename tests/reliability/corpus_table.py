@@ -14,7 +14,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import cases as c  # noqa: E402
 
-REPAIRS = {c.NULL: "null", c.SURROGATE: "surrogate", c.RAGGED: "ragged"}
+REPAIRS = {c.NULL: "null", c.SURROGATE: "surrogate", c.RAGGED: "ragged", c.CLIPPED: "clipped"}
 FLAGS = {
     c.EMPTY_A: "A empty",
     c.EMPTY_B: "B empty",
