@@ -4,8 +4,11 @@ build, the Hugging Face tokenizer of the demo vocabulary, and the stock
 
 from __future__ import annotations
 
+import json
+import os
+import platform
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional
 
 import arena_fast as af
 from arena_fast.dataset import BuildConfig, build_dataset
@@ -63,3 +66,27 @@ def hf_gemma2_classifier(ours: Any, pad_id: int, attn: str = "eager"):
     model.score = torch.nn.Linear(config.hidden_size, 3, bias=True)
     model.score.load_state_dict(ours.head.state_dict())
     return model
+
+
+def write_results(
+    out: Optional[str], args: Any, setup: dict, results: list, **versions: str
+) -> None:
+    """The run as JSON at `out` (when given): machine, torch and
+    transformers versions and `versions`' others, the arguments, the setup
+    and the results."""
+    if not out:
+        return
+    import torch
+    import transformers
+
+    payload = {
+        "machine": f"{platform.machine()}, {os.cpu_count()} cpus, "
+        f"Python {platform.python_version()}",
+        "torch": torch.__version__,
+        "transformers": transformers.__version__,
+        **versions,
+        "args": vars(args),
+        "setup": setup,
+        "results": results,
+    }
+    Path(out).write_text(json.dumps(payload, indent=1))

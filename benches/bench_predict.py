@@ -42,7 +42,6 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 import argparse  # noqa: E402
 import json  # noqa: E402
 import logging  # noqa: E402
-import platform  # noqa: E402
 import sys  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
@@ -53,7 +52,12 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 import arena_fast as af  # noqa: E402
-from _shared import hf_gemma2_classifier, hf_tokenizer, synth_dataset  # noqa: E402
+from _shared import (  # noqa: E402
+    hf_gemma2_classifier,
+    hf_tokenizer,
+    synth_dataset,
+    write_results,
+)
 from arena_fast.predict import Judge, load_run  # noqa: E402
 from arena_fast.train import TrainConfig, train  # noqa: E402
 
@@ -294,18 +298,7 @@ def main(argv=None) -> int:
             f"| {r['peer_rows_per_s']:,.1f} | **{r['ratio']:.2f}x** "
             f"| {r['max_abs_prob_diff']:.1e} | {r['same_verdict_share']:.3f} | {o} | {t} |"
         )
-    if args.out:
-        payload = {
-            "machine": f"{platform.machine()}, {os.cpu_count()} cpus, "
-            f"Python {platform.python_version()}",
-            "torch": torch.__version__,
-            "transformers": transformers.__version__,
-            "pairjudge": pairjudge.__version__,
-            "args": vars(args),
-            "setup": setup,
-            "results": results,
-        }
-        Path(args.out).write_text(json.dumps(payload, indent=1))
+    write_results(args.out, args, setup, results, pairjudge=pairjudge.__version__)
     return 0
 
 

@@ -44,7 +44,6 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 import argparse  # noqa: E402
 import json  # noqa: E402
 import logging  # noqa: E402
-import platform  # noqa: E402
 import resource  # noqa: E402
 import sys  # noqa: E402
 import tempfile  # noqa: E402
@@ -57,7 +56,12 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 import arena_fast as af  # noqa: E402
-from _shared import hf_gemma2_classifier, hf_tokenizer, synth_dataset  # noqa: E402
+from _shared import (  # noqa: E402
+    hf_gemma2_classifier,
+    hf_tokenizer,
+    synth_dataset,
+    write_results,
+)
 from arena_fast.dataset import load_dataset  # noqa: E402
 from arena_fast.model import load_classifier  # noqa: E402
 from arena_fast.train import TrainConfig, train  # noqa: E402
@@ -321,17 +325,7 @@ def main(argv=None) -> int:
         f"{trainer['collate_seconds']:.2f} s of {trainer['best_seconds']:.1f} s; "
         f"threads in its loop: {trainer['threads_in_loop']}"
     )
-    if args.out:
-        payload = {
-            "machine": f"{platform.machine()}, {os.cpu_count()} cpus, "
-            f"Python {platform.python_version()}",
-            "torch": torch.__version__,
-            "transformers": transformers.__version__,
-            "args": vars(args),
-            "setup": setup,
-            "results": results,
-        }
-        Path(args.out).write_text(json.dumps(payload, indent=1))
+    write_results(args.out, args, setup, results)
     return 0
 
 
