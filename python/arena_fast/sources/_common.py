@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import math
-import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,9 +15,9 @@ import numpy as np
 import polars as pl
 import pyarrow as pa
 
-from ..encoded import REPAIR_SURROGATE
 from ..errors import InputError
 from ..reference.packing import SplitMix64
+from ..reference.turns import repair_text  # the one surrogate repair, with its flag
 
 MASK64 = (1 << 64) - 1
 TEXT_COLUMNS = ("prompt", "response_a", "response_b")
@@ -412,22 +411,10 @@ def stream_records(
 
 
 # -- values --------------------------------------------------------------------------
-_SURROGATES = re.compile("[\ud800-\udfff]")
-
-
 def clean_text(text: str) -> str:
     """`text` with lone UTF-16 surrogates (which JSON can hold and UTF-8
     cannot) replaced by U+FFFD, the repair the Rust core makes."""
     return repair_text(text)[0]
-
-
-def repair_text(text: str) -> tuple[str, int]:
-    """`clean_text` and the repair bit it made (REPAIR_SURROGATE or 0)."""
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return _SURROGATES.sub("\ufffd", text), REPAIR_SURROGATE
-    return text, 0
 
 
 def clean_turns(turns: Any) -> tuple[Any, int]:
