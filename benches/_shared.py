@@ -5,8 +5,10 @@ build, the Hugging Face tokenizer of the demo vocabulary, and the stock
 from __future__ import annotations
 
 import json
+import logging
 import os
 import platform
+import warnings
 from pathlib import Path
 from typing import Any, Optional
 
@@ -90,3 +92,16 @@ def write_results(
         "results": results,
     }
     Path(out).write_text(json.dumps(payload, indent=1))
+
+
+def quiet_process(threads: int) -> None:
+    """`threads` for torch and the Rust pool alike; transformers, bitsandbytes
+    and warnings silenced, so the tables are all a run prints."""
+    import torch
+    import transformers
+
+    torch.set_num_threads(threads)
+    os.environ["RAYON_NUM_THREADS"] = str(threads)
+    transformers.logging.set_verbosity_error()
+    warnings.filterwarnings("ignore")
+    logging.getLogger("bitsandbytes").setLevel(logging.ERROR)

@@ -41,11 +41,9 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 import argparse  # noqa: E402
 import json  # noqa: E402
-import logging  # noqa: E402
 import sys  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
-import warnings  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
@@ -55,6 +53,7 @@ import arena_fast as af  # noqa: E402
 from _shared import (  # noqa: E402
     hf_gemma2_classifier,
     hf_tokenizer,
+    quiet_process,
     synth_dataset,
     write_results,
 )
@@ -126,18 +125,13 @@ def main(argv=None) -> int:
     ap.add_argument("--repeat", type=int, default=3, help="interleaved rounds; best of each")
     ap.add_argument("--out", help="write the results as JSON here")
     args = ap.parse_args(argv)
-    torch.set_num_threads(args.threads)
-    os.environ["RAYON_NUM_THREADS"] = str(args.threads)
+    quiet_process(args.threads)
     import pairjudge
     import pandas as pd
     import transformers
     from pairjudge import PackerConfig, PairPacker
     from pairjudge.judge import PairwiseJudge
     from pairjudge.validation import CLASSES
-
-    transformers.logging.set_verbosity_error()
-    warnings.filterwarnings("ignore")
-    logging.getLogger("bitsandbytes").setLevel(logging.ERROR)
 
     work = Path(tempfile.mkdtemp(prefix="arena-fast-bench-predict-"))
     run = make_run(args, work)

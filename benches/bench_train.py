@@ -43,12 +43,10 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 import argparse  # noqa: E402
 import json  # noqa: E402
-import logging  # noqa: E402
 import resource  # noqa: E402
 import sys  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
-import warnings  # noqa: E402
 from pathlib import Path  # noqa: E402
 from typing import Optional  # noqa: E402
 
@@ -59,6 +57,7 @@ import arena_fast as af  # noqa: E402
 from _shared import (  # noqa: E402
     hf_gemma2_classifier,
     hf_tokenizer,
+    quiet_process,
     synth_dataset,
     write_results,
 )
@@ -211,13 +210,8 @@ def main(argv=None) -> int:
     ap.add_argument("--batch-size", type=int, help="Trainer rows per batch (default: matched)")
     ap.add_argument("--out", help="write the results as JSON here")
     args = ap.parse_args(argv)
-    torch.set_num_threads(args.threads)
-    os.environ["RAYON_NUM_THREADS"] = str(args.threads)
+    quiet_process(args.threads)
     import transformers
-
-    transformers.logging.set_verbosity_error()
-    warnings.filterwarnings("ignore")
-    logging.getLogger("bitsandbytes").setLevel(logging.ERROR)
 
     work = Path(tempfile.mkdtemp(prefix="arena-fast-bench-train-"))
     data = synth_dataset(work, args.rows, args.max_length)
