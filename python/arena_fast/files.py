@@ -1,31 +1,402 @@
-"""Writing a file so that readers see the old file or the whole new one,
-never a part: the new one is written beside it and renamed onto it."""
+"""The one writer of arena_fast's outputs: readers see the old output or the
+whole new one, never a part; nothing but an output of ours is replaced; one
+process writes an output at a time.
+
+- `replacing(path)`: one file (a submission, a prediction table), written
+  beside `path` and renamed onto it.
+- `publishing(out, kind, ...)`: a directory output (a dataset, a merged run,
+  a report), built in a work directory beside `out` and renamed into place.
+
+    with publishing(out, "dataset", overwrite=overwrite, inputs=[csv]) as work:
+        ...  # write the dataset's files into `work`
+
+- `check_output` and `output_lock`, for an output written in place (a
+  training run, whose checkpoints and metrics grow under `out`):
+
+    out = check_output(config.out, "run", overwrite=..., inputs=[config.data])
+    with output_lock(out):
+        ...  # train into `out`
+
+The rules (docs/dataset.md, "Where a build writes"):
+
+- `out` may be used when it does not exist or is an empty directory. With
+  `overwrite` it may also be a complete output of the same `kind`, made by
+  arena_fast, and holding nothing else: `"dataset"` (a `manifest.json` of
+  `build_dataset`; its shards, tokenizer, dropped rows and build log), `"run"`
+  (a run's `config.json` or `bundle.json`, its weights, metrics, predictions,
+  checkpoints and report; a merged run is a run too), `"merge"` (a run whose
+  `bundle.json` lists `merged.json`), `"report"` (an `index.html` carrying the
+  report's generator tag, and its PNGs). The outputs carry no extra marker
+  file: each kind's own file, written last, already says it is complete,
+  and outputs of earlier versions are recognised the same way. Anything
+  else (a user's directory, a run where a dataset goes, a symbolic link, a
+  file) is refused with a `ConfigError` naming the path and why, before any
+  work is done.
+- `out` is never one of the `inputs`, nor a directory holding one, nor `/`,
+  the home directory or the working directory or one holding them.
+- `output_lock(out)`: an exclusive `fcntl.flock` on `.NAME.lock` beside
+  `out` for the whole write; a second writer of `out` fails at once with a
+  `ConfigError` naming the holder's pid. The lock file goes when released.
+- The publish re-checks `out` under the lock, renames an old output aside
+  (`.NAME.old-PID`), the work directory (`.NAME.building-PID-*`) into place,
+  and removes the old one. On any exception (KeyboardInterrupt and the
+  SIGTERM the CLI turns into one included) the work directory is removed
+  and the lock released.
+- What killed processes left (`.NAME.building-PID-*`, `.NAME.old-PID`,
+  `.NAME.tmp-PID-*` of `replacing`) is cleaned by the next writer of `NAME`
+  when PID no longer runs; an old output whose replacement never arrived
+  (a kill between the two renames) is put back.
+- Outputs honour the umask (directories 0o777, files 0o666 less the umask),
+  as files written by hand would.
+"""
 
 from __future__ import annotations
 
+import fcntl
+import glob
+import json
 import os
-import tempfile
-from collections.abc import Iterator
+import re
+import secrets
+import shutil
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Union
+from typing import Callable, Optional, Union
 
-__all__ = ["replacing"]
+from .errors import ConfigError
+
+__all__ = ["KINDS", "check_output", "output_lock", "publishing", "replacing", "remove_abandoned"]
+
+PathLike = Union[str, os.PathLike]
+
+# What a killed writer leaves beside NAME: `.NAME.KIND-PID[-RANDOM]`.
+_LEFTOVER = re.compile(r"(building|old|tmp)-(\d+)(?:-\w+)?")
+# Hidden entries of ours that may sit inside an output: temporaries and
+# leftovers of the files and outputs written into it (a run's report).
+_OURS_HIDDEN = re.compile(r"\..+\.(?:lock|tmp|(?:building|old|tmp|merging)-[\w-]+)")
+
+
+# -- what an output is ------------------------------------------------------------
+
+
+def _read_json(path: Path) -> object:
+    try:
+        with open(path, "rb") as f:
+            return json.loads(f.read(1 << 24))
+    except (OSError, ValueError):
+        return None
+
+
+def _dataset_names(d: Path) -> Optional[set]:
+    from .dataset import BUILD_LOG, MANIFEST
+
+    manifest = _read_json(d / MANIFEST)
+    if not (isinstance(manifest, dict) and "format_version" in manifest):
+        return None
+    shards = manifest.get("shards")
+    tokenizer = manifest.get("tokenizer")
+    names = {MANIFEST, BUILD_LOG, manifest.get("dropped_file")}
+    names.add(tokenizer.get("file") if isinstance(tokenizer, dict) else None)
+    for shard in shards if isinstance(shards, list) else ():
+        names.add(shard.get("file") if isinstance(shard, dict) else None)
+    return {n for n in names if isinstance(n, str)}
+
+
+def _run_names(d: Path) -> Optional[set]:
+    from .merge import MERGED
+    from .report import REPORT_DIR
+    from .train import _BUNDLE_EXTRAS, _BUNDLE_FILES, BUNDLE, CHECKPOINT
+
+    config = _read_json(d / "config.json")
+    bundle = _read_json(d / BUNDLE)
+    is_config = isinstance(config, dict) and {"data", "model", "out"} <= set(config)
+    is_bundle = isinstance(bundle, dict) and isinstance(bundle.get("files"), dict)
+    if not (is_config or is_bundle):
+        return None
+    names = {BUNDLE, MERGED, *_BUNDLE_FILES, *_BUNDLE_EXTRAS}
+    names.update(bundle["files"] if is_bundle else ())
+    names.update(p.name for p in d.glob(f"{glob.escape(CHECKPOINT)}*"))  # .tmp / .old too
+    if _report_names(d / REPORT_DIR) is not None:
+        names.add(REPORT_DIR)
+    return names
+
+
+def _merge_names(d: Path) -> Optional[set]:
+    from .merge import MERGED
+    from .train import BUNDLE
+
+    bundle = _read_json(d / BUNDLE)
+    if not (isinstance(bundle, dict) and MERGED in (bundle.get("files") or ())):
+        return None
+    return _run_names(d)
+
+
+def _report_names(d: Path) -> Optional[set]:
+    from .report import GENERATOR_META
+
+    try:
+        with open(d / "index.html", encoding="utf-8", errors="replace") as f:
+            head = f.read(1 << 16)
+    except OSError:
+        return None
+    if GENERATOR_META not in head:
+        return None
+    return {"index.html", *(p.name for p in d.glob("*.png"))}
+
+
+# kind -> (what it is called, the names of a complete output of that kind
+# in a directory: None when the directory is not one).
+KINDS: dict[str, tuple[str, Callable[[Path], Optional[set]]]] = {
+    "dataset": ("a dataset (manifest.json of build-dataset)", _dataset_names),
+    "run": ("a training run (config.json / bundle.json of train)", _run_names),
+    "merge": ("a merged run (bundle.json listing merged.json)", _merge_names),
+    "report": ("a report (index.html of arena-fast report)", _report_names),
+}
+
+
+# -- the checks -------------------------------------------------------------------
+
+
+def _absolute(path: PathLike) -> Path:
+    return Path(os.path.abspath(os.fspath(path)))
+
+
+def _holds(outer: Path, inner: Path) -> bool:
+    return outer == inner or outer in inner.parents
+
+
+def _protected() -> list[tuple[Path, str]]:
+    places = [(Path(os.path.realpath(os.getcwd())), "the working directory")]
+    try:
+        places.append((Path(os.path.realpath(Path.home())), "the home directory"))
+    except (KeyError, RuntimeError):
+        pass
+    return places
+
+
+def check_output(
+    out: PathLike,
+    kind: str,
+    *,
+    overwrite: bool = False,
+    inputs: Iterable[PathLike] = (),
+    inputs_name: str = "inputs",
+) -> Path:
+    """Raise a `ConfigError` unless `out` may receive an output of `kind`
+    (a key of `KINDS`) read from `inputs` (the rules in the module
+    docstring); returns `out` as an absolute path. Reads nothing but `out`
+    and its marker files."""
+    if kind not in KINDS:
+        raise ValueError(f"unknown output kind {kind!r}")
+    what, names_of = KINDS[kind]
+    path = _absolute(out)
+    real = Path(os.path.realpath(path))
+    if real.parent == real:
+        raise ConfigError(f"{out}: is the root directory; give the {kind} a directory of its own")
+    for place, name in _protected():
+        if _holds(real, place):
+            raise ConfigError(
+                f"{out}: is {name}" if real == place else f"{out}: holds {name} ({place})"
+            )
+    for inp in inputs:
+        inner = Path(os.path.realpath(os.fspath(inp)))
+        if real == inner:
+            raise ConfigError(
+                f"{out}: is one of the {inputs_name} being read; write the {kind} elsewhere"
+            )
+        if real in inner.parents:
+            raise ConfigError(
+                f"{out}: holds {inp}, one of the {inputs_name} being read; "
+                f"write the {kind} elsewhere"
+            )
+    if path.is_symlink():
+        raise ConfigError(f"{out}: is a symbolic link; give the directory it points to")
+    if not path.exists():
+        return path
+    if path.is_dir() and not any(path.iterdir()):
+        return path
+    if not overwrite:
+        raise ConfigError(f"{out} already exists; pass overwrite=True (--overwrite)")
+    names = names_of(path) if path.is_dir() else None
+    if names is None:
+        raise ConfigError(
+            f"{out}: exists and is not {what}; overwrite replaces only an earlier "
+            f"{kind} written by arena-fast: choose another out"
+        )
+    foreign = sorted(
+        p.name for p in path.iterdir() if p.name not in names and not _OURS_HIDDEN.fullmatch(p.name)
+    )
+    if foreign:
+        raise ConfigError(
+            f"{out}: holds {foreign[0]!r}, which is not part of the {kind}; refusing to "
+            "replace it: move it away or choose another out"
+        )
+    return path
+
+
+# -- one writer -------------------------------------------------------------------
 
 
 @contextmanager
-def replacing(path: Union[str, os.PathLike]) -> Iterator[Path]:
-    """A temporary path beside `path` (its parent is created) to write to;
-    renamed onto `path` when the block ends, removed when it raises.
+def output_lock(out: PathLike) -> Iterator[Path]:
+    """Hold the exclusive lock of `out` (`.NAME.lock` beside it; its parent
+    is created) for the block; yields `out` as an absolute path. Raises a
+    `ConfigError` at once when another process (or another block of this
+    one) holds it."""
+    path = _absolute(out)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    lock = path.with_name(f".{path.name}.lock")
+    while True:
+        fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o666)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 32, 0).decode("ascii", "replace").strip() or "unknown"
+            os.close(fd)
+            raise ConfigError(
+                f"another arena-fast process is writing {out} (pid {holder}); "
+                "wait for it to finish or choose another out"
+            ) from None
+        except BaseException:
+            os.close(fd)
+            raise
+        # A holder removes the file as it lets go: the lock taken may be of
+        # a file no longer there, which would not exclude the next writer.
+        try:
+            held = os.stat(lock)
+            mine = os.fstat(fd)
+            if (held.st_dev, held.st_ino) == (mine.st_dev, mine.st_ino):
+                break
+        except FileNotFoundError:
+            pass
+        os.close(fd)
+    try:
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        yield path
+    finally:
+        try:
+            os.unlink(lock)
+        finally:
+            os.close(fd)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # another user's process
+    return True
+
+
+def remove_abandoned(out: PathLike) -> None:
+    """Delete what killed writers of `out` left beside it
+    (`.NAME.building-PID-*`, `.NAME.old-PID`, `.NAME.tmp-PID-*`) when PID no
+    longer runs; a live process's are left alone. An old output whose
+    replacement never arrived (`out` missing) is put back instead."""
+    path = _absolute(out)
+    for left in path.parent.glob(f".{glob.escape(path.name)}.*"):
+        found = _LEFTOVER.fullmatch(left.name[len(path.name) + 2 :])
+        if not found or _alive(int(found[2])):
+            continue
+        if found[1] == "old" and not os.path.lexists(path):
+            os.replace(left, path)
+        elif left.is_dir() and not left.is_symlink():
+            shutil.rmtree(left, ignore_errors=True)
+        else:
+            left.unlink(missing_ok=True)
+
+
+def _fresh_name(path: Path, kind: str) -> Path:
+    return path.with_name(f".{path.name}.{kind}-{os.getpid()}-{secrets.token_hex(4)}")
+
+
+def _fsync_dir(path: Path) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+    except OSError:
+        pass
+
+
+def _publish(work: Path, path: Path) -> None:
+    """`work` renamed onto `path`: an empty directory is replaced in the
+    rename itself; an output steps aside first and goes once the new one is
+    in place."""
+    old = None
+    if os.path.lexists(path) and not (path.is_dir() and not any(path.iterdir())):
+        old = path.with_name(f".{path.name}.old-{os.getpid()}")
+        os.replace(path, old)
+    try:
+        os.replace(work, path)
+    except BaseException:
+        if old is not None:
+            os.replace(old, path)
+        raise
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+    _fsync_dir(path.parent)
+
+
+@contextmanager
+def publishing(
+    out: PathLike,
+    kind: str,
+    *,
+    overwrite: bool = False,
+    inputs: Iterable[PathLike] = (),
+    inputs_name: str = "inputs",
+) -> Iterator[Path]:
+    """Check `out` (`check_output`), lock it (`output_lock`), clean what
+    killed writers left (`remove_abandoned`) and yield a new work directory
+    beside it; when the block ends, check `out` again and rename the work
+    directory into place. When the block raises (or the publish is
+    refused), the work directory is removed and `out` is untouched."""
+    inputs = list(inputs)
+
+    def check() -> Path:
+        return check_output(out, kind, overwrite=overwrite, inputs=inputs, inputs_name=inputs_name)
+
+    check()
+    with output_lock(out) as path:
+        remove_abandoned(path)
+        check()  # another writer may have published while this one started
+        work = _fresh_name(path, "building")
+        os.mkdir(work, 0o777)
+        try:
+            yield work
+            check()
+            _publish(work, path)
+        except BaseException:
+            shutil.rmtree(work, ignore_errors=True)
+            raise
+
+
+@contextmanager
+def replacing(path: PathLike) -> Iterator[Path]:
+    """A new empty file beside `path` (its parent is created) to write to;
+    renamed onto `path` when the block ends, removed when it raises. Its
+    name, `.NAME.tmp-PID-*`, lets a later call clean it after a kill.
 
         with replacing("out/submission.csv") as tmp:
             frame.write_csv(tmp)
     """
-    path = Path(path)
+    path = _absolute(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    tmp = Path(name)
+    remove_abandoned(path)
+    while True:
+        tmp = _fresh_name(path, "tmp")
+        try:
+            os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+            break
+        except FileExistsError:
+            continue
     try:
         yield tmp
         os.replace(tmp, path)
