@@ -18,12 +18,10 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import glob
 import hashlib
 import json
 import os
 import shutil
-import tempfile
 import threading
 import time
 from collections.abc import Iterator, Sequence
@@ -40,6 +38,7 @@ import pyarrow.parquet as pq
 from . import _core
 from .encoded import REPAIR_CLIPPED, REPAIR_NULL, REPAIR_RAGGED, REPAIR_SURROGATE, Encoded
 from .errors import ConfigError, InputError
+from .files import publishing
 
 __all__ = [
     "BuildConfig",
@@ -774,121 +773,117 @@ def build_dataset(
 
     config.validate()
     progress = progress or Progress(quiet=True)
-    out = Path(out)
-    if out.exists() and not overwrite:
-        if out.is_file() or any(out.iterdir()):
-            raise ConfigError(f"{out} already exists; pass overwrite=True (--overwrite)")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    _remove_abandoned(out)
+    inputs: list[_Input] = []
+    if config.inputs:
+        for i, spec in enumerate(config.inputs):
+            parsed = parse_input(str(spec))
+            fmt = parsed.format or detect_format(parsed.path)
+            inputs.append(_Input(i, parsed.path, fmt, size=os.path.getsize(parsed.path)))
+    else:
+        inputs.append(_Input(0, f"synth:{config.demo_rows}:{config.seed}", "synth"))
+    # What the build reads: `out` may be none of them, nor hold one.
+    read_paths = [inp.path for inp in inputs if inp.size is not None]
+    tokenizer = encoder.tokenizer.source if encoder is not None else config.tokenizer
+    if tokenizer and os.path.exists(tokenizer):
+        read_paths.append(tokenizer)
     started = time.perf_counter()
-    work = Path(tempfile.mkdtemp(prefix=f".{out.name}.building-{os.getpid()}-", dir=out.parent))
     builder: Optional[_Builder] = None
-    try:
-        builder = _Builder(config, progress, encoder)
-        t_stage = time.perf_counter()
-        builder.spill_dir = str(work / "spill")
-        os.mkdir(builder.spill_dir)
-        inputs: list[_Input] = []
-        if config.inputs:
-            for i, spec in enumerate(config.inputs):
-                parsed = parse_input(str(spec))
-                fmt = parsed.format or detect_format(parsed.path)
-                inputs.append(_Input(i, parsed.path, fmt, size=os.path.getsize(parsed.path)))
-        else:
-            inputs.append(_Input(0, f"synth:{config.demo_rows}:{config.seed}", "synth"))
-        # Hash the inputs beside the work (hashlib releases the GIL).
-        hasher = ThreadPoolExecutor(max_workers=1)
-        hashes = {
-            inp.index: hasher.submit(file_sha256, inp.path)
-            for inp in inputs
-            if inp.size is not None
-        }
+    with publishing(out, "dataset", overwrite=overwrite, inputs=read_paths) as work:
         try:
-            for inp in inputs:
-                progress.stage(f"reading {inp.path} ({inp.format})")
-                if inp.format == "synth":
-                    chunks = _demo_chunks(config.demo_rows, config.seed, config.chunk_rows)
-                    total: Optional[float] = float(config.demo_rows)
-                else:
-                    chunks = read(
-                        inp.path, inp.format, chunk_rows=config.chunk_rows, seed=config.seed
-                    )
-                    total = None
-                prepare = functools.partial(builder.prepare, inp)
-                seen_rows, seen_bytes = 0, 0
-                for chunk, ready in _prefetch(_ramp(chunks), prepare):
-                    builder.finish(ready)
-                    rows = len(chunk.rows) + len(chunk.dropped)
-                    if inp.size and config.inputs:
-                        # Rows in the file, estimated from the bytes per row so far.
-                        seen_rows += rows
-                        seen_bytes += chunk.rows.estimated_size()
-                        if seen_bytes:
-                            total = max(float(seen_rows), inp.size * seen_rows / seen_bytes)
-                    progress.update(rows, total)
-            for inp in inputs:
-                if inp.index in hashes:
-                    inp.sha256 = hashes[inp.index].result()
-        finally:
-            hasher.shutdown(wait=True)
-        progress.done()
-        progress.stage("de-duplicating and assigning folds")
-        meta = (
-            pl.concat(builder.metas)
-            if builder.metas
-            else pl.DataFrame(
-                schema={
-                    "seq": pl.Int64,
-                    "source": pl.String,
-                    "id": pl.String,
-                    "row": pl.Int64,
-                    "input_rows": pl.Int32,
-                    "input": pl.Int16,
-                    "prompt_key": pl.UInt64,
-                    "pair_key": pl.UInt64,
-                    "cls": pl.UInt8,
-                    "prio": pl.Int32,
-                    "policed": pl.Boolean,
-                }
+            builder = _Builder(config, progress, encoder)
+            t_stage = time.perf_counter()
+            builder.spill_dir = str(work / "spill")
+            os.mkdir(builder.spill_dir)
+            # Hash the inputs beside the work (hashlib releases the GIL).
+            hasher = ThreadPoolExecutor(max_workers=1)
+            hashes = {
+                inp.index: hasher.submit(file_sha256, inp.path)
+                for inp in inputs
+                if inp.size is not None
+            }
+            try:
+                for inp in inputs:
+                    progress.stage(f"reading {inp.path} ({inp.format})")
+                    if inp.format == "synth":
+                        chunks = _demo_chunks(config.demo_rows, config.seed, config.chunk_rows)
+                        total: Optional[float] = float(config.demo_rows)
+                    else:
+                        chunks = read(
+                            inp.path, inp.format, chunk_rows=config.chunk_rows, seed=config.seed
+                        )
+                        total = None
+                    prepare = functools.partial(builder.prepare, inp)
+                    seen_rows, seen_bytes = 0, 0
+                    for chunk, ready in _prefetch(_ramp(chunks), prepare):
+                        builder.finish(ready)
+                        rows = len(chunk.rows) + len(chunk.dropped)
+                        if inp.size and config.inputs:
+                            # Rows in the file, estimated from the bytes per row so far.
+                            seen_rows += rows
+                            seen_bytes += chunk.rows.estimated_size()
+                            if seen_bytes:
+                                total = max(float(seen_rows), inp.size * seen_rows / seen_bytes)
+                        progress.update(rows, total)
+                for inp in inputs:
+                    if inp.index in hashes:
+                        inp.sha256 = hashes[inp.index].result()
+            finally:
+                hasher.shutdown(wait=True)
+            progress.done()
+            progress.stage("de-duplicating and assigning folds")
+            meta = (
+                pl.concat(builder.metas)
+                if builder.metas
+                else pl.DataFrame(
+                    schema={
+                        "seq": pl.Int64,
+                        "source": pl.String,
+                        "id": pl.String,
+                        "row": pl.Int64,
+                        "input_rows": pl.Int32,
+                        "input": pl.Int16,
+                        "prompt_key": pl.UInt64,
+                        "pair_key": pl.UInt64,
+                        "cls": pl.UInt8,
+                        "prio": pl.Int32,
+                        "policed": pl.Boolean,
+                    }
+                )
             )
-        )
-        builder.drain()
-        builder.timings["read_clean_encode"] = time.perf_counter() - t_stage
-        t_stage = time.perf_counter()
-        kept, late_dropped = _decide(meta, config)
-        builder.timings["dedup_folds"] = time.perf_counter() - t_stage
-        t_stage = time.perf_counter()
-        progress.stage("writing shards")
-        shards = _write_shards(builder, kept, work, config)
-        builder.timings["write_shards"] = time.perf_counter() - t_stage
-        dropped = _dropped_frame(builder.dropped + [late_dropped])
-        _write_parquet_atomic(dropped, work / DROPPED)
-        shutil.rmtree(builder.spill_dir)
-        tok = builder.tokenizer
-        if tok.source and os.path.isfile(tok.source):
-            tok_bytes = Path(tok.source).read_bytes()
-        else:
-            tok_bytes = tok.to_str().encode("utf-8")
-        _atomic_write_bytes(work / TOKENIZER, tok_bytes)
-        builder.tokenizer_sha256 = hashlib.sha256(tok_bytes).hexdigest()
-        manifest = _manifest(
-            __version__, config, builder, inputs, kept, meta, dropped, shards, work, started
-        )
-        # The manifest is deterministic; how long the build took is not, so
-        # it goes to build.json (and the returned dict).
-        timings = {k: round(v, 3) for k, v in builder.timings.items()}
-        timings["total"] = round(time.perf_counter() - started, 3)
-        log = {"seconds": timings, "threads": config.threads}
-        _atomic_write_bytes(work / BUILD_LOG, (json.dumps(log) + "\n").encode())
-        _atomic_write_bytes(work / MANIFEST, (json.dumps(manifest, indent=2) + "\n").encode())
-        _publish(work, out)
-        manifest = dict(manifest, timings=timings)
-    except BaseException:
-        if builder is not None:
-            builder._writer.shutdown(wait=True, cancel_futures=True)
-        shutil.rmtree(work, ignore_errors=True)
-        raise
-    return manifest
+            builder.drain()
+            builder.timings["read_clean_encode"] = time.perf_counter() - t_stage
+            t_stage = time.perf_counter()
+            kept, late_dropped = _decide(meta, config)
+            builder.timings["dedup_folds"] = time.perf_counter() - t_stage
+            t_stage = time.perf_counter()
+            progress.stage("writing shards")
+            shards = _write_shards(builder, kept, work, config)
+            builder.timings["write_shards"] = time.perf_counter() - t_stage
+            dropped = _dropped_frame(builder.dropped + [late_dropped])
+            _write_parquet_atomic(dropped, work / DROPPED)
+            shutil.rmtree(builder.spill_dir)
+            tok = builder.tokenizer
+            if tok.source and os.path.isfile(tok.source):
+                tok_bytes = Path(tok.source).read_bytes()
+            else:
+                tok_bytes = tok.to_str().encode("utf-8")
+            _atomic_write_bytes(work / TOKENIZER, tok_bytes)
+            builder.tokenizer_sha256 = hashlib.sha256(tok_bytes).hexdigest()
+            manifest = _manifest(
+                __version__, config, builder, inputs, kept, meta, dropped, shards, work, started
+            )
+            # The manifest is deterministic; how long the build took is not, so
+            # it goes to build.json (and the returned dict).
+            timings = {k: round(v, 3) for k, v in builder.timings.items()}
+            timings["total"] = round(time.perf_counter() - started, 3)
+            log = {"seconds": timings, "threads": config.threads}
+            _atomic_write_bytes(work / BUILD_LOG, (json.dumps(log) + "\n").encode())
+            _atomic_write_bytes(work / MANIFEST, (json.dumps(manifest, indent=2) + "\n").encode())
+        except BaseException:
+            if builder is not None:
+                builder._writer.shutdown(wait=True, cancel_futures=True)
+            raise
+    return dict(manifest, timings=timings)
 
 
 def _ramp(chunks: Iterator[Any], first: int = 1024) -> Iterator[Any]:
@@ -1062,47 +1057,6 @@ def _manifest(version, config, builder, inputs, kept, meta, dropped, shards, wor
         "shards": shards,
         "dropped_file": DROPPED,
     }
-
-
-def _remove_abandoned(out: Path) -> None:
-    """Delete what killed builds of `out` left beside it: work directories
-    and replaced datasets (`.NAME.building-PID-*`, `.NAME.old-PID`) of
-    processes that no longer run. A live build's are left alone."""
-    for path in out.parent.glob(f".{glob.escape(out.name)}.*"):
-        rest = path.name[len(out.name) + 2 :]
-        kind, _, tail = rest.partition("-")
-        pid = tail.split("-", 1)[0]
-        if kind in ("building", "old") and pid.isdigit() and not _alive(int(pid)):
-            shutil.rmtree(path, ignore_errors=True)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True  # another user's process
-    return True
-
-
-def _publish(work: Path, out: Path) -> None:
-    """Rename the finished directory into place (replacing an old one)."""
-    old = None
-    if out.exists():
-        old = out.with_name(f".{out.name}.old-{os.getpid()}")
-        os.replace(out, old)
-    os.replace(work, out)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
-    try:
-        fd = os.open(out.parent, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-    except OSError:
-        pass
 
 
 # --------------------------------------------------------------------------
