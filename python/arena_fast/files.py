@@ -106,7 +106,7 @@ def _dataset_names(d: Path) -> Optional[set]:
 def _run_names(d: Path) -> Optional[set]:
     from .merge import MERGED
     from .report import REPORT_DIR
-    from .train import _BUNDLE_EXTRAS, _BUNDLE_FILES, BUNDLE, CHECKPOINT
+    from .runs import _BUNDLE_EXTRAS, _BUNDLE_FILES, BUNDLE, CHECKPOINT
 
     config = _read_json(d / "config.json")
     bundle = _read_json(d / BUNDLE)
@@ -124,7 +124,7 @@ def _run_names(d: Path) -> Optional[set]:
 
 def _merge_names(d: Path) -> Optional[set]:
     from .merge import MERGED
-    from .train import BUNDLE
+    from .runs import BUNDLE
 
     bundle = _read_json(d / BUNDLE)
     if not (isinstance(bundle, dict) and MERGED in (bundle.get("files") or ())):
@@ -148,10 +148,10 @@ def _report_names(d: Path) -> Optional[set]:
 # kind -> (what it is called, the names of a complete output of that kind
 # in a directory: None when the directory is not one).
 KINDS: dict[str, tuple[str, Callable[[Path], Optional[set]]]] = {
-    "dataset": ("a dataset (manifest.json of build-dataset)", _dataset_names),
-    "run": ("a training run (config.json / bundle.json of train)", _run_names),
-    "merge": ("a merged run (bundle.json listing merged.json)", _merge_names),
-    "report": ("a report (index.html of arena-fast report)", _report_names),
+    "dataset": ("an arena-fast dataset (no manifest.json of build-dataset)", _dataset_names),
+    "run": ("an arena-fast training run (no config.json or bundle.json of train)", _run_names),
+    "merge": ("an arena-fast merged run (no bundle.json listing merged.json)", _merge_names),
+    "report": ("an arena-fast report (no index.html of report)", _report_names),
 }
 
 

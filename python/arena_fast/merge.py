@@ -21,11 +21,11 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import tempfile
 from pathlib import Path
 from typing import Optional, Union
 
 from .errors import ConfigError
+from .files import publishing
 
 __all__ = ["ARCHITECTURE_FIELDS", "MERGED", "merge_runs", "write_bundle_from"]
 
@@ -66,9 +66,10 @@ def merge_runs(
             the same way (the bundle's encoder config, tokenizer sha256 and
             label order), with the same tensor names and shapes. Every file
             is checked against its run's `bundle.json` first.
-        out: the merged run; built in a temporary directory beside it and
-            renamed into place, so an interrupted merge leaves nothing that
-            looks complete.
+        out: the merged run; built in a work directory beside it and renamed
+            into place (`files.publishing`), so an interrupted merge leaves
+            nothing that looks complete; never one of `runs` or a directory
+            holding one; one merge writes it at a time.
         merge_into_base: fold the averaged LoRA adapter into the decoder's
             weights (peft's `merge_and_unload`): `out` is then stored as a
             run trained without LoRA (`lora_r = 0`, every decoder weight in
@@ -76,7 +77,9 @@ def merge_runs(
             without LoRA have nothing to merge: asking is a `ConfigError`.
         weights: one non-negative weight per run (normalised to sum 1;
             default: equal).
-        overwrite: replace an existing non-empty `out`.
+        overwrite: replace an existing non-empty `out`, which must be an
+            earlier merge (a run whose bundle lists `merged.json`) holding
+            nothing else.
 
     Means are taken in float64 as `x_0 + sum_i w_i (x_i - x_0)` and cast back
     to the first run's dtype of each tensor, so k identical runs give back
@@ -93,24 +96,20 @@ def merge_runs(
     if not paths:
         raise ConfigError("merge: give at least one run")
     shares = _normalised(weights, len(paths))
-    bundles, configs = [], []
-    for run in paths:
-        if not run.is_dir():
-            raise ConfigError(f"{run}: not a training run directory")
-        bundles.append(read_bundle(run))
-        configs.append(json.loads((run / "config.json").read_text()))
-    _check_compatible(paths, configs, bundles)
-    lora_r = int(configs[0].get("lora_r") or 0)
-    if merge_into_base and not lora_r:
-        raise ConfigError(
-            f"{paths[0]}: trained without LoRA (lora_r = 0): there is no adapter to merge "
-            "into the base weights; average the runs without merge_into_base (--merge)"
-        )
-    _check_out(out, paths, overwrite)
-
-    out.parent.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix=f".{out.name}.merging-", dir=out.parent))
-    try:
+    with publishing(out, "merge", overwrite=overwrite, inputs=paths, inputs_name="runs") as work:
+        bundles, configs = [], []
+        for run in paths:
+            if not run.is_dir():
+                raise ConfigError(f"{run}: not a training run directory")
+            bundles.append(read_bundle(run))
+            configs.append(json.loads((run / "config.json").read_text()))
+        _check_compatible(paths, configs, bundles)
+        lora_r = int(configs[0].get("lora_r") or 0)
+        if merge_into_base and not lora_r:
+            raise ConfigError(
+                f"{paths[0]}: trained without LoRA (lora_r = 0): there is no adapter to merge "
+                "into the base weights; average the runs without merge_into_base (--merge)"
+            )
         counts = {}
         for name in _TENSOR_FILES:
             counts[name] = _average_file([run / name for run in paths], shares, work / name)
@@ -146,12 +145,6 @@ def merge_runs(
             provenance["lora_r"] = lora_r  # of the adapter that was folded in
             _write_json(work / MERGED, provenance)
             bundle = write_bundle_from(work, bundles[0])
-        from .dataset import _publish
-
-        _publish(work, out)
-    except BaseException:
-        shutil.rmtree(work, ignore_errors=True)
-        raise
     return {
         "out": out,
         "runs": len(paths),
@@ -207,16 +200,6 @@ def _check_compatible(paths: list[Path], configs: list[dict], bundles: list[dict
                     f"{run}: bundle.json {name} differs from {first}'s; the runs were "
                     "trained on data encoded differently"
                 )
-
-
-def _check_out(out: Path, paths: list[Path], overwrite: bool) -> None:
-    target = out.resolve()
-    for run in paths:
-        if run.resolve() == target:
-            raise ConfigError(f"{out}: is one of the runs being merged; write the merge elsewhere")
-    if out.exists() and not overwrite:
-        if out.is_file() or any(out.iterdir()):
-            raise ConfigError(f"{out} already exists; pass overwrite=True (--overwrite)")
 
 
 def _average_file(files: list[Path], shares: list[float], dest: Path) -> int:

@@ -26,8 +26,6 @@ import html
 import json
 import math
 import os
-import shutil
-import tempfile
 import warnings
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -38,12 +36,15 @@ from typing import Any, Optional, Union
 import numpy as np
 
 from .errors import ConfigError
+from .files import publishing
 
-__all__ = ["write_report", "REPORT_DIR"]
+__all__ = ["write_report", "REPORT_DIR", "GENERATOR_META"]
 
 PathLike = Union[str, os.PathLike]
 REPORT_DIR = "report"  # a run's report: RUN/report/index.html
-_GENERATOR = "arena-fast report"  # marks a directory write_report may replace
+_GENERATOR = "arena-fast report"
+# Marks a directory write_report may replace (files.KINDS["report"]).
+GENERATOR_META = f'<meta name="generator" content="{_GENERATOR}">'
 _COLORS = ("#4477aa", "#ee6677", "#228833", "#ccbb44", "#66ccee", "#aa3377", "#bbbbbb")
 _CLASS_NAMES = ("A wins", "B wins", "tie")
 _CHANCE = math.log(3.0)
@@ -81,23 +82,16 @@ def write_report(
     directory that is not a run and when matplotlib is missing."""
     if not runs:
         raise ConfigError("give at least one run directory")
-    sections = [_load_run(Path(r), f"run{i}") for i, r in enumerate(runs, 1)]
-    for i, p in enumerate(predictions or (), 1):
-        sections.append(_load_predictions(Path(p), f"pred{i}"))
     out = Path(out) if out is not None else _default_out([Path(r) for r in runs])
-    _check_replaceable(out)
-    plots = _Plots()  # before any file is written: a missing matplotlib fails first
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.tmp-"))
-    try:
-        os.chmod(tmp, 0o755)  # mkdtemp's 0o700 would make the report private
-        plots.folder = tmp
+    read = [*runs, *(predictions or ())]
+    with publishing(out, "report", overwrite=True, inputs=read) as work:
+        sections = [_load_run(Path(r), f"run{i}") for i, r in enumerate(runs, 1)]
+        for i, p in enumerate(predictions or (), 1):
+            sections.append(_load_predictions(Path(p), f"pred{i}"))
+        plots = _Plots()  # before any file is written: a missing matplotlib fails first
+        plots.folder = work
         page = _page(sections, len(runs), plots)
-        (tmp / "index.html").write_text(page, encoding="utf-8")
-        _move_into_place(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+        (work / "index.html").write_text(page, encoding="utf-8")
     return out / "index.html"
 
 
@@ -194,31 +188,6 @@ def _load_predictions(path: Path, key: str) -> _Section:
     sec = _Section(key=key, title=path.name, path=str(path), is_run=False, frame=frame)
     sec.summary = summarize(frame)
     return sec
-
-
-def _check_replaceable(out: Path) -> None:
-    if not out.exists():
-        return
-    index = out / "index.html"
-    if out.is_dir() and (
-        not any(out.iterdir())
-        or (index.is_file() and _GENERATOR in index.read_text(encoding="utf-8", errors="replace"))
-    ):
-        return
-    raise ConfigError(f"{out}: exists and is not an arena-fast report; choose another out")
-
-
-def _move_into_place(tmp: Path, out: Path) -> None:
-    # A directory cannot replace a non-empty one in one rename: the old
-    # report steps aside first and goes once the new one is in place.
-    old = None
-    if out.exists():
-        old = out.with_name(f".{out.name}.old-{os.getpid()}")
-        shutil.rmtree(old, ignore_errors=True)
-        out.rename(old)
-    tmp.rename(out)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
 
 
 # -- numbers ----------------------------------------------------------------------
@@ -631,7 +600,7 @@ def _page(sections: list, n_runs: int, plots: _Plots) -> str:
     parts = [
         "<!DOCTYPE html>",
         '<html lang="en"><head><meta charset="utf-8">',
-        f'<meta name="generator" content="{_GENERATOR}">',
+        GENERATOR_META,
         f"<title>{_e(f'arena-fast report: {title}')}</title><style>{_STYLE}</style></head><body>",
         f"<h1>{_e(f'arena-fast report: {title}')}</h1>",
         "<h2>Summary</h2>",
