@@ -205,14 +205,32 @@ def postprocess_rules(probs: np.ndarray, flags: np.ndarray) -> tuple[np.ndarray,
 
 
 def write_submission(path: Union[str, os.PathLike], ids, probs: np.ndarray) -> None:
-    """`id, winner_model_a, winner_model_b, winner_tie`, written atomically."""
+    """`id, winner_model_a, winner_model_b, winner_tie`, written atomically
+    (UTF-8, `\\n` line ends) by a CSV writer.
+
+    Every id is written in double quotes (a `"` in it doubled), so each one
+    reads back exactly, whatever it holds (`,`, `"`, a newline or CR, the
+    empty string, `007`), with `csv.reader`, polars (`schema_overrides={"id":
+    pl.String}`) or pandas (`dtype={"id": str}, keep_default_na=False`). The
+    probabilities are unquoted, in `repr(float)`: the shortest text that
+    reads back as the same double.
+
+    Ids that look like spreadsheet formulas (`=cmd|' /C calc'!A0`, `+`, `-`,
+    `@`, a leading tab or CR) are kept byte for byte, not defused with a `'`
+    prefix: the scorer matches ids exactly, and a changed id is a wrong
+    submission. The file is data for a scorer, not a spreadsheet; open it in
+    one only through a text import that keeps the id column as text."""
+    import csv
+
     from .files import replacing
 
+    if len(ids) != len(probs):
+        raise ConfigError(f"write_submission: {len(ids)} ids but {len(probs)} probability rows")
     with replacing(path) as tmp, open(tmp, "w", encoding="utf-8", newline="") as f:
         f.write("id,winner_model_a,winner_model_b,winner_tie\n")
-        for i, p in zip(ids, probs):
-            a, b, tie = (repr(float(x)) for x in p)  # shortest exact repr
-            f.write(f"{i},{a},{b},{tie}\n")
+        # QUOTE_NONNUMERIC quotes every str and writes floats with repr().
+        writer = csv.writer(f, quoting=csv.QUOTE_NONNUMERIC, lineterminator="\n")
+        writer.writerows([str(i), *(float(x) for x in p)] for i, p in zip(ids, probs))
 
 
 def run_encoder(run: Union[str, os.PathLike]):
