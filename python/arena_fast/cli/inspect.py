@@ -1,12 +1,19 @@
 """`arena-fast inspect DIR`: what a built dataset holds. Without --row, the
 build summary; with --row N, that row decoded turn by turn, special tokens
 and cut markers made visible; --plot writes the token length distribution
-(tokens per row before and after truncation) as a PNG."""
+(tokens per row before and after truncation) as a PNG.
+
+Everything shown comes from the dataset (ids, model names, texts, the
+manifest) and is printed through `_terminal.printable`: control characters
+and bidi overrides appear as escapes (`\\x1b`, `\\u202e`), never reach the
+terminal; a turn keeps its line breaks and tabs."""
 
 from __future__ import annotations
 
 import argparse
 import sys
+
+from ._terminal import printable
 
 
 def add_parser(sub) -> None:
@@ -89,9 +96,9 @@ def run(args: argparse.Namespace) -> int:
     path = Path(args.path)
     manifest = read_manifest(path)
     if args.row is None:
-        print(summary(manifest, str(path)))
+        print(printable(summary(manifest, str(path)), layout=True))
         enc = manifest["encoder"]
-        print(
+        _print_line(
             f"  encoder: template {enc['template']['first_header']!r}... strategy "
             f"{enc['strategy']} max_length {enc['max_length']}; tokenizer sha256 "
             f"{manifest['tokenizer']['sha256'][:16]}"
@@ -105,22 +112,28 @@ def run(args: argparse.Namespace) -> int:
         tok = Tokenizer.from_file(path / TOKENIZER)
         template = Template(**manifest["encoder"]["template"])
         labels = row["labels"]
-        print(
+        _print_line(
             f"row {args.row}: id {row['id']}  source {row['source']}  fold {row['fold']}  "
             f"labels {labels}  models {row['model_a']} vs {row['model_b']}"
         )
         suffix = "_swapped" if args.swapped else ""
-        print(
+        _print_line(
             f"  tokens {row['length' + suffix]}  turns {row['turns_kept' + suffix]}/"
             f"{row['turns']} kept  truncated {row['truncated' + suffix]}  "
             f"repairs {row['repairs']}  flags {row['flags']}"
             + ("  (A/B swapped)" if args.swapped else "")
         )
-        print(render_row(row, tok, template, template.marker))
+        print(printable(render_row(row, tok, template, template.marker), layout=True))
     if args.plot:
         plot_lengths(path, manifest, args.plot)
-        print(f"wrote {args.plot}", file=sys.stderr)
+        print(printable(f"wrote {args.plot}"), file=sys.stderr)
     return 0
+
+
+def _print_line(text: str) -> None:
+    """One line of fields: a newline or tab inside an id or a model name is
+    escaped too."""
+    print(printable(text))
 
 
 def plot_lengths(path, manifest: dict, out: str) -> None:

@@ -12,6 +12,7 @@ import sys
 import time
 
 from ._args import int_at_least
+from ._terminal import printable
 
 _non_negative = int_at_least(0)
 
@@ -36,11 +37,11 @@ def run(args: argparse.Namespace) -> int:
     try:
         count = write_csv(args.out, args.rows, seed=args.seed)
     except OSError as exc:
-        print(f"arena-fast synth: error: cannot write {args.out}: {exc}", file=sys.stderr)
+        message = f"arena-fast synth: error: cannot write {args.out}: {exc}"
+        print(printable(message), file=sys.stderr)
         return 1
     seconds = time.perf_counter() - start
-    print(
-        f"arena-fast synth: wrote {count} rows (seed {args.seed}) to {args.out} in {seconds:.2f} s",
-        file=sys.stderr,
-    )
+    message = f"arena-fast synth: wrote {count} rows (seed {args.seed}) to {args.out}"
+    message += f" in {seconds:.2f} s"
+    print(printable(message), file=sys.stderr)
     return 0
