@@ -13,7 +13,7 @@ How a command ends (`main`'s return value, the process exit status):
   runs its cleanup (a build's `.OUT.building-*` work directory is removed),
   then one line `arena-fast CMD: interrupted` / `terminated`. SIGTERM raises
   `Terminated`, a `KeyboardInterrupt` subclass, so code that stops cleanly on
-  Ctrl-C (DataLoader workers, a training loop) stops cleanly on SIGTERM too.
+  Ctrl-C stops cleanly on SIGTERM too.
   A second SIGINT or SIGTERM during that cleanup ends the process at once
   (the next build clears what it leaves).
 - 141: stdout closed early (`arena-fast inspect ... | head`): quietly.
@@ -36,7 +36,7 @@ import sys
 import threading
 import traceback
 from collections.abc import Iterator, Sequence
-from typing import Optional
+from typing import NoReturn, Optional
 
 from . import build_dataset, compare, demo, inspect, merge_adapters, predict, report, synth, train
 from ._terminal import printable
@@ -56,7 +56,7 @@ class _Parser(argparse.ArgumentParser):
     """argparse quotes arguments in its errors ("unrecognized arguments:
     ..."): escaped like every other message."""
 
-    def error(self, message: str):  # type: ignore[override]
+    def error(self, message: str) -> NoReturn:
         super().error(printable(message))
 
 
