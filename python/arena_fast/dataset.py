@@ -39,6 +39,8 @@ from . import _core
 from .encoded import REPAIR_CLIPPED, REPAIR_NULL, REPAIR_RAGGED, REPAIR_SURROGATE, Encoded
 from .errors import ConfigError, InputError
 from .files import publishing
+from .manifest import MAX_BYTES as MANIFEST_MAX_BYTES
+from .manifest import check_manifest
 
 __all__ = [
     "BuildConfig",
@@ -284,7 +286,10 @@ def _demo_chunks(n: int, seed: int, chunk_rows: int) -> Iterator[Any]:
 
 
 def _labels(frame: pl.DataFrame) -> tuple[np.ndarray, np.ndarray]:
-    """(n, 3) float64 labels (NaN where null) and the null mask."""
+    """(n, 3) float64 labels (NaN where null) and the null mask. A row of
+    finite, non-negative values whose sum overflows (`[0, 1e308, 1e308]`)
+    comes divided by its largest value, so that normalising it by its sum
+    gives `[0, 0.5, 0.5]` rather than `[0, 0, 0]`."""
     col = frame["labels"]
     null = col.is_null().to_numpy()
     if len(col) == 0:
@@ -293,6 +298,11 @@ def _labels(frame: pl.DataFrame) -> tuple[np.ndarray, np.ndarray]:
         [col.arr.get(i, null_on_oob=True).fill_null(np.nan).to_numpy() for i in range(3)],
         axis=1,
     ).astype(np.float64)
+    with np.errstate(over="ignore", invalid="ignore"):
+        fine = np.isfinite(values).all(axis=1) & (values >= 0).all(axis=1)
+        overflow = fine & ~np.isfinite(values.sum(axis=1))
+    if overflow.any():
+        values[overflow] /= values[overflow].max(axis=1, keepdims=True)
     return values, null
 
 
@@ -1106,7 +1116,11 @@ class ArenaDataset:
         """An `af.Encoder` that encodes exactly as this dataset was built."""
         from .encoder import Encoder
 
-        return Encoder.from_config(self.tokenizer(), self.manifest["encoder"], **overrides)
+        tokenizer = self.tokenizer()
+        try:
+            return Encoder.from_config(tokenizer, self.manifest["encoder"], **overrides)
+        except TypeError as exc:  # an option Encoder does not take
+            raise InputError(f"{self.path / MANIFEST}: encoder: {exc}") from None
 
     def __repr__(self) -> str:
         return (
@@ -1116,26 +1130,57 @@ class ArenaDataset:
 
 
 def read_manifest(path: Union[str, os.PathLike]) -> dict:
+    """The manifest of the dataset directory `path`, checked against its
+    schema (`arena_fast.manifest.check_manifest`) before anything it lists
+    is read: an `InputError` naming the file and the field otherwise."""
     path = Path(path)
     mpath = path / MANIFEST
     if not mpath.is_file():
         raise InputError(f"{path}: not a dataset (no {MANIFEST}; an interrupted build leaves none)")
     try:
-        manifest = json.loads(mpath.read_text(encoding="utf-8"))
-    except ValueError as exc:
-        raise InputError(f"{mpath}: not valid JSON: {exc}") from exc
-    if manifest.get("format_version") != FORMAT_VERSION:
+        with open(mpath, "rb") as f:
+            data = f.read(MANIFEST_MAX_BYTES + 1)
+    except OSError as exc:
+        raise InputError(f"{mpath}: cannot read: {exc.strerror or exc}") from None
+    if len(data) > MANIFEST_MAX_BYTES:
         raise InputError(
-            f"{mpath}: dataset format {manifest.get('format_version')!r}, "
-            f"this arena_fast reads {FORMAT_VERSION}"
+            f"{mpath}: over {MANIFEST_MAX_BYTES >> 20} MiB, not a manifest build-dataset wrote"
         )
+    try:
+        manifest = json.loads(data.decode("utf-8"))
+    except ValueError as exc:  # UnicodeDecodeError included
+        raise InputError(f"{mpath}: not valid JSON: {exc}") from None
+    except RecursionError:
+        raise InputError(f"{mpath}: not valid JSON: nested too deeply") from None
+    if not isinstance(manifest, dict):
+        raise InputError(f"{mpath}: a JSON {type(manifest).__name__}, expected an object")
+    version = manifest.get("format_version")
+    if type(version) is not int or version != FORMAT_VERSION:
+        raise InputError(
+            f"{mpath}: dataset format {version!r:.40}, this arena_fast reads {FORMAT_VERSION}"
+        )
+    check_manifest(manifest, mpath, path)
     return manifest
 
 
-def _ids_of(column: pa.ChunkedArray) -> tuple[np.ndarray, np.ndarray]:
+def _ids_of(column: pa.ChunkedArray, where: Path) -> tuple[np.ndarray, np.ndarray]:
     """A binary column of little-endian int32 rows as flat ids + offsets
-    (the ids are a view of the Arrow buffer when there is one chunk)."""
-    arr = column.combine_chunks() if column.num_chunks != 1 else column.chunk(0)
+    (the ids are a view of the Arrow buffer when there is one chunk; the
+    chunks of several shards are copied into one array, which may pass the
+    2 GiB that one binary array's offsets reach)."""
+    if column.num_chunks == 1:
+        return _chunk_ids(column.chunk(0), where)
+    parts = [_chunk_ids(chunk, where) for chunk in column.chunks]
+    ids = np.concatenate([p[0] for p in parts] or [np.zeros(0, np.int32)])
+    lengths = np.concatenate([np.diff(p[1]) for p in parts] or [np.zeros(0, np.int64)])
+    offsets = np.zeros(len(lengths) + 1, dtype=np.int64)
+    np.cumsum(lengths, out=offsets[1:])
+    return ids, offsets
+
+
+def _chunk_ids(arr: pa.Array, where: Path) -> tuple[np.ndarray, np.ndarray]:
+    if len(arr) == 0:  # a shard whose rows another fold holds
+        return np.zeros(0, np.int32), np.zeros(1, np.int64)
     if arr.type == pa.large_binary():
         offsets = np.frombuffer(arr.buffers()[1], dtype=np.int64)
     else:
@@ -1143,8 +1188,8 @@ def _ids_of(column: pa.ChunkedArray) -> tuple[np.ndarray, np.ndarray]:
     offsets = offsets[arr.offset : arr.offset + len(arr) + 1].astype(np.int64)
     data = arr.buffers()[2]
     start, end = int(offsets[0]), int(offsets[-1])
-    if (end - start) % 4:
-        raise InputError("input_ids: a row is not a whole number of int32 values")
+    if ((offsets - start) % 4).any():
+        raise InputError(f"{where}: input_ids: a row is not a whole number of int32 values")
     ids = (
         np.frombuffer(data, dtype="<i4", count=(end - start) // 4, offset=start)
         if data
@@ -1173,8 +1218,10 @@ def load_dataset(
     manifest = read_manifest(path)
     if split not in ("train", "valid"):
         raise ConfigError(f"split must be 'train' or 'valid', got {split!r}")
-    if fold is not None and not 0 <= fold < manifest["folds"]:
-        raise ConfigError(f"fold must be in [0, {manifest['folds']}), got {fold}")
+    if fold is not None and (
+        isinstance(fold, bool) or not isinstance(fold, int) or not 0 <= fold < manifest["folds"]
+    ):
+        raise ConfigError(f"fold must be an int in [0, {manifest['folds']}), got {fold!r}")
     has_swap = bool(manifest.get("swap"))
     if swap is None:
         swap = has_swap
@@ -1192,12 +1239,16 @@ def load_dataset(
         filters = None
         if fold is not None:
             filters = [("fold", "!=" if split == "train" else "==", fold)]
+        hint = "" if verify else " (verify=True checks the shards' sha256)"
         try:
+            held = pq.ParquetFile(file, memory_map=True).metadata.num_rows
             t = pq.read_table(file, memory_map=True, filters=filters)
         except (pa.ArrowException, OSError) as exc:
             first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-            hint = "" if verify else " (verify=True checks the shards' sha256)"
             raise InputError(f"{file}: cannot read the shard: {first}{hint}") from None
+        if held != shard["rows"]:
+            raise InputError(f"{file}: {held} rows, the manifest says {shard['rows']}{hint}")
+        _check_shard_schema(t.schema, file, swap, hint)
         if sources is not None:
             t = t.filter(pa.compute.is_in(t.column("source"), pa.array(list(sources))))
         tables.append(t)
@@ -1206,14 +1257,15 @@ def load_dataset(
     ids, offsets = np.zeros(0, np.int32), np.zeros(1, np.int64)
     labels = np.zeros((0, 3), np.float32)
     if n:
-        ids, offsets = _ids_of(table.column("input_ids"))
+        ids, offsets = _ids_of(table.column("input_ids"), path)
         lab_col = table.column("labels").combine_chunks()
         # The child holds a (zero) slot for null rows too.
         start = lab_col.offset * 3
         values = lab_col.values.to_numpy(zero_copy_only=False)[start : start + 3 * n]
         labels = values.reshape(-1, 3).astype(np.float32)
-        if lab_col.null_count:
-            labels[lab_col.is_null().to_numpy(zero_copy_only=False)] = np.nan
+        unlabelled = lab_col.is_null().to_numpy(zero_copy_only=False)
+        _check_values(table, labels, unlabelled, path)
+        labels[unlabelled] = np.nan
     label = np.where(np.isnan(labels).any(axis=1), -1, np.argmax(np.nan_to_num(labels), axis=1))
     label = label.astype(np.int8) if n else np.zeros(0, np.int8)
     ids_list = table.column("id").to_pylist() if n else []
@@ -1234,7 +1286,7 @@ def load_dataset(
         "repairs": col("repairs", np.uint8),
     }
     if swap and n:
-        s_ids, s_offsets = _ids_of(table.column("input_ids_swapped"))
+        s_ids, s_offsets = _ids_of(table.column("input_ids_swapped"), path)
         e_ids, e_off = _interleave(ids, offsets, s_ids, s_offsets)
         encoded = Encoded(
             {
@@ -1295,6 +1347,81 @@ def load_dataset(
         swapped=bool(swap),
         manifest=manifest,
         path=path,
+    )
+
+
+# The columns load_dataset reads, and the types of those it reads as raw buffers.
+_SHARD_COLUMNS = (
+    "id", "source", "fold", "labels", "teacher_logits", "flags", "input_ids",
+    "turns", "turns_kept", "truncated", "full_length", "repairs",
+)  # fmt: skip
+_SHARD_SWAPPED = ("input_ids_swapped", "turns_kept_swapped", "truncated_swapped",
+                  "full_length_swapped")  # fmt: skip
+_SHARD_TYPES = {
+    "labels": (pa.list_(pa.float32(), 3),),
+    "input_ids": (pa.binary(), pa.large_binary()),
+    "input_ids_swapped": (pa.binary(), pa.large_binary()),
+}
+
+
+def _check_shard_schema(schema: pa.Schema, file: Path, swap: bool, hint: str) -> None:
+    """InputError unless the shard has the columns load_dataset reads, of
+    the types it reads as raw buffers."""
+    for name in _SHARD_COLUMNS + (_SHARD_SWAPPED if swap else ()):
+        if name not in schema.names:
+            raise InputError(f"{file}: not a dataset shard: no column {name!r}{hint}")
+        allowed = _SHARD_TYPES.get(name)
+        if allowed and schema.field(name).type not in allowed:
+            raise InputError(
+                f"{file}: column {name!r} has type {schema.field(name).type}, "
+                f"expected {allowed[0]}{hint}"
+            )
+
+
+def _check_values(table: pa.Table, labels: np.ndarray, unlabelled: np.ndarray, path: Path) -> None:
+    """InputError for labels that are not probabilities (finite, >= 0,
+    summing to 1) and teacher logits that are not finite numbers, or not
+    one or more teachers, as many in every row that has them. build-dataset
+    never writes such rows; a shard changed since (verify=True tells) or
+    written by an older build could hold them, and training on them gives
+    NaN or fails half-way."""
+    with np.errstate(invalid="ignore", over="ignore"):
+        bad = ~unlabelled & (
+            ~np.isfinite(labels).all(axis=1)
+            | (labels < 0).any(axis=1)
+            | ~(np.abs(labels.astype(np.float64).sum(axis=1) - 1.0) <= 1e-3)
+        )
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        raise _row_error(table, path, i, f"labels {labels[i].tolist()} are not probabilities")
+    logits = table.column("teacher_logits").combine_chunks()
+    if logits.null_count == len(logits):
+        return
+    has = ~logits.is_null().to_numpy(zero_copy_only=False)
+    counts = pa.compute.list_value_length(logits).fill_null(0).to_numpy().astype(np.int64)
+    entries = logits.flatten()  # the non-null rows' entries, in order
+    bad_entry = entries.is_null().to_numpy(zero_copy_only=False)
+    if not bad_entry.any():
+        values = entries.flatten().to_numpy(zero_copy_only=False).reshape(-1, 3)
+        bad_entry = ~np.isfinite(values).all(axis=1)
+    bad = has & (counts == 0)
+    if bad_entry.any():
+        bad[np.searchsorted(np.cumsum(counts), np.flatnonzero(bad_entry), side="right")] = True
+    problem = "not one or more rows of 3 finite numbers"
+    if not bad.any():
+        first = counts[np.argmax(has)]
+        bad = has & (counts != first)
+        problem = f"not {first} teacher(s) as in the first row that has them"
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        raise _row_error(table, path, i, f"teacher_logits {logits[i].as_py()}: {problem}")
+
+
+def _row_error(table: pa.Table, path: Path, i: int, problem: str) -> InputError:
+    ident = table.column("id")[i].as_py()
+    return InputError(
+        f"{path}: row {i} (id {ident!r:.80}): {problem:.300}; build-dataset writes no such "
+        "row: rebuild the dataset"
     )
 
 

@@ -63,7 +63,12 @@ class Tokenizer:
             try:
                 data = json.loads(config.read_text(encoding="utf-8"))
             except (OSError, ValueError) as exc:
-                raise TokenizerError(f"{config}: not a readable JSON file: {exc}") from exc
+                raise TokenizerError(f"{config}: not a readable JSON file: {exc}") from None
+            except RecursionError:
+                raise TokenizerError(f"{config}: not valid JSON: nested too deeply") from None
+            if not isinstance(data, dict):
+                kind = "null" if data is None else f"a JSON {type(data).__name__}"
+                raise TokenizerError(f"{config}: {kind}, expected an object")
             bos, eos = _token_name(data.get("bos_token")), _token_name(data.get("eos_token"))
         try:
             core = _core.Tokenizer.from_file(str(path))

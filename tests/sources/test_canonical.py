@@ -23,7 +23,13 @@ def frame() -> pl.DataFrame:
             "response_a": [["a1", "a2"], [""], ["x", None]],
             "response_b": [["b1", None], ["z"], ["y", "w"]],
             "labels": [[1.0, 0.0, 0.0], None, [0.25, 0.25, 0.5]],
-            "teacher_logits": [[[0.1, 0.2, 0.3], [1.0, 2.0, 3.0]], None, []],
+            # As many teachers in every row that has them; an empty list is
+            # dropped (bad_teacher_logits, tests/reliability/test_artifacts.py).
+            "teacher_logits": [
+                [[0.1, 0.2, 0.3], [1.0, 2.0, 3.0]],
+                None,
+                [[0.0] * 3, [-1.5, 2.5, 1e30]],
+            ],
             "row": [10, 11, 12],
             "input_rows": [1, 2, 1],
         },

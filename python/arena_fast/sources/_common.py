@@ -20,6 +20,9 @@ from ..reference.packing import SplitMix64
 from ..reference.turns import repair_text  # the one surrogate repair, with its flag
 
 MASK64 = (1 << 64) - 1
+# The largest float32: label and logit columns are stored as float32, where
+# a larger value would become inf.
+FLOAT32_MAX = float(np.finfo(np.float32).max)
 TEXT_COLUMNS = ("prompt", "response_a", "response_b")
 
 CANONICAL_SCHEMA: dict[str, pl.DataType] = {
@@ -200,7 +203,15 @@ def _json_lines(path: Union[str, Path], only: Optional[set] = None) -> Iterator[
             except ValueError as exc:
                 yield BadRecord(f"not valid JSON: {one_line(str(exc), 120)}")
                 continue
+            except RecursionError:
+                yield BadRecord(_TOO_DEEP)
+                continue
             yield value if isinstance(value, dict) else BadRecord(_not_object(value))
+
+
+# Python's JSON parser recurses once per nesting level; past the
+# interpreter's limit (about 1,000) it raises RecursionError.
+_TOO_DEEP = "not valid JSON: nested too deeply"
 
 
 def _not_object(value: Any) -> str:
@@ -214,6 +225,9 @@ def _json_array(path: Union[str, Path]) -> list:
             data = json.load(f)
     except (OSError, ValueError) as exc:
         raise input_error(path, exc) from None
+    except RecursionError:
+        # One array: a record nested too deeply leaves no way to find the next.
+        raise InputError(f"{path}: cannot read: {_TOO_DEEP}") from None
     if not isinstance(data, list):
         raise InputError(f"{path}: expected a JSON array of records, got a {type(data).__name__}")
     return data
@@ -432,13 +446,19 @@ def clean_turns(turns: Any) -> tuple[Any, int]:
     return out, flags
 
 
-def as_number(value: Any) -> Optional[float]:
-    """A finite-or-infinite float from a number or a numeric string; None for
-    anything else (bools, NaN, "N/A", None)."""
+def as_number(value: Any, keep_nan: bool = False) -> Optional[float]:
+    """A finite-or-infinite float from a number or a numeric string (an
+    integer past the float range is +-inf, as `float("1e400")`); None for
+    anything else (bools, "N/A", None) and for NaN unless `keep_nan`."""
     if isinstance(value, bool) or value is None:
         return None
-    if isinstance(value, (int, float)):
-        number = float(value)
+    if isinstance(value, int):
+        try:
+            number = float(value)
+        except OverflowError:
+            number = math.inf if value > 0 else -math.inf
+    elif isinstance(value, float):
+        number = value
     elif isinstance(value, str):
         try:
             number = float(value.strip())
@@ -446,7 +466,7 @@ def as_number(value: Any) -> Optional[float]:
             return None
     else:
         return None
-    return None if math.isnan(number) else number
+    return None if math.isnan(number) and not keep_nan else number
 
 
 def as_id(value: Any) -> Optional[str]:

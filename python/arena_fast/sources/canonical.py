@@ -21,6 +21,7 @@ from ..errors import InputError
 from ._common import (
     CANONICAL_SCHEMA,
     DROPPED_SCHEMA,
+    FLOAT32_MAX,
     TEXT_COLUMNS,
     BadRecord,
     Chunk,
@@ -126,9 +127,10 @@ def _parquet_chunks(
     path: Union[str, Path], lf: pl.LazyFrame, chunk_rows: int, text_as_json: dict
 ) -> Iterator[Chunk]:
     row = 0
+    teachers: dict = {}
     for batch in polars_batches(lf, path, chunk_rows):
         index = pl.int_range(row, row + batch.height, dtype=pl.Int64).alias(_INDEX)
-        yield _convert(batch.with_columns(index), text_as_json, _empty_dropped())
+        yield _convert(batch.with_columns(index), text_as_json, _empty_dropped(), teachers)
         row += batch.height
 
 
@@ -137,6 +139,7 @@ def _json_chunks(
     path: Union[str, Path], present: list, chunk_rows: int, text_as_json: dict
 ) -> Iterator[Chunk]:
     row = 0
+    teachers: dict = {}
     for records in iter_records(path, present, chunk_rows):
         columns: dict[str, list] = {name: [] for name in [*present, _INDEX, _REPAIRS]}
         drops: list[dict] = []
@@ -161,7 +164,7 @@ def _json_chunks(
                 columns[_INDEX].append(row)
             row += 1
         frame = pl.DataFrame([_json_series(n, columns[n], text_as_json) for n in columns])
-        yield _convert(frame, text_as_json, pl.DataFrame(drops, schema=DROPPED_SCHEMA))
+        yield _convert(frame, text_as_json, pl.DataFrame(drops, schema=DROPPED_SCHEMA), teachers)
 
 
 def _json_values(record: Any, present: list, text_as_json: dict) -> Union[dict, tuple]:
@@ -186,8 +189,10 @@ def _json_values(record: Any, present: list, text_as_json: dict) -> Union[dict, 
             if value is not None and not (
                 isinstance(value, list) and all(isinstance(v, list) for v in value)
             ):
-                return "bad_teacher_logits", "teacher_logits is not a list of lists of 3 numbers"
-            values[name] = None if value is None else [[as_number(x) for x in v] for v in value]
+                return "bad_teacher_logits", f"teacher_logits {_short(value)}: {_NOT_ROWS}"
+            values[name] = (
+                None if value is None else [[as_number(x, keep_nan=True) for x in v] for v in value]
+            )
         elif name in ("row", "input_rows"):
             values[name] = value if isinstance(value, int) and not isinstance(value, bool) else None
         elif name == "id":
@@ -237,9 +242,12 @@ def _empty_dropped() -> pl.DataFrame:
     return pl.DataFrame(schema=DROPPED_SCHEMA)
 
 
-def _convert(frame: pl.DataFrame, text_as_json: dict, dropped: pl.DataFrame) -> Chunk:
+def _convert(
+    frame: pl.DataFrame, text_as_json: dict, dropped: pl.DataFrame, teachers: dict
+) -> Chunk:
     """A batch (file columns plus `_index`) as canonical rows; rows with a
-    null id or malformed labels / teacher_logits join `dropped`."""
+    null id or malformed labels / teacher_logits join `dropped`. `teachers`
+    carries the file's teacher count from batch to batch."""
     names = frame.columns
     index = pl.col(_INDEX)
 
@@ -261,18 +269,16 @@ def _convert(frame: pl.DataFrame, text_as_json: dict, dropped: pl.DataFrame) -> 
         detail = detail.when(bad).then(
             pl.format("labels has {} value(s), not 3 numbers", labels.list.len())
         )
-    if isinstance(logits_dtype, pl.List) and isinstance(logits_dtype.inner, pl.List):
-        element = pl.element()
-        wrong = (element.list.len() != 3) | (element.list.drop_nulls().list.len() != 3)
-        bad = pl.col("teacher_logits").list.eval(wrong | element.is_null()).list.any()
-        reason = reason.when(bad.fill_null(False)).then(pl.lit("bad_teacher_logits"))
-        detail = detail.when(bad.fill_null(False)).then(
-            pl.lit("a teacher_logits entry is not 3 numbers")
-        )
+    if isinstance(logits_dtype, pl.List):
+        for bad, problem in _teacher_problems():
+            reason = reason.when(bad.fill_null(False)).then(pl.lit("bad_teacher_logits"))
+            detail = detail.when(bad.fill_null(False)).then(pl.lit(problem))
     frame = frame.with_columns(
         reason.otherwise(pl.lit(None, dtype=_STRING)).alias("_reason"),
         detail.otherwise(pl.lit(None, dtype=_STRING)).alias("_detail"),
     )
+    if isinstance(logits_dtype, pl.List):
+        frame = _check_teachers(frame, teachers)
     source = column("source", pl.lit(SOURCE, dtype=_STRING)).alias("source")
     row = column("row", index).alias("row")
     kept = frame.filter(pl.col("_reason").is_null())
@@ -296,11 +302,86 @@ def _convert(frame: pl.DataFrame, text_as_json: dict, dropped: pl.DataFrame) -> 
         column("input_rows", pl.lit(1, dtype=pl.Int32)).alias("input_rows"),
         pl.col("_reason").alias("reason"),
         pl.col("_detail").alias("detail"),
+        *([pl.col("teacher_logits")] if "teacher_logits" in names else []),
     )
+    if "teacher_logits" in names:
+        bad_rows = _name_teacher_values(bad_rows)
     repairs = kept[_REPAIRS].to_numpy() if _REPAIRS in names else None
     if repairs is not None and not repairs.any():
         repairs = None
     return Chunk(rows, pl.concat([dropped, bad_rows]).sort("row"), repairs)
+
+
+_NOT_ROWS = "not a list of rows of 3 numbers"
+
+
+def _teacher_problems() -> list[tuple[pl.Expr, str]]:
+    """(row is bad, why) for teacher_logits, in the order they are told:
+    an entry that is not 3 numbers, no entry at all, a value that is not
+    finite, or one past float32 (the shards' type: it would become inf)."""
+    logits = pl.col("teacher_logits").cast(pl.List(pl.List(pl.Float64)))
+    entry = pl.element()
+    value = pl.element()
+    wrong = entry.is_null() | (entry.list.len() != 3) | (entry.list.drop_nulls().list.len() != 3)
+    not_finite = entry.list.eval(~value.is_finite()).list.any()
+    too_large = entry.list.eval(value.abs() > FLOAT32_MAX).list.any()
+    return [
+        (logits.list.eval(wrong).list.any(), _NOT_ROWS),
+        (logits.list.len() == 0, "an empty list (a row with logits needs at least one teacher)"),
+        (logits.list.eval(not_finite).list.any(), "a value is not a finite number"),
+        (
+            logits.list.eval(too_large).list.any(),
+            f"a value is past the float32 range (+-{FLOAT32_MAX:.4g}), where it is stored",
+        ),
+    ]
+
+
+def _check_teachers(frame: pl.DataFrame, teachers: dict) -> pl.DataFrame:
+    """Rows with as many teachers as the first good row of the file (which
+    `teachers["count"]` remembers across batches); others are dropped: a
+    training batch needs one count."""
+    count = pl.col("teacher_logits").list.len()
+    fine = pl.col("_reason").is_null() & count.is_not_null()
+    if teachers.get("count") is None:
+        first = frame.select(count.filter(fine).first()).item()
+        if first is None:
+            return frame
+        teachers["count"] = first
+    expected = teachers["count"]
+    other = fine & (count != expected)
+    return frame.with_columns(
+        pl.when(other).then(pl.lit("bad_teacher_logits")).otherwise("_reason").alias("_reason"),
+        pl.when(other)
+        .then(
+            pl.format(
+                "{} teacher(s); the file's first row with teacher_logits has {}",
+                count,
+                pl.lit(expected),
+            )
+        )
+        .otherwise("_detail")
+        .alias("_detail"),
+    )
+
+
+def _name_teacher_values(bad_rows: pl.DataFrame) -> pl.DataFrame:
+    """The detail of a bad_teacher_logits row with its value in front:
+    `teacher_logits [[1e+308, -1e+308, 0.0]]: a value is past the float32 range`."""
+    mask = (bad_rows["reason"] == "bad_teacher_logits").to_list()
+    if any(mask):
+        details = [
+            f"teacher_logits {_short(value)}: {detail}" if hit else detail
+            for hit, value, detail in zip(
+                mask, bad_rows["teacher_logits"].to_list(), bad_rows["detail"].to_list()
+            )
+        ]
+        bad_rows = bad_rows.with_columns(pl.Series("detail", details, dtype=_STRING))
+    return bad_rows.drop("teacher_logits")
+
+
+def _short(value: Any, limit: int = 120) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def _fixed_width(names: list, name: str, dtype: Optional[Any]) -> pl.Expr:
