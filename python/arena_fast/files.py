@@ -84,7 +84,7 @@ def _read_json(path: Path) -> object:
     try:
         with open(path, "rb") as f:
             return json.loads(f.read(1 << 24))
-    except (OSError, ValueError):
+    except (OSError, ValueError, RecursionError):
         return None
 
 
@@ -145,6 +145,15 @@ def _report_names(d: Path) -> Optional[set]:
     return {"index.html", *(p.name for p in d.glob("*.png"))}
 
 
+def _demo_names(d: Path) -> Optional[set]:
+    from .cli.demo import DEMO_FILES, DEMO_MARKER
+
+    marker = _read_json(d / DEMO_MARKER)
+    if not (isinstance(marker, dict) and marker.get("written_by") == "arena-fast demo"):
+        return None
+    return set(DEMO_FILES)
+
+
 # kind -> (what it is called, the names of a complete output of that kind
 # in a directory: None when the directory is not one).
 KINDS: dict[str, tuple[str, Callable[[Path], Optional[set]]]] = {
@@ -152,6 +161,7 @@ KINDS: dict[str, tuple[str, Callable[[Path], Optional[set]]]] = {
     "run": ("an arena-fast training run (no config.json or bundle.json of train)", _run_names),
     "merge": ("an arena-fast merged run (no bundle.json listing merged.json)", _merge_names),
     "report": ("an arena-fast report (no index.html of report)", _report_names),
+    "demo": ("a directory of arena-fast demo (no demo.json)", _demo_names),
 }
 
 
@@ -167,11 +177,12 @@ def _holds(outer: Path, inner: Path) -> bool:
 
 
 def _protected() -> list[tuple[Path, str]]:
-    places = [(Path(os.path.realpath(os.getcwd())), "the working directory")]
+    places = []
     try:
         places.append((Path(os.path.realpath(Path.home())), "the home directory"))
     except (KeyError, RuntimeError):
         pass
+    places.append((Path(os.path.realpath(os.getcwd())), "the working directory"))
     return places
 
 
@@ -216,14 +227,14 @@ def check_output(
         return path
     if path.is_dir() and not any(path.iterdir()):
         return path
-    if not overwrite:
-        raise ConfigError(f"{out} already exists; pass overwrite=True (--overwrite)")
     names = names_of(path) if path.is_dir() else None
     if names is None:
         raise ConfigError(
-            f"{out}: exists and is not {what}; overwrite replaces only an earlier "
-            f"{kind} written by arena-fast: choose another out"
+            f"{out}: exists and is not {what}; only an earlier {kind} written by "
+            "arena-fast is ever replaced: choose another out"
         )
+    if not overwrite:
+        raise ConfigError(f"{out} already exists; pass overwrite=True (--overwrite)")
     foreign = sorted(
         p.name for p in path.iterdir() if p.name not in names and not _OURS_HIDDEN.fullmatch(p.name)
     )
@@ -368,8 +379,8 @@ def publishing(
         remove_abandoned(path)
         check()  # another writer may have published while this one started
         work = _fresh_name(path, "building")
-        os.mkdir(work, 0o777)
         try:
+            os.mkdir(work, 0o777)
             yield work
             check()
             _publish(work, path)

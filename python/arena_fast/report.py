@@ -11,11 +11,13 @@ fold runs of one model) also get one comparison: the held-out log loss per
 fold as bars, their loss curves together, and the pooled out-of-fold
 numbers. Extra prediction tables (`arena-fast predict --predictions`) become
 further sections. What a run lacks (no evaluation, no predictions, no
-labels) is said on the page.
+labels) is said on the page, and so is a metrics.jsonl line skipped because
+it is not JSON or a step, epoch, time or loss in it is not a number.
 
 The report is a directory: `index.html` (self-contained but for the PNGs
-beside it) and the PNGs, built under a temporary name and renamed into
-place, replacing an older report (never a directory that is not one). The
+beside it) and the PNGs, built beside `out` and renamed into place by
+`files.publishing`, replacing an older report (never a directory that is
+not one, nor a run it reads; one writer at a time). The
 same inputs give the same bytes: no timestamps, PNGs without software or
 date metadata, drawn under matplotlib's default style whatever the user's
 matplotlibrc."""
@@ -152,33 +154,64 @@ def _load_run(run: Path, key: str) -> _Section:
 
 def _read_metrics(path: Path, sec: _Section) -> None:
     """Training and evaluation records; a resumed run repeats the steps
-    after its checkpoint, and the later record of a step (epoch) wins."""
+    after its checkpoint, and the later record of a step (epoch) wins. A
+    line that is not JSON (cut short by a crash) or a record whose numbers
+    are not numbers (`_checked_record`) is skipped, and the page says how
+    many and where the first one is."""
     if not path.is_file():
         sec.notes.append("no metrics.jsonl: the run wrote no records")
         return
     steps: dict = {}
     evals: dict = {}
-    bad = 0
-    for line in path.read_text(encoding="utf-8").splitlines():
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-        except ValueError:
-            bad += 1  # a line cut short by a crash
-            continue
-        if not isinstance(record, dict):
-            bad += 1
-        elif record.get("eval"):
-            evals[record.get("epoch")] = record
-        elif "loss" in record and "step" in record:
-            steps[record["step"]] = record
+    bad: list[str] = []
+    with open(path, encoding="utf-8", errors="replace") as f:
+        for number, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                record = _checked_record(json.loads(line))
+            except (ValueError, RecursionError) as exc:
+                bad.append(f"line {number}: {exc}")
+                continue
+            if record.get("eval"):
+                evals[record.get("epoch")] = record
+            elif "loss" in record and "step" in record:
+                steps[record["step"]] = record
     sec.steps = [steps[k] for k in sorted(steps)]
     sec.evals = sorted(evals.values(), key=lambda r: (r.get("step") or 0, r.get("epoch") or 0))
     if bad:
-        sec.notes.append(f"metrics.jsonl: {bad} unreadable line(s) skipped")
+        sec.notes.append(f"{path.name}: {len(bad)} unreadable record(s) skipped ({bad[0]})")
     if not sec.steps:
         sec.notes.append("no training loss records (fewer steps than log_every)")
+
+
+# The fields of a metrics record the page reads: counters (finite, exact as
+# float64) and losses (a diverged run's inf / nan is drawn as a gap).
+_COUNTERS = ("step", "epoch", "seconds")
+_LOSSES = ("loss", "log_loss", "tta_log_loss")
+
+
+def _checked_record(record: Any) -> dict:
+    """`record` with its counters and losses as numbers, or ValueError
+    saying which field is not one."""
+    if not isinstance(record, dict):
+        raise ValueError(f"a JSON {type(record).__name__}, not an object")
+    record = dict(record)
+    for name in (*_COUNTERS, *_LOSSES):
+        value = record.get(name)
+        if value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ValueError(f"{name} is {type(value).__name__}, not a number")
+        if name in _COUNTERS and not (abs(value) <= 2**53 and math.isfinite(value)):
+            raise ValueError(f"{name} {value!r:.30} is not a finite number below 2**53")
+        if name in _LOSSES:
+            try:
+                value = float(value)
+            except OverflowError:
+                raise ValueError(f"{name} is not a float64") from None
+            record[name] = value if math.isfinite(value) else math.nan
+    return record
 
 
 def _load_predictions(path: Path, key: str) -> _Section:

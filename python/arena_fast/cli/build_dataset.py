@@ -34,7 +34,11 @@ def add_parser(sub) -> None:
         "(detected when left out); repeat for several",
     )
     io.add_argument("--out", default="arena-dataset", help="the dataset directory to write")
-    io.add_argument("--overwrite", action="store_true", help="replace an existing --out")
+    io.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace an existing --out that is an earlier dataset (anything else is refused)",
+    )
     io.add_argument(
         "--demo-rows", type=int, default=d.demo_rows, help="synthetic rows when no --input is given"
     )

@@ -18,6 +18,19 @@ import time
 
 from ._args import int_at_least
 
+# What `demo --out DIR` writes into DIR; the marker lets a later demo
+# replace them (files.KINDS["demo"]), and nothing else.
+DEMO_MARKER = "demo.json"
+DEMO_FILES = (
+    DEMO_MARKER,
+    "train.csv",
+    "holdout.csv",
+    "data",
+    "holdout-data",
+    "run",
+    "submission.csv",
+)
+
 
 def add_parser(sub) -> None:
     p = sub.add_parser(
@@ -34,7 +47,11 @@ def add_parser(sub) -> None:
     p.add_argument("--epochs", type=int_at_least(1), default=2, help="training epochs")
     p.add_argument("--lr", type=float, default=2e-3, help="learning rate")
     p.add_argument("--model", default="tiny-gemma2", help="tiny-gemma2, tiny-llama or a folder")
-    p.add_argument("--out", help="keep the datasets, run and submission here (default: a temp dir)")
+    p.add_argument(
+        "--out",
+        help="keep the datasets, run and submission here: a new or empty directory, or an "
+        "earlier demo's (default: a temp dir)",
+    )
     p.add_argument("--encode-only", action="store_true", help="the encoder alone (no torch)")
     p.add_argument("--input", help="with --encode-only: a Kaggle train.csv / test.csv")
     p.add_argument("--tokenizer", help="tokenizer.json (default: the bundled demo tokenizer)")
@@ -62,8 +79,16 @@ def run(args: argparse.Namespace) -> int:
             "(or run `arena-fast demo --encode-only`)"
         ) from None
     if args.out:
-        os.makedirs(args.out, exist_ok=True)
-        return _pipeline(args, args.out)
+        from ..files import check_output, output_lock
+
+        # Its own files only: never a user's train.csv or submission.csv.
+        check_output(args.out, "demo", overwrite=True)
+        with output_lock(args.out):
+            check_output(args.out, "demo", overwrite=True)
+            os.makedirs(args.out, exist_ok=True)
+            with open(os.path.join(args.out, DEMO_MARKER), "w", encoding="utf-8") as f:
+                f.write('{"written_by": "arena-fast demo"}\n')
+            return _pipeline(args, args.out)
     with tempfile.TemporaryDirectory(prefix="arena-fast-demo-") as work:
         return _pipeline(args, work)
 

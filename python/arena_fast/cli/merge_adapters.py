@@ -34,7 +34,11 @@ def add_parser(sub) -> None:
         metavar="W",
         help="one weight per run, normalised to sum 1 (default: equal)",
     )
-    p.add_argument("--overwrite", action="store_true", help="replace an existing --out")
+    p.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace an existing --out that is an earlier merge (anything else is refused)",
+    )
     p.set_defaults(run=run)
 
 

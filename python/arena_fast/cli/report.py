@@ -7,7 +7,8 @@ One run: the page goes to RUN/report/index.html. Several runs (the k fold
 runs of one model) share one page comparing them, in --out, by default
 report/ in the directory that holds them all. --predictions adds tables
 written by `arena-fast predict --predictions` as further sections. An older
-report is replaced; a directory that is not a report never is. Needs
+report is replaced; a directory that is not a report never is, nor a run
+being read (see docs/dataset.md, "Where a build writes"). Needs
 matplotlib (pip install "arena-fast[plot]"). Prints the path of index.html."""
 
 from __future__ import annotations
