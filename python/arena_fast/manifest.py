@@ -8,7 +8,8 @@ runs before any shard is opened or any array allocated, so a hostile
 manifest costs what its bytes cost (at most `MAX_BYTES`). Each error is an
 `InputError` naming the file and the field:
 `.../manifest.json: shards[3].file: '../x' is outside the dataset directory`.
-The rules are in docs/dataset.md ("The manifest").
+The rules are in docs/dataset.md ("What is checked before anything is
+read").
 """
 
 from __future__ import annotations
@@ -54,7 +55,7 @@ def _integer(lo: int = 0, hi: int = _COUNT_MAX) -> Check:
         if isinstance(value, bool) or not isinstance(value, int):
             raise _Invalid(field, f"{_kind(value)}, expected an integer")
         if not lo <= value <= hi:
-            raise _Invalid(field, f"{value} is outside [{lo}, {hi}]")
+            raise _Invalid(field, f"{value!r:.40} is outside [{lo}, {hi}]")
 
     return check
 
@@ -105,7 +106,7 @@ def _map_of(item: Check) -> Check:
     def check(value: Any, field: str) -> None:
         _of(dict)(value, field)
         for k, v in value.items():
-            item(v, f"{field}.{k}")
+            item(v, _member(field, k))
 
     return check
 
@@ -123,9 +124,16 @@ def _record(exact: bool = False, **fields: Check) -> Check:
             item(value[name], where)
         other = [name for name in value if name not in fields]
         if exact and other:
-            raise _Invalid(f"{field}.{other[0]}", "not a field of this object")
+            raise _Invalid(_member(field, other[0]), "not a field of this object")
 
     return check
+
+
+def _member(field: str, key: str) -> str:
+    """`field.key`, or `field['key']` for a key that is not a plain name."""
+    if key.isidentifier() or (key.isdigit() and len(key) < 20):
+        return f"{field}.{key}"
+    return f"{field}[{key!r:.60}]"
 
 
 def _either(*checks: Check) -> Check:

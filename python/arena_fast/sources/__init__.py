@@ -55,7 +55,9 @@ DROP_REASONS = (
     "too_few_completions",  # ultrafeedback raw: fewer than 2 completions with a response
     "missing_score",  # ultrafeedback: one score of two; raw: fewer than 2 rated answers
     "bad_text",  # canonical JSON: a text value of the wrong kind
-    "bad_teacher_logits",  # canonical: a teacher_logits entry that is not 3 numbers
+    # canonical: teacher_logits not rows of 3 finite float32 numbers, an empty
+    # list, or another teacher count than the file's first good row
+    "bad_teacher_logits",
     "chat1m_unpaired",  # chat1m: no other model's conversation left to pair with
     "chat1m_identical",  # chat1m: every other model answered the same
 )
