@@ -25,6 +25,14 @@ import torch
 
 from .errors import ConfigError
 from .torch.packed import last_hidden
+from .train_config import (
+    HEADS,
+    MAX_LORA_ALPHA,
+    MAX_LORA_R,
+    QUANTIZATION,
+    Bounds,
+    check_setting,
+)
 
 __all__ = ["TINY", "Lora", "ArenaClassifier", "load_classifier", "default_attention"]
 
@@ -56,9 +64,6 @@ TINY = {
     ),
 }
 
-HEADS = ("linear", "mlp")
-QUANTIZATION = (None, "4bit", "8bit")
-
 
 @dataclass(frozen=True)
 class Lora:
@@ -66,9 +71,22 @@ class Lora:
     layer of the decoder; the head is always trained in full."""
 
     r: int = 16
-    alpha: int = 32
+    alpha: float = 32
     dropout: float = 0.05
     target_modules: Union[str, Sequence[str]] = "all-linear"
+
+    def __post_init__(self) -> None:
+        # The same ranges as TrainConfig's lora_* settings (a ConfigError
+        # before peft allocates anything).
+        check_setting("lora r", self.r, int, Bounds(1, MAX_LORA_R))
+        check_setting("lora alpha", self.alpha, float, Bounds(0, MAX_LORA_ALPHA, low_open=True))
+        check_setting("lora dropout", self.dropout, float, Bounds(0, 1, high_open=True))
+        targets = self.target_modules
+        names = [targets] if isinstance(targets, str) else list(targets)
+        if not names or not all(isinstance(t, str) and t for t in names):
+            raise ConfigError(
+                f"lora target_modules must be 'all-linear' or module names, got {targets!r:.60}"
+            )
 
     @classmethod
     def of(cls, value: Union[None, bool, Mapping, Lora]) -> Optional[Lora]:

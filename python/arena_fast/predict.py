@@ -8,7 +8,6 @@ the rows are the dataset's token ids, encoded once by `build-dataset`."""
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 from typing import Any, Optional, Union
@@ -24,6 +23,7 @@ __all__ = [
     "prediction_table",
     "predict_logits",
     "predict",
+    "probabilities",
     "postprocess_rules",
     "run_encoder",
     "write_submission",
@@ -34,27 +34,38 @@ __all__ = [
 
 def load_run(run: Union[str, os.PathLike], tokenizer: Any = None):
     """The classifier a run directory describes, with its trained weights
-    (refused when a file differs from the run's `bundle.json`)."""
+    (refused when a file differs from the run's `bundle.json`, and when its
+    `config.json` holds settings `TrainConfig.validate` refuses: checked
+    before the model is built, so a corrupted `lora_r` allocates nothing)."""
     import torch
+    from safetensors import SafetensorError
     from safetensors.torch import load_file
 
-    from .train import TrainConfig, read_bundle
+    from .runs import read_bundle, read_run_config
 
     run = Path(run)
     if not run.is_dir():
         raise ConfigError(f"{run}: not a training run directory")
     read_bundle(run)  # every file matches its sha256, or the run is refused
-    config = TrainConfig.from_dict(json.loads((run / "config.json").read_text()))
+    config = read_run_config(run)
     model = config.classifier(tokenizer)
-    trained = load_file(str(run / "decoder.safetensors"))
+    try:
+        trained = load_file(str(run / "decoder.safetensors"))
+        head = load_file(str(run / "head.safetensors"))
+    except (OSError, SafetensorError) as exc:
+        raise ConfigError(f"{run}: unreadable weights ({type(exc).__name__}: {exc})") from None
     params = dict(model.decoder.named_parameters())
     missing = set(trained) - set(params)
     if missing:
         raise ConfigError(f"{run}: weights for parameters this model lacks: {sorted(missing)[:3]}")
-    with torch.no_grad():
-        for name, value in trained.items():
-            params[name].copy_(value)
-    model.head.load_state_dict(load_file(str(run / "head.safetensors")))
+    try:
+        with torch.no_grad():
+            for name, value in trained.items():
+                params[name].copy_(value)
+        model.head.load_state_dict(head)
+    except RuntimeError as exc:  # shapes of another model
+        first = str(exc).strip().splitlines()[0]
+        raise ConfigError(f"{run}: the weights do not fit its config.json: {first}") from None
     if torch.cuda.is_available() and config.quantization is None:
         model.to("cuda")
     model.eval()
@@ -90,7 +101,21 @@ def predict_logits(
     return logits
 
 
-def _softmax(logits: np.ndarray) -> np.ndarray:
+def probabilities(logits: np.ndarray, ids=None, where: str = "predict") -> np.ndarray:
+    """The softmax of (n, 3) logits. A row whose logits are not all finite
+    (weights gone NaN, a numeric overflow) is an InputError naming `where`,
+    the row and its id (`ids[row]`): never a NaN probability."""
+    from .errors import InputError
+
+    logits = np.asarray(logits, dtype=np.float64)
+    bad = ~np.isfinite(logits).all(axis=1)
+    if bad.any():
+        i = int(np.argmax(bad))
+        name = f" (id {ids[i]!r:.40})" if ids is not None else ""
+        raise InputError(
+            f"{where}: row {i}{name}: the model's logits {logits[i].tolist()} are not finite "
+            f"({int(bad.sum())} rows such); no probabilities written"
+        )
     e = np.exp(logits - logits.max(axis=1, keepdims=True))
     return e / e.sum(axis=1, keepdims=True)
 
@@ -113,9 +138,9 @@ def predict(
     and `folds`. `postprocess` applies the 4th place's rules last
     (`postprocess_rules`)."""
     from .dataset import load_dataset
+    from .runs import read_bundle
 
     dataset = load_dataset(data, swap=None)
-    from .train import read_bundle
 
     bundle = read_bundle(Path(run))
     if dataset.manifest["tokenizer"]["sha256"] != bundle["tokenizer_sha256"]:
@@ -131,7 +156,7 @@ def predict(
     if layout is None:
         layout = _run_layout(config)
     logits = predict_logits(model, dataset.encoded, layout, max_tokens, max_rows)
-    out = dataset_predictions(dataset, logits, tta=tta)
+    out = dataset_predictions(dataset, logits, tta=tta, where=f"predicting {data} with {run}")
     out["dataset"] = Path(data)
     if postprocess:
         flags = dataset.flags[0::2] if dataset.swapped else dataset.flags
@@ -139,12 +164,15 @@ def predict(
     return out
 
 
-def dataset_predictions(dataset, logits: np.ndarray, tta: bool = True) -> dict:
+def dataset_predictions(
+    dataset, logits: np.ndarray, tta: bool = True, where: Optional[str] = None
+) -> dict:
     """The per-conversation result of `predict` from the logits of every row
-    of `dataset` (an `ArenaDataset`; both orders when it holds them)."""
+    of `dataset` (an `ArenaDataset`; both orders when it holds them).
+    Non-finite logits are refused (`probabilities`; `where` names the work)."""
     from .labels import tta_average, unswap_probs
 
-    probs = _softmax(logits)
+    probs = probabilities(logits, dataset.ids, where or f"predicting {dataset.path}")
     first = slice(0, None, 2) if dataset.swapped else slice(None)
     out: dict[str, Any] = {
         "ids": dataset.ids[first],
@@ -237,8 +265,8 @@ def run_encoder(run: Union[str, os.PathLike]):
     """An `af.Encoder` that encodes exactly as the run's training data was
     (its tokenizer and encoder config, from the bundle)."""
     from .encoder import Encoder
+    from .runs import read_bundle
     from .tokenizer import Tokenizer
-    from .train import read_bundle
 
     run = Path(run)
     config = read_bundle(run)["encoder"]
@@ -315,7 +343,8 @@ class Judge:
             columns["prompt"], columns["response_a"], columns["response_b"], swap="both"
         )
         logits = predict_logits(self.model, encoded, self.layout, self.max_tokens)
-        probs = _softmax(logits)
+        ids = [pair.get("id", i) for i, pair in enumerate(pairs) for _ in (0, 1)]
+        probs = probabilities(logits, ids, f"comparing with {self.run}")
         original, swapped = probs[0::2], unswap_probs(probs[1::2])
         average = tta_average(probs[0::2], probs[1::2])
         out = []

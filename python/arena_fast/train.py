@@ -8,6 +8,11 @@ schedule with warmup, cross-entropy on the dataset's label rows (hard labels
 are one-hot rows; pseudo-labels are soft) or the distillation mix when the
 dataset has teacher logits, and an evaluation of the held-out fold after each
 epoch (log loss, accuracy, log loss with swap TTA) written as JSON lines.
+
+The settings are `af.train_config.TrainConfig` (checked before anything is
+loaded); the run directory's files are written by `af.runs`. What is not
+finite is refused, never saved: a step whose loss is NaN or inf stops the
+run with an `ArenaFastError` naming the step, and no `bundle.json` is written.
 """
 
 from __future__ import annotations
@@ -16,118 +21,74 @@ import dataclasses
 import json
 import math
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Callable, Optional
 
 import numpy as np
 
-from .errors import ConfigError
+from .errors import ArenaFastError, ConfigError, InputError
+from .runs import (  # noqa: F401 (re-exported: where they were first defined)
+    BUNDLE,
+    CHECKPOINT,
+    LABEL_ORDER,
+    PREDICTIONS,
+    check_out,
+    load_checkpoint,
+    read_bundle,
+    resume_point,
+    save_checkpoint,
+    save_weights,
+    write_bundle,
+    write_bundle_file,
+    writing,
+)
+from .train_config import TrainConfig
 
 __all__ = ["TrainConfig", "train", "evaluate"]
 
 
-def _help(text: str, default: Any) -> Any:
-    return field(default=default, metadata={"help": text})
+def _check_training_rows(data, rows: np.ndarray, config: TrainConfig) -> None:
+    """The rows a run trains on (`rows` of `data`) exist, and their labels and
+    teacher logits are finite numbers of the right shape: an InputError
+    naming the dataset and row before the model is built, never a crash or a
+    NaN loss later."""
+    where = f"{data.path}" + (f" (every fold but {config.fold})" if config.fold is not None else "")
+    if not len(data):
+        raise InputError(f"{data.path}: the dataset holds no rows; nothing to train on")
+    if not len(rows):
+        raise InputError(f"{where}: no labelled rows to train on")
 
+    def row(i: int) -> str:
+        return f"{data.path}: row {i // 2 if data.swapped else i} (id {data.ids[i]!r:.40})"
 
-@dataclass
-class TrainConfig:
-    """Everything a training run depends on; each field carries its help."""
-
-    data: str = _help("a dataset directory written by `arena-fast build-dataset`", "")
-    fold: Optional[int] = _help("held-out fold (None: train on every row, no evaluation)", 0)
-    model: str = _help("tiny-gemma2, tiny-llama or a local model folder", "tiny-gemma2")
-    lora_r: int = _help("LoRA rank (0: train every weight)", 0)
-    lora_alpha: int = _help("LoRA alpha", 32)
-    lora_dropout: float = _help("LoRA dropout", 0.05)
-    lora_targets: str = _help(
-        "modules LoRA adapts: all-linear, or comma-separated names (q_proj,v_proj)", "all-linear"
-    )
-    quantization: Optional[str] = _help(
-        "None, 4bit (QLoRA: nf4, double quantisation, bf16 compute) or 8bit; CUDA only", None
-    )
-    gradient_checkpointing: bool = _help("recompute activations in the backward pass", False)
-    softcap: bool = _help("Gemma-2 attention logit soft-capping (False turns it off)", True)
-    head: str = _help("linear or mlp", "linear")
-    attn_implementation: Optional[str] = _help("None: flash-attn varlen or arena_varlen", None)
-    layout: str = _help("auto (packs for varlen kernels), packed or padded", "auto")
-    epochs: int = _help("passes over the training rows", 1)
-    lr: float = _help("learning rate of the decoder or its adapters", 2e-4)
-    head_lr: Optional[float] = _help("learning rate of the head (None: lr)", None)
-    weight_decay: float = _help("AdamW weight decay", 0.0)
-    warmup: float = _help("share of the steps spent warming up", 0.05)
-    max_tokens: int = _help("tokens per micro-batch (packs) or rows x longest (padded)", 8192)
-    step_tokens: Optional[int] = _help(
-        "tokens per optimizer step: micro-batches are accumulated until they reach it "
-        "(None: one micro-batch per step)",
-        None,
-    )
-    swap: Optional[bool] = _help("train on both A/B orders (None: when the dataset has them)", None)
-    temperature: float = _help("distillation temperature (datasets with teacher logits)", 1.0)
-    seed: int = _help("seed of the model, the plans and the order", 0)
-    out: str = _help("run directory (metrics.jsonl, weights)", "run")
-    log_every: int = _help("steps between training log lines", 10)
-    max_seconds: Optional[float] = _help("stop training after this long (None: no limit)", None)
-    max_steps: Optional[int] = _help("stop after this many optimizer steps (None: no limit)", None)
-    checkpoint_every: Optional[int] = _help(
-        "write a checkpoint every this many steps, and when stopped early (None: never)", None
-    )
-    resume: bool = _help("continue from the run directory's checkpoint when there is one", False)
-
-    def validate(self) -> None:
-        if not self.data:
-            raise ConfigError("data: give a dataset directory (arena-fast build-dataset --out DIR)")
-        if self.layout not in ("auto", "packed", "padded"):
-            raise ConfigError(f"layout must be auto, packed or padded, got {self.layout!r}")
-        for name in ("epochs", "max_tokens", "log_every"):
-            if getattr(self, name) < 1:
-                raise ConfigError(f"{name} must be at least 1, got {getattr(self, name)}")
-        if self.step_tokens is not None and self.step_tokens < 1:
-            raise ConfigError(f"step_tokens must be at least 1, got {self.step_tokens}")
-        if not 0 <= self.warmup < 1:
-            raise ConfigError(f"warmup must be in [0, 1), got {self.warmup}")
-
-    def lora_settings(self):
-        """The `af.model.Lora` these settings ask for (None: no LoRA)."""
-        from .model import Lora
-
-        if not self.lora_r:
-            return None
-        targets = self.lora_targets.strip()
-        return Lora(
-            r=self.lora_r,
-            alpha=self.lora_alpha,
-            dropout=self.lora_dropout,
-            target_modules=targets
-            if targets == "all-linear"
-            else tuple(t.strip() for t in targets.split(",") if t.strip()),
+    labels = data.labels[rows]
+    bad = ~(np.isfinite(labels) & (labels >= 0)).all(axis=1)
+    if bad.any():
+        i = int(rows[np.argmax(bad)])
+        raise InputError(f"{row(i)}: labels {data.labels[i].tolist()} are not non-negative numbers")
+    if data.teacher_logits is None:
+        return
+    teachers = set()
+    for i in rows:
+        value = data.teacher_logits[i]
+        if value is None:
+            continue
+        try:
+            arr = np.asarray(value, dtype=np.float64)
+        except (TypeError, ValueError):
+            arr = np.zeros((0, 0))
+        if arr.ndim != 2 or arr.shape[0] == 0 or arr.shape[1] != 3:
+            raise InputError(
+                f"{row(i)}: teacher_logits must be one or more rows of 3 numbers, got {value!r:.80}"
+            )
+        if not np.isfinite(arr).all():
+            raise InputError(f"{row(i)}: teacher_logits {arr.tolist()!r:.80} are not finite")
+        teachers.add(arr.shape[0])
+    if len(teachers) > 1:
+        raise InputError(
+            f"{where}: rows carry {sorted(teachers)} teachers' logits; distillation needs "
+            "the same teachers on every row"
         )
-
-    def classifier(self, tokenizer):
-        """The classifier these settings describe (`af.model.load_classifier`),
-        before training: the same call for training and for rebuilding a run."""
-        from .model import load_classifier
-
-        return load_classifier(
-            self.model,
-            tokenizer=tokenizer,
-            lora=self.lora_settings(),
-            quantization=self.quantization,
-            attn_implementation=self.attn_implementation,
-            head=self.head,
-            softcap=self.softcap,
-            gradient_checkpointing=self.gradient_checkpointing,
-            seed=self.seed,
-        )
-
-    @classmethod
-    def from_dict(cls, values: dict) -> TrainConfig:
-        names = {f.name for f in dataclasses.fields(cls)}
-        unknown = set(values) - names
-        if unknown:
-            raise ConfigError(f"unknown training settings {sorted(unknown)}")
-        return cls(**values)
 
 
 def _layout(config: TrainConfig, attn: str) -> str:
@@ -161,11 +122,11 @@ def evaluate(model, data, layout: str, max_tokens: int, predictions: Optional[Pa
     labelled rows), and with swap TTA when it holds both orders. With
     `predictions`, the per-row table (`af.diagnostics`) is written there."""
     from .labels import tta_average
-    from .predict import _softmax, dataset_predictions, predict_logits, prediction_table
+    from .predict import dataset_predictions, predict_logits, prediction_table, probabilities
 
     logits = predict_logits(model, data.encoded, layout, max_tokens)
     model.train()
-    probs = _softmax(logits)
+    probs = probabilities(logits, data.ids, f"evaluating {data.path}")
     result = _scores(probs, data.labels, data.labelled)
     if data.swapped:
         p = tta_average(probs[0::2], probs[1::2])
@@ -266,6 +227,8 @@ def _train(config: TrainConfig, log: Optional[Callable[[dict], None]], ranks: _R
     from .model import default_attention
 
     config.validate()
+    check_out(config)
+    out_dir = Path(config.out)
     torch.manual_seed(config.seed)
     train_set = (
         load_dataset(config.data, fold=config.fold, split="train", swap=config.swap)
@@ -277,6 +240,14 @@ def _train(config: TrainConfig, log: Optional[Callable[[dict], None]], ranks: _R
         if config.fold is not None and ranks.main
         else None
     )
+    # Train on labelled rows only; swap pairs stay together.
+    labelled = train_set.labelled
+    pairs = train_set.swapped
+    keep = labelled if not pairs else np.repeat(labelled[0::2] & labelled[1::2], 2)
+    rows = np.flatnonzero(keep)
+    _check_training_rows(train_set, rows, config)
+    if config.resume and ranks.main:
+        resume_point(out_dir)  # refuses an incomplete one before the model is built
     attn = config.attn_implementation or default_attention()
     layout = _layout(config, attn)
     model = dataclasses.replace(config, attn_implementation=attn).classifier(train_set.tokenizer())
@@ -299,12 +270,7 @@ def _train(config: TrainConfig, log: Optional[Callable[[dict], None]], ranks: _R
         ],
         weight_decay=config.weight_decay,
     )
-    # Train on labelled rows only; swap pairs stay together.
-    labelled = train_set.labelled
-    pairs = train_set.swapped
     lengths = train_set.encoded.lengths.copy()
-    keep = labelled if not pairs else np.repeat(labelled[0::2] & labelled[1::2], 2)
-    rows = np.flatnonzero(keep)
     plans = [
         _plan(lengths[rows], config, layout, pairs, epoch, ranks) for epoch in range(config.epochs)
     ]
@@ -324,16 +290,26 @@ def _train(config: TrainConfig, log: Optional[Callable[[dict], None]], ranks: _R
         return 0.5 * (1.0 + math.cos(math.pi * min(progress, 1.0)))
 
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_factor)
-    out_dir = Path(config.out)
     if ranks.main:
-        out_dir.mkdir(parents=True, exist_ok=True)
-        (out_dir / "config.json").write_text(
-            json.dumps(dataclasses.asdict(config), indent=2) + "\n"
-        )
+        with writing(out_dir / "config.json"):
+            out_dir.mkdir(parents=True, exist_ok=True)
+            # Until the run finishes, the directory is not a finished run.
+            (out_dir / BUNDLE).unlink(missing_ok=True)
+            (out_dir / "config.json").write_text(
+                json.dumps(dataclasses.asdict(config), indent=2) + "\n"
+            )
     started = time.perf_counter()
     step = 0
-    if config.resume and (out_dir / CHECKPOINT / "state.json").is_file():
-        step = _load_checkpoint(out_dir / CHECKPOINT, model, optimizer, scheduler)
+    if config.resume:
+        # Rank 0 chose the checkpoint (promoting checkpoint.old); all load it.
+        ranks.barrier()
+        if (out_dir / CHECKPOINT).is_dir():
+            step = load_checkpoint(out_dir / CHECKPOINT, model, optimizer, scheduler)
+            if step > total_steps:
+                raise ConfigError(
+                    f"{out_dir / CHECKPOINT}: saved at step {step}, past the {total_steps} "
+                    "steps of this run's settings (changed since it was saved?)"
+                )
     done = step  # optimizer steps already taken (skipped when resuming)
     if not done and ranks.main:  # a fresh run: no predictions of an earlier one stay behind
         (out_dir / PREDICTIONS).unlink(missing_ok=True)
@@ -342,7 +318,7 @@ def _train(config: TrainConfig, log: Optional[Callable[[dict], None]], ranks: _R
 
     def checkpoint() -> None:
         if ranks.main:
-            _save_checkpoint(out_dir / CHECKPOINT, model, optimizer, scheduler, step)
+            save_checkpoint(out_dir / CHECKPOINT, model, optimizer, scheduler, step)
         ranks.barrier()
 
     with contextlib.ExitStack() as stack:
@@ -358,8 +334,9 @@ def _train(config: TrainConfig, log: Optional[Callable[[dict], None]], ranks: _R
             if metrics is None:
                 return
             record = {"seconds": round(time.perf_counter() - started, 3), **record}
-            metrics.write(json.dumps(record) + "\n")
-            metrics.flush()
+            with writing(out_dir / "metrics.jsonl"):
+                metrics.write(json.dumps(record) + "\n")
+                metrics.flush()
             if log is not None:
                 log(record)
 
@@ -376,6 +353,13 @@ def _train(config: TrainConfig, log: Optional[Callable[[dict], None]], ranks: _R
                 step_loss, sequences = step_gradients(
                     forward, train_set, [rows[plan[j]] for j in micro], layout, config, ranks
                 )
+                if not math.isfinite(step_loss):  # the same sum on every rank: all stop
+                    raise ArenaFastError(
+                        f"step {step + 1} (epoch {epoch}): the loss is {step_loss}; training "
+                        f"stopped and no finished run was written to {out_dir} (a learning "
+                        "rate too high for this model, or labels / teacher logits that "
+                        "overflow)"
+                    )
                 optimizer.step()
                 scheduler.step()
                 step += 1
@@ -389,18 +373,19 @@ def _train(config: TrainConfig, log: Optional[Callable[[dict], None]], ranks: _R
                             "sequences": int(sequences),
                         }
                     )
-                if config.checkpoint_every and step % config.checkpoint_every == 0:
+                if config.checkpoint_every is not None and step % config.checkpoint_every == 0:
                     checkpoint()
                 late = (
-                    bool(config.max_seconds) and time.perf_counter() - started > config.max_seconds
+                    config.max_seconds is not None
+                    and time.perf_counter() - started > config.max_seconds
                 )
                 # Ranks stop together: one that ran out of time stops them all.
                 if ranks.sum([float(late)])[0] > 0 or (
-                    config.max_steps and step >= config.max_steps
+                    config.max_steps is not None and step >= config.max_steps
                 ):
                     stop = True
                     break
-            if stop and config.checkpoint_every:
+            if stop and config.checkpoint_every is not None:
                 checkpoint()
             if stop:
                 break  # interrupted mid-epoch: no evaluation of a partial epoch
@@ -419,145 +404,10 @@ def _train(config: TrainConfig, log: Optional[Callable[[dict], None]], ranks: _R
                 emit({"eval": True, **last})
             ranks.barrier()  # the others wait while rank 0 evaluates
     if ranks.main:
-        _save(model, out_dir)
+        save_weights(model, out_dir, step)
         write_bundle(out_dir, train_set)
     ranks.barrier()
     return last
-
-
-CHECKPOINT = "checkpoint"
-BUNDLE = "bundle.json"
-PREDICTIONS = "valid_predictions.parquet"  # the held-out fold, after the last epoch
-LABEL_ORDER = ("winner_model_a", "winner_model_b", "winner_tie")
-_BUNDLE_FILES = ("config.json", "decoder.safetensors", "head.safetensors", "tokenizer.json")
-# Listed too when the run has them (a run stopped early has no predictions).
-_BUNDLE_EXTRAS = ("metrics.jsonl", PREDICTIONS)
-
-
-def write_bundle(out_dir: Path, data) -> dict:
-    """Make the run directory self-describing: the tokenizer the data was
-    encoded with, the exact encoder config, the label order, library
-    versions and the sha256 of every file, in `bundle.json` (written last)."""
-    import shutil
-
-    shutil.copyfile(data.path / "tokenizer.json", out_dir / "tokenizer.json")
-    meaning = {
-        "labels": list(LABEL_ORDER),
-        "encoder": data.manifest["encoder"],
-        "tokenizer_sha256": data.manifest["tokenizer"]["sha256"],
-        "dataset_swap": bool(data.manifest.get("swap")),
-    }
-    return write_bundle_file(out_dir, meaning)
-
-
-def write_bundle_file(out_dir: Path, meaning: dict, extra_files: tuple = ()) -> dict:
-    """`bundle.json` of a run directory holding the run's files: `meaning`
-    (labels, encoder, tokenizer_sha256, dataset_swap: what the inputs and
-    outputs mean), this process's library versions, and the sha256 of the
-    run's files and of `extra_files` (which must exist). Written last,
-    atomically."""
-    from importlib.metadata import PackageNotFoundError, version
-
-    from . import __version__
-    from .dataset import file_sha256
-
-    versions = {"arena_fast": __version__}
-    for lib in ("torch", "transformers", "peft", "safetensors"):
-        try:
-            versions[lib] = version(lib)
-        except PackageNotFoundError:
-            versions[lib] = None
-    required = (*_BUNDLE_FILES, *extra_files)
-    for name in required:
-        if not (out_dir / name).is_file():
-            raise ConfigError(f"{out_dir / name}: missing (a run needs it)")
-    names = [*required, *(n for n in _BUNDLE_EXTRAS if (out_dir / n).is_file())]
-    bundle = {
-        "format_version": 1,
-        "versions": versions,
-        **{key: meaning[key] for key in ("labels", "encoder", "tokenizer_sha256", "dataset_swap")},
-        "files": {name: file_sha256(out_dir / name) for name in names},
-    }
-    tmp = out_dir / f".{BUNDLE}.tmp"
-    tmp.write_text(json.dumps(bundle, indent=2) + "\n")
-    tmp.replace(out_dir / BUNDLE)
-    return bundle
-
-
-def read_bundle(run: Path) -> dict:
-    """The run's `bundle.json`, after checking every file against its sha256:
-    a run whose files changed is refused."""
-    from .dataset import file_sha256
-
-    path = run / BUNDLE
-    if not path.is_file():
-        raise ConfigError(f"{run}: not a finished training run (no {BUNDLE})")
-    bundle = json.loads(path.read_text())
-    for name, digest in bundle["files"].items():
-        file = run / name
-        if not file.is_file():
-            raise ConfigError(f"{file}: listed in {BUNDLE} but missing")
-        if file_sha256(file) != digest:
-            raise ConfigError(f"{file}: sha256 differs from {BUNDLE} (the file was changed)")
-    return bundle
-
-
-def _save_checkpoint(path: Path, model, optimizer, scheduler, step: int) -> None:
-    """Trained weights (safetensors), optimizer and scheduler state and the
-    RNG, written to a temporary directory and renamed into place."""
-    import shutil
-
-    import torch
-    from safetensors.torch import save_file
-
-    tmp = path.with_name(path.name + ".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    weights = {n: p.detach().contiguous() for n, p in model.trainable_parameters()}
-    save_file(weights, str(tmp / "trained.safetensors"))
-    torch.save(
-        {
-            "optimizer": optimizer.state_dict(),
-            "scheduler": scheduler.state_dict(),
-            "rng": torch.get_rng_state(),
-        },
-        tmp / "state.pt",
-    )
-    (tmp / "state.json").write_text(json.dumps({"step": step}) + "\n")
-    old = path.with_name(path.name + ".old")
-    shutil.rmtree(old, ignore_errors=True)
-    if path.exists():
-        path.rename(old)
-    tmp.rename(path)
-    shutil.rmtree(old, ignore_errors=True)
-
-
-def _load_checkpoint(path: Path, model, optimizer, scheduler) -> int:
-    """Restore a checkpoint (tensors only: `weights_only=True`); returns its step."""
-    import pickle
-
-    import torch
-    from safetensors import SafetensorError
-    from safetensors.torch import load_file
-
-    try:
-        weights = load_file(str(path / "trained.safetensors"))
-        # Tensors and plain containers only: a checkpoint is not trusted code.
-        state = torch.load(path / "state.pt", weights_only=True)
-    except (OSError, RuntimeError, ValueError, pickle.UnpicklingError, SafetensorError) as exc:
-        raise ConfigError(
-            f"{path}: not a readable checkpoint ({type(exc).__name__}: {exc})"
-        ) from None
-    params = dict(model.trainable_parameters())
-    if set(weights) != set(params):
-        raise ConfigError(f"{path}: the checkpoint does not match this model's trained weights")
-    with torch.no_grad():
-        for name, value in weights.items():
-            params[name].copy_(value)
-    optimizer.load_state_dict(state["optimizer"])
-    scheduler.load_state_dict(state["scheduler"])
-    torch.set_rng_state(state["rng"])
-    return int(json.loads((path / "state.json").read_text())["step"])
 
 
 def step_gradients(model, data, micro: list, layout: str, config: TrainConfig, ranks=None) -> tuple:
@@ -619,16 +469,3 @@ def _loss(logits, batch: dict, idx: np.ndarray, teacher: Optional[list], config:
         t = torch.tensor([teacher[i] for i in idx], dtype=torch.float32, device=logits.device)
         return distillation_loss(logits, labels, t, temperature=config.temperature)
     return cross_entropy(logits, labels)
-
-
-def _save(model, out_dir: Path) -> None:
-    """The head and the trained decoder weights (the LoRA adapter, or every
-    weight) as safetensors."""
-    from safetensors.torch import save_file
-
-    head = {k: v.detach().contiguous() for k, v in model.head.state_dict().items()}
-    save_file(head, str(out_dir / "head.safetensors"))
-    trained = {
-        n: p.detach().contiguous() for n, p in model.decoder.named_parameters() if p.requires_grad
-    }
-    save_file(trained, str(out_dir / "decoder.safetensors"))

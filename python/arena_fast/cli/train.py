@@ -1,7 +1,9 @@
 """`arena-fast train`: a preference classifier on a built dataset. Every
-setting of `af.train.TrainConfig` is an option (its help text is the
-field's); `--config run.yaml` loads them from YAML first, and options given on
-the command line override the file."""
+setting of `af.train.TrainConfig` is an option (its help text and range are
+the field's); `--config run.yaml` loads them from YAML first (a mapping of
+settings, at most 1 MiB, no anchors or aliases), and options given on the
+command line override the file. Every setting is checked (type, range,
+finite) before the dataset is read: a bad one is an error naming it."""
 
 from __future__ import annotations
 
@@ -51,29 +53,23 @@ def add_parser(sub) -> None:
     p.add_argument("--config", help="a YAML file of TrainConfig settings")
     p.add_argument("--quiet", action="store_true", help="no log lines")
     for field in dataclasses.fields(_config_class()):
+        bounds = field.metadata.get("bounds")
+        limits = f"{bounds}; " if bounds is not None else ""
         p.add_argument(
             "--" + field.name.replace("_", "-"),
             dest=field.name,
             type=_kind(field),
             default=argparse.SUPPRESS,
-            help=f"{field.metadata.get('help', '')} (default: {field.default!r})",
+            help=f"{field.metadata.get('help', '')} ({limits}default: {field.default!r})",
         )
     p.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..errors import ConfigError
     from ..train import TrainConfig, train
+    from ..train_config import read_config_file
 
-    values: dict = {}
-    if args.config:
-        import yaml
-
-        with open(args.config, encoding="utf-8") as f:
-            loaded = yaml.safe_load(f) or {}
-        if not isinstance(loaded, dict):
-            raise ConfigError(f"{args.config}: expected a mapping of settings")
-        values.update(loaded)
+    values: dict = read_config_file(args.config) if args.config else {}
     names = {f.name for f in dataclasses.fields(TrainConfig)}
     values.update({k: v for k, v in vars(args).items() if k in names})
     config = TrainConfig.from_dict(values)

@@ -1,0 +1,327 @@
+"""A training run's directory: its settings (`config.json`), weights
+(`decoder.safetensors`, `head.safetensors`), checkpoint and `bundle.json`,
+which lists every file with its sha256 and is written last, so a directory
+without it is not a finished run.
+
+Everything read back from a run is untrusted: `read_bundle` refuses a listed
+file that changed or lies outside the run, `read_run_config` checks the
+settings (`TrainConfig.from_dict`) before a model is built from them, and a
+checkpoint of the wrong shape or types is a `ConfigError` naming its file.
+Write failures (a full disk) are an `ArenaFastError` naming the path."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from .errors import ArenaFastError, ConfigError
+from .train_config import TrainConfig
+
+__all__ = [
+    "BUNDLE",
+    "CHECKPOINT",
+    "PREDICTIONS",
+    "LABEL_ORDER",
+    "read_bundle",
+    "read_run_config",
+    "write_bundle",
+    "write_bundle_file",
+]
+
+CHECKPOINT = "checkpoint"
+BUNDLE = "bundle.json"
+PREDICTIONS = "valid_predictions.parquet"  # the held-out fold, after the last epoch
+LABEL_ORDER = ("winner_model_a", "winner_model_b", "winner_tie")
+_BUNDLE_FILES = ("config.json", "decoder.safetensors", "head.safetensors", "tokenizer.json")
+# Listed too when the run has them (a run stopped early has no predictions).
+_BUNDLE_EXTRAS = ("metrics.jsonl", PREDICTIONS)
+
+
+@contextlib.contextmanager
+def writing(path: Path) -> Iterator[None]:
+    """Write failures in the block (a full disk, a read-only mount; safetensors
+    and torch raise their own classes for them) as an ArenaFastError naming
+    `path`."""
+    from safetensors import SafetensorError
+
+    try:
+        yield
+    except (OSError, RuntimeError, SafetensorError) as exc:
+        text = str(exc).strip()
+        reason = getattr(exc, "strerror", None) or (text.splitlines()[0] if text else "")
+        raise ArenaFastError(
+            f"{path}: cannot write ({type(exc).__name__}: {reason or type(exc).__name__})"
+        ) from None
+
+
+def check_out(config: TrainConfig) -> None:
+    """The run directory is neither the dataset nor holds it nor lies inside
+    it (checked before training, not when the bundle is written)."""
+    out = Path(config.out).resolve()
+    data = Path(config.data).resolve()
+    if out == data or out in data.parents:
+        what = "is" if out == data else "holds"
+        raise ConfigError(
+            f"out {config.out}: {what} the dataset directory {config.data}; a run is written "
+            "beside its dataset, never over it"
+        )
+    if data in out.parents:
+        raise ConfigError(
+            f"out {config.out}: inside the dataset directory {config.data}; write the run "
+            "beside the dataset"
+        )
+
+
+def write_bundle(out_dir: Path, data) -> dict:
+    """Make the run directory self-describing: the tokenizer the data was
+    encoded with, the exact encoder config, the label order, library
+    versions and the sha256 of every file, in `bundle.json` (written last)."""
+    with writing(out_dir / "tokenizer.json"):
+        shutil.copyfile(data.path / "tokenizer.json", out_dir / "tokenizer.json")
+    meaning = {
+        "labels": list(LABEL_ORDER),
+        "encoder": data.manifest["encoder"],
+        "tokenizer_sha256": data.manifest["tokenizer"]["sha256"],
+        "dataset_swap": bool(data.manifest.get("swap")),
+    }
+    return write_bundle_file(out_dir, meaning)
+
+
+def write_bundle_file(out_dir: Path, meaning: dict, extra_files: tuple = ()) -> dict:
+    """`bundle.json` of a run directory holding the run's files: `meaning`
+    (labels, encoder, tokenizer_sha256, dataset_swap: what the inputs and
+    outputs mean), this process's library versions, and the sha256 of the
+    run's files and of `extra_files` (which must exist). Written last,
+    atomically."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    from . import __version__
+    from .dataset import file_sha256
+
+    versions = {"arena_fast": __version__}
+    for lib in ("torch", "transformers", "peft", "safetensors"):
+        try:
+            versions[lib] = version(lib)
+        except PackageNotFoundError:
+            versions[lib] = None
+    required = (*_BUNDLE_FILES, *extra_files)
+    for name in required:
+        if not (out_dir / name).is_file():
+            raise ConfigError(f"{out_dir / name}: missing (a run needs it)")
+    names = [*required, *(n for n in _BUNDLE_EXTRAS if (out_dir / n).is_file())]
+    bundle = {
+        "format_version": 1,
+        "versions": versions,
+        **{key: meaning[key] for key in ("labels", "encoder", "tokenizer_sha256", "dataset_swap")},
+        "files": {name: file_sha256(out_dir / name) for name in names},
+    }
+    tmp = out_dir / f".{BUNDLE}.tmp"
+    with writing(out_dir / BUNDLE):
+        tmp.write_text(json.dumps(bundle, indent=2) + "\n")
+        tmp.replace(out_dir / BUNDLE)
+    return bundle
+
+
+def read_bundle(run: Path) -> dict:
+    """The run's `bundle.json`, after checking its fields' types and every
+    file it lists against its sha256: a run whose files changed, that lists a
+    file outside the run directory (an absolute path, `..`, a link leading
+    out) or lacks one a run needs is refused."""
+    from .dataset import file_sha256
+
+    run = Path(run)
+    path = run / BUNDLE
+    if not path.is_file():
+        raise ConfigError(f"{run}: not a finished training run (no {BUNDLE})")
+    bundle = _read_json(path)
+    files = bundle.get("files")
+    if not isinstance(files, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in files.items()
+    ):
+        raise ConfigError(f"{path}: 'files' must map the run's file names to sha256 digests")
+    for key, kind in (("encoder", dict), ("tokenizer_sha256", str)):
+        if not isinstance(bundle.get(key), kind):
+            raise ConfigError(f"{path}: {key!r} must be a {kind.__name__}")
+    missing = [name for name in _BUNDLE_FILES if name not in files]
+    if missing:
+        raise ConfigError(f"{path}: does not list {missing} (every run has them)")
+    root = run.resolve()
+    for name, digest in files.items():
+        file = run / name
+        if (
+            name in ("", ".", "..")
+            or Path(name).name != name
+            or "\\" in name
+            or file.resolve().parent != root
+        ):
+            raise ConfigError(
+                f"{path}: lists {name!r}, not a file directly inside the run directory"
+            )
+        if not file.is_file():
+            raise ConfigError(f"{file}: listed in {BUNDLE} but missing")
+        if file_sha256(file) != digest:
+            raise ConfigError(f"{file}: sha256 differs from {BUNDLE} (the file was changed)")
+    return bundle
+
+
+def read_run_config(run: Path) -> TrainConfig:
+    """The settings a run was trained with (its `config.json`), checked like
+    any settings (`TrainConfig.from_dict`) before a model is built from them."""
+    path = Path(run) / "config.json"
+    try:
+        return TrainConfig.from_dict(_read_json(path))
+    except ConfigError as exc:
+        if str(exc).startswith(str(path)):
+            raise
+        raise ConfigError(f"{path}: {exc}") from None
+
+
+def _read_json(path: Path) -> Any:
+    """A JSON object from `path`, or a ConfigError naming it."""
+    try:
+        value = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError, RecursionError) as exc:
+        raise ConfigError(f"{path}: not readable JSON ({type(exc).__name__}: {exc})") from None
+    if not isinstance(value, dict):
+        raise ConfigError(f"{path}: expected a JSON object, got {type(value).__name__}")
+    return value
+
+
+# -- weights and checkpoints ------------------------------------------------------
+
+
+def save_weights(model, out_dir: Path, step: int) -> None:
+    """The head and the trained decoder weights (the LoRA adapter, or every
+    weight) as safetensors; weights that are not finite are refused."""
+    import torch
+    from safetensors.torch import save_file
+
+    for name, p in model.trainable_parameters():
+        if not bool(torch.isfinite(p).all()):
+            raise ArenaFastError(
+                f"{out_dir}: after step {step} the trained weight {name} holds NaN or inf; "
+                "no finished run written (lower the learning rate)"
+            )
+    head = {k: v.detach().contiguous() for k, v in model.head.state_dict().items()}
+    with writing(out_dir / "head.safetensors"):
+        save_file(head, str(out_dir / "head.safetensors"))
+    trained = {
+        n: p.detach().contiguous() for n, p in model.decoder.named_parameters() if p.requires_grad
+    }
+    with writing(out_dir / "decoder.safetensors"):
+        save_file(trained, str(out_dir / "decoder.safetensors"))
+
+
+def _siblings(path: Path) -> tuple[Path, Path]:
+    """`checkpoint.old` and `checkpoint.tmp` beside the checkpoint `path`."""
+    return path.with_name(path.name + ".old"), path.with_name(path.name + ".tmp")
+
+
+def save_checkpoint(path: Path, model, optimizer, scheduler, step: int) -> None:
+    """Trained weights (safetensors), optimizer and scheduler state and the
+    RNG, written to `checkpoint.tmp` (`state.json` last) and renamed into
+    place. The previous checkpoint stays as `checkpoint.old` until the new
+    one is in place, so at every moment one complete checkpoint exists."""
+    import torch
+    from safetensors.torch import save_file
+
+    old, tmp = _siblings(path)
+    shutil.rmtree(tmp, ignore_errors=True)
+    try:
+        with writing(tmp):
+            tmp.mkdir(parents=True)
+            weights = {n: p.detach().contiguous() for n, p in model.trainable_parameters()}
+            save_file(weights, str(tmp / "trained.safetensors"))
+            torch.save(
+                {
+                    "optimizer": optimizer.state_dict(),
+                    "scheduler": scheduler.state_dict(),
+                    "rng": torch.get_rng_state(),
+                },
+                tmp / "state.pt",
+            )
+            (tmp / "state.json").write_text(json.dumps({"step": step}) + "\n")
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    with writing(path):
+        shutil.rmtree(old, ignore_errors=True)
+        if path.exists():
+            path.rename(old)
+        tmp.rename(path)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def resume_point(out_dir: Path) -> bool:
+    """Make `out_dir/checkpoint` the newest complete checkpoint, for a run
+    asked to resume; False when the run has none at all (a fresh start).
+    `checkpoint.old` (a save killed between its two renames) is renamed back
+    into place; `checkpoint.tmp` (a save killed while writing) is never
+    trusted, and when it is all there is the resume is refused rather than
+    silently starting again at step 1."""
+    path = out_dir / CHECKPOINT
+    old, tmp = _siblings(path)
+    if path.exists():
+        return True  # complete (renamed into place last); load_checkpoint checks it
+    if (old / "state.json").is_file():
+        old.rename(path)
+        shutil.rmtree(tmp, ignore_errors=True)
+        return True
+    leftovers = [p.name for p in (old, tmp) if p.exists()]
+    if leftovers:
+        raise ConfigError(
+            f"{out_dir}: no complete checkpoint to resume from ({', '.join(leftovers)}: a save "
+            "interrupted before it finished); remove them, or train without resume to start "
+            "again at step 1"
+        )
+    return False
+
+
+def load_checkpoint(path: Path, model, optimizer, scheduler) -> int:
+    """Restore a checkpoint (tensors only: `weights_only=True`); returns its
+    step. A checkpoint that is unreadable, of the wrong types or of another
+    model is a ConfigError naming the file."""
+    import pickle
+
+    import torch
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    meta = _read_json(path / "state.json")
+    step = meta.get("step")
+    if isinstance(step, bool) or not isinstance(step, int) or step < 0:
+        raise ConfigError(
+            f"{path / 'state.json'}: 'step' must be a non-negative integer, got {step!r:.60}"
+        )
+    try:
+        weights = load_file(str(path / "trained.safetensors"))
+        # Tensors and plain containers only: a checkpoint is not trusted code.
+        state = torch.load(path / "state.pt", weights_only=True)
+    except (OSError, RuntimeError, ValueError, pickle.UnpicklingError, SafetensorError) as exc:
+        raise ConfigError(
+            f"{path}: not a readable checkpoint ({type(exc).__name__}: {exc})"
+        ) from None
+    params = dict(model.trainable_parameters())
+    if set(weights) != set(params) or any(weights[n].shape != params[n].shape for n in params):
+        raise ConfigError(f"{path}: the checkpoint does not match this model's trained weights")
+    if not isinstance(state, dict) or not {"optimizer", "scheduler", "rng"} <= set(state):
+        raise ConfigError(
+            f"{path / 'state.pt'}: not a checkpoint state (optimizer, scheduler, rng)"
+        )
+    try:
+        with torch.no_grad():
+            for name, value in weights.items():
+                params[name].copy_(value)
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        torch.set_rng_state(state["rng"])
+    except (KeyError, IndexError, TypeError, ValueError, RuntimeError) as exc:
+        raise ConfigError(
+            f"{path / 'state.pt'}: does not fit this run's optimizer ({type(exc).__name__}: "
+            f"{str(exc)[:200]})"
+        ) from None
+    return step
