@@ -74,6 +74,12 @@ DROP_REASONS = {
     "duplicate": "the same prompt and answers (in either order) are in a row kept earlier",
     "duplicate_prompt": "the prompt is in a source of higher priority (--dedup prompt)",
 }
+# Reasons that follow a policy the user chose or a duplicate: a build may lose
+# many rows to these. Every other reason means a row could not be read, and
+# an input that loses more than half its rows that way fails the build.
+POLICY_REASONS = frozenset(
+    ("both_empty", "one_empty", "identical", "ragged", "repaired", "duplicate", "duplicate_prompt")
+)
 
 # The text repairs counted in the manifest (`counts.repairs`), by bit of
 # `repairs`; a row can have several (docs/encoding.md).
@@ -882,6 +888,7 @@ def build_dataset(
             manifest = _manifest(
                 __version__, config, builder, inputs, kept, meta, dropped, shards, work, started
             )
+            _check_not_empty(manifest, dropped)
             # The manifest is deterministic; how long the build took is not, so
             # it goes to build.json (and the returned dict).
             timings = {k: round(v, 3) for k, v in builder.timings.items()}
@@ -974,6 +981,42 @@ def _dropped_frame(frames: list[pl.DataFrame]) -> pl.DataFrame:
     if not frames:
         return pl.DataFrame(schema=_DROPPED_COLUMNS)
     return pl.concat(frames).sort(["input", "row", "id"])
+
+
+def _check_not_empty(manifest: dict, dropped: pl.DataFrame) -> None:
+    """Never an empty or mostly-unreadable success. An `InputError` (so
+    nothing is published) when the inputs hold no rows at all (a header-only
+    CSV), when an input loses more than half its rows to reasons outside
+    `POLICY_REASONS`, or when no row is kept."""
+    unreadable = dropped.filter(~pl.col("reason").is_in(list(POLICY_REASONS)))
+    for index, inp in enumerate(manifest["inputs"]):
+        bad = unreadable.filter(pl.col("input") == index)
+        lost = int(bad["input_rows"].sum() or 0)
+        if inp["rows_in"] and 2 * lost > inp["rows_in"]:
+            first = bad.row(0, named=True)
+            raise InputError(
+                f"{inp['path']}: {lost:,} of {inp['rows_in']:,} rows could not be read "
+                f"({_reason_counts(bad)}); the first, row {first['row']}: "
+                f"{first['reason']}: {first['detail']}"
+            )
+    counts = manifest["counts"]
+    paths = ", ".join(inp["path"] for inp in manifest["inputs"])
+    if counts["rows_in"] == 0:
+        raise InputError(f"{paths}: no rows (a header only?); nothing to build")
+    if counts["rows"] == 0:
+        raise InputError(
+            f"{paths}: every one of the {counts['rows_in']:,} input rows was dropped "
+            f"({_reason_counts(dropped)}); nothing to build"
+        )
+
+
+def _reason_counts(dropped: pl.DataFrame) -> str:
+    by = (
+        dropped.group_by("reason")
+        .agg(pl.col("input_rows").sum())
+        .sort(["input_rows", "reason"], descending=[True, False])
+    )
+    return ", ".join(f"{reason} {n:,}" for reason, n in by.rows())
 
 
 def _write_parquet_atomic(frame: pl.DataFrame, path: Path) -> None:

@@ -1224,7 +1224,13 @@ case(
     raw_file(b"", "train.csv"),
     Rejected("InputError", ("{file}", "empty")),
 )
-case("kaggle-header-only", "empty file", BUILD, kaggle(n=0), Built())
+case(
+    "kaggle-header-only",
+    "empty file",
+    BUILD,
+    kaggle(n=0),
+    Rejected("InputError", ("{file}", "no rows", "nothing to build")),
+)
 case(
     "canonical-jsonl-empty-file",
     "empty file",

@@ -531,11 +531,6 @@ def test_an_integer_label_past_the_float_range_is_bad_labels(tmp_path):
 
 
 # -- never an empty success -----------------------------------------------------------------
-@pytest.mark.xfail(
-    strict=True,
-    reason="waits for build_dataset (helper A's): a build that keeps no row, or an input "
-    "that loses more than half its rows as unreadable, is an InputError",
-)
 @pytest.mark.parametrize("every", [True, False], ids=["every row dropped", "3 of 4 unreadable"])
 def test_a_build_that_drops_every_or_most_rows_is_an_error(tmp_path, every):
     rows = _canonical_rows()
