@@ -97,8 +97,17 @@ def write_predictions(path: Union[str, os.PathLike], frame) -> None:
         frame.write_parquet(tmp)
 
 
+# Columns of a prediction table and what each must hold when present.
+_TRIPLES = ("probs", "probs_original", "probs_swapped", "logits", "labels")
+_SCALARS = {"turns": "integer", "fold": "integer", "truncated": "boolean"}
+
+
 def read_predictions(path: Union[str, os.PathLike]) -> Any:
-    """A table written by `write_predictions` (checked for its columns)."""
+    """A table written by `write_predictions`, checked like any input: `id`
+    and `probs` present, each triple an `Array(Float64, 3)` column,
+    probabilities finite and in [0, 1], logits finite, labels NaN (no label)
+    or finite and non-negative, `turns` / `fold` integers and `truncated`
+    booleans. An InputError naming the file, column and row otherwise."""
     import polars as pl
 
     from .errors import InputError
@@ -110,6 +119,38 @@ def read_predictions(path: Union[str, os.PathLike]) -> Any:
     for name in ("id", "probs"):
         if name not in frame.columns:
             raise InputError(f"{path}: not a prediction table (no column {name!r})")
+    if frame.schema["id"] != pl.String:
+        raise InputError(f"{path}: column 'id' must hold strings, got {frame.schema['id']}")
+    for name in _TRIPLES:
+        if name not in frame.columns:
+            continue
+        dtype = frame.schema[name]
+        if dtype != pl.Array(pl.Float64, 3):
+            raise InputError(f"{path}: column {name!r} must be Array(Float64, 3), got {dtype}")
+        if frame[name].null_count():
+            i = int(np.argmax(frame[name].is_null().to_numpy()))
+            raise InputError(f"{path}: row {i}, column {name!r}: null")
+        values = frame[name].to_numpy().astype(np.float64).reshape(len(frame), 3)
+        if name == "labels":
+            nan = np.isnan(values).all(axis=1)
+            bad = ~nan & ~(np.isfinite(values) & (values >= 0)).all(axis=1)
+        elif name == "logits":
+            bad = ~np.isfinite(values).all(axis=1)
+        else:
+            bad = ~(np.isfinite(values) & (values >= 0) & (values <= 1)).all(axis=1)
+        if bad.any():
+            i = int(np.argmax(bad))
+            raise InputError(
+                f"{path}: row {i}, column {name!r}: {values[i].tolist()} is not a valid "
+                f"{'label row' if name == 'labels' else name.split('_')[0]} triple"
+            )
+    for name, kind in _SCALARS.items():
+        if name not in frame.columns:
+            continue
+        dtype = frame.schema[name]
+        ok = dtype == pl.Boolean if kind == "boolean" else dtype.is_integer()
+        if not ok or frame[name].null_count():
+            raise InputError(f"{path}: column {name!r} must hold {kind}s, got {dtype}")
     return frame
 
 

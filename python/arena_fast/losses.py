@@ -9,10 +9,13 @@ labels: `(CE + sum_t (KL_t + cos_t)) / (1 + 2 * teachers)`.
 
 from __future__ import annotations
 
+import math
 from typing import Optional
 
 import torch
 import torch.nn.functional as F
+
+from .errors import ConfigError
 
 __all__ = ["cross_entropy", "distillation_loss"]
 
@@ -47,8 +50,8 @@ def distillation_loss(
         )
     if teacher_logits.shape[0] != logits.shape[0]:
         raise ValueError("teacher_logits and logits have different row counts")
-    if temperature <= 0:
-        raise ValueError(f"temperature must be positive, got {temperature}")
+    if not math.isfinite(temperature) or temperature <= 0:
+        raise ConfigError(f"temperature must be a finite positive number, got {temperature}")
     w_ce, w_kl, w_cos = weights
     t = float(temperature)
     student_log = F.log_softmax(logits.float() / t, dim=-1)  # (n, 3)

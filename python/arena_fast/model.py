@@ -29,6 +29,7 @@ from .train_config import (
     HEADS,
     MAX_LORA_ALPHA,
     MAX_LORA_R,
+    MAX_SEED,
     QUANTIZATION,
     Bounds,
     check_setting,
@@ -232,6 +233,7 @@ def load_classifier(
     """
     if head not in HEADS:
         raise ConfigError(f"head must be one of {HEADS}, got {head!r}")
+    check_setting("seed", seed, int, Bounds(0, MAX_SEED))
     lora_cfg = Lora.of(lora)
     if dtype is None:
         dtype = torch.bfloat16 if torch.cuda.is_available() else torch.float32

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -58,22 +59,25 @@ def writing(path: Path) -> Iterator[None]:
         ) from None
 
 
-def check_out(config: TrainConfig) -> None:
-    """The run directory is neither the dataset nor holds it nor lies inside
-    it (checked before training, not when the bundle is written)."""
-    out = Path(config.out).resolve()
-    data = Path(config.data).resolve()
-    if out == data or out in data.parents:
-        what = "is" if out == data else "holds"
+@contextlib.contextmanager
+def claiming(config: TrainConfig) -> Iterator[Path]:
+    """The run directory `config.out`, checked and locked for the block
+    (`files.check_output`, `files.output_lock`): it does not exist, is
+    empty, or is a run of arena-fast (resumed, or replaced by a new run);
+    anything else, the dataset, a directory holding it or one inside it, is
+    refused before training; a second writer of the run fails at once."""
+    from .files import check_output, output_lock
+
+    out = check_output(
+        config.out, "run", overwrite=True, inputs=[config.data], inputs_name="dataset"
+    )
+    data = Path(os.path.realpath(config.data))
+    if data in Path(os.path.realpath(out)).parents:
         raise ConfigError(
-            f"out {config.out}: {what} the dataset directory {config.data}; a run is written "
-            "beside its dataset, never over it"
+            f"{config.out}: inside the dataset {config.data}; write the run beside the dataset"
         )
-    if data in out.parents:
-        raise ConfigError(
-            f"out {config.out}: inside the dataset directory {config.data}; write the run "
-            "beside the dataset"
-        )
+    with output_lock(out) as locked:
+        yield locked
 
 
 def write_bundle(out_dir: Path, data) -> dict:

@@ -32,7 +32,7 @@ from .runs import (  # noqa: F401 (re-exported: where they were first defined)
     CHECKPOINT,
     LABEL_ORDER,
     PREDICTIONS,
-    check_out,
+    claiming,
     load_checkpoint,
     read_bundle,
     resume_point,
@@ -210,10 +210,22 @@ def train(config: TrainConfig, log: Optional[Callable[[dict], None]] = None) -> 
     trains on its share of each step of the rank-sharded plan, gradients are
     averaged by DistributedDataParallel so that a step's gradient is the mean
     over the sequences of all ranks, and rank 0 alone evaluates, logs and
-    writes; the other ranks return {}."""
+    writes; the other ranks return {}.
+
+    Before anything is loaded the settings are checked
+    (`TrainConfig.validate`) and so is `config.out` (`runs.claiming`: a new
+    or empty directory, or a run of arena-fast, which is resumed or
+    replaced; never the dataset or a directory holding it), which rank 0
+    then holds locked until the run ends."""
+    import contextlib
+
+    config.validate()
     ranks = _Ranks()
     try:
-        return _train(config, log, ranks)
+        with contextlib.ExitStack() as stack:
+            if ranks.main:
+                stack.enter_context(claiming(config))
+            return _train(config, log, ranks)
     finally:
         ranks.close()
 
@@ -226,8 +238,6 @@ def _train(config: TrainConfig, log: Optional[Callable[[dict], None]], ranks: _R
     from .dataset import load_dataset
     from .model import default_attention
 
-    config.validate()
-    check_out(config)
     out_dir = Path(config.out)
     torch.manual_seed(config.seed)
     train_set = (

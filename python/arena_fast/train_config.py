@@ -45,7 +45,7 @@ MAX_LORA_ALPHA = 65536  # an alpha / r scale past this only diverges
 MAX_LR = 10.0
 # Every epoch's plan is made up front.
 MAX_EPOCHS = 10_000
-MAX_SEED = 2**32 - 1  # numpy and torch seeds are 32-bit
+MAX_SEED = 2**32 - 1  # what every consumer takes (numpy's RandomState is 32-bit)
 MAX_CONFIG_BYTES = 1 << 20  # a settings file is a few lines
 _MAX_YAML_DEPTH = 16  # settings are scalars; nesting is only ever a mistake
 

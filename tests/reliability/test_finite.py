@@ -202,7 +202,9 @@ def test_a_settings_file_is_capped_and_reads_yaml_1_2_floats(tmp_path):
 # -- D3: not finite, refused ------------------------------------------------------------
 
 
-def test_a_non_finite_loss_stops_the_run_without_a_bundle(dataset, tmp_path, monkeypatch, capsys):
+def test_a_non_finite_loss_stops_the_run_without_a_bundle(
+    run, dataset, tmp_path, monkeypatch, capsys
+):
     """The second step's loss is NaN (as a learning rate too high or a label
     that overflows makes it): the run stops there with an error naming the
     step, no bundle.json (an earlier finished run's is removed too), exit 1."""
@@ -218,15 +220,13 @@ def test_a_non_finite_loss_stops_the_run_without_a_bundle(dataset, tmp_path, mon
         return loss * float("nan") if len(calls) == 2 else loss
 
     monkeypatch.setattr(losses, "cross_entropy", poisoned)
-    out = tmp_path / "run"
-    out.mkdir()
-    (out / "bundle.json").write_text("{}")  # a previous run's
+    out = _copy(run, tmp_path)  # an earlier finished run, replaced by this one
+    assert (out / "bundle.json").is_file()
     argv = ["train", "--data", str(dataset), "--out", str(out), "--epochs", "2", "--quiet"]
     assert main(argv) == 1
     err = capsys.readouterr().err
     assert "step 2 (epoch 1): the loss is nan" in err and "Traceback" not in err, err
     assert not (out / "bundle.json").exists()
-    assert not (out / "head.safetensors").exists()
 
 
 def test_non_finite_weights_are_never_saved(run, tmp_path):
@@ -320,9 +320,23 @@ def test_out_over_the_dataset_is_refused_before_training(dataset, tmp_path, wher
     shutil.copytree(dataset, copy)
     out = {"same": copy, "parent": copy.parent, "inside": copy / "run"}[where]
     before = sorted(p.name for p in copy.iterdir())
-    with pytest.raises(ConfigError, match="dataset directory"):
+    with pytest.raises(ConfigError, match="the dataset"):
         train(TrainConfig(data=str(copy), out=str(out)))
     assert sorted(p.name for p in copy.iterdir()) == before
+
+
+def test_out_that_is_not_a_run_is_refused_before_training(dataset, tmp_path, capsys):
+    """A directory holding a user's own config.json is not a run: nothing in
+    it is overwritten. A run of ours may be trained into again."""
+    out = tmp_path / "mine"
+    out.mkdir()
+    (out / "config.json").write_text('{"my": "settings"}')
+    (out / "notes.txt").write_text("keep")
+    argv = ["train", "--data", str(dataset), "--out", str(out), "--quiet"]
+    assert main(argv) == 1
+    assert "is not an arena-fast training run" in capsys.readouterr().err
+    assert (out / "config.json").read_text() == '{"my": "settings"}'
+    assert sorted(p.name for p in out.iterdir()) == ["config.json", "notes.txt"]
 
 
 # -- D13: run directories are untrusted -------------------------------------------------
@@ -449,3 +463,53 @@ def test_resume_with_only_an_interrupted_checkpoint_is_refused(run, tmp_path):
     config = dataclasses.replace(run, out=str(run_dir), resume=True, max_steps=3)
     with pytest.raises(ConfigError, match="no complete checkpoint to resume from"):
         train(config)
+
+
+# -- what prediction reads back ----------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "column, values, message",
+    [
+        ("probs", [[0.2, 0.3, np.nan]], "row 0, column 'probs'"),
+        ("probs", [[0.2, 0.3, 1.5]], "row 0, column 'probs'"),
+        ("logits", [[0.0, np.inf, 1.0]], "row 0, column 'logits'"),
+        ("labels", [[-1.0, 0.0, 1.0]], "row 0, column 'labels'"),
+        ("probs", ["a"], "column 'probs' must be Array(Float64, 3)"),
+    ],
+)
+def test_a_prediction_table_holding_non_finite_values_is_refused(tmp_path, column, values, message):
+    import polars as pl
+
+    from arena_fast.diagnostics import read_predictions
+
+    table = {"id": ["x"], "probs": [[0.2, 0.3, 0.5]], column: values}
+    schema = {"id": pl.String, "probs": pl.Array(pl.Float64, 3)}
+    if column != "probs" or not isinstance(values[0], str):
+        schema[column] = pl.Array(pl.Float64, 3)
+    else:
+        schema[column] = pl.String
+    pl.DataFrame(table, schema=schema).write_parquet(tmp_path / "p.parquet")
+    with pytest.raises(InputError) as info:
+        read_predictions(tmp_path / "p.parquet")
+    assert message in str(info.value)
+
+
+def test_api_settings_of_the_model_and_losses_are_checked():
+    from arena_fast.losses import distillation_loss
+    from arena_fast.model import load_classifier
+
+    with pytest.raises(ConfigError, match=r"seed must be in \[0, 4294967295\]"):
+        load_classifier("tiny-gemma2", seed=2**70)
+    logits = torch.zeros(2, 3)
+    with pytest.raises(ConfigError, match="temperature must be a finite positive number"):
+        distillation_loss(logits, None, torch.zeros(2, 1, 3), temperature=float("nan"))
+
+
+def test_compare_refuses_deeply_nested_json(run, monkeypatch, capsys):
+    import io
+
+    monkeypatch.setattr(sys, "stdin", io.StringIO("[" * 100_000 + "]" * 100_000))
+    assert main(["compare", "--model", run.out]) == 1
+    err = capsys.readouterr().err
+    assert "standard input: not a JSON array" in err and "Traceback" not in err

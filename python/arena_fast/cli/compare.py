@@ -44,7 +44,7 @@ def read_pairs(text: str) -> list:
     if stripped.startswith("["):
         try:
             pairs = json.loads(stripped)
-        except ValueError as exc:
+        except (ValueError, RecursionError) as exc:
             raise InputError(f"standard input: not a JSON array: {exc}") from None
         return list(pairs)
     pairs = []
@@ -53,7 +53,7 @@ def read_pairs(text: str) -> list:
             continue
         try:
             pairs.append(json.loads(line))
-        except ValueError as exc:
+        except (ValueError, RecursionError) as exc:
             raise InputError(f"standard input, line {number}: not JSON: {exc}") from None
     return pairs
 
