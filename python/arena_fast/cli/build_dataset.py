@@ -9,6 +9,7 @@ import argparse
 import sys
 
 from ._args import int_at_least
+from ._terminal import printable
 
 _positive = int_at_least(1)
 
@@ -120,7 +121,7 @@ def run(args: argparse.Namespace) -> int:
     progress = Progress(quiet=args.quiet)
     manifest = build_dataset(config, args.out, overwrite=args.overwrite, progress=progress)
     if not args.quiet:
-        print(summary(manifest, args.out), file=sys.stdout)
+        print(printable(summary(manifest, args.out), layout=True), file=sys.stdout)
     return 0
 
 

@@ -17,6 +17,7 @@ import tempfile
 import time
 
 from ._args import int_at_least
+from ._terminal import printable
 
 # What `demo --out DIR` writes into DIR; the marker lets a later demo
 # replace them (files.KINDS["demo"]), and nothing else.
@@ -94,7 +95,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _say(stage: str, text: str) -> None:
-    print(f"[{stage:<7}] {text}", flush=True)
+    print(printable(f"[{stage:<7}] {text}"), flush=True)
 
 
 def _pipeline(args: argparse.Namespace, work: str) -> int:
@@ -257,13 +258,13 @@ def _encode_only(args: argparse.Namespace) -> int:
         f"ragged {int(((out.repairs & REPAIR_RAGGED) != 0).sum())}",
         f"turns         {_percentiles(out.turns_total)}",
     ]
-    print("\n".join(lines))
+    print(printable("\n".join(lines), layout=True))
     if len(out):
-        print("\nrow 0, decoded:\n" + tok.decode(out[0]))
+        print(printable("\nrow 0, decoded:\n" + tok.decode(out[0]), layout=True))
     if args.npz:
         from ..files import replacing
 
         with replacing(args.npz) as tmp, open(tmp, "wb") as f:
             np.savez(f, **out.arrays())
-        print(f"\nwrote {args.npz}", file=sys.stderr)
+        print("\n" + printable(f"wrote {args.npz}"), file=sys.stderr)
     return 0

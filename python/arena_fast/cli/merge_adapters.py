@@ -10,6 +10,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from ._terminal import printable
+
 
 def add_parser(sub) -> None:
     p = sub.add_parser(
@@ -60,8 +62,10 @@ def run(args: argparse.Namespace) -> int:
         + (f", LoRA r={result['lora_r']}" if result["lora_r"] else ", no LoRA")
     )
     print(
-        f"arena-fast merge-adapters: {result['runs']} runs averaged (weights {shares}; "
-        f"{kind}; {result['head_tensors']} head tensors) -> {result['out']}",
+        printable(
+            f"arena-fast merge-adapters: {result['runs']} runs averaged (weights {shares}; "
+            f"{kind}; {result['head_tensors']} head tensors) -> {result['out']}"
+        ),
         file=sys.stderr,
     )
     return 0

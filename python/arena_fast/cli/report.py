@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import argparse
 
+from ._terminal import printable
+
 
 def add_parser(sub) -> None:
     p = sub.add_parser(
@@ -39,5 +41,5 @@ def add_parser(sub) -> None:
 def run(args: argparse.Namespace) -> int:
     from ..report import write_report
 
-    print(write_report(args.runs, out=args.out, predictions=args.predictions))
+    print(printable(write_report(args.runs, out=args.out, predictions=args.predictions)))
     return 0
