@@ -176,12 +176,21 @@ def read_run_config(run: Path) -> TrainConfig:
     """The settings a run was trained with (its `config.json`), checked like
     any settings (`TrainConfig.from_dict`) before a model is built from them."""
     path = Path(run) / "config.json"
+    values = _read_json(path)
+    for name in _NO_LIMIT_WAS_ZERO:
+        if values.get(name) == 0 and not isinstance(values.get(name), bool):
+            values[name] = None  # a run written when 0 meant "no limit"
     try:
-        return TrainConfig.from_dict(_read_json(path))
+        return TrainConfig.from_dict(values)
     except ConfigError as exc:
         if str(exc).startswith(str(path)):
             raise
         raise ConfigError(f"{path}: {exc}") from None
+
+
+# Settings of the training loop alone, where runs written before None became
+# the only "no limit" stored 0.
+_NO_LIMIT_WAS_ZERO = ("max_steps", "checkpoint_every", "max_seconds")
 
 
 def _read_json(path: Path) -> Any:

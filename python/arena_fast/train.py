@@ -68,8 +68,16 @@ def _check_training_rows(data, rows: np.ndarray, config: TrainConfig) -> None:
         raise InputError(f"{row(i)}: labels {data.labels[i].tolist()} are not non-negative numbers")
     if data.teacher_logits is None:
         return
+    given = [int(i) for i in rows if data.teacher_logits[i] is not None]
+    try:  # one array when every row is well formed (the usual case)
+        whole = np.asarray([data.teacher_logits[i] for i in given], dtype=np.float64)
+        if whole.ndim == 3 and whole.shape[1] > 0 and whole.shape[2] == 3:
+            if np.isfinite(whole).all():
+                return
+    except (TypeError, ValueError):  # ragged: the loop below names the row
+        pass
     teachers = set()
-    for i in rows:
+    for i in given:
         value = data.teacher_logits[i]
         if value is None:
             continue

@@ -297,21 +297,23 @@ def test_training_rows_with_bad_labels_or_teacher_logits_are_refused(labels, tea
     assert message in str(info.value)
 
 
-@pytest.mark.parametrize("rows", ["unlabelled", "empty"])
-def test_a_dataset_with_nothing_to_train_on_is_refused(tmp_path, capsys, rows):
+def test_a_dataset_with_nothing_to_train_on_is_refused(tmp_path, capsys):
+    """No labelled rows (or, in a dataset an older build left, no rows at
+    all: builds now refuse to write one): refused, not an untrained run."""
     import polars as pl
 
+    from arena_fast.train import _check_training_rows
+
     frame = keyword_rows(6, 0)
-    if rows == "unlabelled":
-        frame = frame.with_columns(pl.lit(None, dtype=pl.List(pl.Float64)).alias("labels"))
-    else:
-        frame = frame.head(0)
+    frame = frame.with_columns(pl.lit(None, dtype=pl.List(pl.Float64)).alias("labels"))
     data = build_rows(frame, tmp_path, max_length=96, folds=2)
     out = tmp_path / "run"
     assert main(["train", "--data", str(data), "--out", str(out), "--quiet"]) == 1
     err = capsys.readouterr().err
-    assert "no labelled rows to train on" in err or "holds no rows" in err, err
+    assert "(every fold but 0): no labelled rows to train on" in err, err
     assert not (out / "bundle.json").exists()
+    with pytest.raises(InputError, match="the dataset holds no rows"):
+        _check_training_rows(_Rows(np.zeros((0, 3)), None), np.arange(0), TrainConfig(data="d"))
 
 
 @pytest.mark.parametrize("where", ["same", "parent", "inside"])
@@ -361,6 +363,17 @@ def test_a_runs_config_is_validated_before_the_model_is_built(run, tmp_path, con
     with pytest.raises(ConfigError) as info:
         load_run(run_dir)
     assert str(info.value).startswith(str(run_dir / "config.json")) and message in str(info.value)
+
+
+def test_a_run_written_when_zero_meant_no_limit_still_loads(run, tmp_path):
+    from arena_fast.runs import read_run_config
+
+    run_dir = _copy(run, tmp_path)
+    config = json.loads((run_dir / "config.json").read_text())
+    config.update(max_steps=0, checkpoint_every=0, max_seconds=0)
+    (run_dir / "config.json").write_text(json.dumps(config))
+    loaded = read_run_config(run_dir)
+    assert (loaded.max_steps, loaded.checkpoint_every, loaded.max_seconds) == (None, None, None)
 
 
 @pytest.mark.parametrize(
