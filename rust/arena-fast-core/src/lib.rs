@@ -8,6 +8,7 @@
 
 pub mod budget;
 pub mod collate;
+pub mod csv_cells;
 pub mod encode;
 pub mod error;
 pub mod folds;
@@ -15,6 +16,7 @@ pub mod plan;
 pub mod rows;
 pub mod template;
 pub mod tokenize;
+pub mod turn_stream;
 pub mod turns;
 pub mod words;
 
