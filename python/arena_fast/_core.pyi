@@ -14,6 +14,7 @@ __all__ = [
     "plan_packs",
     "plan_batches",
     "assign_folds",
+    "clip_csv_cells",
     "collate_packed",
     "collate_padded",
     "clear_word_cache",
@@ -120,6 +121,14 @@ def plan_batches(
     megabatch: int,
 ) -> dict[str, Any]: ...
 def assign_folds(keys: np.ndarray, classes: np.ndarray, k: int, seed: int) -> np.ndarray: ...
+def clip_csv_cells(
+    path: str,
+    copy: str,
+    text_columns: list[str],
+    read_columns: list[str],
+    text_bytes: int,
+    cell_bytes: int,
+) -> Optional[dict[str, Any]]: ...
 def collate_packed(
     input_ids: np.ndarray,
     offsets: np.ndarray,

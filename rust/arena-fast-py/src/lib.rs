@@ -6,6 +6,7 @@ use pyo3::prelude::*;
 use crate::errors::{detached, guarded};
 
 mod collate;
+mod csv_cells;
 mod encoder;
 mod errors;
 mod folds;
@@ -55,6 +56,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(folds::assign_folds, m)?)?;
     m.add_function(wrap_pyfunction!(collate::collate_packed, m)?)?;
     m.add_function(wrap_pyfunction!(collate::collate_padded, m)?)?;
+    m.add_function(wrap_pyfunction!(csv_cells::clip_csv_cells, m)?)?;
     m.add_function(wrap_pyfunction!(rows::split_pairs, m)?)?;
     m.add_function(wrap_pyfunction!(clear_word_cache, m)?)?;
     m.add_function(wrap_pyfunction!(release_memory, m)?)?;
