@@ -18,6 +18,7 @@ source runs, the sha256 of their `bundle.json`, the weights)."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import shutil
@@ -26,6 +27,7 @@ from typing import Optional, Union
 
 from .errors import ConfigError
 from .files import publishing
+from .runs import read_bundle, read_run_config, write_bundle_file
 
 __all__ = ["ARCHITECTURE_FIELDS", "MERGED", "merge_runs", "write_bundle_from"]
 
@@ -89,7 +91,6 @@ def merge_runs(
     "lora_r", "merged_into_base", "bundle"}`.
     """
     from .dataset import file_sha256
-    from .train import read_bundle
 
     paths = [Path(r) for r in runs]
     out = Path(out)
@@ -102,7 +103,7 @@ def merge_runs(
             if not run.is_dir():
                 raise ConfigError(f"{run}: not a training run directory")
             bundles.append(read_bundle(run))
-            configs.append(json.loads((run / "config.json").read_text()))
+            configs.append(dataclasses.asdict(read_run_config(run)))
         _check_compatible(paths, configs, bundles)
         lora_r = int(configs[0].get("lora_r") or 0)
         if merge_into_base and not lora_r:
@@ -162,9 +163,7 @@ def write_bundle_from(out_dir: Union[str, os.PathLike], source: dict) -> dict:
     rather than trained on a dataset: what the inputs and outputs mean
     (encoder config, tokenizer sha256, label order, dataset swap) comes from
     `source` (a source run's bundle); the files, `merged.json` among them,
-    are hashed (`train.write_bundle_file`)."""
-    from .train import write_bundle_file
-
+    are hashed (`runs.write_bundle_file`)."""
     return write_bundle_file(Path(out_dir), source, extra_files=(MERGED,))
 
 

@@ -39,6 +39,7 @@ import numpy as np
 
 from .errors import ConfigError
 from .files import publishing
+from .runs import BUNDLE, PREDICTIONS
 
 __all__ = ["write_report", "REPORT_DIR", "GENERATOR_META"]
 
@@ -120,7 +121,6 @@ def _read_json(path: Path) -> Any:
 
 def _load_run(run: Path, key: str) -> _Section:
     from .diagnostics import read_predictions, summarize
-    from .train import BUNDLE, PREDICTIONS
 
     if not (run / "config.json").is_file():
         raise ConfigError(f"{run}: not a training run (no config.json from `arena-fast train`)")

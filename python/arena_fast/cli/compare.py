@@ -72,6 +72,6 @@ def run(args: argparse.Namespace) -> int:
         pairs = read_pairs(sys.stdin.read())
     judge = Judge(args.model, max_tokens=args.max_tokens)
     for record in judge.compare_many(pairs):
-        sys.stdout.write(json.dumps(record, ensure_ascii=False) + "\n")
+        sys.stdout.write(json.dumps(record) + "\n")
     sys.stdout.flush()
     return 0

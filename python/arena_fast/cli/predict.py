@@ -17,6 +17,7 @@ import argparse
 import sys
 
 from ._args import int_at_least
+from ._terminal import printable
 
 
 def add_parser(sub) -> None:
@@ -73,11 +74,17 @@ def run(args: argparse.Namespace) -> int:
     else:
         write_canonical(args.out, rows, result["probs"], result["logits"])
     tta = "with swap TTA" if "probs_swapped" in result and not args.no_tta else "no TTA"
-    print(f"arena-fast predict: {len(result['ids'])} rows ({tta}) -> {args.out}", file=sys.stderr)
+    print(
+        printable(f"arena-fast predict: {len(result['ids'])} rows ({tta}) -> {args.out}"),
+        file=sys.stderr,
+    )
     frame = prediction_table(result)
     if args.predictions:
         write_predictions(args.predictions, frame)
-        print(f"arena-fast predict: per-row predictions -> {args.predictions}", file=sys.stderr)
+        print(
+            printable(f"arena-fast predict: per-row predictions -> {args.predictions}"),
+            file=sys.stderr,
+        )
     summary = summarize(frame)
     if summary["labelled"] or "flip_rate" in summary:
         print(format_summary(summary), file=sys.stderr)
