@@ -54,7 +54,9 @@ DROP_REASONS = (
     "bad_conversation",  # not a list of {role, content}; no user or no assistant turn
     "too_few_completions",  # ultrafeedback raw: fewer than 2 completions with a response
     "missing_score",  # ultrafeedback: one score of two; raw: fewer than 2 rated answers
-    "bad_text",  # canonical JSON: a text value of the wrong kind
+    # canonical JSON: a text value of the wrong kind; kaggle: a cell over 1 MiB
+    # (clipped while read) that is not a JSON turn list
+    "bad_text",
     # canonical: teacher_logits not rows of 3 finite float32 numbers, an empty
     # list, or another teacher count than the file's first good row
     "bad_teacher_logits",
