@@ -21,9 +21,11 @@ __all__ = [
     "release_memory",
     "_panic_for_tests",
     "__version__",
+    "MAX_THREADS",
 ]
 
 __version__: str
+MAX_THREADS: int
 
 @final
 class Tokenizer:
@@ -70,8 +72,8 @@ class Encoder:
         self, prompts: Any, responses_a: Any, responses_b: Any, swap: str
     ) -> dict[str, np.ndarray]: ...
     def encode_rows(
-        self, rows: Rows, idx: Optional[np.ndarray], swap: str
-    ) -> dict[str, np.ndarray]: ...
+        self, rows: Rows, idx: Optional[np.ndarray], swap: str, skip_failed: bool = False
+    ) -> dict[str, Any]: ...
 
 @final
 class Rows:

@@ -120,6 +120,19 @@ impl Encoded {
         &self.input_ids[self.offsets[i] as usize..self.offsets[i + 1] as usize]
     }
 
+    /// Drop the rows from `rows` on (a row that failed half-way).
+    fn truncate_rows(&mut self, rows: usize) {
+        self.input_ids.truncate(self.offsets[rows] as usize);
+        self.offsets.truncate(rows + 1);
+        self.turns_total.truncate(rows);
+        self.turns_kept.truncate(rows);
+        self.truncated.truncate(rows);
+        self.full_lengths.truncate(rows);
+        self.repairs.truncate(rows);
+        self.is_swapped.truncate(rows);
+        self.source_row.truncate(rows);
+    }
+
     fn append(&mut self, mut other: Encoded) {
         let base = *self.offsets.last().unwrap_or(&0);
         self.offsets
@@ -135,6 +148,32 @@ impl Encoded {
     }
 }
 
+/// A row `Encoder::encode_rows_skipping` left out: the tokenizer could not
+/// encode one of its texts (its regex went over budget, `regex_budget`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Skipped {
+    /// The row's position in the call (in `idx` when one is given).
+    pub row: usize,
+    /// The column of the text; None for a template string (a turn header).
+    pub column: Option<Column>,
+    pub message: String,
+}
+
+/// The most threads any entry point starts (`check_threads`).
+pub const MAX_THREADS: usize = 1024;
+
+/// The one check of a thread count (`num_threads` of the encoder and of
+/// row parsing): at least 1, at most `MAX_THREADS`.
+pub fn check_threads(threads: usize) -> Result<usize, ConfigError> {
+    if (1..=MAX_THREADS).contains(&threads) {
+        Ok(threads)
+    } else {
+        Err(ConfigError::Invalid(format!(
+            "num_threads must be between 1 and {MAX_THREADS}, got {threads}"
+        )))
+    }
+}
+
 /// Set in a forked child process: thread pools made by the parent have no
 /// threads there, so all work runs on the calling thread.
 static FORKED: AtomicBool = AtomicBool::new(false);
@@ -146,8 +185,10 @@ pub fn mark_forked() {
 
 /// A thread pool of `threads` threads shared by calls that ask for the same
 /// count (None for one thread, or in a forked child, where pool threads made
-/// by the parent do not exist).
+/// by the parent do not exist). Never more than `MAX_THREADS` threads: the
+/// bindings refuse larger counts (`check_threads`) before they get here.
 pub(crate) fn shared_pool(threads: usize) -> Option<Arc<rayon::ThreadPool>> {
+    let threads = threads.min(MAX_THREADS);
     use std::collections::HashMap;
     use std::sync::{Mutex, OnceLock};
     static POOLS: OnceLock<Mutex<HashMap<usize, Arc<rayon::ThreadPool>>>> = OnceLock::new();
@@ -242,10 +283,7 @@ impl Encoder {
             .collect::<Result<Vec<_>, _>>()?;
         let fixed =
             cfg.bos.is_some() as usize + begin.len() + end.len() + cfg.eos.is_some() as usize;
-        let pool = match cfg.num_threads {
-            Some(0) => {
-                return Err(ConfigError::Invalid("num_threads must be at least 1".into()).into())
-            }
+        let pool = match cfg.num_threads.map(check_threads).transpose()? {
             Some(n) if n > 1 => Some(
                 rayon::ThreadPoolBuilder::new()
                     .num_threads(n)
@@ -308,17 +346,53 @@ impl Encoder {
 
     /// Encode rows given as turn lists.
     pub fn encode(&self, rows: &[RowTurns], swap: Swap) -> Result<Encoded, CoreError> {
-        self.run(rows.len(), swap, |i| Ok(Cow::Borrowed(&rows[i])))
+        self.run(rows.len(), swap, false, |i| Ok(Cow::Borrowed(&rows[i])))
+            .map(|(enc, _)| enc)
     }
 
     /// Encode the rows `idx` (all rows when None) of parsed `Rows`, in that
-    /// order; output row i (or 2i, 2i+1) comes from `idx[i]`.
+    /// order; output row i (or 2i, 2i+1) comes from `idx[i]`. An error names
+    /// the row of `rows`.
     pub fn encode_rows(
         &self,
         rows: &Rows,
         idx: Option<&[i64]>,
         swap: Swap,
     ) -> Result<Encoded, CoreError> {
+        match self.rows_run(rows, idx, swap, false) {
+            Err(CoreError::Encode(EncodeError::Tokenizer {
+                row,
+                column,
+                source,
+            })) => Err(EncodeError::Tokenizer {
+                row: idx.map_or(row, |idx| idx[row] as usize),
+                column,
+                source,
+            }
+            .into()),
+            other => other.map(|(enc, _)| enc),
+        }
+    }
+
+    /// `encode_rows`, but a row whose text the tokenizer cannot encode is
+    /// left out (its position in `idx` reported in the `Skipped` list)
+    /// instead of failing the call; `source_row` says which rows are there.
+    pub fn encode_rows_skipping(
+        &self,
+        rows: &Rows,
+        idx: Option<&[i64]>,
+        swap: Swap,
+    ) -> Result<(Encoded, Vec<Skipped>), CoreError> {
+        self.rows_run(rows, idx, swap, true)
+    }
+
+    fn rows_run(
+        &self,
+        rows: &Rows,
+        idx: Option<&[i64]>,
+        swap: Swap,
+        skip: bool,
+    ) -> Result<(Encoded, Vec<Skipped>), CoreError> {
         let n = rows.len();
         if let Some(idx) = idx {
             if let Some(&bad) = idx.iter().find(|&&i| i < 0 || i as usize >= n) {
@@ -328,11 +402,11 @@ impl Encoder {
                 }
                 .into());
             }
-            self.run(idx.len(), swap, |i| {
+            self.run(idx.len(), swap, skip, |i| {
                 Ok(Cow::Borrowed(&rows.rows[idx[i] as usize]))
             })
         } else {
-            self.run(n, swap, |i| Ok(Cow::Borrowed(&rows.rows[i])))
+            self.run(n, swap, skip, |i| Ok(Cow::Borrowed(&rows.rows[i])))
         }
     }
 
@@ -366,50 +440,80 @@ impl Encoder {
             .into());
         }
         let null_text = &self.cfg.null_text;
-        self.run(prompt.len(), swap, |i| {
+        self.run(prompt.len(), swap, false, |i| {
             let mut turns = RowTurns::from_json(i, [&prompt[i], &a[i], &b[i]], null_text)?;
             turns.repairs |= pre_repairs.get(i).copied().unwrap_or(0);
             Ok(Cow::Owned(turns))
         })
+        .map(|(enc, _)| enc)
     }
 
-    fn run<'r, F>(&self, n: usize, swap: Swap, row: F) -> Result<Encoded, CoreError>
+    /// Rows `0..n` (each from `row`), in chunks on the pool. With `skip`, a
+    /// row the tokenizer fails on is left out and listed; else it fails the call.
+    fn run<'r, F>(
+        &self,
+        n: usize,
+        swap: Swap,
+        skip: bool,
+        row: F,
+    ) -> Result<(Encoded, Vec<Skipped>), CoreError>
     where
         F: Fn(usize) -> Result<Cow<'r, RowTurns>, EncodeError> + Sync,
     {
-        let chunk = |c: usize| -> Result<Encoded, EncodeError> {
+        type Part = (Encoded, Vec<Skipped>);
+        let chunk = |c: usize| -> Result<Part, EncodeError> {
             let mut out = Encoded::with_offsets();
+            let mut skipped = Vec::new();
             with_thread_cache(self.tok.id(), |cache| {
                 for i in c * CHUNK..((c + 1) * CHUNK).min(n) {
                     let turns = row(i)?;
-                    self.encode_row(i, &turns, swap, cache, &mut out)?;
+                    let before = out.len();
+                    match self.encode_row(i, &turns, swap, cache, &mut out) {
+                        Err(EncodeError::Tokenizer { column, source, .. }) if skip => {
+                            out.truncate_rows(before);
+                            skipped.push(Skipped {
+                                row: i,
+                                column,
+                                message: source.to_string(),
+                            });
+                        }
+                        other => other?,
+                    }
                 }
-                Ok(out)
+                Ok((out, skipped))
             })
         };
         let chunks = n.div_ceil(CHUNK);
-        let parts: Vec<Result<Encoded, EncodeError>> = match &self.pool {
+        let parts: Vec<Result<Part, EncodeError>> = match &self.pool {
             Some(pool) if !FORKED.load(Ordering::Relaxed) => {
                 pool.install(|| (0..chunks).into_par_iter().map(chunk).collect())
             }
             _ => (0..chunks).map(chunk).collect(),
         };
         let mut all = Encoded::with_offsets();
+        let mut skipped = Vec::new();
         for part in parts {
-            all.append(part?);
+            let (enc, mut part_skipped) = part?;
+            all.append(enc);
+            skipped.append(&mut part_skipped);
         }
-        Ok(all)
+        Ok((all, skipped))
     }
 
     fn tokenize(
         &self,
         row: usize,
+        column: Column,
         text: &str,
         cache: &mut WordCache,
     ) -> Result<Vec<u32>, EncodeError> {
         self.tok
             .encode_cached(text, self.cfg.split_special_tokens, cache)
-            .map_err(|source: TokenizerError| EncodeError::Tokenizer { row, source })
+            .map_err(|source: TokenizerError| EncodeError::Tokenizer {
+                row,
+                column: Some(column),
+                source,
+            })
     }
 
     fn encode_row(
@@ -442,25 +546,27 @@ impl Encoder {
         let mut swapped_bodies: Vec<[Vec<u32>; 3]> = Vec::new();
         for texts in &joined {
             if self.cfg.joint {
-                let mut joint = |f: usize, text: &str| -> Result<Vec<u32>, EncodeError> {
-                    let mut s =
-                        String::with_capacity(self.cfg.template.prefixes[f].len() + text.len());
-                    s.push_str(&self.cfg.template.prefixes[f]);
+                // Field `f`'s prefix with the text of column `src`.
+                let mut joint = |f: usize, src: usize| -> Result<Vec<u32>, EncodeError> {
+                    let (prefix, text) = (&self.cfg.template.prefixes[f], &texts[src]);
+                    let mut s = String::with_capacity(prefix.len() + text.len());
+                    s.push_str(prefix);
                     s.push_str(text);
-                    self.tokenize(row, &s, cache)
+                    self.tokenize(row, Column::ALL[src], &s, cache)
                 };
-                let p = joint(0, &texts[0])?;
+                let p = joint(0, 0)?;
                 if variants.contains(&false) {
-                    bodies.push([p.clone(), joint(1, &texts[1])?, joint(2, &texts[2])?]);
+                    bodies.push([p.clone(), joint(1, 1)?, joint(2, 2)?]);
                 }
                 if variants.contains(&true) {
-                    swapped_bodies.push([p, joint(1, &texts[2])?, joint(2, &texts[1])?]);
+                    swapped_bodies.push([p, joint(1, 2)?, joint(2, 1)?]);
                 }
             } else {
+                let [p, a, b] = Column::ALL;
                 bodies.push([
-                    self.tokenize(row, &texts[0], cache)?,
-                    self.tokenize(row, &texts[1], cache)?,
-                    self.tokenize(row, &texts[2], cache)?,
+                    self.tokenize(row, p, &texts[0], cache)?,
+                    self.tokenize(row, a, &texts[1], cache)?,
+                    self.tokenize(row, b, &texts[2], cache)?,
                 ]);
             }
         }
@@ -472,7 +578,11 @@ impl Encoder {
             for i in CACHED_HEADERS + 1..=n {
                 let h = self
                     .header_ids(i, cache)
-                    .map_err(|source| EncodeError::Tokenizer { row, source })?;
+                    .map_err(|source| EncodeError::Tokenizer {
+                        row,
+                        column: None,
+                        source,
+                    })?;
                 extra_headers.push(h.len());
             }
         }
@@ -523,7 +633,11 @@ impl Encoder {
                     })
                     .sum::<usize>();
             self.assemble(&segs, &plan, cache, &mut out.input_ids)
-                .map_err(|source| EncodeError::Tokenizer { row, source })?;
+                .map_err(|source| EncodeError::Tokenizer {
+                    row,
+                    column: None,
+                    source,
+                })?;
             out.offsets.push(out.input_ids.len() as i64);
             out.turns_total.push(n_total as i32);
             let kept = if self.cfg.template.join_turns.is_some() && plan.turns_kept > 0 {
@@ -590,5 +704,79 @@ impl Encoder {
         out.extend(ids(&self.end));
         out.extend(self.cfg.eos.map(|e| e as i32));
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::budget::Strategy;
+
+    /// The demo tokenizer with a `Split` pre-tokenizer on `pattern`.
+    fn tokenizer(pattern: &str) -> Arc<ArenaTokenizer> {
+        let demo = include_str!(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../python/arena_fast/data/demo_tokenizer/tokenizer.json"
+        ));
+        let mut json: serde_json::Value = serde_json::from_str(demo).unwrap();
+        json["pre_tokenizer"] = serde_json::json!({
+            "type": "Split", "pattern": {"Regex": pattern}, "behavior": "Isolated", "invert": false
+        });
+        Arc::new(ArenaTokenizer::from_json(&json.to_string()).unwrap())
+    }
+
+    fn encoder(tok: Arc<ArenaTokenizer>, num_threads: Option<usize>) -> Result<Encoder, CoreError> {
+        let cfg = EncoderConfig {
+            template: Template::preset("rounds").unwrap(),
+            budget: BudgetConfig::new(512, Strategy::Fair),
+            joint: false,
+            bos: None,
+            eos: None,
+            split_special_tokens: true,
+            null_text: String::new(),
+            num_threads,
+        };
+        Encoder::new(tok, cfg)
+    }
+
+    fn row(a: &str) -> RowTurns {
+        RowTurns::new(vec!["q".into()], vec![a.into()], vec!["b".into()], 0)
+    }
+
+    #[test]
+    fn a_row_the_tokenizer_fails_on_is_skipped_alone() {
+        let enc = encoder(tokenizer("a*a*$"), None).unwrap();
+        let bad = format!("{}b", "a".repeat(6000));
+        let rows = Rows::from_turns(vec![row("x"), row(&bad), row("y")]);
+        let err = enc
+            .encode_rows(&rows, Some(&[2, 1]), Swap::Both)
+            .unwrap_err();
+        // The row of `rows`, not the position in idx.
+        assert!(
+            err.to_string().starts_with("row 1, column response_a: "),
+            "{err}"
+        );
+        let (out, skipped) = enc
+            .encode_rows_skipping(&rows, Some(&[0, 1, 2]), Swap::Both)
+            .unwrap();
+        assert_eq!(skipped.len(), 1);
+        assert_eq!(
+            (skipped[0].row, skipped[0].column),
+            (1, Some(Column::ResponseA))
+        );
+        assert_eq!(out.source_row, vec![0, 0, 2, 2]);
+        let whole = enc.encode_rows(&rows, Some(&[0, 2]), Swap::Both).unwrap();
+        assert_eq!(out.input_ids, whole.input_ids);
+        assert_eq!(out.offsets, whole.offsets);
+    }
+
+    #[test]
+    fn thread_counts_past_the_cap_are_refused() {
+        assert_eq!(check_threads(1).unwrap(), 1);
+        assert_eq!(check_threads(MAX_THREADS).unwrap(), MAX_THREADS);
+        for bad in [0, MAX_THREADS + 1, usize::MAX] {
+            assert!(check_threads(bad).is_err());
+            assert!(encoder(tokenizer(" "), Some(bad)).is_err());
+        }
     }
 }

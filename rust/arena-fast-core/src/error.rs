@@ -46,6 +46,10 @@ pub enum TokenizerError {
     Encode(String),
     #[error("token {0:?} is not in the tokenizer's vocabulary")]
     UnknownToken(String),
+    /// The tokenizer's regex gave up on a text (`regex_budget`): the reason
+    /// says which limit; the text is not encoded.
+    #[error("the tokenizer's regex backtracks too much on this text ({0})")]
+    Regex(String),
 }
 
 #[derive(Debug, Error)]
@@ -64,10 +68,20 @@ pub enum EncodeError {
     },
     #[error("columns have different lengths: prompt {prompt}, response_a {a}, response_b {b}")]
     ColumnLengths { prompt: usize, a: usize, b: usize },
-    #[error("row {row}: {source}")]
-    Tokenizer { row: usize, source: TokenizerError },
+    /// A text the tokenizer could not encode; `column` is None for the
+    /// template's own strings (a turn header).
+    #[error("row {row}{}: {source}", at_column(.column))]
+    Tokenizer {
+        row: usize,
+        column: Option<Column>,
+        source: TokenizerError,
+    },
     #[error("row index {index} out of range for {rows} rows")]
     Index { index: i64, rows: usize },
+}
+
+fn at_column(column: &Option<Column>) -> String {
+    column.map_or_else(String::new, |c| format!(", column {c}"))
 }
 
 /// Lengths a plan cannot be made of.

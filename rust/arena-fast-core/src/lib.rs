@@ -13,6 +13,9 @@ pub mod encode;
 pub mod error;
 pub mod folds;
 pub mod plan;
+pub mod regex_budget;
+pub mod regex_check;
+pub mod regex_stages;
 pub mod rows;
 pub mod template;
 pub mod tokenize;
@@ -21,7 +24,9 @@ pub mod turns;
 pub mod words;
 
 pub use budget::{BudgetConfig, Keep, Strategy};
-pub use encode::{Encoded, Encoder, EncoderConfig, RowTurns, Swap};
+pub use encode::{
+    check_threads, Encoded, Encoder, EncoderConfig, RowTurns, Skipped, Swap, MAX_THREADS,
+};
 pub use error::{
     CollateError, Column, ConfigError, CoreError, EncodeError, PlanError, TokenizerError,
     TurnsError,

@@ -1,12 +1,17 @@
 //! The tokenizer as the encoder uses it: a `tokenizers::Tokenizer` loaded from
 //! its JSON, plain-text handling of special-token strings, and (see `words`)
 //! exact word-by-word encoding through a cache where the vocabulary allows it.
+//! Its regexes are checked at load (`regex_check`) and search under budgets
+//! (`regex_budget`, `regex_stages`).
 
 use std::sync::OnceLock;
 
 use tokenizers::Tokenizer;
 
 use crate::error::TokenizerError;
+use crate::regex_budget;
+use crate::regex_check;
+use crate::regex_stages::RegexStages;
 use crate::words::{with_thread_cache, WordCache, WordSplitter};
 
 pub struct ArenaTokenizer {
@@ -15,6 +20,8 @@ pub struct ArenaTokenizer {
     /// Special-token strings in text are encoded as plain text.
     plain: OnceLock<Tokenizer>,
     splitter: Option<WordSplitter>,
+    /// The normalizer and pre-tokenizer with budgeted regexes, if they have any.
+    stages: Option<RegexStages>,
     /// Unique per loaded tokenizer: keys the per-thread word caches.
     id: u64,
 }
@@ -37,17 +44,21 @@ impl ArenaTokenizer {
     }
 
     pub fn from_json(json: &str) -> Result<ArenaTokenizer, TokenizerError> {
+        regex_budget::install();
         let mut special: Tokenizer = json.parse().map_err(load_error)?;
         special.set_encode_special_tokens(false);
         // Budgets are ours to apply: a tokenizer.json may carry its own.
         special.with_truncation(None).map_err(load_error)?;
         special.with_padding(None);
         let value: serde_json::Value = serde_json::from_str(json).map_err(load_error)?;
+        regex_check::check_patterns(&value)?;
         let splitter = WordSplitter::for_tokenizer(&value, &special);
+        let stages = RegexStages::for_tokenizer(&value);
         Ok(ArenaTokenizer {
             special,
             plain: OnceLock::new(),
             splitter,
+            stages,
             id: NEXT_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
         })
     }
@@ -89,11 +100,14 @@ impl ArenaTokenizer {
         text: &str,
         split_special: bool,
     ) -> Result<Vec<u32>, TokenizerError> {
-        let enc = self
-            .inner(split_special)
-            .encode_fast(text, false)
-            .map_err(|e| TokenizerError::Encode(e.to_string()))?;
-        Ok(enc.get_ids().to_vec())
+        let tok = self.inner(split_special);
+        match &self.stages {
+            Some(stages) => regex_budget::bounded(|| stages.encode(tok, text))?,
+            None => Ok(regex_budget::bounded(|| tok.encode_fast(text, false))?
+                .map_err(|e| TokenizerError::Encode(e.to_string()))?
+                .get_ids()
+                .to_vec()),
+        }
     }
 
     /// Like `encode`, through the word cache when the vocabulary allows it.
@@ -124,8 +138,7 @@ impl ArenaTokenizer {
     }
 
     pub fn decode(&self, ids: &[u32]) -> Result<String, TokenizerError> {
-        self.special
-            .decode(ids, false)
+        regex_budget::bounded(|| self.special.decode(ids, false))?
             .map_err(|e| TokenizerError::Encode(e.to_string()))
     }
 

@@ -5,10 +5,12 @@ use std::sync::Arc;
 
 use arena_fast_core::budget::{Keep, Strategy};
 use arena_fast_core::turns::repair;
-use arena_fast_core::{BudgetConfig, Encoded, Encoder, EncoderConfig, RowTurns, Swap, Template};
+use arena_fast_core::{
+    check_threads, BudgetConfig, Encoded, Encoder, EncoderConfig, RowTurns, Swap, Template,
+};
 use numpy::{IntoPyArray, PyReadonlyArray1};
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyDict, PyFrozenSet, PySet, PyString};
+use pyo3::types::{PyBytes, PyDict, PyFrozenSet, PyList, PySet, PyString};
 
 use crate::errors::{detached, error, from_core, guarded, Kind};
 use crate::rows::PyRows;
@@ -279,6 +281,10 @@ impl PyEncoder {
     ) -> PyResult<PyEncoder> {
         guarded(py, || {
             let config_err = |e: arena_fast_core::ConfigError| from_core(py, e.into());
+            let num_threads = num_threads
+                .map(check_threads)
+                .transpose()
+                .map_err(config_err)?;
             let mut budget =
                 BudgetConfig::new(max_length, Strategy::parse(strategy).map_err(config_err)?);
             budget.prompt_weight = prompt_weight;
@@ -338,22 +344,35 @@ impl PyEncoder {
     }
 
     /// Rows parsed earlier (`_core.Rows`): the rows `idx` (all when None),
-    /// in that order.
-    #[pyo3(signature = (rows, idx, swap))]
+    /// in that order. With `skip_failed`, a row the tokenizer cannot encode
+    /// is left out and listed under "skipped" as (position in idx, column or
+    /// None, message) instead of raising.
+    #[pyo3(signature = (rows, idx, swap, skip_failed = false))]
     fn encode_rows<'py>(
         &self,
         py: Python<'py>,
         rows: &PyRows,
         idx: Option<PyReadonlyArray1<'py, i64>>,
         swap: &str,
+        skip_failed: bool,
     ) -> PyResult<Bound<'py, PyDict>> {
         guarded(py, || {
             let swap = parse_swap(py, swap)?;
             let enc = self.inner.clone();
             let rows = rows.inner.clone();
             let idx = idx.as_ref().map(|a| a.as_slice()).transpose()?;
-            let out = detached(py, move || enc.encode_rows(&rows, idx, swap))?;
-            to_numpy(py, out)
+            if !skip_failed {
+                let out = detached(py, move || enc.encode_rows(&rows, idx, swap))?;
+                return to_numpy(py, out);
+            }
+            let (out, skipped) = detached(py, move || enc.encode_rows_skipping(&rows, idx, swap))?;
+            let d = to_numpy(py, out)?;
+            let list = PyList::empty(py);
+            for s in skipped {
+                list.append((s.row, s.column.map(|c| c.name()), s.message))?;
+            }
+            d.set_item("skipped", list)?;
+            Ok(d)
         })
     }
 

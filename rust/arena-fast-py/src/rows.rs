@@ -3,12 +3,12 @@
 
 use std::sync::Arc;
 
-use arena_fast_core::{Rows, TextColumn};
+use arena_fast_core::{check_threads, Rows, TextColumn};
 use numpy::{IntoPyArray, PyReadonlyArray1};
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList, PyTuple};
 
-use crate::errors::{detached, error, guarded, Kind};
+use crate::errors::{detached, error, from_core, guarded, Kind};
 
 const FIELDS: [&str; 3] = ["prompt", "response_a", "response_b"];
 
@@ -93,6 +93,12 @@ impl<'py> Buffers<'py> {
     }
 }
 
+/// A `num_threads` argument: None is one thread; past `MAX_THREADS` (or 0)
+/// a `ConfigError`.
+fn threads_of(py: Python<'_>, num_threads: Option<usize>) -> PyResult<usize> {
+    check_threads(num_threads.unwrap_or(1)).map_err(|e| from_core(py, e.into()))
+}
+
 #[pyclass(module = "arena_fast._core", name = "Rows", frozen)]
 pub struct PyRows {
     pub inner: Arc<Rows>,
@@ -123,7 +129,7 @@ impl PyRows {
                 buffers[1].column()?,
                 buffers[2].column()?,
             ];
-            let threads = num_threads.unwrap_or(1);
+            let threads = threads_of(py, num_threads)?;
             let parsed = detached(py, || Ok(Rows::from_columns(cols, null_text, threads)))?;
             let rows = parsed.map_err(|e| error(py, Kind::Input, e))?;
             Ok(PyRows {
@@ -145,7 +151,7 @@ impl PyRows {
     ) -> PyResult<Bound<'py, PyDict>> {
         guarded(py, || {
             let rows = self.inner.clone();
-            let threads = num_threads.unwrap_or(1);
+            let threads = threads_of(py, num_threads)?;
             let f = detached(py, move || Ok(rows.features(threads)))?;
             let d = PyDict::new(py);
             d.set_item("turns", f.turns.into_pyarray(py))?;
