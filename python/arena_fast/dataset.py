@@ -37,6 +37,7 @@ import pyarrow.parquet as pq
 
 from . import _core
 from .encoded import REPAIR_CLIPPED, REPAIR_NULL, REPAIR_RAGGED, REPAIR_SURROGATE, Encoded
+from .encoder import check_threads
 from .errors import ConfigError, InputError
 from .files import publishing
 from .manifest import MAX_BYTES as MANIFEST_MAX_BYTES
@@ -73,6 +74,8 @@ DROP_REASONS = {
     "duplicate_id": "an earlier row of the same source has this id",
     "duplicate": "the same prompt and answers (in either order) are in a row kept earlier",
     "duplicate_prompt": "the prompt is in a source of higher priority (--dedup prompt)",
+    "tokenize_error": "the tokenizer cannot encode a text: its regex went over its budget "
+    "(the detail names the column)",
 }
 # Reasons that follow a policy the user chose or a duplicate: a build may lose
 # many rows to these. Every other reason means a row could not be read, and
@@ -155,6 +158,7 @@ class BuildConfig:
             raise ConfigError(f"folds must be between 1 and 127, got {self.folds!r}")
         if self.demo_rows < 0:
             raise ConfigError(f"demo_rows must be >= 0, got {self.demo_rows}")
+        check_threads(self.threads, "threads")
         if self.compression not in ("zstd", "lz4", "snappy", "none"):
             raise ConfigError(
                 f"compression must be zstd, lz4, snappy or none: {self.compression!r}"
@@ -507,11 +511,7 @@ class _Builder:
             )
         if len(kept) == 0:
             return None
-        self.stats["relabelled"] += int(((flags[kept] & FLAG_RELABELLED) != 0).sum())
-        self.stats["labels_normalised"] += int(((flags[kept] & FLAG_LABELS_NORMALISED) != 0).sum())
-        self.stats["repaired"] += int((repairs[kept] != 0).sum())
-        for name, bit in REPAIR_KINDS.items():
-            self.repairs[name] += int(((repairs[kept] & bit) != 0).sum())
+        self._count(flags[kept], repairs[kept])
 
         sub = frame[kept]
         lab_kept, unl_kept = labels[kept], unlabelled[kept]
@@ -553,21 +553,61 @@ class _Builder:
         }
         return {"rows": rows, "kept": kept, "meta": meta, "columns": columns}
 
+    def _count(self, flags: np.ndarray, repairs: np.ndarray, sign: int = 1) -> None:
+        """Count the relabelled, normalised and repaired rows among kept ones
+        (`sign` -1: rows dropped after all, at encoding)."""
+        self.stats["relabelled"] += sign * int(((flags & FLAG_RELABELLED) != 0).sum())
+        self.stats["labels_normalised"] += sign * int(((flags & FLAG_LABELS_NORMALISED) != 0).sum())
+        self.stats["repaired"] += sign * int((repairs != 0).sum())
+        for name, bit in REPAIR_KINDS.items():
+            self.repairs[name] += sign * int(((repairs & bit) != 0).sum())
+
     def finish(self, ready: Optional[dict]) -> None:
-        """Encode the kept rows of a prepared chunk and keep the part."""
+        """Encode the kept rows of a prepared chunk and keep the part. A row
+        the tokenizer cannot encode is dropped (`tokenize_error`), alone."""
         if ready is None:
             return
         cfg = self.config
-        kept = ready["kept"]
-        enc = self.encoder.encode_rows(ready["rows"], kept, swap="both" if cfg.swap else False)
-        seq = np.arange(self.seq, self.seq + len(kept), dtype=np.int64)
-        self.seq += len(kept)
-        self.metas.append(ready["meta"].with_columns(pl.Series("seq", seq)))
+        enc, skipped = self.encoder.encode_rows_skipping(
+            ready["rows"], ready["kept"], swap="both" if cfg.swap else False
+        )
+        meta, columns = ready["meta"], ready["columns"]
+        if skipped:
+            meta, columns = self._drop_untokenizable(meta, columns, skipped)
+        seq = np.arange(self.seq, self.seq + len(meta), dtype=np.int64)
+        self.seq += len(meta)
+        self.metas.append(meta.with_columns(pl.Series("seq", seq)))
         # Splitting the orders and assembling the part run on the writer
         # thread; at most two parts wait, so memory stays bounded.
         while len(self._pending) >= 2:
             self._pending.pop(0).result()
-        self._pending.append(self._writer.submit(self._assemble, enc, seq, ready["columns"]))
+        self._pending.append(self._writer.submit(self._assemble, enc, seq, columns))
+
+    def _drop_untokenizable(self, meta: pl.DataFrame, columns: dict, skipped: list) -> tuple:
+        """The kept rows less those the encoder skipped (positions in the
+        chunk's kept rows), which go to the dropped rows as `tokenize_error`."""
+        gone = np.array([position for position, _, _ in skipped], dtype=np.int64)
+        detail = [
+            f"column {column}: {message}" if column else f"template text: {message}"
+            for _, column, message in skipped
+        ]
+        self.dropped.append(
+            meta[gone]
+            .select("source", "id", "row", "input_rows", "input")
+            .with_columns(
+                pl.lit("tokenize_error", pl.String).alias("reason"),
+                pl.Series("detail", detail, dtype=pl.String),
+            )
+        )
+        keep = np.ones(len(meta), dtype=bool)
+        keep[gone] = False
+        self._count(
+            columns["flags"].to_numpy(zero_copy_only=False)[gone],
+            columns["repairs"].to_numpy(zero_copy_only=False)[gone],
+            sign=-1,
+        )
+        mask = pa.array(keep)
+        return meta.filter(pl.Series(keep)), {k: v.filter(mask) for k, v in columns.items()}
 
     def drain(self) -> None:
         """Wait for the writer thread to keep every part (raises its errors)."""

@@ -18,11 +18,12 @@ from .encoded import Encoded
 from .errors import ConfigError
 from .tokenizer import Tokenizer
 
-__all__ = ["Template", "Encoder", "TEMPLATES", "STRATEGIES"]
+__all__ = ["Template", "Encoder", "TEMPLATES", "STRATEGIES", "MAX_THREADS", "check_threads"]
 
 TEMPLATES = ("rounds", "pab", "concat", "tags")
-# The most encoding threads an Encoder starts (num_threads past it: ConfigError).
-MAX_THREADS = 1024
+# The most threads any entry point starts (the core's constant; the core
+# refuses more too).
+MAX_THREADS: int = _core.MAX_THREADS
 STRATEGIES = ("fourth_place", "fair", "drop_oldest", "none")
 
 
@@ -81,6 +82,19 @@ def _check_text(name: str, value: Any) -> None:
         raise ConfigError(f"{name} is not valid text: {exc}") from None
 
 
+def check_threads(value: Any, name: str = "num_threads") -> Optional[int]:
+    """The one check of a thread count (Encoder, rows_from_arrow,
+    BuildConfig.threads, the CLI's --threads): None (one thread) or an int in
+    [1, MAX_THREADS], else a ConfigError naming the option `name`."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise ConfigError(f"{name} must be None or an int in [1, {MAX_THREADS}], got {value!r}")
+    if not 1 <= value <= MAX_THREADS:
+        raise ConfigError(f"{name} must be in [1, {MAX_THREADS}], got {value}")
+    return int(value)
+
+
 def _number(name: str, value: Any) -> float:
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise ConfigError(f"{name} must be a number, got {value!r}")
@@ -118,7 +132,8 @@ class Encoder:
             as plain text (safe); False treats them as special tokens, as HF does
             by default.
         null_text: what a null turn becomes (the row is flagged as repaired).
-        num_threads: threads for encoding (None or 1: the calling thread).
+        num_threads: threads for encoding (None or 1: the calling thread; at
+            most `MAX_THREADS`).
         prompt_weight: `fair`: a prompt's share relative to an answer's.
         min_segment_tokens: `fair` keeps the newest turns whose segments can
             each get this many tokens, dropping whole oldest turns first.
@@ -161,14 +176,7 @@ class Encoder:
             raise ConfigError(f"tokenize must be 'split' or 'joint', got {tokenize!r}")
         if strategy not in STRATEGIES:
             raise ConfigError(f"unknown strategy {strategy!r}; expected one of {STRATEGIES}")
-        if num_threads is not None and (
-            isinstance(num_threads, bool)
-            or not isinstance(num_threads, int)
-            or not 1 <= num_threads <= MAX_THREADS
-        ):
-            raise ConfigError(
-                f"num_threads must be None or an int in [1, {MAX_THREADS}], got {num_threads!r}"
-            )
+        num_threads = check_threads(num_threads)
         for name, value in (
             ("max_length", max_length),
             ("min_segment_tokens", min_segment_tokens),
@@ -278,13 +286,27 @@ class Encoder:
 
     def encode_rows(self, rows, idx=None, swap: Union[bool, str] = False) -> Encoded:
         """Encode rows parsed earlier (`arena_fast.rows.rows_from_arrow`): the
-        rows `idx` (an int64 array; all when None), in that order."""
+        rows `idx` (an int64 array; all when None), in that order. A text the
+        tokenizer cannot encode is a `TokenizerError` naming the row of
+        `rows` and the column."""
         mode = _swap_mode(swap)
         if idx is not None:
-            import numpy as np
-
             idx = np.ascontiguousarray(idx, dtype=np.int64)
         return Encoded(self._core.encode_rows(rows, idx, mode))
+
+    def encode_rows_skipping(
+        self, rows, idx=None, swap: Union[bool, str] = False
+    ) -> tuple[Encoded, list[tuple[int, Optional[str], str]]]:
+        """`encode_rows`, but a row the tokenizer cannot encode (its regex
+        went over its budget: docs/encoding.md, "Regex budgets") is left out
+        instead of failing the call. Returns the encoded rows and the skipped
+        ones as (position in `idx`, column or None for a template string,
+        message); `Encoded.source_row` gives each encoded row's position."""
+        mode = _swap_mode(swap)
+        if idx is not None:
+            idx = np.ascontiguousarray(idx, dtype=np.int64)
+        out = self._core.encode_rows(rows, idx, mode, skip_failed=True)
+        return Encoded(out), out["skipped"]
 
     def __getstate__(self):
         return {

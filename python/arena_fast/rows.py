@@ -10,6 +10,7 @@ import numpy as np
 import pyarrow as pa
 
 from . import _core
+from .encoder import check_threads
 from .errors import InputError
 
 __all__ = ["TEXT_COLUMNS", "rows_from_arrow", "text_buffers"]
@@ -77,11 +78,12 @@ def rows_from_arrow(
     prompt, response_a, response_b, null_text: str = "", num_threads: Optional[int] = None
 ) -> _core.Rows:
     """Parse the three text columns into rows held by the core (on
-    `num_threads` threads; the same rows for any count)."""
+    `num_threads` threads, at most `MAX_THREADS`; the same rows for any
+    count)."""
     return _core.Rows.from_arrow(
         text_buffers(prompt, "prompt"),
         text_buffers(response_a, "response_a"),
         text_buffers(response_b, "response_b"),
         null_text,
-        num_threads,
+        check_threads(num_threads),
     )
