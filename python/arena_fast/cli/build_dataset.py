@@ -8,7 +8,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ._args import int_at_least
+from ._args import int_at_least, thread_count
 from ._terminal import printable
 
 _positive = int_at_least(1)
@@ -49,7 +49,7 @@ def add_parser(sub) -> None:
     enc.add_argument("--strategy", default="fair", help="fourth_place, fair, drop_oldest, none")
     enc.add_argument("--max-length", type=_positive, default=2048, help="token budget per row")
     enc.add_argument("--swap", action="store_true", help="also store every row with A/B swapped")
-    enc.add_argument("--threads", type=_positive, default=None, help="encoder threads")
+    enc.add_argument("--threads", type=thread_count, default=None, help="encoder threads")
     clean = p.add_argument_group("cleaning (labelled rows and chat1m pairs)")
     clean.add_argument("--both-empty", choices=("drop", "keep"), default="drop")
     clean.add_argument(

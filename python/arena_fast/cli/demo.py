@@ -16,7 +16,7 @@ import sys
 import tempfile
 import time
 
-from ._args import int_at_least
+from ._args import int_at_least, thread_count
 from ._terminal import printable
 
 # What `demo --out DIR` writes into DIR; the marker lets a later demo
@@ -60,7 +60,7 @@ def add_parser(sub) -> None:
     p.add_argument("--strategy", default="fair", help="fourth_place, fair, drop_oldest, none")
     p.add_argument("--max-length", type=int_at_least(1), default=384, help="token budget per row")
     p.add_argument("--swap", action="store_true", help="with --encode-only: both A/B orders")
-    p.add_argument("--threads", type=int, default=None, help="encoder threads (default 1)")
+    p.add_argument("--threads", type=thread_count, default=None, help="encoder threads (default 1)")
     p.add_argument("--npz", help="with --encode-only: write the encoded rows to this .npz file")
     p.set_defaults(run=run)
 
