@@ -42,6 +42,7 @@ from .errors import ConfigError, InputError
 from .files import publishing
 from .manifest import MAX_BYTES as MANIFEST_MAX_BYTES
 from .manifest import check_manifest
+from .outputs import BUILD_LOG, DROPPED, MANIFEST, TOKENIZER
 
 __all__ = [
     "BuildConfig",
@@ -54,10 +55,6 @@ __all__ = [
 ]
 
 FORMAT_VERSION = 1
-MANIFEST = "manifest.json"
-DROPPED = "dropped.parquet"
-TOKENIZER = "tokenizer.json"
-BUILD_LOG = "build.json"
 
 # De-duplication keeps the row of the source listed first.
 SOURCE_PRIORITY = ("kaggle", "synth", "arena33k", "ultrafeedback", "canonical", "chat1m")

@@ -54,7 +54,6 @@ from __future__ import annotations
 
 import fcntl
 import glob
-import json
 import os
 import re
 import secrets
@@ -62,11 +61,12 @@ import shutil
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Callable, Optional, Union
+from typing import Union
 
 from .errors import ConfigError
+from .outputs import KINDS
 
-__all__ = ["KINDS", "check_output", "output_lock", "publishing", "replacing", "remove_abandoned"]
+__all__ = ["check_output", "output_lock", "publishing", "replacing", "remove_abandoned"]
 
 PathLike = Union[str, os.PathLike]
 
@@ -75,94 +75,6 @@ _LEFTOVER = re.compile(r"(building|old|tmp)-(\d+)(?:-\w+)?")
 # Hidden entries of ours that may sit inside an output: temporaries and
 # leftovers of the files and outputs written into it (a run's report).
 _OURS_HIDDEN = re.compile(r"\..+\.(?:lock|tmp|(?:building|old|tmp|merging)-[\w-]+)")
-
-
-# -- what an output is ------------------------------------------------------------
-
-
-def _read_json(path: Path) -> object:
-    try:
-        with open(path, "rb") as f:
-            return json.loads(f.read(1 << 24))
-    except (OSError, ValueError, RecursionError):
-        return None
-
-
-def _dataset_names(d: Path) -> Optional[set]:
-    from .dataset import BUILD_LOG, MANIFEST
-
-    manifest = _read_json(d / MANIFEST)
-    if not (isinstance(manifest, dict) and "format_version" in manifest):
-        return None
-    shards = manifest.get("shards")
-    tokenizer = manifest.get("tokenizer")
-    names = {MANIFEST, BUILD_LOG, manifest.get("dropped_file")}
-    names.add(tokenizer.get("file") if isinstance(tokenizer, dict) else None)
-    for shard in shards if isinstance(shards, list) else ():
-        names.add(shard.get("file") if isinstance(shard, dict) else None)
-    return {n for n in names if isinstance(n, str)}
-
-
-def _run_names(d: Path) -> Optional[set]:
-    from .merge import MERGED
-    from .report import REPORT_DIR
-    from .runs import _BUNDLE_EXTRAS, _BUNDLE_FILES, BUNDLE, CHECKPOINT
-
-    config = _read_json(d / "config.json")
-    bundle = _read_json(d / BUNDLE)
-    is_config = isinstance(config, dict) and {"data", "model", "out"} <= set(config)
-    is_bundle = isinstance(bundle, dict) and isinstance(bundle.get("files"), dict)
-    if not (is_config or is_bundle):
-        return None
-    names = {BUNDLE, MERGED, *_BUNDLE_FILES, *_BUNDLE_EXTRAS}
-    names.update(bundle["files"] if is_bundle else ())
-    names.update(p.name for p in d.glob(f"{glob.escape(CHECKPOINT)}*"))  # .tmp / .old too
-    if _report_names(d / REPORT_DIR) is not None:
-        names.add(REPORT_DIR)
-    return names
-
-
-def _merge_names(d: Path) -> Optional[set]:
-    from .merge import MERGED
-    from .runs import BUNDLE
-
-    bundle = _read_json(d / BUNDLE)
-    if not (isinstance(bundle, dict) and MERGED in (bundle.get("files") or ())):
-        return None
-    return _run_names(d)
-
-
-def _report_names(d: Path) -> Optional[set]:
-    from .report import GENERATOR_META
-
-    try:
-        with open(d / "index.html", encoding="utf-8", errors="replace") as f:
-            head = f.read(1 << 16)
-    except OSError:
-        return None
-    if GENERATOR_META not in head:
-        return None
-    return {"index.html", *(p.name for p in d.glob("*.png"))}
-
-
-def _demo_names(d: Path) -> Optional[set]:
-    from .cli.demo import DEMO_FILES, DEMO_MARKER
-
-    marker = _read_json(d / DEMO_MARKER)
-    if not (isinstance(marker, dict) and marker.get("written_by") == "arena-fast demo"):
-        return None
-    return set(DEMO_FILES)
-
-
-# kind -> (what it is called, the names of a complete output of that kind
-# in a directory: None when the directory is not one).
-KINDS: dict[str, tuple[str, Callable[[Path], Optional[set]]]] = {
-    "dataset": ("an arena-fast dataset (no manifest.json of build-dataset)", _dataset_names),
-    "run": ("an arena-fast training run (no config.json or bundle.json of train)", _run_names),
-    "merge": ("an arena-fast merged run (no bundle.json listing merged.json)", _merge_names),
-    "report": ("an arena-fast report (no index.html of report)", _report_names),
-    "demo": ("a directory of arena-fast demo (no demo.json)", _demo_names),
-}
 
 
 # -- the checks -------------------------------------------------------------------
@@ -195,7 +107,7 @@ def check_output(
     inputs_name: str = "inputs",
 ) -> Path:
     """Raise a `ConfigError` unless `out` may receive an output of `kind`
-    (a key of `KINDS`) read from `inputs` (the rules in the module
+    (a key of `outputs.KINDS`) read from `inputs` (the rules in the module
     docstring); returns `out` as an absolute path. Reads nothing but `out`
     and its marker files."""
     if kind not in KINDS:

@@ -27,6 +27,7 @@ from typing import Optional, Union
 
 from .errors import ConfigError
 from .files import publishing
+from .outputs import MERGED
 from .runs import read_bundle, read_run_config, write_bundle_file
 
 __all__ = ["ARCHITECTURE_FIELDS", "MERGED", "merge_runs", "write_bundle_from"]
@@ -48,7 +49,6 @@ ARCHITECTURE_FIELDS = (
 # The bundle fields that decide what the model's inputs and outputs mean.
 _BUNDLE_FIELDS = ("encoder", "tokenizer_sha256", "labels")
 _TENSOR_FILES = ("decoder.safetensors", "head.safetensors")
-MERGED = "merged.json"
 
 
 def merge_runs(

@@ -39,15 +39,12 @@ import numpy as np
 
 from .errors import ConfigError
 from .files import publishing
+from .outputs import GENERATOR_META, REPORT_DIR
 from .runs import BUNDLE, PREDICTIONS
 
 __all__ = ["write_report", "REPORT_DIR", "GENERATOR_META"]
 
 PathLike = Union[str, os.PathLike]
-REPORT_DIR = "report"  # a run's report: RUN/report/index.html
-_GENERATOR = "arena-fast report"
-# Marks a directory write_report may replace (files.KINDS["report"]).
-GENERATOR_META = f'<meta name="generator" content="{_GENERATOR}">'
 _COLORS = ("#4477aa", "#ee6677", "#228833", "#ccbb44", "#66ccee", "#aa3377", "#bbbbbb")
 _CLASS_NAMES = ("A wins", "B wins", "tie")
 _CHANCE = math.log(3.0)

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import ArenaFastError, ConfigError
+from .outputs import BUNDLE, CHECKPOINT, PREDICTIONS, RUN_EXTRAS, RUN_FILES
 from .train_config import TrainConfig
 
 __all__ = [
@@ -33,13 +34,7 @@ __all__ = [
     "write_bundle_file",
 ]
 
-CHECKPOINT = "checkpoint"
-BUNDLE = "bundle.json"
-PREDICTIONS = "valid_predictions.parquet"  # the held-out fold, after the last epoch
 LABEL_ORDER = ("winner_model_a", "winner_model_b", "winner_tie")
-_BUNDLE_FILES = ("config.json", "decoder.safetensors", "head.safetensors", "tokenizer.json")
-# Listed too when the run has them (a run stopped early has no predictions).
-_BUNDLE_EXTRAS = ("metrics.jsonl", PREDICTIONS)
 
 
 @contextlib.contextmanager
@@ -112,11 +107,11 @@ def write_bundle_file(out_dir: Path, meaning: dict, extra_files: tuple = ()) -> 
             versions[lib] = version(lib)
         except PackageNotFoundError:
             versions[lib] = None
-    required = (*_BUNDLE_FILES, *extra_files)
+    required = (*RUN_FILES, *extra_files)
     for name in required:
         if not (out_dir / name).is_file():
             raise ConfigError(f"{out_dir / name}: missing (a run needs it)")
-    names = [*required, *(n for n in _BUNDLE_EXTRAS if (out_dir / n).is_file())]
+    names = [*required, *(n for n in RUN_EXTRAS if (out_dir / n).is_file())]
     bundle = {
         "format_version": 1,
         "versions": versions,
@@ -150,7 +145,7 @@ def read_bundle(run: Path) -> dict:
     for key, kind in (("encoder", dict), ("tokenizer_sha256", str)):
         if not isinstance(bundle.get(key), kind):
             raise ConfigError(f"{path}: {key!r} must be a {kind.__name__}")
-    missing = [name for name in _BUNDLE_FILES if name not in files]
+    missing = [name for name in RUN_FILES if name not in files]
     if missing:
         raise ConfigError(f"{path}: does not list {missing} (every run has them)")
     root = run.resolve()

@@ -16,21 +16,9 @@ import sys
 import tempfile
 import time
 
+from ..outputs import DEMO_MARKER
 from ._args import int_at_least, thread_count
 from ._terminal import printable
-
-# What `demo --out DIR` writes into DIR; the marker lets a later demo
-# replace them (files.KINDS["demo"]), and nothing else.
-DEMO_MARKER = "demo.json"
-DEMO_FILES = (
-    DEMO_MARKER,
-    "train.csv",
-    "holdout.csv",
-    "data",
-    "holdout-data",
-    "run",
-    "submission.csv",
-)
 
 
 def add_parser(sub) -> None:
