@@ -32,10 +32,18 @@ from .train_config import (
     MAX_SEED,
     QUANTIZATION,
     Bounds,
+    TrainConfig,
     check_setting,
 )
 
-__all__ = ["TINY", "Lora", "ArenaClassifier", "load_classifier", "default_attention"]
+__all__ = [
+    "TINY",
+    "Lora",
+    "ArenaClassifier",
+    "load_classifier",
+    "classifier_for",
+    "default_attention",
+]
 
 # Small configs for tests and the demo: 2 layers, 64 wide (a 2-layer, 64-wide
 # Gemma-2 learns the synth keyword rule in seconds on a CPU).
@@ -310,3 +318,30 @@ def load_classifier(
     if decoder.device.type != "cpu":
         model.head.to(decoder.device)
     return model
+
+
+def classifier_for(config: TrainConfig, tokenizer: Any) -> ArenaClassifier:
+    """The classifier a run's settings describe, before training: the same
+    call for training and for rebuilding a run (`load_classifier` with the
+    LoRA settings `config` asks for, or none when `lora_r` is 0)."""
+    lora = (
+        Lora(
+            r=config.lora_r,
+            alpha=config.lora_alpha,
+            dropout=config.lora_dropout,
+            target_modules=config.lora_target_modules(),
+        )
+        if config.lora_r
+        else None
+    )
+    return load_classifier(
+        config.model,
+        tokenizer=tokenizer,
+        lora=lora,
+        quantization=config.quantization,
+        attn_implementation=config.attn_implementation,
+        head=config.head,
+        softcap=config.softcap,
+        gradient_checkpointing=config.gradient_checkpointing,
+        seed=config.seed,
+    )

@@ -41,6 +41,7 @@ def load_run(run: Union[str, os.PathLike], tokenizer: Any = None):
     from safetensors import SafetensorError
     from safetensors.torch import load_file
 
+    from .model import classifier_for
     from .runs import read_bundle, read_run_config
 
     run = Path(run)
@@ -48,7 +49,7 @@ def load_run(run: Union[str, os.PathLike], tokenizer: Any = None):
         raise ConfigError(f"{run}: not a training run directory")
     read_bundle(run)  # every file matches its sha256, or the run is refused
     config = read_run_config(run)
-    model = config.classifier(tokenizer)
+    model = classifier_for(config, tokenizer)
     try:
         trained = load_file(str(run / "decoder.safetensors"))
         head = load_file(str(run / "head.safetensors"))

@@ -244,7 +244,7 @@ def _train(config: TrainConfig, log: Optional[Callable[[dict], None]], ranks: _R
     import torch
 
     from .dataset import load_dataset
-    from .model import default_attention
+    from .model import classifier_for, default_attention
 
     out_dir = Path(config.out)
     torch.manual_seed(config.seed)
@@ -268,7 +268,9 @@ def _train(config: TrainConfig, log: Optional[Callable[[dict], None]], ranks: _R
         resume_point(out_dir)  # refuses an incomplete one before the model is built
     attn = config.attn_implementation or default_attention()
     layout = _layout(config, attn)
-    model = dataclasses.replace(config, attn_implementation=attn).classifier(train_set.tokenizer())
+    model = classifier_for(
+        dataclasses.replace(config, attn_implementation=attn), train_set.tokenizer()
+    )
     if torch.cuda.is_available() and config.quantization is None:
         model.to(torch.device("cuda", ranks.local_rank))
     model.train()

@@ -207,36 +207,6 @@ class TrainConfig:
             return targets
         return tuple(t.strip() for t in targets.split(",") if t.strip())
 
-    def lora_settings(self):
-        """The `af.model.Lora` these settings ask for (None: no LoRA)."""
-        from .model import Lora
-
-        if not self.lora_r:
-            return None
-        return Lora(
-            r=self.lora_r,
-            alpha=self.lora_alpha,
-            dropout=self.lora_dropout,
-            target_modules=self.lora_target_modules(),
-        )
-
-    def classifier(self, tokenizer):
-        """The classifier these settings describe (`af.model.load_classifier`),
-        before training: the same call for training and for rebuilding a run."""
-        from .model import load_classifier
-
-        return load_classifier(
-            self.model,
-            tokenizer=tokenizer,
-            lora=self.lora_settings(),
-            quantization=self.quantization,
-            attn_implementation=self.attn_implementation,
-            head=self.head,
-            softcap=self.softcap,
-            gradient_checkpointing=self.gradient_checkpointing,
-            seed=self.seed,
-        )
-
 
 def _shown(value: Any) -> str:
     try:
