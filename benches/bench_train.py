@@ -84,6 +84,7 @@ def run_ours(
         max_tokens=args.max_tokens,
         seed=0,
         out=str(work / f"run-{layout}-{attn}"),
+        overwrite=True,  # the rounds of --repeat train into one directory
         log_every=1,
         max_steps=max_steps,
     )

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import ArenaFastError, ConfigError
+from .files import check_output, output_lock
 from .outputs import BUNDLE, CHECKPOINT, PREDICTIONS, RUN_EXTRAS, RUN_FILES
 from .train_config import TrainConfig
 
@@ -58,13 +59,16 @@ def writing(path: Path) -> Iterator[None]:
 def claiming(config: TrainConfig) -> Iterator[Path]:
     """The run directory `config.out`, checked and locked for the block
     (`files.check_output`, `files.output_lock`): it does not exist, is
-    empty, or is a run of arena-fast (resumed, or replaced by a new run);
-    anything else, the dataset, a directory holding it or one inside it, is
-    refused before training; a second writer of the run fails at once."""
-    from .files import check_output, output_lock
-
+    empty, or is a run of arena-fast that `resume` continues or `overwrite`
+    replaces; anything else, the dataset, a directory holding it or one
+    inside it, is refused before training; a second writer of the run fails
+    at once."""
     out = check_output(
-        config.out, "run", overwrite=True, inputs=[config.data], inputs_name="dataset"
+        config.out,
+        "run",
+        overwrite=config.overwrite or config.resume,
+        inputs=[config.data],
+        inputs_name="dataset",
     )
     data = Path(os.path.realpath(config.data))
     if data in Path(os.path.realpath(out)).parents:

@@ -154,6 +154,11 @@ class TrainConfig:
         "it has none; an incomplete one is refused)",
         False,
     )
+    overwrite: bool = _help(
+        "replace an earlier run of arena-fast in out (without it, out must be new or empty, "
+        "or the run is resumed)",
+        False,
+    )
 
     def validate(self) -> None:
         """Every field of its type (ints are not bools, floats finite) and in

@@ -224,6 +224,8 @@ def test_a_non_finite_loss_stops_the_run_without_a_bundle(
     assert (out / "bundle.json").is_file()
     argv = ["train", "--data", str(dataset), "--out", str(out), "--epochs", "2", "--quiet"]
     assert main(argv) == 1
+    assert "already exists; pass overwrite=True (--overwrite)" in capsys.readouterr().err
+    assert main([*argv, "--overwrite", "true"]) == 1
     err = capsys.readouterr().err
     assert "step 2 (epoch 1): the loss is nan" in err and "Traceback" not in err, err
     assert not (out / "bundle.json").exists()
@@ -329,7 +331,7 @@ def test_out_over_the_dataset_is_refused_before_training(dataset, tmp_path, wher
 
 def test_out_that_is_not_a_run_is_refused_before_training(dataset, tmp_path, capsys):
     """A directory holding a user's own config.json is not a run: nothing in
-    it is overwritten. A run of ours may be trained into again."""
+    it is overwritten."""
     out = tmp_path / "mine"
     out.mkdir()
     (out / "config.json").write_text('{"my": "settings"}')

@@ -149,6 +149,7 @@ def _pipeline(args: argparse.Namespace, work: str) -> int:
         lr=args.lr,
         seed=args.seed,
         out=run_dir,
+        overwrite=True,  # the run of an earlier demo in --out
         log_every=20,  # training loss in metrics.jsonl (for `arena-fast report`), not printed
     )
     train(config, log=log)
