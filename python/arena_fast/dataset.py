@@ -445,7 +445,8 @@ class _Builder:
             detail[row] = f"column {column}: {message}"
         # Labels: finite, non-negative, positive sum; renormalised otherwise.
         lab = labels[~unlabelled]
-        sums = lab.sum(axis=1)
+        with np.errstate(over="ignore", invalid="ignore"):  # [-1e308, -1e308, 1]: bad anyway
+            sums = lab.sum(axis=1)
         bad = ~np.isfinite(lab).all(axis=1) | (lab < 0).any(axis=1) | ~(sums > 0)
         bad_rows = np.flatnonzero(~unlabelled)[bad]
         drop(np.isin(np.arange(n), bad_rows), "bad_labels")
@@ -455,7 +456,8 @@ class _Builder:
         flags = np.zeros(n, dtype=np.uint8)
         ok = ~unlabelled
         ok[bad_rows] = False
-        norm = ok & (np.abs(np.nan_to_num(labels.sum(axis=1)) - 1.0) > 1e-6)
+        with np.errstate(over="ignore", invalid="ignore"):
+            norm = ok & (np.abs(np.nan_to_num(labels.sum(axis=1)) - 1.0) > 1e-6)
         if norm.any():
             labels[norm] = labels[norm] / labels[norm].sum(axis=1, keepdims=True)
             flags[norm] |= FLAG_LABELS_NORMALISED

@@ -517,6 +517,19 @@ def test_labels_whose_sum_overflows_are_normalised_not_zeroed(tmp_path, kind, la
     assert manifest["counts"]["labels_normalised"] == 1
 
 
+@pytest.mark.filterwarnings("error::RuntimeWarning")
+def test_labels_whose_sum_overflows_negatively_are_bad_labels_without_a_warning(tmp_path):
+    """`[-1e308, -1e308, 1]` sums to -inf: dropped as bad_labels, and the
+    overflow is no RuntimeWarning (an error under `-W error`)."""
+    rows = _canonical_rows()
+    for r in rows:
+        r.pop("teacher_logits")
+    rows[1]["labels"] = [-1e308, -1e308, 1.0]
+    _, dropped, data = _build(tmp_path, _write(tmp_path, rows, "jsonl"))
+    assert dropped.select("row", "reason").rows() == [(1, "bad_labels")]
+    assert len(data) == 3
+
+
 def test_an_integer_label_past_the_float_range_is_bad_labels(tmp_path):
     rows = _canonical_rows()
     for r in rows:
