@@ -276,9 +276,9 @@ def run_encoder(run: Union[str, os.PathLike]):
 
 def _run_layout(config) -> str:
     from .model import default_attention
-    from .train import _layout
+    from .torch.data import resolve_layout
 
-    return _layout(config, config.attn_implementation or default_attention())
+    return resolve_layout(config.layout, config.attn_implementation or default_attention())
 
 
 _CLASSES = ("winner_model_a", "winner_model_b", "winner_tie")

@@ -99,14 +99,6 @@ def _check_training_rows(data, rows: np.ndarray, config: TrainConfig) -> None:
         )
 
 
-def _layout(config: TrainConfig, attn: str) -> str:
-    if config.layout != "auto":
-        return config.layout
-    from .torch.data import default_layout
-
-    return default_layout(attn)
-
-
 def _plan(lengths: np.ndarray, config: TrainConfig, layout: str, pairs: bool, epoch: int, ranks):
     """This rank's share of an epoch's micro-batches (every rank gets as many)."""
     from .plan import plan_batches, plan_packs
@@ -245,6 +237,7 @@ def _train(config: TrainConfig, log: Optional[Callable[[dict], None]], ranks: _R
 
     from .dataset import load_dataset
     from .model import classifier_for, default_attention
+    from .torch.data import resolve_layout
 
     out_dir = Path(config.out)
     torch.manual_seed(config.seed)
@@ -267,7 +260,7 @@ def _train(config: TrainConfig, log: Optional[Callable[[dict], None]], ranks: _R
     if config.resume and ranks.main:
         resume_point(out_dir)  # refuses an incomplete one before the model is built
     attn = config.attn_implementation or default_attention()
-    layout = _layout(config, attn)
+    layout = resolve_layout(config.layout, attn)
     model = classifier_for(
         dataclasses.replace(config, attn_implementation=attn), train_set.tokenizer()
     )

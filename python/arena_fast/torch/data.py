@@ -19,7 +19,14 @@ from ..encoded import Encoded
 from ..errors import ConfigError
 from ..plan import Plan, plan_batches, plan_packs
 
-__all__ = ["ArenaBatches", "PlanSampler", "default_layout", "make_loader", "to_torch"]
+__all__ = [
+    "ArenaBatches",
+    "PlanSampler",
+    "default_layout",
+    "resolve_layout",
+    "make_loader",
+    "to_torch",
+]
 
 LAYOUTS = ("packed", "padded")
 
@@ -34,6 +41,12 @@ def default_layout(attn_implementation: Optional[str]) -> str:
     """The batch layout for an attention implementation: "packed" for
     varlen kernels, "padded" for sdpa, eager and anything else."""
     return "packed" if attn_implementation in _VARLEN else "padded"
+
+
+def resolve_layout(layout: str, attn_implementation: Optional[str]) -> str:
+    """A run's `layout` setting made concrete: "auto" is the
+    `default_layout` of its attention implementation."""
+    return default_layout(attn_implementation) if layout == "auto" else layout
 
 
 def to_torch(batch: dict[str, Any]) -> dict[str, Any]:
