@@ -25,18 +25,9 @@ import arena_fast as af
 from arena_fast.errors import InputError
 from arena_fast.reference.turns import CLIP_KEEP_BYTES, MAX_TURN_BYTES
 from arena_fast.sources import kaggle
+from arena_fast.synth import COLUMNS
 
-HEADER = [
-    "id",
-    "model_a",
-    "model_b",
-    "prompt",
-    "response_a",
-    "response_b",
-    "winner_model_a",
-    "winner_model_b",
-    "winner_tie",
-]
+HEADER = list(COLUMNS)
 K = CLIP_KEEP_BYTES
 
 
