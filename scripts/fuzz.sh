@@ -4,6 +4,7 @@
 # sanitizer-coverage instrumentation needs no nightly, AddressSanitizer
 # would). Targets, in fuzz/fuzz_targets/:
 #   turns     the JSON-list turn parser, against serde_json
+#   turn_stream  the streaming turn parser (huge CSV cells), against turns
 #   tokenize  word-split encoding through the cache, against whole-text tokenizers
 #   encode    the encoder: every strategy, preset and arbitrary templates, swaps
 #   plan      the packer and the padded batcher over every rank
@@ -34,7 +35,7 @@ ROOT=$PWD
 export CARGO_TERM_COLOR=never
 
 CARGO_FUZZ_VERSION=0.13.2
-ALL_TARGETS="turns tokenize encode plan collate rows"
+ALL_TARGETS="turns turn_stream tokenize encode plan collate rows"
 TARGETS=${FUZZ_TARGETS:-$ALL_TARGETS}
 # Release build with debug assertions and overflow checks, no sanitizer.
 BUILD_FLAGS=(--sanitizer none --release --debug-assertions)
