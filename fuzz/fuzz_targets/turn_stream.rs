@@ -10,11 +10,11 @@
 //!
 //! The clip keeps 512 KiB at each end of a turn past 1 MiB, far beyond what
 //! a fuzz input holds, so a marker expands: `\u{1e}` followed by a character
-//! stands for that character repeated to about `CLIP_KEEP_BYTES - 8` bytes
-//! (at most `MAX_FILLERS` per input). Fillers with a few bytes of the
-//! fuzzer's own around them put any character across the head's cut, the
-//! tail's cut and the clip threshold, and four make a turn long enough for
-//! the stream to drop bytes from its tail buffer. Such inputs are slow (a
+//! stands for that character repeated to `CLIP_KEEP_BYTES` bytes (less the
+//! remainder for a 3-byte one; at most `MAX_FILLERS` per input). Fillers
+//! with a few bytes of the fuzzer's own around them put any character at or
+//! across the head's cut, the tail's cut and the clip threshold, and four
+//! make a turn long enough for the stream to drop bytes from its tail buffer. Such inputs are slow (a
 //! few MB parsed twice): tens to hundreds of runs a second.
 
 #![no_main]
@@ -88,7 +88,7 @@ fn expand(text: &str) -> String {
         fillers += 1;
         let unit = unit
             .encode_utf8(&mut [0; 4])
-            .repeat((CLIP_KEEP_BYTES - 8) / unit.len_utf8());
+            .repeat(CLIP_KEEP_BYTES / unit.len_utf8());
         cell.push_str(&unit);
     }
     cell
