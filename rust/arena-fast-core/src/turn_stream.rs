@@ -423,6 +423,9 @@ mod tests {
             "😀".repeat(3 * k / 4 + 7),
             format!("{}{}", "b".repeat(3 * k + 11), "€".repeat(5)),
             format!("{}{}", "€".repeat(k), "b".repeat(2 * k + 9)),
+            // A long, trimmed turn whose 4-byte character ends exactly at
+            // the tail's cut (the head's boundary off by one breaks it).
+            format!("{}😀{}", "a".repeat(3 * k), "a".repeat(k)),
         ];
         for text in &texts {
             for escaped in [false, true] {
