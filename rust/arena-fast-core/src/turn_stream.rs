@@ -6,7 +6,7 @@
 //! clip (`MAX_TURN_BYTES` and a little per turn), not by the cell.
 
 use crate::error::TurnsError;
-use crate::turns::{clip_long_turns, repair, CLIP_KEEP_BYTES, MAX_TURN_BYTES};
+use crate::turns::{clip_long_turns, hex_value, repair, CLIP_KEEP_BYTES, MAX_TURN_BYTES};
 
 /// The bytes of one cell, read front to back with a little lookahead.
 pub trait CellSource {
@@ -256,16 +256,9 @@ impl<S: CellSource> Parser<'_, S> {
         let Some(digits) = self.ahead4(0) else {
             return self.fail("truncated \\u escape");
         };
-        let mut value: u16 = 0;
-        for d in digits {
-            let v = match d {
-                b'0'..=b'9' => d - b'0',
-                b'a'..=b'f' => d - b'a' + 10,
-                b'A'..=b'F' => d - b'A' + 10,
-                _ => return self.fail("invalid hex digit in \\u escape"),
-            };
-            value = value * 16 + v as u16;
-        }
+        let Some(value) = hex_value(&digits) else {
+            return self.fail("invalid hex digit in \\u escape");
+        };
         self.src.bump(4);
         Ok(value)
     }

@@ -218,16 +218,9 @@ impl Parser<'_> {
         let Some(digits) = self.src.get(self.pos..self.pos + 4) else {
             return self.fail("truncated \\u escape");
         };
-        let mut value: u16 = 0;
-        for &d in digits {
-            let v = match d {
-                b'0'..=b'9' => d - b'0',
-                b'a'..=b'f' => d - b'a' + 10,
-                b'A'..=b'F' => d - b'A' + 10,
-                _ => return self.fail("invalid hex digit in \\u escape"),
-            };
-            value = value * 16 + v as u16;
-        }
+        let Some(value) = hex_value(digits) else {
+            return self.fail("invalid hex digit in \\u escape");
+        };
         self.pos += 4;
         Ok(value)
     }
@@ -263,6 +256,20 @@ impl Parser<'_> {
         }
         Ok(())
     }
+}
+
+/// The value of the four hex digits of a `\\uXXXX` escape (either case);
+/// None when one is not a hex digit.
+pub(crate) fn hex_value(digits: &[u8]) -> Option<u16> {
+    digits.iter().try_fold(0u16, |value, &d| {
+        let v = match d {
+            b'0'..=b'9' => d - b'0',
+            b'a'..=b'f' => d - b'a' + 10,
+            b'A'..=b'F' => d - b'A' + 10,
+            _ => return None,
+        };
+        Some(value * 16 + v as u16)
+    })
 }
 
 #[cfg(test)]
