@@ -334,3 +334,62 @@ def test_a_few_python_lists_stay_row_drops(tmp_path):
     _, dropped, counts = build(tmp_path / "one.csv", tmp_path / "out")
     assert counts["rows"] == 3
     assert dropped.select("row", "reason").rows() == [(3, "bad_text")]
+
+
+# -- a compressed parquet cell: refused from the metadata ---------------------------
+def write_parquet_rows(path: Path, long_answer: str) -> Path:
+    schema = {
+        "id": pl.String,
+        "prompt": pl.List(pl.String),
+        "response_a": pl.List(pl.String),
+        "response_b": pl.List(pl.String),
+        "labels": pl.Array(pl.Float64, 3),
+    }
+    rows = [
+        {
+            "id": str(i),
+            "prompt": [f"p{i}"],
+            "response_a": [long_answer if i == 1 else "a"],
+            "response_b": ["b"],
+            "labels": [1.0, 0.0, 0.0],
+        }
+        for i in range(3)
+    ]
+    pl.DataFrame(rows, schema=schema).write_parquet(path, compression="zstd")
+    return path
+
+
+def test_a_parquet_compression_bomb_is_refused_before_it_is_decoded(tmp_path, monkeypatch):
+    """A 12 KB parquet holding a 70 MB answer (it would be decoded whole,
+    about 4x its size in memory, before any clip) is refused from its
+    metadata: no batch of it is ever read."""
+    from arena_fast.sources import _common, canonical
+
+    path = write_parquet_rows(tmp_path / "bomb.parquet", "a" * (70 << 20))
+    assert path.stat().st_size < 64 << 10
+
+    def never(*args, **kwargs):
+        raise AssertionError("a batch was read")
+
+    monkeypatch.setattr(_common, "polars_batches", never)
+    monkeypatch.setattr(canonical, "polars_batches", never)
+    with pytest.raises(InputError, match=r"bomb\.parquet: row group 0, column response_a\S*: "):
+        af.build_dataset(af.BuildConfig(inputs=[f"{path}:canonical"]), tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_long_answer_that_compresses_like_text_still_builds(tmp_path):
+    """Below the expansion bound (text compresses a few times), a parquet
+    answer over the clip is read and clipped as ever."""
+    import random
+
+    rng = random.Random(0)
+    words = ["alpha", "beta", "gamma", "delta", "epsilon", "zeta", "eta", "theta"]
+    answer = " ".join(rng.choice(words) + str(rng.randrange(10**6)) for _ in range(200_000))
+    assert len(answer) > MAX_TURN_BYTES
+    path = write_parquet_rows(tmp_path / "long.parquet", answer)
+    manifest = af.build_dataset(
+        af.BuildConfig(inputs=[f"{path}:canonical"], max_length=256), tmp_path / "out"
+    )
+    assert manifest["counts"]["rows"] == 3
+    assert manifest["counts"]["repairs"]["clipped"] == 1

@@ -141,11 +141,46 @@ def polars_batches(lf: pl.LazyFrame, path: Union[str, Path], chunk_rows: int):
             yield batch.slice(start, chunk_rows)
 
 
+# A parquet column chunk may decompress to more than this only while it stays
+# within PARQUET_MAX_EXPANSION times its stored size: text compresses a few
+# times, while one value of 300 MB of repeated bytes fits in 12 KB and would
+# be decoded whole (a page is decompressed at once) before any clip.
+PARQUET_BOMB_BYTES = 64 << 20
+PARQUET_MAX_EXPANSION = 100
+
+
 def parquet_columns(path: Union[str, Path]) -> list[str]:
+    """The column names of a parquet file, after `check_parquet_expansion`."""
     try:
-        return list(pl.scan_parquet(path).collect_schema().names())
+        names = list(pl.scan_parquet(path).collect_schema().names())
     except (pl.exceptions.PolarsError, OSError, pa.ArrowException) as exc:
         raise input_error(path, exc) from None
+    check_parquet_expansion(path)
+    return names
+
+
+def check_parquet_expansion(path: Union[str, Path]) -> None:
+    """Refuse, from the file's metadata alone, a parquet column chunk that
+    decompresses to over `PARQUET_BOMB_BYTES` and over
+    `PARQUET_MAX_EXPANSION` times its stored size: memory stays bounded by
+    the input's size, not by what its bytes expand to."""
+    import pyarrow.parquet as pq
+
+    try:
+        meta = pq.ParquetFile(path).metadata
+    except (OSError, pa.ArrowException) as exc:
+        raise input_error(path, exc) from None
+    for g in range(meta.num_row_groups):
+        group = meta.row_group(g)
+        for c in range(group.num_columns):
+            chunk = group.column(c)
+            size, stored = chunk.total_uncompressed_size, chunk.total_compressed_size
+            if size > PARQUET_BOMB_BYTES and size > PARQUET_MAX_EXPANSION * max(stored, 1):
+                raise InputError(
+                    f"{path}: row group {g}, column {chunk.path_in_schema}: {size:,} bytes "
+                    f"decompressed from {stored:,} (over {PARQUET_MAX_EXPANSION} times, past "
+                    f"{PARQUET_BOMB_BYTES >> 20} MiB): refused, as a compression bomb would be"
+                )
 
 
 # -- containers: parquet, JSON array, JSON lines -------------------------------------
