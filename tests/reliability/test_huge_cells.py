@@ -209,13 +209,17 @@ def test_a_big_cell_in_a_column_not_read_is_emptied(tmp_path, whole_cells):
     assert streamed[2]["repaired"] == 0
 
 
-def write_gz_with_long_cell(path: Path, cell_bytes: int) -> None:
+def write_gz_with_long_cell(path: Path, cell_bytes: int, short_turns: bool = False) -> None:
     """A small .csv.gz whose second row's response_a holds one turn of
-    `cell_bytes`: one 1 MiB block deflated once (after a full flush the
-    deflater starts afresh, so each copy of the block deflates to the same
-    bytes) and written as many times as needed."""
-    block = ("many words, and é, and more " * 40000)[: 1 << 20].encode()[: (1 << 20) - 8]
-    block = block[: len(block.decode("utf-8", "ignore").encode())]
+    `cell_bytes` (or, `short_turns`, as many turns of 1 KB): one 1 MiB block
+    deflated once (after a full flush the deflater starts afresh, so each
+    copy of the block deflates to the same bytes) and written as many times
+    as needed."""
+    if short_turns:  # each turn closed and the next opened, CSV quotes doubled
+        block = (("t" * 1018 + '"",""') * 1023).encode()
+    else:
+        block = ("many words, and é, and more " * 40000)[: 1 << 20].encode()[: (1 << 20) - 8]
+        block = block[: len(block.decode("utf-8", "ignore").encode())]
     head = ",".join(HEADER) + '\n0,m,m,"[""p""]","[""a""]","[""b""]",1,0,0\n'
     head += '1,m,m,"[""q""]","[""'
     end = '""]","[""b""]",0,1,0\n2,m,m,"[""r""]","[""a""]","[""b""]",0,0,1\n'
@@ -258,16 +262,12 @@ PEAK_CHILD = textwrap.dedent(
 )
 
 
-def test_a_gigantic_cell_takes_memory_bounded_by_the_clip(tmp_path):
-    """A 2.6 MB .csv.gz holding a 384 MiB cell: the build's peak RSS grows
-    by far less than the cell (~110 MB, what any build takes; the whole-cell
-    path grew by 1.18 GB). Watched from outside and killed past 1.5 GB, so
+def peak_of_build(path: Path, out: Path) -> dict:
+    """Build `path` in a child process; its peak RSS growth (MB), seconds
+    and manifest counts. Watched from outside and killed past 1.5 GB, so
     a regression cannot take the machine down."""
-    path = tmp_path / "gigantic.csv.gz"
-    write_gz_with_long_cell(path, 384 << 20)
-    assert path.stat().st_size < 3 << 20
     child = subprocess.Popen(
-        [sys.executable, "-c", PEAK_CHILD, str(path), str(tmp_path / "out")],
+        [sys.executable, "-c", PEAK_CHILD, str(path), str(out)],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -282,12 +282,41 @@ def test_a_gigantic_cell_takes_memory_bounded_by_the_clip(tmp_path):
             child.kill()
             pytest.fail(f"the build passed 1.5 GB of RSS ({rss:.0f} MB)")
         time.sleep(0.05)
-    out, err = child.communicate()
+    stdout, err = child.communicate()
     assert child.returncode == 0, err
-    result = json.loads(out.strip().splitlines()[-1])
+    return json.loads(stdout.strip().splitlines()[-1])
+
+
+def test_a_gigantic_cell_takes_memory_bounded_by_the_clip(tmp_path):
+    """A 2.6 MB .csv.gz holding a 384 MiB cell: the build's peak RSS grows
+    by far less than the cell (~110 MB, what any build takes; the whole-cell
+    path grew by 1.18 GB)."""
+    path = tmp_path / "gigantic.csv.gz"
+    write_gz_with_long_cell(path, 384 << 20)
+    assert path.stat().st_size < 3 << 20
+    result = peak_of_build(path, tmp_path / "out")
     assert result["counts"]["rows"] == 3
     assert result["counts"]["repairs"]["clipped"] == 1
     assert result["growth_mb"] < 300, result
+
+
+def test_a_gigantic_cell_of_short_turns_is_dropped_in_bounded_memory(tmp_path):
+    """256 MiB of 1 KB turns in one cell: no turn is long, yet the cell
+    would reach polars whole (about ten times its size). Past 16 MiB of
+    kept text the copy writes no more of it and the row is dropped
+    bad_text, the build's growth bounded as for one long turn."""
+    path = tmp_path / "short-turns.csv.gz"
+    write_gz_with_long_cell(path, 256 << 20, short_turns=True)
+    assert path.stat().st_size < 3 << 20
+    result = peak_of_build(path, tmp_path / "out")
+    assert result["counts"]["rows"] == 2
+    assert result["counts"]["dropped"] == {"bad_text": 1}
+    assert result["growth_mb"] < 400, result
+    dropped = pl.read_parquet(tmp_path / "out" / "dropped.parquet")
+    assert dropped.select("row", "reason").rows() == [(1, "bad_text")]
+    assert dropped["detail"][0].startswith(
+        "column response_a: turns of more than 16 MiB once clipped"
+    ), dropped["detail"][0]
 
 
 # -- the CSV rough edges ---------------------------------------------------------

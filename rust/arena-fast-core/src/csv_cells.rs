@@ -18,8 +18,14 @@ use std::io::{self, Read, Write};
 use memchr::{memchr, memchr2_iter, memchr3};
 use thiserror::Error;
 
-use crate::error::TurnsError;
 use crate::turn_stream::{count_chars, is_special, stream_turn_list, CellSource, Turn};
+use crate::turns::MAX_TURN_BYTES;
+
+/// The most text a streamed cell keeps once its turns are clipped: 16 whole
+/// clipped turns. A cell of more (a gigabyte of short turns) is a bad cell,
+/// so that what the CSV reader then holds is bounded by this, not by the
+/// cell; no conversation the encoder can use comes near it.
+pub const MAX_CELL_TEXT_BYTES: u64 = 16 * MAX_TURN_BYTES as u64;
 
 /// Why a file could not be scanned or copied; `Cell` names the row and
 /// column (the caller adds the file).
@@ -89,10 +95,11 @@ pub struct Copied {
     /// (`NULL`, `SURROGATE`, `CLIPPED`; the copy keeps `null`, so the CSV
     /// reader's parse sets `NULL` again).
     pub repaired: Vec<(u64, u8)>,
-    /// (row, column name, error) of each streamed text cell that is not a
-    /// JSON list of strings (the row's cell in the copy is a list of the
-    /// turns read before the error).
-    pub bad: Vec<(u64, String, TurnsError)>,
+    /// (row, column name, why) of each streamed text cell that is not a
+    /// JSON list of strings (the turn list error), or whose clipped turns
+    /// hold more than `MAX_CELL_TEXT_BYTES`; the row's cell in the copy is a
+    /// list of the turns kept before that.
+    pub bad: Vec<(u64, String, String)>,
     /// (row, line breaks) a replaced cell held and its replacement does not:
     /// line numbers in the copy are smaller by the sum of those before.
     pub lines_removed: Vec<(u64, u64)>,
@@ -216,6 +223,8 @@ pub fn copy_clipping<R: Read, W: Write>(
                     out: &mut out,
                     first: true,
                     error: None,
+                    kept: 0,
+                    over: false,
                 };
                 let mut cell = Content::new(&mut fields);
                 let parsed = stream_turn_list(&mut cell, &mut |t| turns.turn(t));
@@ -223,6 +232,7 @@ pub fn copy_clipping<R: Read, W: Write>(
                 if let Some(e) = turns.error {
                     return Err(CellsError::Write(e));
                 }
+                let over = turns.over;
                 write(&mut out, b"]\"")?;
                 if let Some(byte) = end.bad_utf8 {
                     let what = format!("invalid utf-8 (byte 0x{byte:02x})");
@@ -233,9 +243,16 @@ pub fn copy_clipping<R: Read, W: Write>(
                     return Err(fields.record_error(row, &big.name(col), what, &end));
                 }
                 match parsed {
+                    Err(e) => copied.bad.push((row, big.name(col), e.to_string())),
+                    Ok(_) if over => {
+                        let why = format!(
+                            "turns of more than {} MiB once clipped (a text cell keeps at most that)",
+                            MAX_CELL_TEXT_BYTES >> 20
+                        );
+                        copied.bad.push((row, big.name(col), why));
+                    }
                     Ok(0) => {}
                     Ok(flags) => copied.repaired.push((row, flags)),
-                    Err(e) => copied.bad.push((row, big.name(col), e)),
                 }
                 end
             }
@@ -251,16 +268,23 @@ pub fn copy_clipping<R: Read, W: Write>(
     Ok(copied)
 }
 
-/// Writes turns into the copy as a JSON list inside a quoted CSV field.
+/// Writes turns into the copy as a JSON list inside a quoted CSV field,
+/// until their text passes `MAX_CELL_TEXT_BYTES` (`over`; the rest of the
+/// cell is parsed, not written).
 struct TurnWriter<'w, W> {
     out: &'w mut W,
     first: bool,
     error: Option<io::Error>,
+    /// Text bytes of the turns written.
+    kept: u64,
+    over: bool,
 }
 
 impl<W: Write> TurnWriter<'_, W> {
     fn turn(&mut self, turn: Turn<'_>) {
-        if self.error.is_none() {
+        self.kept += turn.map_or(0, |t| t.len() as u64);
+        self.over |= self.kept > MAX_CELL_TEXT_BYTES;
+        if self.error.is_none() && !self.over {
             if let Err(e) = self.write(turn) {
                 self.error = Some(e);
             }
@@ -932,6 +956,39 @@ mod tests {
         assert_eq!(clip_long_turns(&mut want), repair::CLIPPED);
         assert_eq!(got, want);
         assert_eq!(copied.repaired, vec![(0, repair::CLIPPED)]);
+    }
+
+    #[test]
+    fn a_cell_past_the_kept_text_is_bad_and_written_no_further() {
+        // Short turns adding up to just over MAX_CELL_TEXT_BYTES: none is
+        // clipped, the cell is bad, and the copy holds the turns up to it.
+        let turn = "t".repeat(64 << 10);
+        let n = (MAX_CELL_TEXT_BYTES / turn.len() as u64) as usize + 1;
+        let cell = format!("[{}]", vec![format!("\"{turn}\""); n].join(","));
+        let file = format!(
+            "prompt,response_a\n\"{}\",\"[]\"\n",
+            cell.replace('"', "\"\"")
+        );
+        let (_, out, copied) = copy(file.as_bytes(), 1024).unwrap();
+        assert_eq!(copied.bad.len(), 1);
+        let (row, column, why) = &copied.bad[0];
+        assert_eq!((*row, column.as_str()), (0, "prompt"));
+        assert!(
+            why.starts_with("turns of more than 16 MiB once clipped"),
+            "{why}"
+        );
+        assert!(copied.repaired.is_empty());
+        let (recs, _) = records(&out, 1 << 16);
+        let kept = parse_turn_list(std::str::from_utf8(&recs[1][0].1).unwrap(), "")
+            .unwrap()
+            .0;
+        assert_eq!(kept.len(), n - 1);
+        assert_eq!(recs[1][1].1, b"[]");
+        // One turn fewer fits, and is copied whole.
+        let cell = format!("[{}]", vec![format!("\"{turn}\""); n - 1].join(","));
+        let file = format!("prompt\n\"{}\"\n", cell.replace('"', "\"\""));
+        let (_, _, copied) = copy(file.as_bytes(), 1024).unwrap();
+        assert!(copied.bad.is_empty());
     }
 
     #[test]

@@ -53,7 +53,7 @@ fn clip(path: &Path, copy: &Path, limits: &Limits<'_>) -> Result<Option<Copied>,
 /// other. None when there are none (nothing written). Else write `copy`
 /// (a new file) with them replaced and return a dict: `rows` (data records),
 /// `repaired` [(row, repair bits)], `bad` [(row, column, turn list
-/// error)], `lines_removed` [(row, line breaks)]. A big cell in one of
+/// error, or turns past `MAX_CELL_TEXT_BYTES` once clipped)], `lines_removed` [(row, line breaks)]. A big cell in one of
 /// `read_columns` (not text), bytes that are not UTF-8 or a broken quote
 /// in a big text cell are an InputError naming the row, line and column;
 /// failing to write the copy is an OSError.
@@ -88,15 +88,10 @@ pub fn clip_csv_cells<'py>(
         let Some(copied) = copied else {
             return Ok(None);
         };
-        let bad: Vec<(u64, String, String)> = copied
-            .bad
-            .into_iter()
-            .map(|(row, column, e)| (row, column, e.to_string()))
-            .collect();
         let out = PyDict::new(py);
         out.set_item("rows", copied.rows)?;
         out.set_item("repaired", copied.repaired)?;
-        out.set_item("bad", bad)?;
+        out.set_item("bad", copied.bad)?;
         out.set_item("lines_removed", copied.lines_removed)?;
         Ok(Some(out))
     })
