@@ -19,52 +19,14 @@ import numpy as np
 
 from ..encoded import Encoded
 from ..errors import ConfigError, InputError
+from ..rng import MASK64, SplitMix64
 
 __all__ = ["SplitMix64", "plan_packs", "plan_batches", "PACK_STRATEGIES", "BATCH_ORDERS"]
 
 PACK_STRATEGIES = ("greedy", "sorted", "bfd")
 BATCH_ORDERS = ("grouped", "desc")
 
-_MASK64 = (1 << 64) - 1
 T = TypeVar("T")
-
-
-class SplitMix64:
-    """The one generator behind every random choice, so that Rust, this
-    reference and every rank agree on a plan for the same (seed, epoch)."""
-
-    def __init__(self, seed: int, epoch: int):
-        self.state = seed
-        self.state = self.next() ^ epoch
-
-    @classmethod
-    def from_state(cls, state: int) -> SplitMix64:
-        """The raw generator at `state`, without the (seed, epoch) seeding:
-        what the published SplitMix64 test vectors start from."""
-        rng = cls.__new__(cls)
-        rng.state = state
-        return rng
-
-    def next(self) -> int:
-        self.state = (self.state + 0x9E3779B97F4A7C15) & _MASK64
-        z = self.state
-        z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & _MASK64
-        z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & _MASK64
-        return z ^ (z >> 31)
-
-    def below(self, n: int) -> int:
-        """Uniform in [0, n), unbiased: draws under 2^64 mod n are rejected."""
-        threshold = ((1 << 64) - n) % n
-        while True:
-            r = self.next()
-            if r >= threshold:
-                return r % n
-
-    def shuffle(self, items: list) -> None:
-        """Fisher-Yates, in place, from the back."""
-        for i in range(len(items) - 1, 0, -1):
-            j = self.below(i + 1)
-            items[i], items[j] = items[j], items[i]
 
 
 # -- arguments and units ---------------------------------------------------------------
@@ -95,7 +57,7 @@ def _check_common(
     if max_tokens < 1:
         raise ConfigError(f"max_tokens must be at least 1, got {max_tokens}")
     for name, value in (("seed", seed), ("epoch", epoch)):
-        if not 0 <= value <= _MASK64:
+        if not 0 <= value <= MASK64:
             raise ConfigError(f"{name} must be in [0, 2**64), got {value}")
     if world_size < 1:
         raise ConfigError(f"world_size must be at least 1, got {world_size}")

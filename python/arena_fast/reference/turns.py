@@ -3,22 +3,9 @@
 from __future__ import annotations
 
 import json
-import re
 
-from ..encoded import REPAIR_CLIPPED, REPAIR_NULL, REPAIR_RAGGED, REPAIR_SURROGATE
-
-_SURROGATE = re.compile("[\ud800-\udfff]")
-
-# A turn of more UTF-8 bytes keeps its first and last CLIP_KEEP_BYTES
-# (docs/encoding.md, REPAIR_CLIPPED).
-MAX_TURN_BYTES = 1 << 20
-CLIP_KEEP_BYTES = MAX_TURN_BYTES // 2
-
-
-def repair_text(text: str) -> tuple[str, int]:
-    """Replace lone surrogates (which UTF-8 cannot hold) by U+FFFD."""
-    fixed, count = _SURROGATE.subn("\ufffd", text)
-    return fixed, REPAIR_SURROGATE if count else 0
+from ..encoded import REPAIR_CLIPPED, REPAIR_NULL, REPAIR_RAGGED
+from ..text import CLIP_KEEP_BYTES, MAX_TURN_BYTES, repair_text  # noqa: F401 (the rules under test)
 
 
 def parse_turn_list(cell: str, null_text: str = "") -> tuple[list[str], int]:

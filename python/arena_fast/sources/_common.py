@@ -16,10 +16,9 @@ import polars as pl
 import pyarrow as pa
 
 from ..errors import InputError
-from ..reference.packing import SplitMix64
-from ..reference.turns import repair_text  # the one surrogate repair, with its flag
+from ..rng import MASK64, SplitMix64
+from ..text import repair_text  # the one surrogate repair, with its flag
 
-MASK64 = (1 << 64) - 1
 # The largest float32: label and logit columns are stored as float32, where
 # a larger value would become inf.
 FLOAT32_MAX = float(np.finfo(np.float32).max)

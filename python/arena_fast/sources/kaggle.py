@@ -34,7 +34,7 @@ import polars as pl
 
 from .. import _core
 from ..errors import InputError
-from ..reference.turns import MAX_TURN_BYTES
+from ..text import MAX_TURN_BYTES
 from ._common import (
     CANONICAL_SCHEMA,
     TEXT_COLUMNS,
