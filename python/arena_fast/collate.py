@@ -9,9 +9,9 @@ from typing import Any, Optional
 import numpy as np
 
 from . import _core
+from .checks import check_fits_int64
 from .encoded import Encoded
 from .errors import ConfigError, InputError
-from .plan import _fits_int64
 
 __all__ = ["collate_packed", "collate_padded"]
 
@@ -44,7 +44,7 @@ def _index(idx: Any) -> np.ndarray:
         raise InputError(f"idx must be a 1-D integer array: {exc}") from None
     if array.ndim != 1 or (array.size and array.dtype.kind not in "iu"):
         raise InputError(f"idx must be a 1-D integer array, got {array.dtype} {array.shape}")
-    _fits_int64("idx", array)
+    check_fits_int64("idx", array)
     return np.ascontiguousarray(array, dtype=np.int64)
 
 
@@ -58,7 +58,7 @@ def _labels(labels: Any, n: int) -> np.ndarray:
             f"labels are aligned with the encoded rows: expected {n}, got shape {array.shape}"
         )
     if array.ndim == 1 and array.dtype.kind in "iu":
-        _fits_int64("labels", array)
+        check_fits_int64("labels", array)
         return np.ascontiguousarray(array, dtype=np.int64)
     if array.ndim == 2 and array.shape[1] == 3 and array.dtype.kind in "fiu":
         finite = np.isfinite(array)

@@ -251,43 +251,6 @@ def file_sha256(path: Union[str, os.PathLike]) -> str:
     return h.hexdigest()
 
 
-def _demo_chunks(n: int, seed: int, chunk_rows: int) -> Iterator[Any]:
-    """Synthetic Kaggle-format rows as canonical chunks (text kept as JSON)."""
-    from .sources import CANONICAL_SCHEMA, DROPPED_SCHEMA, Chunk
-    from .synth import iter_rows
-
-    rows = iter_rows(n, seed)
-    start = 0
-    while start < n:
-        batch = [next(rows) for _ in range(min(chunk_rows, n - start))]
-        frame = pl.DataFrame(
-            {
-                "id": [str(r["id"]) for r in batch],
-                "source": ["synth"] * len(batch),
-                "model_a": [r["model_a"] for r in batch],
-                "model_b": [r["model_b"] for r in batch],
-                "prompt": [r["prompt"] for r in batch],
-                "response_a": [r["response_a"] for r in batch],
-                "response_b": [r["response_b"] for r in batch],
-                "labels": [
-                    [float(r["winner_model_a"]), float(r["winner_model_b"]), float(r["winner_tie"])]
-                    for r in batch
-                ],
-                "teacher_logits": [None] * len(batch),
-                "row": list(range(start, start + len(batch))),
-                "input_rows": [1] * len(batch),
-            },
-            schema={
-                **CANONICAL_SCHEMA,
-                "prompt": pl.String,
-                "response_a": pl.String,
-                "response_b": pl.String,
-            },
-        )
-        start += len(batch)
-        yield Chunk(frame, pl.DataFrame(schema=DROPPED_SCHEMA))
-
-
 # --------------------------------------------------------------------------
 # per-chunk work
 
@@ -825,6 +788,7 @@ def build_dataset(
     was). `progress`: a `Progress` (default: silent)."""
     from . import __version__
     from .sources import detect_format, parse_input, read
+    from .sources.demo import demo_chunks
 
     config.validate()
     progress = progress or Progress(quiet=True)
@@ -860,7 +824,7 @@ def build_dataset(
                 for inp in inputs:
                     progress.stage(f"reading {inp.path} ({inp.format})")
                     if inp.format == "synth":
-                        chunks = _demo_chunks(config.demo_rows, config.seed, config.chunk_rows)
+                        chunks = demo_chunks(config.demo_rows, config.seed, config.chunk_rows)
                         total: Optional[float] = float(config.demo_rows)
                     else:
                         chunks = read(

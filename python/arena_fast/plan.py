@@ -14,6 +14,7 @@ from typing import Any, Optional, Union
 import numpy as np
 
 from . import _core
+from .checks import check_fits_int64
 from .encoded import Encoded
 from .errors import ConfigError, InputError
 
@@ -109,15 +110,8 @@ def _lengths(lengths: Union[Encoded, Any]) -> np.ndarray:
         raise InputError(f"lengths must be one-dimensional, got shape {array.shape}")
     if array.size and array.dtype.kind not in "iu":
         raise InputError(f"lengths must be integers, got dtype {array.dtype}")
-    _fits_int64("lengths", array)
+    check_fits_int64("lengths", array)
     return np.ascontiguousarray(array, dtype=np.int64)
-
-
-def _fits_int64(name: str, array: np.ndarray) -> None:
-    """Unsigned values past int64 would wrap to negatives in the cast."""
-    if array.dtype.kind == "u" and array.size and int(array.max()) >= 1 << 63:
-        row = int(np.argmax(array >= np.uint64(1 << 63)))
-        raise InputError(f"{name}: row {row} is {int(array[row])}, past the int64 range")
 
 
 def _count(name: str, value: Any, low: int = 0, high: int = _U64) -> int:

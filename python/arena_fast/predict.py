@@ -380,9 +380,10 @@ def source_rows(
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from .dataset import _demo_chunks, file_sha256, read_manifest
+    from .dataset import file_sha256, read_manifest
     from .errors import InputError
     from .sources import TEXT_COLUMNS, read
+    from .sources.demo import demo_chunks
 
     data = Path(data)
     manifest = read_manifest(data)
@@ -409,7 +410,7 @@ def source_rows(
             continue
         if entry["format"] == "synth":
             _, n, seed = entry["path"].split(":")
-            chunks = _demo_chunks(int(n), int(seed), 16384)
+            chunks = demo_chunks(int(n), int(seed), 16384)
         else:
             path = inputs[index] if inputs is not None else entry["path"]
             if not Path(path).is_file():
