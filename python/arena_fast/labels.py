@@ -9,7 +9,21 @@ import numpy as np
 
 from .errors import InputError
 
-__all__ = ["swap_labels", "unswap_probs", "tta_average"]
+__all__ = [
+    "CLASS_COLUMNS",
+    "CLASS_NAMES",
+    "VERDICTS",
+    "swap_labels",
+    "unswap_probs",
+    "tta_average",
+]
+
+# The three classes, in this order everywhere: as the Kaggle columns (and a
+# submission's header, a bundle's label order), as people read them, and as
+# `compare`'s verdict.
+CLASS_COLUMNS = ("winner_model_a", "winner_model_b", "winner_tie")
+CLASS_NAMES = ("A wins", "B wins", "tie")
+VERDICTS = ("model_a", "model_b", "tie")
 
 
 def swap_labels(y) -> np.ndarray:

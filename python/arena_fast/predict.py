@@ -15,6 +15,7 @@ from typing import Any, Optional, Union
 import numpy as np
 
 from .errors import ConfigError
+from .labels import CLASS_COLUMNS, VERDICTS
 
 __all__ = [
     "Judge",
@@ -256,7 +257,7 @@ def write_submission(path: Union[str, os.PathLike], ids, probs: np.ndarray) -> N
     if len(ids) != len(probs):
         raise ConfigError(f"write_submission: {len(ids)} ids but {len(probs)} probability rows")
     with replacing(path) as tmp, open(tmp, "w", encoding="utf-8", newline="") as f:
-        f.write("id,winner_model_a,winner_model_b,winner_tie\n")
+        f.write(",".join(("id", *CLASS_COLUMNS)) + "\n")
         # QUOTE_NONNUMERIC quotes every str and writes floats with repr().
         writer = csv.writer(f, quoting=csv.QUOTE_NONNUMERIC, lineterminator="\n")
         writer.writerows([str(i), *(float(x) for x in p)] for i, p in zip(ids, probs))
@@ -281,12 +282,8 @@ def _run_layout(config) -> str:
     return resolve_layout(config.layout, config.attn_implementation or default_attention())
 
 
-_CLASSES = ("winner_model_a", "winner_model_b", "winner_tie")
-_VERDICTS = ("model_a", "model_b", "tie")
-
-
 def _named(p: np.ndarray) -> dict[str, float]:
-    return {name: float(x) for name, x in zip(_CLASSES, p)}
+    return {name: float(x) for name, x in zip(CLASS_COLUMNS, p)}
 
 
 class Judge:
@@ -353,7 +350,7 @@ class Judge:
             o, s = 2 * i, 2 * i + 1
             record: dict[str, Any] = {"id": pair.get("id", i)}
             record.update(_named(average[i]))
-            record["verdict"] = _VERDICTS[int(np.argmax(average[i]))]
+            record["verdict"] = VERDICTS[int(np.argmax(average[i]))]
             record["original"] = _named(original[i])
             record["swapped"] = _named(swapped[i])
             record["flip"] = bool(np.argmax(original[i]) != np.argmax(swapped[i]))

@@ -39,6 +39,7 @@ import numpy as np
 
 from .errors import ConfigError
 from .files import publishing
+from .labels import CLASS_NAMES
 from .outputs import GENERATOR_META, REPORT_DIR
 from .runs import BUNDLE, PREDICTIONS
 
@@ -46,7 +47,6 @@ __all__ = ["write_report", "REPORT_DIR", "GENERATOR_META"]
 
 PathLike = Union[str, os.PathLike]
 _COLORS = ("#4477aa", "#ee6677", "#228833", "#ccbb44", "#66ccee", "#aa3377", "#bbbbbb")
-_CLASS_NAMES = ("A wins", "B wins", "tie")
 _CHANCE = math.log(3.0)
 
 
@@ -429,8 +429,8 @@ def _plot_confusion(plots: _Plots, name: str, matrix: list) -> None:
                 color = "white" if share[i, j] > 0.6 else "black"
                 text = f"{m[i, j]}\n{share[i, j]:.0%}"
                 ax.text(j, i, text, ha="center", va="center", color=color)
-        ax.set_xticks(range(3), _CLASS_NAMES)
-        ax.set_yticks(range(3), _CLASS_NAMES)
+        ax.set_xticks(range(3), CLASS_NAMES)
+        ax.set_yticks(range(3), CLASS_NAMES)
         ax.set_xlabel("predicted")
         ax.set_ylabel("label")
         ax.set_title("confusion matrix (counts, share of the label's row)")

@@ -21,6 +21,7 @@ from typing import Any
 
 from .errors import ArenaFastError, ConfigError
 from .files import check_output, output_lock
+from .labels import CLASS_COLUMNS
 from .outputs import BUNDLE, CHECKPOINT, PREDICTIONS, RUN_EXTRAS, RUN_FILES
 from .train_config import TrainConfig
 
@@ -35,7 +36,7 @@ __all__ = [
     "write_bundle_file",
 ]
 
-LABEL_ORDER = ("winner_model_a", "winner_model_b", "winner_tie")
+LABEL_ORDER = CLASS_COLUMNS  # the bundle's label order
 
 
 @contextlib.contextmanager

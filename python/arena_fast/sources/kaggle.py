@@ -34,6 +34,7 @@ import polars as pl
 
 from .. import _core
 from ..errors import InputError
+from ..labels import CLASS_COLUMNS
 from ..text import MAX_TURN_BYTES
 from ._common import (
     CANONICAL_SCHEMA,
@@ -47,7 +48,7 @@ from ._common import (
 __all__ = ["read", "WINNER_COLUMNS"]
 
 SOURCE = "kaggle"
-WINNER_COLUMNS = ("winner_model_a", "winner_model_b", "winner_tie")
+WINNER_COLUMNS = CLASS_COLUMNS
 _WANTED = ("id", "model_a", "model_b", *TEXT_COLUMNS, *WINNER_COLUMNS)
 _READ_ERRORS = (pl.exceptions.PolarsError, OSError)
 # A byte that is not UTF-8, as the surrogateescape error handler decodes it.
