@@ -43,6 +43,7 @@ from .files import publishing
 from .manifest import MAX_BYTES as MANIFEST_MAX_BYTES
 from .manifest import check_manifest
 from .outputs import BUILD_LOG, DROPPED, MANIFEST, TOKENIZER
+from .sources import DROP_REASONS as READER_DROP_REASONS
 
 __all__ = [
     "BuildConfig",
@@ -59,8 +60,10 @@ FORMAT_VERSION = 1
 # De-duplication keeps the row of the source listed first.
 SOURCE_PRIORITY = ("kaggle", "synth", "arena33k", "ultrafeedback", "canonical", "chat1m")
 
-# Why a row is not in the dataset. Readers add their own (see docs/dataset.md).
+# Why a row is not in the dataset: the readers' reasons, then cleaning's and
+# de-duplication's (docs/dataset.md, "Drop reasons").
 DROP_REASONS = {
+    **READER_DROP_REASONS,
     "bad_text": "a text column is not a JSON list of strings (the detail says where)",
     "bad_labels": "labels negative, NaN, all zero, or not 3 numbers",
     "both_empty": "both answers empty (policy --both-empty drop)",
@@ -74,11 +77,16 @@ DROP_REASONS = {
     "tokenize_error": "the tokenizer cannot encode a text: its regex went over its budget "
     "(the detail names the column)",
 }
-# Reasons that follow a policy the user chose or a duplicate: a build may lose
-# many rows to these. Every other reason means a row could not be read, and
-# an input that loses more than half its rows that way fails the build.
+# Reasons that follow a policy the user chose, a duplicate, or a source's
+# pairing of conversations: a build may lose many rows to these. Every other
+# reason means a row could not be read, and an input that loses more than
+# half its rows that way fails the build.
 POLICY_REASONS = frozenset(
-    ("both_empty", "one_empty", "identical", "ragged", "repaired", "duplicate", "duplicate_prompt")
+    (
+        *("both_empty", "one_empty", "identical", "ragged", "repaired"),
+        *("duplicate", "duplicate_id", "duplicate_prompt"),
+        *("chat1m_unpaired", "chat1m_identical"),
+    )
 )
 
 # The text repairs counted in the manifest (`counts.repairs`), by bit of

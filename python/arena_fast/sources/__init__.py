@@ -21,11 +21,11 @@ from typing import Callable, Union
 import polars as pl
 
 from ..errors import ConfigError, InputError
+from ..rows import TEXT_COLUMNS
 from . import arena33k, canonical, chat1m, kaggle, ultrafeedback
 from ._common import (
     CANONICAL_SCHEMA,
     DROPPED_SCHEMA,
-    TEXT_COLUMNS,
     Chunk,
     columns_of,
     empty_dropped,
@@ -46,23 +46,23 @@ __all__ = [
 
 FORMATS = ("kaggle", "arena33k", "ultrafeedback", "chat1m", "canonical")
 
-DROP_REASONS = (
-    "bad_record",  # a JSON line / array element that is not a JSON object
-    "missing_id",  # the id column is there, the record's id is null
-    "bad_labels",  # kaggle winner cells or canonical labels that are not 3 numbers
-    "bad_winner",  # arena33k winner outside model_a / model_b / tie / tie (bothbad)
-    "bad_conversation",  # not a list of {role, content}; no user or no assistant turn
-    "too_few_completions",  # ultrafeedback raw: fewer than 2 completions with a response
-    "missing_score",  # ultrafeedback: one score of two; raw: fewer than 2 rated answers
-    # canonical JSON: a text value of the wrong kind; kaggle: a cell over 1 MiB
-    # (clipped while read) that is not a JSON turn list
-    "bad_text",
-    # canonical: teacher_logits not rows of 3 finite float32 numbers, an empty
-    # list, or another teacher count than the file's first good row
-    "bad_teacher_logits",
-    "chat1m_unpaired",  # chat1m: no other model's conversation left to pair with
-    "chat1m_identical",  # chat1m: every other model answered the same
-)
+# Why a reader drops a record (`dataset.DROP_REASONS` adds the cleaning and
+# de-duplication reasons to these).
+DROP_REASONS = {
+    "bad_record": "a JSON line / array element that is not a JSON object",
+    "missing_id": "the id column is there, the record's id is null",
+    "bad_labels": "kaggle winner cells or canonical labels that are not 3 numbers",
+    "bad_winner": "arena33k winner outside model_a / model_b / tie / tie (bothbad)",
+    "bad_conversation": "not a list of {role, content}; no user or no assistant turn",
+    "too_few_completions": "ultrafeedback raw: fewer than 2 completions with a response",
+    "missing_score": "ultrafeedback: one score of two; raw: fewer than 2 rated answers",
+    "bad_text": "canonical JSON: a text value of the wrong kind; kaggle: a cell over 1 MiB "
+    "(clipped while read) that is not a JSON turn list, or holds over 16 MiB once clipped",
+    "bad_teacher_logits": "canonical: teacher_logits not rows of 3 finite float32 numbers, "
+    "an empty list, or another teacher count than the file's first good row",
+    "chat1m_unpaired": "chat1m: no other model's conversation left to pair with",
+    "chat1m_identical": "chat1m: every other model answered the same",
+}
 
 _READERS: dict[str, Callable[..., Iterator[Chunk]]] = {
     "kaggle": kaggle.read,
@@ -78,7 +78,7 @@ _SIGNATURES: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("ultrafeedback", ("chosen", "rejected")),
     ("ultrafeedback", ("instruction", "completions")),
     ("chat1m", ("conversation", "model")),
-    ("canonical", ("prompt", "response_a", "response_b")),
+    ("canonical", TEXT_COLUMNS),
 )
 _COLUMNAR = (".parquet", ".json", ".jsonl", ".ndjson")
 

@@ -22,7 +22,6 @@ from ..text import repair_text  # the one surrogate repair, with its flag
 # The largest float32: label and logit columns are stored as float32, where
 # a larger value would become inf.
 FLOAT32_MAX = float(np.finfo(np.float32).max)
-TEXT_COLUMNS = ("prompt", "response_a", "response_b")
 
 CANONICAL_SCHEMA: dict[str, pl.DataType] = {
     "id": pl.String(),

@@ -18,11 +18,11 @@ import polars as pl
 import pyarrow as pa
 
 from ..errors import InputError
+from ..rows import TEXT_COLUMNS
 from ._common import (
     CANONICAL_SCHEMA,
     DROPPED_SCHEMA,
     FLOAT32_MAX,
-    TEXT_COLUMNS,
     BadRecord,
     Chunk,
     as_id,

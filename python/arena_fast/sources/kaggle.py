@@ -35,10 +35,10 @@ import polars as pl
 from .. import _core
 from ..errors import InputError
 from ..labels import CLASS_COLUMNS
+from ..rows import TEXT_COLUMNS
 from ..text import MAX_TURN_BYTES
 from ._common import (
     CANONICAL_SCHEMA,
-    TEXT_COLUMNS,
     Chunk,
     check_columns,
     input_error,
