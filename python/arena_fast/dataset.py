@@ -39,7 +39,7 @@ from . import _core
 from .encoded import REPAIR_CLIPPED, REPAIR_NULL, REPAIR_RAGGED, REPAIR_SURROGATE, Encoded
 from .encoder import check_threads
 from .errors import ConfigError, InputError
-from .files import publishing
+from .files import file_sha256, publishing, replacing, write_bytes
 from .manifest import MAX_BYTES as MANIFEST_MAX_BYTES
 from .manifest import check_manifest
 from .outputs import BUILD_LOG, DROPPED, MANIFEST, TOKENIZER
@@ -248,15 +248,6 @@ class _Input:
     size: Optional[int] = None
     sha256: Optional[str] = None
     rows_in: int = 0
-
-
-def file_sha256(path: Union[str, os.PathLike]) -> str:
-    """The sha256 of a file's bytes (read in 4 MB blocks)."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 22), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 # --------------------------------------------------------------------------
@@ -687,15 +678,6 @@ def _decide(meta: pl.DataFrame, config: BuildConfig) -> tuple[pl.DataFrame, pl.D
 # writing
 
 
-def _atomic_write_bytes(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-
-
 def _write_shards(
     builder: _Builder, kept: pl.DataFrame, directory: Path, config: BuildConfig
 ) -> list[dict]:
@@ -887,14 +869,15 @@ def build_dataset(
             shards = _write_shards(builder, kept, work, config)
             builder.timings["write_shards"] = time.perf_counter() - t_stage
             dropped = _dropped_frame(builder.dropped + [late_dropped])
-            _write_parquet_atomic(dropped, work / DROPPED)
+            with replacing(work / DROPPED) as tmp:
+                dropped.write_parquet(tmp, compression="zstd")
             shutil.rmtree(builder.spill_dir)
             tok = builder.tokenizer
             if tok.source and os.path.isfile(tok.source):
                 tok_bytes = Path(tok.source).read_bytes()
             else:
                 tok_bytes = tok.to_str().encode("utf-8")
-            _atomic_write_bytes(work / TOKENIZER, tok_bytes)
+            write_bytes(work / TOKENIZER, tok_bytes)
             builder.tokenizer_sha256 = hashlib.sha256(tok_bytes).hexdigest()
             manifest = _manifest(
                 __version__, config, builder, inputs, kept, meta, dropped, shards, work, started
@@ -905,8 +888,8 @@ def build_dataset(
             timings = {k: round(v, 3) for k, v in builder.timings.items()}
             timings["total"] = round(time.perf_counter() - started, 3)
             log = {"seconds": timings, "threads": config.threads}
-            _atomic_write_bytes(work / BUILD_LOG, (json.dumps(log) + "\n").encode())
-            _atomic_write_bytes(work / MANIFEST, (json.dumps(manifest, indent=2) + "\n").encode())
+            write_bytes(work / BUILD_LOG, (json.dumps(log) + "\n").encode())
+            write_bytes(work / MANIFEST, (json.dumps(manifest, indent=2) + "\n").encode())
         except BaseException:
             if builder is not None:
                 builder._writer.shutdown(wait=True, cancel_futures=True)
@@ -1028,12 +1011,6 @@ def _reason_counts(dropped: pl.DataFrame) -> str:
         .sort(["input_rows", "reason"], descending=[True, False])
     )
     return ", ".join(f"{reason} {n:,}" for reason, n in by.rows())
-
-
-def _write_parquet_atomic(frame: pl.DataFrame, path: Path) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    frame.write_parquet(tmp, compression="zstd")
-    os.replace(tmp, path)
 
 
 def _manifest(version, config, builder, inputs, kept, meta, dropped, shards, work, started) -> dict:

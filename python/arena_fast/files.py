@@ -3,13 +3,17 @@ whole new one, never a part; nothing but an output of ours is replaced; one
 process writes an output at a time.
 
 - `replacing(path)`: one file (a submission, a prediction table), written
-  beside `path` and renamed onto it.
+  beside `path`, flushed to disk and renamed onto it; `write_bytes(path,
+  data)` for bytes already in memory.
 - `publishing(out, kind, ...)`: a directory output (a dataset, a merged run,
   a report), built in a work directory beside `out` and renamed into place.
 
     with publishing(out, "dataset", overwrite=overwrite, inputs=[csv]) as work:
         ...  # write the dataset's files into `work`
 
+- `swap_in(work, path)`: the directory swap behind `publishing`, for a
+  directory rotated inside an output (a run's checkpoint).
+- `file_sha256(path)`: the digest that manifests and bundles record.
 - `check_output` and `output_lock`, for an output written in place (a
   training run, whose checkpoints and metrics grow under `out`):
 
@@ -46,6 +50,10 @@ The rules (docs/dataset.md, "Where a build writes"):
   `.NAME.tmp-PID-*` of `replacing`) is cleaned by the next writer of `NAME`
   when PID no longer runs; an old output whose replacement never arrived
   (a kill between the two renames) is put back.
+- Durability: a file of `replacing` / `write_bytes` is fsynced before its
+  rename and its directory after; `publishing` fsyncs every file of the
+  work directory before the rename, so a published output survives a crash
+  whole or not at all.
 - Outputs honour the umask (directories 0o777, files 0o666 less the umask),
   as files written by hand would.
 """
@@ -54,6 +62,7 @@ from __future__ import annotations
 
 import fcntl
 import glob
+import hashlib
 import os
 import re
 import secrets
@@ -66,7 +75,17 @@ from typing import Union
 from .errors import ConfigError
 from .outputs import KINDS
 
-__all__ = ["check_output", "output_lock", "publishing", "replacing", "remove_abandoned"]
+__all__ = [
+    "check_output",
+    "file_sha256",
+    "fsync_tree",
+    "output_lock",
+    "publishing",
+    "remove_abandoned",
+    "replacing",
+    "swap_in",
+    "write_bytes",
+]
 
 PathLike = Union[str, os.PathLike]
 
@@ -248,22 +267,46 @@ def _fsync_dir(path: Path) -> None:
         pass
 
 
-def _publish(work: Path, path: Path) -> None:
-    """`work` renamed onto `path`: an empty directory is replaced in the
-    rename itself; an output steps aside first and goes once the new one is
-    in place."""
-    old = None
+def _fsync_file(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def fsync_tree(directory: PathLike) -> None:
+    """Flush every regular file under `directory`, then each directory, to
+    disk: what a rename that publishes the directory needs first."""
+    for root, _dirs, names in os.walk(directory):
+        for name in names:
+            path = Path(root, name)
+            if path.is_file() and not path.is_symlink():
+                _fsync_file(path)
+        _fsync_dir(Path(root))
+
+
+def swap_in(work: PathLike, path: PathLike, *, old: PathLike | None = None) -> None:
+    """The directory `work` renamed onto `path`: an empty directory is
+    replaced in the rename itself; an existing `path` first steps aside to
+    `old` (by default `.NAME.old-PID`, which `remove_abandoned` puts back if
+    the process dies before the new one is in place) and goes once the new
+    one is in place. The parent directory is fsynced after."""
+    work, path = Path(work), Path(path)
+    aside = None
     if os.path.lexists(path) and not (path.is_dir() and not any(path.iterdir())):
-        old = path.with_name(f".{path.name}.old-{os.getpid()}")
-        os.replace(path, old)
+        aside = Path(old) if old is not None else path.with_name(f".{path.name}.old-{os.getpid()}")
+        if aside.is_dir() and not aside.is_symlink():
+            shutil.rmtree(aside)
+        os.replace(path, aside)
     try:
         os.replace(work, path)
     except BaseException:
-        if old is not None:
-            os.replace(old, path)
+        if aside is not None:
+            os.replace(aside, path)
         raise
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
+    if aside is not None:
+        shutil.rmtree(aside, ignore_errors=True)
     _fsync_dir(path.parent)
 
 
@@ -294,8 +337,9 @@ def publishing(
         try:
             os.mkdir(work, 0o777)
             yield work
+            fsync_tree(work)
             check()
-            _publish(work, path)
+            swap_in(work, path)
         except BaseException:
             shutil.rmtree(work, ignore_errors=True)
             raise
@@ -304,8 +348,9 @@ def publishing(
 @contextmanager
 def replacing(path: PathLike) -> Iterator[Path]:
     """A new empty file beside `path` (its parent is created) to write to;
-    renamed onto `path` when the block ends, removed when it raises. Its
-    name, `.NAME.tmp-PID-*`, lets a later call clean it after a kill.
+    flushed to disk and renamed onto `path` when the block ends, removed
+    when it raises. Its name, `.NAME.tmp-PID-*`, lets a later call clean it
+    after a kill.
 
         with replacing("out/submission.csv") as tmp:
             frame.write_csv(tmp)
@@ -322,7 +367,25 @@ def replacing(path: PathLike) -> Iterator[Path]:
             continue
     try:
         yield tmp
+        _fsync_file(tmp)
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+    _fsync_dir(path.parent)
+
+
+def write_bytes(path: PathLike, data: bytes) -> None:
+    """`data` as the whole new content of `path`, atomically and durably
+    (`replacing`)."""
+    with replacing(path) as tmp, open(tmp, "wb") as f:
+        f.write(data)
+
+
+def file_sha256(path: PathLike) -> str:
+    """The sha256 of a file's bytes (read in 4 MB blocks)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 22), b""):
+            h.update(block)
+    return h.hexdigest()

@@ -90,7 +90,7 @@ def merge_runs(
     Returns `{"out", "runs", "weights", "decoder_tensors", "head_tensors",
     "lora_r", "merged_into_base", "bundle"}`.
     """
-    from .dataset import file_sha256
+    from .files import file_sha256
 
     paths = [Path(r) for r in runs]
     out = Path(out)

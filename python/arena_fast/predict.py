@@ -377,8 +377,9 @@ def source_rows(
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from .dataset import file_sha256, read_manifest
+    from .dataset import read_manifest
     from .errors import InputError
+    from .files import file_sha256
     from .sources import TEXT_COLUMNS, read
     from .sources.demo import demo_chunks
 

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import ArenaFastError, ConfigError
-from .files import check_output, output_lock
+from .files import check_output, fsync_tree, output_lock, swap_in, write_bytes
 from .labels import CLASS_COLUMNS
 from .outputs import BUNDLE, CHECKPOINT, PREDICTIONS, RUN_EXTRAS, RUN_FILES
 from .train_config import TrainConfig
@@ -104,7 +104,7 @@ def write_bundle_file(out_dir: Path, meaning: dict, extra_files: tuple = ()) -> 
     from importlib.metadata import PackageNotFoundError, version
 
     from . import __version__
-    from .dataset import file_sha256
+    from .files import file_sha256
 
     versions = {"arena_fast": __version__}
     for lib in ("torch", "transformers", "peft", "safetensors"):
@@ -123,10 +123,8 @@ def write_bundle_file(out_dir: Path, meaning: dict, extra_files: tuple = ()) -> 
         **{key: meaning[key] for key in ("labels", "encoder", "tokenizer_sha256", "dataset_swap")},
         "files": {name: file_sha256(out_dir / name) for name in names},
     }
-    tmp = out_dir / f".{BUNDLE}.tmp"
     with writing(out_dir / BUNDLE):
-        tmp.write_text(json.dumps(bundle, indent=2) + "\n")
-        tmp.replace(out_dir / BUNDLE)
+        write_bytes(out_dir / BUNDLE, (json.dumps(bundle, indent=2) + "\n").encode())
     return bundle
 
 
@@ -135,7 +133,7 @@ def read_bundle(run: Path) -> dict:
     file it lists against its sha256: a run whose files changed, that lists a
     file outside the run directory (an absolute path, `..`, a link leading
     out) or lacks one a run needs is refused."""
-    from .dataset import file_sha256
+    from .files import file_sha256
 
     run = Path(run)
     path = run / BUNDLE
@@ -258,15 +256,12 @@ def save_checkpoint(path: Path, model, optimizer, scheduler, step: int) -> None:
                 tmp / "state.pt",
             )
             (tmp / "state.json").write_text(json.dumps({"step": step}) + "\n")
+            fsync_tree(tmp)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     with writing(path):
-        shutil.rmtree(old, ignore_errors=True)
-        if path.exists():
-            path.rename(old)
-        tmp.rename(path)
-    shutil.rmtree(old, ignore_errors=True)
+        swap_in(tmp, path, old=old)
 
 
 def resume_point(out_dir: Path) -> bool:
