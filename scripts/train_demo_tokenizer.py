@@ -16,15 +16,14 @@ word start (the shipped pre-tokenizer does not split, like Gemma's; the word
 cache of the Rust encoder relies on the property). Deterministic: running the
 script twice writes the same bytes (--check verifies that and the round trip).
 
-Needs the `tokenizers` package; imports `arena_fast.synth` from the source tree
-(loaded by file path, so the compiled extension is not needed).
+Needs the `tokenizers` package and an importable `arena_fast` (its synthetic
+rows come from `arena_fast.synth`).
 """
 
 from __future__ import annotations
 
 import argparse
 import hashlib
-import importlib.util
 import json
 import os
 import re
@@ -32,8 +31,9 @@ import sys
 import tempfile
 from pathlib import Path
 
+from arena_fast import synth
+
 ROOT = Path(__file__).resolve().parent.parent
-SYNTH = ROOT / "python" / "arena_fast" / "synth.py"
 OUT_DIR = ROOT / "python" / "arena_fast" / "data" / "demo_tokenizer"
 
 VOCAB_SIZE = 8000
@@ -47,16 +47,8 @@ _LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 _NEWLINES = re.compile("\n+")
 
 
-def _load_synth():
-    spec = importlib.util.spec_from_file_location("_arena_fast_synth", SYNTH)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def training_text(rows: int, seed: int) -> list:
     """Lines of text (no newlines: those are added tokens) from synthetic rows."""
-    synth = _load_synth()
     lines = []
     for row in synth.iter_rows(rows, seed):
         for column in ("prompt", "response_a", "response_b"):

@@ -45,11 +45,13 @@ from ._common import (
     polars_batches,
 )
 
-__all__ = ["read", "WINNER_COLUMNS"]
+__all__ = ["COLUMNS", "read", "WINNER_COLUMNS"]
 
 SOURCE = "kaggle"
 WINNER_COLUMNS = CLASS_COLUMNS
-_WANTED = ("id", "model_a", "model_b", *TEXT_COLUMNS, *WINNER_COLUMNS)
+# The columns of the competition's train.csv, in its order (test.csv has
+# `id` and the text columns); `arena_fast.synth` writes this header.
+COLUMNS = ("id", "model_a", "model_b", *TEXT_COLUMNS, *WINNER_COLUMNS)
 _READ_ERRORS = (pl.exceptions.PolarsError, OSError)
 # A byte that is not UTF-8, as the surrogateescape error handler decodes it.
 _ESCAPED = re.compile("[\udc80-\udcff]")
@@ -86,7 +88,7 @@ def read(path: Union[str, Path], *, chunk_rows: int = 16384, seed: int = 0) -> I
         if clipped is not None:
             clipped.remove()
         raise
-    lf = lf.select([c for c in _WANTED if c in names])
+    lf = lf.select([c for c in COLUMNS if c in names])
     return _chunks(lf, path, chunk_rows, names, labelled, clipped)
 
 
@@ -142,7 +144,7 @@ class _Clipped:
         name = f"arena-fast-{os.getpid()}-{secrets.token_hex(8)}.csv"
         self.path = os.path.join(tempfile.gettempdir(), name)
         self._cleanup = weakref.finalize(self, _remove, self.path)
-        read = [c for c in _WANTED if c not in TEXT_COLUMNS]
+        read = [c for c in COLUMNS if c not in TEXT_COLUMNS]
         try:
             found = _core.clip_csv_cells(
                 str(path), self.path, list(TEXT_COLUMNS), read, _TEXT_CELL_BYTES, _CELL_BYTES
