@@ -16,6 +16,7 @@ import arena_fast as af
 from arena_fast import dataset as ds_mod
 from arena_fast.cli import main
 from arena_fast.dataset import BuildConfig, build_dataset, load_dataset
+from arena_fast.dataset import build as ds_build
 from arena_fast.rows import rows_from_arrow
 
 
@@ -162,7 +163,7 @@ def test_same_input_same_bytes_whatever_the_threads(tmp_path):
 
 def test_interrupted_build_leaves_nothing_that_looks_complete(tmp_path, monkeypatch):
     calls = {"n": 0}
-    original = ds_mod._Builder.finish
+    original = ds_build._Builder.finish
 
     def failing(self, ready):
         calls["n"] += 1
@@ -170,7 +171,7 @@ def test_interrupted_build_leaves_nothing_that_looks_complete(tmp_path, monkeypa
             raise KeyboardInterrupt
         return original(self, ready)
 
-    monkeypatch.setattr(ds_mod._Builder, "finish", failing)
+    monkeypatch.setattr(ds_build._Builder, "finish", failing)
     with pytest.raises(KeyboardInterrupt):
         build_dataset(BuildConfig(demo_rows=300, chunk_rows=100), tmp_path / "ds")
     assert list(tmp_path.iterdir()) == []

@@ -35,15 +35,15 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from . import _core
-from .encoded import REPAIR_CLIPPED, REPAIR_NULL, REPAIR_RAGGED, REPAIR_SURROGATE, Encoded
-from .encoder import check_threads
-from .errors import ConfigError, InputError
-from .files import file_sha256, publishing, replacing, write_bytes
-from .manifest import MAX_BYTES as MANIFEST_MAX_BYTES
-from .manifest import check_manifest
-from .outputs import BUILD_LOG, DROPPED, MANIFEST, TOKENIZER
-from .sources import DROP_REASONS as READER_DROP_REASONS
+from .. import _core
+from ..encoded import REPAIR_CLIPPED, REPAIR_NULL, REPAIR_RAGGED, REPAIR_SURROGATE, Encoded
+from ..encoder import check_threads
+from ..errors import ConfigError, InputError
+from ..files import file_sha256, publishing, replacing, write_bytes
+from ..manifest import MAX_BYTES as MANIFEST_MAX_BYTES
+from ..manifest import check_manifest
+from ..outputs import BUILD_LOG, DROPPED, MANIFEST, TOKENIZER
+from ..sources import DROP_REASONS as READER_DROP_REASONS
 
 __all__ = [
     "BuildConfig",
@@ -303,7 +303,7 @@ def _float3(values: np.ndarray, null: np.ndarray) -> pa.Array:
 def _prepare(chunk: Any, null_text: str, threads: Optional[int] = None) -> Optional[tuple]:
     """Parse a chunk's texts and compute the row keys (on the reader thread:
     the core releases the GIL, so this overlaps the encoding)."""
-    from .rows import rows_from_arrow
+    from ..rows import rows_from_arrow
 
     frame = chunk.rows
     if len(frame) == 0:
@@ -328,8 +328,8 @@ class _Builder:
         return self.encoder.tokenizer
 
     def __init__(self, config: BuildConfig, progress: Progress, encoder: Any = None):
-        from .encoder import Encoder
-        from .tokenizer import Tokenizer
+        from ..encoder import Encoder
+        from ..tokenizer import Tokenizer
 
         self.config = config
         self.progress = progress
@@ -664,7 +664,7 @@ def _decide(meta: pl.DataFrame, config: BuildConfig) -> tuple[pl.DataFrame, pl.D
     )
     dropped = meta.filter(pl.col("reason").is_not_null())
     kept = meta.filter(pl.col("reason").is_null()).sort("seq")
-    from .folds import assign_folds
+    from ..folds import assign_folds
 
     folds = assign_folds(
         kept["prompt_key"].to_numpy(), kept["cls"].to_numpy(), config.folds, seed=config.seed
@@ -776,9 +776,9 @@ def build_dataset(
     config's tokenizer / template / strategy / max_length / encoder fields
     (which are then not used: the manifest's `encoder` section records what
     was). `progress`: a `Progress` (default: silent)."""
-    from . import __version__
-    from .sources import detect_format, parse_input, read
-    from .sources.demo import demo_chunks
+    from .. import __version__
+    from ..sources import detect_format, parse_input, read
+    from ..sources.demo import demo_chunks
 
     config.validate()
     progress = progress or Progress(quiet=True)
@@ -1052,7 +1052,7 @@ def _manifest(version, config, builder, inputs, kept, meta, dropped, shards, wor
         shard["sha256"] = file_sha256(work / shard["file"])
     fill = None
     if len(length) and int(length.max()) <= config.pack_tokens:
-        from .plan import plan_packs
+        from ..plan import plan_packs
 
         plan = plan_packs(
             length.astype(np.int64), config.pack_tokens, pair_swaps=False, shuffle=False
@@ -1139,13 +1139,13 @@ class ArenaDataset:
 
     def tokenizer(self):
         """The tokenizer the dataset was encoded with (stored beside it)."""
-        from .tokenizer import Tokenizer
+        from ..tokenizer import Tokenizer
 
         return Tokenizer.from_file(self.path / TOKENIZER)
 
     def encoder(self, **overrides):
         """An `af.Encoder` that encodes exactly as this dataset was built."""
-        from .encoder import Encoder
+        from ..encoder import Encoder
 
         tokenizer = self.tokenizer()
         try:
@@ -1338,7 +1338,7 @@ def load_dataset(
                 "source_row": np.repeat(np.arange(n, dtype=np.int64), 2),
             }
         )
-        from .labels import swap_labels
+        from ..labels import swap_labels
 
         labels = np.stack([labels, swap_labels(labels)], axis=1).reshape(-1, 3)
         label = np.stack([label, np.where(label == 0, 1, np.where(label == 1, 0, label))], axis=1)
