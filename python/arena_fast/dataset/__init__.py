@@ -2,36 +2,41 @@
 shards) and `load_dataset` (the shards back as an `af.Encoded` with labels).
 The rules are in docs/dataset.md."""
 
+# Owned by files.py and outputs.py; importable from here as before.
 from ..files import file_sha256 as file_sha256
 from ..outputs import TOKENIZER as TOKENIZER
-from .build import (
+from .build import ArenaDataset, Progress, build_dataset, load_dataset, read_manifest
+from .config import (
     DROP_REASONS,
+    FLAG_EMPTY_A,
+    FLAG_EMPTY_B,
+    FLAG_EMPTY_PROMPT,
+    FLAG_IDENTICAL,
+    FLAG_LABELS_NORMALISED,
+    FLAG_RELABELLED,
     FORMAT_VERSION,
+    POLICY_REASONS,
+    REPAIR_KINDS,
     SOURCE_PRIORITY,
-    ArenaDataset,
     BuildConfig,
-    build_dataset,
-    load_dataset,
 )
-
-# Importable from here as before the split into modules.
-from .build import FLAG_EMPTY_A as FLAG_EMPTY_A
-from .build import FLAG_EMPTY_B as FLAG_EMPTY_B
-from .build import FLAG_EMPTY_PROMPT as FLAG_EMPTY_PROMPT
-from .build import FLAG_IDENTICAL as FLAG_IDENTICAL
-from .build import FLAG_LABELS_NORMALISED as FLAG_LABELS_NORMALISED
-from .build import FLAG_RELABELLED as FLAG_RELABELLED
-from .build import POLICY_REASONS as POLICY_REASONS
-from .build import REPAIR_KINDS as REPAIR_KINDS
-from .build import Progress as Progress
-from .build import read_manifest as read_manifest
 
 __all__ = [
     "BuildConfig",
     "ArenaDataset",
     "build_dataset",
     "load_dataset",
+    "read_manifest",
     "DROP_REASONS",
+    "POLICY_REASONS",
+    "REPAIR_KINDS",
     "SOURCE_PRIORITY",
     "FORMAT_VERSION",
+    "FLAG_EMPTY_A",
+    "FLAG_EMPTY_B",
+    "FLAG_IDENTICAL",
+    "FLAG_RELABELLED",
+    "FLAG_LABELS_NORMALISED",
+    "FLAG_EMPTY_PROMPT",
+    "Progress",
 ]

@@ -16,7 +16,6 @@ docs/dataset.md.
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import hashlib
 import json
@@ -26,7 +25,7 @@ import threading
 import time
 from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Optional, Union
 
@@ -37,13 +36,25 @@ import pyarrow.parquet as pq
 
 from .. import _core
 from ..encoded import REPAIR_CLIPPED, REPAIR_NULL, REPAIR_RAGGED, REPAIR_SURROGATE, Encoded
-from ..encoder import check_threads
 from ..errors import ConfigError, InputError
 from ..files import file_sha256, publishing, replacing, write_bytes
 from ..manifest import MAX_BYTES as MANIFEST_MAX_BYTES
 from ..manifest import check_manifest
 from ..outputs import BUILD_LOG, DROPPED, MANIFEST, TOKENIZER
-from ..sources import DROP_REASONS as READER_DROP_REASONS
+from .config import (
+    DROP_REASONS,
+    FLAG_EMPTY_A,
+    FLAG_EMPTY_B,
+    FLAG_EMPTY_PROMPT,
+    FLAG_IDENTICAL,
+    FLAG_LABELS_NORMALISED,
+    FLAG_RELABELLED,
+    FORMAT_VERSION,
+    POLICY_REASONS,
+    REPAIR_KINDS,
+    SOURCE_PRIORITY,
+    BuildConfig,
+)
 
 __all__ = [
     "BuildConfig",
@@ -54,126 +65,6 @@ __all__ = [
     "SOURCE_PRIORITY",
     "FORMAT_VERSION",
 ]
-
-FORMAT_VERSION = 1
-
-# De-duplication keeps the row of the source listed first.
-SOURCE_PRIORITY = ("kaggle", "synth", "arena33k", "ultrafeedback", "canonical", "chat1m")
-
-# Why a row is not in the dataset: the readers' reasons, then cleaning's and
-# de-duplication's (docs/dataset.md, "Drop reasons").
-DROP_REASONS = {
-    **READER_DROP_REASONS,
-    "bad_text": "a text column is not a JSON list of strings (the detail says where)",
-    "bad_labels": "labels negative, NaN, all zero, or not 3 numbers",
-    "both_empty": "both answers empty (policy --both-empty drop)",
-    "one_empty": "one answer empty (policy --one-empty drop)",
-    "identical": "A and B identical (policy --identical drop)",
-    "ragged": "turn lists of different lengths (policy --ragged drop)",
-    "repaired": "text repaired: null turn, lone surrogate or clipped turn (policy --repaired drop)",
-    "duplicate_id": "an earlier row of the same source has this id",
-    "duplicate": "the same prompt and answers (in either order) are in a row kept earlier",
-    "duplicate_prompt": "the prompt is in a source of higher priority (--dedup prompt)",
-    "tokenize_error": "the tokenizer cannot encode a text: its regex went over its budget "
-    "(the detail names the column)",
-}
-# Reasons that follow a policy the user chose, a duplicate, or a source's
-# pairing of conversations: a build may lose many rows to these. Every other
-# reason means a row could not be read, and an input that loses more than
-# half its rows that way fails the build.
-POLICY_REASONS = frozenset(
-    (
-        *("both_empty", "one_empty", "identical", "ragged", "repaired"),
-        *("duplicate", "duplicate_id", "duplicate_prompt"),
-        *("chat1m_unpaired", "chat1m_identical"),
-    )
-)
-
-# The text repairs counted in the manifest (`counts.repairs`), by bit of
-# `repairs`; a row can have several (docs/encoding.md).
-REPAIR_KINDS = {
-    "null": REPAIR_NULL,
-    "surrogate": REPAIR_SURROGATE,
-    "ragged": REPAIR_RAGGED,
-    "clipped": REPAIR_CLIPPED,
-}
-
-# Bits of the `flags` column.
-FLAG_EMPTY_A = 1
-FLAG_EMPTY_B = 2
-FLAG_IDENTICAL = 4
-FLAG_RELABELLED = 8
-FLAG_LABELS_NORMALISED = 16
-FLAG_EMPTY_PROMPT = 32
-
-_POLICIES = {
-    "both_empty": ("drop", "keep"),
-    "one_empty": ("keep", "relabel", "drop"),
-    "identical": ("drop", "tie", "keep"),
-    "ragged": ("keep", "drop"),
-    "repaired": ("keep", "drop"),
-    "dedup": ("prompt", "pair", "none"),
-}
-
-
-@dataclass
-class BuildConfig:
-    """Everything that determines a dataset's bytes (stored in the manifest).
-
-    `inputs` are `PATH` or `PATH:FORMAT`; none builds the demo dataset from
-    `demo_rows` synthetic rows (seed `seed`). `tokenizer` None means the
-    bundled demo tokenizer. `encoder` holds further `af.Encoder` options.
-    Cleaning policies apply to labelled rows and chat1m pairs; unlabelled rows
-    of other sources (data to predict) are only dropped when unreadable, so a
-    submission keeps every id."""
-
-    inputs: list = field(default_factory=list)
-    tokenizer: Optional[str] = None
-    template: str = "rounds"
-    strategy: str = "fair"
-    max_length: int = 2048
-    encoder: dict = field(default_factory=dict)
-    swap: bool = False
-    folds: int = 5
-    seed: int = 0
-    both_empty: str = "drop"
-    one_empty: str = "keep"
-    identical: str = "drop"
-    ragged: str = "keep"
-    repaired: str = "keep"
-    dedup: str = "prompt"
-    priority: Sequence[str] = SOURCE_PRIORITY
-    demo_rows: int = 2000
-    chunk_rows: int = 8192
-    shard_rows: int = 16384
-    threads: Optional[int] = None
-    compression: str = "zstd"
-    spill_bytes: int = 384 << 20
-    pack_tokens: int = 16384
-
-    def validate(self) -> None:
-        for name, allowed in _POLICIES.items():
-            if getattr(self, name) not in allowed:
-                raise ConfigError(f"{name} must be one of {allowed}, got {getattr(self, name)!r}")
-        for name in ("chunk_rows", "shard_rows", "max_length", "pack_tokens"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ConfigError(f"{name} must be a positive int, got {value!r}")
-        if not isinstance(self.folds, int) or not 1 <= self.folds <= 127:
-            raise ConfigError(f"folds must be between 1 and 127, got {self.folds!r}")
-        if self.demo_rows < 0:
-            raise ConfigError(f"demo_rows must be >= 0, got {self.demo_rows}")
-        check_threads(self.threads, "threads")
-        if self.compression not in ("zstd", "lz4", "snappy", "none"):
-            raise ConfigError(
-                f"compression must be zstd, lz4, snappy or none: {self.compression!r}"
-            )
-
-    def to_dict(self) -> dict:
-        d = dataclasses.asdict(self)
-        d["priority"] = list(self.priority)
-        return d
-
 
 # --------------------------------------------------------------------------
 # progress
