@@ -5,7 +5,7 @@ The rules are in docs/dataset.md."""
 # Owned by files.py and outputs.py; importable from here as before.
 from ..files import file_sha256 as file_sha256
 from ..outputs import TOKENIZER as TOKENIZER
-from .build import ArenaDataset, Progress, build_dataset, load_dataset, read_manifest
+from .build import Progress, build_dataset
 from .config import (
     DROP_REASONS,
     FLAG_EMPTY_A,
@@ -20,6 +20,7 @@ from .config import (
     SOURCE_PRIORITY,
     BuildConfig,
 )
+from .load import ArenaDataset, load_dataset, read_manifest
 
 __all__ = [
     "BuildConfig",

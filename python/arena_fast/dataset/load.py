@@ -1,0 +1,465 @@
+"""Loading a built dataset: `read_manifest` checks the manifest before
+anything it lists is read, `load_dataset` reads the shards (memory-mapped)
+into an `ArenaDataset` without re-tokenizing (docs/dataset.md, "Loading")."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional, Union
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from ..encoded import Encoded
+from ..encoder import Encoder
+from ..errors import ConfigError, InputError
+from ..files import file_sha256
+from ..labels import swap_labels
+from ..manifest import MAX_BYTES as MANIFEST_MAX_BYTES
+from ..manifest import check_manifest
+from ..outputs import MANIFEST, TOKENIZER
+from ..tokenizer import Tokenizer
+from .config import FLAG_EMPTY_A, FLAG_EMPTY_B, FORMAT_VERSION
+
+
+@dataclass
+class ArenaDataset:
+    """Rows of a built dataset, ready for `plan_packs` / `plan_batches` and
+    the collators. With `swapped`, row 2i is row i in its original order and
+    row 2i+1 its A/B swap (the layout of `swap="both"`), and `labels` follow.
+
+    `labels` is (n, 3) float32, NaN for unlabelled rows; `label` the class
+    (0 A, 1 B, 2 tie, -1 unlabelled); `flags` the cleaning flags per row
+    (`FLAG_EMPTY_A`, `FLAG_EMPTY_B`, `FLAG_IDENTICAL`, ...; docs/dataset.md)."""
+
+    encoded: Encoded
+    labels: np.ndarray
+    label: np.ndarray
+    ids: list
+    sources: list
+    folds: np.ndarray
+    teacher_logits: Optional[list]
+    flags: np.ndarray
+    swapped: bool
+    manifest: dict
+    path: Path
+
+    def __len__(self) -> int:
+        return len(self.encoded)
+
+    @property
+    def lengths(self) -> np.ndarray:
+        return self.encoded.lengths
+
+    @property
+    def labelled(self) -> np.ndarray:
+        return self.label >= 0
+
+    def tokenizer(self):
+        """The tokenizer the dataset was encoded with (stored beside it)."""
+        return Tokenizer.from_file(self.path / TOKENIZER)
+
+    def encoder(self, **overrides):
+        """An `af.Encoder` that encodes exactly as this dataset was built."""
+        tokenizer = self.tokenizer()
+        try:
+            return Encoder.from_config(tokenizer, self.manifest["encoder"], **overrides)
+        except TypeError as exc:  # an option Encoder does not take
+            raise InputError(f"{self.path / MANIFEST}: encoder: {exc}") from None
+
+    def __repr__(self) -> str:
+        return (
+            f"<arena_fast.ArenaDataset rows={len(self)} swapped={self.swapped} "
+            f"labelled={int(self.labelled.sum())} path={self.path}>"
+        )
+
+
+def read_manifest(path: Union[str, os.PathLike]) -> dict:
+    """The manifest of the dataset directory `path`, checked against its
+    schema (`arena_fast.manifest.check_manifest`) before anything it lists
+    is read: an `InputError` naming the file and the field otherwise."""
+    path = Path(path)
+    mpath = path / MANIFEST
+    if not mpath.is_file():
+        raise InputError(f"{path}: not a dataset (no {MANIFEST}; an interrupted build leaves none)")
+    try:
+        with open(mpath, "rb") as f:
+            data = f.read(MANIFEST_MAX_BYTES + 1)
+    except OSError as exc:
+        raise InputError(f"{mpath}: cannot read: {exc.strerror or exc}") from None
+    if len(data) > MANIFEST_MAX_BYTES:
+        raise InputError(
+            f"{mpath}: over {MANIFEST_MAX_BYTES >> 20} MiB, not a manifest build-dataset wrote"
+        )
+    try:
+        manifest = json.loads(data.decode("utf-8"))
+    except ValueError as exc:  # UnicodeDecodeError included
+        raise InputError(f"{mpath}: not valid JSON: {exc}") from None
+    except RecursionError:
+        raise InputError(f"{mpath}: not valid JSON: nested too deeply") from None
+    if not isinstance(manifest, dict):
+        raise InputError(f"{mpath}: a JSON {type(manifest).__name__}, expected an object")
+    version = manifest.get("format_version")
+    if type(version) is not int or version != FORMAT_VERSION:
+        raise InputError(
+            f"{mpath}: dataset format {version!r:.40}, this arena_fast reads {FORMAT_VERSION}"
+        )
+    check_manifest(manifest, mpath, path)
+    return manifest
+
+
+def load_dataset(
+    path: Union[str, os.PathLike],
+    fold: Optional[int] = None,
+    split: str = "train",
+    *,
+    swap: Optional[bool] = None,
+    sources: Optional[Sequence[str]] = None,
+    verify: bool = False,
+) -> ArenaDataset:
+    """Rows of a built dataset as an `ArenaDataset` (an `af.Encoded` and its
+    labels), without re-tokenizing.
+
+    `fold` None: every row (split ignored). Otherwise `split="train"` is every
+    fold but `fold`, `"valid"` that fold. `swap`: interleave each row with its
+    A/B swap (rows 2i, 2i+1); None does so when the dataset has them.
+    `sources` keeps only those sources. `verify` checks each shard's sha256."""
+    path = Path(path)
+    manifest = read_manifest(path)
+    swap = _check_request(path, manifest, fold, split, swap)
+    tables = [
+        _read_shard(path / shard["file"], shard, fold, split, swap, sources, verify)
+        for shard in manifest["shards"]
+    ]
+    table = pa.concat_tables(tables) if tables else None
+    rows = _stored_rows(table, path)
+    has_teacher = any(t is not None for t in rows.teacher_logits)
+    if swap and rows.n:
+        rows = _interleave_swapped(rows, _swapped_orders(table, path))
+    return ArenaDataset(
+        encoded=Encoded(rows.encoded),
+        labels=rows.labels,
+        label=rows.label,
+        ids=rows.ids,
+        sources=rows.sources,
+        folds=rows.folds,
+        teacher_logits=rows.teacher_logits if has_teacher else None,
+        flags=rows.flags,
+        swapped=bool(swap),
+        manifest=manifest,
+        path=path,
+    )
+
+
+def _check_request(
+    path: Path, manifest: dict, fold: Optional[int], split: str, swap: Optional[bool]
+) -> bool:
+    """A ConfigError for a split, fold or swap the dataset cannot give;
+    returns `swap` with None resolved (swapped rows when the dataset has them)."""
+    if split not in ("train", "valid"):
+        raise ConfigError(f"split must be 'train' or 'valid', got {split!r}")
+    if fold is not None and (
+        isinstance(fold, bool) or not isinstance(fold, int) or not 0 <= fold < manifest["folds"]
+    ):
+        raise ConfigError(f"fold must be an int in [0, {manifest['folds']}), got {fold!r}")
+    has_swap = bool(manifest.get("swap"))
+    if swap is None:
+        swap = has_swap
+    if swap and not has_swap:
+        raise ConfigError(f"{path} was built without --swap; it holds no swapped rows")
+    return swap
+
+
+def _read_shard(
+    file: Path,
+    shard: dict,
+    fold: Optional[int],
+    split: str,
+    swap: bool,
+    sources: Optional[Sequence[str]],
+    verify: bool,
+) -> pa.Table:
+    """The rows of one shard in the requested folds and sources, after its
+    size (and sha256 with `verify`), row count and schema agree with the
+    manifest's entry `shard`."""
+    if not file.is_file():
+        raise InputError(f"{file}: shard listed in the manifest is missing")
+    if file.stat().st_size != shard["bytes"]:
+        raise InputError(f"{file}: size differs from the manifest (modified or truncated)")
+    if verify and file_sha256(file) != shard["sha256"]:
+        raise InputError(f"{file}: sha256 differs from the manifest")
+    filters = None
+    if fold is not None:
+        filters = [("fold", "!=" if split == "train" else "==", fold)]
+    hint = "" if verify else " (verify=True checks the shards' sha256)"
+    try:
+        held = pq.ParquetFile(file, memory_map=True).metadata.num_rows
+        t = pq.read_table(file, memory_map=True, filters=filters)
+    except (pa.ArrowException, OSError) as exc:
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise InputError(f"{file}: cannot read the shard: {first}{hint}") from None
+    if held != shard["rows"]:
+        raise InputError(f"{file}: {held} rows, the manifest says {shard['rows']}{hint}")
+    _check_shard_schema(t.schema, file, swap, hint)
+    if sources is not None:
+        t = t.filter(pa.compute.is_in(t.column("source"), pa.array(list(sources))))
+    return t
+
+
+@dataclass
+class _Rows:
+    """What `ArenaDataset` holds per row, before it is one: the `Encoded`
+    fields and the row's labels, class, id, source, fold, teacher logits and
+    flags."""
+
+    encoded: dict
+    labels: np.ndarray
+    label: np.ndarray
+    ids: list
+    sources: list
+    folds: np.ndarray
+    teacher_logits: list
+    flags: np.ndarray
+
+    @property
+    def n(self) -> int:
+        return len(self.label)
+
+
+def _stored_rows(table: Optional[pa.Table], path: Path) -> _Rows:
+    """The rows as the shards store them (in their original A/B order),
+    their labels checked (`_check_values`)."""
+    n = table.num_rows if table is not None else 0
+    ids, offsets = np.zeros(0, np.int32), np.zeros(1, np.int64)
+    labels = np.zeros((0, 3), np.float32)
+    if n:
+        ids, offsets = _ids_of(table.column("input_ids"), path)
+        lab_col = table.column("labels").combine_chunks()
+        # The child holds a (zero) slot for null rows too.
+        start = lab_col.offset * 3
+        values = lab_col.values.to_numpy(zero_copy_only=False)[start : start + 3 * n]
+        labels = values.reshape(-1, 3).astype(np.float32)
+        unlabelled = lab_col.is_null().to_numpy(zero_copy_only=False)
+        _check_values(table, labels, unlabelled, path)
+        labels[unlabelled] = np.nan
+    label = np.where(np.isnan(labels).any(axis=1), -1, np.argmax(np.nan_to_num(labels), axis=1))
+    label = label.astype(np.int8) if n else np.zeros(0, np.int8)
+
+    def col(name: str, dtype) -> np.ndarray:
+        return table.column(name).to_numpy().astype(dtype) if n else np.zeros(0, dtype)
+
+    return _Rows(
+        encoded={
+            "input_ids": ids,
+            "offsets": offsets,
+            "turns_total": col("turns", np.int32),
+            "turns_kept": col("turns_kept", np.int32),
+            "truncated": col("truncated", bool),
+            "full_length": col("full_length", np.int64),
+            "repairs": col("repairs", np.uint8),
+            "is_swapped": np.zeros(n, dtype=bool),
+            "source_row": np.arange(n, dtype=np.int64),
+        },
+        labels=labels,
+        label=label,
+        ids=table.column("id").to_pylist() if n else [],
+        sources=table.column("source").to_pylist() if n else [],
+        folds=table.column("fold").to_numpy() if n else np.zeros(0, np.int8),
+        teacher_logits=table.column("teacher_logits").to_pylist() if n else [],
+        flags=col("flags", np.uint8),
+    )
+
+
+def _swapped_orders(table: pa.Table, path: Path) -> dict:
+    """The `_swapped` columns of the shards: each row's encoding with A and
+    B exchanged."""
+    ids, offsets = _ids_of(table.column("input_ids_swapped"), path)
+    return {
+        "input_ids": ids,
+        "offsets": offsets,
+        "turns_kept": table.column("turns_kept_swapped").to_numpy().astype(np.int32),
+        "truncated": table.column("truncated_swapped").to_numpy().astype(bool),
+        "full_length": table.column("full_length_swapped").to_numpy().astype(np.int64),
+    }
+
+
+def _interleave_swapped(rows: _Rows, swapped: dict) -> _Rows:
+    """Each row followed by its A/B swap (rows 2i, 2i+1, as `swap="both"`
+    lays them out): the ids and per-order fields from `swapped`, and the
+    labels, class, flags and teacher logits with A and B exchanged."""
+    n = rows.n
+    fields = rows.encoded
+    e_ids, e_off = _interleave(
+        fields["input_ids"], fields["offsets"], swapped["input_ids"], swapped["offsets"]
+    )
+    encoded = {
+        "input_ids": e_ids,
+        "offsets": e_off,
+        "turns_total": np.repeat(fields["turns_total"], 2),
+        "turns_kept": _alternate(fields["turns_kept"], swapped["turns_kept"]),
+        "truncated": _alternate(fields["truncated"], swapped["truncated"]),
+        "full_length": _alternate(fields["full_length"], swapped["full_length"]),
+        "repairs": np.repeat(fields["repairs"], 2),
+        "is_swapped": np.tile(np.array([False, True]), n),
+        "source_row": np.repeat(np.arange(n, dtype=np.int64), 2),
+    }
+    label = rows.label
+    swapped_label = np.where(label == 0, 1, np.where(label == 1, 0, label))
+    # A and B exchange in the swapped row: so do their "empty" flags.
+    flags = rows.flags
+    swapped_flags = (flags & ~np.uint8(FLAG_EMPTY_A | FLAG_EMPTY_B)) | (
+        ((flags & FLAG_EMPTY_A) != 0) * np.uint8(FLAG_EMPTY_B)
+        | ((flags & FLAG_EMPTY_B) != 0) * np.uint8(FLAG_EMPTY_A)
+    ).astype(np.uint8)
+    return _Rows(
+        encoded=encoded,
+        labels=np.stack([rows.labels, swap_labels(rows.labels)], axis=1).reshape(-1, 3),
+        label=_alternate(label, swapped_label).astype(np.int8),
+        ids=[i for i in rows.ids for _ in (0, 1)],
+        sources=[s for s in rows.sources for _ in (0, 1)],
+        folds=np.repeat(rows.folds, 2),
+        # A swapped row's teacher logits exchange A and B too.
+        teacher_logits=[
+            x
+            for t in rows.teacher_logits
+            for x in (t, None if t is None else [[r[1], r[0], r[2]] for r in t])
+        ],
+        flags=_alternate(flags, swapped_flags),
+    )
+
+
+def _alternate(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """a0, b0, a1, b1, ...: one value per row and order."""
+    return np.stack([a, b], axis=1).reshape(-1)
+
+
+def _ids_of(column: pa.ChunkedArray, where: Path) -> tuple[np.ndarray, np.ndarray]:
+    """A binary column of little-endian int32 rows as flat ids + offsets
+    (the ids are a view of the Arrow buffer when there is one chunk; the
+    chunks of several shards are copied into one array, which may pass the
+    2 GiB that one binary array's offsets reach)."""
+    if column.num_chunks == 1:
+        return _chunk_ids(column.chunk(0), where)
+    parts = [_chunk_ids(chunk, where) for chunk in column.chunks]
+    ids = np.concatenate([p[0] for p in parts] or [np.zeros(0, np.int32)])
+    lengths = np.concatenate([np.diff(p[1]) for p in parts] or [np.zeros(0, np.int64)])
+    offsets = np.zeros(len(lengths) + 1, dtype=np.int64)
+    np.cumsum(lengths, out=offsets[1:])
+    return ids, offsets
+
+
+def _chunk_ids(arr: pa.Array, where: Path) -> tuple[np.ndarray, np.ndarray]:
+    if len(arr) == 0:  # a shard whose rows another fold holds
+        return np.zeros(0, np.int32), np.zeros(1, np.int64)
+    if arr.type == pa.large_binary():
+        offsets = np.frombuffer(arr.buffers()[1], dtype=np.int64)
+    else:
+        offsets = np.frombuffer(arr.buffers()[1], dtype=np.int32)
+    offsets = offsets[arr.offset : arr.offset + len(arr) + 1].astype(np.int64)
+    data = arr.buffers()[2]
+    start, end = int(offsets[0]), int(offsets[-1])
+    if ((offsets - start) % 4).any():
+        raise InputError(f"{where}: input_ids: a row is not a whole number of int32 values")
+    ids = (
+        np.frombuffer(data, dtype="<i4", count=(end - start) // 4, offset=start)
+        if data
+        else (np.zeros(0, np.int32))
+    )
+    return ids, (offsets - start) // 4
+
+
+# The columns load_dataset reads, and the types of those it reads as raw buffers.
+_SHARD_COLUMNS = (
+    "id", "source", "fold", "labels", "teacher_logits", "flags", "input_ids",
+    "turns", "turns_kept", "truncated", "full_length", "repairs",
+)  # fmt: skip
+_SHARD_SWAPPED = ("input_ids_swapped", "turns_kept_swapped", "truncated_swapped",
+                  "full_length_swapped")  # fmt: skip
+_SHARD_TYPES = {
+    "labels": (pa.list_(pa.float32(), 3),),
+    "input_ids": (pa.binary(), pa.large_binary()),
+    "input_ids_swapped": (pa.binary(), pa.large_binary()),
+}
+
+
+def _check_shard_schema(schema: pa.Schema, file: Path, swap: bool, hint: str) -> None:
+    """InputError unless the shard has the columns load_dataset reads, of
+    the types it reads as raw buffers."""
+    for name in _SHARD_COLUMNS + (_SHARD_SWAPPED if swap else ()):
+        if name not in schema.names:
+            raise InputError(f"{file}: not a dataset shard: no column {name!r}{hint}")
+        allowed = _SHARD_TYPES.get(name)
+        if allowed and schema.field(name).type not in allowed:
+            raise InputError(
+                f"{file}: column {name!r} has type {schema.field(name).type}, "
+                f"expected {allowed[0]}{hint}"
+            )
+
+
+def _check_values(table: pa.Table, labels: np.ndarray, unlabelled: np.ndarray, path: Path) -> None:
+    """InputError for labels that are not probabilities (finite, >= 0,
+    summing to 1) and teacher logits that are not finite numbers, or not
+    one or more teachers, as many in every row that has them. build-dataset
+    never writes such rows; a shard changed since (verify=True tells) or
+    written by an older build could hold them, and training on them gives
+    NaN or fails half-way."""
+    with np.errstate(invalid="ignore", over="ignore"):
+        bad = ~unlabelled & (
+            ~np.isfinite(labels).all(axis=1)
+            | (labels < 0).any(axis=1)
+            | ~(np.abs(labels.astype(np.float64).sum(axis=1) - 1.0) <= 1e-3)
+        )
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        raise _row_error(table, path, i, f"labels {labels[i].tolist()} are not probabilities")
+    logits = table.column("teacher_logits").combine_chunks()
+    if logits.null_count == len(logits):
+        return
+    has = ~logits.is_null().to_numpy(zero_copy_only=False)
+    counts = pa.compute.list_value_length(logits).fill_null(0).to_numpy().astype(np.int64)
+    entries = logits.flatten()  # the non-null rows' entries, in order
+    bad_entry = entries.is_null().to_numpy(zero_copy_only=False)
+    if not bad_entry.any():
+        values = entries.flatten().to_numpy(zero_copy_only=False).reshape(-1, 3)
+        bad_entry = ~np.isfinite(values).all(axis=1)
+    bad = has & (counts == 0)
+    if bad_entry.any():
+        bad[np.searchsorted(np.cumsum(counts), np.flatnonzero(bad_entry), side="right")] = True
+    problem = "not one or more rows of 3 finite numbers"
+    if not bad.any():
+        first = counts[np.argmax(has)]
+        bad = has & (counts != first)
+        problem = f"not {first} teacher(s) as in the first row that has them"
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        raise _row_error(table, path, i, f"teacher_logits {logits[i].as_py()}: {problem}")
+
+
+def _row_error(table: pa.Table, path: Path, i: int, problem: str) -> InputError:
+    ident = table.column("id")[i].as_py()
+    return InputError(
+        f"{path}: row {i} (id {ident!r:.80}): {problem:.300}; build-dataset writes no such "
+        "row: rebuild the dataset"
+    )
+
+
+def _interleave(a_ids, a_off, b_ids, b_off) -> tuple[np.ndarray, np.ndarray]:
+    """Rows of a and b interleaved: a0, b0, a1, b1, ..."""
+    la, lb = np.diff(a_off), np.diff(b_off)
+    lengths = np.stack([la, lb], axis=1).reshape(-1)
+    offsets = np.zeros(len(lengths) + 1, dtype=np.int64)
+    np.cumsum(lengths, out=offsets[1:])
+    out = np.empty(int(offsets[-1]), dtype=np.int32)
+    # Positions of each source token in the output.
+    starts_a = offsets[0:-1:2]
+    starts_b = offsets[1::2]
+    pos_a = np.repeat(starts_a - a_off[:-1], la) + np.arange(len(a_ids))
+    pos_b = np.repeat(starts_b - b_off[:-1], lb) + np.arange(len(b_ids))
+    out[pos_a] = a_ids[a_off[0] : a_off[-1]] if len(a_ids) else a_ids
+    out[pos_b] = b_ids[b_off[0] : b_off[-1]] if len(b_ids) else b_ids
+    return out, offsets
