@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 from pathlib import Path
 
 import numpy as np
@@ -295,7 +296,7 @@ def test_cli_errors_are_one_line(tmp_path, capsys):
 def test_progress_bar_on_a_terminal_log_lines_otherwise():
     import io
 
-    from arena_fast.dataset import Progress
+    from arena_fast.cli._progress import Progress
 
     class Tty(io.StringIO):
         def isatty(self):
@@ -304,15 +305,40 @@ def test_progress_bar_on_a_terminal_log_lines_otherwise():
     plain, tty, quiet = io.StringIO(), Tty(), io.StringIO()
     for stream, q in ((plain, False), (tty, False), (quiet, True)):
         p = Progress(stream=stream, quiet=q, interval=0.0)
-        p.stage("reading x")
+        p({"stage": "read", "input": 0, "path": "x", "format": "kaggle"})
         p.interval = 0.0
-        p.update(500, total=1000)
-        p.update(250, total=1000)
+        p({"stage": "read", "input": 0, "rows": 500, "total": 1000})
+        p({"stage": "read", "input": 0, "rows": 750, "total": 1000})
         p.done()
     assert plain.getvalue().count("\n") == 3 and "\r" not in plain.getvalue()
     assert "rows/s" in plain.getvalue() and "ETA" in plain.getvalue()
     assert "\r[" in tty.getvalue() and "#" in tty.getvalue()
     assert quiet.getvalue() == ""
+
+
+def test_progress_goes_to_a_callback_and_the_cli_prints_it(tmp_path, capsys):
+    records: list[dict] = []
+    config = BuildConfig(demo_rows=300, chunk_rows=100)
+    build_dataset(config, tmp_path / "a", progress=records.append)
+    build_dataset(config, tmp_path / "b")
+    assert capsys.readouterr() == ("", "")  # the library prints nothing
+    start = {"stage": "read", "input": 0}
+    stages = [r for r in records if "rows" not in r]
+    assert stages == [
+        {**start, "path": "synth:300:0", "format": "synth"},
+        {"stage": "dedup"},
+        {"stage": "write"},
+    ]
+    rows = [r for r in records if "rows" in r]
+    assert rows == [{**start, "rows": n, "total": 300.0} for n in (100, 200, 300)]
+    assert main(["build-dataset", "--out", str(tmp_path / "c"), "--demo-rows", "300"]) == 0
+    err = capsys.readouterr().err.splitlines()
+    assert err[0] == "arena-fast: reading synth:300:0 (synth)"
+    assert re.fullmatch(r"arena-fast: 300 rows  [\d,]+ rows/s", err[1]), err
+    assert err[2:] == [
+        "arena-fast: de-duplicating and assigning folds",
+        "arena-fast: writing shards",
+    ]
 
 
 def test_teacher_logits_and_models_travel_to_the_dataset(tmp_path):

@@ -8,15 +8,15 @@ from __future__ import annotations
 import argparse
 import sys
 
+from ..dataset import SOURCE_PRIORITY, BuildConfig, build_dataset
 from ._args import int_at_least, thread_count
+from ._progress import Progress
 from ._terminal import printable
 
 _positive = int_at_least(1)
 
 
 def add_parser(sub) -> None:
-    from ..dataset import SOURCE_PRIORITY, BuildConfig
-
     d = BuildConfig()
 
     p = sub.add_parser(
@@ -93,8 +93,6 @@ def add_parser(sub) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..dataset import BuildConfig, Progress, build_dataset
-
     config = BuildConfig(
         inputs=list(args.input),
         tokenizer=args.tokenizer,

@@ -5,7 +5,7 @@ The rules are in docs/dataset.md."""
 # Owned by files.py and outputs.py; importable from here as before.
 from ..files import file_sha256 as file_sha256
 from ..outputs import TOKENIZER as TOKENIZER
-from .build import Progress, build_dataset
+from .build import build_dataset
 from .config import (
     DROP_REASONS,
     FLAG_EMPTY_A,
@@ -39,5 +39,4 @@ __all__ = [
     "FLAG_RELABELLED",
     "FLAG_LABELS_NORMALISED",
     "FLAG_EMPTY_PROMPT",
-    "Progress",
 ]

@@ -66,67 +66,6 @@ __all__ = [
 ]
 
 # --------------------------------------------------------------------------
-# progress
-
-
-class Progress:
-    """Rows/s and an ETA on a terminal (one redrawn line), plain log lines
-    every few seconds otherwise, nothing with `quiet`."""
-
-    def __init__(self, stream=None, quiet: bool = False, interval: float = 5.0):
-        import sys
-
-        self.stream = stream if stream is not None else sys.stderr
-        self.quiet = quiet
-        self.tty = bool(getattr(self.stream, "isatty", lambda: False)())
-        self.interval = 0.2 if self.tty else interval
-        self.start = time.perf_counter()
-        self.last = 0.0
-        self.rows = 0
-        self.total: Optional[float] = None
-
-    def stage(self, text: str) -> None:
-        """A new stage: a log line; the row count and rate start again."""
-        self.rows, self.total = 0, None
-        self.start = time.perf_counter()
-        if not self.quiet:
-            self._clear()
-            print(f"arena-fast: {text}", file=self.stream, flush=True)
-
-    def update(self, rows: int, total: Optional[float] = None) -> None:
-        self.rows += rows
-        if total is not None:
-            self.total = total
-        now = time.perf_counter()
-        if self.quiet or now - self.last < self.interval:
-            return
-        self.last = now
-        elapsed = now - self.start
-        rate = self.rows / max(elapsed, 1e-9)
-        line = f"{self.rows:,} rows  {rate:,.0f} rows/s"
-        if self.total and self.total > self.rows:
-            line += f"  ETA {(self.total - self.rows) / max(rate, 1e-9):.0f} s"
-        if self.tty:
-            width = 30
-            if self.total:
-                done = min(1.0, self.rows / self.total)
-                bar = "#" * int(done * width)
-                line = f"[{bar:<{width}}] {line}"
-            print("\r" + line, end="", file=self.stream, flush=True)
-            self._dirty = True
-        else:
-            print(f"arena-fast: {line}", file=self.stream, flush=True)
-
-    def _clear(self) -> None:
-        if self.tty and getattr(self, "_dirty", False):
-            print("\r\033[K", end="", file=self.stream, flush=True)
-            self._dirty = False
-
-    def done(self) -> None:
-        self._clear()
-
-
-# --------------------------------------------------------------------------
 # inputs
 
 
@@ -217,12 +156,11 @@ class _Builder:
     def tokenizer(self) -> Any:
         return self.encoder.tokenizer
 
-    def __init__(self, config: BuildConfig, progress: Progress, encoder: Any = None):
+    def __init__(self, config: BuildConfig, encoder: Any = None):
         from ..encoder import Encoder
         from ..tokenizer import Tokenizer
 
         self.config = config
-        self.progress = progress
         self.timings: dict[str, float] = {}
 
         def make_encoder() -> Encoder:
@@ -657,7 +595,7 @@ def build_dataset(
     out: Union[str, os.PathLike],
     *,
     overwrite: bool = False,
-    progress: Optional[Progress] = None,
+    progress: Optional[Callable[[dict], None]] = None,
     encoder: Any = None,
 ) -> dict:
     """Build the dataset directory `out`; returns its manifest.
@@ -665,13 +603,21 @@ def build_dataset(
     `encoder`: an `af.Encoder` to use instead of building one from the
     config's tokenizer / template / strategy / max_length / encoder fields
     (which are then not used: the manifest's `encoder` section records what
-    was). `progress`: a `Progress` (default: silent)."""
+    was).
+
+    `progress`, when given, is called with a dict at each step, as
+    `train(log=...)` is (docs/dataset.md, "Progress"): `{"stage": "read",
+    "input": i, "path": ..., "format": ...}` when input `i` starts, then
+    `{"stage": "read", "input": i, "rows": n, "total": t}` after each chunk
+    (`n` input rows read so far, `t` the rows expected: the demo's count, or
+    an estimate from the bytes read, or None), `{"stage": "dedup"}` and
+    `{"stage": "write"}`. Without it the build prints nothing."""
     from .. import __version__
     from ..sources import detect_format, parse_input, read
     from ..sources.demo import demo_chunks
 
     config.validate()
-    progress = progress or Progress(quiet=True)
+    report = progress or _silent
     inputs: list[_Input] = []
     if config.inputs:
         for i, spec in enumerate(config.inputs):
@@ -689,7 +635,7 @@ def build_dataset(
     builder: Optional[_Builder] = None
     with publishing(out, "dataset", overwrite=overwrite, inputs=read_paths) as work:
         try:
-            builder = _Builder(config, progress, encoder)
+            builder = _Builder(config, encoder)
             t_stage = time.perf_counter()
             builder.spill_dir = str(work / "spill")
             os.mkdir(builder.spill_dir)
@@ -702,7 +648,8 @@ def build_dataset(
             }
             try:
                 for inp in inputs:
-                    progress.stage(f"reading {inp.path} ({inp.format})")
+                    start = {"stage": "read", "input": inp.index}
+                    report({**start, "path": inp.path, "format": inp.format})
                     if inp.format == "synth":
                         chunks = demo_chunks(config.demo_rows, config.seed, config.chunk_rows)
                         total: Optional[float] = float(config.demo_rows)
@@ -712,7 +659,7 @@ def build_dataset(
                         )
                         total = None
                     prepare = functools.partial(builder.prepare, inp)
-                    seen_rows, seen_bytes = 0, 0
+                    seen_rows, seen_bytes, read_rows = 0, 0, 0
                     for chunk, ready in _prefetch(_ramp(chunks), prepare):
                         builder.finish(ready)
                         rows = len(chunk.rows) + len(chunk.dropped)
@@ -722,14 +669,14 @@ def build_dataset(
                             seen_bytes += chunk.rows.estimated_size()
                             if seen_bytes:
                                 total = max(float(seen_rows), inp.size * seen_rows / seen_bytes)
-                        progress.update(rows, total)
+                        read_rows += rows
+                        report({**start, "rows": read_rows, "total": total})
                 for inp in inputs:
                     if inp.index in hashes:
                         inp.sha256 = hashes[inp.index].result()
             finally:
                 hasher.shutdown(wait=True)
-            progress.done()
-            progress.stage("de-duplicating and assigning folds")
+            report({"stage": "dedup"})
             meta = (
                 pl.concat(builder.metas)
                 if builder.metas
@@ -755,7 +702,7 @@ def build_dataset(
             kept, late_dropped = _decide(meta, config)
             builder.timings["dedup_folds"] = time.perf_counter() - t_stage
             t_stage = time.perf_counter()
-            progress.stage("writing shards")
+            report({"stage": "write"})
             shards = _write_shards(builder, kept, work, config)
             builder.timings["write_shards"] = time.perf_counter() - t_stage
             dropped = _dropped_frame(builder.dropped + [late_dropped])
@@ -785,6 +732,10 @@ def build_dataset(
                 builder._writer.shutdown(wait=True, cancel_futures=True)
             raise
     return dict(manifest, timings=timings)
+
+
+def _silent(record: dict) -> None:
+    pass
 
 
 def _ramp(chunks: Iterator[Any], first: int = 1024) -> Iterator[Any]:
