@@ -17,7 +17,7 @@ import arena_fast as af
 from arena_fast import dataset as ds_mod
 from arena_fast.cli import main
 from arena_fast.dataset import BuildConfig, build_dataset, load_dataset
-from arena_fast.dataset import build as ds_build
+from arena_fast.dataset.parts import Builder
 from arena_fast.rows import rows_from_arrow
 
 
@@ -164,7 +164,7 @@ def test_same_input_same_bytes_whatever_the_threads(tmp_path):
 
 def test_interrupted_build_leaves_nothing_that_looks_complete(tmp_path, monkeypatch):
     calls = {"n": 0}
-    original = ds_build._Builder.finish
+    original = Builder.encode
 
     def failing(self, ready):
         calls["n"] += 1
@@ -172,7 +172,7 @@ def test_interrupted_build_leaves_nothing_that_looks_complete(tmp_path, monkeypa
             raise KeyboardInterrupt
         return original(self, ready)
 
-    monkeypatch.setattr(ds_build._Builder, "finish", failing)
+    monkeypatch.setattr(Builder, "encode", failing)
     with pytest.raises(KeyboardInterrupt):
         build_dataset(BuildConfig(demo_rows=300, chunk_rows=100), tmp_path / "ds")
     assert list(tmp_path.iterdir()) == []

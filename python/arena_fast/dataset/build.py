@@ -20,7 +20,6 @@ import functools
 import hashlib
 import json
 import os
-import shutil
 import threading
 import time
 from collections.abc import Iterator
@@ -34,26 +33,18 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from .. import _core
-from ..encoded import REPAIR_CLIPPED, REPAIR_NULL, REPAIR_RAGGED, REPAIR_SURROGATE, Encoded
-from ..errors import ConfigError, InputError
+from ..errors import InputError
 from ..files import file_sha256, publishing, replacing, write_bytes
 from ..outputs import BUILD_LOG, DROPPED, MANIFEST, TOKENIZER
 from .config import (
     DROP_REASONS,
-    FLAG_EMPTY_A,
-    FLAG_EMPTY_B,
-    FLAG_EMPTY_PROMPT,
-    FLAG_IDENTICAL,
-    FLAG_LABELS_NORMALISED,
-    FLAG_RELABELLED,
     FORMAT_VERSION,
     POLICY_REASONS,
-    REPAIR_KINDS,
     SOURCE_PRIORITY,
     BuildConfig,
 )
 from .load import ArenaDataset, load_dataset
+from .parts import Builder
 
 __all__ = [
     "BuildConfig",
@@ -76,379 +67,6 @@ class _Input:
     format: str
     size: Optional[int] = None
     sha256: Optional[str] = None
-    rows_in: int = 0
-
-
-# --------------------------------------------------------------------------
-# per-chunk work
-
-
-def _labels(frame: pl.DataFrame) -> tuple[np.ndarray, np.ndarray]:
-    """(n, 3) float64 labels (NaN where null) and the null mask. A row of
-    finite, non-negative values whose sum overflows (`[0, 1e308, 1e308]`)
-    comes divided by its largest value, so that normalising it by its sum
-    gives `[0, 0.5, 0.5]` rather than `[0, 0, 0]`."""
-    col = frame["labels"]
-    null = col.is_null().to_numpy()
-    if len(col) == 0:
-        return np.zeros((0, 3)), null
-    values = np.stack(
-        [col.arr.get(i, null_on_oob=True).fill_null(np.nan).to_numpy() for i in range(3)],
-        axis=1,
-    ).astype(np.float64)
-    with np.errstate(over="ignore", invalid="ignore"):
-        fine = np.isfinite(values).all(axis=1) & (values >= 0).all(axis=1)
-        overflow = fine & ~np.isfinite(values.sum(axis=1))
-    if overflow.any():
-        values[overflow] /= values[overflow].max(axis=1, keepdims=True)
-    return values, null
-
-
-def _binary(ids: np.ndarray, offsets: np.ndarray) -> pa.Array:
-    """Rows of int32 ids as one binary value each (little-endian), sharing
-    the ids' memory."""
-    n = len(offsets) - 1
-    byte_offsets = (offsets - offsets[0]) * 4
-    if byte_offsets[-1] >= 1 << 31:
-        # A part is one chunk: chunk_rows x max_length ids of 4 bytes each.
-        raise ConfigError(
-            f"one chunk holds {int(byte_offsets[-1]):,} bytes of ids, more than a parquet "
-            "binary column takes (2 GiB): lower chunk_rows"
-        )
-    data = np.ascontiguousarray(ids[offsets[0] : offsets[-1]]).astype("<i4", copy=False)
-    return pa.Array.from_buffers(
-        pa.binary(), n, [None, pa.py_buffer(byte_offsets.astype(np.int32)), pa.py_buffer(data)]
-    )
-
-
-def _float3(values: np.ndarray, null: np.ndarray) -> pa.Array:
-    flat = pa.array(np.ascontiguousarray(values, dtype=np.float32).reshape(-1))
-    arr = pa.FixedSizeListArray.from_arrays(flat, 3)
-    if null.any():
-        arr = pa.FixedSizeListArray.from_arrays(flat, 3, mask=pa.array(null))
-    return arr
-
-
-def _prepare(chunk: Any, null_text: str, threads: Optional[int] = None) -> Optional[tuple]:
-    """Parse a chunk's texts and compute the row keys (on the reader thread:
-    the core releases the GIL, so this overlaps the encoding)."""
-    from ..rows import rows_from_arrow
-
-    frame = chunk.rows
-    if len(frame) == 0:
-        return None
-    rows = rows_from_arrow(
-        frame["prompt"],
-        frame["response_a"],
-        frame["response_b"],
-        null_text=null_text,
-        num_threads=threads,
-    )
-    return rows, rows.features(threads)
-
-
-class _Builder:
-    @property
-    def encoder(self) -> Any:
-        return self._encoder.result()
-
-    @property
-    def tokenizer(self) -> Any:
-        return self.encoder.tokenizer
-
-    def __init__(self, config: BuildConfig, encoder: Any = None):
-        from ..encoder import Encoder
-        from ..tokenizer import Tokenizer
-
-        self.config = config
-        self.timings: dict[str, float] = {}
-
-        def make_encoder() -> Encoder:
-            tok = Tokenizer.from_file(config.tokenizer) if config.tokenizer else Tokenizer.demo()
-            return Encoder(
-                tok,
-                template=config.template,
-                strategy=config.strategy,
-                max_length=config.max_length,
-                num_threads=config.threads,
-                **config.encoder,
-            )
-
-        # Loading a large vocabulary takes a while: it overlaps the first reads.
-        self._encoder: Future
-        if encoder is not None:
-            if not isinstance(encoder, Encoder):
-                raise ConfigError(f"encoder must be an af.Encoder, got {type(encoder).__name__}")
-            self._encoder = Future()
-            self._encoder.set_result(encoder)
-            self.null_text = encoder.options["null_text"]
-        else:
-            loader = ThreadPoolExecutor(max_workers=1)
-            self._encoder = loader.submit(make_encoder)
-            loader.shutdown(wait=False)
-            self.null_text = config.encoder.get("null_text", "")
-        self.priority = {name: i for i, name in enumerate(config.priority)}
-        self.parts: list[Union[pa.Table, str]] = []
-        self.memory = 0
-        self.metas: list[pl.DataFrame] = []
-        self.dropped: list[pl.DataFrame] = []
-        self.seq = 0
-        self.spill_dir: Optional[str] = None
-        self.stats = {"labels_normalised": 0, "relabelled": 0, "repaired": 0, "truncated": 0}
-        self.repairs = dict.fromkeys(REPAIR_KINDS, 0)
-        self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="arena-fast-parts")
-        self._pending: list[Future] = []
-
-    # -- one chunk --------------------------------------------------------
-    def prepare(self, inp: _Input, chunk: Any) -> Optional[dict]:
-        """Everything but the encoding: parse, row keys, cleaning decisions,
-        dropped rows, the kept rows' columns. Runs on the reader thread (the
-        core and polars release the GIL), so it overlaps `finish`."""
-        frame: pl.DataFrame = chunk.rows
-        if len(chunk.dropped):
-            self.dropped.append(
-                chunk.dropped.with_columns(pl.lit(inp.index, pl.Int16).alias("input"))
-            )
-            inp.rows_in += int(chunk.dropped["input_rows"].sum())
-        n = len(frame)
-        if n == 0:
-            return None
-        inp.rows_in += int(frame["input_rows"].sum())
-        rows, f = _prepare(chunk, self.null_text, self.config.threads)
-        if chunk.repairs is not None:  # the reader's (lone surrogates in JSON)
-            f["repairs"] = f["repairs"] | chunk.repairs
-        labels, unlabelled = _labels(frame)
-        cfg = self.config
-        source = frame["source"]
-        is_chat1m = (source == "chat1m").to_numpy()
-        policed = ~unlabelled | is_chat1m
-
-        reason = np.full(n, "", dtype=object)
-        detail = np.full(n, "", dtype=object)
-
-        def drop(mask: np.ndarray, name: str) -> None:
-            hit = mask & (reason == "")
-            reason[hit] = name
-
-        for row, column, message in rows.errors():
-            reason[row] = "bad_text"
-            detail[row] = f"column {column}: {message}"
-        # Labels: finite, non-negative, positive sum; renormalised otherwise.
-        lab = labels[~unlabelled]
-        with np.errstate(over="ignore", invalid="ignore"):  # [-1e308, -1e308, 1]: bad anyway
-            sums = lab.sum(axis=1)
-        bad = ~np.isfinite(lab).all(axis=1) | (lab < 0).any(axis=1) | ~(sums > 0)
-        bad_rows = np.flatnonzero(~unlabelled)[bad]
-        drop(np.isin(np.arange(n), bad_rows), "bad_labels")
-        for r in bad_rows:
-            if detail[r] == "":
-                detail[r] = f"labels {labels[r].tolist()}"
-        flags = np.zeros(n, dtype=np.uint8)
-        ok = ~unlabelled
-        ok[bad_rows] = False
-        with np.errstate(over="ignore", invalid="ignore"):
-            norm = ok & (np.abs(np.nan_to_num(labels.sum(axis=1)) - 1.0) > 1e-6)
-        if norm.any():
-            labels[norm] = labels[norm] / labels[norm].sum(axis=1, keepdims=True)
-            flags[norm] |= FLAG_LABELS_NORMALISED
-        empty_a, empty_b = f["empty_a"], f["empty_b"]
-        identical = f["identical"] & ~(empty_a & empty_b)
-        flags[empty_a] |= FLAG_EMPTY_A
-        flags[empty_b] |= FLAG_EMPTY_B
-        flags[identical] |= FLAG_IDENTICAL
-        flags[f["empty_prompt"]] |= FLAG_EMPTY_PROMPT
-        both = empty_a & empty_b & policed
-        if cfg.both_empty == "drop":
-            drop(both, "both_empty")
-        one = (empty_a ^ empty_b) & policed
-        if cfg.one_empty == "drop":
-            drop(one, "one_empty")
-        elif cfg.one_empty == "relabel":
-            relabel = one & ~unlabelled & (reason == "")
-            labels[relabel & empty_a] = (0.0, 1.0, 0.0)
-            labels[relabel & empty_b] = (1.0, 0.0, 0.0)
-            flags[relabel] |= FLAG_RELABELLED
-        ident = identical & policed
-        if cfg.identical == "drop":
-            drop(ident, "identical")
-        elif cfg.identical == "tie":
-            relabel = ident & ~unlabelled & (reason == "")
-            labels[relabel] = (0.0, 0.0, 1.0)
-            flags[relabel] |= FLAG_RELABELLED
-        repairs = f["repairs"]
-        if cfg.ragged == "drop":
-            drop(((repairs & REPAIR_RAGGED) != 0) & policed, "ragged")
-        if cfg.repaired == "drop":
-            text = REPAIR_NULL | REPAIR_SURROGATE | REPAIR_CLIPPED
-            drop(((repairs & text) != 0) & policed, "repaired")
-
-        kept = np.flatnonzero(reason == "")
-        gone = np.flatnonzero(reason != "")
-        if len(gone):
-            sub = frame[gone]
-            self.dropped.append(
-                pl.DataFrame(
-                    {
-                        "source": sub["source"],
-                        "id": sub["id"],
-                        "row": sub["row"],
-                        "input_rows": sub["input_rows"],
-                        "reason": pl.Series(reason[gone].tolist(), dtype=pl.String),
-                        "detail": pl.Series(detail[gone].tolist(), dtype=pl.String),
-                    }
-                ).with_columns(pl.lit(inp.index, pl.Int16).alias("input"))
-            )
-        if len(kept) == 0:
-            return None
-        self._count(flags[kept], repairs[kept])
-
-        sub = frame[kept]
-        lab_kept, unl_kept = labels[kept], unlabelled[kept]
-        cls = np.where(unl_kept, 3, np.argmax(np.nan_to_num(lab_kept, nan=-1.0), axis=1))
-        srcs = sub["source"]
-        for name in srcs.unique().sort().to_list():
-            self.priority.setdefault(name, len(self.priority))
-        prio = srcs.replace_strict(self.priority, return_dtype=pl.Int32).to_numpy()
-        meta = pl.DataFrame(
-            {
-                "source": srcs,
-                "id": sub["id"],
-                "row": sub["row"],
-                "input_rows": sub["input_rows"],
-                "input": np.full(len(kept), inp.index, dtype=np.int16),
-                "prompt_key": f["prompt_key"][kept],
-                "pair_key": f["pair_key"][kept],
-                "cls": cls.astype(np.uint8),
-                "prio": prio,
-                "policed": policed[kept],
-            }
-        )
-        columns: dict[str, Any] = {
-            "id": sub["id"].to_arrow(),
-            "source": srcs.to_arrow(),
-            "input": pa.array(np.full(len(kept), inp.index, dtype=np.int16)),
-            "row": sub["row"].to_arrow(),
-            "input_rows": sub["input_rows"].to_arrow(),
-            "model_a": sub["model_a"].to_arrow(),
-            "model_b": sub["model_b"].to_arrow(),
-            "labels": _float3(np.nan_to_num(lab_kept), unl_kept),
-            "teacher_logits": sub["teacher_logits"]
-            .cast(pl.List(pl.Array(pl.Float32, 3)))
-            .to_arrow(),
-            "flags": pa.array(flags[kept]),
-            "turns": pa.array(f["turns"][kept]),
-            "repairs": pa.array(repairs[kept]),
-            "chars": pa.array(f["chars"][kept]),
-        }
-        return {"rows": rows, "kept": kept, "meta": meta, "columns": columns}
-
-    def _count(self, flags: np.ndarray, repairs: np.ndarray, sign: int = 1) -> None:
-        """Count the relabelled, normalised and repaired rows among kept ones
-        (`sign` -1: rows dropped after all, at encoding)."""
-        self.stats["relabelled"] += sign * int(((flags & FLAG_RELABELLED) != 0).sum())
-        self.stats["labels_normalised"] += sign * int(((flags & FLAG_LABELS_NORMALISED) != 0).sum())
-        self.stats["repaired"] += sign * int((repairs != 0).sum())
-        for name, bit in REPAIR_KINDS.items():
-            self.repairs[name] += sign * int(((repairs & bit) != 0).sum())
-
-    def finish(self, ready: Optional[dict]) -> None:
-        """Encode the kept rows of a prepared chunk and keep the part. A row
-        the tokenizer cannot encode is dropped (`tokenize_error`), alone."""
-        if ready is None:
-            return
-        cfg = self.config
-        enc, skipped = self.encoder.encode_rows_skipping(
-            ready["rows"], ready["kept"], swap="both" if cfg.swap else False
-        )
-        meta, columns = ready["meta"], ready["columns"]
-        if skipped:
-            meta, columns = self._drop_untokenizable(meta, columns, skipped)
-        seq = np.arange(self.seq, self.seq + len(meta), dtype=np.int64)
-        self.seq += len(meta)
-        self.metas.append(meta.with_columns(pl.Series("seq", seq)))
-        # Splitting the orders and assembling the part run on the writer
-        # thread; at most two parts wait, so memory stays bounded.
-        while len(self._pending) >= 2:
-            self._pending.pop(0).result()
-        self._pending.append(self._writer.submit(self._assemble, enc, seq, columns))
-
-    def _drop_untokenizable(self, meta: pl.DataFrame, columns: dict, skipped: list) -> tuple:
-        """The kept rows less those the encoder skipped (positions in the
-        chunk's kept rows), which go to the dropped rows as `tokenize_error`."""
-        gone = np.array([position for position, _, _ in skipped], dtype=np.int64)
-        detail = [
-            f"column {column}: {message}" if column else f"template text: {message}"
-            for _, column, message in skipped
-        ]
-        self.dropped.append(
-            meta[gone]
-            .select("source", "id", "row", "input_rows", "input")
-            .with_columns(
-                pl.lit("tokenize_error", pl.String).alias("reason"),
-                pl.Series("detail", detail, dtype=pl.String),
-            )
-        )
-        keep = np.ones(len(meta), dtype=bool)
-        keep[gone] = False
-        self._count(
-            columns["flags"].to_numpy(zero_copy_only=False)[gone],
-            columns["repairs"].to_numpy(zero_copy_only=False)[gone],
-            sign=-1,
-        )
-        mask = pa.array(keep)
-        return meta.filter(pl.Series(keep)), {k: v.filter(mask) for k, v in columns.items()}
-
-    def drain(self) -> None:
-        """Wait for the writer thread to keep every part (raises its errors)."""
-        while self._pending:
-            self._pending.pop(0).result()
-        self._writer.shutdown(wait=True)
-
-    def _assemble(self, enc: Encoded, seq: np.ndarray, columns: dict) -> None:
-        cfg = self.config
-        columns = {"seq": pa.array(seq), **columns}
-        if cfg.swap:
-            e_ids, e_off, o_ids, o_off = _core.split_pairs(enc.input_ids, enc.offsets)
-            even, odd = slice(0, None, 2), slice(1, None, 2)
-            columns["input_ids"] = _binary(e_ids, e_off)
-            columns["length"] = pa.array(np.diff(e_off).astype(np.int32))
-            columns["turns_kept"] = pa.array(enc.turns_kept[even])
-            columns["truncated"] = pa.array(enc.truncated[even])
-            columns["full_length"] = pa.array(enc.full_length[even].astype(np.int32))
-            columns["input_ids_swapped"] = _binary(o_ids, o_off)
-            columns["length_swapped"] = pa.array(np.diff(o_off).astype(np.int32))
-            columns["turns_kept_swapped"] = pa.array(enc.turns_kept[odd])
-            columns["truncated_swapped"] = pa.array(enc.truncated[odd])
-            columns["full_length_swapped"] = pa.array(enc.full_length[odd].astype(np.int32))
-            self.stats["truncated"] += int(enc.truncated[even].sum())
-        else:
-            columns["input_ids"] = _binary(enc.input_ids, enc.offsets)
-            columns["length"] = pa.array(enc.lengths.astype(np.int32))
-            columns["turns_kept"] = pa.array(enc.turns_kept)
-            columns["truncated"] = pa.array(enc.truncated)
-            columns["full_length"] = pa.array(enc.full_length.astype(np.int32))
-            self.stats["truncated"] += int(enc.truncated.sum())
-        table = pa.table(columns)
-        self._add_part(table)
-
-    def _add_part(self, table: pa.Table) -> None:
-        self.parts.append(table)
-        self.memory += table.nbytes
-        if self.memory > self.config.spill_bytes:
-            self._spill()
-
-    def _spill(self) -> None:
-        """Move the parts held in memory to Arrow IPC files (read back
-        memory-mapped when the shards are written)."""
-        assert self.spill_dir is not None, "spill directory not set"
-        for i, part in enumerate(self.parts):
-            if isinstance(part, pa.Table):
-                path = os.path.join(self.spill_dir, f"part-{i:06d}.arrow")
-                with pa.OSFile(path, "wb") as sink, pa.ipc.new_file(sink, part.schema) as w:
-                    w.write_table(part)
-                self.parts[i] = path
-        self.memory = 0
-        _core.release_memory()
 
 
 # --------------------------------------------------------------------------
@@ -507,7 +125,7 @@ def _decide(meta: pl.DataFrame, config: BuildConfig) -> tuple[pl.DataFrame, pl.D
 
 
 def _write_shards(
-    builder: _Builder, kept: pl.DataFrame, directory: Path, config: BuildConfig
+    builder: Builder, kept: pl.DataFrame, directory: Path, config: BuildConfig
 ) -> list[dict]:
     """The parts, less the rows dropped by the global decisions, with their
     folds, as `data-NNNNN.parquet` shards of `shard_rows` rows."""
@@ -632,13 +250,10 @@ def build_dataset(
     if tokenizer and os.path.exists(tokenizer):
         read_paths.append(tokenizer)
     started = time.perf_counter()
-    builder: Optional[_Builder] = None
+    timings: dict[str, float] = {}
     with publishing(out, "dataset", overwrite=overwrite, inputs=read_paths) as work:
-        try:
-            builder = _Builder(config, encoder)
+        with Builder(config, spill_dir=work / "spill", encoder=encoder) as builder:
             t_stage = time.perf_counter()
-            builder.spill_dir = str(work / "spill")
-            os.mkdir(builder.spill_dir)
             # Hash the inputs beside the work (hashlib releases the GIL).
             hasher = ThreadPoolExecutor(max_workers=1)
             hashes = {
@@ -658,10 +273,10 @@ def build_dataset(
                             inp.path, inp.format, chunk_rows=config.chunk_rows, seed=config.seed
                         )
                         total = None
-                    prepare = functools.partial(builder.prepare, inp)
+                    clean = functools.partial(builder.clean, inp.index)
                     seen_rows, seen_bytes, read_rows = 0, 0, 0
-                    for chunk, ready in _prefetch(_ramp(chunks), prepare):
-                        builder.finish(ready)
+                    for chunk, ready in _prefetch(_ramp(chunks), clean):
+                        builder.encode(ready)
                         rows = len(chunk.rows) + len(chunk.dropped)
                         if inp.size and config.inputs:
                             # Rows in the file, estimated from the bytes per row so far.
@@ -677,60 +292,46 @@ def build_dataset(
             finally:
                 hasher.shutdown(wait=True)
             report({"stage": "dedup"})
-            meta = (
-                pl.concat(builder.metas)
-                if builder.metas
-                else pl.DataFrame(
-                    schema={
-                        "seq": pl.Int64,
-                        "source": pl.String,
-                        "id": pl.String,
-                        "row": pl.Int64,
-                        "input_rows": pl.Int32,
-                        "input": pl.Int16,
-                        "prompt_key": pl.UInt64,
-                        "pair_key": pl.UInt64,
-                        "cls": pl.UInt8,
-                        "prio": pl.Int32,
-                        "policed": pl.Boolean,
-                    }
-                )
-            )
             builder.drain()
-            builder.timings["read_clean_encode"] = time.perf_counter() - t_stage
+            meta = builder.meta()
+            timings["read_clean_encode"] = time.perf_counter() - t_stage
             t_stage = time.perf_counter()
             kept, late_dropped = _decide(meta, config)
-            builder.timings["dedup_folds"] = time.perf_counter() - t_stage
+            timings["dedup_folds"] = time.perf_counter() - t_stage
             t_stage = time.perf_counter()
             report({"stage": "write"})
             shards = _write_shards(builder, kept, work, config)
-            builder.timings["write_shards"] = time.perf_counter() - t_stage
-            dropped = _dropped_frame(builder.dropped + [late_dropped])
-            with replacing(work / DROPPED) as tmp:
-                dropped.write_parquet(tmp, compression="zstd")
-            shutil.rmtree(builder.spill_dir)
-            tok = builder.tokenizer
-            if tok.source and os.path.isfile(tok.source):
-                tok_bytes = Path(tok.source).read_bytes()
-            else:
-                tok_bytes = tok.to_str().encode("utf-8")
-            write_bytes(work / TOKENIZER, tok_bytes)
-            builder.tokenizer_sha256 = hashlib.sha256(tok_bytes).hexdigest()
-            manifest = _manifest(
-                __version__, config, builder, inputs, kept, meta, dropped, shards, work, started
-            )
-            _check_not_empty(manifest, dropped)
-            # The manifest is deterministic; how long the build took is not, so
-            # it goes to build.json (and the returned dict).
-            timings = {k: round(v, 3) for k, v in builder.timings.items()}
-            timings["total"] = round(time.perf_counter() - started, 3)
-            log = {"seconds": timings, "threads": config.threads}
-            write_bytes(work / BUILD_LOG, (json.dumps(log) + "\n").encode())
-            write_bytes(work / MANIFEST, (json.dumps(manifest, indent=2) + "\n").encode())
-        except BaseException:
-            if builder is not None:
-                builder._writer.shutdown(wait=True, cancel_futures=True)
-            raise
+            timings["write_shards"] = time.perf_counter() - t_stage
+        dropped = _dropped_frame(builder.dropped + [late_dropped])
+        with replacing(work / DROPPED) as tmp:
+            dropped.write_parquet(tmp, compression="zstd")
+        tok = builder.tokenizer
+        if tok.source and os.path.isfile(tok.source):
+            tok_bytes = Path(tok.source).read_bytes()
+        else:
+            tok_bytes = tok.to_str().encode("utf-8")
+        write_bytes(work / TOKENIZER, tok_bytes)
+        tokenizer_sha256 = hashlib.sha256(tok_bytes).hexdigest()
+        manifest = _manifest(
+            __version__,
+            config,
+            builder,
+            tokenizer_sha256,
+            inputs,
+            kept,
+            meta,
+            dropped,
+            shards,
+            work,
+        )
+        _check_not_empty(manifest, dropped)
+        # The manifest is deterministic; how long the build took is not, so
+        # it goes to build.json (and the returned dict).
+        timings = {k: round(v, 3) for k, v in timings.items()}
+        timings["total"] = round(time.perf_counter() - started, 3)
+        log = {"seconds": timings, "threads": config.threads}
+        write_bytes(work / BUILD_LOG, (json.dumps(log) + "\n").encode())
+        write_bytes(work / MANIFEST, (json.dumps(manifest, indent=2) + "\n").encode())
     return dict(manifest, timings=timings)
 
 
@@ -854,8 +455,10 @@ def _reason_counts(dropped: pl.DataFrame) -> str:
     return ", ".join(f"{reason} {n:,}" for reason, n in by.rows())
 
 
-def _manifest(version, config, builder, inputs, kept, meta, dropped, shards, work, started) -> dict:
-    counts_in = sum(inp.rows_in for inp in inputs)
+def _manifest(
+    version, config, builder, tokenizer_sha256, inputs, kept, meta, dropped, shards, work
+) -> dict:
+    counts_in = sum(builder.rows_in[inp.index] for inp in inputs)
     kept_meta = meta.join(kept.select("seq"), on="seq", how="semi")
     kept_input_rows = int(kept_meta["input_rows"].sum() or 0)
     dropped_input_rows = int(dropped["input_rows"].sum() or 0)
@@ -879,7 +482,7 @@ def _manifest(version, config, builder, inputs, kept, meta, dropped, shards, wor
                 "format": inp.format,
                 "bytes": inp.size,
                 "sha256": inp.sha256,
-                "rows_in": inp.rows_in,
+                "rows_in": builder.rows_in[inp.index],
                 "rows_kept": k_in,
                 "rows_dropped": d_in,
             }
@@ -908,7 +511,7 @@ def _manifest(version, config, builder, inputs, kept, meta, dropped, shards, wor
         "encoder": builder.encoder.config(),
         "tokenizer": {
             "file": TOKENIZER,
-            "sha256": builder.tokenizer_sha256,
+            "sha256": tokenizer_sha256,
             "source": builder.tokenizer.source,
         },
         "ids": "input_ids: binary, little-endian int32 per row",
