@@ -1,0 +1,194 @@
+"""The report's HTML: the summary and runs tables, the comparison of
+several runs, and one section per run or prediction table with its plots."""
+
+from __future__ import annotations
+
+import html
+import math
+from typing import Any, Optional
+
+from .. import __version__
+from ..diagnostics import format_summary
+from ..outputs import GENERATOR_META
+from .plots import (
+    Plots,
+    plot_confusion,
+    plot_flips,
+    plot_folds,
+    plot_groups,
+    plot_losses,
+    plot_reliability,
+)
+from .sections import Section, fold_bars, pooled_summary
+
+
+def _num(x: Any, digits: int = 4) -> str:
+    if x is None or (isinstance(x, float) and math.isnan(x)):
+        return "-"
+    if isinstance(x, float):
+        return f"{x:.{digits}f}"
+    return str(x)
+
+
+_STYLE = """body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em}
+table{border-collapse:collapse;margin:1em 0}th,td{border:1px solid #ccc;padding:.3em .6em}
+td{text-align:right}td:first-child{text-align:left}th{background:#f3f3f3}
+.note{color:#a33}.path{color:#666;font-family:monospace}img{max-width:100%;margin:.5em 0}
+pre{background:#f7f7f7;padding:.6em}"""
+
+
+def _e(value: Any) -> str:
+    return html.escape(str(value), quote=True)
+
+
+def _table(head: list, rows: list) -> str:
+    cells = "".join(f"<th>{_e(h)}</th>" for h in head)
+    body = "".join("<tr>" + "".join(f"<td>{_e(c)}</td>" for c in row) + "</tr>" for row in rows)
+    return f"<table><tr>{cells}</tr>{body}</table>"
+
+
+def _img(name: str, alt: str) -> str:
+    return f'<img src="{_e(name)}" alt="{_e(alt)}">'
+
+
+_SUMMARY_HEAD = [
+    "",
+    "rows",
+    "labelled",
+    "log loss",
+    "accuracy",
+    "original order alone",
+    "swapped alone",
+    "flip rate",
+    "ECE",
+]
+
+
+def _summary_row(title: str, s: Optional[dict]) -> list:
+    if s is None:
+        return [title, *["-"] * (len(_SUMMARY_HEAD) - 1)]
+    keys = ("log_loss", "accuracy", "log_loss_original", "log_loss_swapped", "flip_rate")
+    ece = s["calibration"]["ece"] if "calibration" in s else None
+    return [title, s["rows"], s["labelled"], *(_num(s.get(k)) for k in keys), _num(ece)]
+
+
+def _run_row(sec: Section) -> list:
+    c, last = sec.config, (sec.evals[-1] if sec.evals else {})
+    encoder = sec.bundle.get("encoder") or {}
+    steps = max([r.get("step") or 0 for r in (*sec.steps, *sec.evals)], default=None)
+    seconds = max([r.get("seconds") or 0.0 for r in (*sec.steps, *sec.evals)], default=None)
+    return [
+        sec.title,
+        c.get("model"),
+        c.get("fold"),
+        c.get("lora_r"),
+        encoder.get("max_length", "-"),
+        encoder.get("strategy", "-"),
+        c.get("epochs"),
+        c.get("lr"),
+        _num(steps),
+        _num(seconds, 1),
+        _num(last.get("log_loss")),
+        _num(last.get("tta_log_loss")),
+    ]
+
+
+_RUN_HEAD = [
+    "run",
+    "model",
+    "fold",
+    "lora_r",
+    "max_length",
+    "strategy",
+    "epochs",
+    "lr",
+    "steps",
+    "seconds",
+    "last eval log loss",
+    "last eval TTA log loss",
+]
+
+
+def _section_html(sec: Section, plots: Plots) -> list:
+    parts = [f'<h2 id="{sec.key}">{_e(sec.title)}</h2>', f'<p class="path">{_e(sec.path)}</p>']
+    parts += [f'<p class="note">{_e(note)}</p>' for note in sec.notes]
+    if sec.is_run and (sec.steps or sec.evals):
+        name = f"{sec.key}-loss.png"
+        plot_losses(plots, name, [sec], "training loss and held-out log loss")
+        parts.append(_img(name, "loss curve"))
+    s = sec.summary
+    if s is None:
+        return parts
+    if not s["labelled"]:
+        parts.append(
+            '<p class="note">no labelled rows: log loss, calibration and the confusion matrix '
+            "need labels</p>"
+        )
+    if len(s.get("by_fold") or {}) >= 2:
+        name = f"{sec.key}-folds.png"
+        plot_folds(plots, name, fold_bars([Section(key="", title="", path="", summary=s)]))
+        parts.append(_img(name, "log loss per fold"))
+    if "calibration" in s:
+        name = f"{sec.key}-reliability.png"
+        plot_reliability(plots, name, s["calibration"])
+        parts.append(_img(name, "reliability diagram"))
+    if "flip_rate" in s:
+        name = f"{sec.key}-flips.png"
+        plot_flips(plots, name, sec.frame, s)
+        parts.append(_img(name, "flip rate"))
+    else:
+        parts.append('<p class="note">one order predicted only: no flip rate</p>')
+    if "confusion" in s:
+        name = f"{sec.key}-confusion.png"
+        plot_confusion(plots, name, s["confusion"])
+        parts.append(_img(name, "confusion matrix"))
+    if s.get("by_turns") or s.get("by_truncation"):
+        name = f"{sec.key}-groups.png"
+        plot_groups(plots, name, s)
+        parts.append(_img(name, "log loss by turns and by truncation"))
+    parts.append(f"<details><summary>numbers</summary><pre>{_e(format_summary(s))}</pre></details>")
+    return parts
+
+
+def render_page(sections: list, n_runs: int, plots: Plots) -> str:
+    runs = sections[:n_runs]
+    title = runs[0].title if n_runs == 1 else f"{n_runs} runs"
+    parts = [
+        "<!DOCTYPE html>",
+        '<html lang="en"><head><meta charset="utf-8">',
+        GENERATOR_META,
+        f"<title>{_e(f'arena-fast report: {title}')}</title><style>{_STYLE}</style></head><body>",
+        f"<h1>{_e(f'arena-fast report: {title}')}</h1>",
+        "<h2>Summary</h2>",
+    ]
+    rows = [_summary_row(s.title, s.summary) for s in sections]
+    pooled = pooled_summary(runs) if n_runs > 1 else None
+    if pooled is not None:
+        rows.append(_summary_row("all runs pooled (out of fold)", pooled))
+    parts.append(_table(_SUMMARY_HEAD, rows))
+    parts.append(
+        "<p>Log loss, accuracy, ECE and the confusion matrix use the final probabilities "
+        "(the average of both orders when both were predicted); the single passes are beside "
+        "them. Flip rate: the share of rows whose verdict changes when A and B are "
+        "swapped. ECE: 10 equal bins of the top label's confidence.</p>"
+    )
+    parts += ["<h2>Runs</h2>", _table(_RUN_HEAD, [_run_row(s) for s in runs])]
+    if n_runs > 1:
+        parts.append('<h2 id="comparison">Comparison</h2>')
+        bars = fold_bars(runs)
+        if bars:
+            plot_folds(plots, "compare-folds.png", bars)
+            parts.append(_img("compare-folds.png", "held-out log loss per fold"))
+            parts.append(
+                _table(["run / fold", "rows", "log loss"], [[b[0], b[2], _num(b[1])] for b in bars])
+            )
+        else:
+            parts.append('<p class="note">no run has labelled held-out predictions</p>')
+        if any(s.steps or s.evals for s in runs):
+            plot_losses(plots, "compare-loss.png", runs, "loss curves of every run")
+            parts.append(_img("compare-loss.png", "loss curves"))
+    for sec in sections:
+        parts += _section_html(sec, plots)
+    parts.append(f'<p class="path">{_e(f"written by arena-fast {__version__}")}</p>')
+    parts.append("</body></html>")
+    return "\n".join(parts) + "\n"
