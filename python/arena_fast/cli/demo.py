@@ -10,13 +10,24 @@ at each stage (needs the `[train]` extra).
 from __future__ import annotations
 
 import argparse
+import csv
 import math
 import os
 import sys
 import tempfile
 import time
 
+import numpy as np
+
+from ..dataset import BuildConfig, build_dataset, load_dataset
+from ..diagnostics import format_summary, log_loss, summarize
+from ..encoded import REPAIR_NULL, REPAIR_RAGGED, REPAIR_SURROGATE
+from ..encoder import Encoder
+from ..errors import ConfigError, InputError
+from ..files import check_output, output_lock, replacing
 from ..outputs import DEMO_MARKER
+from ..synth import generate_rows, write_csv
+from ..tokenizer import Tokenizer
 from ._args import int_at_least, thread_count
 from ._terminal import printable
 
@@ -56,8 +67,6 @@ def add_parser(sub) -> None:
 def run(args: argparse.Namespace) -> int:
     if args.encode_only:
         return _encode_only(args)
-    from ..errors import ConfigError
-
     if args.input:
         raise ConfigError("--input is for --encode-only; the pipeline demo makes its own rows")
     try:
@@ -68,8 +77,6 @@ def run(args: argparse.Namespace) -> int:
             "(or run `arena-fast demo --encode-only`)"
         ) from None
     if args.out:
-        from ..files import check_output, output_lock
-
         # Its own files only: never a user's train.csv or submission.csv.
         check_output(args.out, "demo", overwrite=True)
         with output_lock(args.out):
@@ -87,12 +94,8 @@ def _say(stage: str, text: str) -> None:
 
 
 def _pipeline(args: argparse.Namespace, work: str) -> int:
-    import numpy as np
-
-    from ..dataset import BuildConfig, build_dataset, load_dataset
-    from ..diagnostics import format_summary, log_loss, summarize
+    # The torch layer: loaded by the pipeline demo only.
     from ..predict import predict, prediction_table, write_submission
-    from ..synth import write_csv
     from ..train import TrainConfig, train
 
     started = time.perf_counter()
@@ -175,10 +178,6 @@ def _pipeline(args: argparse.Namespace, work: str) -> int:
 
 
 def _read_csv(path: str) -> tuple[list[str], list[str], list[str]]:
-    import csv
-
-    from ..errors import InputError
-
     csv.field_size_limit(1 << 30)
     with open(path, newline="", encoding="utf-8") as f:
         reader = csv.DictReader(f)
@@ -194,24 +193,16 @@ def _read_csv(path: str) -> tuple[list[str], list[str], list[str]]:
 
 
 def _percentiles(values, qs=(50, 90, 99, 100)) -> str:
-    import numpy as np
-
     if len(values) == 0:
         return "-"
     return "  ".join(f"p{q}={int(np.percentile(values, q))}" for q in qs)
 
 
 def _encode_only(args: argparse.Namespace) -> int:
-    import numpy as np
-
-    from .. import REPAIR_NULL, REPAIR_RAGGED, REPAIR_SURROGATE, Encoder, Tokenizer
-
     if args.input:
         prompts, a, b = _read_csv(args.input)
         source = args.input
     else:
-        from ..synth import generate_rows
-
         rows = generate_rows(args.rows, seed=args.seed)
         prompts = [r["prompt"] for r in rows]
         a = [r["response_a"] for r in rows]
@@ -251,8 +242,6 @@ def _encode_only(args: argparse.Namespace) -> int:
     if len(out):
         print(printable("\nrow 0, decoded:\n" + tok.decode(out[0]), layout=True))
     if args.npz:
-        from ..files import replacing
-
         with replacing(args.npz) as tmp, open(tmp, "wb") as f:
             np.savez(f, **out.arrays())
         print("\n" + printable(f"wrote {args.npz}"), file=sys.stderr)

@@ -12,8 +12,18 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
+import numpy as np
+import pyarrow.parquet as pq
+
+from ..dataset import read_manifest
+from ..encoder import Template
+from ..errors import ConfigError
+from ..outputs import TOKENIZER
+from ..tokenizer import Tokenizer
 from ._terminal import printable
+from .build_dataset import summary
 
 
 def add_parser(sub) -> None:
@@ -30,10 +40,6 @@ def add_parser(sub) -> None:
 
 
 def _read_row(path, manifest: dict, index: int, swapped: bool) -> dict:
-    import pyarrow.parquet as pq
-
-    from ..errors import ConfigError
-
     total = manifest["counts"]["rows"]
     if not 0 <= index < total:
         raise ConfigError(f"--row must be in [0, {total}), got {index}")
@@ -46,8 +52,6 @@ def _read_row(path, manifest: dict, index: int, swapped: bool) -> dict:
     column = "input_ids_swapped" if swapped else "input_ids"
     if column not in row:
         raise ConfigError("this dataset was built without --swap")
-    import numpy as np
-
     row["ids"] = np.frombuffer(row[column], dtype="<i4").tolist()
     return row
 
@@ -88,11 +92,6 @@ def render_row(row: dict, tokenizer, template, marker: str) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
-    from ..dataset import read_manifest
-    from .build_dataset import summary
-
     path = Path(args.path)
     manifest = read_manifest(path)
     if args.row is None:
@@ -104,10 +103,6 @@ def run(args: argparse.Namespace) -> int:
             f"{manifest['tokenizer']['sha256'][:16]}"
         )
     else:
-        from ..dataset import TOKENIZER
-        from ..encoder import Template
-        from ..tokenizer import Tokenizer
-
         row = _read_row(path, manifest, args.row, args.swapped)
         tok = Tokenizer.from_file(path / TOKENIZER)
         template = Template(**manifest["encoder"]["template"])
@@ -138,19 +133,16 @@ def _print_line(text: str) -> None:
 
 def plot_lengths(path, manifest: dict, out: str) -> None:
     """Histograms of tokens per row as encoded (after truncation, budget
-    marked) and as they would be with nothing cut (`full_length`)."""
+    marked) and as they would be with nothing cut (`full_length`). matplotlib
+    (the `[plot]` extra) is imported here, by --plot only: every command
+    imports this module."""
     try:
         import matplotlib
 
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError as exc:
-        from ..errors import ConfigError
-
         raise ConfigError("--plot needs matplotlib: pip install 'arena-fast[plot]'") from exc
-    import numpy as np
-    import pyarrow.parquet as pq
-
     lengths, fulls, truncated = [], [], []
     for shard in manifest["shards"]:
         t = pq.read_table(path / shard["file"], columns=["length", "full_length", "truncated"])

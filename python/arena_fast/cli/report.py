@@ -39,7 +39,7 @@ def add_parser(sub) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..report import write_report
+    from ..report import write_report  # matplotlib: loaded by this command only
 
     print(printable(write_report(args.runs, out=args.out, predictions=args.predictions)))
     return 0

@@ -11,6 +11,7 @@ import argparse
 import sys
 import time
 
+from ..synth import write_csv
 from ._args import int_at_least
 from ._terminal import printable
 
@@ -31,8 +32,6 @@ def add_parser(sub) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..synth import write_csv
-
     start = time.perf_counter()
     try:
         count = write_csv(args.out, args.rows, seed=args.seed)
