@@ -1,0 +1,63 @@
+"""The decisions that need every row of a build at once (docs/dataset.md,
+"De-duplication and duplicate ids", "Folds"): which rows are duplicates of
+a row ranked higher (by source priority, then input order), and the fold of
+each row kept. They work on the builder's `meta` (keys, class, priority),
+never on the texts."""
+
+from __future__ import annotations
+
+import polars as pl
+
+from ..folds import assign_folds
+from .config import BuildConfig
+
+
+def decide(meta: pl.DataFrame, config: BuildConfig) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Duplicate ids, de-duplication and folds. Returns the kept rows
+    (`seq`, `cls`, `fold`, in `seq` order) and the dropped ones (the columns
+    of dropped.parquet)."""
+    meta = _mark_duplicates(meta.sort(["prio", "seq"]), config)
+    dropped = meta.filter(pl.col("reason").is_not_null())
+    kept = meta.filter(pl.col("reason").is_null()).sort("seq")
+    folds = assign_folds(
+        kept["prompt_key"].to_numpy(), kept["cls"].to_numpy(), config.folds, seed=config.seed
+    )
+    kept = kept.select("seq", "cls").with_columns(pl.Series("fold", folds, dtype=pl.Int8))
+    dropped = dropped.select("source", "id", "row", "input_rows", "reason", "detail", "input")
+    return kept, dropped
+
+
+def _mark_duplicates(meta: pl.DataFrame, config: BuildConfig) -> pl.DataFrame:
+    """`meta` (ranked: priority, then input order) with `reason` (null for a
+    row kept) and `detail`: the first of `duplicate_id`, `duplicate` and
+    `duplicate_prompt` that applies, as `config.dedup` asks."""
+    dup_id = meta.select(pl.struct("source", "id").is_first_distinct().not_()).to_series()
+    meta = meta.with_columns(dup_id.alias("dup_id"))
+    exprs = [pl.when(pl.col("dup_id")).then(pl.lit("duplicate_id"))]
+    detail = [pl.when(pl.col("dup_id")).then(pl.lit("id repeated in this source"))]
+    if config.dedup != "none":
+        pol = meta.filter(pl.col("policed") & ~pl.col("dup_id"))
+        first_pair = pol.group_by("pair_key", maintain_order=True).agg(
+            pl.col("id").first().alias("pair_first_id"), pl.col("seq").first().alias("pair_first")
+        )
+        meta = meta.join(first_pair, on="pair_key", how="left", maintain_order="left")
+        dup_pair = pl.col("policed") & (pl.col("seq") != pl.col("pair_first"))
+        exprs.append(pl.when(dup_pair).then(pl.lit("duplicate")))
+        detail.append(
+            pl.when(dup_pair).then(pl.format("same as kept row id {}", pl.col("pair_first_id")))
+        )
+        if config.dedup == "prompt":
+            best = pol.group_by("prompt_key", maintain_order=True).agg(
+                pl.col("prio").min().alias("best_prio"),
+                pl.col("source").first().alias("best_source"),
+            )
+            meta = meta.join(best, on="prompt_key", how="left", maintain_order="left")
+            dup_prompt = pl.col("policed") & (pl.col("prio") > pl.col("best_prio"))
+            exprs.append(pl.when(dup_prompt).then(pl.lit("duplicate_prompt")))
+            detail.append(
+                pl.when(dup_prompt).then(pl.format("prompt also in {}", pl.col("best_source")))
+            )
+    return meta.with_columns(
+        pl.coalesce(exprs + [pl.lit(None, pl.String)]).alias("reason"),
+        pl.coalesce(detail + [pl.lit("", pl.String)]).alias("detail"),
+    )
