@@ -14,6 +14,8 @@ process writes an output at a time.
 - `swap_in(work, path)`: the directory swap behind `publishing`, for a
   directory rotated inside an output (a run's checkpoint).
 - `file_sha256(path)`: the digest that manifests and bundles record.
+- `read_capped(path, max_bytes, what, error)`: a small file's bytes (a
+  manifest, a settings file), refused when larger, never read whole.
 - `check_output` and `output_lock`, for an output written in place (a
   training run, whose checkpoints and metrics grow under `out`):
 
@@ -81,6 +83,7 @@ __all__ = [
     "fsync_tree",
     "output_lock",
     "publishing",
+    "read_capped",
     "remove_abandoned",
     "replacing",
     "swap_in",
@@ -389,3 +392,18 @@ def file_sha256(path: PathLike) -> str:
         for block in iter(lambda: f.read(1 << 22), b""):
             h.update(block)
     return h.hexdigest()
+
+
+def read_capped(path: PathLike, max_bytes: int, what: str, error: type[Exception]) -> bytes:
+    """The bytes of the small file `path` (a manifest, a settings file),
+    never more than `max_bytes + 1` of them read: `error` naming the path
+    when it cannot be read or holds more (`what` it should have been, for
+    that message: "a settings file")."""
+    try:
+        with open(path, "rb") as f:
+            data = f.read(max_bytes + 1)
+    except OSError as exc:
+        raise error(f"{path}: cannot read: {exc.strerror or exc}") from None
+    if len(data) > max_bytes:
+        raise error(f"{path}: larger than {max_bytes} bytes; not {what}")
+    return data

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 from .errors import ConfigError
+from .files import read_capped
 
 __all__ = [
     "TrainConfig",
@@ -263,13 +264,7 @@ def read_config_file(path) -> dict:
     import yaml
 
     path = Path(path)
-    try:
-        with open(path, "rb") as f:
-            raw = f.read(MAX_CONFIG_BYTES + 1)
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read the settings file: {exc.strerror or exc}") from None
-    if len(raw) > MAX_CONFIG_BYTES:
-        raise ConfigError(f"{path}: larger than {MAX_CONFIG_BYTES} bytes; not a settings file")
+    raw = read_capped(path, MAX_CONFIG_BYTES, "a settings file", ConfigError)
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
