@@ -26,6 +26,7 @@ from . import arena33k, canonical, chat1m, kaggle, ultrafeedback
 from ._common import (
     CANONICAL_SCHEMA,
     DROPPED_SCHEMA,
+    JSON_TEXT_SCHEMA,
     Chunk,
     columns_of,
     empty_dropped,
@@ -170,7 +171,5 @@ def _at_least_one(chunks: Iterator[Chunk], format: str) -> Iterator[Chunk]:
         empty = False
         yield chunk
     if empty:
-        rows = empty_rows()
-        if format == "kaggle":
-            rows = rows.with_columns(pl.col(c).cast(pl.String) for c in TEXT_COLUMNS)
+        rows = pl.DataFrame(schema=JSON_TEXT_SCHEMA) if format == "kaggle" else empty_rows()
         yield Chunk(rows, empty_dropped())

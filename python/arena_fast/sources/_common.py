@@ -14,9 +14,11 @@ from typing import Any, Callable, NamedTuple, Optional, Union
 import numpy as np
 import polars as pl
 import pyarrow as pa
+import pyarrow.parquet as pq
 
 from ..errors import InputError
 from ..rng import MASK64, SplitMix64
+from ..rows import TEXT_COLUMNS
 from ..text import repair_text  # the one surrogate repair, with its flag
 
 # The largest float32: label and logit columns are stored as float32, where
@@ -35,6 +37,13 @@ CANONICAL_SCHEMA: dict[str, pl.DataType] = {
     "teacher_logits": pl.List(pl.Array(pl.Float64(), 3)),
     "row": pl.Int64(),
     "input_rows": pl.Int32(),
+}
+
+# The rows of a reader that leaves the text columns as JSON text, for the
+# Rust core to parse with its repairs (kaggle, the demo rows).
+JSON_TEXT_SCHEMA: dict[str, pl.DataType] = {
+    **CANONICAL_SCHEMA,
+    **{c: pl.String() for c in TEXT_COLUMNS},
 }
 
 DROPPED_SCHEMA: dict[str, pl.DataType] = {
@@ -162,8 +171,6 @@ def check_parquet_expansion(path: Union[str, Path]) -> None:
     decompresses to over `PARQUET_BOMB_BYTES` and over
     `PARQUET_MAX_EXPANSION` times its stored size: memory stays bounded by
     the input's size, not by what its bytes expand to."""
-    import pyarrow.parquet as pq
-
     try:
         meta = pq.ParquetFile(path).metadata
     except (OSError, pa.ArrowException) as exc:

@@ -21,9 +21,9 @@ from ..errors import InputError
 from ..rows import TEXT_COLUMNS
 from ._common import (
     CANONICAL_SCHEMA,
-    DROPPED_SCHEMA,
     FLOAT32_MAX,
     BadRecord,
+    Builder,
     Chunk,
     as_id,
     as_name,
@@ -31,6 +31,7 @@ from ._common import (
     check_columns,
     clean_turns,
     container,
+    empty_dropped,
     input_error,
     iter_records,
     parquet_columns,
@@ -130,7 +131,7 @@ def _parquet_chunks(
     teachers: dict = {}
     for batch in polars_batches(lf, path, chunk_rows):
         index = pl.int_range(row, row + batch.height, dtype=pl.Int64).alias(_INDEX)
-        yield _convert(batch.with_columns(index), text_as_json, _empty_dropped(), teachers)
+        yield _convert(batch.with_columns(index), text_as_json, empty_dropped(), teachers)
         row += batch.height
 
 
@@ -142,29 +143,20 @@ def _json_chunks(
     teachers: dict = {}
     for records in iter_records(path, present, chunk_rows):
         columns: dict[str, list] = {name: [] for name in [*present, _INDEX, _REPAIRS]}
-        drops: list[dict] = []
+        drops = Builder(SOURCE)
         for record in records:
             values = _json_values(record, present, text_as_json)
             if isinstance(values, tuple):
                 reason, detail = values
                 ident = as_id(record.get("id")) if isinstance(record, dict) else None
-                drops.append(
-                    {
-                        "source": SOURCE,
-                        "id": ident,
-                        "row": row,
-                        "input_rows": 1,
-                        "reason": reason,
-                        "detail": detail,
-                    }
-                )
+                drops.drop(id=ident, row=row, reason=reason, detail=detail)
             else:
                 for name in [*present, _REPAIRS]:
                     columns[name].append(values[name])
                 columns[_INDEX].append(row)
             row += 1
         frame = pl.DataFrame([_json_series(n, columns[n], text_as_json) for n in columns])
-        yield _convert(frame, text_as_json, pl.DataFrame(drops, schema=DROPPED_SCHEMA), teachers)
+        yield _convert(frame, text_as_json, drops.chunk().dropped, teachers)
 
 
 def _json_values(record: Any, present: list, text_as_json: dict) -> Union[dict, tuple]:
@@ -238,10 +230,6 @@ def _json_series(name: str, values: list, text_as_json: dict) -> pl.Series:
 
 
 # -- one batch, either source -------------------------------------------------------------
-def _empty_dropped() -> pl.DataFrame:
-    return pl.DataFrame(schema=DROPPED_SCHEMA)
-
-
 def _convert(
     frame: pl.DataFrame, text_as_json: dict, dropped: pl.DataFrame, teachers: dict
 ) -> Chunk:

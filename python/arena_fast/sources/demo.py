@@ -8,10 +8,13 @@ from collections.abc import Iterator
 
 import polars as pl
 
+from ..labels import CLASS_COLUMNS
 from ..synth import iter_rows
-from ._common import CANONICAL_SCHEMA, DROPPED_SCHEMA, Chunk
+from ._common import JSON_TEXT_SCHEMA, Chunk, empty_dropped
 
 __all__ = ["demo_chunks"]
+
+SOURCE = "synth"
 
 
 def demo_chunks(n: int, seed: int, chunk_rows: int) -> Iterator[Chunk]:
@@ -23,26 +26,18 @@ def demo_chunks(n: int, seed: int, chunk_rows: int) -> Iterator[Chunk]:
         frame = pl.DataFrame(
             {
                 "id": [str(r["id"]) for r in batch],
-                "source": ["synth"] * len(batch),
+                "source": [SOURCE] * len(batch),
                 "model_a": [r["model_a"] for r in batch],
                 "model_b": [r["model_b"] for r in batch],
                 "prompt": [r["prompt"] for r in batch],
                 "response_a": [r["response_a"] for r in batch],
                 "response_b": [r["response_b"] for r in batch],
-                "labels": [
-                    [float(r["winner_model_a"]), float(r["winner_model_b"]), float(r["winner_tie"])]
-                    for r in batch
-                ],
+                "labels": [[float(r[c]) for c in CLASS_COLUMNS] for r in batch],
                 "teacher_logits": [None] * len(batch),
                 "row": list(range(start, start + len(batch))),
                 "input_rows": [1] * len(batch),
             },
-            schema={
-                **CANONICAL_SCHEMA,
-                "prompt": pl.String,
-                "response_a": pl.String,
-                "response_b": pl.String,
-            },
+            schema=JSON_TEXT_SCHEMA,
         )
         start += len(batch)
-        yield Chunk(frame, pl.DataFrame(schema=DROPPED_SCHEMA))
+        yield Chunk(frame, empty_dropped())
