@@ -9,7 +9,15 @@ from typing import Any, Optional
 import numpy as np
 
 from . import _core
-from .checks import check_fits_int64
+from .checks import (
+    I64_MAX,
+    I64_MIN,
+    as_array,
+    check_fits_int64,
+    check_int,
+    check_optional_int,
+    int64_array,
+)
 from .encoded import Encoded
 from .errors import ConfigError, InputError
 
@@ -35,24 +43,8 @@ def _buffers(encoded: Encoded) -> tuple[np.ndarray, np.ndarray]:
     return ids, offsets
 
 
-def _index(idx: Any) -> np.ndarray:
-    if type(idx) is np.ndarray and idx.dtype == _INT64 and idx.ndim == 1:
-        return idx if idx.flags.c_contiguous else np.ascontiguousarray(idx)
-    try:
-        array = np.asarray(idx)
-    except ValueError as exc:  # a ragged nested list
-        raise InputError(f"idx must be a 1-D integer array: {exc}") from None
-    if array.ndim != 1 or (array.size and array.dtype.kind not in "iu"):
-        raise InputError(f"idx must be a 1-D integer array, got {array.dtype} {array.shape}")
-    check_fits_int64("idx", array)
-    return np.ascontiguousarray(array, dtype=np.int64)
-
-
 def _labels(labels: Any, n: int) -> np.ndarray:
-    try:
-        array = np.asarray(labels)
-    except ValueError as exc:  # a ragged nested list
-        raise InputError(f"labels must be (n,) class ids or (n, 3) probabilities: {exc}") from None
+    array = as_array("labels", labels, "(n,) class ids or (n, 3) probabilities")
     if array.ndim == 0 or len(array) != n:
         raise InputError(
             f"labels are aligned with the encoded rows: expected {n}, got shape {array.shape}"
@@ -81,7 +73,7 @@ def collate_packed(encoded: Encoded, idx: Any, labels: Optional[Any] = None) -> 
     from `labels` (aligned with the encoded rows) when given. No
     attention_mask: with one, transformers mixes the sequences."""
     ids, offsets = _buffers(encoded)
-    idx = _index(idx)
+    idx = int64_array("idx", idx)
     if labels is not None:
         labels = _labels(labels, len(offsets) - 1)
     return _core.collate_packed(ids, offsets, idx, labels)
@@ -100,21 +92,11 @@ def collate_padded(
     `last_index` (B,) int64 (column of each row's last token),
     `position_ids` with left padding, and gathered `labels`."""
     ids, offsets = _buffers(encoded)
-    idx = _index(idx)
+    idx = int64_array("idx", idx)
     if labels is not None:
         labels = _labels(labels, len(offsets) - 1)
     if side not in _SIDES:
         raise ConfigError(f"side must be 'right' or 'left', got {side!r}")
-    if pad_to_multiple_of is not None:
-        if not _is_int(pad_to_multiple_of) or not 1 <= int(pad_to_multiple_of) < 1 << 32:
-            raise ConfigError(
-                f"pad_to_multiple_of must be a positive int, got {pad_to_multiple_of!r}"
-            )
-        pad_to_multiple_of = int(pad_to_multiple_of)
-    if not _is_int(pad_id) or not -(1 << 63) <= int(pad_id) < 1 << 63:
-        raise ConfigError(f"pad_id must be an int, got {pad_id!r}")
-    return _core.collate_padded(ids, offsets, idx, int(pad_id), side, pad_to_multiple_of, labels)
-
-
-def _is_int(value: Any) -> bool:
-    return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
+    multiple = check_optional_int("pad_to_multiple_of", pad_to_multiple_of, 1, (1 << 32) - 1)
+    pad_id = check_int("pad_id", pad_id, I64_MIN, I64_MAX)
+    return _core.collate_padded(ids, offsets, idx, pad_id, side, multiple, labels)

@@ -10,43 +10,26 @@ from typing import Any
 import numpy as np
 
 from . import _core
-from .errors import ConfigError, InputError
+from .checks import U64_MAX, as_array, check_int, check_int_array, is_integer
+from .errors import InputError
 
 __all__ = ["assign_folds", "MAX_FOLDS"]
 
 MAX_FOLDS = 127  # fold ids are int8
-_U64 = 1 << 64
-
-
-def _is_int(value: Any) -> bool:
-    return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
 
 
 def _column(name: str, values: Any) -> np.ndarray:
     """`values` as a one-dimensional integer array (any integer dtype)."""
-    array = np.asarray(values)
+    array = as_array(name, values, "a 1-D integer array")
     if (
         isinstance(values, (list, tuple))
         and array.dtype.kind in "fO"
-        and all(_is_int(v) for v in values)
+        and all(is_integer(v) for v in values)
     ):
         # numpy reads a list such as [0, 2**63] as float64 (or object past
         # 2^64): keep Python ints exact, modulo 2^64 like everything else.
-        array = np.array([int(v) & (_U64 - 1) for v in values], dtype=np.uint64)
-    if array.ndim != 1:
-        raise InputError(f"{name} must be one-dimensional, got shape {array.shape}")
-    if array.size and array.dtype.kind not in "iu":
-        raise InputError(f"{name} must be integers, got dtype {array.dtype}")
-    return array
-
-
-def _integer(name: str, value: Any, low: int, high: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise ConfigError(f"{name} must be an integer, got {value!r}")
-    value = int(value)
-    if not low <= value <= high:
-        raise ConfigError(f"{name} must be between {low} and {high}, got {value}")
-    return value
+        array = np.array([int(v) & U64_MAX for v in values], dtype=np.uint64)
+    return check_int_array(name, array)
 
 
 def assign_folds(keys: Any, classes: Any, k: int, seed: int = 0) -> np.ndarray:
@@ -62,8 +45,8 @@ def assign_folds(keys: Any, classes: Any, k: int, seed: int = 0) -> np.ndarray:
     Deterministic: the same inputs give the same folds on every machine.
     Raises ConfigError for a bad k or seed, InputError for bad arrays.
     """
-    k = _integer("k (the number of folds)", k, 1, MAX_FOLDS)
-    seed = _integer("seed", seed, 0, _U64 - 1)
+    k = check_int("k (the number of folds)", k, 1, MAX_FOLDS)
+    seed = check_int("seed", seed, 0, U64_MAX)
     keys = _column("keys", keys)
     classes = _column("classes", classes)
     if len(keys) != len(classes):

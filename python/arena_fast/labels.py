@@ -7,6 +7,7 @@ from typing import Any
 
 import numpy as np
 
+from .checks import as_array, check_int_array
 from .errors import InputError
 
 __all__ = [
@@ -29,12 +30,11 @@ VERDICTS = ("model_a", "model_b", "tie")
 def swap_labels(y) -> np.ndarray:
     """Labels of the swapped rows: class ids (n,) map 0<->1; probability or
     logit rows (n, 3) exchange their first two columns."""
-    arr = _array(y, "labels")
+    arr = as_array("labels", y)
     if arr.ndim == 1:
         if arr.size == 0:
             return np.zeros(0, dtype=np.int64)
-        if arr.dtype.kind not in "iu":
-            raise InputError(f"class ids must be integers, got dtype {arr.dtype}")
+        check_int_array("class ids", arr)
         if arr.min() < 0 or arr.max() > 2:
             raise InputError("class ids must be 0 (A), 1 (B) or 2 (tie)")
         out = arr.copy()
@@ -49,7 +49,7 @@ def swap_labels(y) -> np.ndarray:
 def unswap_probs(p_swapped) -> np.ndarray:
     """Predictions made on swapped inputs, mapped back to the original order:
     `[p_b', p_a', p_tie']`."""
-    arr = _array(p_swapped, "p_swapped")
+    arr = as_array("p_swapped", p_swapped)
     if arr.ndim != 2 or arr.shape[1] != 3:
         raise InputError(f"expected probability rows (n, 3), got shape {arr.shape}")
     return arr[:, [1, 0, 2]]
@@ -66,15 +66,8 @@ def tta_average(p, p_swapped) -> np.ndarray:
         return a / 2.0 + b / 2.0  # not (a + b) / 2, which overflows near the float64 maximum
 
 
-def _array(value: Any, name: str) -> np.ndarray:
-    try:
-        return np.asarray(value)
-    except ValueError as exc:  # a ragged nested list
-        raise InputError(f"{name} must be an array: {exc}") from None
-
-
 def _numbers(value: Any, name: str) -> np.ndarray:
-    arr = _array(value, name)
+    arr = as_array(name, value)
     if arr.dtype.kind not in "biuf":
         raise InputError(f"{name} must hold numbers, got dtype {arr.dtype}")
     return arr.astype(np.float64)

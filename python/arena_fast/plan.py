@@ -14,13 +14,11 @@ from typing import Any, Optional, Union
 import numpy as np
 
 from . import _core
-from .checks import check_fits_int64
+from .checks import U64_MAX, check_index, check_int, check_optional_int, int64_array
 from .encoded import Encoded
 from .errors import ConfigError, InputError
 
 __all__ = ["Plan", "plan_packs", "plan_batches"]
-
-_U64 = 1 << 64
 
 
 class Plan:
@@ -60,11 +58,7 @@ class Plan:
         return len(self.offsets) - 1
 
     def __getitem__(self, step: int) -> np.ndarray:
-        n = len(self)
-        if step < 0:
-            step += n
-        if not 0 <= step < n:
-            raise IndexError(f"step {step} out of range for {n} steps")
+        step = check_index("step", step, len(self))
         return self.indices[self.offsets[step] : self.offsets[step + 1]]
 
     def __iter__(self):
@@ -102,25 +96,12 @@ class Plan:
 def _lengths(lengths: Union[Encoded, Any]) -> np.ndarray:
     if isinstance(lengths, Encoded):
         return lengths.lengths
-    try:
-        array = np.asarray(lengths)
-    except ValueError as exc:  # a ragged nested list
-        raise InputError(f"lengths must be a 1-D integer array: {exc}") from None
-    if array.ndim != 1:
-        raise InputError(f"lengths must be one-dimensional, got shape {array.shape}")
-    if array.size and array.dtype.kind not in "iu":
-        raise InputError(f"lengths must be integers, got dtype {array.dtype}")
-    check_fits_int64("lengths", array)
-    return np.ascontiguousarray(array, dtype=np.int64)
+    return int64_array("lengths", lengths)
 
 
-def _count(name: str, value: Any, low: int = 0, high: int = _U64) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise ConfigError(f"{name} must be an integer, got {value!r}")
-    value = int(value)
-    if not low <= value < high:
-        raise ConfigError(f"{name} must be in [{low}, {high}), got {value}")
-    return value
+def _count(name: str, value: Any, low: int = 0) -> int:
+    """A count or seed the core takes as a u64 / usize."""
+    return check_int(name, value, low, U64_MAX)
 
 
 def _mode(name: str, value: Any) -> str:
@@ -200,7 +181,7 @@ def plan_batches(
     """
     array = _lengths(lengths)
     settings = _settings(max_tokens, seed, epoch, world_size, rank)
-    rows = None if max_rows is None else _count("max_rows", max_rows, 1)
+    rows = check_optional_int("max_rows", max_rows, 1, U64_MAX)
     max_tokens, seed, epoch, world_size, rank = settings.values()
     arrays = _core.plan_batches(
         array,
