@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any, Union
 
 import numpy as np
 
+from .checks import check_index
 from .errors import InputError
 
 if TYPE_CHECKING:
@@ -183,12 +184,7 @@ class Encoded:
 
     def __getitem__(self, i: Union[int, np.integer]) -> np.ndarray:
         """Row i as a view into `input_ids`."""
-        n = len(self)
-        i = int(i)
-        if i < 0:
-            i += n
-        if not 0 <= i < n:
-            raise IndexError(f"row {i} out of range for {n} rows")
+        i = check_index("row", i, len(self))
         return self.input_ids[self.offsets[i] : self.offsets[i + 1]]
 
     def __iter__(self):

@@ -11,19 +11,17 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Optional, Union
 
-import numpy as np
-
 from . import _core
+from .checks import I64_MAX, MAX_THREADS, check_bool, check_int, check_threads, int64_array
 from .encoded import Encoded
 from .errors import ConfigError
 from .tokenizer import Tokenizer
 
+# MAX_THREADS and check_threads live in `checks`; named here too, where they
+# were first documented.
 __all__ = ["Template", "Encoder", "TEMPLATES", "STRATEGIES", "MAX_THREADS", "check_threads"]
 
 TEMPLATES = ("rounds", "pab", "concat", "tags")
-# The most threads any entry point starts (the core's constant; the core
-# refuses more too).
-MAX_THREADS: int = _core.MAX_THREADS
 STRATEGIES = ("fourth_place", "fair", "drop_oldest", "none")
 
 
@@ -80,19 +78,6 @@ def _check_text(name: str, value: Any) -> None:
         value.encode("utf-8")
     except UnicodeEncodeError as exc:
         raise ConfigError(f"{name} is not valid text: {exc}") from None
-
-
-def check_threads(value: Any, name: str = "num_threads") -> Optional[int]:
-    """The one check of a thread count (Encoder, rows_from_arrow,
-    BuildConfig.threads, the CLI's --threads): None (one thread) or an int in
-    [1, MAX_THREADS], else a ConfigError naming the option `name`."""
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise ConfigError(f"{name} must be None or an int in [1, {MAX_THREADS}], got {value!r}")
-    if not 1 <= value <= MAX_THREADS:
-        raise ConfigError(f"{name} must be in [1, {MAX_THREADS}], got {value}")
-    return int(value)
 
 
 def _number(name: str, value: Any) -> float:
@@ -177,14 +162,10 @@ class Encoder:
         if strategy not in STRATEGIES:
             raise ConfigError(f"unknown strategy {strategy!r}; expected one of {STRATEGIES}")
         num_threads = check_threads(num_threads)
-        for name, value in (
-            ("max_length", max_length),
-            ("min_segment_tokens", min_segment_tokens),
-            ("keep_first_turns", keep_first_turns),
-            ("min_tail_tokens", min_tail_tokens),
-        ):
-            if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < 1 << 63:
-                raise ConfigError(f"{name} must be an int in [0, 2**63), got {value!r}")
+        max_length = check_int("max_length", max_length, 0, I64_MAX)
+        min_segment_tokens = check_int("min_segment_tokens", min_segment_tokens, 0, I64_MAX)
+        keep_first_turns = check_int("keep_first_turns", keep_first_turns, 0, I64_MAX)
+        min_tail_tokens = check_int("min_tail_tokens", min_tail_tokens, 0, I64_MAX)
         prompt_weight = _number("prompt_weight", prompt_weight)
         try:
             ratios = tuple(_number("tail_ratios", r) for r in tail_ratios)
@@ -194,8 +175,7 @@ class Encoder:
             raise ConfigError(f"tail_ratios must have 3 entries, got {len(ratios)}")
         if not isinstance(keep, str):
             raise ConfigError(f"keep must be 'head' or 'head_tail', got {keep!r}")
-        if not isinstance(split_special_tokens, (bool, np.bool_)):
-            raise ConfigError(f"split_special_tokens must be a bool, got {split_special_tokens!r}")
+        split_special_tokens = check_bool("split_special_tokens", split_special_tokens)
         _check_text("null_text", null_text)
         self.tokenizer = tokenizer
         self.template = template
@@ -205,7 +185,7 @@ class Encoder:
             strategy=strategy,
             max_length=max_length,
             tokenize=tokenize,
-            split_special_tokens=bool(split_special_tokens),
+            split_special_tokens=split_special_tokens,
             null_text=null_text,
             num_threads=num_threads,
             prompt_weight=prompt_weight,
@@ -291,7 +271,7 @@ class Encoder:
         `rows` and the column."""
         mode = _swap_mode(swap)
         if idx is not None:
-            idx = np.ascontiguousarray(idx, dtype=np.int64)
+            idx = int64_array("idx", idx)
         return Encoded(self._core.encode_rows(rows, idx, mode))
 
     def encode_rows_skipping(
@@ -304,7 +284,7 @@ class Encoder:
         message); `Encoded.source_row` gives each encoded row's position."""
         mode = _swap_mode(swap)
         if idx is not None:
-            idx = np.ascontiguousarray(idx, dtype=np.int64)
+            idx = int64_array("idx", idx)
         out = self._core.encode_rows(rows, idx, mode, skip_failed=True)
         return Encoded(out), out["skipped"]
 

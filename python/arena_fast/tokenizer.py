@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any, Optional, Union
 
 from . import _core
+from .checks import is_integer
 from .errors import ConfigError, InputError, TokenizerError
 
 __all__ = ["Tokenizer"]
@@ -151,12 +152,13 @@ class Tokenizer:
 
         None: the name from tokenizer_config.json, else the first of the usual
         names in the vocabulary, else no token. False: no token. A str: that
-        token, which must exist. An int: that id."""
+        token, which must exist. An int (or numpy integer): that id."""
         if value is False:
             return None
         if value is True:
             value = None
-        if isinstance(value, int):
+        if is_integer(value):
+            value = int(value)
             if not 0 <= value < self.vocab_size:
                 raise ConfigError(f"{which}_token id {value} is outside the vocabulary")
             return value
