@@ -94,6 +94,27 @@ def test_ranks_split_the_rows_in_equal_steps(encoded, layout):
     assert sorted(rows) == list(range(len(encoded)))
 
 
+@pytest.mark.parametrize("layout", ["packed", "padded"])
+def test_make_plan_is_the_layouts_planner(encoded, layout):
+    options = dict(seed=4, epoch=2, world_size=2, rank=1)
+    ours = aft.make_plan(encoded, 700, layout, **options)
+    planner = af.plan_packs if layout == "packed" else af.plan_batches
+    assert [s.tolist() for s in ours] == [s.tolist() for s in planner(encoded, 700, **options)]
+
+
+@pytest.mark.parametrize("layout, max_rows", [("packed", None), ("packed", 3), ("padded", None)])
+def test_inference_plan_takes_every_row_once_in_a_fixed_order(encoded, layout, max_rows):
+    plan = aft.inference_plan(encoded, 700, layout, max_rows)
+    steps = [s.tolist() for s in plan]
+    assert sorted(i for s in steps for i in s) == list(range(len(encoded)))
+    assert steps == [s.tolist() for s in aft.inference_plan(encoded, 700, layout, max_rows)]
+    if max_rows is not None:
+        assert max(map(len, steps)) <= max_rows
+    if layout == "padded" or max_rows is not None:  # batches longest first
+        longest = [int(encoded.lengths[s].max()) for s in steps]
+        assert longest == sorted(longest, reverse=True)
+
+
 def test_bad_settings_fail_at_construction(encoded):
     with pytest.raises(af.ConfigError):
         aft.PlanSampler(encoded, max_tokens=600, layout="ragged")

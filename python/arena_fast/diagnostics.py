@@ -17,6 +17,10 @@ import os
 from typing import Any, Optional, Union
 
 import numpy as np
+import polars as pl
+
+from .errors import InputError
+from .files import replacing
 
 __all__ = [
     "CLASSES",
@@ -26,6 +30,7 @@ __all__ = [
     "summarize",
     "format_summary",
     "log_loss",
+    "accuracy",
     "reliability",
     "confusion",
     "flip_rate",
@@ -62,8 +67,6 @@ def prediction_frame(
     swapped one mapped back to the original order), `logits`, `labels`
     (probability rows, NaN when unlabelled), `turns`, `truncated`, `fold`.
     Triples are `Array(Float64, 3)` columns in the order a, b, tie."""
-    import polars as pl
-
     n = len(ids)
     columns: dict[str, Any] = {"id": pl.Series("id", [str(i) for i in ids], dtype=pl.String)}
     given = {
@@ -91,8 +94,6 @@ def prediction_frame(
 
 def write_predictions(path: Union[str, os.PathLike], frame) -> None:
     """The prediction table as parquet, written atomically."""
-    from .files import replacing
-
     with replacing(path) as tmp:
         frame.write_parquet(tmp)
 
@@ -108,10 +109,6 @@ def read_predictions(path: Union[str, os.PathLike]) -> Any:
     probabilities finite and in [0, 1], logits finite, labels NaN (no label)
     or finite and non-negative, `turns` / `fold` integers and `truncated`
     booleans. An InputError naming the file, column and row otherwise."""
-    import polars as pl
-
-    from .errors import InputError
-
     try:
         frame = pl.read_parquet(path)
     except (OSError, pl.exceptions.PolarsError) as exc:
@@ -163,12 +160,21 @@ def _triple(frame, name: str) -> Optional[np.ndarray]:
 def log_loss(probs: np.ndarray, labels: np.ndarray) -> float:
     """Mean cross-entropy of probability rows against label rows (soft or
     one-hot); probabilities are clipped at 1e-15 as Kaggle's metric does and
-    renormalised. NaN for no rows."""
+    renormalised. NaN for no rows. The one definition: `summarize` and the
+    held-out evaluation of `train` (`af.infer.evaluate`) both use it."""
     if len(probs) == 0:
         return float("nan")
     p = np.clip(probs, _EPS, 1.0 - _EPS)
     p = p / p.sum(axis=1, keepdims=True)
     return float(-(labels * np.log(p)).sum(axis=1).mean())
+
+
+def accuracy(probs: np.ndarray, labels: np.ndarray) -> float:
+    """Share of rows whose predicted class (argmax) is the label's (argmax of
+    a soft or one-hot row). NaN for no rows."""
+    if len(probs) == 0:
+        return float("nan")
+    return float((probs.argmax(axis=1) == labels.argmax(axis=1)).mean())
 
 
 def flip_rate(original: np.ndarray, swapped: np.ndarray) -> float:
@@ -239,7 +245,7 @@ def summarize(frame, bins: int = 10) -> dict:
         return out
     p, y = probs[mask], labels[mask]
     out["log_loss"] = log_loss(p, y)
-    out["accuracy"] = float((p.argmax(axis=1) == y.argmax(axis=1)).mean())
+    out["accuracy"] = accuracy(p, y)
     if original is not None:
         out["log_loss_original"] = log_loss(original[mask], y)
     if swapped is not None:

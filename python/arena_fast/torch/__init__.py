@@ -5,7 +5,16 @@ never imports torch."""
 
 from .attention import NAME as ARENA_VARLEN
 from .attention import arena_varlen_attention, register
-from .data import ArenaBatches, PlanSampler, default_layout, make_loader, to_torch
+from .data import (
+    ArenaBatches,
+    PlanSampler,
+    default_layout,
+    inference_plan,
+    make_loader,
+    make_plan,
+    resolve_layout,
+    to_torch,
+)
 from .packed import last_hidden, packed_inputs, padded_inputs, pool_last
 
 __all__ = [
@@ -14,11 +23,14 @@ __all__ = [
     "PlanSampler",
     "arena_varlen_attention",
     "default_layout",
+    "inference_plan",
     "last_hidden",
     "make_loader",
+    "make_plan",
     "packed_inputs",
     "padded_inputs",
     "pool_last",
     "register",
+    "resolve_layout",
     "to_torch",
 ]

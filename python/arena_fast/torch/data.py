@@ -5,7 +5,11 @@ of tensors, and a loader that ties them together. Tensors come from
 
 The pattern is `DataLoader(ArenaBatches(...), sampler=PlanSampler(...),
 batch_size=None)`: the sampler yields whole batches' indices, so the loader's
-own batching is off and each worker collates one batch per fetch."""
+own batching is off and each worker collates one batch per fetch.
+
+This module is the one place where a layout picks its planner and its
+collator (`make_plan`, `inference_plan`, `ArenaBatches`): `af.train` and
+`af.predict` feed their models through it, as users do."""
 
 from __future__ import annotations
 
@@ -24,7 +28,9 @@ __all__ = [
     "PlanSampler",
     "default_layout",
     "resolve_layout",
+    "inference_plan",
     "make_loader",
+    "make_plan",
     "to_torch",
 ]
 
@@ -47,6 +53,38 @@ def resolve_layout(layout: str, attn_implementation: Optional[str]) -> str:
     """A run's `layout` setting made concrete: "auto" is the
     `default_layout` of its attention implementation."""
     return default_layout(attn_implementation) if layout == "auto" else layout
+
+
+def _check_layout(layout: str) -> None:
+    if layout not in LAYOUTS:
+        raise ConfigError(f"layout must be one of {LAYOUTS}, got {layout!r}")
+
+
+def make_plan(
+    lengths: Union[Encoded, Any], max_tokens: int, layout: str = "packed", **plan_options: Any
+) -> Plan:
+    """The plan of a layout's batches: `af.plan_packs` for "packed",
+    `af.plan_batches` for "padded", with `plan_options` (`seed`, `epoch`,
+    `world_size`, `rank`, `pair_swaps`, ...)."""
+    _check_layout(layout)
+    make = plan_packs if layout == "packed" else plan_batches
+    return make(lengths, max_tokens=max_tokens, **plan_options)
+
+
+def inference_plan(
+    lengths: Union[Encoded, Any],
+    max_tokens: int,
+    layout: str = "packed",
+    max_rows: Optional[int] = None,
+) -> Plan:
+    """Every row once, in a fixed order, for prediction: packs in row order
+    (unshuffled) for "packed"; for "padded", or whenever `max_rows` caps the
+    rows of a batch (packs have no such cap), batches longest first. Swap
+    pairs are not kept together: each row is predicted alone."""
+    _check_layout(layout)
+    if layout == "packed" and max_rows is None:
+        return plan_packs(lengths, max_tokens, pair_swaps=False, shuffle=False)
+    return plan_batches(lengths, max_tokens, max_rows=max_rows, order="desc", pair_swaps=False)
 
 
 def to_torch(batch: dict[str, Any]) -> dict[str, Any]:
@@ -74,8 +112,7 @@ class PlanSampler(torch.utils.data.Sampler):
         rank: int = 0,
         **plan_options: Any,
     ):
-        if layout not in LAYOUTS:
-            raise ConfigError(f"layout must be one of {LAYOUTS}, got {layout!r}")
+        _check_layout(layout)
         self.lengths = lengths.lengths if isinstance(lengths, Encoded) else np.asarray(lengths)
         self.layout = layout
         self.options = dict(
@@ -93,8 +130,9 @@ class PlanSampler(torch.utils.data.Sampler):
     @property
     def plan(self) -> Plan:
         if self._plan is None:
-            make = plan_packs if self.layout == "packed" else plan_batches
-            self._plan = make(self.lengths, epoch=self.epoch, **self.options)
+            self._plan = make_plan(
+                self.lengths, layout=self.layout, epoch=self.epoch, **self.options
+            )
         return self._plan
 
     def __len__(self) -> int:
@@ -117,8 +155,7 @@ class ArenaBatches(torch.utils.data.Dataset):
         side: str = "right",
         pad_to_multiple_of: Optional[int] = None,
     ):
-        if layout not in LAYOUTS:
-            raise ConfigError(f"layout must be one of {LAYOUTS}, got {layout!r}")
+        _check_layout(layout)
         if layout == "padded" and pad_id is None:
             raise ConfigError("layout='padded' needs pad_id (the tokenizer's pad token id)")
         self.encoded = encoded
