@@ -16,14 +16,18 @@ tokenizer, so everything runs offline on a CPU.
 from __future__ import annotations
 
 import dataclasses
+import os
 import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Optional, Union
 
 import torch
+from transformers import AutoConfig, AutoModel, BitsAndBytesConfig, Gemma2Config, LlamaConfig
 
 from .errors import ConfigError
+from .tokenizer import Tokenizer
+from .torch.attention import register
 from .torch.packed import last_hidden
 from .train_config import (
     HEADS,
@@ -118,13 +122,11 @@ def default_attention() -> str:
     (per-sequence sdpa; exact for packs on any device)."""
     if torch.cuda.is_available():
         try:
-            import flash_attn  # noqa: F401
+            import flash_attn  # noqa: F401 (optional: tried only where it could run)
 
             return "flash_attention_2"
         except ImportError:
             pass
-    from .torch.attention import register
-
     return register()
 
 
@@ -158,10 +160,25 @@ class ArenaClassifier(torch.nn.Module):
     def trainable_parameters(self) -> list[tuple[str, torch.nn.Parameter]]:
         return [(n, p) for n, p in self.named_parameters() if p.requires_grad]
 
+    @property
+    def pad_id(self) -> int:
+        """The token id that fills padded batches: the decoder config's
+        `pad_token_id`, else its `eos_token_id` (the usual stand-in; the tiny
+        models have no pad token), else 0. Which id it is never reaches the
+        logits: padding is masked, after each row's last token, and the head
+        reads that token (`last_index`)."""
+        config = self.decoder.config
+        vocab = getattr(config, "vocab_size", None)
+        for value in (config.pad_token_id, getattr(config, "eos_token_id", None)):
+            if isinstance(value, (list, tuple)):
+                value = value[0] if value else None
+            if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+                if not isinstance(vocab, int) or value < vocab:
+                    return value
+        return 0
+
 
 def _tiny_config(name: str, vocab_size: int, softcap: bool, attn: str) -> Any:
-    from transformers import Gemma2Config, LlamaConfig
-
     kw = dict(TINY[name])
     kind = kw.pop("model_type")
     if kind == "gemma2":
@@ -176,8 +193,6 @@ def _tiny_config(name: str, vocab_size: int, softcap: bool, attn: str) -> Any:
 
 def _vocab_size(tokenizer: Any) -> int:
     if tokenizer is None:
-        from .tokenizer import Tokenizer
-
         tokenizer = Tokenizer.demo()
     size = getattr(tokenizer, "vocab_size", None)
     if not isinstance(size, int) or size < 1:
@@ -195,8 +210,6 @@ def _quantization_config(quantization: Optional[str], dtype: torch.dtype) -> Any
             f"quantization={quantization!r} needs bitsandbytes on a CUDA GPU; none is "
             "available here (use quantization=None on the CPU)"
         )
-    from transformers import BitsAndBytesConfig
-
     if quantization == "4bit":
         return BitsAndBytesConfig(
             load_in_4bit=True,
@@ -247,77 +260,92 @@ def load_classifier(
         dtype = torch.bfloat16 if torch.cuda.is_available() else torch.float32
     attn = attn_implementation or default_attention()
     if attn == "arena_varlen":
-        from .torch.attention import register
-
         register()
     quant = _quantization_config(quantization, dtype)
+    # One seed for every random start, drawn in this order: the decoder (the
+    # tiny models), LoRA's A matrices, the head.
     torch.manual_seed(seed)
-    if name_or_path in TINY:
-        if quant is not None:
-            raise ConfigError("the tiny models are not quantised")
-        from transformers import AutoModel
-
-        config = _tiny_config(name_or_path, _vocab_size(tokenizer), softcap, attn)
-        try:
-            decoder = AutoModel.from_config(config, dtype=dtype)
-        except ValueError as exc:  # e.g. an attention the architecture lacks
-            raise ConfigError(f"{name_or_path} with attn_implementation={attn!r}: {exc}") from exc
-    else:
-        import os
-
-        if not os.path.isdir(name_or_path):
-            raise ConfigError(
-                f"{name_or_path}: not a model folder, and not one of {tuple(TINY)}; "
-                "arena_fast loads local folders only (nothing is downloaded)"
-            )
-        from transformers import AutoConfig, AutoModel
-
-        config = AutoConfig.from_pretrained(name_or_path)
-        if not softcap and hasattr(config, "attn_logit_softcapping"):
-            config.attn_logit_softcapping = None
-        decoder = AutoModel.from_pretrained(
-            name_or_path,
-            config=config,
-            dtype=dtype,
-            attn_implementation=attn,
-            quantization_config=quant,
-        )
+    decoder = _decoder(name_or_path, tokenizer, quant, attn, softcap, dtype)
     decoder.config.use_cache = False
     if gradient_checkpointing:
-        # transformers 5 renamed it (and its argument); older ones have the first.
-        kwargs = {"use_reentrant": False}
-        if hasattr(decoder, "activation_checkpointing_enable"):
-            decoder.activation_checkpointing_enable(activation_checkpointing_kwargs=kwargs)
-        else:
-            decoder.gradient_checkpointing_enable(gradient_checkpointing_kwargs=kwargs)
+        _recompute_activations(decoder)
     if lora_cfg is not None:
-        from peft import LoraConfig, get_peft_model
-
-        if quant is not None:
-            from peft import prepare_model_for_kbit_training
-
-            decoder = prepare_model_for_kbit_training(
-                decoder, use_gradient_checkpointing=gradient_checkpointing
-            )
-        target = lora_cfg.target_modules
-        peft_cfg = LoraConfig(
-            r=lora_cfg.r,
-            lora_alpha=lora_cfg.alpha,
-            lora_dropout=lora_cfg.dropout,
-            target_modules=target if isinstance(target, str) else list(target),
-            bias="none",
-        )
-        with warnings.catch_warnings():
-            # peft asks transformers 5 for a property it deprecated; not ours to fix.
-            warnings.filterwarnings(
-                "ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning
-            )
-            decoder = get_peft_model(decoder, peft_cfg)
+        decoder = _with_lora(decoder, lora_cfg, quant, gradient_checkpointing)
     model = ArenaClassifier(decoder, decoder.config.hidden_size, head)
     model.head.to(torch.float32)
     if decoder.device.type != "cpu":
         model.head.to(decoder.device)
     return model
+
+
+def _decoder(
+    name_or_path: str, tokenizer: Any, quant: Any, attn: str, softcap: bool, dtype: torch.dtype
+) -> torch.nn.Module:
+    """The bare decoder: a tiny model made from its config, or a local
+    folder's weights (nothing is downloaded)."""
+    if name_or_path in TINY:
+        if quant is not None:
+            raise ConfigError("the tiny models are not quantised")
+        config = _tiny_config(name_or_path, _vocab_size(tokenizer), softcap, attn)
+        try:
+            return AutoModel.from_config(config, dtype=dtype)
+        except ValueError as exc:  # e.g. an attention the architecture lacks
+            raise ConfigError(f"{name_or_path} with attn_implementation={attn!r}: {exc}") from exc
+    if not os.path.isdir(name_or_path):
+        raise ConfigError(
+            f"{name_or_path}: not a model folder, and not one of {tuple(TINY)}; "
+            "arena_fast loads local folders only (nothing is downloaded)"
+        )
+    config = AutoConfig.from_pretrained(name_or_path)
+    if not softcap and hasattr(config, "attn_logit_softcapping"):
+        config.attn_logit_softcapping = None
+    return AutoModel.from_pretrained(
+        name_or_path,
+        config=config,
+        dtype=dtype,
+        attn_implementation=attn,
+        quantization_config=quant,
+    )
+
+
+def _recompute_activations(decoder: torch.nn.Module) -> None:
+    """Gradient checkpointing on: activations recomputed in the backward pass."""
+    # transformers 5 renamed it (and its argument); older ones have the first.
+    kwargs = {"use_reentrant": False}
+    if hasattr(decoder, "activation_checkpointing_enable"):
+        decoder.activation_checkpointing_enable(activation_checkpointing_kwargs=kwargs)
+    else:
+        decoder.gradient_checkpointing_enable(gradient_checkpointing_kwargs=kwargs)
+
+
+def _with_lora(
+    decoder: torch.nn.Module, lora: Lora, quant: Any, gradient_checkpointing: bool
+) -> torch.nn.Module:
+    """`decoder` wrapped in peft's LoRA adapters (prepared for k-bit training
+    first when quantised)."""
+    # peft is imported here, not at the top: importing it imports
+    # bitsandbytes when installed (seconds, and a warning line on a machine
+    # without CUDA), and only LoRA runs need it.
+    from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
+
+    if quant is not None:
+        decoder = prepare_model_for_kbit_training(
+            decoder, use_gradient_checkpointing=gradient_checkpointing
+        )
+    target = lora.target_modules
+    peft_cfg = LoraConfig(
+        r=lora.r,
+        lora_alpha=lora.alpha,
+        lora_dropout=lora.dropout,
+        target_modules=target if isinstance(target, str) else list(target),
+        bias="none",
+    )
+    with warnings.catch_warnings():
+        # peft asks transformers 5 for a property it deprecated; not ours to fix.
+        warnings.filterwarnings(
+            "ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning
+        )
+        return get_peft_model(decoder, peft_cfg)
 
 
 def classifier_for(config: TrainConfig, tokenizer: Any) -> ArenaClassifier:
