@@ -21,6 +21,7 @@ import re
 from pathlib import Path, PurePosixPath
 from typing import Any, Callable
 
+from .checks import I64_MAX
 from .encoder import Template
 from .errors import InputError
 
@@ -29,7 +30,6 @@ __all__ = ["MAX_BYTES", "check_manifest"]
 # A manifest lists a few hundred bytes per shard and per input: 16 MiB holds
 # about 100,000 shards, far past any build (16,384 rows a shard by default).
 MAX_BYTES = 16 << 20
-_COUNT_MAX = (1 << 63) - 1  # what the int64 columns and numpy sizes can hold
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 
 
@@ -50,7 +50,10 @@ def _kind(value: Any) -> str:
     return names.get(type(value), type(value).__name__)
 
 
-def _integer(lo: int = 0, hi: int = _COUNT_MAX) -> Check:
+def _integer(lo: int = 0, hi: int = I64_MAX) -> Check:
+    """An integer in [lo, hi]; by default as large as the int64 columns and
+    numpy sizes hold."""
+
     def check(value: Any, field: str) -> None:
         if isinstance(value, bool) or not isinstance(value, int):
             raise _Invalid(field, f"{_kind(value)}, expected an integer")
