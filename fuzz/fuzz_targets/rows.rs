@@ -1,6 +1,6 @@
 //! Rows from Arrow buffers (`rows::Rows::from_columns`) and their features,
-//! over arbitrary offsets, validity bitmaps and bytes, as `_core.Rows` can be
-//! handed them.
+//! over arbitrary offsets, validity bitmaps (from any bit offset, as a sliced
+//! Arrow array has them) and bytes, as `_core.Rows` can be handed them.
 //!
 //! Invariants: no panic; buffers that do not hold together are refused
 //! (never read out of bounds); the same turns given as a list column and as
@@ -11,21 +11,54 @@
 #![no_main]
 
 use arbitrary::Unstructured;
+use arena_fast_core::buffers::Validity;
 use arena_fast_core::{Rows, TextColumn};
 use libfuzzer_sys::fuzz_target;
+
+/// An owned validity bitmap: entry i is bit `offset + i` of `bytes`.
+#[derive(Debug, Clone)]
+struct Bits {
+    bytes: Vec<u8>,
+    offset: usize,
+    len: usize,
+}
+
+impl Bits {
+    /// Packed LSB first from bit `offset` on, as a sliced Arrow array has it.
+    fn pack(valid: &[bool], offset: usize) -> Bits {
+        let mut bytes = vec![0u8; (offset + valid.len()).div_ceil(8)];
+        for (i, &v) in valid.iter().enumerate() {
+            let bit = offset + i;
+            bytes[bit / 8] |= (v as u8) << (bit % 8);
+        }
+        Bits {
+            bytes,
+            offset,
+            len: valid.len(),
+        }
+    }
+
+    fn view(&self) -> Validity<'_> {
+        Validity {
+            bits: &self.bytes,
+            offset: self.offset,
+            len: self.len,
+        }
+    }
+}
 
 /// One column as owned Arrow-like buffers.
 #[derive(Debug, Clone)]
 enum Column {
     Json {
-        valid: Option<Vec<bool>>,
+        valid: Option<Bits>,
         offsets: Vec<i64>,
         data: Vec<u8>,
     },
     Lists {
-        valid: Option<Vec<bool>>,
+        valid: Option<Bits>,
         list_offsets: Vec<i64>,
-        str_valid: Option<Vec<bool>>,
+        str_valid: Option<Bits>,
         str_offsets: Vec<i64>,
         data: Vec<u8>,
     },
@@ -39,7 +72,7 @@ impl Column {
                 offsets,
                 data,
             } => TextColumn::Json {
-                valid: valid.as_deref(),
+                valid: valid.as_ref().map(Bits::view),
                 offsets,
                 data,
             },
@@ -50,9 +83,9 @@ impl Column {
                 str_offsets,
                 data,
             } => TextColumn::Lists {
-                valid: valid.as_deref(),
+                valid: valid.as_ref().map(Bits::view),
                 list_offsets,
-                str_valid: str_valid.as_deref(),
+                str_valid: str_valid.as_ref().map(Bits::view),
                 str_offsets,
                 data,
             },
@@ -91,7 +124,7 @@ fn cells(u: &mut Unstructured<'_>, rows: usize) -> arbitrary::Result<Cells> {
         .collect()
 }
 
-fn as_lists(cells: &Cells) -> Column {
+fn as_lists(cells: &Cells, shift: usize) -> Column {
     let mut list_offsets = vec![0i64];
     let mut str_offsets = vec![0i64];
     let mut str_valid = Vec::new();
@@ -104,16 +137,17 @@ fn as_lists(cells: &Cells) -> Column {
         }
         list_offsets.push(str_offsets.len() as i64 - 1);
     }
+    let valid: Vec<bool> = cells.iter().map(Option::is_some).collect();
     Column::Lists {
-        valid: Some(cells.iter().map(Option::is_some).collect()),
+        valid: Some(Bits::pack(&valid, shift)),
         list_offsets,
-        str_valid: Some(str_valid),
+        str_valid: Some(Bits::pack(&str_valid, shift)),
         str_offsets,
         data,
     }
 }
 
-fn as_json(cells: &Cells) -> Column {
+fn as_json(cells: &Cells, shift: usize) -> Column {
     let mut offsets = vec![0i64];
     let mut data = Vec::new();
     for cell in cells {
@@ -122,8 +156,9 @@ fn as_json(cells: &Cells) -> Column {
         }
         offsets.push(data.len() as i64);
     }
+    let valid: Vec<bool> = cells.iter().map(Option::is_some).collect();
     Column::Json {
-        valid: Some(cells.iter().map(Option::is_some).collect()),
+        valid: Some(Bits::pack(&valid, shift)),
         offsets,
         data,
     }
@@ -145,16 +180,24 @@ fn offsets(u: &mut Unstructured<'_>, len: usize, limit: usize) -> arbitrary::Res
     Ok(o)
 }
 
-/// A validity bitmap for `n` entries: none, of the wrong length, or any.
-fn bits(u: &mut Unstructured<'_>, n: usize) -> arbitrary::Result<Option<Vec<bool>>> {
-    Ok(match u.int_in_range(0..=5)? {
+/// A validity bitmap for `n` entries from any bit offset: none, of the
+/// wrong length, too short for its length, or any.
+fn bits(u: &mut Unstructured<'_>, n: usize) -> arbitrary::Result<Option<Bits>> {
+    let offset = u.int_in_range(0..=9)?;
+    Ok(match u.int_in_range(0..=6)? {
         0 => None,
-        1 => Some(vec![true; u.int_in_range(0..=n + 1)?]),
-        _ => Some(
-            (0..n)
+        1 => Some(Bits::pack(&vec![true; u.int_in_range(0..=n + 1)?], offset)),
+        2 => {
+            let mut b = Bits::pack(&vec![true; n], offset);
+            b.bytes.truncate(u.int_in_range(0..=b.bytes.len())?);
+            Some(b)
+        }
+        _ => {
+            let valid: Vec<bool> = (0..n)
                 .map(|_| u.arbitrary())
-                .collect::<arbitrary::Result<_>>()?,
-        ),
+                .collect::<arbitrary::Result<_>>()?;
+            Some(Bits::pack(&valid, offset))
+        }
     })
 }
 
@@ -245,8 +288,13 @@ fuzz_target!(|data: &[u8]| {
         else {
             return;
         };
-        let lists = [as_lists(&c[0]), as_lists(&c[1]), as_lists(&c[2])];
-        let json = [as_json(&c[0]), as_json(&c[1]), as_json(&c[2])];
+        let shift = u.int_in_range(0..=7).unwrap_or(0);
+        let lists = [
+            as_lists(&c[0], shift),
+            as_lists(&c[1], 0),
+            as_lists(&c[2], 7 - shift),
+        ];
+        let json = [as_json(&c[0], 0), as_json(&c[1], shift), as_json(&c[2], 3)];
         let a = Rows::from_columns(views(&lists), null_text, 1).expect("list columns read");
         let b = Rows::from_columns(views(&json), null_text, 1).expect("JSON columns read");
         assert_eq!(a.rows, b.rows, "list and JSON columns differ");

@@ -1,77 +1,58 @@
-"""Arena rows handed to the Rust core as Arrow buffers: the text columns of a
+"""Arena rows handed to the Rust core as Arrow arrays: the text columns of a
 canonical frame (`arena_fast.sources`) become a `_core.Rows` without turning
-any text into Python objects."""
+any text into Python objects.
+
+Python's part is to bring each column to one of the two Arrow types the core
+reads (polars Series, chunked arrays, string views and 32-bit offsets are
+converted here); the core imports the arrays through the Arrow PyCapsule
+interface (`__arrow_c_array__`) and reads their offsets, bytes and validity
+bitmaps in place (docs/dataset.md, "Rows in Rust")."""
 
 from __future__ import annotations
 
 from typing import Any, Optional, Union
 
-import numpy as np
 import pyarrow as pa
 
 from . import _core
-from .encoder import check_threads
+from .checks import check_threads
 from .errors import InputError
 
-__all__ = ["TEXT_COLUMNS", "rows_from_arrow", "text_buffers"]
+__all__ = ["TEXT_COLUMNS", "rows_from_arrow", "text_array", "text_buffers"]
 
 TEXT_COLUMNS = ("prompt", "response_a", "response_b")
 
-
-def _valid(arr: pa.Array) -> Optional[np.ndarray]:
-    """The validity bitmap of `arr` as bools (None when nothing is null)."""
-    if arr.null_count == 0:
-        return None
-    bitmap = arr.buffers()[0]
-    bits = np.unpackbits(np.frombuffer(bitmap, dtype=np.uint8), bitorder="little")
-    return bits[arr.offset : arr.offset + len(arr)].astype(bool)
+_JSON = pa.large_string()
+_LISTS = pa.large_list(pa.large_string())
 
 
-def _offsets(arr: pa.Array) -> np.ndarray:
-    buf = arr.buffers()[1]
-    return np.frombuffer(buf, dtype=np.int64)[arr.offset : arr.offset + len(arr) + 1]
+def _is_text(t: pa.DataType) -> bool:
+    return pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_string_view(t)
 
 
-def _data(arr: pa.Array) -> np.ndarray:
-    buf = arr.buffers()[2]
-    return np.frombuffer(buf, dtype=np.uint8) if buf is not None else np.zeros(0, np.uint8)
-
-
-def text_buffers(column: Union[pa.Array, pa.ChunkedArray, Any], name: str = "text") -> tuple:
-    """The buffers `_core.Rows.from_arrow` reads for one text column: a
-    String column of JSON-list text (`("json", ...)`) or a List(String)
-    column of turns (`("lists", ...)`). Accepts pyarrow or polars columns."""
+def text_array(column: Union[pa.Array, pa.ChunkedArray, Any], name: str = "text") -> pa.Array:
+    """One text column as the Arrow array `_core.Rows.from_arrow` reads: a
+    `large_string` array of JSON-list text, or a `large_list<large_string>`
+    array of turns (a column of nulls is a column of empty lists). Accepts
+    pyarrow or polars columns; other types are an `InputError`."""
     if hasattr(column, "to_arrow") and not isinstance(column, (pa.Array, pa.ChunkedArray)):
         column = column.to_arrow()
     if isinstance(column, pa.ChunkedArray):
         column = column.combine_chunks() if column.num_chunks != 1 else column.chunk(0)
     t = column.type
     if pa.types.is_null(t):
-        column = pa.array([None] * len(column), type=pa.large_list(pa.large_string()))
-        t = column.type
-    if pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_string_view(t):
-        arr = column.cast(pa.large_string()) if not pa.types.is_large_string(t) else column
-        return ("json", _valid(arr), _offsets(arr), _data(arr))
+        return pa.nulls(len(column), type=_LISTS)
+    if _is_text(t):
+        return column if t == _JSON else column.cast(_JSON)
     if pa.types.is_list(t) or pa.types.is_large_list(t) or pa.types.is_list_view(t):
-        value = t.value_type
-        if not (
-            pa.types.is_string(value)
-            or pa.types.is_large_string(value)
-            or pa.types.is_string_view(value)
-            or pa.types.is_null(value)
-        ):
+        if not (_is_text(t.value_type) or pa.types.is_null(t.value_type)):
             raise InputError(f"column {name}: expected a list of strings, got {t}")
-        arr = column.cast(pa.large_list(pa.large_string()))
-        values = arr.values
-        return (
-            "lists",
-            _valid(arr),
-            _offsets(arr),
-            _valid(values),
-            _offsets(values),
-            _data(values),
-        )
+        return column if t == _LISTS else column.cast(_LISTS)
     raise InputError(f"column {name}: expected JSON text or a list of strings per row, got {t}")
+
+
+# The name this function had when it returned the buffers themselves.
+text_buffers = text_array
 
 
 def rows_from_arrow(
@@ -81,9 +62,9 @@ def rows_from_arrow(
     `num_threads` threads, at most `MAX_THREADS`; the same rows for any
     count)."""
     return _core.Rows.from_arrow(
-        text_buffers(prompt, "prompt"),
-        text_buffers(response_a, "response_a"),
-        text_buffers(response_b, "response_b"),
+        text_array(prompt, "prompt"),
+        text_array(response_a, "response_a"),
+        text_array(response_b, "response_b"),
         null_text,
         check_threads(num_threads),
     )

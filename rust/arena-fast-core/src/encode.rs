@@ -2,17 +2,15 @@
 //! swap pairs built from the same token segments.
 
 use std::borrow::Cow;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-
-use rayon::prelude::*;
 
 use crate::budget::{self, BudgetConfig, Cut, Frame, Plan, TurnLens};
 use crate::error::{Column, ConfigError, CoreError, EncodeError, TokenizerError};
+use crate::pool;
 use crate::rows::Rows;
 use crate::template::Template;
 use crate::tokenize::ArenaTokenizer;
-use crate::turns::{clip_long_turns, pad_ragged, parse_turn_list};
+use crate::turns::RowTurns;
 use crate::words::{with_thread_cache, WordCache};
 
 /// Which A/B orders to produce for each row.
@@ -24,50 +22,17 @@ pub enum Swap {
     Both,
 }
 
-/// One arena row: the prompt, response A and response B turn lists, padded to
-/// one length, with the repairs made so far (`turns::repair`).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct RowTurns {
-    pub fields: [Vec<String>; 3],
-    pub repairs: u8,
-}
-
-impl RowTurns {
-    pub fn new(prompt: Vec<String>, a: Vec<String>, b: Vec<String>, repairs: u8) -> RowTurns {
-        let (mut prompt, mut a, mut b) = (prompt, a, b);
-        let ragged = pad_ragged(&mut prompt, &mut a, &mut b);
-        let clipped =
-            clip_long_turns(&mut prompt) | clip_long_turns(&mut a) | clip_long_turns(&mut b);
-        RowTurns {
-            fields: [prompt, a, b],
-            repairs: repairs | ragged | clipped,
+impl Swap {
+    /// The names the bindings pass: "original", "swapped", "both".
+    pub fn parse(name: &str) -> Result<Swap, ConfigError> {
+        match name {
+            "original" => Ok(Swap::Original),
+            "swapped" => Ok(Swap::Swapped),
+            "both" => Ok(Swap::Both),
+            other => Err(ConfigError::Invalid(format!(
+                "swap must be False, True or 'both', got {other:?}"
+            ))),
         }
-    }
-
-    /// Parse the three JSON-list cells of a Kaggle row.
-    pub fn from_json(
-        row: usize,
-        cells: [&str; 3],
-        null_text: &str,
-    ) -> Result<RowTurns, EncodeError> {
-        let mut repairs = 0;
-        let mut fields: [Vec<String>; 3] = Default::default();
-        for (f, column) in Column::ALL.into_iter().enumerate() {
-            let (turns, flags) =
-                parse_turn_list(cells[f], null_text).map_err(|source| EncodeError::Turns {
-                    row,
-                    column,
-                    source,
-                })?;
-            fields[f] = turns;
-            repairs |= flags;
-        }
-        let [p, a, b] = fields;
-        Ok(RowTurns::new(p, a, b, repairs))
-    }
-
-    pub fn n_turns(&self) -> usize {
-        self.fields[0].len()
     }
 }
 
@@ -159,56 +124,6 @@ pub struct Skipped {
     pub message: String,
 }
 
-/// The most threads any entry point starts (`check_threads`).
-pub const MAX_THREADS: usize = 1024;
-
-/// The one check of a thread count (`num_threads` of the encoder and of
-/// row parsing): at least 1, at most `MAX_THREADS`.
-pub fn check_threads(threads: usize) -> Result<usize, ConfigError> {
-    if (1..=MAX_THREADS).contains(&threads) {
-        Ok(threads)
-    } else {
-        Err(ConfigError::Invalid(format!(
-            "num_threads must be between 1 and {MAX_THREADS}, got {threads}"
-        )))
-    }
-}
-
-/// Set in a forked child process: thread pools made by the parent have no
-/// threads there, so all work runs on the calling thread.
-static FORKED: AtomicBool = AtomicBool::new(false);
-
-/// Called (by the bindings' `pthread_atfork` child handler) after a fork.
-pub fn mark_forked() {
-    FORKED.store(true, Ordering::SeqCst);
-}
-
-/// A thread pool of `threads` threads shared by calls that ask for the same
-/// count (None for one thread, or in a forked child, where pool threads made
-/// by the parent do not exist). Never more than `MAX_THREADS` threads: the
-/// bindings refuse larger counts (`check_threads`) before they get here.
-pub(crate) fn shared_pool(threads: usize) -> Option<Arc<rayon::ThreadPool>> {
-    let threads = threads.min(MAX_THREADS);
-    use std::collections::HashMap;
-    use std::sync::{Mutex, OnceLock};
-    static POOLS: OnceLock<Mutex<HashMap<usize, Arc<rayon::ThreadPool>>>> = OnceLock::new();
-    if threads <= 1 || FORKED.load(Ordering::Relaxed) {
-        return None;
-    }
-    let mut pools = POOLS.get_or_init(Default::default).lock().ok()?;
-    if let Some(pool) = pools.get(&threads) {
-        return Some(pool.clone());
-    }
-    let pool = Arc::new(
-        rayon::ThreadPoolBuilder::new()
-            .num_threads(threads)
-            .build()
-            .ok()?,
-    );
-    pools.insert(threads, pool.clone());
-    Some(pool)
-}
-
 /// Headers tokenized at construction; longer conversations tokenize on demand.
 const CACHED_HEADERS: usize = 64;
 /// Rows per parallel task.
@@ -283,15 +198,7 @@ impl Encoder {
             .collect::<Result<Vec<_>, _>>()?;
         let fixed =
             cfg.bos.is_some() as usize + begin.len() + end.len() + cfg.eos.is_some() as usize;
-        let pool = match cfg.num_threads.map(check_threads).transpose()? {
-            Some(n) if n > 1 => Some(
-                rayon::ThreadPoolBuilder::new()
-                    .num_threads(n)
-                    .build()
-                    .map_err(|e| ConfigError::Invalid(format!("cannot start {n} threads: {e}")))?,
-            ),
-            _ => None,
-        };
+        let pool = pool::own_pool(cfg.num_threads)?;
         let header_lens = headers.iter().map(Vec::len).collect();
         let enc = Encoder {
             tok,
@@ -395,13 +302,7 @@ impl Encoder {
     ) -> Result<(Encoded, Vec<Skipped>), CoreError> {
         let n = rows.len();
         if let Some(idx) = idx {
-            if let Some(&bad) = idx.iter().find(|&&i| i < 0 || i as usize >= n) {
-                return Err(EncodeError::Index {
-                    index: bad,
-                    rows: n,
-                }
-                .into());
-            }
+            rows.check_index(idx)?;
             self.run(idx.len(), swap, skip, |i| {
                 Ok(Cow::Borrowed(&rows.rows[idx[i] as usize]))
             })
@@ -484,12 +385,7 @@ impl Encoder {
             })
         };
         let chunks = n.div_ceil(CHUNK);
-        let parts: Vec<Result<Part, EncodeError>> = match &self.pool {
-            Some(pool) if !FORKED.load(Ordering::Relaxed) => {
-                pool.install(|| (0..chunks).into_par_iter().map(chunk).collect())
-            }
-            _ => (0..chunks).map(chunk).collect(),
-        };
+        let parts = pool::run_tasks(self.pool.as_ref(), chunks, chunk);
         let mut all = Encoded::with_offsets();
         let mut skipped = Vec::new();
         for part in parts {
@@ -772,11 +668,9 @@ mod tests {
 
     #[test]
     fn thread_counts_past_the_cap_are_refused() {
-        assert_eq!(check_threads(1).unwrap(), 1);
-        assert_eq!(check_threads(MAX_THREADS).unwrap(), MAX_THREADS);
-        for bad in [0, MAX_THREADS + 1, usize::MAX] {
-            assert!(check_threads(bad).is_err());
+        for bad in [0, pool::MAX_THREADS + 1, usize::MAX] {
             assert!(encoder(tokenizer(" "), Some(bad)).is_err());
         }
+        assert!(encoder(tokenizer(" "), Some(2)).is_ok());
     }
 }

@@ -78,6 +78,9 @@ pub enum EncodeError {
     },
     #[error("row index {index} out of range for {rows} rows")]
     Index { index: i64, rows: usize },
+    /// Token rows that cannot be split into or made of swap pairs (`pairs`).
+    #[error("{0}")]
+    Pairs(String),
 }
 
 fn at_column(column: &Option<Column>) -> String {

@@ -1,18 +1,26 @@
 //! arena-fast-core: the algorithms behind `arena_fast`, without Python.
 //!
-//! Data flows one way: cells are parsed into turns (`turns`), texts are
+//! Data flows one way: cells are parsed into turns (`turns`, one row a
+//! `RowTurns`; `rows` reads whole Arrow columns of them), texts are
 //! tokenized (`tokenize`, `words`), laid out by a `template`, fitted into a
-//! token budget (`budget`), and assembled into rows (`encode`). Encoded rows
-//! are then planned into packs or padded batches (`plan`) and assembled into
-//! flat batch buffers (`collate`).
+//! token budget (`budget`), and assembled into rows (`encode`), whose A/B
+//! swap pairs can be split apart and put back together (`pairs`). Encoded
+//! rows are then planned into packs or padded batches (`plan`) and
+//! assembled into flat batch buffers (`collate`). `pool` holds the threads
+//! every parallel step runs on, `buffers` the checks of Arrow-layout
+//! buffers, `error` every error. Modules use only modules upstream of them
+//! in this flow and those three: the dependencies form no cycle.
 
 pub mod budget;
+pub mod buffers;
 pub mod collate;
 pub mod csv_cells;
 pub mod encode;
 pub mod error;
 pub mod folds;
+pub mod pairs;
 pub mod plan;
+pub mod pool;
 pub mod regex_budget;
 pub mod regex_check;
 pub mod regex_stages;
@@ -24,14 +32,14 @@ pub mod turns;
 pub mod words;
 
 pub use budget::{BudgetConfig, Keep, Strategy};
-pub use encode::{
-    check_threads, Encoded, Encoder, EncoderConfig, RowTurns, Skipped, Swap, MAX_THREADS,
-};
+pub use encode::{Encoded, Encoder, EncoderConfig, Skipped, Swap};
 pub use error::{
     CollateError, Column, ConfigError, CoreError, EncodeError, PlanError, TokenizerError,
     TurnsError,
 };
 pub use folds::assign_folds;
+pub use pool::{check_threads, MAX_THREADS};
 pub use rows::{Features, RowError, Rows, TextColumn};
 pub use template::Template;
 pub use tokenize::ArenaTokenizer;
+pub use turns::RowTurns;

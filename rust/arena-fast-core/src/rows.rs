@@ -3,33 +3,34 @@
 //!
 //! Rows come from Arrow columns (the buffers of a `large_string` column of
 //! JSON-list text, as in the Kaggle CSV, or of a `large_list<large_string>`
-//! column of turns), so text never becomes Python objects. A row that cannot
+//! column of turns, validity bitmaps included), so text never becomes
+//! Python objects. A row that cannot
 //! be parsed is kept as an empty row with its error, so the caller can report
 //! it and go on. The normalisation and keys are specified in docs/dataset.md;
 //! `arena_fast.reference.rows` is the pure-Python oracle.
 
-use rayon::prelude::*;
 use xxhash_rust::xxh3::xxh3_64;
 
-use crate::encode::RowTurns;
-use crate::error::Column;
-use crate::turns::{parse_turn_list, repair};
+use crate::buffers::{check_offsets, Validity};
+use crate::error::{Column, EncodeError};
+use crate::pool::in_blocks;
+use crate::turns::{parse_turn_list, repair, RowTurns};
 
 /// One Arrow text column, borrowed from its buffers.
 #[derive(Clone, Copy)]
 pub enum TextColumn<'a> {
     /// One JSON list of turns per row: `data[offsets[i]..offsets[i + 1]]`.
     Json {
-        valid: Option<&'a [bool]>,
+        valid: Option<Validity<'a>>,
         offsets: &'a [i64],
         data: &'a [u8],
     },
     /// Turns per row: row i holds strings `list_offsets[i]..list_offsets[i + 1]`,
     /// string j is `data[str_offsets[j]..str_offsets[j + 1]]`.
     Lists {
-        valid: Option<&'a [bool]>,
+        valid: Option<Validity<'a>>,
         list_offsets: &'a [i64],
-        str_valid: Option<&'a [bool]>,
+        str_valid: Option<Validity<'a>>,
         str_offsets: &'a [i64],
         data: &'a [u8],
     },
@@ -50,27 +51,9 @@ impl TextColumn<'_> {
     }
 
     /// Check that every offset lies inside its buffer and never decreases,
-    /// so reading a row cannot go out of bounds.
+    /// and that the bitmaps cover the rows and strings, so reading a row
+    /// cannot go out of bounds.
     pub fn validate(&self) -> Result<(), String> {
-        fn check(name: &str, offsets: &[i64], limit: usize) -> Result<(), String> {
-            if offsets.is_empty() {
-                return Err(format!("{name}: no offsets (expected rows + 1)"));
-            }
-            let mut prev = offsets[0];
-            if prev < 0 {
-                return Err(format!("{name}: negative offset"));
-            }
-            for &o in offsets {
-                if o < prev {
-                    return Err(format!("{name}: offsets decrease"));
-                }
-                prev = o;
-            }
-            if prev as u64 > limit as u64 {
-                return Err(format!("{name}: offset {prev} beyond the buffer ({limit})"));
-            }
-            Ok(())
-        }
         let n = self.len();
         match *self {
             TextColumn::Json {
@@ -78,8 +61,8 @@ impl TextColumn<'_> {
                 offsets,
                 data,
             } => {
-                check("offsets", offsets, data.len())?;
-                if valid.is_some_and(|v| v.len() != n) {
+                check_offsets("offsets", offsets, data.len())?;
+                if valid.is_some_and(|v| !v.fits(n)) {
                     return Err("validity length differs from the rows".into());
                 }
             }
@@ -91,12 +74,12 @@ impl TextColumn<'_> {
                 data,
             } => {
                 let strings = str_offsets.len().saturating_sub(1);
-                check("list offsets", list_offsets, strings)?;
-                check("string offsets", str_offsets, data.len())?;
-                if valid.is_some_and(|v| v.len() != n) {
+                check_offsets("list offsets", list_offsets, strings)?;
+                check_offsets("string offsets", str_offsets, data.len())?;
+                if valid.is_some_and(|v| !v.fits(n)) {
                     return Err("validity length differs from the rows".into());
                 }
-                if str_valid.is_some_and(|v| v.len() != strings) {
+                if str_valid.is_some_and(|v| !v.fits(strings)) {
                     return Err("string validity length differs from the strings".into());
                 }
             }
@@ -124,7 +107,7 @@ impl TextColumn<'_> {
             }
         }
         let (TextColumn::Json { valid, .. } | TextColumn::Lists { valid, .. }) = *self;
-        if valid.is_some_and(|v| !v[i]) {
+        if valid.is_some_and(|v| !v.is_valid(i)) {
             // A null cell: no turns, flagged as repaired.
             return Ok((Vec::new(), repair::NULL));
         }
@@ -147,7 +130,7 @@ impl TextColumn<'_> {
                 let (lo, hi) = (list_offsets[i] as usize, list_offsets[i + 1] as usize);
                 let turns = (lo..hi)
                     .map(|j| {
-                        if str_valid.is_some_and(|v| !v[j]) {
+                        if str_valid.is_some_and(|v| !v.is_valid(j)) {
                             flags |= repair::NULL;
                             null_text.to_owned()
                         } else {
@@ -190,14 +173,10 @@ impl Rows {
         }
         let n = cols[0].len();
         if cols[1].len() != n || cols[2].len() != n {
-            return Err(format!(
-                "columns have different lengths: prompt {}, response_a {}, response_b {}",
-                n,
-                cols[1].len(),
-                cols[2].len()
-            ));
+            let (prompt, a, b) = (n, cols[1].len(), cols[2].len());
+            return Err(EncodeError::ColumnLengths { prompt, a, b }.to_string());
         }
-        let parts = in_blocks(n, threads, |range| {
+        let parts = in_blocks(n, BLOCK, threads, |range| {
             let mut part = Rows {
                 rows: Vec::with_capacity(range.len()),
                 errors: Vec::with_capacity(range.len()),
@@ -242,6 +221,15 @@ impl Rows {
         self.errors.push(None);
     }
 
+    /// Check that every entry of `idx` is one of these rows.
+    pub fn check_index(&self, idx: &[i64]) -> Result<(), EncodeError> {
+        let rows = self.len();
+        match idx.iter().find(|&&i| i < 0 || i as usize >= rows) {
+            Some(&index) => Err(EncodeError::Index { index, rows }),
+            None => Ok(()),
+        }
+    }
+
     pub fn from_turns(rows: Vec<RowTurns>) -> Rows {
         let errors = vec![None; rows.len()];
         Rows { rows, errors }
@@ -258,7 +246,7 @@ impl Rows {
     /// The facts cleaning and de-duplication decide on, per row.
     /// On `threads` threads when > 1 (the same result for any count).
     pub fn features(&self, threads: usize) -> Features {
-        let parts = in_blocks(self.len(), threads, |range| self.features_of(range));
+        let parts = in_blocks(self.len(), BLOCK, threads, |range| self.features_of(range));
         let mut f = Features::with_capacity(self.len());
         for part in parts {
             f.extend(part);
@@ -348,24 +336,6 @@ impl Features {
 
 /// Rows per parallel block.
 const BLOCK: usize = 256;
-
-/// `f` over blocks of `0..n`, in order, on a pool of `threads` threads when
-/// that is more than one (and the process has not forked since the pools
-/// were made); on the calling thread otherwise.
-fn in_blocks<T: Send>(
-    n: usize,
-    threads: usize,
-    f: impl Fn(std::ops::Range<usize>) -> T + Sync,
-) -> Vec<T> {
-    let blocks = n.div_ceil(BLOCK);
-    let block = |b: usize| f(b * BLOCK..((b + 1) * BLOCK).min(n));
-    match crate::encode::shared_pool(threads) {
-        Some(pool) if blocks > 1 => {
-            pool.install(|| (0..blocks).into_par_iter().map(block).collect())
-        }
-        _ => (0..blocks).map(block).collect(),
-    }
-}
 
 /// What one pass over a field's turns saw besides the normalised text.
 pub struct TextStats {
@@ -586,12 +556,14 @@ mod tests {
     fn list_columns_with_nulls_and_bad_offsets() {
         let data = b"helloworld";
         let str_offsets = [0i64, 5, 10, 10];
-        let str_valid = [true, true, false];
+        // Strings 0 and 1 valid, string 2 null.
+        let str_bits = [0b011u8];
+        let str_valid = Validity::new(&str_bits, 0, 3);
         let list_offsets = [0i64, 2, 3];
         let col = TextColumn::Lists {
             valid: None,
             list_offsets: &list_offsets,
-            str_valid: Some(&str_valid),
+            str_valid,
             str_offsets: &str_offsets,
             data,
         };
@@ -608,5 +580,33 @@ mod tests {
             data,
         };
         assert!(Rows::from_columns([col, col, col], "", 1).is_err());
+    }
+
+    #[test]
+    fn null_cells_follow_the_bitmap_from_its_offset() {
+        let (offsets, data) = offsets_of(&[r#"["a"]"#, r#"["b"]"#, r#"["c"]"#]);
+        // Bits 3, 4, 5 of the byte: rows 0 and 2 valid, row 1 null.
+        let bits = [0b0010_1000u8];
+        let col = TextColumn::Json {
+            valid: Validity::new(&bits, 3, 3),
+            offsets: &offsets,
+            data: &data,
+        };
+        let rows = Rows::from_columns([col, col, col], "", 1).unwrap();
+        let firsts: Vec<_> = rows.rows.iter().map(|r| r.fields[0].clone()).collect();
+        assert_eq!(firsts, [vec!["a"], vec![], vec!["c"]]);
+        assert_eq!(rows.rows[1].repairs, repair::NULL);
+        // A bitmap that does not reach the last row is refused.
+        let short = TextColumn::Json {
+            valid: Some(Validity {
+                bits: &bits,
+                offset: 6,
+                len: 3,
+            }),
+            offsets: &offsets,
+            data: &data,
+        };
+        let err = Rows::from_columns([short, col, col], "", 1).unwrap_err();
+        assert!(err.starts_with("column prompt: validity"), "{err}");
     }
 }

@@ -1,8 +1,9 @@
-//! A row of an arena file as turns: parsing the JSON-list cells of the Kaggle
-//! CSV and the repairs every reader must make (nulls, lone surrogates, ragged
-//! turn lists), each recorded as a flag rather than done silently.
+//! A row of an arena file as turns (`RowTurns`): parsing the JSON-list cells
+//! of the Kaggle CSV and the repairs every reader must make (nulls, lone
+//! surrogates, ragged turn lists, overlong turns), each recorded as a flag
+//! rather than done silently.
 
-use crate::error::TurnsError;
+use crate::error::{Column, EncodeError, TurnsError};
 
 /// Repairs applied to a row; a bit set so rows can carry several.
 pub mod repair {
@@ -74,6 +75,53 @@ pub fn pad_ragged(prompt: &mut Vec<String>, a: &mut Vec<String>, b: &mut Vec<Str
         list.resize(n, String::new());
     }
     repair::RAGGED
+}
+
+/// One arena row: the prompt, response A and response B turn lists, padded to
+/// one length, with the repairs made so far (`turns::repair`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RowTurns {
+    pub fields: [Vec<String>; 3],
+    pub repairs: u8,
+}
+
+impl RowTurns {
+    pub fn new(prompt: Vec<String>, a: Vec<String>, b: Vec<String>, repairs: u8) -> RowTurns {
+        let (mut prompt, mut a, mut b) = (prompt, a, b);
+        let ragged = pad_ragged(&mut prompt, &mut a, &mut b);
+        let clipped =
+            clip_long_turns(&mut prompt) | clip_long_turns(&mut a) | clip_long_turns(&mut b);
+        RowTurns {
+            fields: [prompt, a, b],
+            repairs: repairs | ragged | clipped,
+        }
+    }
+
+    /// Parse the three JSON-list cells of a Kaggle row.
+    pub fn from_json(
+        row: usize,
+        cells: [&str; 3],
+        null_text: &str,
+    ) -> Result<RowTurns, EncodeError> {
+        let mut repairs = 0;
+        let mut fields: [Vec<String>; 3] = Default::default();
+        for (f, column) in Column::ALL.into_iter().enumerate() {
+            let (turns, flags) =
+                parse_turn_list(cells[f], null_text).map_err(|source| EncodeError::Turns {
+                    row,
+                    column,
+                    source,
+                })?;
+            fields[f] = turns;
+            repairs |= flags;
+        }
+        let [p, a, b] = fields;
+        Ok(RowTurns::new(p, a, b, repairs))
+    }
+
+    pub fn n_turns(&self) -> usize {
+        self.fields[0].len()
+    }
 }
 
 struct Parser<'a> {

@@ -6,7 +6,8 @@ use std::sync::Arc;
 use arena_fast_core::budget::{Keep, Strategy};
 use arena_fast_core::turns::repair;
 use arena_fast_core::{
-    check_threads, BudgetConfig, Encoded, Encoder, EncoderConfig, RowTurns, Swap, Template,
+    check_threads, BudgetConfig, Column, EncodeError, Encoded, Encoder, EncoderConfig, RowTurns,
+    Swap, Template,
 };
 use numpy::{IntoPyArray, PyReadonlyArray1};
 use pyo3::prelude::*;
@@ -15,8 +16,6 @@ use pyo3::types::{PyBytes, PyDict, PyFrozenSet, PyList, PySet, PyString};
 use crate::errors::{detached, error, from_core, guarded, Kind};
 use crate::rows::PyRows;
 use crate::tokenizer::PyTokenizer;
-
-const FIELDS: [&str; 3] = ["prompt", "response_a", "response_b"];
 
 fn template_from(obj: &Bound<'_, PyAny>) -> PyResult<Template> {
     let s = |name: &str| -> PyResult<String> { obj.getattr(name)?.extract() };
@@ -61,16 +60,7 @@ pub fn template_preset<'py>(py: Python<'py>, name: &str) -> PyResult<Bound<'py, 
 }
 
 fn parse_swap(py: Python<'_>, swap: &str) -> PyResult<Swap> {
-    match swap {
-        "original" => Ok(Swap::Original),
-        "swapped" => Ok(Swap::Swapped),
-        "both" => Ok(Swap::Both),
-        other => Err(error(
-            py,
-            Kind::Config,
-            format!("swap must be False, True or 'both', got {other:?}"),
-        )),
-    }
+    Swap::parse(swap).map_err(|e| from_core(py, e.into()))
 }
 
 /// A Python str as Rust text; each lone surrogate code point becomes one
@@ -138,7 +128,7 @@ fn turns_of(
             Kind::Input,
             format!(
                 "row {row}, column {}: expected a list of turns, got {}",
-                FIELDS[column],
+                Column::ALL[column],
                 type_name(cell)
             ),
         ));
@@ -147,7 +137,7 @@ fn turns_of(
         error(
             py,
             Kind::Input,
-            format!("row {row}, column {}: {what}", FIELDS[column]),
+            format!("row {row}, column {}: {what}", Column::ALL[column]),
         )
     };
     let iter = cell
@@ -190,7 +180,7 @@ fn json_cell(
             Kind::Input,
             format!(
                 "row {row}, column {}: expected a JSON string or None, got {}",
-                FIELDS[column],
+                Column::ALL[column],
                 type_name(cell)
             ),
         )
@@ -216,7 +206,7 @@ fn column_items<'py>(
             Kind::Input,
             format!(
                 "column {}: expected one entry per row, got a single str",
-                FIELDS[column]
+                Column::ALL[column]
             ),
         ));
     }
@@ -226,7 +216,7 @@ fn column_items<'py>(
             Kind::Input,
             format!(
                 "column {}: expected a sequence of rows, got {}",
-                FIELDS[column],
+                Column::ALL[column],
                 type_name(col)
             ),
         )
@@ -410,15 +400,11 @@ impl PyEncoder {
     }
 }
 
-fn check_lengths(py: Python<'_>, lens: [usize; 3]) -> PyResult<()> {
-    if lens[0] != lens[1] || lens[1] != lens[2] {
-        return Err(error(
+fn check_lengths(py: Python<'_>, [prompt, a, b]: [usize; 3]) -> PyResult<()> {
+    if prompt != a || a != b {
+        return Err(from_core(
             py,
-            Kind::Input,
-            format!(
-                "columns have different lengths: prompt {}, response_a {}, response_b {}",
-                lens[0], lens[1], lens[2]
-            ),
+            EncodeError::ColumnLengths { prompt, a, b }.into(),
         ));
     }
     Ok(())

@@ -59,7 +59,8 @@ pub fn from_core(py: Python<'_>, err: CoreError) -> PyErr {
         CoreError::Encode(e) => match e {
             EncodeError::Turns { .. }
             | EncodeError::ColumnLengths { .. }
-            | EncodeError::Index { .. } => Kind::Input,
+            | EncodeError::Index { .. }
+            | EncodeError::Pairs(_) => Kind::Input,
             EncodeError::Tokenizer { .. } => Kind::Tokenizer,
         },
         CoreError::Plan(_) | CoreError::Collate(_) => Kind::Input,

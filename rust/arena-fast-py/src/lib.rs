@@ -36,7 +36,7 @@ fn release_memory(py: Python<'_>) -> PyResult<()> {
 }
 
 extern "C" fn after_fork_in_child() {
-    arena_fast_core::encode::mark_forked();
+    arena_fast_core::pool::mark_forked();
 }
 
 #[pymodule]
@@ -58,6 +58,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(collate::collate_padded, m)?)?;
     m.add_function(wrap_pyfunction!(csv_cells::clip_csv_cells, m)?)?;
     m.add_function(wrap_pyfunction!(rows::split_pairs, m)?)?;
+    m.add_function(wrap_pyfunction!(rows::interleave_pairs, m)?)?;
     m.add_function(wrap_pyfunction!(clear_word_cache, m)?)?;
     m.add_function(wrap_pyfunction!(release_memory, m)?)?;
     m.add_function(wrap_pyfunction!(errors::panic_for_tests, m)?)?;

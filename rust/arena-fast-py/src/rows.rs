@@ -1,96 +1,117 @@
-//! `_core.Rows`: arena rows parsed from Arrow buffers and held in Rust until
+//! `_core.Rows`: arena rows parsed from Arrow arrays and held in Rust until
 //! they are encoded, with the per-row facts cleaning decides on.
+//!
+//! The arrays come through the Arrow PyCapsule interface
+//! (`__arrow_c_array__`: an ArrowSchema and an ArrowArray of the C data
+//! interface), imported by arrow-rs (`arrow_array::ffi::from_ffi`): offsets,
+//! text bytes and validity bitmaps are read where the exporter keeps them,
+//! nothing is copied. `arena_fast.rows` hands over `large_string` (JSON-list
+//! text) or `large_list<large_string>` (turns) arrays.
 
 use std::sync::Arc;
 
-use arena_fast_core::{check_threads, Rows, TextColumn};
+use arena_fast_core::buffers::Validity;
+use arena_fast_core::pairs::{self, TokenRows};
+use arena_fast_core::{check_threads, Column, Rows, TextColumn};
+use arrow_array::ffi::{from_ffi, FFI_ArrowArray, FFI_ArrowSchema};
+use arrow_data::ArrayData;
+use arrow_schema::DataType;
 use numpy::{IntoPyArray, PyReadonlyArray1};
+use pyo3::intern;
 use pyo3::prelude::*;
-use pyo3::types::{PyDict, PyList, PyTuple};
+use pyo3::types::{PyCapsule, PyCapsuleMethods, PyDict, PyList, PyTuple};
 
 use crate::errors::{detached, error, from_core, guarded, Kind};
 
-const FIELDS: [&str; 3] = ["prompt", "response_a", "response_b"];
-
-/// The numpy buffers of one text column, kept alive while borrowed.
-enum Buffers<'py> {
-    Json {
-        valid: Option<PyReadonlyArray1<'py, bool>>,
-        offsets: PyReadonlyArray1<'py, i64>,
-        data: PyReadonlyArray1<'py, u8>,
-    },
-    Lists {
-        valid: Option<PyReadonlyArray1<'py, bool>>,
-        list_offsets: PyReadonlyArray1<'py, i64>,
-        str_valid: Option<PyReadonlyArray1<'py, bool>>,
-        str_offsets: PyReadonlyArray1<'py, i64>,
-        data: PyReadonlyArray1<'py, u8>,
-    },
+/// One text column imported from an Arrow array; `data` holds the
+/// exporter's buffers (released when it is dropped).
+struct ArrowColumn {
+    data: ArrayData,
 }
 
-impl<'py> Buffers<'py> {
-    /// `("json", valid, offsets, data)` or
-    /// `("lists", valid, list_offsets, str_valid, str_offsets, data)`.
-    fn extract(py: Python<'py>, spec: &Bound<'py, PyAny>, column: usize) -> PyResult<Self> {
-        let bad = || {
-            error(
-                py,
-                Kind::Input,
-                format!(
-                    "column {}: expected ('json', valid, offsets, data) or ('lists', valid, \
-                     list_offsets, str_valid, str_offsets, data)",
-                    FIELDS[column]
-                ),
-            )
-        };
-        let t = spec.cast::<PyTuple>().map_err(|_| bad())?;
-        let kind: String = t.get_item(0)?.extract().map_err(|_| bad())?;
-        match (kind.as_str(), t.len()) {
-            ("json", 4) => Ok(Buffers::Json {
-                valid: t.get_item(1)?.extract()?,
-                offsets: t.get_item(2)?.extract()?,
-                data: t.get_item(3)?.extract()?,
-            }),
-            ("lists", 6) => Ok(Buffers::Lists {
-                valid: t.get_item(1)?.extract()?,
-                list_offsets: t.get_item(2)?.extract()?,
-                str_valid: t.get_item(3)?.extract()?,
-                str_offsets: t.get_item(4)?.extract()?,
-                data: t.get_item(5)?.extract()?,
-            }),
-            _ => Err(bad()),
+impl ArrowColumn {
+    /// Import `array` (any object with `__arrow_c_array__`) for `column`.
+    fn import(py: Python<'_>, array: &Bound<'_, PyAny>, column: Column) -> PyResult<Self> {
+        let bad = |what: String| error(py, Kind::Input, format!("column {column}: {what}"));
+        let export = intern!(py, "__arrow_c_array__");
+        if !array.hasattr(export)? {
+            return Err(bad(format!(
+                "expected an Arrow array (an object with __arrow_c_array__), got {}",
+                array.get_type().name()?
+            )));
         }
+        let (schema, c_array): (Bound<'_, PyCapsule>, Bound<'_, PyCapsule>) =
+            array.call_method0(export)?.extract()?;
+        let schema_ptr = schema.pointer_checked(Some(c"arrow_schema"))?;
+        let array_ptr = c_array.pointer_checked(Some(c"arrow_array"))?;
+        // SAFETY: capsules of these names hold a C data interface ArrowSchema
+        // and ArrowArray (the PyCapsule interface). The array is moved out:
+        // its release callback is ours now, and the capsule keeps a released
+        // struct that its destructor leaves alone. The schema is borrowed
+        // while `schema` (the capsule) is alive, for this call only.
+        let data = unsafe {
+            let c_array = FFI_ArrowArray::from_raw(array_ptr.as_ptr().cast());
+            from_ffi(c_array, &*schema_ptr.as_ptr().cast::<FFI_ArrowSchema>())
+        }
+        .map_err(|e| bad(format!("cannot import the Arrow array: {e}")))?;
+        Ok(ArrowColumn { data })
     }
 
-    fn column(&self) -> PyResult<TextColumn<'_>> {
-        fn opt<'a>(v: &'a Option<PyReadonlyArray1<'_, bool>>) -> PyResult<Option<&'a [bool]>> {
-            Ok(v.as_ref().map(|a| a.as_slice()).transpose()?)
+    /// The buffers the core reads: JSON-list text or lists of turns.
+    fn view(&self, column: Column) -> Result<TextColumn<'_>, String> {
+        let data = &self.data;
+        match data.data_type() {
+            DataType::LargeUtf8 => Ok(TextColumn::Json {
+                valid: validity(data),
+                offsets: offsets(data),
+                data: values(data),
+            }),
+            DataType::LargeList(item)
+                if item.data_type() == &DataType::LargeUtf8 && data.child_data().len() == 1 =>
+            {
+                let strings = &data.child_data()[0];
+                Ok(TextColumn::Lists {
+                    valid: validity(data),
+                    list_offsets: offsets(data),
+                    str_valid: validity(strings),
+                    str_offsets: offsets(strings),
+                    data: values(strings),
+                })
+            }
+            other => Err(format!(
+                "column {column}: expected large_string or large_list<large_string>, got {other}"
+            )),
         }
-        Ok(match self {
-            Buffers::Json {
-                valid,
-                offsets,
-                data,
-            } => TextColumn::Json {
-                valid: opt(valid)?,
-                offsets: offsets.as_slice()?,
-                data: data.as_slice()?,
-            },
-            Buffers::Lists {
-                valid,
-                list_offsets,
-                str_valid,
-                str_offsets,
-                data,
-            } => TextColumn::Lists {
-                valid: opt(valid)?,
-                list_offsets: list_offsets.as_slice()?,
-                str_valid: opt(str_valid)?,
-                str_offsets: str_offsets.as_slice()?,
-                data: data.as_slice()?,
-            },
-        })
     }
+}
+
+/// The array's own offsets (rows + 1), from its offset on. An empty array
+/// has `[0]` (its values buffer is imported empty); offsets out of range (a
+/// malformed export) give none, which the core refuses.
+fn offsets(data: &ArrayData) -> &[i64] {
+    const EMPTY: &[i64] = &[0];
+    if data.is_empty() {
+        return EMPTY;
+    }
+    let (start, end) = (data.offset(), data.offset() + data.len() + 1);
+    data.buffers()
+        .first()
+        .and_then(|b| b.typed_data::<i64>().get(start..end))
+        .unwrap_or(&[])
+}
+
+fn values(data: &ArrayData) -> &[u8] {
+    data.buffers().get(1).map_or(&[], |b| b.as_slice())
+}
+
+/// The validity bitmap of the array's own entries; None when none is null.
+fn validity(data: &ArrayData) -> Option<Validity<'_>> {
+    let nulls = data.nulls().filter(|n| n.null_count() > 0)?;
+    Some(Validity {
+        bits: nulls.validity(),
+        offset: nulls.offset(),
+        len: nulls.len(),
+    })
 }
 
 /// A `num_threads` argument: None is one thread; past `MAX_THREADS` (or 0)
@@ -106,8 +127,8 @@ pub struct PyRows {
 
 #[pymethods]
 impl PyRows {
-    /// Rows from the Arrow buffers of the prompt, response_a and response_b
-    /// columns (see `Buffers::extract`); unparsable rows carry an error.
+    /// Rows from the prompt, response_a and response_b Arrow arrays
+    /// (`ArrowColumn`); unparsable rows carry an error.
     #[staticmethod]
     #[pyo3(signature = (prompt, response_a, response_b, null_text = "", num_threads = None))]
     fn from_arrow(
@@ -119,16 +140,18 @@ impl PyRows {
         num_threads: Option<usize>,
     ) -> PyResult<PyRows> {
         guarded(py, || {
-            let buffers = [
-                Buffers::extract(py, prompt, 0)?,
-                Buffers::extract(py, response_a, 1)?,
-                Buffers::extract(py, response_b, 2)?,
+            let [p, a, b] = Column::ALL;
+            let arrays = [
+                ArrowColumn::import(py, prompt, p)?,
+                ArrowColumn::import(py, response_a, a)?,
+                ArrowColumn::import(py, response_b, b)?,
             ];
-            let cols = [
-                buffers[0].column()?,
-                buffers[1].column()?,
-                buffers[2].column()?,
-            ];
+            let view = |c: usize| {
+                arrays[c]
+                    .view(Column::ALL[c])
+                    .map_err(|e| error(py, Kind::Input, e))
+            };
+            let cols = [view(0)?, view(1)?, view(2)?];
             let threads = threads_of(py, num_threads)?;
             let parsed = detached(py, || Ok(Rows::from_columns(cols, null_text, threads)))?;
             let rows = parsed.map_err(|e| error(py, Kind::Input, e))?;
@@ -192,22 +215,15 @@ impl PyRows {
         idx: Option<PyReadonlyArray1<'py, i64>>,
     ) -> PyResult<Bound<'py, PyTuple>> {
         guarded(py, || {
-            let n = self.inner.len();
             let picked: Vec<usize> = match &idx {
-                None => (0..n).collect(),
-                Some(a) => a
-                    .as_slice()?
-                    .iter()
-                    .map(|&i| {
-                        usize::try_from(i).ok().filter(|&i| i < n).ok_or_else(|| {
-                            error(
-                                py,
-                                Kind::Input,
-                                format!("row index {i} out of range for {n} rows"),
-                            )
-                        })
-                    })
-                    .collect::<PyResult<_>>()?,
+                None => (0..self.inner.len()).collect(),
+                Some(a) => {
+                    let idx = a.as_slice()?;
+                    self.inner
+                        .check_index(idx)
+                        .map_err(|e| from_core(py, e.into()))?;
+                    idx.iter().map(|&i| i as usize).collect()
+                }
             };
             let cols = [0, 1, 2].map(|c| {
                 PyList::new(
@@ -221,8 +237,20 @@ impl PyRows {
     }
 }
 
+/// The ids and offsets of token rows, borrowed from numpy (contiguous).
+fn token_rows<'a>(
+    ids: &'a PyReadonlyArray1<'_, i32>,
+    offsets: &'a PyReadonlyArray1<'_, i64>,
+) -> PyResult<TokenRows<'a>> {
+    Ok(TokenRows {
+        ids: ids.as_slice()?,
+        offsets: offsets.as_slice()?,
+    })
+}
+
 /// Rows 2i and 2i+1 of a `swap="both"` encoding as two separate flat
-/// arrays: `(ids_even, offsets_even, ids_odd, offsets_odd)`, offsets from 0.
+/// arrays: `(ids_even, offsets_even, ids_odd, offsets_odd)`, offsets from 0
+/// (`arena_fast.pairs`).
 #[pyfunction]
 pub fn split_pairs<'py>(
     py: Python<'py>,
@@ -230,42 +258,39 @@ pub fn split_pairs<'py>(
     offsets: PyReadonlyArray1<'py, i64>,
 ) -> PyResult<Bound<'py, PyTuple>> {
     guarded(py, || {
-        let ids = input_ids.as_slice()?;
-        let off = offsets.as_slice()?;
-        let rows = off.len().saturating_sub(1);
-        let valid = rows % 2 == 0
-            && off.windows(2).all(|w| w[0] <= w[1])
-            && off.first().is_some_and(|&o| o >= 0)
-            && off.last().is_some_and(|&o| o as usize <= ids.len());
-        if !valid {
-            return Err(error(
-                py,
-                Kind::Input,
-                "split_pairs: offsets must be non-decreasing, inside the ids, for an even number of rows",
-            ));
-        }
-        let parts = py.detach(|| {
-            let mut out: [(Vec<i32>, Vec<i64>); 2] = Default::default();
-            for (ids_out, off_out) in out.iter_mut() {
-                off_out.reserve(rows / 2 + 1);
-                off_out.push(0);
-                ids_out.reserve(ids.len() / 2);
-            }
-            for r in 0..rows {
-                let (ids_out, off_out) = &mut out[r % 2];
-                ids_out.extend_from_slice(&ids[off[r] as usize..off[r + 1] as usize]);
-                off_out.push(ids_out.len() as i64);
-            }
-            out
-        });
-        let [(e_ids, e_off), (o_ids, o_off)] = parts;
+        let rows = token_rows(&input_ids, &offsets)?;
+        let [even, odd] = detached(py, || Ok(pairs::split_pairs(rows)?))?;
         PyTuple::new(
             py,
             [
-                e_ids.into_pyarray(py).into_any(),
-                e_off.into_pyarray(py).into_any(),
-                o_ids.into_pyarray(py).into_any(),
-                o_off.into_pyarray(py).into_any(),
+                even.ids.into_pyarray(py).into_any(),
+                even.offsets.into_pyarray(py).into_any(),
+                odd.ids.into_pyarray(py).into_any(),
+                odd.offsets.into_pyarray(py).into_any(),
+            ],
+        )
+    })
+}
+
+/// The inverse of `split_pairs`: original row 0, swapped row 0, original
+/// row 1, ... as `(ids, offsets)`, offsets from 0 (`arena_fast.pairs`).
+#[pyfunction]
+pub fn interleave_pairs<'py>(
+    py: Python<'py>,
+    input_ids: PyReadonlyArray1<'py, i32>,
+    offsets: PyReadonlyArray1<'py, i64>,
+    swapped_ids: PyReadonlyArray1<'py, i32>,
+    swapped_offsets: PyReadonlyArray1<'py, i64>,
+) -> PyResult<Bound<'py, PyTuple>> {
+    guarded(py, || {
+        let originals = token_rows(&input_ids, &offsets)?;
+        let swapped = token_rows(&swapped_ids, &swapped_offsets)?;
+        let out = detached(py, || Ok(pairs::interleave_pairs(originals, swapped)?))?;
+        PyTuple::new(
+            py,
+            [
+                out.ids.into_pyarray(py).into_any(),
+                out.offsets.into_pyarray(py).into_any(),
             ],
         )
     })
