@@ -20,15 +20,25 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import os
 import shutil
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Optional, Union
 
+import safetensors.torch
+import torch
+from safetensors import safe_open
+
 from .errors import ConfigError
-from .files import publishing
+from .files import file_sha256, publishing
 from .outputs import MERGED
-from .runs import read_bundle, read_run_config, write_bundle_file
+from .predict import load_run
+from .runs import BUNDLE, read_bundle, read_run_config, write_bundle_file, write_run_config
+from .tokenizer import Tokenizer
+from .train_config import TrainConfig
+from .weights import DECODER, HEAD
 
 __all__ = ["ARCHITECTURE_FIELDS", "MERGED", "merge_runs", "write_bundle_from"]
 
@@ -48,7 +58,7 @@ ARCHITECTURE_FIELDS = (
 )
 # The bundle fields that decide what the model's inputs and outputs mean.
 _BUNDLE_FIELDS = ("encoder", "tokenizer_sha256", "labels")
-_TENSOR_FILES = ("decoder.safetensors", "head.safetensors")
+_TENSOR_FILES = (DECODER, HEAD)
 
 
 def merge_runs(
@@ -90,71 +100,82 @@ def merge_runs(
     Returns `{"out", "runs", "weights", "decoder_tensors", "head_tensors",
     "lora_r", "merged_into_base", "bundle"}`.
     """
-    from .files import file_sha256
-
     paths = [Path(r) for r in runs]
     out = Path(out)
     if not paths:
         raise ConfigError("merge: give at least one run")
     shares = _normalised(weights, len(paths))
     with publishing(out, "merge", overwrite=overwrite, inputs=paths, inputs_name="runs") as work:
-        bundles, configs = [], []
-        for run in paths:
-            if not run.is_dir():
-                raise ConfigError(f"{run}: not a training run directory")
-            bundles.append(read_bundle(run))
-            configs.append(dataclasses.asdict(read_run_config(run)))
-        _check_compatible(paths, configs, bundles)
-        lora_r = int(configs[0].get("lora_r") or 0)
+        bundles, configs = _read_runs(paths)
+        lora_r = configs[0].lora_r
         if merge_into_base and not lora_r:
             raise ConfigError(
                 f"{paths[0]}: trained without LoRA (lora_r = 0): there is no adapter to merge "
                 "into the base weights; average the runs without merge_into_base (--merge)"
             )
-        counts = {}
-        for name in _TENSOR_FILES:
-            counts[name] = _average_file([run / name for run in paths], shares, work / name)
+        counts = {
+            name: _average_file([run / name for run in paths], shares, work / name)
+            for name in _TENSOR_FILES
+        }
         shutil.copyfile(paths[0] / "tokenizer.json", work / "tokenizer.json")
-        config = dict(configs[0])
-        folds = {c.get("fold") for c in configs}
+        folds = {c.fold for c in configs}
         # A merge of several folds has no held-out fold of its own: every
         # fold's rows trained one of its sources.
-        config["fold"] = folds.pop() if len(folds) == 1 else None
-        config["out"] = str(out)
-        _write_json(work / "config.json", config)
-        provenance = {
-            "format_version": 1,
-            "method": "mean of each tensor (LoRA A and B averaged separately)",
-            "merged_into_base": False,
-            "sources": [
-                {
-                    "run": str(run),
-                    "bundle_sha256": file_sha256(run / "bundle.json"),
-                    "fold": c.get("fold"),
-                    "weight": w,
-                }
-                for run, c, w in zip(paths, configs, shares)
-            ],
-        }
+        fold = folds.pop() if len(folds) == 1 else None
+        config = dataclasses.replace(configs[0], fold=fold, out=str(out))
+        write_run_config(work, config)
+        provenance = _provenance(paths, configs, shares)
         _write_json(work / MERGED, provenance)
         bundle = write_bundle_from(work, bundles[0])
         if merge_into_base:
-            counts["decoder.safetensors"] = _merge_into_base(work)
-            config["lora_r"] = 0
-            _write_json(work / "config.json", config)
-            provenance["merged_into_base"] = True
-            provenance["lora_r"] = lora_r  # of the adapter that was folded in
+            counts[DECODER] = _merge_into_base(work)
+            config = dataclasses.replace(config, lora_r=0)
+            write_run_config(work, config)
+            # lora_r: of the adapter that was folded in.
+            provenance.update(merged_into_base=True, lora_r=lora_r)
             _write_json(work / MERGED, provenance)
             bundle = write_bundle_from(work, bundles[0])
     return {
         "out": out,
         "runs": len(paths),
         "weights": shares,
-        "decoder_tensors": counts["decoder.safetensors"],
-        "head_tensors": counts["head.safetensors"],
-        "lora_r": int(config["lora_r"] or 0),
+        "decoder_tensors": counts[DECODER],
+        "head_tensors": counts[HEAD],
+        "lora_r": config.lora_r,
         "merged_into_base": merge_into_base,
         "bundle": bundle,
+    }
+
+
+def _read_runs(paths: list[Path]) -> tuple[list[dict], list[TrainConfig]]:
+    """The runs' bundles (every file checked against its sha256) and
+    settings, refused unless they can be averaged (`_check_compatible`)."""
+    bundles, configs = [], []
+    for run in paths:
+        if not run.is_dir():
+            raise ConfigError(f"{run}: not a training run directory")
+        bundles.append(read_bundle(run))
+        configs.append(read_run_config(run))
+    _check_compatible(paths, [dataclasses.asdict(c) for c in configs], bundles)
+    return bundles, configs
+
+
+def _provenance(paths: list[Path], configs: list[TrainConfig], shares: list[float]) -> dict:
+    """`merged.json`: how the merge was made and from which runs (their
+    bundle's sha256, fold and weight)."""
+    return {
+        "format_version": 1,
+        "method": "mean of each tensor (LoRA A and B averaged separately)",
+        "merged_into_base": False,
+        "sources": [
+            {
+                "run": str(run),
+                "bundle_sha256": file_sha256(run / BUNDLE),
+                "fold": c.fold,
+                "weight": w,
+            }
+            for run, c, w in zip(paths, configs, shares)
+        ],
     }
 
 
@@ -168,8 +189,6 @@ def write_bundle_from(out_dir: Union[str, os.PathLike], source: dict) -> dict:
 
 
 def _normalised(weights: Optional[list[float]], k: int) -> list[float]:
-    import math
-
     if weights is None:
         return [1.0 / k] * k
     weights = [float(w) for w in weights]
@@ -205,20 +224,13 @@ def _average_file(files: list[Path], shares: list[float], dest: Path) -> int:
     """The weighted mean of the safetensors `files`, key by key, written to
     `dest`; returns the number of tensors. One tensor of each file is in
     memory at a time (plus the result), not k models."""
-    from contextlib import ExitStack
-
-    from safetensors.torch import save_file
-
     with ExitStack() as stack:
         merged = _mean_tensors(files, shares, stack)
-    save_file(merged, str(dest))
+    safetensors.torch.save_file(merged, str(dest))
     return len(merged)
 
 
 def _mean_tensors(files: list[Path], shares: list[float], stack) -> dict:
-    import torch
-    from safetensors import safe_open
-
     handles = [stack.enter_context(safe_open(str(f), framework="pt")) for f in files]
     keys = list(handles[0].keys())
     for file, handle in zip(files[1:], handles[1:]):
@@ -256,18 +268,12 @@ def _merge_into_base(work: Path) -> int:
     """Fold the adapter of the run in `work` into its decoder's weights and
     store every decoder weight, as a run trained without LoRA is stored;
     returns the number of tensors."""
-    import torch
-    from safetensors.torch import save_file
-
-    from .predict import load_run
-    from .tokenizer import Tokenizer
-
     # The tokenizer sizes the tiny models' vocabulary (the demo one would not).
     model, _ = load_run(work, tokenizer=Tokenizer.from_file(work / "tokenizer.json"))
     with torch.no_grad():
         base = model.decoder.merge_and_unload()
     weights = {n: p.detach().contiguous() for n, p in base.named_parameters()}
-    save_file(weights, str(work / "decoder.safetensors"))
+    safetensors.torch.save_file(weights, str(work / DECODER))
     return len(weights)
 
 

@@ -4,18 +4,37 @@ Kaggle submission CSV.
 
 The model is rebuilt from the run's `config.json` (the same architecture and
 seed) and its trained weights (`decoder.safetensors`, `head.safetensors`);
-the rows are the dataset's token ids, encoded once by `build-dataset`."""
+the rows are the dataset's token ids, encoded once by `build-dataset`.
+What training's evaluation shares with it (logits, probabilities, the
+per-row table) is `af.infer`, re-exported here."""
 
 from __future__ import annotations
 
+import csv
+import json
 import os
 from pathlib import Path
 from typing import Any, Optional, Union
 
 import numpy as np
+import polars as pl
+import pyarrow as pa
+import pyarrow.parquet as pq
+import torch
 
-from .errors import ConfigError
-from .labels import CLASS_COLUMNS, VERDICTS
+from .dataset import FLAG_EMPTY_A, FLAG_EMPTY_B, FLAG_IDENTICAL, load_dataset, read_manifest
+from .encoder import Encoder
+from .errors import ConfigError, InputError
+from .files import file_sha256, replacing
+from .infer import dataset_predictions, predict_logits, prediction_table, probabilities
+from .labels import CLASS_COLUMNS, VERDICTS, tta_average, unswap_probs
+from .model import classifier_for, default_attention
+from .runs import read_bundle, read_run_config
+from .sources import TEXT_COLUMNS, read
+from .sources.demo import demo_chunks
+from .tokenizer import Tokenizer
+from .torch.data import resolve_layout
+from .weights import load_weights
 
 __all__ = [
     "Judge",
@@ -38,88 +57,17 @@ def load_run(run: Union[str, os.PathLike], tokenizer: Any = None):
     (refused when a file differs from the run's `bundle.json`, and when its
     `config.json` holds settings `TrainConfig.validate` refuses: checked
     before the model is built, so a corrupted `lora_r` allocates nothing)."""
-    import torch
-    from safetensors import SafetensorError
-    from safetensors.torch import load_file
-
-    from .model import classifier_for
-    from .runs import read_bundle, read_run_config
-
     run = Path(run)
     if not run.is_dir():
         raise ConfigError(f"{run}: not a training run directory")
     read_bundle(run)  # every file matches its sha256, or the run is refused
     config = read_run_config(run)
     model = classifier_for(config, tokenizer)
-    try:
-        trained = load_file(str(run / "decoder.safetensors"))
-        head = load_file(str(run / "head.safetensors"))
-    except (OSError, SafetensorError) as exc:
-        raise ConfigError(f"{run}: unreadable weights ({type(exc).__name__}: {exc})") from None
-    params = dict(model.decoder.named_parameters())
-    missing = set(trained) - set(params)
-    if missing:
-        raise ConfigError(f"{run}: weights for parameters this model lacks: {sorted(missing)[:3]}")
-    try:
-        with torch.no_grad():
-            for name, value in trained.items():
-                params[name].copy_(value)
-        model.head.load_state_dict(head)
-    except RuntimeError as exc:  # shapes of another model
-        first = str(exc).strip().splitlines()[0]
-        raise ConfigError(f"{run}: the weights do not fit its config.json: {first}") from None
+    load_weights(model, run)
     if torch.cuda.is_available() and config.quantization is None:
         model.to("cuda")
     model.eval()
     return model, config
-
-
-def predict_logits(
-    model, encoded, layout: str = "padded", max_tokens: int = 8192, max_rows: Optional[int] = None
-) -> np.ndarray:
-    """Logits (n, 3) of every row of `encoded`, in row order, from
-    length-sorted batches within `max_tokens` (and `max_rows`)."""
-    import torch
-
-    from .collate import collate_packed, collate_padded
-    from .plan import plan_batches, plan_packs
-
-    n = len(encoded)
-    logits = np.zeros((n, 3), dtype=np.float64)
-    if n == 0:
-        return logits
-    if layout == "packed" and max_rows is None:
-        plan = plan_packs(encoded, max_tokens, pair_swaps=False, shuffle=False)
-    else:
-        plan = plan_batches(encoded, max_tokens, max_rows=max_rows, order="desc", pair_swaps=False)
-    model.eval()
-    with torch.no_grad():
-        for idx in plan:
-            if layout == "packed":
-                batch = collate_packed(encoded, idx)
-            else:
-                batch = collate_padded(encoded, idx, pad_id=0, side="right")
-            logits[idx] = model(batch).double().cpu().numpy()
-    return logits
-
-
-def probabilities(logits: np.ndarray, ids=None, where: str = "predict") -> np.ndarray:
-    """The softmax of (n, 3) logits. A row whose logits are not all finite
-    (weights gone NaN, a numeric overflow) is an InputError naming `where`,
-    the row and its id (`ids[row]`): never a NaN probability."""
-    from .errors import InputError
-
-    logits = np.asarray(logits, dtype=np.float64)
-    bad = ~np.isfinite(logits).all(axis=1)
-    if bad.any():
-        i = int(np.argmax(bad))
-        name = f" (id {ids[i]!r:.40})" if ids is not None else ""
-        raise InputError(
-            f"{where}: row {i}{name}: the model's logits {logits[i].tolist()} are not finite "
-            f"({int(bad.sum())} rows such); no probabilities written"
-        )
-    e = np.exp(logits - logits.max(axis=1, keepdims=True))
-    return e / e.sum(axis=1, keepdims=True)
 
 
 def predict(
@@ -139,9 +87,6 @@ def predict(
     back); per row also `labels` (NaN when unlabelled), `turns`, `truncated`
     and `folds`. `postprocess` applies the 4th place's rules last
     (`postprocess_rules`)."""
-    from .dataset import load_dataset
-    from .runs import read_bundle
-
     dataset = load_dataset(data, swap=None)
 
     bundle = read_bundle(Path(run))
@@ -166,52 +111,6 @@ def predict(
     return out
 
 
-def dataset_predictions(
-    dataset, logits: np.ndarray, tta: bool = True, where: Optional[str] = None
-) -> dict:
-    """The per-conversation result of `predict` from the logits of every row
-    of `dataset` (an `ArenaDataset`; both orders when it holds them).
-    Non-finite logits are refused (`probabilities`; `where` names the work)."""
-    from .labels import tta_average, unswap_probs
-
-    probs = probabilities(logits, dataset.ids, where or f"predicting {dataset.path}")
-    first = slice(0, None, 2) if dataset.swapped else slice(None)
-    out: dict[str, Any] = {
-        "ids": dataset.ids[first],
-        "logits": logits[first],
-        "labels": dataset.labels[first].astype(np.float64),
-        "turns": dataset.encoded.turns_total[first],
-        "truncated": dataset.encoded.truncated[first],
-        "folds": dataset.folds[first],
-    }
-    if dataset.swapped:
-        original, swapped = probs[0::2], probs[1::2]
-        out["probs_original"] = original
-        out["probs_swapped"] = unswap_probs(swapped)
-        out["probs"] = tta_average(original, swapped) if tta else original
-    else:
-        out["probs"] = probs
-    return out
-
-
-def prediction_table(result: dict):
-    """`predict`'s result as the per-row table of `af.diagnostics`
-    (`write_predictions`, `summarize`, `arena-fast report`)."""
-    from .diagnostics import prediction_frame
-
-    return prediction_frame(
-        result["ids"],
-        result["probs"],
-        probs_original=result.get("probs_original"),
-        probs_swapped=result.get("probs_swapped"),
-        logits=result["logits"],
-        labels=result["labels"],
-        turns=result["turns"],
-        truncated=result["truncated"],
-        fold=result["folds"],
-    )
-
-
 # The 4th place's rules: one answer empty -> the other side wins; A and B
 # identical -> tie (docs: DOMAIN "Swap, TTA and post-processing").
 EMPTY_SIDE = (0.04, 0.88, 0.08)  # A empty: B wins (A and B exchange when B is empty)
@@ -221,8 +120,6 @@ IDENTICAL = (0.06, 0.06, 0.88)
 def postprocess_rules(probs: np.ndarray, flags: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Probabilities with the rules applied (on a copy) and the mask of the
     rows they changed. Rows with both answers empty are left alone."""
-    from .dataset import FLAG_EMPTY_A, FLAG_EMPTY_B, FLAG_IDENTICAL
-
     out = np.array(probs, dtype=np.float64, copy=True)
     empty_a = (flags & FLAG_EMPTY_A) != 0
     empty_b = (flags & FLAG_EMPTY_B) != 0
@@ -250,10 +147,6 @@ def write_submission(path: Union[str, os.PathLike], ids, probs: np.ndarray) -> N
     prefix: the scorer matches ids exactly, and a changed id is a wrong
     submission. The file is data for a scorer, not a spreadsheet; open it in
     one only through a text import that keeps the id column as text."""
-    import csv
-
-    from .files import replacing
-
     if len(ids) != len(probs):
         raise ConfigError(f"write_submission: {len(ids)} ids but {len(probs)} probability rows")
     with replacing(path) as tmp, open(tmp, "w", encoding="utf-8", newline="") as f:
@@ -266,19 +159,12 @@ def write_submission(path: Union[str, os.PathLike], ids, probs: np.ndarray) -> N
 def run_encoder(run: Union[str, os.PathLike]):
     """An `af.Encoder` that encodes exactly as the run's training data was
     (its tokenizer and encoder config, from the bundle)."""
-    from .encoder import Encoder
-    from .runs import read_bundle
-    from .tokenizer import Tokenizer
-
     run = Path(run)
     config = read_bundle(run)["encoder"]
     return Encoder.from_config(Tokenizer.from_file(run / "tokenizer.json"), config)
 
 
 def _run_layout(config) -> str:
-    from .model import default_attention
-    from .torch.data import resolve_layout
-
     return resolve_layout(config.layout, config.attn_implementation or default_attention())
 
 
@@ -317,9 +203,6 @@ class Judge:
         whether the two passes disagree (`flip`), and what the token budget
         cut: `tokens` of each order, `max_length`, `truncated`, `turns`,
         `turns_kept` and `full_length` (the tokens with nothing cut)."""
-        from .errors import InputError
-        from .labels import tta_average, unswap_probs
-
         pairs = list(pairs)
         columns: dict[str, list] = {"prompt": [], "response_a": [], "response_b": []}
         for i, pair in enumerate(pairs):
@@ -373,16 +256,6 @@ def source_rows(
     manifest lists (`inputs`: their paths now, in the manifest's order, when
     the files moved). A file whose sha256 differs from the manifest's is
     refused: its rows may not be the rows that were encoded."""
-    import polars as pl
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    from .dataset import read_manifest
-    from .errors import InputError
-    from .files import file_sha256
-    from .sources import TEXT_COLUMNS, read
-    from .sources.demo import demo_chunks
-
     data = Path(data)
     manifest = read_manifest(data)
     listed = manifest["inputs"]
@@ -440,12 +313,6 @@ def source_rows(
 def _same_text_kind(frames: list) -> Any:
     """Concatenate frames whose text columns may be JSON text (Kaggle) in
     some and lists of turns in others: lists become JSON text when mixed."""
-    import json as _json
-
-    import polars as pl
-
-    from .sources import TEXT_COLUMNS
-
     for name in TEXT_COLUMNS:
         kinds = {f.schema[name] == pl.String for f in frames}
         if len(kinds) > 1:
@@ -454,7 +321,7 @@ def _same_text_kind(frames: list) -> Any:
                 if f.schema[name] == pl.String
                 else f.with_columns(
                     pl.col(name).map_elements(
-                        lambda turns: _json.dumps(list(turns), ensure_ascii=False),
+                        lambda turns: json.dumps(list(turns), ensure_ascii=False),
                         return_dtype=pl.String,
                     )
                 )
@@ -469,10 +336,6 @@ def write_canonical(
     """Rows (`source_rows`) with the predictions, in the canonical schema
     that `build-dataset` reads: `labels` = the probabilities (pseudo-labels),
     `teacher_logits` = one teacher, these logits. Written atomically."""
-    import polars as pl
-
-    from .files import replacing
-
     if len(rows) != len(probs) or len(probs) != len(logits):
         raise ConfigError(f"{len(rows)} rows, {len(probs)} probabilities, {len(logits)} logits")
     frame = rows.with_columns(

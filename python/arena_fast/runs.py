@@ -3,24 +3,33 @@
 which lists every file with its sha256 and is written last, so a directory
 without it is not a finished run.
 
+This module owns the directory's format and imports no torch (`arena-fast
+report` reads runs without it): the settings, the bundle, the checkpoint's
+`state.json` and which checkpoint is complete. The tensors themselves are
+written and read by `af.weights`, in the torch layer.
+
 Everything read back from a run is untrusted: `read_bundle` refuses a listed
 file that changed or lies outside the run, `read_run_config` checks the
 settings (`TrainConfig.from_dict`) before a model is built from them, and a
-checkpoint of the wrong shape or types is a `ConfigError` naming its file.
-Write failures (a full disk) are an `ArenaFastError` naming the path."""
+checkpoint whose `state.json` is not `{"step": <integer>}` is a
+`ConfigError` naming its file. Write failures (a full disk) are an
+`ArenaFastError` naming the path."""
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import os
 import shutil
 from collections.abc import Iterator
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
+from ._core import __version__
 from .errors import ArenaFastError, ConfigError
-from .files import check_output, fsync_tree, output_lock, swap_in, write_bytes
+from .files import check_output, file_sha256, output_lock, write_bytes
 from .labels import CLASS_COLUMNS
 from .outputs import BUNDLE, CHECKPOINT, PREDICTIONS, RUN_EXTRAS, RUN_FILES
 from .train_config import TrainConfig
@@ -28,27 +37,39 @@ from .train_config import TrainConfig
 __all__ = [
     "BUNDLE",
     "CHECKPOINT",
+    "CONFIG",
     "PREDICTIONS",
     "LABEL_ORDER",
+    "METRICS",
+    "checkpoint_siblings",
+    "claiming",
     "read_bundle",
+    "read_checkpoint_step",
     "read_run_config",
+    "resume_point",
     "write_bundle",
     "write_bundle_file",
+    "write_checkpoint_step",
+    "write_run_config",
+    "writing",
 ]
 
 LABEL_ORDER = CLASS_COLUMNS  # the bundle's label order
+# Named by `outputs` (the first of RUN_FILES, of RUN_EXTRAS).
+CONFIG = RUN_FILES[0]  # config.json: the settings the run was trained with
+METRICS = RUN_EXTRAS[0]  # metrics.jsonl: a JSON line per logged step and evaluation
+_STATE = "state.json"  # a checkpoint's step, written last
 
 
 @contextlib.contextmanager
-def writing(path: Path) -> Iterator[None]:
-    """Write failures in the block (a full disk, a read-only mount; safetensors
-    and torch raise their own classes for them) as an ArenaFastError naming
-    `path`."""
-    from safetensors import SafetensorError
-
+def writing(path: Path, errors: tuple = ()) -> Iterator[None]:
+    """Write failures in the block (a full disk, a read-only mount) as an
+    ArenaFastError naming `path`: OSError, the RuntimeError torch raises for
+    them, and `errors` (the classes other writers raise, e.g. safetensors'
+    SafetensorError)."""
     try:
         yield
-    except (OSError, RuntimeError, SafetensorError) as exc:
+    except (OSError, RuntimeError, *errors) as exc:
         text = str(exc).strip()
         reason = getattr(exc, "strerror", None) or (text.splitlines()[0] if text else "")
         raise ArenaFastError(
@@ -80,6 +101,14 @@ def claiming(config: TrainConfig) -> Iterator[Path]:
         yield locked
 
 
+def write_run_config(out_dir: Path, config: TrainConfig) -> None:
+    """The run's settings as `config.json` (every field, in field order),
+    written atomically."""
+    path = Path(out_dir) / CONFIG
+    with writing(path):
+        write_bytes(path, (json.dumps(dataclasses.asdict(config), indent=2) + "\n").encode())
+
+
 def write_bundle(out_dir: Path, data) -> dict:
     """Make the run directory self-describing: the tokenizer the data was
     encoded with, the exact encoder config, the label order, library
@@ -101,11 +130,6 @@ def write_bundle_file(out_dir: Path, meaning: dict, extra_files: tuple = ()) -> 
     outputs mean), this process's library versions, and the sha256 of the
     run's files and of `extra_files` (which must exist). Written last,
     atomically."""
-    from importlib.metadata import PackageNotFoundError, version
-
-    from . import __version__
-    from .files import file_sha256
-
     versions = {"arena_fast": __version__}
     for lib in ("torch", "transformers", "peft", "safetensors"):
         try:
@@ -133,8 +157,6 @@ def read_bundle(run: Path) -> dict:
     file it lists against its sha256: a run whose files changed, that lists a
     file outside the run directory (an absolute path, `..`, a link leading
     out) or lacks one a run needs is refused."""
-    from .files import file_sha256
-
     run = Path(run)
     path = run / BUNDLE
     if not path.is_file():
@@ -173,7 +195,7 @@ def read_bundle(run: Path) -> dict:
 def read_run_config(run: Path) -> TrainConfig:
     """The settings a run was trained with (its `config.json`), checked like
     any settings (`TrainConfig.from_dict`) before a model is built from them."""
-    path = Path(run) / "config.json"
+    path = Path(run) / CONFIG
     values = _read_json(path)
     for name in _NO_LIMIT_WAS_ZERO:
         if values.get(name) == 0 and not isinstance(values.get(name), bool):
@@ -202,66 +224,30 @@ def _read_json(path: Path) -> Any:
     return value
 
 
-# -- weights and checkpoints ------------------------------------------------------
+# -- checkpoints ------------------------------------------------------------------
 
 
-def save_weights(model, out_dir: Path, step: int) -> None:
-    """The head and the trained decoder weights (the LoRA adapter, or every
-    weight) as safetensors; weights that are not finite are refused."""
-    import torch
-    from safetensors.torch import save_file
-
-    for name, p in model.trainable_parameters():
-        if not bool(torch.isfinite(p).all()):
-            raise ArenaFastError(
-                f"{out_dir}: after step {step} the trained weight {name} holds NaN or inf; "
-                "no finished run written (lower the learning rate)"
-            )
-    head = {k: v.detach().contiguous() for k, v in model.head.state_dict().items()}
-    with writing(out_dir / "head.safetensors"):
-        save_file(head, str(out_dir / "head.safetensors"))
-    trained = {
-        n: p.detach().contiguous() for n, p in model.decoder.named_parameters() if p.requires_grad
-    }
-    with writing(out_dir / "decoder.safetensors"):
-        save_file(trained, str(out_dir / "decoder.safetensors"))
-
-
-def _siblings(path: Path) -> tuple[Path, Path]:
-    """`checkpoint.old` and `checkpoint.tmp` beside the checkpoint `path`."""
+def checkpoint_siblings(path: Path) -> tuple[Path, Path]:
+    """`checkpoint.old` and `checkpoint.tmp` beside the checkpoint `path`:
+    the previous checkpoint while a new one is renamed into place, and the
+    new one while it is written."""
     return path.with_name(path.name + ".old"), path.with_name(path.name + ".tmp")
 
 
-def save_checkpoint(path: Path, model, optimizer, scheduler, step: int) -> None:
-    """Trained weights (safetensors), optimizer and scheduler state and the
-    RNG, written to `checkpoint.tmp` (`state.json` last) and renamed into
-    place. The previous checkpoint stays as `checkpoint.old` until the new
-    one is in place, so at every moment one complete checkpoint exists."""
-    import torch
-    from safetensors.torch import save_file
+def write_checkpoint_step(directory: Path, step: int) -> None:
+    """The checkpoint's `state.json` (`{"step": N}`), written last: a
+    checkpoint directory without it is incomplete."""
+    (Path(directory) / _STATE).write_text(json.dumps({"step": step}) + "\n")
 
-    old, tmp = _siblings(path)
-    shutil.rmtree(tmp, ignore_errors=True)
-    try:
-        with writing(tmp):
-            tmp.mkdir(parents=True)
-            weights = {n: p.detach().contiguous() for n, p in model.trainable_parameters()}
-            save_file(weights, str(tmp / "trained.safetensors"))
-            torch.save(
-                {
-                    "optimizer": optimizer.state_dict(),
-                    "scheduler": scheduler.state_dict(),
-                    "rng": torch.get_rng_state(),
-                },
-                tmp / "state.pt",
-            )
-            (tmp / "state.json").write_text(json.dumps({"step": step}) + "\n")
-            fsync_tree(tmp)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    with writing(path):
-        swap_in(tmp, path, old=old)
+
+def read_checkpoint_step(directory: Path) -> int:
+    """The step a checkpoint was saved at, from its `state.json`; a
+    ConfigError naming the file when it is not `{"step": <integer >= 0>}`."""
+    path = Path(directory) / _STATE
+    step = _read_json(path).get("step")
+    if isinstance(step, bool) or not isinstance(step, int) or step < 0:
+        raise ConfigError(f"{path}: 'step' must be a non-negative integer, got {step!r:.60}")
+    return step
 
 
 def resume_point(out_dir: Path) -> bool:
@@ -272,10 +258,10 @@ def resume_point(out_dir: Path) -> bool:
     trusted, and when it is all there is the resume is refused rather than
     silently starting again at step 1."""
     path = out_dir / CHECKPOINT
-    old, tmp = _siblings(path)
+    old, tmp = checkpoint_siblings(path)
     if path.exists():
         return True  # complete (renamed into place last); load_checkpoint checks it
-    if (old / "state.json").is_file():
+    if (old / _STATE).is_file():
         old.rename(path)
         shutil.rmtree(tmp, ignore_errors=True)
         return True
@@ -287,49 +273,3 @@ def resume_point(out_dir: Path) -> bool:
             "again at step 1"
         )
     return False
-
-
-def load_checkpoint(path: Path, model, optimizer, scheduler) -> int:
-    """Restore a checkpoint (tensors only: `weights_only=True`); returns its
-    step. A checkpoint that is unreadable, of the wrong types or of another
-    model is a ConfigError naming the file."""
-    import pickle
-
-    import torch
-    from safetensors import SafetensorError
-    from safetensors.torch import load_file
-
-    meta = _read_json(path / "state.json")
-    step = meta.get("step")
-    if isinstance(step, bool) or not isinstance(step, int) or step < 0:
-        raise ConfigError(
-            f"{path / 'state.json'}: 'step' must be a non-negative integer, got {step!r:.60}"
-        )
-    try:
-        weights = load_file(str(path / "trained.safetensors"))
-        # Tensors and plain containers only: a checkpoint is not trusted code.
-        state = torch.load(path / "state.pt", weights_only=True)
-    except (OSError, RuntimeError, ValueError, pickle.UnpicklingError, SafetensorError) as exc:
-        raise ConfigError(
-            f"{path}: not a readable checkpoint ({type(exc).__name__}: {exc})"
-        ) from None
-    params = dict(model.trainable_parameters())
-    if set(weights) != set(params) or any(weights[n].shape != params[n].shape for n in params):
-        raise ConfigError(f"{path}: the checkpoint does not match this model's trained weights")
-    if not isinstance(state, dict) or not {"optimizer", "scheduler", "rng"} <= set(state):
-        raise ConfigError(
-            f"{path / 'state.pt'}: not a checkpoint state (optimizer, scheduler, rng)"
-        )
-    try:
-        with torch.no_grad():
-            for name, value in weights.items():
-                params[name].copy_(value)
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        torch.set_rng_state(state["rng"])
-    except (KeyError, IndexError, TypeError, ValueError, RuntimeError) as exc:
-        raise ConfigError(
-            f"{path / 'state.pt'}: does not fit this run's optimizer ({type(exc).__name__}: "
-            f"{str(exc)[:200]})"
-        ) from None
-    return step

@@ -10,39 +10,53 @@ dataset has teacher logits, and an evaluation of the held-out fold after each
 epoch (log loss, accuracy, log loss with swap TTA) written as JSON lines.
 
 The settings are `af.train_config.TrainConfig` (checked before anything is
-loaded); the run directory's files are written by `af.runs`. What is not
+loaded); the run directory's format is `af.runs`, its tensors `af.weights`;
+batches are planned and collated by `arena_fast.torch` (`PlanSampler`,
+`ArenaBatches`), the evaluation is `af.infer.evaluate`. What is not
 finite is refused, never saved: a step whose loss is NaN or inf stops the
 run with an `ArenaFastError` naming the step, and no `bundle.json` is written.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import math
+import os
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Any, Callable, Optional
 
 import numpy as np
+import torch
+import torch.distributed as dist
+from torch.nn.parallel import DistributedDataParallel
 
+from . import losses
+from .dataset import load_dataset
 from .errors import ArenaFastError, ConfigError, InputError
+from .infer import evaluate
+from .model import classifier_for, default_attention
 from .runs import (  # noqa: F401 (re-exported: where they were first defined)
     BUNDLE,
     CHECKPOINT,
+    CONFIG,
     LABEL_ORDER,
+    METRICS,
     PREDICTIONS,
     claiming,
-    load_checkpoint,
     read_bundle,
     resume_point,
-    save_checkpoint,
-    save_weights,
     write_bundle,
     write_bundle_file,
+    write_run_config,
     writing,
 )
+from .torch.data import ArenaBatches, PlanSampler, resolve_layout
 from .train_config import TrainConfig
+from .weights import load_checkpoint, save_checkpoint, save_weights
 
 __all__ = ["TrainConfig", "train", "evaluate"]
 
@@ -99,72 +113,15 @@ def _check_training_rows(data, rows: np.ndarray, config: TrainConfig) -> None:
         )
 
 
-def _plan(lengths: np.ndarray, config: TrainConfig, layout: str, pairs: bool, epoch: int, ranks):
-    """This rank's share of an epoch's micro-batches (every rank gets as many)."""
-    from .plan import plan_batches, plan_packs
-
-    shard = dict(seed=config.seed, epoch=epoch, world_size=ranks.world, rank=ranks.rank)
-    if layout == "packed":
-        return plan_packs(lengths, config.max_tokens, pair_swaps=pairs, **shard)
-    return plan_batches(lengths, config.max_tokens, order="grouped", pair_swaps=pairs, **shard)
-
-
-def _batch(encoded, idx: np.ndarray, layout: str, labels: Optional[np.ndarray] = None) -> dict:
-    from .collate import collate_packed, collate_padded
-
-    if layout == "packed":
-        return collate_packed(encoded, idx, labels)
-    return collate_padded(encoded, idx, pad_id=0, side="right", labels=labels)
-
-
-def evaluate(model, data, layout: str, max_tokens: int, predictions: Optional[Path] = None) -> dict:
-    """Log loss and accuracy of `model` on `data` (an `ArenaDataset`; its
-    labelled rows), and with swap TTA when it holds both orders. With
-    `predictions`, the per-row table (`af.diagnostics`) is written there."""
-    from .labels import tta_average
-    from .predict import dataset_predictions, predict_logits, prediction_table, probabilities
-
-    logits = predict_logits(model, data.encoded, layout, max_tokens)
-    model.train()
-    probs = probabilities(logits, data.ids, f"evaluating {data.path}")
-    result = _scores(probs, data.labels, data.labelled)
-    if data.swapped:
-        p = tta_average(probs[0::2], probs[1::2])
-        tta = _scores(p, data.labels[0::2], data.labelled[0::2])
-        result["tta_log_loss"] = tta["log_loss"]
-        result["tta_accuracy"] = tta["accuracy"]
-    if predictions is not None:
-        from .diagnostics import write_predictions
-
-        write_predictions(predictions, prediction_table(dataset_predictions(data, logits)))
-    return result
-
-
-def _scores(probs: np.ndarray, labels: np.ndarray, labelled: np.ndarray) -> dict:
-    p = np.clip(probs[labelled], 1e-15, 1.0)
-    y = labels[labelled].astype(np.float64)
-    if len(p) == 0:
-        return {"log_loss": float("nan"), "accuracy": float("nan"), "rows": 0}
-    log_loss = float(-(y * np.log(p)).sum(axis=1).mean())
-    accuracy = float((p.argmax(axis=1) == y.argmax(axis=1)).mean())
-    return {"log_loss": log_loss, "accuracy": accuracy, "rows": int(len(p))}
-
-
 class _Ranks:
     """The process group a run trains in: one process (`world == 1`), or the
     ranks `torchrun` / `accelerate launch` started (WORLD_SIZE > 1 in the
     environment), on gloo for the CPU and nccl for CUDA."""
 
     def __init__(self) -> None:
-        import os
-
-        import torch
-
         self.world, self.rank, self.local_rank, self.owned = 1, 0, 0, False
         if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
             return
-        import torch.distributed as dist
-
         if not dist.is_initialized():
             dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
             self.owned = True  # ours to destroy at the end
@@ -179,9 +136,6 @@ class _Ranks:
         """Element-wise sum over the ranks (the values themselves with one)."""
         if self.world == 1:
             return values
-        import torch
-        import torch.distributed as dist
-
         t = torch.tensor(values, dtype=torch.float64)
         if dist.get_backend() == "nccl":
             t = t.cuda()
@@ -190,14 +144,10 @@ class _Ranks:
 
     def barrier(self) -> None:
         if self.world > 1:
-            import torch.distributed as dist
-
             dist.barrier()
 
     def close(self) -> None:
         if self.owned:
-            import torch.distributed as dist
-
             dist.destroy_process_group()
 
 
@@ -217,8 +167,6 @@ def train(config: TrainConfig, log: Optional[Callable[[dict], None]] = None) -> 
     or empty directory, or a run of arena-fast, which is resumed or
     replaced; never the dataset or a directory holding it), which rank 0
     then holds locked until the run ends."""
-    import contextlib
-
     config.validate()
     ranks = _Ranks()
     try:
@@ -230,63 +178,42 @@ def train(config: TrainConfig, log: Optional[Callable[[dict], None]] = None) -> 
         ranks.close()
 
 
+@dataclasses.dataclass
+class _Run:
+    """What a run trains with, made by `_train`'s first steps, and where it
+    is (`step`: optimizer steps taken)."""
+
+    config: TrainConfig
+    ranks: _Ranks
+    out_dir: Path
+    train_set: Any
+    valid_set: Any  # the held-out fold, on rank 0 alone (None otherwise)
+    rows: np.ndarray  # the rows of train_set it trains on
+    layout: str
+    model: Any
+    forward: Any  # the model, or DistributedDataParallel around it
+    optimizer: Any
+    scheduler: Any
+    plans: list  # per epoch, this rank's micro-batches (indices into rows)
+    steps_of: list  # per epoch, the micro-batches of each optimizer step
+    started: float = 0.0
+    step: int = 0
+
+
 def _train(config: TrainConfig, log: Optional[Callable[[dict], None]], ranks: _Ranks) -> dict:
-    import contextlib
-
-    import torch
-
-    from .dataset import load_dataset
-    from .model import classifier_for, default_attention
-    from .torch.data import resolve_layout
-
+    """The run in its steps: data, rows, model, optimizer, every epoch's plan
+    and its optimizer steps, schedule, the run directory, the resume point,
+    the epochs, the weights and bundle (rank 0)."""
     out_dir = Path(config.out)
     torch.manual_seed(config.seed)
-    train_set = (
-        load_dataset(config.data, fold=config.fold, split="train", swap=config.swap)
-        if config.fold is not None
-        else load_dataset(config.data, swap=config.swap)
-    )
-    valid_set = (
-        load_dataset(config.data, fold=config.fold, split="valid", swap=config.swap)
-        if config.fold is not None and ranks.main
-        else None
-    )
-    # Train on labelled rows only; swap pairs stay together.
-    labelled = train_set.labelled
-    pairs = train_set.swapped
-    keep = labelled if not pairs else np.repeat(labelled[0::2] & labelled[1::2], 2)
-    rows = np.flatnonzero(keep)
+    train_set, valid_set = _datasets(config, ranks)
+    rows = _training_rows(train_set)
     _check_training_rows(train_set, rows, config)
     if config.resume and ranks.main:
         resume_point(out_dir)  # refuses an incomplete one before the model is built
-    attn = config.attn_implementation or default_attention()
-    layout = resolve_layout(config.layout, attn)
-    model = classifier_for(
-        dataclasses.replace(config, attn_implementation=attn), train_set.tokenizer()
-    )
-    if torch.cuda.is_available() and config.quantization is None:
-        model.to(torch.device("cuda", ranks.local_rank))
-    model.train()
-    forward = model
-    if ranks.world > 1:
-        from torch.nn.parallel import DistributedDataParallel
-
-        device_ids = [ranks.local_rank] if torch.cuda.is_available() else None
-        forward = DistributedDataParallel(model, device_ids=device_ids)
-        torch.manual_seed(config.seed + ranks.rank)  # dropout differs by rank
-    head_params = [p for n, p in model.trainable_parameters() if n.startswith("head.")]
-    body_params = [p for n, p in model.trainable_parameters() if not n.startswith("head.")]
-    optimizer = torch.optim.AdamW(
-        [
-            {"params": body_params, "lr": config.lr},
-            {"params": head_params, "lr": config.head_lr or config.lr},
-        ],
-        weight_decay=config.weight_decay,
-    )
-    lengths = train_set.encoded.lengths.copy()
-    plans = [
-        _plan(lengths[rows], config, layout, pairs, epoch, ranks) for epoch in range(config.epochs)
-    ]
+    layout, model, forward = _model(config, train_set, ranks)
+    optimizer = _optimizer(model, config)
+    plans = _plans(train_set, rows, layout, config, ranks)
     # Every rank groups micro-batches into the same optimizer steps: by the
     # tokens of all ranks together.
     steps_of = [
@@ -294,133 +221,266 @@ def _train(config: TrainConfig, log: Optional[Callable[[dict], None]], ranks: _R
         for p in plans
     ]
     total_steps = sum(len(s) for s in steps_of)
-    warmup_steps = int(total_steps * config.warmup)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, _warmup_cosine(total_steps, int(total_steps * config.warmup))
+    )
+    if ranks.main:
+        _start_run_directory(out_dir, config)
+    run = _Run(
+        config=config,
+        ranks=ranks,
+        out_dir=out_dir,
+        train_set=train_set,
+        valid_set=valid_set,
+        rows=rows,
+        layout=layout,
+        model=model,
+        forward=forward,
+        optimizer=optimizer,
+        scheduler=scheduler,
+        plans=plans,
+        steps_of=steps_of,
+        started=time.perf_counter(),
+    )
+    done = _resume(run, total_steps)
+    last = _epochs(run, done, log)
+    if ranks.main:
+        save_weights(model, out_dir, run.step)
+        write_bundle(out_dir, train_set)
+    ranks.barrier()
+    return last
 
-    def lr_factor(step: int) -> float:
+
+def _datasets(config: TrainConfig, ranks: _Ranks) -> tuple:
+    """The rows to train on (every fold but `config.fold`, or all) and the
+    held-out fold (rank 0 evaluates it; None without a fold)."""
+    if config.fold is None:
+        return load_dataset(config.data, swap=config.swap), None
+    train_set = load_dataset(config.data, fold=config.fold, split="train", swap=config.swap)
+    valid_set = (
+        load_dataset(config.data, fold=config.fold, split="valid", swap=config.swap)
+        if ranks.main
+        else None
+    )
+    return train_set, valid_set
+
+
+def _training_rows(data) -> np.ndarray:
+    """The labelled rows of `data`; swap pairs stay together (both kept only
+    when both are labelled)."""
+    labelled = data.labelled
+    keep = labelled if not data.swapped else np.repeat(labelled[0::2] & labelled[1::2], 2)
+    return np.flatnonzero(keep)
+
+
+def _model(config: TrainConfig, data, ranks: _Ranks) -> tuple:
+    """(layout, model, forward): the batch layout, the classifier in training
+    mode on this rank's device, and what the steps call (the model, or
+    DistributedDataParallel around it over several ranks)."""
+    attn = config.attn_implementation or default_attention()
+    layout = resolve_layout(config.layout, attn)
+    model = classifier_for(dataclasses.replace(config, attn_implementation=attn), data.tokenizer())
+    if torch.cuda.is_available() and config.quantization is None:
+        model.to(torch.device("cuda", ranks.local_rank))
+    model.train()
+    forward = model
+    if ranks.world > 1:
+        device_ids = [ranks.local_rank] if torch.cuda.is_available() else None
+        forward = DistributedDataParallel(model, device_ids=device_ids)
+        torch.manual_seed(config.seed + ranks.rank)  # dropout differs by rank
+    return layout, model, forward
+
+
+def _optimizer(model, config: TrainConfig) -> torch.optim.Optimizer:
+    """AdamW with the decoder's (or its adapters') learning rate and the
+    head's (`head_lr`, default `lr`)."""
+    head_params = [p for n, p in model.trainable_parameters() if n.startswith("head.")]
+    body_params = [p for n, p in model.trainable_parameters() if not n.startswith("head.")]
+    return torch.optim.AdamW(
+        [
+            {"params": body_params, "lr": config.lr},
+            {"params": head_params, "lr": config.head_lr or config.lr},
+        ],
+        weight_decay=config.weight_decay,
+    )
+
+
+def _plans(data, rows: np.ndarray, layout: str, config: TrainConfig, ranks: _Ranks) -> list:
+    """Every epoch's plan, made up front: this rank's share of the epoch's
+    micro-batches over `rows` (every rank gets as many), swap pairs kept
+    together."""
+    sampler = PlanSampler(
+        data.encoded.lengths[rows],
+        config.max_tokens,
+        layout,
+        seed=config.seed,
+        world_size=ranks.world,
+        rank=ranks.rank,
+        pair_swaps=data.swapped,
+    )
+    plans = []
+    for epoch in range(config.epochs):
+        sampler.set_epoch(epoch)
+        plans.append(sampler.plan)
+    return plans
+
+
+def _warmup_cosine(total_steps: int, warmup_steps: int) -> Callable[[int], float]:
+    """The learning rate's factor at each step: a linear warmup over
+    `warmup_steps`, then a cosine decay to 0 at `total_steps`."""
+
+    def factor(step: int) -> float:
         if step < warmup_steps:
             return (step + 1) / max(warmup_steps, 1)
         progress = (step - warmup_steps) / max(total_steps - warmup_steps, 1)
         return 0.5 * (1.0 + math.cos(math.pi * min(progress, 1.0)))
 
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_factor)
-    if ranks.main:
-        with writing(out_dir / "config.json"):
-            out_dir.mkdir(parents=True, exist_ok=True)
-            # Until the run finishes, the directory is not a finished run.
-            (out_dir / BUNDLE).unlink(missing_ok=True)
-            (out_dir / "config.json").write_text(
-                json.dumps(dataclasses.asdict(config), indent=2) + "\n"
-            )
-    started = time.perf_counter()
-    step = 0
-    if config.resume:
-        # Rank 0 chose the checkpoint (promoting checkpoint.old); all load it.
-        ranks.barrier()
-        if (out_dir / CHECKPOINT).is_dir():
-            step = load_checkpoint(out_dir / CHECKPOINT, model, optimizer, scheduler)
-            if step > total_steps:
+    return factor
+
+
+def _start_run_directory(out_dir: Path, config: TrainConfig) -> None:
+    """The run's `config.json`; until the run finishes, the directory is not
+    a finished run (no `bundle.json`)."""
+    with writing(out_dir / CONFIG):
+        out_dir.mkdir(parents=True, exist_ok=True)
+        (out_dir / BUNDLE).unlink(missing_ok=True)
+    write_run_config(out_dir, config)
+
+
+def _resume(run: _Run, total_steps: int) -> int:
+    """The optimizer steps already taken: those of the checkpoint a resumed
+    run continues from (rank 0 chose it, promoting checkpoint.old; every
+    rank loads it), else 0, and then no predictions of an earlier run stay
+    behind."""
+    if run.config.resume:
+        run.ranks.barrier()
+        path = run.out_dir / CHECKPOINT
+        if path.is_dir():
+            run.step = load_checkpoint(path, run.model, run.optimizer, run.scheduler)
+            if run.step > total_steps:
                 raise ConfigError(
-                    f"{out_dir / CHECKPOINT}: saved at step {step}, past the {total_steps} "
+                    f"{path}: saved at step {run.step}, past the {total_steps} "
                     "steps of this run's settings (changed since it was saved?)"
                 )
-    done = step  # optimizer steps already taken (skipped when resuming)
-    if not done and ranks.main:  # a fresh run: no predictions of an earlier one stay behind
-        (out_dir / PREDICTIONS).unlink(missing_ok=True)
+    if not run.step and run.ranks.main:
+        (run.out_dir / PREDICTIONS).unlink(missing_ok=True)
+    return run.step
+
+
+def _epochs(run: _Run, done: int, log: Optional[Callable[[dict], None]]) -> dict:
+    """The epochs' optimizer steps, skipping the `done` ones, each epoch
+    followed by the held-out evaluation; returns the last evaluation ({}
+    when none ran). A run stopped early (`max_steps`, `max_seconds`) ends
+    mid-epoch without evaluating it, after a checkpoint."""
+    config = run.config
     last: dict = {}
-    stop = False
+    with _metrics(run, done > 0, log) as emit:
+        seen = 0
+        for epoch, plan in enumerate(run.plans):
+            steps = run.steps_of[epoch]
+            if seen + len(steps) <= done:
+                seen += len(steps)  # an epoch finished before the resume
+                continue
+            stop = False
+            for micro in steps:
+                seen += 1
+                if seen <= done:
+                    continue
+                _optimizer_step(run, epoch, [run.rows[plan[j]] for j in micro], emit)
+                if _stopping(run):
+                    stop = True
+                    break
+            if stop:
+                if config.checkpoint_every is not None:
+                    _checkpoint(run)
+                break  # interrupted mid-epoch: no evaluation of a partial epoch
+            if run.valid_set is not None and len(run.valid_set):
+                last = {
+                    "epoch": epoch,
+                    "step": run.step,
+                    **evaluate(
+                        run.model,
+                        run.valid_set,
+                        run.layout,
+                        config.max_tokens,
+                        predictions=run.out_dir / PREDICTIONS,
+                    ),
+                }
+                emit({"eval": True, **last})
+            run.ranks.barrier()  # the others wait while rank 0 evaluates
+    return last
 
-    def checkpoint() -> None:
-        if ranks.main:
-            save_checkpoint(out_dir / CHECKPOINT, model, optimizer, scheduler, step)
-        ranks.barrier()
 
-    with contextlib.ExitStack() as stack:
-        metrics = (
-            stack.enter_context(
-                open(out_dir / "metrics.jsonl", "a" if done else "w", encoding="utf-8")
-            )
-            if ranks.main
-            else None
+def _optimizer_step(run: _Run, epoch: int, micro: list, emit: Callable[[dict], None]) -> None:
+    """One optimizer step over the micro-batches `micro` (arrays of rows of
+    the training set), logged every `log_every` steps and checkpointed every
+    `checkpoint_every`. A loss that is not finite stops the run."""
+    config, optimizer = run.config, run.optimizer
+    optimizer.zero_grad(set_to_none=True)
+    step_loss, sequences = step_gradients(
+        run.forward, run.train_set, micro, run.layout, config, run.ranks
+    )
+    if not math.isfinite(step_loss):  # the same sum on every rank: all stop
+        raise ArenaFastError(
+            f"step {run.step + 1} (epoch {epoch}): the loss is {step_loss}; training "
+            f"stopped and no finished run was written to {run.out_dir} (a learning "
+            "rate too high for this model, or labels / teacher logits that "
+            "overflow)"
         )
+    optimizer.step()
+    run.scheduler.step()
+    run.step += 1
+    if run.step % config.log_every == 0:
+        emit(
+            {
+                "epoch": epoch,
+                "step": run.step,
+                "loss": step_loss,
+                "lr": run.scheduler.get_last_lr()[0],
+                "sequences": int(sequences),
+            }
+        )
+    if config.checkpoint_every is not None and run.step % config.checkpoint_every == 0:
+        _checkpoint(run)
+
+
+def _stopping(run: _Run) -> bool:
+    """Whether the run stops after this step: `max_steps` reached, or
+    `max_seconds` passed on any rank (ranks stop together: one that ran out
+    of time stops them all)."""
+    config = run.config
+    late = config.max_seconds is not None and time.perf_counter() - run.started > config.max_seconds
+    return run.ranks.sum([float(late)])[0] > 0 or (
+        config.max_steps is not None and run.step >= config.max_steps
+    )
+
+
+def _checkpoint(run: _Run) -> None:
+    if run.ranks.main:
+        save_checkpoint(run.out_dir / CHECKPOINT, run.model, run.optimizer, run.scheduler, run.step)
+    run.ranks.barrier()
+
+
+@contextlib.contextmanager
+def _metrics(run: _Run, append: bool, log: Optional[Callable[[dict], None]]) -> Iterator:
+    """`emit(record)` for the block: on rank 0 the record, with the seconds
+    since the run started, is appended to `metrics.jsonl` (flushed at once)
+    and given to `log`; other ranks drop it."""
+    if not run.ranks.main:
+        yield lambda record: None
+        return
+    path = run.out_dir / METRICS
+    with open(path, "a" if append else "w", encoding="utf-8") as metrics:
 
         def emit(record: dict) -> None:
-            if metrics is None:
-                return
-            record = {"seconds": round(time.perf_counter() - started, 3), **record}
-            with writing(out_dir / "metrics.jsonl"):
+            record = {"seconds": round(time.perf_counter() - run.started, 3), **record}
+            with writing(path):
                 metrics.write(json.dumps(record) + "\n")
                 metrics.flush()
             if log is not None:
                 log(record)
 
-        seen = 0
-        for epoch, plan in enumerate(plans):
-            if seen + len(steps_of[epoch]) <= done:
-                seen += len(steps_of[epoch])  # an epoch finished before the resume
-                continue
-            for micro in steps_of[epoch]:
-                seen += 1
-                if seen <= done:
-                    continue
-                optimizer.zero_grad(set_to_none=True)
-                step_loss, sequences = step_gradients(
-                    forward, train_set, [rows[plan[j]] for j in micro], layout, config, ranks
-                )
-                if not math.isfinite(step_loss):  # the same sum on every rank: all stop
-                    raise ArenaFastError(
-                        f"step {step + 1} (epoch {epoch}): the loss is {step_loss}; training "
-                        f"stopped and no finished run was written to {out_dir} (a learning "
-                        "rate too high for this model, or labels / teacher logits that "
-                        "overflow)"
-                    )
-                optimizer.step()
-                scheduler.step()
-                step += 1
-                if step % config.log_every == 0:
-                    emit(
-                        {
-                            "epoch": epoch,
-                            "step": step,
-                            "loss": step_loss,
-                            "lr": scheduler.get_last_lr()[0],
-                            "sequences": int(sequences),
-                        }
-                    )
-                if config.checkpoint_every is not None and step % config.checkpoint_every == 0:
-                    checkpoint()
-                late = (
-                    config.max_seconds is not None
-                    and time.perf_counter() - started > config.max_seconds
-                )
-                # Ranks stop together: one that ran out of time stops them all.
-                if ranks.sum([float(late)])[0] > 0 or (
-                    config.max_steps is not None and step >= config.max_steps
-                ):
-                    stop = True
-                    break
-            if stop and config.checkpoint_every is not None:
-                checkpoint()
-            if stop:
-                break  # interrupted mid-epoch: no evaluation of a partial epoch
-            if valid_set is not None and len(valid_set):
-                last = {
-                    "epoch": epoch,
-                    "step": step,
-                    **evaluate(
-                        model,
-                        valid_set,
-                        layout,
-                        config.max_tokens,
-                        predictions=out_dir / PREDICTIONS,
-                    ),
-                }
-                emit({"eval": True, **last})
-            ranks.barrier()  # the others wait while rank 0 evaluates
-    if ranks.main:
-        save_weights(model, out_dir, step)
-        write_bundle(out_dir, train_set)
-    ranks.barrier()
-    return last
+        yield emit
 
 
 def step_gradients(model, data, micro: list, layout: str, config: TrainConfig, ranks=None) -> tuple:
@@ -432,9 +492,10 @@ def step_gradients(model, data, micro: list, layout: str, config: TrainConfig, r
     the ranks' gradients) the share is of all ranks' sequences, and
     gradients are synchronised once, after the last micro-batch. Returns
     (the step's mean loss, its sequences), over all ranks."""
-    import contextlib
-
     world = 1 if ranks is None else ranks.world
+    # DistributedDataParallel keeps the model it wraps as `module`.
+    pad_id = getattr(getattr(model, "module", model), "pad_id", None)
+    batches = ArenaBatches(data.encoded, data.labels, layout, pad_id=pad_id)
     mine = sum(len(idx) for idx in micro)
     sequences = mine if world == 1 else ranks.sum([float(mine)])[0]
     step_loss = 0.0
@@ -442,7 +503,7 @@ def step_gradients(model, data, micro: list, layout: str, config: TrainConfig, r
         last = j == len(micro) - 1
         quiet = model.no_sync() if world > 1 and not last else contextlib.nullcontext()
         with quiet:
-            batch = _batch(data.encoded, idx, layout, data.labels)
+            batch = batches[idx]
             loss = _loss(model(batch), batch, idx, data.teacher_logits, config)
             (loss * (len(idx) * world / sequences)).backward()
         step_loss += loss.item() * len(idx) / sequences
@@ -473,12 +534,8 @@ def accumulation_steps(plan, step_tokens: Optional[int]) -> list[list[int]]:
 
 
 def _loss(logits, batch: dict, idx: np.ndarray, teacher: Optional[list], config: TrainConfig):
-    import torch
-
-    from .losses import cross_entropy, distillation_loss
-
     labels = torch.as_tensor(batch["labels"]).to(logits.device)
     if teacher is not None and all(teacher[i] is not None for i in idx):
         t = torch.tensor([teacher[i] for i in idx], dtype=torch.float32, device=logits.device)
-        return distillation_loss(logits, labels, t, temperature=config.temperature)
-    return cross_entropy(logits, labels)
+        return losses.distillation_loss(logits, labels, t, temperature=config.temperature)
+    return losses.cross_entropy(logits, labels)

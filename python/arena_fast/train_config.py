@@ -261,6 +261,9 @@ def read_config_file(path) -> dict:
     nested aliases expand to gigabytes). Floats may be written `2e-4` (YAML
     1.2) as well as `2.0e-4`. A ConfigError naming the file (and the line,
     for bad YAML) otherwise."""
+    # Imported here, not at the top: PyYAML comes with the train extra, not
+    # with arena_fast, and `arena-fast --help` (and `report`, through
+    # `runs`) import this module.
     import yaml
 
     path = Path(path)

@@ -12,10 +12,14 @@ import dataclasses
 import sys
 import typing
 
+# The settings, not the trainer: `arena-fast --help` builds this parser and
+# must not import torch (`..train` is imported when the command runs).
+from ..train_config import TrainConfig, read_config_file
+
 
 def _kind(field: dataclasses.Field) -> typing.Callable[[str], typing.Any]:
     """The argparse type of a TrainConfig field (Optional[X] accepts "none")."""
-    hint = typing.get_type_hints(_config_class())[field.name]
+    hint = typing.get_type_hints(TrainConfig)[field.name]
     args = [a for a in typing.get_args(hint) if a is not type(None)]
     base = args[0] if args else hint
     optional = type(None) in typing.get_args(hint)
@@ -37,12 +41,6 @@ def _kind(field: dataclasses.Field) -> typing.Callable[[str], typing.Any]:
     return parse
 
 
-def _config_class():
-    from ..train import TrainConfig
-
-    return TrainConfig
-
-
 def add_parser(sub) -> None:
     p = sub.add_parser(
         "train",
@@ -52,7 +50,7 @@ def add_parser(sub) -> None:
     )
     p.add_argument("--config", help="a YAML file of TrainConfig settings")
     p.add_argument("--quiet", action="store_true", help="no log lines")
-    for field in dataclasses.fields(_config_class()):
+    for field in dataclasses.fields(TrainConfig):
         bounds = field.metadata.get("bounds")
         limits = f"{bounds}; " if bounds is not None else ""
         p.add_argument(
@@ -66,13 +64,13 @@ def add_parser(sub) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..train import TrainConfig, train
-    from ..train_config import read_config_file
-
     values: dict = read_config_file(args.config) if args.config else {}
     names = {f.name for f in dataclasses.fields(TrainConfig)}
     values.update({k: v for k, v in vars(args).items() if k in names})
     config = TrainConfig.from_dict(values)
+    # torch (seconds, and most of the process's memory) only once the
+    # settings are known to be good: a bad file or option fails without it.
+    from ..train import train
 
     def log(record: dict) -> None:
         if args.quiet:

@@ -1,0 +1,138 @@
+"""Inference, shared by training (the held-out evaluation) and prediction:
+a model's logits over encoded rows, their probabilities, a dataset's
+per-conversation result with swap TTA, its prediction table, and the
+evaluation of a held-out fold (torch; the `[train]` extra).
+
+Batches are planned and collated by `arena_fast.torch` (`inference_plan`,
+`ArenaBatches`), as for training; metrics are `af.diagnostics`'. Logits that
+are not finite are refused, never turned into probabilities."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Optional
+
+import numpy as np
+import torch
+
+from .diagnostics import accuracy, log_loss, prediction_frame, write_predictions
+from .errors import InputError
+from .labels import tta_average, unswap_probs
+from .torch.data import ArenaBatches, inference_plan
+
+__all__ = [
+    "dataset_predictions",
+    "evaluate",
+    "predict_logits",
+    "prediction_table",
+    "probabilities",
+]
+
+
+def predict_logits(
+    model,
+    encoded,
+    layout: str = "padded",
+    max_tokens: int = 8192,
+    max_rows: Optional[int] = None,
+    pad_id: Optional[int] = None,
+) -> np.ndarray:
+    """Logits (n, 3) of every row of `encoded`, in row order, from
+    length-sorted batches within `max_tokens` (and `max_rows`). Padded
+    batches are filled with `pad_id` (default: the model's, `model.pad_id`)."""
+    n = len(encoded)
+    logits = np.zeros((n, 3), dtype=np.float64)
+    if n == 0:
+        return logits
+    plan = inference_plan(encoded, max_tokens, layout, max_rows)
+    if pad_id is None:
+        pad_id = getattr(model, "pad_id", None)
+    batches = ArenaBatches(encoded, layout=layout, pad_id=pad_id)
+    model.eval()
+    with torch.no_grad():
+        for idx in plan:
+            logits[idx] = model(batches[idx]).double().cpu().numpy()
+    return logits
+
+
+def probabilities(logits: np.ndarray, ids=None, where: str = "predict") -> np.ndarray:
+    """The softmax of (n, 3) logits. A row whose logits are not all finite
+    (weights gone NaN, a numeric overflow) is an InputError naming `where`,
+    the row and its id (`ids[row]`): never a NaN probability."""
+    logits = np.asarray(logits, dtype=np.float64)
+    bad = ~np.isfinite(logits).all(axis=1)
+    if bad.any():
+        i = int(np.argmax(bad))
+        name = f" (id {ids[i]!r:.40})" if ids is not None else ""
+        raise InputError(
+            f"{where}: row {i}{name}: the model's logits {logits[i].tolist()} are not finite "
+            f"({int(bad.sum())} rows such); no probabilities written"
+        )
+    e = np.exp(logits - logits.max(axis=1, keepdims=True))
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def dataset_predictions(
+    dataset, logits: np.ndarray, tta: bool = True, where: Optional[str] = None
+) -> dict:
+    """The per-conversation result of `predict` from the logits of every row
+    of `dataset` (an `ArenaDataset`; both orders when it holds them).
+    Non-finite logits are refused (`probabilities`; `where` names the work)."""
+    probs = probabilities(logits, dataset.ids, where or f"predicting {dataset.path}")
+    first = slice(0, None, 2) if dataset.swapped else slice(None)
+    out: dict[str, Any] = {
+        "ids": dataset.ids[first],
+        "logits": logits[first],
+        "labels": dataset.labels[first].astype(np.float64),
+        "turns": dataset.encoded.turns_total[first],
+        "truncated": dataset.encoded.truncated[first],
+        "folds": dataset.folds[first],
+    }
+    if dataset.swapped:
+        original, swapped = probs[0::2], probs[1::2]
+        out["probs_original"] = original
+        out["probs_swapped"] = unswap_probs(swapped)
+        out["probs"] = tta_average(original, swapped) if tta else original
+    else:
+        out["probs"] = probs
+    return out
+
+
+def prediction_table(result: dict):
+    """`predict`'s result as the per-row table of `af.diagnostics`
+    (`write_predictions`, `summarize`, `arena-fast report`)."""
+    return prediction_frame(
+        result["ids"],
+        result["probs"],
+        probs_original=result.get("probs_original"),
+        probs_swapped=result.get("probs_swapped"),
+        logits=result["logits"],
+        labels=result["labels"],
+        turns=result["turns"],
+        truncated=result["truncated"],
+        fold=result["folds"],
+    )
+
+
+def evaluate(model, data, layout: str, max_tokens: int, predictions: Optional[Path] = None) -> dict:
+    """Log loss and accuracy of `model` on `data` (an `ArenaDataset`; its
+    labelled rows), and with swap TTA when it holds both orders. With
+    `predictions`, the per-row table (`af.diagnostics`) is written there.
+    The model is left in training mode."""
+    logits = predict_logits(model, data.encoded, layout, max_tokens)
+    model.train()
+    probs = probabilities(logits, data.ids, f"evaluating {data.path}")
+    result = _scores(probs, data.labels, data.labelled)
+    if data.swapped:
+        p = tta_average(probs[0::2], probs[1::2])
+        tta = _scores(p, data.labels[0::2], data.labelled[0::2])
+        result["tta_log_loss"] = tta["log_loss"]
+        result["tta_accuracy"] = tta["accuracy"]
+    if predictions is not None:
+        write_predictions(predictions, prediction_table(dataset_predictions(data, logits)))
+    return result
+
+
+def _scores(probs: np.ndarray, labels: np.ndarray, labelled: np.ndarray) -> dict:
+    p, y = probs[labelled], labels[labelled].astype(np.float64)
+    return {"log_loss": log_loss(p, y), "accuracy": accuracy(p, y), "rows": int(len(p))}
