@@ -26,6 +26,7 @@ __all__ = [
     "predict_logits",
     "prediction_table",
     "probabilities",
+    "swap_passes",
 ]
 
 
@@ -72,6 +73,14 @@ def probabilities(logits: np.ndarray, ids=None, where: str = "predict") -> np.nd
     return e / e.sum(axis=1, keepdims=True)
 
 
+def swap_passes(probs: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Probabilities of rows in both orders (row 2i the original, 2i + 1 the
+    swapped) as three (n, 3) arrays in the original order: the original
+    pass, the swapped pass mapped back, and their swap-TTA average."""
+    original, swapped = probs[0::2], probs[1::2]
+    return original, unswap_probs(swapped), tta_average(original, swapped)
+
+
 def dataset_predictions(
     dataset, logits: np.ndarray, tta: bool = True, where: Optional[str] = None
 ) -> dict:
@@ -89,10 +98,10 @@ def dataset_predictions(
         "folds": dataset.folds[first],
     }
     if dataset.swapped:
-        original, swapped = probs[0::2], probs[1::2]
+        original, swapped, average = swap_passes(probs)
         out["probs_original"] = original
-        out["probs_swapped"] = unswap_probs(swapped)
-        out["probs"] = tta_average(original, swapped) if tta else original
+        out["probs_swapped"] = swapped
+        out["probs"] = average if tta else original
     else:
         out["probs"] = probs
     return out
@@ -124,8 +133,8 @@ def evaluate(model, data, layout: str, max_tokens: int, predictions: Optional[Pa
     probs = probabilities(logits, data.ids, f"evaluating {data.path}")
     result = _scores(probs, data.labels, data.labelled)
     if data.swapped:
-        p = tta_average(probs[0::2], probs[1::2])
-        tta = _scores(p, data.labels[0::2], data.labelled[0::2])
+        average = swap_passes(probs)[2]
+        tta = _scores(average, data.labels[0::2], data.labelled[0::2])
         result["tta_log_loss"] = tta["log_loss"]
         result["tta_accuracy"] = tta["accuracy"]
     if predictions is not None:

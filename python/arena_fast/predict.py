@@ -26,8 +26,14 @@ from .dataset import FLAG_EMPTY_A, FLAG_EMPTY_B, FLAG_IDENTICAL, load_dataset, r
 from .encoder import Encoder
 from .errors import ConfigError, InputError
 from .files import file_sha256, replacing
-from .infer import dataset_predictions, predict_logits, prediction_table, probabilities
-from .labels import CLASS_COLUMNS, VERDICTS, tta_average, unswap_probs
+from .infer import (
+    dataset_predictions,
+    predict_logits,
+    prediction_table,
+    probabilities,
+    swap_passes,
+)
+from .labels import CLASS_COLUMNS, VERDICTS
 from .model import classifier_for, default_attention
 from .runs import read_bundle, read_run_config
 from .sources import TEXT_COLUMNS, read
@@ -226,8 +232,7 @@ class Judge:
         logits = predict_logits(self.model, encoded, self.layout, self.max_tokens)
         ids = [pair.get("id", i) for i, pair in enumerate(pairs) for _ in (0, 1)]
         probs = probabilities(logits, ids, f"comparing with {self.run}")
-        original, swapped = probs[0::2], unswap_probs(probs[1::2])
-        average = tta_average(probs[0::2], probs[1::2])
+        original, swapped, average = swap_passes(probs)
         out = []
         for i, pair in enumerate(pairs):
             o, s = 2 * i, 2 * i + 1

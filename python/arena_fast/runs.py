@@ -29,7 +29,7 @@ from typing import Any
 
 from ._core import __version__
 from .errors import ArenaFastError, ConfigError
-from .files import check_output, file_sha256, output_lock, write_bytes
+from .files import check_output, file_sha256, output_lock, replacing, write_bytes
 from .labels import CLASS_COLUMNS
 from .outputs import BUNDLE, CHECKPOINT, PREDICTIONS, RUN_EXTRAS, RUN_FILES
 from .train_config import TrainConfig
@@ -113,8 +113,9 @@ def write_bundle(out_dir: Path, data) -> dict:
     """Make the run directory self-describing: the tokenizer the data was
     encoded with, the exact encoder config, the label order, library
     versions and the sha256 of every file, in `bundle.json` (written last)."""
-    with writing(out_dir / "tokenizer.json"):
-        shutil.copyfile(data.path / "tokenizer.json", out_dir / "tokenizer.json")
+    path = out_dir / "tokenizer.json"
+    with writing(path), replacing(path) as tmp:
+        shutil.copyfile(data.path / "tokenizer.json", tmp)
     meaning = {
         "labels": list(LABEL_ORDER),
         "encoder": data.manifest["encoder"],

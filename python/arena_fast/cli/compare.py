@@ -18,6 +18,7 @@ import argparse
 import json
 import sys
 
+from ..errors import ConfigError, InputError
 from ._args import int_at_least
 
 
@@ -36,8 +37,6 @@ def add_parser(sub) -> None:
 
 def read_pairs(text: str) -> list:
     """Pairs from JSON text: an array of objects, or one object per line."""
-    from ..errors import InputError
-
     stripped = text.strip()
     if not stripped:
         return []
@@ -59,7 +58,7 @@ def read_pairs(text: str) -> list:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..errors import ConfigError
+    # The torch layer: imported when the command runs, not by `arena-fast --help`.
     from ..predict import Judge
 
     if args.texts and len(args.texts) != 3:

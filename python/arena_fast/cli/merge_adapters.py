@@ -45,6 +45,7 @@ def add_parser(sub) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    # The torch layer: imported when the command runs, not by `arena-fast --help`.
     from ..merge import merge_runs
 
     result = merge_runs(

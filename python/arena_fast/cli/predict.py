@@ -16,6 +16,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from ..diagnostics import format_summary, summarize, write_predictions
+from ..errors import ConfigError
 from ._args import int_at_least
 from ._terminal import printable
 
@@ -54,8 +56,7 @@ def add_parser(sub) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..diagnostics import format_summary, summarize, write_predictions
-    from ..errors import ConfigError
+    # The torch layer: imported when the command runs, not by `arena-fast --help`.
     from ..predict import predict, prediction_table, source_rows, write_canonical, write_submission
 
     kind = args.out.lower().rsplit(".", 1)[-1]
