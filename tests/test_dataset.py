@@ -404,3 +404,100 @@ def test_data_commands_do_not_import_torch():
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr[-2000:]
+
+
+def test_clean_chunk_decides_in_the_documented_order():
+    """dataset.clean on one chunk: the first reason wins, policies apply to
+    labelled rows and chat1m pairs only, relabels and flags as documented."""
+    from types import SimpleNamespace
+
+    from arena_fast.dataset.clean import clean_chunk, parse_chunk
+    from arena_fast.sources import CANONICAL_SCHEMA
+
+    cases = [  # source, A, B, labels -> reason, flags, labels after
+        ("canonical", "", "", (-1.0, 1.0, 1.0), "bad_labels", 3, None),
+        ("canonical", "", "", (1.0, 0.0, 0.0), "both_empty", 3, None),
+        ("canonical", "", "answer", (1.0, 0.0, 0.0), "", 1 | 8, (0.0, 1.0, 0.0)),
+        ("canonical", "Same", "same ", (1.0, 0.0, 0.0), "", 4 | 8, (0.0, 0.0, 1.0)),
+        ("canonical", "", "", None, "", 3, None),  # unlabelled: data to predict
+        ("canonical", "x", "y", (2.0, 1.0, 1.0), "", 16, (0.5, 0.25, 0.25)),
+        ("chat1m", "", "", None, "both_empty", 3, None),  # a pair: policed
+    ]
+    frame = pl.DataFrame(
+        {
+            "id": [str(i) for i in range(len(cases))],
+            "source": [c[0] for c in cases],
+            "model_a": [None] * len(cases),
+            "model_b": [None] * len(cases),
+            "prompt": [["p"] for _ in cases],
+            "response_a": [[c[1]] for c in cases],
+            "response_b": [[c[2]] for c in cases],
+            "labels": [None if c[3] is None else list(c[3]) for c in cases],
+            "teacher_logits": [None] * len(cases),
+            "row": list(range(len(cases))),
+            "input_rows": [1] * len(cases),
+        },
+        schema=CANONICAL_SCHEMA,
+    )
+    rows, features = parse_chunk(SimpleNamespace(rows=frame, repairs=None), "")
+    config = BuildConfig(one_empty="relabel", identical="tie")
+    cleaned = clean_chunk(frame, features, rows.errors(), config)
+    assert cleaned.reason.tolist() == [c[4] for c in cases]
+    assert cleaned.detail[0] == "labels [-1.0, 1.0, 1.0]"
+    assert cleaned.flags.tolist() == [c[5] for c in cases]
+    for i, case in enumerate(cases):
+        if case[6] is not None:
+            assert cleaned.labels[i].tolist() == list(case[6]), i
+    assert cleaned.kept().tolist() == [2, 3, 4, 5]
+
+
+def test_write_shards_cuts_the_kept_rows_of_every_part_in_order(tmp_path):
+    """dataset.shards: parts in memory or spilled, less the rows not kept,
+    with their folds, in shards of shard_rows rows."""
+    import pyarrow as pa
+
+    from arena_fast.dataset.shards import write_shards
+
+    def part(start: int, stop: int) -> pa.Table:
+        seq = pa.array(range(start, stop), pa.int64())
+        ids = [str(i) for i in range(start, stop)]
+        return pa.table({"seq": seq, "id": ids, "source": ["s"] * len(ids), "length": seq})
+
+    spilled = str(tmp_path / "part.arrow")
+    middle = part(3, 8)
+    with pa.OSFile(spilled, "wb") as sink, pa.ipc.new_file(sink, middle.schema) as w:
+        w.write_table(middle)
+    kept = pl.DataFrame(
+        {"seq": [0, 1, 2, 4, 5, 6, 7, 9, 10, 11], "fold": [0, 1, 0, 1, 0, 1, 0, 1, 0, 1]},
+        schema={"seq": pl.Int64, "fold": pl.Int8},
+    )
+    out = tmp_path / "out"
+    out.mkdir()
+    shards = write_shards(
+        [part(0, 3), spilled, part(8, 12)], 12, kept, out, BuildConfig(shard_rows=4)
+    )
+    assert [(s["file"], s["rows"]) for s in shards] == [
+        ("data-00000.parquet", 4),
+        ("data-00001.parquet", 4),
+        ("data-00002.parquet", 2),
+    ]
+    back = pl.concat([pl.read_parquet(out / s["file"]) for s in shards])
+    assert back.columns == ["id", "source", "fold", "length"]
+    assert back["id"].to_list() == [str(i) for i in kept["seq"]]
+    assert back["fold"].to_list() == kept["fold"].to_list()
+
+
+def test_spilled_parts_give_the_same_bytes_and_leave_nothing(tmp_path, monkeypatch):
+    """Parts spilled to Arrow IPC files past spill_bytes are the same rows;
+    the spill directory goes with the build."""
+    kw = dict(demo_rows=400, chunk_rows=100, shard_rows=150, swap=True)
+    held, _ = _build(tmp_path, "held", **kw)
+    spills = []
+    spill = Builder._spill
+    monkeypatch.setattr(Builder, "_spill", lambda self: spills.append(spill(self)))
+    spilled, _ = _build(tmp_path, "spilled", spill_bytes=1, **kw)
+    assert len(spills) >= 4  # every part
+    assert sorted(os.listdir(held)) == sorted(os.listdir(spilled))  # no spill directory
+    for name in os.listdir(held):
+        if name.endswith(".parquet"):
+            assert (held / name).read_bytes() == (spilled / name).read_bytes(), name

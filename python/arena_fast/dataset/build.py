@@ -33,7 +33,7 @@ from .config import BuildConfig
 from .dedup import decide
 from .manifest import check_not_empty, make_manifest
 from .parts import Builder
-from .read import Input, list_inputs, read_inputs
+from .read import BuildInput, list_inputs, read_inputs
 from .shards import write_dropped, write_shards
 
 __all__ = ["build_dataset"]
@@ -99,7 +99,7 @@ def _silent(record: dict) -> None:
     pass
 
 
-def _paths(inputs: list[Input], tokenizer: Optional[str]) -> list[str]:
+def _paths(inputs: list[BuildInput], tokenizer: Optional[str]) -> list[str]:
     """The files a build reads: `out` may be none of them, nor hold one."""
     paths = [inp.path for inp in inputs if inp.size is not None]
     if tokenizer and os.path.exists(tokenizer):

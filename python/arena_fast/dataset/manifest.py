@@ -20,7 +20,7 @@ from ..outputs import DROPPED, TOKENIZER
 from ..plan import plan_packs
 from .config import FORMAT_VERSION, POLICY_REASONS, BuildConfig
 from .parts import Builder
-from .read import Input
+from .read import BuildInput
 
 # The manifest's names of the kept rows' classes (`cls` 0 to 3).
 _CLASSES = ("a", "b", "tie", "unlabelled")
@@ -30,7 +30,7 @@ def make_manifest(
     config: BuildConfig,
     builder: Builder,
     tokenizer_sha256: str,
-    inputs: list[Input],
+    inputs: list[BuildInput],
     kept: pl.DataFrame,
     meta: pl.DataFrame,
     dropped: pl.DataFrame,
@@ -66,7 +66,9 @@ def make_manifest(
     }
 
 
-def _input(inp: Input, builder: Builder, kept_meta: pl.DataFrame, dropped: pl.DataFrame) -> dict:
+def _input(
+    inp: BuildInput, builder: Builder, kept_meta: pl.DataFrame, dropped: pl.DataFrame
+) -> dict:
     """One input's entry: what it is, and its rows in, kept and dropped."""
     k_in = int(kept_meta.filter(pl.col("input") == inp.index)["input_rows"].sum() or 0)
     d_in = int(dropped.filter(pl.col("input") == inp.index)["input_rows"].sum() or 0)
@@ -83,7 +85,7 @@ def _input(inp: Input, builder: Builder, kept_meta: pl.DataFrame, dropped: pl.Da
 
 def _counts(
     builder: Builder,
-    inputs: list[Input],
+    inputs: list[BuildInput],
     kept: pl.DataFrame,
     kept_meta: pl.DataFrame,
     dropped: pl.DataFrame,

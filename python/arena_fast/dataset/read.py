@@ -22,7 +22,7 @@ from .parts import Builder
 
 
 @dataclass
-class Input:
+class BuildInput:
     """One input of a build: its index in `BuildConfig.inputs`, its path
     (`synth:ROWS:SEED` for the demo rows) and format, and for a file its
     size and, once read, its sha256."""
@@ -34,21 +34,21 @@ class Input:
     sha256: Optional[str] = None
 
 
-def list_inputs(config: BuildConfig) -> list[Input]:
+def list_inputs(config: BuildConfig) -> list[BuildInput]:
     """The config's inputs, their formats detected where not given; the
     demo rows when it names none."""
     if not config.inputs:
-        return [Input(0, f"synth:{config.demo_rows}:{config.seed}", "synth")]
+        return [BuildInput(0, f"synth:{config.demo_rows}:{config.seed}", "synth")]
     inputs = []
     for i, spec in enumerate(config.inputs):
         parsed = parse_input(str(spec))
         fmt = parsed.format or detect_format(parsed.path)
-        inputs.append(Input(i, parsed.path, fmt, size=os.path.getsize(parsed.path)))
+        inputs.append(BuildInput(i, parsed.path, fmt, size=os.path.getsize(parsed.path)))
     return inputs
 
 
 def read_inputs(
-    builder: Builder, inputs: list[Input], config: BuildConfig, report: Callable[[dict], None]
+    builder: Builder, inputs: list[BuildInput], config: BuildConfig, report: Callable[[dict], None]
 ) -> None:
     """Every input through `builder`, in order; sets each file's sha256."""
     # Hash the inputs beside the work (hashlib releases the GIL).
@@ -67,7 +67,7 @@ def read_inputs(
 
 
 def _read_input(
-    builder: Builder, inp: Input, config: BuildConfig, report: Callable[[dict], None]
+    builder: Builder, inp: BuildInput, config: BuildConfig, report: Callable[[dict], None]
 ) -> None:
     """One input's chunks cleaned on the reader thread and encoded here,
     reporting the rows read (docs/dataset.md, "Progress")."""
