@@ -1,6 +1,8 @@
 //! Every error the core can report. One enum per module, gathered here so the
 //! bindings can map each variant to one Python exception exhaustively.
 
+use std::io;
+
 use thiserror::Error;
 
 /// Which text column of an arena row a problem was found in.
@@ -101,6 +103,18 @@ pub enum PlanError {
 pub enum CollateError {
     #[error("{0}")]
     Input(String),
+}
+
+/// Why a file could not be scanned or copied; `Cell` names the row and
+/// column (the caller adds the file).
+#[derive(Debug, Error)]
+pub enum CellsError {
+    #[error("cannot read: {0}")]
+    Read(io::Error),
+    #[error("cannot write the copy: {0}")]
+    Write(io::Error),
+    #[error("{0}")]
+    Cell(String),
 }
 
 /// The one error type of the crate's public API.

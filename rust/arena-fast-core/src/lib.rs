@@ -15,6 +15,7 @@ pub mod budget;
 pub mod buffers;
 pub mod collate;
 pub mod csv_cells;
+mod csv_fields;
 pub mod encode;
 pub mod error;
 pub mod folds;

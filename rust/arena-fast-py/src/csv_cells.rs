@@ -7,7 +7,8 @@ use std::fs::File;
 use std::io::{self, BufReader, BufWriter, Read, Seek};
 use std::path::{Path, PathBuf};
 
-use arena_fast_core::csv_cells::{copy_clipping, find_big_cells, CellsError, Copied, Limits};
+use arena_fast_core::csv_cells::{copy_clipping, find_big_cells, Copied, Limits};
+use arena_fast_core::error::CellsError;
 use flate2::read::MultiGzDecoder;
 use pyo3::exceptions::PyOSError;
 use pyo3::prelude::*;
