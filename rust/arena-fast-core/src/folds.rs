@@ -107,15 +107,21 @@ fn input(message: String) -> CoreError {
     CollateError::Input(message).into()
 }
 
+/// The one check of a fold count `k`, as the caller got it (the bindings
+/// pass Python's int, which may be negative): 1 to `MAX_FOLDS`.
+pub fn check_folds(k: i128) -> Result<usize, ConfigError> {
+    match usize::try_from(k) {
+        Ok(k) if (1..=MAX_FOLDS).contains(&k) => Ok(k),
+        _ => Err(ConfigError::Invalid(format!(
+            "k (the number of folds) must be between 1 and {MAX_FOLDS}, got {k}"
+        ))),
+    }
+}
+
 /// Refuses a bad `k` (a configuration error) first, then mismatched lengths,
 /// too many rows and the first class outside 0..=3, before any work.
 fn check(keys: &[u64], classes: &[u8], k: usize) -> Result<()> {
-    if k == 0 || k > MAX_FOLDS {
-        return Err(ConfigError::Invalid(format!(
-            "k (the number of folds) must be between 1 and {MAX_FOLDS}, got {k}"
-        ))
-        .into());
-    }
+    check_folds(k as i128)?;
     if keys.len() != classes.len() {
         return Err(input(format!(
             "keys and classes have different lengths: {} and {}",

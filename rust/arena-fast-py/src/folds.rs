@@ -3,11 +3,11 @@
 
 use std::borrow::Cow;
 
-use arena_fast_core::folds::{self, MAX_FOLDS};
+use arena_fast_core::folds;
 use numpy::{IntoPyArray, PyArray1, PyReadonlyArray1};
 use pyo3::prelude::*;
 
-use crate::errors::{detached, error, guarded, Kind};
+use crate::errors::{detached, from_core, guarded};
 
 /// The array's values as one slice: borrowed when contiguous, else copied
 /// (a strided view such as `column[::2]` is still accepted).
@@ -31,13 +31,7 @@ pub fn assign_folds<'py>(
 ) -> PyResult<Bound<'py, PyArray1<i8>>> {
     guarded(py, || {
         // A negative k is the core's ConfigError too, not an OverflowError.
-        let k = usize::try_from(k).map_err(|_| {
-            error(
-                py,
-                Kind::Config,
-                format!("k (the number of folds) must be between 1 and {MAX_FOLDS}, got {k}"),
-            )
-        })?;
+        let k = folds::check_folds(k.into()).map_err(|e| from_core(py, e.into()))?;
         let keys = values(&keys);
         let classes = values(&classes);
         let folds = detached(py, || folds::assign_folds(&keys, &classes, k, seed))?;
