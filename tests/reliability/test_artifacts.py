@@ -26,6 +26,7 @@ import pytest
 import arena_fast as af
 from arena_fast import dataset as ds_mod
 from arena_fast.cli.build_dataset import summary
+from arena_fast.dataset import load as ds_load
 from arena_fast.dataset import read_manifest
 from arena_fast.sources import read
 
@@ -73,7 +74,7 @@ def _no_shard_read(monkeypatch) -> None:
 
     monkeypatch.setattr(pq, "read_table", boom)
     monkeypatch.setattr(pq, "ParquetFile", boom)
-    monkeypatch.setattr(ds_mod, "file_sha256", boom)
+    monkeypatch.setattr(ds_load, "file_sha256", boom)
 
 
 # -- D7: one shard listed many times --------------------------------------------------------
@@ -99,7 +100,7 @@ def test_a_huge_manifest_is_refused_unread(dataset, monkeypatch):
     with open(dataset / "manifest.json", "a") as f:
         f.write(" " * (17 << 20))
     _no_shard_read(monkeypatch)
-    _refused(dataset, "over 16 MiB")
+    _refused(dataset, "larger than 16777216 bytes")
 
 
 # -- D11: shard paths outside the dataset directory --------------------------------------

@@ -201,16 +201,16 @@ def test_merge_overwrite_never_deletes_the_runs(fold_runs, tmp_path, capsys):
 # A build that waits, holding its lock, for `go` before writing its manifest.
 _WAITING_BUILD = """
 import sys, time, pathlib
-import arena_fast.dataset as dataset
+import arena_fast.dataset.build as build
 ready, go = pathlib.Path(sys.argv[1]), pathlib.Path(sys.argv[2])
-real = dataset._manifest
+real = build.make_manifest
 def waiting(*args, **kwargs):
     ready.touch()
     deadline = time.monotonic() + 120
     while not go.exists() and time.monotonic() < deadline:
         time.sleep(0.02)
     return real(*args, **kwargs)
-dataset._manifest = waiting
+build.make_manifest = waiting
 from arena_fast.cli import main
 sys.exit(main(sys.argv[3:]))
 """

@@ -18,7 +18,7 @@ import pyarrow.parquet as pq
 from ..encoded import Encoded
 from ..encoder import Encoder
 from ..errors import ConfigError, InputError
-from ..files import file_sha256
+from ..files import file_sha256, read_capped
 from ..labels import swap_labels
 from ..manifest import MAX_BYTES as MANIFEST_MAX_BYTES
 from ..manifest import check_manifest
@@ -87,15 +87,7 @@ def read_manifest(path: Union[str, os.PathLike]) -> dict:
     mpath = path / MANIFEST
     if not mpath.is_file():
         raise InputError(f"{path}: not a dataset (no {MANIFEST}; an interrupted build leaves none)")
-    try:
-        with open(mpath, "rb") as f:
-            data = f.read(MANIFEST_MAX_BYTES + 1)
-    except OSError as exc:
-        raise InputError(f"{mpath}: cannot read: {exc.strerror or exc}") from None
-    if len(data) > MANIFEST_MAX_BYTES:
-        raise InputError(
-            f"{mpath}: over {MANIFEST_MAX_BYTES >> 20} MiB, not a manifest build-dataset wrote"
-        )
+    data = read_capped(mpath, MANIFEST_MAX_BYTES, "a manifest build-dataset wrote", InputError)
     try:
         manifest = json.loads(data.decode("utf-8"))
     except ValueError as exc:  # UnicodeDecodeError included
