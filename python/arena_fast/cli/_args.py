@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Callable
 
-from ..encoder import check_threads
+from ..checks import check_threads
 from ..errors import ConfigError
 
 

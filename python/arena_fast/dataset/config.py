@@ -10,9 +10,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Optional
 
+from ..checks import I64_MAX, check_int, check_threads
 from ..encoded import REPAIR_CLIPPED, REPAIR_NULL, REPAIR_RAGGED, REPAIR_SURROGATE
-from ..encoder import check_threads
 from ..errors import ConfigError
+from ..folds import MAX_FOLDS
 from ..sources import DROP_REASONS as READER_DROP_REASONS
 
 # The version of the directory layout (manifest, shards) that build writes
@@ -117,14 +118,11 @@ class BuildConfig:
         for name, allowed in _POLICIES.items():
             if getattr(self, name) not in allowed:
                 raise ConfigError(f"{name} must be one of {allowed}, got {getattr(self, name)!r}")
+        # Stored back as Python ints: the manifest is JSON.
         for name in ("chunk_rows", "shard_rows", "max_length", "pack_tokens"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ConfigError(f"{name} must be a positive int, got {value!r}")
-        if not isinstance(self.folds, int) or not 1 <= self.folds <= 127:
-            raise ConfigError(f"folds must be between 1 and 127, got {self.folds!r}")
-        if self.demo_rows < 0:
-            raise ConfigError(f"demo_rows must be >= 0, got {self.demo_rows}")
+            setattr(self, name, check_int(name, getattr(self, name), 1, I64_MAX))
+        self.folds = check_int("folds", self.folds, 1, MAX_FOLDS)
+        self.demo_rows = check_int("demo_rows", self.demo_rows, 0, I64_MAX)
         check_threads(self.threads, "threads")
         if self.compression not in ("zstd", "lz4", "snappy", "none"):
             raise ConfigError(
