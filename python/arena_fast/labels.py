@@ -12,6 +12,7 @@ from .errors import InputError
 
 __all__ = [
     "CLASS_COLUMNS",
+    "CLASS_KEYS",
     "CLASS_NAMES",
     "VERDICTS",
     "swap_labels",
@@ -21,8 +22,10 @@ __all__ = [
 
 # The three classes, in this order everywhere: as the Kaggle columns (and a
 # submission's header, a bundle's label order), as people read them, and as
-# `compare`'s verdict.
+# `compare`'s verdict; as the short keys of a manifest's label counts and a
+# diagnostics table.
 CLASS_COLUMNS = ("winner_model_a", "winner_model_b", "winner_tie")
+CLASS_KEYS = ("a", "b", "tie")
 CLASS_NAMES = ("A wins", "B wins", "tie")
 VERDICTS = ("model_a", "model_b", "tie")
 

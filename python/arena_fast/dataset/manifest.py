@@ -16,6 +16,7 @@ import pyarrow.parquet as pq
 from .. import _core
 from ..errors import InputError
 from ..files import file_sha256
+from ..labels import CLASS_KEYS
 from ..outputs import DROPPED, TOKENIZER
 from ..plan import plan_packs
 from .config import FORMAT_VERSION, POLICY_REASONS, BuildConfig
@@ -23,7 +24,7 @@ from .parts import Builder
 from .read import BuildInput
 
 # The manifest's names of the kept rows' classes (`cls` 0 to 3).
-_CLASSES = ("a", "b", "tie", "unlabelled")
+_CLASSES = (*CLASS_KEYS, "unlabelled")
 
 
 def make_manifest(

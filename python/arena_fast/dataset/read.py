@@ -16,6 +16,7 @@ from typing import Any, Callable, Optional
 
 from ..files import file_sha256
 from ..sources import detect_format, parse_input, read
+from ..sources.demo import SOURCE as DEMO_SOURCE
 from ..sources.demo import demo_chunks
 from .config import BuildConfig
 from .parts import Builder
@@ -38,7 +39,7 @@ def list_inputs(config: BuildConfig) -> list[BuildInput]:
     """The config's inputs, their formats detected where not given; the
     demo rows when it names none."""
     if not config.inputs:
-        return [BuildInput(0, f"synth:{config.demo_rows}:{config.seed}", "synth")]
+        return [BuildInput(0, f"{DEMO_SOURCE}:{config.demo_rows}:{config.seed}", DEMO_SOURCE)]
     inputs = []
     for i, spec in enumerate(config.inputs):
         parsed = parse_input(str(spec))
@@ -74,7 +75,7 @@ def _read_input(
     start = {"stage": "read", "input": inp.index}
     report({**start, "path": inp.path, "format": inp.format})
     total: Optional[float]
-    if inp.format == "synth":
+    if inp.format == DEMO_SOURCE:
         chunks = demo_chunks(config.demo_rows, config.seed, config.chunk_rows)
         total = float(config.demo_rows)
     else:
