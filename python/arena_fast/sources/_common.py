@@ -19,7 +19,7 @@ import pyarrow.parquet as pq
 from ..errors import InputError
 from ..rng import MASK64, SplitMix64
 from ..rows import TEXT_COLUMNS
-from ..text import repair_text  # the one surrogate repair, with its flag
+from ..text import repair_text, shorten  # the one surrogate repair, with its flag
 
 # The largest float32: label and logit columns are stored as float32, where
 # a larger value would become inf.
@@ -103,7 +103,7 @@ def one_line(message: str, limit: int = 300) -> str:
     else:
         message = message.strip().split("\n\n", 1)[0]
     message = " ".join(message.replace("`", "").split())
-    return message if len(message) <= limit else message[: limit - 3] + "..."
+    return shorten(message, limit)
 
 
 def input_error(path: Union[str, Path], exc: BaseException) -> InputError:

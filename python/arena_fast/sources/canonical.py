@@ -19,6 +19,7 @@ import pyarrow as pa
 
 from ..errors import InputError
 from ..rows import TEXT_COLUMNS
+from ..text import shown
 from ._common import (
     CANONICAL_SCHEMA,
     FLOAT32_MAX,
@@ -181,7 +182,7 @@ def _json_values(record: Any, present: list, text_as_json: dict) -> Union[dict, 
             if value is not None and not (
                 isinstance(value, list) and all(isinstance(v, list) for v in value)
             ):
-                return "bad_teacher_logits", f"teacher_logits {_short(value)}: {_NOT_ROWS}"
+                return "bad_teacher_logits", f"teacher_logits {shown(value, 120)}: {_NOT_ROWS}"
             values[name] = (
                 None if value is None else [[as_number(x, keep_nan=True) for x in v] for v in value]
             )
@@ -358,18 +359,13 @@ def _name_teacher_values(bad_rows: pl.DataFrame) -> pl.DataFrame:
     mask = (bad_rows["reason"] == "bad_teacher_logits").to_list()
     if any(mask):
         details = [
-            f"teacher_logits {_short(value)}: {detail}" if hit else detail
+            f"teacher_logits {shown(value, 120)}: {detail}" if hit else detail
             for hit, value, detail in zip(
                 mask, bad_rows["teacher_logits"].to_list(), bad_rows["detail"].to_list()
             )
         ]
         bad_rows = bad_rows.with_columns(pl.Series("detail", details, dtype=_STRING))
     return bad_rows.drop("teacher_logits")
-
-
-def _short(value: Any, limit: int = 120) -> str:
-    text = repr(value)
-    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def _fixed_width(names: list, name: str, dtype: Optional[Any]) -> pl.Expr:
