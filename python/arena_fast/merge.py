@@ -35,10 +35,18 @@ from .errors import ConfigError
 from .files import file_sha256, publishing
 from .outputs import MERGED
 from .predict import load_run
-from .runs import BUNDLE, read_bundle, read_run_config, write_bundle_file, write_run_config
+from .runs import (
+    BUNDLE,
+    DECODER,
+    HEAD,
+    TOKENIZER,
+    read_bundle,
+    read_run_config,
+    write_bundle_file,
+    write_run_config,
+)
 from .tokenizer import Tokenizer
 from .train_config import TrainConfig
-from .weights import DECODER, HEAD
 
 __all__ = ["ARCHITECTURE_FIELDS", "MERGED", "merge_runs", "write_bundle_from"]
 
@@ -117,7 +125,7 @@ def merge_runs(
             name: _average_file([run / name for run in paths], shares, work / name)
             for name in _TENSOR_FILES
         }
-        shutil.copyfile(paths[0] / "tokenizer.json", work / "tokenizer.json")
+        shutil.copyfile(paths[0] / TOKENIZER, work / TOKENIZER)
         folds = {c.fold for c in configs}
         # A merge of several folds has no held-out fold of its own: every
         # fold's rows trained one of its sources.
@@ -269,7 +277,7 @@ def _merge_into_base(work: Path) -> int:
     store every decoder weight, as a run trained without LoRA is stored;
     returns the number of tensors."""
     # The tokenizer sizes the tiny models' vocabulary (the demo one would not).
-    model, _ = load_run(work, tokenizer=Tokenizer.from_file(work / "tokenizer.json"))
+    model, _ = load_run(work, tokenizer=Tokenizer.from_file(work / TOKENIZER))
     with torch.no_grad():
         base = model.decoder.merge_and_unload()
     weights = {n: p.detach().contiguous() for n, p in base.named_parameters()}

@@ -35,7 +35,7 @@ from .infer import (
 )
 from .labels import CLASS_COLUMNS, VERDICTS
 from .model import classifier_for, default_attention
-from .runs import read_bundle, read_run_config
+from .runs import TOKENIZER, read_bundle, read_run_config
 from .sources import TEXT_COLUMNS, read
 from .sources.demo import demo_chunks
 from .tokenizer import Tokenizer
@@ -167,7 +167,7 @@ def run_encoder(run: Union[str, os.PathLike]):
     (its tokenizer and encoder config, from the bundle)."""
     run = Path(run)
     config = read_bundle(run)["encoder"]
-    return Encoder.from_config(Tokenizer.from_file(run / "tokenizer.json"), config)
+    return Encoder.from_config(Tokenizer.from_file(run / TOKENIZER), config)
 
 
 def _run_layout(config) -> str:

@@ -32,13 +32,17 @@ from .errors import ArenaFastError, ConfigError
 from .files import check_output, file_sha256, output_lock, replacing, write_bytes
 from .labels import CLASS_COLUMNS
 from .outputs import BUNDLE, CHECKPOINT, PREDICTIONS, RUN_EXTRAS, RUN_FILES
+from .outputs import TOKENIZER as DATASET_TOKENIZER
 from .train_config import TrainConfig
 
 __all__ = [
     "BUNDLE",
     "CHECKPOINT",
     "CONFIG",
+    "DECODER",
+    "HEAD",
     "PREDICTIONS",
+    "TOKENIZER",
     "LABEL_ORDER",
     "METRICS",
     "checkpoint_siblings",
@@ -55,9 +59,11 @@ __all__ = [
 ]
 
 LABEL_ORDER = CLASS_COLUMNS  # the bundle's label order
-# Named by `outputs` (the first of RUN_FILES, of RUN_EXTRAS).
-CONFIG = RUN_FILES[0]  # config.json: the settings the run was trained with
-METRICS = RUN_EXTRAS[0]  # metrics.jsonl: a JSON line per logged step and evaluation
+# The files every run has, as `outputs` names them: its settings, the trained
+# decoder weights (the LoRA adapter, or every weight), the head's, and the
+# tokenizer its data was encoded with.
+CONFIG, DECODER, HEAD, TOKENIZER = RUN_FILES
+METRICS = RUN_EXTRAS[0]  # a JSON line per logged step and evaluation
 _STATE = "state.json"  # a checkpoint's step, written last
 
 
@@ -113,9 +119,9 @@ def write_bundle(out_dir: Path, data) -> dict:
     """Make the run directory self-describing: the tokenizer the data was
     encoded with, the exact encoder config, the label order, library
     versions and the sha256 of every file, in `bundle.json` (written last)."""
-    path = out_dir / "tokenizer.json"
+    path = out_dir / TOKENIZER
     with writing(path), replacing(path) as tmp:
-        shutil.copyfile(data.path / "tokenizer.json", tmp)
+        shutil.copyfile(data.path / DATASET_TOKENIZER, tmp)
     meaning = {
         "labels": list(LABEL_ORDER),
         "encoder": data.manifest["encoder"],

@@ -24,12 +24,17 @@ from safetensors import SafetensorError
 
 from .errors import ArenaFastError, ConfigError
 from .files import fsync_tree, replacing, swap_in
-from .runs import checkpoint_siblings, read_checkpoint_step, write_checkpoint_step, writing
+from .runs import (
+    DECODER,
+    HEAD,
+    checkpoint_siblings,
+    read_checkpoint_step,
+    write_checkpoint_step,
+    writing,
+)
 
 __all__ = ["load_checkpoint", "load_weights", "save_checkpoint", "save_weights"]
 
-DECODER = "decoder.safetensors"
-HEAD = "head.safetensors"
 _TRAINED = "trained.safetensors"  # in a checkpoint: every trained weight, head included
 _STATE = "state.pt"
 # safetensors reports a failed write (ENOSPC) as its own class.
