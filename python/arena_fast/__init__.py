@@ -46,7 +46,21 @@ __all__ = [
 
 # The torch layer (the `[train]` extra) and what builds on it load on first
 # use, so that `import arena_fast` stays light: `af.model`, `af.train`, ...
-_LAZY = ("model", "losses", "torch", "train", "predict", "merge", "diagnostics", "report")
+# (the run format, settings and diagnostics, torch-free, load on use too).
+_LAZY = (
+    "model",
+    "losses",
+    "torch",
+    "train",
+    "train_config",
+    "runs",
+    "weights",
+    "infer",
+    "predict",
+    "merge",
+    "diagnostics",
+    "report",
+)
 
 
 def __getattr__(name: str):

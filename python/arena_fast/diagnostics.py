@@ -21,6 +21,7 @@ import polars as pl
 
 from .errors import InputError
 from .files import replacing
+from .labels import CLASS_KEYS
 
 __all__ = [
     "CLASSES",
@@ -37,7 +38,7 @@ __all__ = [
     "TURN_BUCKETS",
 ]
 
-CLASSES = ("a", "b", "tie")
+CLASSES = CLASS_KEYS  # the short class names of a printed table
 # Conversations by number of turns: 1, 2, 3-4, 5 and more.
 TURN_BUCKETS = ((1, 1, "1"), (2, 2, "2"), (3, 4, "3-4"), (5, None, "5+"))
 _EPS = 1e-15

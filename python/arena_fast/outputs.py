@@ -31,8 +31,15 @@ BUILD_LOG = "build.json"
 CHECKPOINT = "checkpoint"
 BUNDLE = "bundle.json"
 PREDICTIONS = "valid_predictions.parquet"  # the held-out fold, after the last epoch
-RUN_FILES = ("config.json", "decoder.safetensors", "head.safetensors", "tokenizer.json")
-RUN_EXTRAS = ("metrics.jsonl", PREDICTIONS)
+# Its settings, the trained decoder weights (the LoRA adapter, or every
+# weight), the head's, the tokenizer its data was encoded with (TOKENIZER,
+# as a dataset's), and a JSON line per logged step and evaluation.
+RUN_CONFIG = "config.json"
+DECODER = "decoder.safetensors"
+HEAD = "head.safetensors"
+METRICS = "metrics.jsonl"
+RUN_FILES = (RUN_CONFIG, DECODER, HEAD, TOKENIZER)
+RUN_EXTRAS = (METRICS, PREDICTIONS)
 # A merged run (`merge`): a run whose bundle also lists this file.
 MERGED = "merged.json"
 
@@ -75,7 +82,7 @@ def _dataset_names(d: Path) -> Optional[set]:
 
 
 def _run_names(d: Path) -> Optional[set]:
-    config = _read_json(d / "config.json")
+    config = _read_json(d / RUN_CONFIG)
     bundle = _read_json(d / BUNDLE)
     is_config = isinstance(config, dict) and {"data", "model", "out"} <= set(config)
     is_bundle = isinstance(bundle, dict) and isinstance(bundle.get("files"), dict)

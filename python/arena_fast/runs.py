@@ -31,7 +31,18 @@ from ._core import __version__
 from .errors import ArenaFastError, ConfigError
 from .files import check_output, file_sha256, output_lock, replacing, write_bytes
 from .labels import CLASS_COLUMNS
-from .outputs import BUNDLE, CHECKPOINT, PREDICTIONS, RUN_EXTRAS, RUN_FILES
+from .outputs import (
+    BUNDLE,
+    CHECKPOINT,
+    DECODER,
+    HEAD,
+    METRICS,
+    PREDICTIONS,
+    RUN_EXTRAS,
+    RUN_FILES,
+    TOKENIZER,
+)
+from .outputs import RUN_CONFIG as CONFIG
 from .outputs import TOKENIZER as DATASET_TOKENIZER
 from .train_config import TrainConfig
 
@@ -59,11 +70,6 @@ __all__ = [
 ]
 
 LABEL_ORDER = CLASS_COLUMNS  # the bundle's label order
-# The files every run has, as `outputs` names them: its settings, the trained
-# decoder weights (the LoRA adapter, or every weight), the head's, and the
-# tokenizer its data was encoded with.
-CONFIG, DECODER, HEAD, TOKENIZER = RUN_FILES
-METRICS = RUN_EXTRAS[0]  # a JSON line per logged step and evaluation
 _STATE = "state.json"  # a checkpoint's step, written last
 
 

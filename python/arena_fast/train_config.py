@@ -21,6 +21,7 @@ from typing import Any, Optional
 
 from .errors import ConfigError
 from .files import read_capped
+from .text import shown
 
 __all__ = [
     "TrainConfig",
@@ -214,14 +215,6 @@ class TrainConfig:
         return tuple(t.strip() for t in targets.split(",") if t.strip())
 
 
-def _shown(value: Any) -> str:
-    try:
-        text = repr(value)
-    except ValueError:  # an int past Python's digit limit
-        return f"a {type(value).__name__} too large to show"
-    return text if len(text) <= 60 else text[:57] + "..."
-
-
 def check_setting(name: str, value: Any, hint: Any, bounds: Optional[Bounds]) -> None:
     """`value` of the type `hint` names (Optional: None allowed) and within
     `bounds`; a ConfigError naming the setting otherwise."""
@@ -233,25 +226,25 @@ def check_setting(name: str, value: Any, hint: Any, bounds: Optional[Bounds]) ->
     base = next((a for a in args if a is not type(None)), hint)
     if base is bool:
         if not isinstance(value, bool):
-            raise ConfigError(f"{name} must be true or false, got {_shown(value)}")
+            raise ConfigError(f"{name} must be true or false, got {shown(value, 60)}")
         return
     if base is str:
         if not isinstance(value, str):
-            raise ConfigError(f"{name} must be a string, got {_shown(value)}")
+            raise ConfigError(f"{name} must be a string, got {shown(value, 60)}")
         return
     if base is int and (isinstance(value, bool) or not isinstance(value, int)):
-        raise ConfigError(f"{name} must be an integer, got {_shown(value)}")
+        raise ConfigError(f"{name} must be an integer, got {shown(value, 60)}")
     if base is float:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ConfigError(f"{name} must be a number, got {_shown(value)}")
+            raise ConfigError(f"{name} must be a number, got {shown(value, 60)}")
         try:
             finite = math.isfinite(value)
         except OverflowError:  # an int past the float range
             finite = False
         if not finite:
-            raise ConfigError(f"{name} must be a finite number, got {_shown(value)}")
+            raise ConfigError(f"{name} must be a finite number, got {shown(value, 60)}")
     if bounds is not None and value not in bounds:
-        raise ConfigError(f"{name} must be {bounds}, got {_shown(value)}")
+        raise ConfigError(f"{name} must be {bounds}, got {shown(value, 60)}")
 
 
 def read_config_file(path) -> dict:

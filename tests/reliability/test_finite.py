@@ -233,7 +233,7 @@ def test_a_non_finite_loss_stops_the_run_without_a_bundle(
 
 def test_non_finite_weights_are_never_saved(run, tmp_path):
     from arena_fast.model import load_classifier
-    from arena_fast.runs import save_weights
+    from arena_fast.weights import save_weights
 
     model = load_classifier("tiny-gemma2", seed=0)
     with torch.no_grad():
@@ -424,7 +424,7 @@ def test_a_full_disk_while_saving_is_a_clear_error(tmp_path, monkeypatch):
     from safetensors import SafetensorError
 
     from arena_fast.model import load_classifier
-    from arena_fast.runs import save_checkpoint, save_weights
+    from arena_fast.weights import save_checkpoint, save_weights
 
     def full(*_args, **_kwargs):
         raise SafetensorError(

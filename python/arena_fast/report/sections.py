@@ -16,7 +16,7 @@ import polars as pl
 
 from ..diagnostics import TURN_BUCKETS, flip_rate, read_predictions, summarize
 from ..errors import ConfigError
-from ..runs import BUNDLE, PREDICTIONS
+from ..outputs import BUNDLE, METRICS, PREDICTIONS, RUN_CONFIG
 
 # One color per run (or fold bar), in the plots' order.
 COLORS = ("#4477aa", "#ee6677", "#228833", "#ccbb44", "#66ccee", "#aa3377", "#bbbbbb")
@@ -47,9 +47,9 @@ def _read_json(path: Path) -> Any:
 
 
 def load_run(run: Path, key: str) -> Section:
-    if not (run / "config.json").is_file():
+    if not (run / RUN_CONFIG).is_file():
         raise ConfigError(f"{run}: not a training run (no config.json from `arena-fast train`)")
-    config = _read_json(run / "config.json")
+    config = _read_json(run / RUN_CONFIG)
     if not isinstance(config, dict):
         raise ConfigError(f"{run / 'config.json'}: not a training config")
     title = run.resolve().name or str(run)
@@ -57,7 +57,7 @@ def load_run(run: Path, key: str) -> Section:
     if (run / BUNDLE).is_file():
         bundle = _read_json(run / BUNDLE)
         sec.bundle = bundle if isinstance(bundle, dict) else {}
-    _read_metrics(run / "metrics.jsonl", sec)
+    _read_metrics(run / METRICS, sec)
     held_out = config.get("fold") is not None
     if not sec.evals:
         sec.notes.append(
