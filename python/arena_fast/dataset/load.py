@@ -20,11 +20,11 @@ from ..encoder import Encoder
 from ..errors import ConfigError, InputError
 from ..files import file_sha256, read_capped
 from ..labels import swap_labels
-from ..manifest import MAX_BYTES as MANIFEST_MAX_BYTES
-from ..manifest import check_manifest
 from ..outputs import MANIFEST, TOKENIZER
 from ..tokenizer import Tokenizer
 from .config import FLAG_EMPTY_A, FLAG_EMPTY_B, FORMAT_VERSION
+from .schema import MAX_BYTES as MANIFEST_MAX_BYTES
+from .schema import check_manifest
 
 
 @dataclass
@@ -81,7 +81,7 @@ class ArenaDataset:
 
 def read_manifest(path: Union[str, os.PathLike]) -> dict:
     """The manifest of the dataset directory `path`, checked against its
-    schema (`arena_fast.manifest.check_manifest`) before anything it lists
+    schema (`schema.check_manifest`) before anything it lists
     is read: an `InputError` naming the file and the field otherwise."""
     path = Path(path)
     mpath = path / MANIFEST

@@ -3,7 +3,7 @@ directory"): every setting that determines its bytes, the encoder and
 tokenizer, the inputs, the counts of rows kept and dropped, the token
 statistics and the shards with their sha256; and the check that a build
 is not an empty or mostly-unreadable success. The schema that readers
-check a manifest against is `arena_fast.manifest`."""
+check a manifest against is `dataset.schema`."""
 
 from __future__ import annotations
 

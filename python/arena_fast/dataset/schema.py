@@ -21,9 +21,9 @@ import re
 from pathlib import Path, PurePosixPath
 from typing import Any, Callable
 
-from .checks import I64_MAX
-from .encoder import Template
-from .errors import InputError
+from ..checks import I64_MAX
+from ..encoder import Template
+from ..errors import InputError
 
 __all__ = ["MAX_BYTES", "check_manifest"]
 
