@@ -21,6 +21,7 @@ from ..errors import ConfigError, InputError
 from ..files import file_sha256, read_capped
 from ..labels import swap_labels
 from ..outputs import MANIFEST, TOKENIZER
+from ..pairs import interleave_pairs, interleave_rows, pair_rows
 from ..tokenizer import Tokenizer
 from .config import FLAG_EMPTY_A, FLAG_EMPTY_B, FORMAT_VERSION
 from .schema import MAX_BYTES as MANIFEST_MAX_BYTES
@@ -286,19 +287,20 @@ def _interleave_swapped(rows: _Rows, swapped: dict) -> _Rows:
     labels, class, flags and teacher logits with A and B exchanged."""
     n = rows.n
     fields = rows.encoded
-    e_ids, e_off = _interleave(
+    e_ids, e_off = interleave_pairs(
         fields["input_ids"], fields["offsets"], swapped["input_ids"], swapped["offsets"]
     )
+    is_swapped, source_row = pair_rows(2 * n)
     encoded = {
         "input_ids": e_ids,
         "offsets": e_off,
         "turns_total": np.repeat(fields["turns_total"], 2),
-        "turns_kept": _alternate(fields["turns_kept"], swapped["turns_kept"]),
-        "truncated": _alternate(fields["truncated"], swapped["truncated"]),
-        "full_length": _alternate(fields["full_length"], swapped["full_length"]),
+        "turns_kept": interleave_rows(fields["turns_kept"], swapped["turns_kept"]),
+        "truncated": interleave_rows(fields["truncated"], swapped["truncated"]),
+        "full_length": interleave_rows(fields["full_length"], swapped["full_length"]),
         "repairs": np.repeat(fields["repairs"], 2),
-        "is_swapped": np.tile(np.array([False, True]), n),
-        "source_row": np.repeat(np.arange(n, dtype=np.int64), 2),
+        "is_swapped": is_swapped,
+        "source_row": source_row,
     }
     label = rows.label
     swapped_label = np.where(label == 0, 1, np.where(label == 1, 0, label))
@@ -310,8 +312,8 @@ def _interleave_swapped(rows: _Rows, swapped: dict) -> _Rows:
     ).astype(np.uint8)
     return _Rows(
         encoded=encoded,
-        labels=np.stack([rows.labels, swap_labels(rows.labels)], axis=1).reshape(-1, 3),
-        label=_alternate(label, swapped_label).astype(np.int8),
+        labels=interleave_rows(rows.labels, swap_labels(rows.labels)),
+        label=interleave_rows(label, swapped_label).astype(np.int8),
         ids=[i for i in rows.ids for _ in (0, 1)],
         sources=[s for s in rows.sources for _ in (0, 1)],
         folds=np.repeat(rows.folds, 2),
@@ -321,13 +323,8 @@ def _interleave_swapped(rows: _Rows, swapped: dict) -> _Rows:
             for t in rows.teacher_logits
             for x in (t, None if t is None else [[r[1], r[0], r[2]] for r in t])
         ],
-        flags=_alternate(flags, swapped_flags),
+        flags=interleave_rows(flags, swapped_flags),
     )
-
-
-def _alternate(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """a0, b0, a1, b1, ...: one value per row and order."""
-    return np.stack([a, b], axis=1).reshape(-1)
 
 
 def _ids_of(column: pa.ChunkedArray, where: Path) -> tuple[np.ndarray, np.ndarray]:
@@ -438,20 +435,3 @@ def _row_error(table: pa.Table, path: Path, i: int, problem: str) -> InputError:
         f"{path}: row {i} (id {ident!r:.80}): {problem:.300}; build-dataset writes no such "
         "row: rebuild the dataset"
     )
-
-
-def _interleave(a_ids, a_off, b_ids, b_off) -> tuple[np.ndarray, np.ndarray]:
-    """Rows of a and b interleaved: a0, b0, a1, b1, ..."""
-    la, lb = np.diff(a_off), np.diff(b_off)
-    lengths = np.stack([la, lb], axis=1).reshape(-1)
-    offsets = np.zeros(len(lengths) + 1, dtype=np.int64)
-    np.cumsum(lengths, out=offsets[1:])
-    out = np.empty(int(offsets[-1]), dtype=np.int32)
-    # Positions of each source token in the output.
-    starts_a = offsets[0:-1:2]
-    starts_b = offsets[1::2]
-    pos_a = np.repeat(starts_a - a_off[:-1], la) + np.arange(len(a_ids))
-    pos_b = np.repeat(starts_b - b_off[:-1], lb) + np.arange(len(b_ids))
-    out[pos_a] = a_ids[a_off[0] : a_off[-1]] if len(a_ids) else a_ids
-    out[pos_b] = b_ids[b_off[0] : b_off[-1]] if len(b_ids) else b_ids
-    return out, offsets

@@ -24,6 +24,7 @@ from .. import _core
 from ..encoded import Encoded
 from ..encoder import Encoder
 from ..errors import ConfigError
+from ..pairs import split_pairs, split_rows
 from ..tokenizer import Tokenizer
 from .clean import clean_chunk, dropped_rows, kept_columns, kept_meta, parse_chunk
 from .config import FLAG_LABELS_NORMALISED, FLAG_RELABELLED, REPAIR_KINDS, BuildConfig
@@ -218,7 +219,7 @@ class Builder:
         columns = {"seq": pa.array(seq), **columns}
         if self.config.swap:
             columns.update(_split_swapped(enc))
-            self.stats["truncated"] += int(enc.truncated[0::2].sum())
+            self.stats["truncated"] += int(split_rows(enc.truncated)[0].sum())
         else:
             columns["input_ids"] = _binary(enc.input_ids, enc.offsets)
             columns["length"] = pa.array(enc.lengths.astype(np.int32))
@@ -265,19 +266,21 @@ def _split_swapped(enc: Encoded) -> dict[str, pa.Array]:
     """The columns of both orders from an encoding of `swap="both"` (row 2i
     a row as it is, 2i+1 its A/B swap): the even rows under the plain names,
     the odd ones with a `_swapped` suffix."""
-    e_ids, e_off, o_ids, o_off = _core.split_pairs(enc.input_ids, enc.offsets)
-    even, odd = slice(0, None, 2), slice(1, None, 2)
+    e_ids, e_off, o_ids, o_off = split_pairs(enc.input_ids, enc.offsets)
+    turns_kept, turns_kept_swapped = split_rows(enc.turns_kept)
+    truncated, truncated_swapped = split_rows(enc.truncated)
+    full_length, full_length_swapped = split_rows(enc.full_length)
     return {
         "input_ids": _binary(e_ids, e_off),
         "length": pa.array(np.diff(e_off).astype(np.int32)),
-        "turns_kept": pa.array(enc.turns_kept[even]),
-        "truncated": pa.array(enc.truncated[even]),
-        "full_length": pa.array(enc.full_length[even].astype(np.int32)),
+        "turns_kept": pa.array(turns_kept),
+        "truncated": pa.array(truncated),
+        "full_length": pa.array(full_length.astype(np.int32)),
         "input_ids_swapped": _binary(o_ids, o_off),
         "length_swapped": pa.array(np.diff(o_off).astype(np.int32)),
-        "turns_kept_swapped": pa.array(enc.turns_kept[odd]),
-        "truncated_swapped": pa.array(enc.truncated[odd]),
-        "full_length_swapped": pa.array(enc.full_length[odd].astype(np.int32)),
+        "turns_kept_swapped": pa.array(turns_kept_swapped),
+        "truncated_swapped": pa.array(truncated_swapped),
+        "full_length_swapped": pa.array(full_length_swapped.astype(np.int32)),
     }
 
 
