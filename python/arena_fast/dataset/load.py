@@ -303,6 +303,7 @@ def _interleave_swapped(rows: _Rows, swapped: dict) -> _Rows:
         "source_row": source_row,
     }
     label = rows.label
+    # class ids, unlabelled rows' included (which swap_labels refuses)
     swapped_label = np.where(label == 0, 1, np.where(label == 1, 0, label))
     # A and B exchange in the swapped row: so do their "empty" flags.
     flags = rows.flags
@@ -321,7 +322,7 @@ def _interleave_swapped(rows: _Rows, swapped: dict) -> _Rows:
         teacher_logits=[
             x
             for t in rows.teacher_logits
-            for x in (t, None if t is None else [[r[1], r[0], r[2]] for r in t])
+            for x in (t, None if t is None else swap_labels(t).tolist())
         ],
         flags=interleave_rows(flags, swapped_flags),
     )
