@@ -5,15 +5,14 @@ the token ids either."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Union
+from typing import Any, Union
 
 import numpy as np
+import pyarrow as pa
 
 from .checks import check_index
 from .errors import InputError
-
-if TYPE_CHECKING:
-    import pyarrow as pa
+from .pairs import pair_rows
 
 __all__ = ["Encoded", "REPAIR_NULL", "REPAIR_SURROGATE", "REPAIR_RAGGED", "REPAIR_CLIPPED"]
 
@@ -44,15 +43,18 @@ def _plain_row_fields(offsets: np.ndarray, swap_pairs: bool) -> dict[str, np.nda
     truncated or repaired; with `swap_pairs`, rows 2i and 2i+1 are the two
     orders of input row i (the `swap="both"` layout)."""
     n = len(offsets) - 1
-    order = np.arange(n, dtype=np.int64)
+    if swap_pairs:
+        is_swapped, source_row = pair_rows(n)
+    else:
+        is_swapped, source_row = np.zeros(n, dtype=bool), np.arange(n, dtype=np.int64)
     return {
         "turns_total": np.ones(n, dtype=np.int32),
         "turns_kept": np.ones(n, dtype=np.int32),
         "truncated": np.zeros(n, dtype=bool),
         "full_length": np.diff(offsets).astype(np.int64),
         "repairs": np.zeros(n, dtype=np.uint8),
-        "is_swapped": (order % 2 == 1) if swap_pairs else np.zeros(n, dtype=bool),
-        "source_row": order // 2 if swap_pairs else order,
+        "is_swapped": is_swapped,
+        "source_row": source_row,
     }
 
 
@@ -60,8 +62,6 @@ def _as_arrow_array(data: Any) -> pa.Array:
     """One contiguous Arrow array from an Array, a ChunkedArray (several
     chunks are concatenated: a copy), a polars Series or any object that
     speaks the Arrow PyCapsule interface."""
-    import pyarrow as pa
-
     if not isinstance(data, (pa.Array, pa.ChunkedArray)):
         if hasattr(data, "to_arrow"):  # polars Series (shares its buffers)
             data = data.to_arrow()
@@ -128,8 +128,6 @@ class Encoded:
         several chunks is concatenated first, and values of another integer
         type (int64, uint32, ...) are cast to int32: both copy. A null row or
         a null token id is an `InputError` naming the row."""
-        import pyarrow as pa
-
         arr = _as_arrow_array(array)
         kind = arr.type
         if not (pa.types.is_list(kind) or pa.types.is_large_list(kind)) or not (
@@ -205,8 +203,6 @@ class Encoded:
         start at 0 for rows sliced out of a larger `Encoded`.
         A `list<int32>` holds at most 2**31 - 1 tokens; beyond that this
         raises `InputError` and `large=True` is needed."""
-        import pyarrow as pa
-
         offsets = np.asarray(self.offsets)
         start, end = int(offsets[0]), int(offsets[-1])
         ids = self.input_ids
