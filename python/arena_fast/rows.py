@@ -18,7 +18,7 @@ from . import _core
 from .checks import check_threads
 from .errors import InputError
 
-__all__ = ["TEXT_COLUMNS", "rows_from_arrow", "text_array", "text_buffers"]
+__all__ = ["TEXT_COLUMNS", "rows_from_arrow", "text_array"]
 
 TEXT_COLUMNS = ("prompt", "response_a", "response_b")
 
@@ -49,10 +49,6 @@ def text_array(column: Union[pa.Array, pa.ChunkedArray, Any], name: str = "text"
             raise InputError(f"column {name}: expected a list of strings, got {t}")
         return column if t == _LISTS else column.cast(_LISTS)
     raise InputError(f"column {name}: expected JSON text or a list of strings per row, got {t}")
-
-
-# The name this function had when it returned the buffers themselves.
-text_buffers = text_array
 
 
 def rows_from_arrow(

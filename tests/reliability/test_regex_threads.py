@@ -214,7 +214,7 @@ ENTRY_POINTS = """
 import numpy as np, pyarrow as pa
 import arena_fast as af
 from arena_fast import _core
-from arena_fast.rows import rows_from_arrow, text_buffers
+from arena_fast.rows import rows_from_arrow, text_array
 big = 10**6
 col = pa.array(['["x"]'] * 600)
 tok = af.Tokenizer.demo()
@@ -228,7 +228,7 @@ calls = {
     "rows_from_arrow": lambda: rows_from_arrow(col, col, col, num_threads=big),
     "BuildConfig": lambda: af.build_dataset(af.BuildConfig(demo_rows=10, threads=big), "unused"),
     "_core.Rows.from_arrow": lambda: _core.Rows.from_arrow(
-        *[text_buffers(col)] * 3, num_threads=big),
+        *[text_array(col)] * 3, num_threads=big),
     "_core.Rows.features": lambda: rows_from_arrow(col, col, col).features(big),
     "_core.Encoder": lambda: _core.Encoder(tok._core, t, num_threads=big, **core_encoder),
 }
