@@ -1,6 +1,8 @@
 """arena_fast: fast, exact data pipelines for pairwise preference classifiers
 (the Chatbot Arena task: A wins / B wins / tie), with a Rust core."""
 
+import importlib
+
 from ._core import __version__
 from .collate import collate_packed, collate_padded
 from .dataset import ArenaDataset, BuildConfig, build_dataset, load_dataset
@@ -65,7 +67,5 @@ _LAZY = (
 
 def __getattr__(name: str):
     if name in _LAZY:
-        import importlib
-
         return importlib.import_module(f".{name}", __name__)
     raise AttributeError(f"module 'arena_fast' has no attribute {name!r}")

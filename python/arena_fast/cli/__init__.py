@@ -38,6 +38,8 @@ import traceback
 from collections.abc import Iterator, Sequence
 from typing import NoReturn, Optional
 
+from .. import __version__
+from ..errors import ArenaFastError
 from . import build_dataset, compare, demo, inspect, merge_adapters, predict, report, synth, train
 from ._terminal import printable
 
@@ -61,8 +63,6 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from .. import __version__
-
     parser = _Parser(
         prog="arena-fast",
         description="Fast, exact data pipelines for pairwise preference (Chatbot Arena) models.",
@@ -117,8 +117,6 @@ def _silence_stdout() -> None:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    from ..errors import ArenaFastError
-
     name = "arena-fast"
     with _signals_raise():
         try:
