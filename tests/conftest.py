@@ -254,3 +254,15 @@ def assert_same_encoded(actual: af.Encoded, expected: af.Encoded, context: str =
             f"{context}: {name} differs:\n  got      {got[name].tolist()}\n"
             f"  expected {value.tolist()}"
         )
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """torch on one thread for a module: tiny models gain nothing from more,
+    and with two threads on two cores shared with another busy process,
+    OpenMP's waiting made a module over 10x slower."""
+    torch = pytest.importorskip("torch")
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(old)

@@ -22,11 +22,8 @@ LENGTHS = (5, 23, 9, 40, 14, 31)
 
 
 @pytest.fixture(scope="module", autouse=True)
-def _threads():
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+def _threads(one_torch_thread):
+    """Every test of the module on one torch thread (conftest)."""
 
 
 def _encoded(vocab: int) -> af.Encoded:

@@ -42,14 +42,8 @@ LENGTHS = (3, 11, 40, 7, 26, 19)
 
 
 @pytest.fixture(scope="module", autouse=True)
-def _threads():
-    # One thread: these models are far too small to gain from more, and with
-    # two threads on two cores shared with another busy process, OpenMP's
-    # waiting made the module over 10x slower.
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+def _threads(one_torch_thread):
+    """Every test of the module on one torch thread (conftest)."""
 
 
 # -- models -----------------------------------------------------------------------
