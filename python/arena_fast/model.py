@@ -16,6 +16,7 @@ tokenizer, so everything runs offline on a CPU.
 from __future__ import annotations
 
 import dataclasses
+import logging
 import os
 import warnings
 from collections.abc import Mapping, Sequence
@@ -25,6 +26,7 @@ from typing import Any, Optional, Union
 import torch
 from transformers import AutoConfig, AutoModel, BitsAndBytesConfig, Gemma2Config, LlamaConfig
 
+from .base_model import TINY_GEMMA2, TINY_LLAMA
 from .errors import ConfigError
 from .tokenizer import Tokenizer
 from .torch.attention import register
@@ -40,6 +42,19 @@ from .train_config import (
     check_setting,
 )
 
+# bitsandbytes (imported by peft) logs "Failed to load CPU gemm_4bit_forward
+# from kernels-community ..." on every CPU LoRA run where it looks for an
+# optional kernel and falls back: nothing a user can act on. That message of
+# that logger only is dropped, here, before peft is first imported.
+_BNB_CPU_NOTICE = "Failed to load CPU gemm_4bit_forward"
+
+
+def _not_bnb_cpu_notice(record: logging.LogRecord) -> bool:
+    return not str(record.msg).startswith(_BNB_CPU_NOTICE)
+
+
+logging.getLogger("bitsandbytes.backends.cpu.ops").addFilter(_not_bnb_cpu_notice)
+
 __all__ = [
     "TINY",
     "Lora",
@@ -52,7 +67,7 @@ __all__ = [
 # Small configs for tests and the demo: 2 layers, 64 wide (a 2-layer, 64-wide
 # Gemma-2 learns the synth keyword rule in seconds on a CPU).
 TINY = {
-    "tiny-gemma2": dict(
+    TINY_GEMMA2: dict(
         model_type="gemma2",
         hidden_size=64,
         num_hidden_layers=2,
@@ -66,7 +81,7 @@ TINY = {
         final_logit_softcapping=30.0,
         max_position_embeddings=8192,
     ),
-    "tiny-llama": dict(
+    TINY_LLAMA: dict(
         model_type="llama",
         hidden_size=64,
         num_hidden_layers=2,
@@ -324,8 +339,8 @@ def _with_lora(
     """`decoder` wrapped in peft's LoRA adapters (prepared for k-bit training
     first when quantised)."""
     # peft is imported here, not at the top: importing it imports
-    # bitsandbytes when installed (seconds, and a warning line on a machine
-    # without CUDA), and only LoRA runs need it.
+    # bitsandbytes when installed (seconds; its CPU-kernel notice is filtered
+    # above), and only LoRA runs need it.
     from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
 
     if quant is not None:
