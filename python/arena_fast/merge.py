@@ -31,6 +31,7 @@ import safetensors.torch
 import torch
 from safetensors import safe_open
 
+from .base_model import locate
 from .errors import ConfigError
 from .files import file_sha256, publishing
 from .outputs import MERGED
@@ -66,6 +67,9 @@ ARCHITECTURE_FIELDS = (
 )
 # The bundle fields that decide what the model's inputs and outputs mean.
 _BUNDLE_FIELDS = ("encoder", "tokenizer_sha256", "labels")
+# What identifies the base model in a bundle's `base_model` (not the name or
+# path it was found under).
+_BASE_IDENTITY = ("preset", "config_sha256", "weights")
 _TENSOR_FILES = (DECODER, HEAD)
 
 
@@ -76,6 +80,7 @@ def merge_runs(
     merge_into_base: bool = False,
     weights: Optional[list[float]] = None,
     overwrite: bool = False,
+    base_model: Optional[Union[str, os.PathLike]] = None,
 ) -> dict:
     """Average the trained runs `runs` (directories written by
     `arena-fast train`) key by key into the new run directory `out`.
@@ -100,6 +105,10 @@ def merge_runs(
         overwrite: replace an existing non-empty `out`, which must be an
             earlier merge (a run whose bundle lists `merged.json`) holding
             nothing else.
+        base_model: the folder of the runs' base model where it is now
+            (`--base-model`), checked against the identity the runs recorded
+            (`af.base_model.locate`); `merge_into_base` builds the model from
+            it. Without it the recorded path is tried.
 
     Means are taken in float64 as `x_0 + sum_i w_i (x_i - x_0)` and cast back
     to the first run's dtype of each tensor, so k identical runs give back
@@ -115,6 +124,7 @@ def merge_runs(
     shares = _normalised(weights, len(paths))
     with publishing(out, "merge", overwrite=overwrite, inputs=paths, inputs_name="runs") as work:
         bundles, configs = _read_runs(paths)
+        base = locate(paths[0], bundles[0], configs[0].model, base_model)
         lora_r = configs[0].lora_r
         if merge_into_base and not lora_r:
             raise ConfigError(
@@ -136,7 +146,7 @@ def merge_runs(
         _write_json(work / MERGED, provenance)
         bundle = write_bundle_from(work, bundles[0])
         if merge_into_base:
-            counts[DECODER] = _merge_into_base(work)
+            counts[DECODER] = _merge_into_base(work, base)
             config = dataclasses.replace(config, lora_r=0)
             write_run_config(work, config)
             # lora_r: of the adapter that was folded in.
@@ -226,6 +236,14 @@ def _check_compatible(paths: list[Path], configs: list[dict], bundles: list[dict
                     f"{run}: bundle.json {name} differs from {first}'s; the runs were "
                     "trained on data encoded differently"
                 )
+        ours, theirs = bundles[0].get("base_model"), bundle.get("base_model")
+        if isinstance(ours, dict) and isinstance(theirs, dict):
+            if any(ours.get(k) != theirs.get(k) for k in _BASE_IDENTITY):
+                raise ConfigError(
+                    f"{run}: trained on another base model than {first} "
+                    f"({theirs.get('name')} vs {ours.get('name')}: bundle.json base_model "
+                    "differs); only runs of the same base model can be averaged"
+                )
 
 
 def _average_file(files: list[Path], shares: list[float], dest: Path) -> int:
@@ -272,12 +290,12 @@ def _mean_tensors(files: list[Path], shares: list[float], stack) -> dict:
     return merged
 
 
-def _merge_into_base(work: Path) -> int:
-    """Fold the adapter of the run in `work` into its decoder's weights and
-    store every decoder weight, as a run trained without LoRA is stored;
-    returns the number of tensors."""
+def _merge_into_base(work: Path, base: str) -> int:
+    """Fold the adapter of the run in `work` into its decoder's weights (the
+    base model `base`, located and checked) and store every decoder weight,
+    as a run trained without LoRA is stored; returns the number of tensors."""
     # The tokenizer sizes the tiny models' vocabulary (the demo one would not).
-    model, _ = load_run(work, tokenizer=Tokenizer.from_file(work / TOKENIZER))
+    model, _ = load_run(work, tokenizer=Tokenizer.from_file(work / TOKENIZER), base_model=base)
     with torch.no_grad():
         base = model.decoder.merge_and_unload()
     weights = {n: p.detach().contiguous() for n, p in base.named_parameters()}

@@ -11,6 +11,7 @@ per-row table) is `af.infer`, re-exported here."""
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 import os
 from pathlib import Path
@@ -22,6 +23,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import torch
 
+from .base_model import locate
 from .dataset import FLAG_EMPTY_A, FLAG_EMPTY_B, FLAG_IDENTICAL, load_dataset, read_manifest
 from .encoder import Encoder
 from .errors import ConfigError, InputError
@@ -58,17 +60,28 @@ __all__ = [
 ]
 
 
-def load_run(run: Union[str, os.PathLike], tokenizer: Any = None):
+def load_run(
+    run: Union[str, os.PathLike],
+    tokenizer: Any = None,
+    base_model: Optional[Union[str, os.PathLike]] = None,
+):
     """The classifier a run directory describes, with its trained weights
     (refused when a file differs from the run's `bundle.json`, and when its
     `config.json` holds settings `TrainConfig.validate` refuses: checked
-    before the model is built, so a corrupted `lora_r` allocates nothing)."""
+    before the model is built, so a corrupted `lora_r` allocates nothing).
+
+    The base model is the folder `base_model` when given, else the one the
+    run recorded (`af.base_model.locate`: tried relative to the run, then as
+    given), and must be the model the run was trained on (its recorded
+    identity), or a ConfigError says what differs. Returns `(model, config)`
+    with `config` as the run recorded it."""
     run = Path(run)
     if not run.is_dir():
         raise ConfigError(f"{run}: not a training run directory")
-    read_bundle(run)  # every file matches its sha256, or the run is refused
+    bundle = read_bundle(run)  # every file matches its sha256, or the run is refused
     config = read_run_config(run)
-    model = classifier_for(config, tokenizer)
+    base = locate(run, bundle, config.model, base_model)
+    model = classifier_for(dataclasses.replace(config, model=base), tokenizer)
     load_weights(model, run)
     if torch.cuda.is_available() and config.quantization is None:
         model.to("cuda")
@@ -85,6 +98,7 @@ def predict(
     max_rows: Optional[int] = None,
     layout: Optional[str] = None,
     postprocess: bool = False,
+    base_model: Optional[Union[str, os.PathLike]] = None,
 ) -> dict:
     """Probabilities for every row of the dataset `data`: `ids`, `probs`
     (n, 3; the swap-TTA average when `tta` and the dataset has both orders),
@@ -92,7 +106,8 @@ def predict(
     `probs_original` and `probs_swapped` (the swapped prediction mapped
     back); per row also `labels` (NaN when unlabelled), `turns`, `truncated`
     and `folds`. `postprocess` applies the 4th place's rules last
-    (`postprocess_rules`)."""
+    (`postprocess_rules`). `base_model`: the folder of the run's base model
+    where it is now (`load_run`)."""
     dataset = load_dataset(data, swap=None)
 
     bundle = read_bundle(Path(run))
@@ -105,7 +120,7 @@ def predict(
             f"{data} was encoded with other encoder settings than the run {run} was trained "
             "on (template, strategy, max_length, special tokens); build it with the run's"
         )
-    model, config = load_run(run, tokenizer=dataset.tokenizer())
+    model, config = load_run(run, tokenizer=dataset.tokenizer(), base_model=base_model)
     if layout is None:
         layout = _run_layout(config)
     logits = predict_logits(model, dataset.encoded, layout, max_tokens, max_rows)
@@ -186,12 +201,21 @@ class Judge:
         judge = Judge("run")
         judge.compare("What is 2+2?", "4", "5")["winner_model_a"]
 
-    A prompt or answer is a string (one turn) or a list of turns."""
+    A prompt or answer is a string (one turn) or a list of turns;
+    `base_model` is the folder of the run's base model where it is now
+    (`load_run`)."""
 
-    def __init__(self, run: Union[str, os.PathLike], max_tokens: int = 8192):
+    def __init__(
+        self,
+        run: Union[str, os.PathLike],
+        max_tokens: int = 8192,
+        base_model: Optional[Union[str, os.PathLike]] = None,
+    ):
         self.run = Path(run)
         self.encoder = run_encoder(self.run)
-        self.model, self.config = load_run(self.run, tokenizer=self.encoder.tokenizer)
+        self.model, self.config = load_run(
+            self.run, tokenizer=self.encoder.tokenizer, base_model=base_model
+        )
         self.layout = _run_layout(self.config)
         self.max_tokens = max_tokens
 

@@ -27,6 +27,7 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
+from . import base_model
 from ._core import __version__
 from .errors import ArenaFastError, ConfigError
 from .files import check_output, file_sha256, output_lock, replacing, write_bytes
@@ -123,8 +124,10 @@ def write_run_config(out_dir: Path, config: TrainConfig) -> None:
 
 def write_bundle(out_dir: Path, data) -> dict:
     """Make the run directory self-describing: the tokenizer the data was
-    encoded with, the exact encoder config, the label order, library
-    versions and the sha256 of every file, in `bundle.json` (written last)."""
+    encoded with, the exact encoder config, the label order, the base model
+    by identity (`base_model.identity` of `config.json`'s `model`, written
+    first), library versions and the sha256 of every file, in `bundle.json`
+    (written last)."""
     path = out_dir / TOKENIZER
     with writing(path), replacing(path) as tmp:
         shutil.copyfile(data.path / DATASET_TOKENIZER, tmp)
@@ -133,6 +136,7 @@ def write_bundle(out_dir: Path, data) -> dict:
         "encoder": data.manifest["encoder"],
         "tokenizer_sha256": data.manifest["tokenizer"]["sha256"],
         "dataset_swap": bool(data.manifest.get("swap")),
+        "base_model": base_model.identity(_read_json(out_dir / CONFIG)["model"]),
     }
     return write_bundle_file(out_dir, meaning)
 
@@ -140,9 +144,9 @@ def write_bundle(out_dir: Path, data) -> dict:
 def write_bundle_file(out_dir: Path, meaning: dict, extra_files: tuple = ()) -> dict:
     """`bundle.json` of a run directory holding the run's files: `meaning`
     (labels, encoder, tokenizer_sha256, dataset_swap: what the inputs and
-    outputs mean), this process's library versions, and the sha256 of the
-    run's files and of `extra_files` (which must exist). Written last,
-    atomically."""
+    outputs mean; base_model, when it holds one), this process's library
+    versions, and the sha256 of the run's files and of `extra_files` (which
+    must exist). Written last, atomically."""
     versions = {"arena_fast": __version__}
     for lib in ("torch", "transformers", "peft", "safetensors"):
         try:
@@ -158,6 +162,7 @@ def write_bundle_file(out_dir: Path, meaning: dict, extra_files: tuple = ()) -> 
         "format_version": 1,
         "versions": versions,
         **{key: meaning[key] for key in ("labels", "encoder", "tokenizer_sha256", "dataset_swap")},
+        **{key: meaning[key] for key in ("base_model",) if key in meaning},
         "files": {name: file_sha256(out_dir / name) for name in names},
     }
     with writing(out_dir / BUNDLE):

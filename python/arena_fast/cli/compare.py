@@ -19,7 +19,7 @@ import json
 import sys
 
 from ..errors import ConfigError, InputError
-from ._args import int_at_least
+from ._args import HelpFormatter, int_at_least
 
 
 def add_parser(sub) -> None:
@@ -27,11 +27,17 @@ def add_parser(sub) -> None:
         "compare",
         help="score a prompt and two answers with a trained run (both orders, averaged)",
         description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        formatter_class=HelpFormatter,
     )
     p.add_argument("--model", required=True, help="a run directory written by `arena-fast train`")
     p.add_argument("texts", nargs="*", metavar="TEXT", help="prompt, answer A, answer B")
     p.add_argument("--max-tokens", type=int_at_least(1), default=8192, help="tokens per batch")
+    p.add_argument(
+        "--base-model",
+        metavar="PATH",
+        help="the folder of the run's base model where it is now (default: the path the run "
+        "recorded, relative to the run, then as given); checked to be the same model",
+    )
     p.set_defaults(run=run)
 
 
@@ -69,7 +75,7 @@ def run(args: argparse.Namespace) -> int:
         if sys.stdin.isatty():
             print("arena-fast compare: reading JSON pairs from standard input", file=sys.stderr)
         pairs = read_pairs(sys.stdin.read())
-    judge = Judge(args.model, max_tokens=args.max_tokens)
+    judge = Judge(args.model, max_tokens=args.max_tokens, base_model=args.base_model)
     for record in judge.compare_many(pairs):
         sys.stdout.write(json.dumps(record) + "\n")
     sys.stdout.flush()

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from ._args import HelpFormatter, Switch
 from ._terminal import printable
 
 
@@ -18,6 +19,7 @@ def add_parser(sub) -> None:
         "merge-adapters",
         help="average the LoRA adapters and heads of several runs into one run",
         description=__doc__,
+        formatter_class=HelpFormatter,
     )
     # Not dest="run": cli.main calls args.run.
     p.add_argument(
@@ -26,7 +28,7 @@ def add_parser(sub) -> None:
     p.add_argument("--out", required=True, help="the merged run directory")
     p.add_argument(
         "--merge",
-        action="store_true",
+        action=Switch,
         help="fold the averaged adapter into the base weights (a run with lora_r 0)",
     )
     p.add_argument(
@@ -38,8 +40,14 @@ def add_parser(sub) -> None:
     )
     p.add_argument(
         "--overwrite",
-        action="store_true",
+        action=Switch,
         help="replace an existing --out that is an earlier merge (anything else is refused)",
+    )
+    p.add_argument(
+        "--base-model",
+        metavar="PATH",
+        help="the folder of the runs' base model where it is now (default: the path the runs "
+        "recorded); checked to be the same model; --merge builds the model from it",
     )
     p.set_defaults(run=run)
 
@@ -54,6 +62,7 @@ def run(args: argparse.Namespace) -> int:
         merge_into_base=args.merge,
         weights=args.weights,
         overwrite=args.overwrite,
+        base_model=args.base_model,
     )
     shares = ", ".join(f"{w:.3g}" for w in result["weights"])
     kind = (

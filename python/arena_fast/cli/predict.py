@@ -18,7 +18,7 @@ import sys
 
 from ..diagnostics import format_summary, summarize, write_predictions
 from ..errors import ConfigError
-from ._args import int_at_least
+from ._args import HelpFormatter, Switch, int_at_least
 from ._terminal import printable
 
 
@@ -27,7 +27,7 @@ def add_parser(sub) -> None:
         "predict",
         help="predict a built dataset with a trained run (submission CSV or pseudo-label parquet)",
         description=__doc__,
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=HelpFormatter,
     )
     p.add_argument(
         "--run", dest="run_dir", required=True, help="a run directory written by `arena-fast train`"
@@ -45,13 +45,24 @@ def add_parser(sub) -> None:
         help="the dataset's input files where they are now (for a .parquet --out), "
         "in the manifest's order",
     )
-    p.add_argument("--no-tta", action="store_true", help="the original order only")
+    p.add_argument(
+        "--tta",
+        action=Switch,
+        default=True,
+        help="average the two A/B orders (swap TTA); --no-tta: the original order only",
+    )
     p.add_argument(
         "--postprocess",
-        action="store_true",
+        action=Switch,
         help="one answer empty: the other side wins (0.88); identical answers: tie (0.88)",
     )
     p.add_argument("--max-tokens", type=int_at_least(1), default=8192, help="tokens per batch")
+    p.add_argument(
+        "--base-model",
+        metavar="PATH",
+        help="the folder of the run's base model where it is now (default: the path the run "
+        "recorded, relative to the run, then as given); checked to be the same model",
+    )
     p.set_defaults(run=run)
 
 
@@ -66,15 +77,16 @@ def run(args: argparse.Namespace) -> int:
     result = predict(
         args.run_dir,
         args.data,
-        tta=not args.no_tta,
+        tta=args.tta,
         max_tokens=args.max_tokens,
         postprocess=args.postprocess,
+        base_model=args.base_model,
     )
     if kind == "csv":
         write_submission(args.out, result["ids"], result["probs"])
     else:
         write_canonical(args.out, rows, result["probs"], result["logits"])
-    tta = "with swap TTA" if "probs_swapped" in result and not args.no_tta else "no TTA"
+    tta = "with swap TTA" if "probs_swapped" in result and args.tta else "no TTA"
     print(
         printable(f"arena-fast predict: {len(result['ids'])} rows ({tta}) -> {args.out}"),
         file=sys.stderr,
