@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import argparse
+import re
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
+from arena_fast.cli import build_parser, main
+from arena_fast.cli._args import Switch, flag_words
+from arena_fast.dataset import BuildConfig
 from strategies import train_extra
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -25,7 +30,7 @@ def test_cpu_lora_train_prints_no_bitsandbytes_kernel_notice(tmp_path):
     """bitsandbytes' "Failed to load CPU gemm_4bit_forward ..." (printed where
     the CPU has AVX512-BF16) is filtered; the run's own lines still print."""
     train_extra("peft")
-    from arena_fast.dataset import BuildConfig, build_dataset
+    from arena_fast.dataset import build_dataset
     from keyword_rows import keyword_rows
 
     keyword_rows(60, 0).write_parquet(tmp_path / "rows.parquet")
@@ -40,3 +45,109 @@ def test_cpu_lora_train_prints_no_bitsandbytes_kernel_notice(tmp_path):
     assert done.returncode == 0, done.stderr
     assert "log loss" in done.stderr
     assert "gemm_4bit_forward" not in done.stdout + done.stderr
+
+
+# -- help, flags, errors ----------------------------------------------------------
+
+
+def _commands() -> dict:
+    parser = build_parser()
+    (sub,) = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    return dict(sub.choices)
+
+
+def test_every_option_of_every_command_has_help_and_one_default():
+    commands = _commands()
+    assert len(commands) >= 9
+    for name, parser in commands.items():
+        formatter = parser.formatter_class(prog=name)
+        for action in parser._actions:
+            assert action.help and action.help.strip(), (name, action.option_strings)
+            if action.default is None or action.default == []:  # nothing to say
+                assert "%(default)" not in formatter._get_help_string(action), (name, action)
+        text = re.sub(r"\s+", " ", parser.format_help())
+        assert not re.search(r"\(default[^)]*\) \(default", text), (name, text)
+
+
+def test_every_boolean_flag_is_a_switch_with_a_no_form():
+    for name, parser in _commands().items():
+        for action in parser._actions:
+            assert not isinstance(
+                action, (argparse._StoreTrueAction, argparse._StoreFalseAction)
+            ), (
+                name,
+                action.option_strings,
+            )
+            if isinstance(action, Switch):
+                on, off = action.option_strings
+                assert off == "--no-" + on[2:], (name, on, off)
+
+
+def test_switches_parse_both_spellings_and_the_old_values():
+    commands = _commands()
+    build = commands["build-dataset"]
+    assert build.parse_args(["--swap"]).swap is True
+    assert build.parse_args(["--swap", "--no-swap"]).swap is False
+    assert (
+        build.parse_args([]).swap is False
+        and build.parse_args(["--no-overwrite"]).overwrite is False
+    )
+    train = commands["train"]
+    assert train.parse_args(["--resume"]).resume is True
+    assert train.parse_args(["--resume", "true"]).resume is True  # scripts of today
+    assert train.parse_args(["--overwrite", "false"]).overwrite is False
+    assert train.parse_args(["--no-gradient-checkpointing"]).gradient_checkpointing is False
+    assert (
+        train.parse_args(["--swap", "none"]).swap is None
+    )  # Optional[bool]: "none" still means None
+    assert "resume" not in vars(train.parse_args([]))  # unset: the config file's or the default
+    predict = commands["predict"]
+    base = ["--run", "r", "--data", "d"]
+    assert predict.parse_args(base).tta is True
+    assert predict.parse_args([*base, "--no-tta"]).tta is False
+    merge = commands["merge-adapters"]
+    parsed = merge.parse_args(["--merge", "a", "b", "--out", "m"])  # a switch takes no RUN
+    assert parsed.merge is True and parsed.runs == ["a", "b"]
+    inspect = commands["inspect"].parse_args(["--swapped", "DIR"])
+    assert inspect.swapped is True and inspect.path == "DIR"
+
+
+def test_commands_that_write_a_directory_take_overwrite():
+    commands = _commands()
+    for name in ("build-dataset", "train", "merge-adapters"):
+        assert "--overwrite" in commands[name]._option_string_actions, name
+        assert "--no-overwrite" in commands[name]._option_string_actions, name
+
+
+def test_one_default_max_length():
+    commands = _commands()
+    default = BuildConfig().max_length
+    assert commands["build-dataset"].parse_args([]).max_length == default
+    assert str(default) in commands["demo"].format_help()
+
+
+def test_encode_only_demo_uses_the_shared_max_length(capsys):
+    assert main(["demo", "--encode-only", "--rows", "3"]) == 0
+    assert f"max_length={BuildConfig().max_length} " in capsys.readouterr().out
+
+
+def test_errors_name_the_flag_not_the_python_setting(tmp_path, capsys):
+    out = str(tmp_path / "ds")
+    assert main(["build-dataset", "--out", out, "--demo-rows", "20", "--quiet"]) == 0
+    assert main(["build-dataset", "--out", out, "--demo-rows", "20", "--quiet"]) == 1
+    err = capsys.readouterr().err
+    assert "pass --overwrite" in err and "overwrite=True" not in err, err
+    assert main(["build-dataset", "--out", out, "--demo-rows", "20", "--quiet", "--overwrite"]) == 0
+
+
+def test_flag_words_translates_only_the_command_s_flags():
+    options = {"--overwrite", "--no-overwrite", "--swap", "--no-swap"}
+    assert flag_words("x exists; pass overwrite=True (--overwrite)", options) == (
+        "x exists; pass --overwrite"
+    )
+    assert flag_words("pass swap=False to keep one order", options) == (
+        "pass --no-swap to keep one order"
+    )
+    assert flag_words("pass large=True for a large list", options) == (
+        "pass large=True for a large list"
+    )

@@ -224,7 +224,7 @@ def test_a_non_finite_loss_stops_the_run_without_a_bundle(
     assert (out / "bundle.json").is_file()
     argv = ["train", "--data", str(dataset), "--out", str(out), "--epochs", "2", "--quiet"]
     assert main(argv) == 1
-    assert "already exists; pass overwrite=True (--overwrite)" in capsys.readouterr().err
+    assert "already exists; pass --overwrite" in capsys.readouterr().err
     assert main([*argv, "--overwrite", "true"]) == 1
     err = capsys.readouterr().err
     assert "step 2 (epoch 1): the loss is nan" in err and "Traceback" not in err, err

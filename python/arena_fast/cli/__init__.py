@@ -7,7 +7,8 @@ How a command ends (`main`'s return value, the process exit status):
 - 1: an error of the input, the options or the system (`ArenaFastError`,
   including `InternalError`, whose message asks for a report; `OSError`;
   `MemoryError`): one line `arena-fast CMD: error: ...` on stderr, no
-  traceback.
+  traceback. A message that names a Python setting (`pass overwrite=True`)
+  names the command's flag instead (`pass --overwrite`; `_args.flag_words`).
 - 130: interrupted (SIGINT, Ctrl-C); 143: terminated (SIGTERM). Both raise an
   exception in the main thread, so every `finally` and `except BaseException`
   runs its cleanup (a build's `.OUT.building-*` work directory is removed),
@@ -41,6 +42,7 @@ from typing import NoReturn, Optional
 from .. import __version__
 from ..errors import ArenaFastError
 from . import build_dataset, compare, demo, inspect, merge_adapters, predict, report, synth, train
+from ._args import flag_words, option_strings
 from ._terminal import printable
 
 COMMANDS = (demo, synth, build_dataset, inspect, train, predict, compare, report, merge_adapters)
@@ -118,6 +120,7 @@ def _silence_stdout() -> None:
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     name = "arena-fast"
+    options: frozenset = frozenset()
     with _signals_raise():
         try:
             parser = build_parser()
@@ -126,6 +129,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                 parser.print_help(sys.stderr)
                 return EXIT_USAGE
             name = f"arena-fast {args.command}"
+            options = option_strings(parser, args.command)
             return int(args.run(args) or 0)
         except Terminated:
             _say(f"{name}: terminated")
@@ -137,7 +141,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             _silence_stdout()
             return EXIT_BROKEN_PIPE
         except (ArenaFastError, OSError) as exc:
-            _say(f"{name}: error: {exc}")
+            _say(f"{name}: error: {flag_words(str(exc), options)}")
             return EXIT_ERROR
         except MemoryError:
             _say(f"{name}: error: out of memory")

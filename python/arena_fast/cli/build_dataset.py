@@ -8,8 +8,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ..dataset import SOURCE_PRIORITY, BuildConfig, build_dataset
-from ._args import int_at_least, thread_count
+from ..dataset import BuildConfig, build_dataset
+from ._args import HelpFormatter, Switch, int_at_least, thread_count
 from ._progress import Progress
 from ._terminal import printable
 
@@ -23,7 +23,7 @@ def add_parser(sub) -> None:
         "build-dataset",
         help="read, clean, de-duplicate, fold and encode arena data into a dataset directory",
         description=__doc__,
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=HelpFormatter,
     )
     io = p.add_argument_group("input and output")
     io.add_argument(
@@ -37,7 +37,7 @@ def add_parser(sub) -> None:
     io.add_argument("--out", default="arena-dataset", help="the dataset directory to write")
     io.add_argument(
         "--overwrite",
-        action="store_true",
+        action=Switch,
         help="replace an existing --out that is an earlier dataset (anything else is refused)",
     )
     io.add_argument(
@@ -45,50 +45,75 @@ def add_parser(sub) -> None:
     )
     enc = p.add_argument_group("encoding")
     enc.add_argument("--tokenizer", help="tokenizer.json (default: the bundled demo tokenizer)")
-    enc.add_argument("--template", default="rounds", help="rounds, pab, concat or tags")
-    enc.add_argument("--strategy", default="fair", help="fourth_place, fair, drop_oldest, none")
-    enc.add_argument("--max-length", type=_positive, default=2048, help="token budget per row")
-    enc.add_argument("--swap", action="store_true", help="also store every row with A/B swapped")
+    enc.add_argument("--template", default=d.template, help="rounds, pab, concat or tags")
+    enc.add_argument("--strategy", default=d.strategy, help="fourth_place, fair, drop_oldest, none")
+    enc.add_argument(
+        "--max-length", type=_positive, default=d.max_length, help="token budget per row"
+    )
+    enc.add_argument("--swap", action=Switch, help="also store every row with A/B swapped")
     enc.add_argument("--threads", type=thread_count, default=None, help="encoder threads")
     clean = p.add_argument_group("cleaning (labelled rows and chat1m pairs)")
-    clean.add_argument("--both-empty", choices=("drop", "keep"), default="drop")
+    clean.add_argument(
+        "--both-empty",
+        choices=("drop", "keep"),
+        default=d.both_empty,
+        help="rows where both answers are empty",
+    )
     clean.add_argument(
         "--one-empty",
         choices=("keep", "relabel", "drop"),
-        default="keep",
-        help="relabel: a win for the side that answered (4th place)",
+        default=d.one_empty,
+        help="rows where one answer is empty; relabel: a win for the side that answered "
+        "(4th place)",
     )
-    clean.add_argument("--identical", choices=("drop", "tie", "keep"), default="drop")
-    clean.add_argument("--ragged", choices=("keep", "drop"), default="keep")
+    clean.add_argument(
+        "--identical",
+        choices=("drop", "tie", "keep"),
+        default=d.identical,
+        help="rows whose answers A and B are the same text; tie: relabelled a tie",
+    )
+    clean.add_argument(
+        "--ragged",
+        choices=("keep", "drop"),
+        default=d.ragged,
+        help="rows whose turn lists differ in length; keep: padded with empty turns",
+    )
     clean.add_argument(
         "--repaired",
         choices=("keep", "drop"),
-        default="keep",
+        default=d.repaired,
         help="rows whose text had a null turn or a lone surrogate",
     )
     clean.add_argument(
         "--dedup",
         choices=("prompt", "pair", "none"),
-        default="prompt",
+        default=d.dedup,
         help="prompt: drop rows whose prompt is in a higher-priority source, and repeated "
         "(prompt, answers); pair: only the latter",
     )
     clean.add_argument(
         "--priority",
-        default=",".join(SOURCE_PRIORITY),
+        default=",".join(d.priority),
         help="source priority for de-duplication, highest first",
     )
     folds = p.add_argument_group("folds")
-    folds.add_argument("--folds", type=_positive, default=5, help="K folds, grouped by prompt")
-    folds.add_argument("--seed", type=int, default=0, help="seed of folds and A/B coins")
+    folds.add_argument(
+        "--folds", type=_positive, default=d.folds, help="K folds, grouped by prompt"
+    )
+    folds.add_argument("--seed", type=int, default=d.seed, help="seed of folds and A/B coins")
     tune = p.add_argument_group("tuning")
     tune.add_argument("--chunk-rows", type=_positive, default=d.chunk_rows, help="rows per chunk")
     tune.add_argument("--shard-rows", type=_positive, default=d.shard_rows, help="rows per shard")
-    tune.add_argument("--compression", choices=("zstd", "lz4", "snappy", "none"), default="zstd")
+    tune.add_argument(
+        "--compression",
+        choices=("zstd", "lz4", "snappy", "none"),
+        default=d.compression,
+        help="parquet compression of the shards",
+    )
     tune.add_argument(
         "--pack-tokens", type=_positive, default=d.pack_tokens, help="pack size for the fill figure"
     )
-    p.add_argument("--quiet", action="store_true", help="no progress, no summary")
+    p.add_argument("--quiet", action=Switch, help="no progress, no summary")
     p.set_defaults(run=run)
 
 

@@ -28,16 +28,21 @@ from ..files import check_output, output_lock, replacing
 from ..outputs import DEMO_MARKER
 from ..synth import generate_rows, write_csv
 from ..tokenizer import Tokenizer
-from ._args import int_at_least, thread_count
+from ._args import HelpFormatter, Switch, int_at_least, thread_count
 from ._terminal import printable
+
+# The pipeline demo's token budget: it trains on a CPU in a few minutes. The
+# encoder's default (--encode-only, build-dataset) is BuildConfig's.
+PIPELINE_MAX_LENGTH = 384
 
 
 def add_parser(sub) -> None:
+    d = BuildConfig()  # the encoder's defaults are build-dataset's (one owner)
     p = sub.add_parser(
         "demo",
         help="synth -> build-dataset -> train tiny-gemma2 -> predict -> score, on the CPU",
         description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        formatter_class=HelpFormatter,
     )
     p.add_argument("--rows", type=int_at_least(1), default=2000, help="synthetic training rows")
     p.add_argument(
@@ -52,19 +57,26 @@ def add_parser(sub) -> None:
         help="keep the datasets, run and submission here: a new or empty directory, or an "
         "earlier demo's (default: a temp dir)",
     )
-    p.add_argument("--encode-only", action="store_true", help="the encoder alone (no torch)")
+    p.add_argument("--encode-only", action=Switch, help="the encoder alone (no torch)")
     p.add_argument("--input", help="with --encode-only: a Kaggle train.csv / test.csv")
     p.add_argument("--tokenizer", help="tokenizer.json (default: the bundled demo tokenizer)")
-    p.add_argument("--template", default="rounds", help="rounds, pab, concat or tags")
-    p.add_argument("--strategy", default="fair", help="fourth_place, fair, drop_oldest, none")
-    p.add_argument("--max-length", type=int_at_least(1), default=384, help="token budget per row")
-    p.add_argument("--swap", action="store_true", help="with --encode-only: both A/B orders")
+    p.add_argument("--template", default=d.template, help="rounds, pab, concat or tags")
+    p.add_argument("--strategy", default=d.strategy, help="fourth_place, fair, drop_oldest, none")
+    p.add_argument(
+        "--max-length",
+        type=int_at_least(1),
+        help=f"token budget per row (default: {d.max_length}, build-dataset's; the pipeline "
+        f"demo: {PIPELINE_MAX_LENGTH}, to train on a CPU in minutes)",
+    )
+    p.add_argument("--swap", action=Switch, help="with --encode-only: both A/B orders")
     p.add_argument("--threads", type=thread_count, default=None, help="encoder threads (default 1)")
     p.add_argument("--npz", help="with --encode-only: write the encoded rows to this .npz file")
     p.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.max_length is None:
+        args.max_length = BuildConfig().max_length if args.encode_only else PIPELINE_MAX_LENGTH
     if args.encode_only:
         return _encode_only(args)
     if args.input:

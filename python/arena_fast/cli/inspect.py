@@ -22,6 +22,7 @@ from ..encoder import Template
 from ..errors import ConfigError
 from ..outputs import TOKENIZER
 from ..tokenizer import Tokenizer
+from ._args import HelpFormatter, Switch
 from ._terminal import printable
 from .build_dataset import summary
 
@@ -31,10 +32,11 @@ def add_parser(sub) -> None:
         "inspect",
         help="summarise a dataset directory, show a decoded row, plot lengths",
         description=__doc__,
+        formatter_class=HelpFormatter,
     )
     p.add_argument("path", metavar="DIR", help="a directory written by build-dataset")
     p.add_argument("--row", type=int, help="show this row (0-based, in shard order)")
-    p.add_argument("--swapped", action="store_true", help="show the row's A/B swap")
+    p.add_argument("--swapped", action=Switch, help="show the row's A/B swap")
     p.add_argument("--plot", metavar="PNG", help="write the length distribution to this file")
     p.set_defaults(run=run)
 

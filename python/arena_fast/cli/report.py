@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 
+from ._args import HelpFormatter
 from ._terminal import printable
 
 
@@ -23,6 +24,7 @@ def add_parser(sub) -> None:
         "report",
         help="an HTML page with plots of one or more training runs",
         description=__doc__,
+        formatter_class=HelpFormatter,
     )
     p.add_argument(
         "runs", nargs="+", metavar="RUN", help="run directories written by `arena-fast train`"

@@ -12,7 +12,7 @@ import sys
 import time
 
 from ..synth import write_csv
-from ._args import int_at_least
+from ._args import HelpFormatter, int_at_least
 from ._terminal import printable
 
 _non_negative = int_at_least(0)
@@ -23,10 +23,10 @@ def add_parser(sub) -> None:
         "synth",
         help="write synthetic Kaggle-format arena rows to a CSV file",
         description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        formatter_class=HelpFormatter,
     )
-    p.add_argument("--rows", type=_non_negative, default=1000, help="rows to write (default 1000)")
-    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    p.add_argument("--rows", type=_non_negative, default=1000, help="rows to write")
+    p.add_argument("--seed", type=int, default=0, help="random seed")
     p.add_argument("--out", required=True, help="output CSV path (written atomically)")
     p.set_defaults(run=run)
 

@@ -15,24 +15,25 @@ import typing
 # The settings, not the trainer: `arena-fast --help` builds this parser and
 # must not import torch (`..train` is imported when the command runs).
 from ..train_config import TrainConfig, read_config_file
+from ._args import HelpFormatter, Switch, boolean
+
+
+def _base(field: dataclasses.Field) -> tuple[type, bool]:
+    """The type of a TrainConfig field without Optional, and whether it is Optional."""
+    hint = typing.get_type_hints(TrainConfig)[field.name]
+    args = [a for a in typing.get_args(hint) if a is not type(None)]
+    return (args[0] if args else hint), type(None) in typing.get_args(hint)
 
 
 def _kind(field: dataclasses.Field) -> typing.Callable[[str], typing.Any]:
     """The argparse type of a TrainConfig field (Optional[X] accepts "none")."""
-    hint = typing.get_type_hints(TrainConfig)[field.name]
-    args = [a for a in typing.get_args(hint) if a is not type(None)]
-    base = args[0] if args else hint
-    optional = type(None) in typing.get_args(hint)
+    base, optional = _base(field)
 
     def parse(text: str) -> typing.Any:
         if optional and text.lower() in ("none", "null", ""):
             return None
         if base is bool:
-            if text.lower() in ("1", "true", "yes"):
-                return True
-            if text.lower() in ("0", "false", "no"):
-                return False
-            raise argparse.ArgumentTypeError(f"not a boolean: {text!r}")
+            return boolean(text)
         try:
             return base(text)
         except ValueError:
@@ -46,18 +47,22 @@ def add_parser(sub) -> None:
         "train",
         help="train a preference classifier on a built dataset",
         description=__doc__,
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=HelpFormatter,
     )
     p.add_argument("--config", help="a YAML file of TrainConfig settings")
-    p.add_argument("--quiet", action="store_true", help="no log lines")
+    p.add_argument("--quiet", action=Switch, help="no log lines")
     for field in dataclasses.fields(TrainConfig):
         bounds = field.metadata.get("bounds")
         limits = f"{bounds}; " if bounds is not None else ""
+        # A bool setting is a switch (--resume / --no-resume); --resume true
+        # is accepted too, as it always was.
+        kind = dict(action=Switch, value=_kind(field)) if _base(field)[0] is bool else {}
         p.add_argument(
             "--" + field.name.replace("_", "-"),
             dest=field.name,
-            type=_kind(field),
+            type=None if kind else _kind(field),
             default=argparse.SUPPRESS,
+            **kind,
             help=f"{field.metadata.get('help', '')} ({limits}default: {field.default!r})",
         )
     p.set_defaults(run=run)
