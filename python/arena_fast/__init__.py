@@ -56,6 +56,7 @@ _LAZY = (
     "train",
     "train_config",
     "runs",
+    "base_model",
     "weights",
     "infer",
     "predict",

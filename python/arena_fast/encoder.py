@@ -19,10 +19,20 @@ from .tokenizer import Tokenizer
 
 # MAX_THREADS and check_threads live in `checks`; named here too, where they
 # were first documented.
-__all__ = ["Template", "Encoder", "TEMPLATES", "STRATEGIES", "MAX_THREADS", "check_threads"]
+__all__ = [
+    "Template",
+    "Encoder",
+    "TEMPLATES",
+    "STRATEGIES",
+    "DEFAULT_MAX_LENGTH",
+    "MAX_THREADS",
+    "check_threads",
+]
 
 TEMPLATES = ("rounds", "pab", "concat", "tags")
 STRATEGIES = ("fourth_place", "fair", "drop_oldest", "none")
+# The token budget per row when none is given (the encoder, a build, the CLI).
+DEFAULT_MAX_LENGTH = 2048
 
 
 @dataclass(frozen=True)
@@ -133,7 +143,7 @@ class Encoder:
         tokenizer: Union[Tokenizer, str],
         template: Union[str, Template] = "rounds",
         strategy: str = "fair",
-        max_length: int = 2048,
+        max_length: int = DEFAULT_MAX_LENGTH,
         tokenize: str = "split",
         bos_token: Union[None, bool, str, int] = None,
         eos_token: Union[None, bool, str, int] = None,

@@ -12,6 +12,7 @@ from typing import Optional
 
 from ..checks import I64_MAX, check_int, check_threads
 from ..encoded import REPAIR_CLIPPED, REPAIR_NULL, REPAIR_RAGGED, REPAIR_SURROGATE
+from ..encoder import DEFAULT_MAX_LENGTH
 from ..errors import ConfigError
 from ..folds import MAX_FOLDS
 from ..sources import DROP_REASONS as READER_DROP_REASONS
@@ -94,7 +95,7 @@ class BuildConfig:
     tokenizer: Optional[str] = None
     template: str = "rounds"
     strategy: str = "fair"
-    max_length: int = 2048
+    max_length: int = DEFAULT_MAX_LENGTH
     encoder: dict = field(default_factory=dict)
     swap: bool = False
     folds: int = 5
