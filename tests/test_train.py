@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import numpy as np
@@ -53,7 +54,9 @@ def test_tiny_gemma2_learns_the_keyword_rule(keyword_dataset, tmp_path, layout, 
     assert result["log_loss"] <= 0.5, evals
     assert result["tta_log_loss"] <= 0.5
     lines = (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()
-    assert [json.loads(x) for x in lines if '"eval"' in x][-1]["log_loss"] == result["log_loss"]
+    saved = json.loads(lines[-1])  # the kept evaluation: the best one (save: best)
+    assert saved["saved"] == "best" and saved["kept"] == result
+    assert result["log_loss"] == min(r["log_loss"] for r in evals)
     assert (tmp_path / "run" / "head.safetensors").is_file()
 
 
@@ -142,16 +145,29 @@ def test_resume_continues_the_same_loss_curve(keyword_dataset, tmp_path):
         result = train(config, log=logs.append)
         return [(r["step"], r["loss"]) for r in logs if "loss" in r], result
 
+    class Killed(Exception):
+        pass
+
     whole, whole_result = run(tmp_path / "a")
     steps = len(whole)
     cut = steps // 2 + 3  # a few steps into the second epoch: the first is skipped whole
-    first, _ = run(tmp_path / "b", max_steps=cut, checkpoint_every=1000)
-    assert [s for s, _ in first] == list(range(1, cut + 1))
+    first = []
+
+    def kill_after_cut(record):  # killed in the step after the checkpoint at `cut`
+        if "loss" in record:
+            first.append((record["step"], record["loss"]))
+            if record["step"] == cut + 1:
+                raise Killed
+
+    b = TrainConfig(data=str(keyword_dataset), epochs=2, lr=3e-3, max_tokens=2048, log_every=1)
+    with pytest.raises(Killed):
+        train(dataclasses.replace(b, out=str(tmp_path / "b"), checkpoint_every=cut), kill_after_cut)
+    assert [s for s, _ in first] == list(range(1, cut + 2))
     assert (tmp_path / "b" / "checkpoint" / "state.json").is_file()
-    rest, rest_result = run(tmp_path / "b", resume=True, checkpoint_every=1000)
+    rest, rest_result = run(tmp_path / "b", resume=True, checkpoint_every=cut)
     assert [s for s, _ in rest] == list(range(cut + 1, steps + 1))
-    assert first + rest == whole  # the same losses, step by step, exactly
-    assert rest_result["log_loss"] == whole_result["log_loss"]
+    assert first[:cut] + rest == whole  # the same losses, step by step, exactly
+    assert rest_result == whole_result  # the same kept evaluation
 
 
 def _swapped_rows(frame: pl.DataFrame) -> pl.DataFrame:
@@ -226,7 +242,8 @@ def test_a_run_is_a_bundle_that_refuses_changed_files(keyword_dataset, tmp_path,
         "decoder.safetensors",
         "head.safetensors",
         "tokenizer.json",
-        "metrics.jsonl",  # stopped after 3 steps: no held-out predictions yet
+        "metrics.jsonl",
+        "valid_predictions.parquet",  # stopped after 3 steps, and evaluated there
     }
     assert bundle["labels"] == ["winner_model_a", "winner_model_b", "winner_tie"]
     assert bundle["versions"]["arena_fast"] and bundle["versions"]["torch"]

@@ -7,7 +7,10 @@ learning rates for the decoder (or its LoRA adapters) and the head, cosine
 schedule with warmup, cross-entropy on the dataset's label rows (hard labels
 are one-hot rows; pseudo-labels are soft) or the distillation mix when the
 dataset has teacher logits, and an evaluation of the held-out fold after each
-epoch (log loss, accuracy, log loss with swap TTA) written as JSON lines.
+epoch, every `eval_every` steps and when the run stops early (log loss,
+accuracy, log loss with swap TTA) written as JSON lines; the run keeps the
+best evaluation's weights or the last (`save`, `af.selection`) and may stop
+early (`early_stopping`).
 
 The settings are `af.train_config.TrainConfig` (checked before anything is
 loaded); the run directory's format is `af.runs`, its tensors `af.weights`;
@@ -54,9 +57,10 @@ from .runs import (  # noqa: F401 (re-exported: where they were first defined)
     write_run_config,
     writing,
 )
+from .selection import Selection
 from .torch.data import ArenaBatches, PlanSampler, resolve_layout
 from .train_config import TrainConfig
-from .weights import load_checkpoint, save_checkpoint, save_weights
+from .weights import load_checkpoint, save_checkpoint
 
 __all__ = ["TrainConfig", "train", "evaluate"]
 
@@ -152,9 +156,10 @@ class _Ranks:
 
 
 def train(config: TrainConfig, log: Optional[Callable[[dict], None]] = None) -> dict:
-    """Train, evaluating the held-out fold after each epoch; returns the last
-    evaluation (and writes `metrics.jsonl`, `config.json` and the weights
-    under `config.out`).
+    """Train, evaluating the held-out fold after each epoch (and every
+    `eval_every` steps); returns the kept evaluation's record (`save`: the
+    best or the last; {} without a fold) and writes `metrics.jsonl`,
+    `config.json` and the kept weights under `config.out`.
 
     Under `torchrun --nproc_per_node N` (or `accelerate launch`) every rank
     trains on its share of each step of the rank-sharded plan, gradients are
@@ -196,8 +201,10 @@ class _Run:
     scheduler: Any
     plans: list  # per epoch, this rank's micro-batches (indices into rows)
     steps_of: list  # per epoch, the micro-batches of each optimizer step
+    selection: Selection  # the evaluations, the one kept (rank 0 writes)
     started: float = 0.0
     step: int = 0
+    evaluated: int = -1  # the step of the last evaluation
 
 
 def _train(config: TrainConfig, log: Optional[Callable[[dict], None]], ranks: _Ranks) -> dict:
@@ -221,6 +228,8 @@ def _train(config: TrainConfig, log: Optional[Callable[[dict], None]], ranks: _R
         for p in plans
     ]
     total_steps = sum(len(s) for s in steps_of)
+    if config.max_steps is not None:  # the schedule ends where the run does
+        total_steps = min(total_steps, config.max_steps)
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, _warmup_cosine(total_steps, int(total_steps * config.warmup))
     )
@@ -240,15 +249,15 @@ def _train(config: TrainConfig, log: Optional[Callable[[dict], None]], ranks: _R
         scheduler=scheduler,
         plans=plans,
         steps_of=steps_of,
+        selection=Selection(out_dir, config.save_mode(), config.early_stopping),
         started=time.perf_counter(),
     )
     done = _resume(run, total_steps)
-    last = _epochs(run, done, log)
+    kept = _epochs(run, done, log)
     if ranks.main:
-        save_weights(model, out_dir, run.step)
         write_bundle(out_dir, train_set)
     ranks.barrier()
-    return last
+    return kept
 
 
 def _datasets(config: TrainConfig, ranks: _Ranks) -> tuple:
@@ -350,8 +359,9 @@ def _start_run_directory(out_dir: Path, config: TrainConfig) -> None:
 def _resume(run: _Run, total_steps: int) -> int:
     """The optimizer steps already taken: those of the checkpoint a resumed
     run continues from (rank 0 chose it, promoting checkpoint.old; every
-    rank loads it), else 0, and then no predictions of an earlier run stay
-    behind."""
+    rank loads it), else 0, and then no predictions or selection of an
+    earlier run stay behind; a resumed run reads its selection back (the
+    best evaluation so far, `af.selection`)."""
     if run.config.resume:
         run.ranks.barrier()
         path = run.out_dir / CHECKPOINT
@@ -362,53 +372,70 @@ def _resume(run: _Run, total_steps: int) -> int:
                     f"{path}: saved at step {run.step}, past the {total_steps} "
                     "steps of this run's settings (changed since it was saved?)"
                 )
-    if not run.step and run.ranks.main:
-        (run.out_dir / PREDICTIONS).unlink(missing_ok=True)
+    if run.ranks.main:
+        run.selection.start(resumed=run.step > 0)
     return run.step
 
 
 def _epochs(run: _Run, done: int, log: Optional[Callable[[dict], None]]) -> dict:
-    """The epochs' optimizer steps, skipping the `done` ones, each epoch
-    followed by the held-out evaluation; returns the last evaluation ({}
-    when none ran). A run stopped early (`max_steps`, `max_seconds`) ends
-    mid-epoch without evaluating it, after a checkpoint."""
+    """The epochs' optimizer steps, skipping the `done` ones, with the
+    held-out evaluation after each epoch, every `eval_every` steps and when
+    the run stops early (`max_steps`, `max_seconds`, `early_stopping`); then
+    the kept evaluation's weights (`save`), whose record it returns ({}
+    without one). A run stopped early is checkpointed after its evaluation."""
     config = run.config
-    last: dict = {}
     with _metrics(run, done > 0, log) as emit:
-        seen = 0
+        seen, stopped = 0, None
         for epoch, plan in enumerate(run.plans):
             steps = run.steps_of[epoch]
             if seen + len(steps) <= done:
                 seen += len(steps)  # an epoch finished before the resume
                 continue
-            stop = False
-            for micro in steps:
+            for k, micro in enumerate(steps):
                 seen += 1
                 if seen <= done:
                     continue
                 _optimizer_step(run, epoch, [run.rows[plan[j]] for j in micro], emit)
-                if _stopping(run):
-                    stop = True
+                every = config.eval_every is not None and run.step % config.eval_every == 0
+                if k == len(steps) - 1 or every:
+                    _evaluate(run, epoch, emit)
+                stopped = _stopping(run)
+                if stopped:
                     break
-            if stop:
+            if stopped:
+                if run.evaluated != run.step:
+                    _evaluate(run, epoch, emit)  # a stopped run ends evaluated
+                emit({"stopped": stopped, "step": run.step, "epoch": epoch})
                 if config.checkpoint_every is not None:
                     _checkpoint(run)
-                break  # interrupted mid-epoch: no evaluation of a partial epoch
-            if run.valid_set is not None and len(run.valid_set):
-                last = {
-                    "epoch": epoch,
-                    "step": run.step,
-                    **evaluate(
-                        run.model,
-                        run.valid_set,
-                        run.layout,
-                        config.max_tokens,
-                        predictions=run.out_dir / PREDICTIONS,
-                    ),
-                }
-                emit({"eval": True, **last})
-            run.ranks.barrier()  # the others wait while rank 0 evaluates
-    return last
+                break
+        kept: dict = {}
+        if run.ranks.main:
+            kept = run.selection.finish(
+                run.model, run.step, keep_files=config.checkpoint_every is not None
+            )
+            emit({"saved": run.selection.save, "step": run.step, "kept": kept})
+    return kept
+
+
+def _evaluate(run: _Run, epoch: int, emit: Callable[[dict], None]) -> None:
+    """The held-out evaluation (rank 0, when the run has a fold), given to
+    the selection and logged with `best`; the other ranks wait."""
+    if run.valid_set is not None and len(run.valid_set):
+        record = {
+            "epoch": epoch,
+            "step": run.step,
+            **evaluate(
+                run.model,
+                run.valid_set,
+                run.layout,
+                run.config.max_tokens,
+                predictions=run.selection.candidate,
+            ),
+        }
+        emit({"eval": True, **run.selection.add(run.model, record)})
+    run.evaluated = run.step
+    run.ranks.barrier()  # the others wait while rank 0 evaluates
 
 
 def _optimizer_step(run: _Run, epoch: int, micro: list, emit: Callable[[dict], None]) -> None:
@@ -444,15 +471,19 @@ def _optimizer_step(run: _Run, epoch: int, micro: list, emit: Callable[[dict], N
         _checkpoint(run)
 
 
-def _stopping(run: _Run) -> bool:
-    """Whether the run stops after this step: `max_steps` reached, or
-    `max_seconds` passed on any rank (ranks stop together: one that ran out
-    of time stops them all)."""
+def _stopping(run: _Run) -> Optional[str]:
+    """Why the run stops after this step, or None: `max_steps` reached,
+    `max_seconds` passed on any rank, or `early_stopping` evaluations
+    without improvement on rank 0 (ranks stop together)."""
     config = run.config
     late = config.max_seconds is not None and time.perf_counter() - run.started > config.max_seconds
-    return run.ranks.sum([float(late)])[0] > 0 or (
-        config.max_steps is not None and run.step >= config.max_steps
-    )
+    early = run.ranks.main and run.selection.should_stop()
+    late_sum, early_sum = run.ranks.sum([float(late), float(early)])
+    if config.max_steps is not None and run.step >= config.max_steps:
+        return "max_steps"
+    if early_sum > 0:
+        return "early_stopping"
+    return "max_seconds" if late_sum > 0 else None
 
 
 def _checkpoint(run: _Run) -> None:

@@ -37,6 +37,7 @@ __all__ = [
 HEADS = ("linear", "mlp")
 QUANTIZATION = (None, "4bit", "8bit")
 LAYOUTS = ("auto", "packed", "padded")
+SAVES = (None, "best", "last")
 # A rank past the decoder's width adds parameters and no expressiveness (the
 # update is already full rank). 4096 is the width of the largest decoders
 # trained here (Llama-3 8B; Gemma-2 9B is 3584), and it bounds what a
@@ -146,6 +147,23 @@ class TrainConfig:
     max_steps: Optional[int] = _help(
         "stop after this many optimizer steps (None: no limit)", None, _AT_LEAST_1
     )
+    eval_every: Optional[int] = _help(
+        "evaluate the held-out fold every this many steps as well as after each epoch "
+        "(None: after each epoch only; needs a fold)",
+        None,
+        _AT_LEAST_1,
+    )
+    save: Optional[str] = _help(
+        "which evaluation's weights and predictions the run keeps: best (the lowest held-out "
+        "log loss) or last (None: best with a fold, last without one)",
+        None,
+    )
+    early_stopping: Optional[int] = _help(
+        "stop after this many evaluations in a row without a lower held-out log loss "
+        "(None: never; needs a fold)",
+        None,
+        _AT_LEAST_1,
+    )
     checkpoint_every: Optional[int] = _help(
         "write a checkpoint every this many steps, and when stopped early (None: never)",
         None,
@@ -174,9 +192,25 @@ class TrainConfig:
         for name in ("model", "out"):
             if not getattr(self, name):
                 raise ConfigError(f"{name} must not be empty")
-        for name, choices in (("layout", LAYOUTS), ("head", HEADS), ("quantization", QUANTIZATION)):
+        for name, choices in (
+            ("layout", LAYOUTS),
+            ("head", HEADS),
+            ("quantization", QUANTIZATION),
+            ("save", SAVES),
+        ):
             if getattr(self, name) not in choices:
                 raise ConfigError(f"{name} must be one of {choices}, got {getattr(self, name)!r}")
+        if self.fold is None:
+            for name, why in (
+                ("save", "save: best keeps the evaluation with the lowest held-out log loss"),
+                ("early_stopping", "early_stopping counts evaluations without improvement"),
+                ("eval_every", "eval_every evaluates the held-out fold"),
+            ):
+                if getattr(self, name) not in (None, "last"):
+                    raise ConfigError(
+                        f"{why}, and fold is None (every row trains): set fold, or "
+                        f"{name}: {'last' if name == 'save' else 'None'}"
+                    )
         if self.attn_implementation == "":
             raise ConfigError("attn_implementation must be None or a name, got ''")
         if not self.lora_target_modules():
@@ -206,6 +240,10 @@ class TrainConfig:
         config = cls(**values)
         config.validate()
         return config
+
+    def save_mode(self) -> str:
+        """`save`, or its default: "best" with a held-out fold, "last" without."""
+        return self.save or ("best" if self.fold is not None else "last")
 
     def lora_target_modules(self):
         """ "all-linear", or the tuple of module names `lora_targets` lists."""

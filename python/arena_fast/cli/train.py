@@ -82,11 +82,20 @@ def run(args: argparse.Namespace) -> int:
             return
         if record.get("eval"):
             text = (
-                f"epoch {record['epoch']}: log loss {record['log_loss']:.4f}, "
-                f"accuracy {record['accuracy']:.3f}"
+                f"epoch {record['epoch']}, step {record['step']}: log loss "
+                f"{record['log_loss']:.4f}, accuracy {record['accuracy']:.3f}"
             )
             if "tta_log_loss" in record:
                 text += f", with swap TTA {record['tta_log_loss']:.4f}"
+            if record.get("best"):
+                text += " (best so far)"
+        elif "stopped" in record:
+            text = f"stopped at step {record['step']} ({record['stopped'].replace('_', ' ')})"
+        elif "saved" in record:
+            kept = record["kept"]
+            step = kept.get("step", record["step"])
+            text = f"saved the weights of step {step} ({record['saved']}"
+            text += f": log loss {kept['log_loss']:.4f})" if "log_loss" in kept else ")"
         else:
             text = f"step {record['step']}: loss {record['loss']:.4f}, lr {record['lr']:.2e}"
         print(f"arena-fast train: {text} ({record['seconds']:.1f} s)", file=sys.stderr, flush=True)
