@@ -194,3 +194,27 @@ def test_the_best_weights_survive_a_resume(small_dataset, tmp_path, monkeypatch)
     assert resumed == whole
     assert _same_head(out, best_head) and _same_head(tmp_path / "whole", best_head)
     read_bundle(out)
+
+
+def test_selection_counts_and_reads_back_its_state(tmp_path):
+    """`save: last` with patience 2: the best record, the evaluations since
+    it and the last step counted survive into a resumed run's selection; an
+    evaluation it repeats changes nothing; a damaged file is a ConfigError."""
+    from arena_fast.selection import SELECTION, Selection
+
+    first = Selection(tmp_path, "last", 2)
+    flags = [first.add(None, {"step": s, "log_loss": x})["best"] for s, x in [(2, 0.5), (4, 0.6)]]
+    assert flags == [True, False] and not first.should_stop()
+    again = Selection(tmp_path, "last", 2)
+    again.start(resumed=True)
+    assert (again.best["step"], again.since, again.evaluated) == (2, 1, 4)
+    assert again.add(None, {"step": 4, "log_loss": 0.1}).get("repeated")  # already counted
+    assert again.best["step"] == 2 and not again.should_stop()
+    again.add(None, {"step": 6, "log_loss": 0.7})
+    assert again.should_stop()
+    for text in ("[1]", '{"best": null, "since": "1", "evaluated": 4}', "{"):
+        (tmp_path / SELECTION).write_text(text)
+        with pytest.raises(ConfigError, match=SELECTION):
+            Selection(tmp_path, "last", 2).start(resumed=True)
+    Selection(tmp_path, "last", 2).start(resumed=False)  # a fresh start removes it
+    assert not (tmp_path / SELECTION).exists()

@@ -74,9 +74,9 @@ class Selection:
             return
         if not best_dir.exists() and (old / _BEST_RECORD).is_file():
             old.rename(best_dir)  # a replacement killed between its renames
-        state = _read(self.out_dir / SELECTION) or {}
+        state = _read(self.out_dir / SELECTION) or {"since": 0, "evaluated": -1}
         self.best = state.get("best")
-        self.since, self.evaluated = int(state.get("since", 0)), int(state.get("evaluated", -1))
+        self.since, self.evaluated = state["since"], state["evaluated"]
         if self.save == "best":
             saved = _read(best_dir / _BEST_RECORD)
             self.best = saved
@@ -160,11 +160,17 @@ def _read(path: Path) -> Any:
         value = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
         raise ConfigError(f"{path}: unreadable ({exc}); remove it to resume") from None
+    counters = ("since", "evaluated") if path.name == SELECTION else ()
     record = value.get("best", value) if isinstance(value, dict) else None
-    if record is not None and not (
-        isinstance(record, dict)
-        and isinstance(record.get("step"), int)
-        and isinstance(record.get("log_loss"), (int, float))
+    if not isinstance(value, dict) or (
+        record is not None
+        and not (
+            isinstance(record, dict)
+            and isinstance(record.get("step"), int)
+            and isinstance(record.get("log_loss"), (int, float))
+        )
     ):
         raise ConfigError(f"{path}: not a selection record (step, log_loss); remove it to resume")
+    if any(type(value.get(name)) is not int for name in counters):
+        raise ConfigError(f"{path}: {' and '.join(counters)} must be integers; remove it to resume")
     return value
