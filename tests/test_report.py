@@ -20,6 +20,7 @@ from arena_fast.dataset import BuildConfig, build_dataset  # noqa: E402
 from arena_fast.diagnostics import read_predictions, summarize  # noqa: E402
 from arena_fast.errors import ConfigError  # noqa: E402
 from arena_fast.report import write_report  # noqa: E402
+from arena_fast.runs import write_bundle_file  # noqa: E402
 from arena_fast.train import PREDICTIONS, TrainConfig, train  # noqa: E402
 from keyword_rows import keyword_rows  # noqa: E402
 
@@ -45,9 +46,21 @@ def runs(tmp_path_factory):
         train(TrainConfig(fold=fold, out=str(out[fold]), **common))
     out["early"] = root / "early"
     train(TrainConfig(fold=0, max_steps=2, out=str(out["early"]), **{**common, "log_every": 1}))
+    _without_evaluations(out["early"])
     out["all"] = root / "all"
     train(TrainConfig(fold=None, max_steps=2, out=str(out["all"]), **common))
     return out
+
+
+def _without_evaluations(run) -> None:
+    """A run as one stopped before its first evaluation looked (a finished
+    run now always ends evaluated): no evaluation records, no predictions,
+    the bundle made to match again."""
+    lines = (run / "metrics.jsonl").read_text().splitlines()
+    kept = [x for x in lines if not ({"eval", "saved"} & json.loads(x).keys())]
+    (run / "metrics.jsonl").write_text("".join(f"{x}\n" for x in kept))
+    (run / PREDICTIONS).unlink()
+    write_bundle_file(run, json.loads((run / "bundle.json").read_text()))
 
 
 def _images(index) -> list:

@@ -10,6 +10,7 @@ __all__ = [
     "Encoder",
     "Rows",
     "split_pairs",
+    "interleave_pairs",
     "template_preset",
     "plan_packs",
     "plan_batches",
@@ -79,9 +80,11 @@ class Encoder:
 class Rows:
     @staticmethod
     def from_arrow(
-        prompt: tuple[Any, ...],
-        response_a: tuple[Any, ...],
-        response_b: tuple[Any, ...],
+        # Arrow arrays (anything with `__arrow_c_array__`): large_string or
+        # large_list<large_string>.
+        prompt: Any,
+        response_a: Any,
+        response_b: Any,
         null_text: str = "",
         num_threads: Optional[int] = None,
     ) -> Rows: ...
@@ -93,6 +96,12 @@ class Rows:
 def split_pairs(
     input_ids: np.ndarray, offsets: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]: ...
+def interleave_pairs(
+    input_ids: np.ndarray,
+    offsets: np.ndarray,
+    swapped_ids: np.ndarray,
+    swapped_offsets: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray]: ...
 def template_preset(name: str) -> dict[str, Any]: ...
 def clear_word_cache() -> None: ...
 def release_memory() -> None: ...
