@@ -37,7 +37,7 @@ from .infer import (
 )
 from .labels import CLASS_COLUMNS, VERDICTS
 from .model import classifier_for, default_attention
-from .runs import TOKENIZER, read_bundle, read_run_config
+from .runs import TOKENIZER, describe_differences, read_bundle, read_run_config
 from .sources import TEXT_COLUMNS, read
 from .sources.demo import demo_chunks
 from .tokenizer import Tokenizer
@@ -111,15 +111,7 @@ def predict(
     dataset = load_dataset(data, swap=None)
 
     bundle = read_bundle(Path(run))
-    if dataset.manifest["tokenizer"]["sha256"] != bundle["tokenizer_sha256"]:
-        raise ConfigError(
-            f"{data} was encoded with another tokenizer than the run {run} was trained on"
-        )
-    if dataset.manifest["encoder"] != bundle["encoder"]:
-        raise ConfigError(
-            f"{data} was encoded with other encoder settings than the run {run} was trained "
-            "on (template, strategy, max_length, special tokens); build it with the run's"
-        )
+    _check_settings(run, bundle, data, dataset, tta)
     model, config = load_run(run, tokenizer=dataset.tokenizer(), base_model=base_model)
     if layout is None:
         layout = _run_layout(config)
@@ -130,6 +122,32 @@ def predict(
         flags = dataset.flags[0::2] if dataset.swapped else dataset.flags
         out["probs"], out["postprocessed"] = postprocess_rules(out["probs"], flags)
     return out
+
+
+def _check_settings(run, bundle: dict, data, dataset, tta: bool) -> None:
+    """Refuse data encoded unlike the run (naming each differing setting with
+    both values), and data without swapped rows for a run trained with swaps
+    unless TTA is turned off explicitly."""
+    run_settings = {"tokenizer_sha256": bundle["tokenizer_sha256"]}
+    data_settings = {"tokenizer_sha256": dataset.manifest["tokenizer"]["sha256"]}
+    if run_settings != data_settings:
+        raise ConfigError(
+            f"{data} was encoded with another tokenizer than the run {run} was trained on ("
+            + "; ".join(describe_differences(run_settings, data_settings))
+            + ")"
+        )
+    differences = describe_differences(bundle["encoder"], dataset.manifest["encoder"])
+    if differences:
+        raise ConfigError(
+            f"{data} was encoded with other encoder settings than the run {run} was trained "
+            f"on ({'; '.join(differences)}); build it with the run's settings"
+        )
+    if tta and bundle.get("dataset_swap") and not dataset.swapped:
+        raise ConfigError(
+            f"{data} has no swapped rows, but the run {run} was trained with swaps and "
+            "predicts with swap TTA: rebuild the data with --swap, or pass --no-tta "
+            "(tta=False) to predict the original order only"
+        )
 
 
 # The 4th place's rules: one answer empty -> the other side wins; A and B

@@ -59,6 +59,7 @@ __all__ = [
     "METRICS",
     "checkpoint_siblings",
     "claiming",
+    "describe_differences",
     "read_bundle",
     "read_checkpoint_step",
     "read_run_config",
@@ -168,6 +169,29 @@ def write_bundle_file(out_dir: Path, meaning: dict, extra_files: tuple = ()) -> 
     with writing(out_dir / BUNDLE):
         write_bytes(out_dir / BUNDLE, (json.dumps(bundle, indent=2) + "\n").encode())
     return bundle
+
+
+def describe_differences(run_settings: dict, data_settings: dict) -> list[str]:
+    """Every setting on which a run and a dataset differ, as `name: run X,
+    data Y` (nested settings by dotted name, e.g. `template.user`; a setting
+    one side lacks shows as `missing`), in sorted order."""
+    run_flat, data_flat = _flatten(run_settings), _flatten(data_settings)
+    missing = "missing"
+    return [
+        f"{name}: run {run_flat.get(name, missing)!r}, data {data_flat.get(name, missing)!r}"
+        for name in sorted(run_flat.keys() | data_flat.keys())
+        if run_flat.get(name, missing) != data_flat.get(name, missing)
+    ]
+
+
+def _flatten(settings: dict, prefix: str = "") -> dict:
+    out: dict = {}
+    for key, value in settings.items():
+        if isinstance(value, dict):
+            out.update(_flatten(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
 
 
 def read_bundle(run: Path) -> dict:

@@ -49,7 +49,8 @@ def add_parser(sub) -> None:
         "--tta",
         action=Switch,
         default=True,
-        help="average the two A/B orders (swap TTA); --no-tta: the original order only",
+        help="average the two A/B orders (swap TTA); --no-tta: the original order only "
+        "(needed for data built without --swap when the run was trained with it)",
     )
     p.add_argument(
         "--postprocess",
