@@ -69,3 +69,30 @@ def test_no_swapped_rows_for_a_swap_trained_run_needs_no_tta(swap_run, capsys):
     err = capsys.readouterr().err
     assert "--no-tta" in err and "Traceback" not in err
     assert main([*args, "--out", str(swap_run / "b.csv"), "--no-tta"]) == 0
+
+
+def test_build_dataset_like_a_run_takes_its_settings(swap_run):
+    from arena_fast.dataset import read_manifest
+    from arena_fast.predict import predict
+    from arena_fast.runs import read_bundle
+
+    run = swap_run / "run"
+    source = f"{swap_run / 'ds.parquet'}:canonical"
+    base = ["build-dataset", "--input", source, "--like", str(run), "--folds", "2", "--quiet"]
+    assert main([*base, "--out", str(swap_run / "like")]) == 0
+    manifest = read_manifest(swap_run / "like")
+    bundle = read_bundle(run)
+    assert manifest["encoder"] == bundle["encoder"] and manifest["swap"] is True
+    assert manifest["tokenizer"]["sha256"] == bundle["tokenizer_sha256"]
+    assert manifest["encoder"]["max_length"] == 128  # the run's, not the default
+    both = predict(run, swap_run / "like")  # accepted, with TTA
+    assert "probs_swapped" in both
+    # Explicit flags override the run's settings.
+    assert main([*base, "--out", str(swap_run / "like2"), "--max-length", "160", "--no-swap"]) == 0
+    manifest = read_manifest(swap_run / "like2")
+    assert manifest["encoder"]["max_length"] == 160 and manifest["swap"] is False
+    assert manifest["encoder"]["template"] == bundle["encoder"]["template"]
+    # --like brings the run's tokenizer: another one is refused, as is a missing run.
+    args = [*base, "--out", str(swap_run / "like3"), "--tokenizer", "x.json"]
+    assert main(args) == 1
+    assert main([*base[:3], "--like", str(swap_run / "nope"), "--out", str(swap_run / "l4")]) == 1

@@ -58,6 +58,7 @@ __all__ = [
     "LABEL_ORDER",
     "METRICS",
     "checkpoint_siblings",
+    "build_settings",
     "claiming",
     "describe_differences",
     "read_bundle",
@@ -169,6 +170,21 @@ def write_bundle_file(out_dir: Path, meaning: dict, extra_files: tuple = ()) -> 
     with writing(out_dir / BUNDLE):
         write_bytes(out_dir / BUNDLE, (json.dumps(bundle, indent=2) + "\n").encode())
     return bundle
+
+
+def build_settings(run: Path) -> dict:
+    """What `build-dataset --like RUN` takes from a finished run (its bundle
+    checked by `read_bundle`): `tokenizer` (the run's tokenizer.json),
+    `encoder` (the encoder config its training data was built with, as
+    `af.Encoder.from_config` reads it) and `swap` (whether that data held
+    both A/B orders)."""
+    run = Path(run)
+    bundle = read_bundle(run)
+    return {
+        "tokenizer": str(run / TOKENIZER),
+        "encoder": bundle["encoder"],
+        "swap": bool(bundle.get("dataset_swap")),
+    }
 
 
 def describe_differences(run_settings: dict, data_settings: dict) -> list[str]:

@@ -6,14 +6,36 @@ dataset from synthetic rows and the bundled tokenizer."""
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 
 from ..dataset import BuildConfig, build_dataset
+from ..encoder import TEMPLATES, Encoder, Template
+from ..errors import ConfigError
+from ..runs import build_settings
+from ..tokenizer import Tokenizer
 from ._args import HelpFormatter, Switch, int_at_least, thread_count
 from ._progress import Progress
 from ._terminal import printable
 
 _positive = int_at_least(1)
+
+
+class _Store(argparse.Action):
+    """A value that --like's settings give way to only when typed: records
+    its option in `args.given`."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        setattr(namespace, self.dest, values)
+        namespace.given = (*namespace.given, self.dest)
+
+
+class _Switch(Switch):
+    """`Switch`, recording its option in `args.given` like `_Store`."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        super().__call__(parser, namespace, values, option_string)
+        namespace.given = (*namespace.given, self.dest)
 
 
 def add_parser(sub) -> None:
@@ -43,15 +65,7 @@ def add_parser(sub) -> None:
     io.add_argument(
         "--demo-rows", type=int, default=d.demo_rows, help="synthetic rows when no --input is given"
     )
-    enc = p.add_argument_group("encoding")
-    enc.add_argument("--tokenizer", help="tokenizer.json (default: the bundled demo tokenizer)")
-    enc.add_argument("--template", default=d.template, help="rounds, pab, concat or tags")
-    enc.add_argument("--strategy", default=d.strategy, help="fourth_place, fair, drop_oldest, none")
-    enc.add_argument(
-        "--max-length", type=_positive, default=d.max_length, help="token budget per row"
-    )
-    enc.add_argument("--swap", action=Switch, help="also store every row with A/B swapped")
-    enc.add_argument("--threads", type=thread_count, default=None, help="encoder threads")
+    _add_encoding(p.add_argument_group("encoding"), d)
     clean = p.add_argument_group("cleaning (labelled rows and chat1m pairs)")
     clean.add_argument(
         "--both-empty",
@@ -114,17 +128,50 @@ def add_parser(sub) -> None:
         "--pack-tokens", type=_positive, default=d.pack_tokens, help="pack size for the fill figure"
     )
     p.add_argument("--quiet", action=Switch, help="no progress, no summary")
-    p.set_defaults(run=run)
+    p.set_defaults(run=run, given=())
+
+
+def _add_encoding(enc, d: BuildConfig) -> None:
+    """The encoding options (`--like RUN` and what it stands for)."""
+    enc.add_argument(
+        "--like",
+        metavar="RUN",
+        help="encode as the training data of this run was: its tokenizer, template, "
+        "strategy, max length and swap (the flags below override them; not with --tokenizer)",
+    )
+    enc.add_argument("--tokenizer", help="tokenizer.json (default: the bundled demo tokenizer)")
+    enc.add_argument(
+        "--template",
+        action=_Store,
+        default=d.template,
+        help=f"rounds, pab, concat or tags (default: {d.template}, or the run's)",
+    )
+    enc.add_argument(
+        "--strategy",
+        action=_Store,
+        default=d.strategy,
+        help=f"fourth_place, fair, drop_oldest, none (default: {d.strategy}, or the run's)",
+    )
+    enc.add_argument(
+        "--max-length",
+        action=_Store,
+        type=_positive,
+        default=d.max_length,
+        help=f"token budget per row (default: {d.max_length}, or the run's)",
+    )
+    enc.add_argument(
+        "--swap",
+        action=_Switch,
+        help="also store every row with A/B swapped (default: off, or the run's)",
+    )
+    enc.add_argument("--threads", type=thread_count, default=None, help="encoder threads")
 
 
 def run(args: argparse.Namespace) -> int:
+    encoder, encoding = like_run(args) if args.like else (None, _encoding(args, args))
     config = BuildConfig(
         inputs=list(args.input),
-        tokenizer=args.tokenizer,
-        template=args.template,
-        strategy=args.strategy,
-        max_length=args.max_length,
-        swap=args.swap,
+        **encoding,
         folds=args.folds,
         seed=args.seed,
         both_empty=args.both_empty,
@@ -142,10 +189,51 @@ def run(args: argparse.Namespace) -> int:
         pack_tokens=args.pack_tokens,
     )
     progress = Progress(quiet=args.quiet)
-    manifest = build_dataset(config, args.out, overwrite=args.overwrite, progress=progress)
+    manifest = build_dataset(
+        config, args.out, overwrite=args.overwrite, progress=progress, encoder=encoder
+    )
     if not args.quiet:
         print(printable(summary(manifest, args.out), layout=True), file=sys.stdout)
     return 0
+
+
+def _encoding(args: argparse.Namespace, base) -> dict:
+    """The encoding settings: each flag typed, else `base`'s."""
+    names = ("tokenizer", "template", "strategy", "max_length", "swap")
+    return {k: getattr(args if k in args.given else base, k) for k in names}
+
+
+def like_run(args: argparse.Namespace) -> tuple:
+    """`--like RUN`: the `af.Encoder` the run's training data was encoded
+    with (its tokenizer.json and the bundle's encoder config), with the
+    flags given overriding its template, strategy and max length, and the
+    build settings that describe it (swap: the run's unless given)."""
+    if args.tokenizer:
+        raise ConfigError("--like uses the run's tokenizer; drop --tokenizer or --like")
+    like = build_settings(args.like)
+    cfg = dict(like["encoder"])
+    if "template" in args.given:
+        if args.template not in TEMPLATES:
+            raise ConfigError(f"unknown template {args.template!r}; presets are {TEMPLATES}")
+        cfg["template"] = dataclasses.asdict(Template.preset(args.template))
+    overrides = {"num_threads": args.threads}
+    for name in ("strategy", "max_length"):
+        if name in args.given:
+            overrides[name] = getattr(args, name)
+    encoder = Encoder.from_config(Tokenizer.from_file(like["tokenizer"]), cfg, **overrides)
+    # The build settings recorded beside the encoder: the preset the template is, when one.
+    template = next(
+        (n for n in TEMPLATES if dataclasses.asdict(Template.preset(n)) == cfg["template"]),
+        BuildConfig().template,
+    )
+    run_side = BuildConfig(
+        tokenizer=like["tokenizer"],
+        template=template,
+        strategy=cfg["strategy"],
+        max_length=cfg["max_length"],
+        swap=like["swap"],
+    )
+    return encoder, _encoding(args, run_side)
 
 
 def summary(manifest: dict, out: str) -> str:
