@@ -29,6 +29,7 @@ from .errors import ConfigError
 from .files import file_sha256
 
 __all__ = [
+    "same_model",
     "FINGERPRINT",
     "PRESETS",
     "TINY_GEMMA2",
@@ -116,6 +117,17 @@ def identity(name: str) -> dict:
         "path": os.path.abspath(name),
         **_folder_identity(Path(name)),
     }
+
+
+# What identifies a base model in a recorded identity (not the name or the
+# path it was found under).
+_IDENTITY = ("preset", "config_sha256", "weights")
+
+
+def same_model(a: dict, b: dict) -> bool:
+    """Whether two recorded identities (`bundle.json`'s `base_model`) name
+    the same base model."""
+    return all(a.get(key) == b.get(key) for key in _IDENTITY)
 
 
 def _difference(expected: dict, found: dict) -> Optional[str]:

@@ -31,7 +31,7 @@ import safetensors.torch
 import torch
 from safetensors import safe_open
 
-from .base_model import locate
+from .base_model import locate, same_model
 from .errors import ConfigError
 from .files import file_sha256, publishing
 from .outputs import MERGED
@@ -67,9 +67,6 @@ ARCHITECTURE_FIELDS = (
 )
 # The bundle fields that decide what the model's inputs and outputs mean.
 _BUNDLE_FIELDS = ("encoder", "tokenizer_sha256", "labels")
-# What identifies the base model in a bundle's `base_model` (not the name or
-# path it was found under).
-_BASE_IDENTITY = ("preset", "config_sha256", "weights")
 _TENSOR_FILES = (DECODER, HEAD)
 
 
@@ -238,7 +235,7 @@ def _check_compatible(paths: list[Path], configs: list[dict], bundles: list[dict
                 )
         ours, theirs = bundles[0].get("base_model"), bundle.get("base_model")
         if isinstance(ours, dict) and isinstance(theirs, dict):
-            if any(ours.get(k) != theirs.get(k) for k in _BASE_IDENTITY):
+            if not same_model(ours, theirs):
                 raise ConfigError(
                     f"{run}: trained on another base model than {first} "
                     f"({theirs.get('name')} vs {ours.get('name')}: bundle.json base_model "

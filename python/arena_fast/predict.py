@@ -37,7 +37,7 @@ from .infer import (
 )
 from .labels import CLASS_COLUMNS, VERDICTS
 from .model import classifier_for, default_attention
-from .runs import TOKENIZER, describe_differences, read_bundle, read_run_config
+from .runs import build_settings, describe_differences, read_bundle, read_run_config
 from .sources import TEXT_COLUMNS, read
 from .sources.demo import demo_chunks
 from .tokenizer import Tokenizer
@@ -198,9 +198,8 @@ def write_submission(path: Union[str, os.PathLike], ids, probs: np.ndarray) -> N
 def run_encoder(run: Union[str, os.PathLike]):
     """An `af.Encoder` that encodes exactly as the run's training data was
     (its tokenizer and encoder config, from the bundle)."""
-    run = Path(run)
-    config = read_bundle(run)["encoder"]
-    return Encoder.from_config(Tokenizer.from_file(run / TOKENIZER), config)
+    settings = build_settings(run)
+    return Encoder.from_config(Tokenizer.from_file(settings["tokenizer"]), settings["encoder"])
 
 
 def _run_layout(config) -> str:
