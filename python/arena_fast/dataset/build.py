@@ -26,7 +26,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Callable, Optional, Union
 
-from ..files import publishing, write_bytes
+from ..files import publishing
 from ..outputs import BUILD_LOG, DROPPED, MANIFEST, TOKENIZER
 from ..tokenizer import Tokenizer
 from .config import BuildConfig
@@ -90,8 +90,10 @@ def build_dataset(
         timings = {k: round(v, 3) for k, v in seconds.items()}
         timings["total"] = round(time.perf_counter() - started, 3)
         log = {"seconds": timings, "threads": config.threads}
-        write_bytes(work / BUILD_LOG, (json.dumps(log) + "\n").encode())
-        write_bytes(work / MANIFEST, (json.dumps(manifest, indent=2) + "\n").encode())
+        # Plain writes: `publishing` makes the work directory appear whole
+        # (fsynced, then renamed), so its files need no rename of their own.
+        (work / BUILD_LOG).write_bytes((json.dumps(log) + "\n").encode())
+        (work / MANIFEST).write_bytes((json.dumps(manifest, indent=2) + "\n").encode())
     return dict(manifest, timings=timings)
 
 
@@ -121,5 +123,5 @@ def _write_tokenizer(tok: Tokenizer, path: Path) -> str:
         data = Path(tok.source).read_bytes()
     else:
         data = tok.to_str().encode("utf-8")
-    write_bytes(path, data)
+    path.write_bytes(data)
     return hashlib.sha256(data).hexdigest()

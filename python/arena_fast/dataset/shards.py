@@ -15,7 +15,6 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from ..files import replacing
 from .config import BuildConfig
 
 # The columns of dropped.parquet.
@@ -143,6 +142,5 @@ def write_dropped(frames: list[pl.DataFrame], path: Path) -> pl.DataFrame:
         dropped = pl.concat(frames).sort(["input", "row", "id"])
     else:
         dropped = pl.DataFrame(schema=DROPPED_COLUMNS)
-    with replacing(path) as tmp:
-        dropped.write_parquet(tmp, compression="zstd")
+    dropped.write_parquet(path, compression="zstd")
     return dropped
