@@ -112,9 +112,9 @@ def test_switches_parse_both_spellings_and_the_old_values():
     assert inspect.swapped is True and inspect.path == "DIR"
 
 
-def test_commands_that_write_a_directory_take_overwrite():
+def test_commands_that_write_an_output_take_overwrite():
     commands = _commands()
-    for name in ("build-dataset", "train", "merge-adapters"):
+    for name in ("build-dataset", "train", "merge-adapters", "synth", "inspect"):
         assert "--overwrite" in commands[name]._option_string_actions, name
         assert "--no-overwrite" in commands[name]._option_string_actions, name
 
@@ -138,6 +138,45 @@ def test_errors_name_the_flag_not_the_python_setting(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "pass --overwrite" in err and "overwrite=True" not in err, err
     assert main(["build-dataset", "--out", out, "--demo-rows", "20", "--quiet", "--overwrite"]) == 0
+
+
+def test_an_existing_single_file_output_needs_overwrite(tmp_path, capsys):
+    """`synth --out`, like every output, replaces an existing file only with
+    --overwrite (the file is untouched by the refusal)."""
+    out = tmp_path / "rows.csv"
+    out.write_text("mine\n")
+    assert main(["synth", "--rows", "3", "--out", str(out)]) == 1
+    err = capsys.readouterr().err
+    assert "already exists" in err and "pass --overwrite" in err, err
+    assert out.read_text() == "mine\n"
+    assert main(["synth", "--rows", "3", "--out", str(out), "--overwrite"]) == 0
+    assert out.read_text().startswith("id,")
+
+
+def test_inspect_plot_refuses_a_file_inside_the_dataset_and_an_existing_one(tmp_path, capsys):
+    pytest.importorskip("matplotlib", reason="--plot needs the [plot] extra")
+    data = tmp_path / "ds"
+    assert main(["build-dataset", "--out", str(data), "--demo-rows", "20", "--quiet"]) == 0
+    assert main(["inspect", str(data), "--plot", str(data / "lengths.png")]) == 1
+    assert "inside" in capsys.readouterr().err
+    assert not (data / "lengths.png").exists()
+    png = tmp_path / "lengths.png"
+    png.write_bytes(b"old")
+    assert main(["inspect", str(data), "--plot", str(png)]) == 1
+    assert png.read_bytes() == b"old"
+    assert main(["inspect", str(data), "--plot", str(png), "--overwrite"]) == 0
+    assert png.read_bytes().startswith(b"\x89PNG")
+
+
+def test_the_run_argument_has_one_name():
+    """`predict --run` and `compare --run` (compare's older `--model` still
+    parses to the same setting)."""
+    commands = _commands()
+    for name in ("predict", "compare"):
+        assert "--run" in commands[name]._option_string_actions, name
+    for flag in ("--run", "--model"):
+        parsed = commands["compare"].parse_args([flag, "R", "q", "a", "b"])
+        assert parsed.run_dir == "R" and parsed.texts == ["q", "a", "b"]
 
 
 def test_flag_words_translates_only_the_command_s_flags():

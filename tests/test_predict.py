@@ -128,11 +128,11 @@ def _compare(monkeypatch, capsys, args, stdin: str = "") -> tuple[int, list, str
 def test_compare_scores_both_orders(trained, monkeypatch, capsys):
     run = str(trained["run"])
     code, (ab,), _ = _compare(
-        monkeypatch, capsys, ["--model", run, "question lamp", "paper zebra", "river stone"]
+        monkeypatch, capsys, ["--run", run, "question lamp", "paper zebra", "river stone"]
     )
     assert code == 0
     code, (ba,), _ = _compare(
-        monkeypatch, capsys, ["--model", run, "question lamp", "river stone", "paper zebra"]
+        monkeypatch, capsys, ["--run", run, "question lamp", "river stone", "paper zebra"]
     )
     assert code == 0
     probs = [ab["winner_model_a"], ab["winner_model_b"], ab["winner_tie"]]
@@ -168,11 +168,11 @@ def test_compare_reads_json_from_stdin(trained, monkeypatch, capsys):
         {"prompt": "q", "response_a": long_answer, "response_b": "lamp"},
     ]
     lines = "\n".join(json.dumps(p) for p in pairs) + "\n\n"
-    code, out, _ = _compare(monkeypatch, capsys, ["--model", run], lines)
+    code, out, _ = _compare(monkeypatch, capsys, ["--run", run], lines)
     assert code == 0 and [r["id"] for r in out] == ["x", 1]
     assert out[0]["turns"] == 2 and out[1]["truncated"]
     assert out[1]["full_length"] > out[1]["max_length"] >= max(out[1]["tokens"])
-    code, as_array, _ = _compare(monkeypatch, capsys, ["--model", run], json.dumps(pairs))
+    code, as_array, _ = _compare(monkeypatch, capsys, ["--run", run], json.dumps(pairs))
     assert code == 0 and as_array == out
     assert Judge(run).compare_many(pairs) == out
     # The dataset path and the text path agree on the same rows.

@@ -16,6 +16,10 @@ process writes an output at a time.
 - `file_sha256(path)`: the digest that manifests and bundles record.
 - `read_capped(path, max_bytes, what, error)`: a small file's bytes (a
   manifest, a settings file), refused when larger, never read whole.
+- `check_file_output(path, overwrite=..., inputs=...)`: the same rules for
+  a one-file output (a submission, a prediction table, a plot) before it is
+  computed: an existing file is replaced only with `overwrite`, and never
+  when it is a directory, a symbolic link, an input or inside one.
 - `check_output` and `output_lock`, for an output written in place (a
   training run, whose checkpoints and metrics grow under `out`):
 
@@ -78,6 +82,7 @@ from .errors import ConfigError
 from .outputs import KINDS
 
 __all__ = [
+    "check_file_output",
     "check_output",
     "file_sha256",
     "fsync_tree",
@@ -177,6 +182,36 @@ def check_output(
             f"{out}: holds {foreign[0]!r}, which is not part of the {kind}; refusing to "
             "replace it: move it away or choose another out"
         )
+    return path
+
+
+def check_file_output(
+    out: PathLike,
+    *,
+    overwrite: bool = False,
+    inputs: Iterable[PathLike] = (),
+    inputs_name: str = "inputs",
+) -> Path:
+    """Raise a `ConfigError` unless the one-file output `out` may be
+    written: it is not a directory or a symbolic link, not one of `inputs`
+    nor inside one (a dataset or run directory being read), and, when it
+    exists, `overwrite` says to replace it. Returns `out` as an absolute
+    path. Checked before any work, so a refusal costs nothing."""
+    path = _absolute(out)
+    real = Path(os.path.realpath(path))
+    for inp in inputs:
+        inner = Path(os.path.realpath(os.fspath(inp)))
+        if _holds(inner, real):
+            where = "is" if real == inner else f"is inside {inp},"
+            raise ConfigError(
+                f"{out}: {where} one of the {inputs_name} being read; write elsewhere"
+            )
+    if path.is_symlink():
+        raise ConfigError(f"{out}: is a symbolic link; give the file it points to")
+    if path.is_dir():
+        raise ConfigError(f"{out}: is a directory; give a file path")
+    if path.exists() and not overwrite:
+        raise ConfigError(f"{out} already exists; pass overwrite=True (--overwrite)")
     return path
 
 

@@ -525,6 +525,6 @@ def test_compare_refuses_deeply_nested_json(run, monkeypatch, capsys):
     import io
 
     monkeypatch.setattr(sys, "stdin", io.StringIO("[" * 100_000 + "]" * 100_000))
-    assert main(["compare", "--model", run.out]) == 1
+    assert main(["compare", "--run", run.out]) == 1
     err = capsys.readouterr().err
     assert "standard input: not a JSON array" in err and "Traceback" not in err

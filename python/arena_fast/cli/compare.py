@@ -1,7 +1,7 @@
 """`arena-fast compare`: score pairs with a trained run, in both A/B orders.
 
-    arena-fast compare --model RUN "prompt" "answer A" "answer B"
-    arena-fast compare --model RUN < pairs.jsonl
+    arena-fast compare --run RUN "prompt" "answer A" "answer B"
+    arena-fast compare --run RUN < pairs.jsonl
 
 With three texts, one pair; without, JSON on standard input: one object per
 line (JSON lines) or one JSON array, each with `prompt`, `response_a`,
@@ -29,7 +29,15 @@ def add_parser(sub) -> None:
         description=__doc__,
         formatter_class=HelpFormatter,
     )
-    p.add_argument("--model", required=True, help="a run directory written by `arena-fast train`")
+    p.add_argument(
+        "--run",
+        "--model",
+        dest="run_dir",
+        metavar="RUN",
+        required=True,
+        help="a run directory written by `arena-fast train` (as in predict; --model is the "
+        "older spelling)",
+    )
     p.add_argument("texts", nargs="*", metavar="TEXT", help="prompt, answer A, answer B")
     p.add_argument("--max-tokens", type=int_at_least(1), default=8192, help="tokens per batch")
     p.add_argument(
@@ -75,7 +83,7 @@ def run(args: argparse.Namespace) -> int:
         if sys.stdin.isatty():
             print("arena-fast compare: reading JSON pairs from standard input", file=sys.stderr)
         pairs = read_pairs(sys.stdin.read())
-    judge = Judge(args.model, max_tokens=args.max_tokens, base_model=args.base_model)
+    judge = Judge(args.run_dir, max_tokens=args.max_tokens, base_model=args.base_model)
     for record in judge.compare_many(pairs):
         sys.stdout.write(json.dumps(record) + "\n")
     sys.stdout.flush()

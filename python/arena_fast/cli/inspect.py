@@ -20,6 +20,7 @@ import pyarrow.parquet as pq
 from ..dataset import read_manifest
 from ..encoder import Template
 from ..errors import ConfigError
+from ..files import check_file_output, replacing
 from ..outputs import TOKENIZER
 from ..tokenizer import Tokenizer
 from ._args import HelpFormatter, Switch
@@ -38,6 +39,7 @@ def add_parser(sub) -> None:
     p.add_argument("--row", type=int, help="show this row (0-based, in shard order)")
     p.add_argument("--swapped", action=Switch, help="show the row's A/B swap")
     p.add_argument("--plot", metavar="PNG", help="write the length distribution to this file")
+    p.add_argument("--overwrite", action=Switch, help="replace an existing --plot file")
     p.set_defaults(run=run)
 
 
@@ -96,6 +98,8 @@ def render_row(row: dict, tokenizer, template, marker: str) -> str:
 def run(args: argparse.Namespace) -> int:
     path = Path(args.path)
     manifest = read_manifest(path)
+    if args.plot:  # before anything is printed: a refused --plot costs nothing
+        check_file_output(args.plot, overwrite=args.overwrite, inputs=[path], inputs_name="dataset")
     if args.row is None:
         print(printable(summary(manifest, str(path)), layout=True))
         enc = manifest["encoder"]
@@ -171,5 +175,6 @@ def plot_lengths(path, manifest: dict, out: str) -> None:
     ax2.set_xlabel("tokens")
     ax2.legend()
     fig.tight_layout()
-    fig.savefig(out, dpi=100)
+    with replacing(out) as tmp:
+        fig.savefig(tmp, dpi=100, format="png")
     plt.close(fig)

@@ -11,8 +11,9 @@ import argparse
 import sys
 import time
 
+from ..files import check_file_output
 from ..synth import write_csv
-from ._args import HelpFormatter, int_at_least
+from ._args import HelpFormatter, Switch, int_at_least
 from ._terminal import printable
 
 _non_negative = int_at_least(0)
@@ -28,10 +29,12 @@ def add_parser(sub) -> None:
     p.add_argument("--rows", type=_non_negative, default=1000, help="rows to write")
     p.add_argument("--seed", type=int, default=0, help="random seed")
     p.add_argument("--out", required=True, help="output CSV path (written atomically)")
+    p.add_argument("--overwrite", action=Switch, help="replace an existing --out file")
     p.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    check_file_output(args.out, overwrite=args.overwrite)
     start = time.perf_counter()
     try:
         count = write_csv(args.out, args.rows, seed=args.seed)
