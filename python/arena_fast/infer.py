@@ -10,7 +10,7 @@ are not finite are refused, never turned into probabilities."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 import numpy as np
 import torch
@@ -37,10 +37,13 @@ def predict_logits(
     max_tokens: int = 8192,
     max_rows: Optional[int] = None,
     pad_id: Optional[int] = None,
+    progress: Optional[Callable[[dict], None]] = None,
 ) -> np.ndarray:
     """Logits (n, 3) of every row of `encoded`, in row order, from
     length-sorted batches within `max_tokens` (and `max_rows`). Padded
-    batches are filled with `pad_id` (default: the model's, `model.pad_id`)."""
+    batches are filled with `pad_id` (default: the model's, `model.pad_id`).
+    `progress`, when given, gets `{"rows": done, "total": n}` before the
+    first batch and after each one."""
     n = len(encoded)
     logits = np.zeros((n, 3), dtype=np.float64)
     if n == 0:
@@ -50,9 +53,15 @@ def predict_logits(
         pad_id = getattr(model, "pad_id", None)
     batches = ArenaBatches(encoded, layout=layout, pad_id=pad_id)
     model.eval()
+    done = 0
+    if progress is not None:
+        progress({"rows": done, "total": n})
     with torch.no_grad():
         for idx in plan:
             logits[idx] = model(batches[idx]).double().cpu().numpy()
+            done += len(idx)
+            if progress is not None:
+                progress({"rows": done, "total": n})
     return logits
 
 

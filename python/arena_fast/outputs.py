@@ -40,6 +40,10 @@ HEAD = "head.safetensors"
 METRICS = "metrics.jsonl"
 RUN_FILES = (RUN_CONFIG, DECODER, HEAD, TOKENIZER)
 RUN_EXTRAS = (METRICS, PREDICTIONS)
+# What a run logs to trackers (`report_to`, `tracking`): TensorBoard's event
+# files, W&B's offline runs. Not in bundle.json: they describe the run, not
+# what it predicts with, and differ from one run to the next.
+LOGS = "logs"
 # A merged run (`merge`): a run whose bundle also lists this file.
 MERGED = "merged.json"
 
@@ -88,7 +92,7 @@ def _run_names(d: Path) -> Optional[set]:
     is_bundle = isinstance(bundle, dict) and isinstance(bundle.get("files"), dict)
     if not (is_config or is_bundle):
         return None
-    names = {BUNDLE, MERGED, *RUN_FILES, *RUN_EXTRAS}
+    names = {BUNDLE, MERGED, LOGS, *RUN_FILES, *RUN_EXTRAS}
     names.update(bundle["files"] if is_bundle else ())
     names.update(p.name for p in d.glob(f"{glob.escape(CHECKPOINT)}*"))  # .tmp / .old too
     if _report_names(d / REPORT_DIR) is not None:

@@ -15,7 +15,7 @@ import dataclasses
 import json
 import os
 from pathlib import Path
-from typing import Any, Optional, Union
+from typing import Any, Callable, Optional, Union
 
 import numpy as np
 import polars as pl
@@ -99,6 +99,7 @@ def predict(
     layout: Optional[str] = None,
     postprocess: bool = False,
     base_model: Optional[Union[str, os.PathLike]] = None,
+    progress: Optional[Callable[[dict], None]] = None,
 ) -> dict:
     """Probabilities for every row of the dataset `data`: `ids`, `probs`
     (n, 3; the swap-TTA average when `tta` and the dataset has both orders),
@@ -107,7 +108,8 @@ def predict(
     back); per row also `labels` (NaN when unlabelled), `turns`, `truncated`
     and `folds`. `postprocess` applies the 4th place's rules last
     (`postprocess_rules`). `base_model`: the folder of the run's base model
-    where it is now (`load_run`)."""
+    where it is now (`load_run`). `progress`: `af.infer.predict_logits`'s
+    (`{"rows": done, "total": n}` as the batches are predicted)."""
     dataset = load_dataset(data, swap=None)
 
     bundle = read_bundle(Path(run))
@@ -115,7 +117,7 @@ def predict(
     model, config = load_run(run, tokenizer=dataset.tokenizer(), base_model=base_model)
     if layout is None:
         layout = _run_layout(config)
-    logits = predict_logits(model, dataset.encoded, layout, max_tokens, max_rows)
+    logits = predict_logits(model, dataset.encoded, layout, max_tokens, max_rows, progress=progress)
     out = dataset_predictions(dataset, logits, tta=tta, where=f"predicting {data} with {run}")
     out["dataset"] = Path(data)
     if postprocess:

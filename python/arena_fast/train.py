@@ -59,6 +59,7 @@ from .runs import (  # noqa: F401 (re-exported: where they were first defined)
 )
 from .selection import Selection
 from .torch.data import ArenaBatches, PlanSampler, resolve_layout
+from .tracking import check_available, tracking
 from .train_config import TrainConfig
 from .weights import load_checkpoint, save_checkpoint
 
@@ -155,7 +156,11 @@ class _Ranks:
             dist.destroy_process_group()
 
 
-def train(config: TrainConfig, log: Optional[Callable[[dict], None]] = None) -> dict:
+def train(
+    config: TrainConfig,
+    log: Optional[Callable[[dict], None]] = None,
+    progress: Optional[Callable[[dict], None]] = None,
+) -> dict:
     """Train, evaluating the held-out fold after each epoch (and every
     `eval_every` steps); returns the kept evaluation's record (`save`: the
     best or the last; {} without a fold) and writes `metrics.jsonl`,
@@ -171,14 +176,22 @@ def train(config: TrainConfig, log: Optional[Callable[[dict], None]] = None) -> 
     (`TrainConfig.validate`) and so is `config.out` (`runs.claiming`: a new
     or empty directory, or a run of arena-fast, which is resumed or
     replaced; never the dataset or a directory holding it), which rank 0
-    then holds locked until the run ends."""
+    then holds locked until the run ends.
+
+    The records `log` gets are also sent to the trackers `report_to` names
+    (`af.tracking`; a tracker whose package is missing is a ConfigError
+    before anything is loaded). `progress`, when given, gets `{"step": n,
+    "total": t}` (with the step's `loss` and `lr` after a step) when the
+    run starts and after each optimizer step, and `{"stage": "evaluate",
+    "step": n}` before each held-out evaluation (docs/training.md)."""
     config.validate()
+    check_available(config)
     ranks = _Ranks()
     try:
         with contextlib.ExitStack() as stack:
             if ranks.main:
                 stack.enter_context(claiming(config))
-            return _train(config, log, ranks)
+            return _train(config, log, ranks, progress)
     finally:
         ranks.close()
 
@@ -202,12 +215,14 @@ class _Run:
     plans: list  # per epoch, this rank's micro-batches (indices into rows)
     steps_of: list  # per epoch, the micro-batches of each optimizer step
     selection: Selection  # the evaluations, the one kept (rank 0 writes)
+    total_steps: int  # the optimizer steps the schedule is sized for
+    progress: Callable[[dict], None]  # `train`'s progress (rank 0), or nothing
     started: float = 0.0
     step: int = 0
     evaluated: int = -1  # the step of the last evaluation
 
 
-def _train(config: TrainConfig, log: Optional[Callable[[dict], None]], ranks: _Ranks) -> dict:
+def _train(config: TrainConfig, log: Optional[Callable], ranks: _Ranks, progress) -> dict:
     """The run in its steps: data, rows, model, optimizer, every epoch's plan
     and its optimizer steps, schedule, the run directory, the resume point,
     the epochs, the weights and bundle (rank 0)."""
@@ -250,9 +265,12 @@ def _train(config: TrainConfig, log: Optional[Callable[[dict], None]], ranks: _R
         plans=plans,
         steps_of=steps_of,
         selection=Selection(out_dir, config.save_mode(), config.early_stopping),
+        total_steps=total_steps,
+        progress=progress if progress is not None and ranks.main else lambda record: None,
         started=time.perf_counter(),
     )
     done = _resume(run, total_steps)
+    run.progress({"step": done, "total": total_steps})
     kept = _epochs(run, done, log)
     if ranks.main:
         write_bundle(out_dir, train_set)
@@ -422,6 +440,7 @@ def _evaluate(run: _Run, epoch: int, emit: Callable[[dict], None]) -> None:
     """The held-out evaluation (rank 0, when the run has a fold), given to
     the selection and logged with `best`; the other ranks wait."""
     if run.valid_set is not None and len(run.valid_set):
+        run.progress({"stage": "evaluate", "step": run.step})
         record = {
             "epoch": epoch,
             "step": run.step,
@@ -457,16 +476,11 @@ def _optimizer_step(run: _Run, epoch: int, micro: list, emit: Callable[[dict], N
     optimizer.step()
     run.scheduler.step()
     run.step += 1
+    lr = run.scheduler.get_last_lr()[0]
+    run.progress({"step": run.step, "total": run.total_steps, "loss": step_loss, "lr": lr})
     if run.step % config.log_every == 0:
-        emit(
-            {
-                "epoch": epoch,
-                "step": run.step,
-                "loss": step_loss,
-                "lr": run.scheduler.get_last_lr()[0],
-                "sequences": int(sequences),
-            }
-        )
+        record = {"epoch": epoch, "step": run.step, "loss": step_loss, "lr": lr}
+        emit({**record, "sequences": int(sequences)})
     if config.checkpoint_every is not None and run.step % config.checkpoint_every == 0:
         _checkpoint(run)
 
@@ -495,19 +509,23 @@ def _checkpoint(run: _Run) -> None:
 @contextlib.contextmanager
 def _metrics(run: _Run, append: bool, log: Optional[Callable[[dict], None]]) -> Iterator:
     """`emit(record)` for the block: on rank 0 the record, with the seconds
-    since the run started, is appended to `metrics.jsonl` (flushed at once)
-    and given to `log`; other ranks drop it."""
+    since the run started, is appended to `metrics.jsonl` (flushed at once),
+    sent to the trackers (`af.tracking`) and given to `log`; other ranks
+    drop it."""
     if not run.ranks.main:
         yield lambda record: None
         return
     path = run.out_dir / METRICS
-    with open(path, "a" if append else "w", encoding="utf-8") as metrics:
+    with contextlib.ExitStack() as stack:
+        metrics = stack.enter_context(open(path, "a" if append else "w", encoding="utf-8"))
+        track = stack.enter_context(tracking(run.config, run.out_dir, run.step))
 
         def emit(record: dict) -> None:
             record = {"seconds": round(time.perf_counter() - run.started, 3), **record}
             with writing(path):
                 metrics.write(json.dumps(record) + "\n")
                 metrics.flush()
+            track(record)
             if log is not None:
                 log(record)
 

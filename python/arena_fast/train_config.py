@@ -32,12 +32,14 @@ __all__ = [
     "QUANTIZATION",
     "MAX_LORA_R",
     "MAX_LR",
+    "TRACKERS",
 ]
 
 HEADS = ("linear", "mlp")
 QUANTIZATION = (None, "4bit", "8bit")
 LAYOUTS = ("auto", "packed", "padded")
 SAVES = (None, "best", "last")
+TRACKERS = ("tensorboard", "wandb")  # what `report_to` may name (`af.tracking`)
 # A rank past the decoder's width adds parameters and no expressiveness (the
 # update is already full rank). 4096 is the width of the largest decoders
 # trained here (Llama-3 8B; Gemma-2 9B is 3584), and it bounds what a
@@ -141,6 +143,12 @@ class TrainConfig:
     seed: int = _help("seed of the model, the plans and the order", 0, Bounds(0, MAX_SEED))
     out: str = _help("run directory (metrics.jsonl, weights)", "run")
     log_every: int = _help("steps between training log lines", 10, _AT_LEAST_1)
+    report_to: tuple[str, ...] = _help(
+        "where the log records also go: tensorboard (event files in out/logs), wandb "
+        "(Weights & Biases, configured by the WANDB_* environment variables), or both, "
+        "comma-separated (none: metrics.jsonl alone)",
+        (),
+    )
     max_seconds: Optional[float] = _help(
         "stop training after this long (None: no limit)", None, _POSITIVE
     )
@@ -211,6 +219,9 @@ class TrainConfig:
                         f"{why}, and fold is None (every row trains): set fold, or "
                         f"{name}: {'last' if name == 'save' else 'None'}"
                     )
+        unknown = [name for name in self.trackers() if name not in TRACKERS]
+        if unknown:
+            raise ConfigError(f"report_to names {unknown[0]!r}; known: {', '.join(TRACKERS)}")
         if self.attn_implementation == "":
             raise ConfigError("attn_implementation must be None or a name, got ''")
         if not self.lora_target_modules():
@@ -245,6 +256,13 @@ class TrainConfig:
         """`save`, or its default: "best" with a held-out fold, "last" without."""
         return self.save or ("best" if self.fold is not None else "last")
 
+    def trackers(self) -> tuple[str, ...]:
+        """The trackers `report_to` names, each once, in its order (a comma-
+        separated string is read as a list; "none" names none)."""
+        names = self.report_to.split(",") if isinstance(self.report_to, str) else self.report_to
+        names = [n.strip() for n in names if n.strip() and n.strip() != "none"]
+        return tuple(dict.fromkeys(names))
+
     def lora_target_modules(self):
         """ "all-linear", or the tuple of module names `lora_targets` lists."""
         targets = self.lora_targets.strip()
@@ -262,6 +280,11 @@ def check_setting(name: str, value: Any, hint: Any, bounds: Optional[Bounds]) ->
             return
         raise ConfigError(f"{name} must be set, got None")
     base = next((a for a in args if a is not type(None)), hint)
+    if typing.get_origin(hint) in (tuple, list):  # a list of names, or one comma-separated
+        names = value.split(",") if isinstance(value, str) else value
+        if not isinstance(names, (list, tuple)) or not all(isinstance(n, str) for n in names):
+            raise ConfigError(f"{name} must be a list of names, got {shown(value, 60)}")
+        return
     if base is bool:
         if not isinstance(value, bool):
             raise ConfigError(f"{name} must be true or false, got {shown(value, 60)}")

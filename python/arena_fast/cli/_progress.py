@@ -1,8 +1,13 @@
-"""A build's progress on the terminal: `Progress` is the callback that
-`arena-fast build-dataset` hands to `af.build_dataset(progress=...)` (the
-records are in docs/dataset.md, "Progress"). On a terminal one line is
-redrawn (a bar when the total is known, rows/s, an ETA); otherwise a log
-line every few seconds; with `quiet`, nothing."""
+"""Progress of a long command on stderr, drawn by `tqdm`: the commands hand
+`Progress` the records a library function gives its `progress=` callback
+(`af.build_dataset`, `af.train.train`, `af.predict.predict`; the records
+are in docs/dataset.md "Progress" and docs/training.md) and their own log
+lines (`write`).
+
+On a terminal a bar is redrawn (count, total, rate, elapsed < ETA, and a
+postfix such as the loss); otherwise (a log file, a pipe, CI) a plain
+`arena-fast: ...` line with the same figures every `interval` seconds,
+never a `\\r`; with `quiet`, nothing."""
 
 from __future__ import annotations
 
@@ -10,72 +15,101 @@ import sys
 import time
 from typing import Optional, TextIO
 
-# What each stage after the reading says.
-_STAGES = {"dedup": "de-duplicating and assigning folds", "write": "writing shards"}
+from tqdm import tqdm
 
 
 class Progress:
-    """Rows/s and an ETA on a terminal (one redrawn line), plain log lines
-    every `interval` seconds otherwise, nothing with `quiet`."""
+    """One bar at a time: `update` advances it (`n` of `total` `unit`s),
+    `stage` ends it and says what comes next, `write` prints a line above
+    it, `done` ends it. `tty` (default: the stream's `isatty`) chooses the
+    redrawn bar or the plain lines."""
 
-    def __init__(self, stream: Optional[TextIO] = None, quiet: bool = False, interval: float = 5.0):
+    def __init__(
+        self,
+        stream: Optional[TextIO] = None,
+        quiet: bool = False,
+        interval: float = 5.0,
+        prefix: str = "arena-fast",
+        unit: str = "rows",
+        tty: Optional[bool] = None,
+    ):
         self.stream = stream if stream is not None else sys.stderr
-        self.quiet = quiet
-        self.tty = bool(getattr(self.stream, "isatty", lambda: False)())
-        self.interval = 0.2 if self.tty else interval
-        self.start = time.perf_counter()
-        self.last = 0.0
-        self.rows = 0
-        self.total: Optional[float] = None
-        self._dirty = False
+        self.quiet, self.interval, self.prefix, self.unit = quiet, interval, prefix, unit
+        self.tty = bool(getattr(self.stream, "isatty", lambda: False)()) if tty is None else tty
+        self.bar: Optional[tqdm] = None
+        self.desc = ""
+        self._begin()
 
-    def __call__(self, record: dict) -> None:
-        """One record of `build_dataset`: a stage begins, or rows were read."""
-        if "rows" in record:
-            self.update(record["rows"], record.get("total"))
-        elif record["stage"] == "read":
-            self.stage(f"reading {record['path']} ({record['format']})")
-        else:
-            self.stage(_STAGES.get(record["stage"], record["stage"]))
+    def _begin(self) -> None:
+        """A new stage: its first `update` sets where the count starts."""
+        self.start = self.last = time.perf_counter()
+        self.initial: Optional[int] = None
 
     def stage(self, text: str) -> None:
-        """A new stage: a log line; the row count and rate start again."""
-        self.rows, self.total = 0, None
-        self.start = time.perf_counter()
-        if not self.quiet:
-            self._clear()
-            print(f"arena-fast: {text}", file=self.stream, flush=True)
+        """A new stage: the bar ends, `text` is printed, the count starts again."""
+        self.done()
+        self.write(text)
+        self._begin()
 
-    def update(self, rows: int, total: Optional[float] = None) -> None:
-        """`rows` read in this stage so far, of about `total` when known."""
-        self.rows = rows
-        if total is not None:
-            self.total = total
-        now = time.perf_counter()
-        if self.quiet or now - self.last < self.interval:
+    def describe(self, text: str) -> None:
+        """What the bar counts now (its description), the count unchanged."""
+        if text != self.desc and self.bar is not None:
+            self.bar.set_description_str(text)
+        self.desc = text
+
+    def write(self, text: str) -> None:
+        """`prefix: text` on its own line (above the bar on a terminal)."""
+        if self.quiet:
             return
-        self.last = now
-        elapsed = now - self.start
-        rate = self.rows / max(elapsed, 1e-9)
-        line = f"{self.rows:,} rows  {rate:,.0f} rows/s"
-        if self.total and self.total > self.rows:
-            line += f"  ETA {(self.total - self.rows) / max(rate, 1e-9):.0f} s"
-        if self.tty:
-            width = 30
-            if self.total:
-                done = min(1.0, self.rows / self.total)
-                bar = "#" * int(done * width)
-                line = f"[{bar:<{width}}] {line}"
-            print("\r" + line, end="", file=self.stream, flush=True)
-            self._dirty = True
+        line = f"{self.prefix}: {text}"
+        if self.bar is not None:
+            self.bar.write(line, file=self.stream)
         else:
-            print(f"arena-fast: {line}", file=self.stream, flush=True)
+            print(line, file=self.stream, flush=True)
 
-    def _clear(self) -> None:
-        if self.tty and self._dirty:
-            print("\r\033[K", end="", file=self.stream, flush=True)
-            self._dirty = False
+    def update(self, n: int, total: Optional[float] = None, postfix: str = "") -> None:
+        """`n` counted so far in this stage, of about `total` when known; the
+        first call of a stage sets where the count starts (a resumed run's
+        steps), the rate and ETA counting from there."""
+        if self.quiet:
+            return
+        total = int(total) if total else None
+        if self.initial is None:  # the rate counts from here
+            self.initial, self.start = n, time.perf_counter()
+        if self.tty:
+            if self.bar is None:
+                self.bar = tqdm(
+                    total=total,
+                    initial=n,
+                    desc=self.desc or None,
+                    unit=self.unit,
+                    file=self.stream,
+                    dynamic_ncols=True,
+                    leave=False,
+                    mininterval=0.2,
+                )
+            self.bar.total = total
+            if postfix:
+                self.bar.set_postfix_str(postfix, refresh=False)
+            self.bar.update(n - self.bar.n)
+            return
+        now = time.perf_counter()
+        if now - self.last >= self.interval:
+            self.last = now
+            meter = tqdm.format_meter(
+                n,
+                total,
+                now - self.start,
+                ncols=0,
+                prefix=self.desc,
+                unit=self.unit,
+                postfix=postfix or None,
+                initial=self.initial,
+            )
+            print(f"{self.prefix}: {meter.strip()}", file=self.stream, flush=True)
 
     def done(self) -> None:
-        """Clear the redrawn line (a terminal's), so what follows starts clean."""
-        self._clear()
+        """End the bar (a terminal's is cleared), so what follows starts clean."""
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None

@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import sys
+from typing import Callable
 
 from ..dataset import BuildConfig, build_dataset
 from ..encoder import TEMPLATES, Encoder, Template
@@ -19,6 +20,8 @@ from ._progress import Progress
 from ._terminal import printable
 
 _positive = int_at_least(1)
+# What each stage after the reading says.
+_STAGES = {"dedup": "de-duplicating and assigning folds", "write": "writing shards"}
 
 
 class _Store(argparse.Action):
@@ -189,12 +192,30 @@ def run(args: argparse.Namespace) -> int:
         pack_tokens=args.pack_tokens,
     )
     progress = Progress(quiet=args.quiet)
-    manifest = build_dataset(
-        config, args.out, overwrite=args.overwrite, progress=progress, encoder=encoder
-    )
+    try:
+        manifest = build_dataset(
+            config, args.out, overwrite=args.overwrite, progress=shown(progress), encoder=encoder
+        )
+    finally:
+        progress.done()
     if not args.quiet:
         print(printable(summary(manifest, args.out), layout=True), file=sys.stdout)
     return 0
+
+
+def shown(progress: Progress) -> Callable[[dict], None]:
+    """`build_dataset`'s progress records (docs/dataset.md, "Progress") drawn
+    by `progress`: a line per stage, a bar of the rows read."""
+
+    def show(record: dict) -> None:
+        if "rows" in record:
+            progress.update(record["rows"], record.get("total"))
+        elif record["stage"] == "read":
+            progress.stage(f"reading {record['path']} ({record['format']})")
+        else:
+            progress.stage(_STAGES.get(record["stage"], record["stage"]))
+
+    return show
 
 
 def _encoding(args: argparse.Namespace, base) -> dict:

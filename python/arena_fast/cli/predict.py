@@ -19,6 +19,7 @@ import sys
 from ..diagnostics import format_summary, summarize, write_predictions
 from ..errors import ConfigError
 from ._args import HelpFormatter, Switch, int_at_least
+from ._progress import Progress
 from ._terminal import printable
 
 
@@ -75,14 +76,20 @@ def run(args: argparse.Namespace) -> int:
     if kind not in ("csv", "parquet"):
         raise ConfigError(f"--out must end in .csv or .parquet, got {args.out!r}")
     rows = source_rows(args.data, args.inputs) if kind == "parquet" else None
-    result = predict(
-        args.run_dir,
-        args.data,
-        tta=args.tta,
-        max_tokens=args.max_tokens,
-        postprocess=args.postprocess,
-        base_model=args.base_model,
-    )
+    progress = Progress(prefix="arena-fast predict")  # the batches: a bar, ETA
+    progress.describe("predicting")
+    try:
+        result = predict(
+            args.run_dir,
+            args.data,
+            tta=args.tta,
+            max_tokens=args.max_tokens,
+            postprocess=args.postprocess,
+            base_model=args.base_model,
+            progress=lambda record: progress.update(record["rows"], record["total"]),
+        )
+    finally:
+        progress.done()
     if kind == "csv":
         write_submission(args.out, result["ids"], result["probs"])
     else:

@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import sys
 import typing
 
 # The settings, not the trainer: `arena-fast --help` builds this parser and
 # must not import torch (`..train` is imported when the command runs).
 from ..train_config import TrainConfig, read_config_file
 from ._args import HelpFormatter, Switch, boolean
+from ._progress import Progress
 
 
 def _base(field: dataclasses.Field) -> tuple[type, bool]:
@@ -26,10 +26,14 @@ def _base(field: dataclasses.Field) -> tuple[type, bool]:
 
 
 def _kind(field: dataclasses.Field) -> typing.Callable[[str], typing.Any]:
-    """The argparse type of a TrainConfig field (Optional[X] accepts "none")."""
+    """The argparse type of a TrainConfig field (Optional[X] accepts "none";
+    a list of names is comma-separated, "none" naming none)."""
     base, optional = _base(field)
+    listed = typing.get_origin(typing.get_type_hints(TrainConfig)[field.name]) is tuple
 
     def parse(text: str) -> typing.Any:
+        if listed:
+            return tuple(n.strip() for n in text.split(",") if n.strip() not in ("", "none"))
         if optional and text.lower() in ("none", "null", ""):
             return None
         if base is bool:
@@ -42,6 +46,10 @@ def _kind(field: dataclasses.Field) -> typing.Callable[[str], typing.Any]:
     return parse
 
 
+def _shown(default: typing.Any) -> str:
+    return "none" if default == () else repr(default)
+
+
 def add_parser(sub) -> None:
     p = sub.add_parser(
         "train",
@@ -50,7 +58,7 @@ def add_parser(sub) -> None:
         formatter_class=HelpFormatter,
     )
     p.add_argument("--config", help="a YAML file of TrainConfig settings")
-    p.add_argument("--quiet", action=Switch, help="no log lines")
+    p.add_argument("--quiet", action=Switch, help="no log lines, no progress bar")
     for field in dataclasses.fields(TrainConfig):
         bounds = field.metadata.get("bounds")
         limits = f"{bounds}; " if bounds is not None else ""
@@ -63,7 +71,7 @@ def add_parser(sub) -> None:
             type=None if kind else _kind(field),
             default=argparse.SUPPRESS,
             **kind,
-            help=f"{field.metadata.get('help', '')} ({limits}default: {field.default!r})",
+            help=f"{field.metadata.get('help', '')} ({limits}default: {_shown(field.default)})",
         )
     p.set_defaults(run=run)
 
@@ -77,30 +85,50 @@ def run(args: argparse.Namespace) -> int:
     # settings are known to be good: a bad file or option fails without it.
     from ..train import train
 
-    def log(record: dict) -> None:
-        if args.quiet:
-            return
-        if record.get("eval"):
-            text = (
-                f"epoch {record['epoch']}, step {record['step']}: log loss "
-                f"{record['log_loss']:.4f}, accuracy {record['accuracy']:.3f}"
-            )
-            if "tta_log_loss" in record:
-                text += f", with swap TTA {record['tta_log_loss']:.4f}"
-            if record.get("best"):
-                text += " (best so far)"
-        elif "stopped" in record:
-            text = f"stopped at step {record['step']} ({record['stopped'].replace('_', ' ')})"
-        elif "saved" in record:
-            kept = record["kept"]
-            step = kept.get("step", record["step"])
-            text = f"saved the weights of step {step} ({record['saved']}"
-            text += f": log loss {kept['log_loss']:.4f})" if "log_loss" in kept else ")"
-        else:
-            text = f"step {record['step']}: loss {record['loss']:.4f}, lr {record['lr']:.2e}"
-        print(f"arena-fast train: {text} ({record['seconds']:.1f} s)", file=sys.stderr, flush=True)
-
-    result = train(config, log=log)
+    progress = Progress(quiet=args.quiet, prefix="arena-fast train", unit="steps")
+    try:
+        result = train(config, log=lambda r: progress.write(_line(r)), progress=_bar(progress))
+    finally:
+        progress.done()
     if result and not args.quiet:
         print(f"final: {result}")
     return 0
+
+
+def _bar(progress: Progress) -> typing.Callable[[dict], None]:
+    """`train`'s progress records drawn by `progress`: the run's optimizer
+    steps with the last loss and learning rate, "evaluating" while the
+    held-out fold is."""
+
+    def show(record: dict) -> None:
+        if record.get("stage") == "evaluate":
+            progress.describe("evaluating")
+            return
+        progress.describe("training")
+        postfix = f"loss {record['loss']:.4f}, lr {record['lr']:.2e}" if "loss" in record else ""
+        progress.update(record["step"], record["total"], postfix)
+
+    return show
+
+
+def _line(record: dict) -> str:
+    """A log record (`train`'s `log=`) as a line of text."""
+    if record.get("eval"):
+        text = (
+            f"epoch {record['epoch']}, step {record['step']}: log loss "
+            f"{record['log_loss']:.4f}, accuracy {record['accuracy']:.3f}"
+        )
+        if "tta_log_loss" in record:
+            text += f", with swap TTA {record['tta_log_loss']:.4f}"
+        if record.get("best"):
+            text += " (best so far)"
+    elif "stopped" in record:
+        text = f"stopped at step {record['step']} ({record['stopped'].replace('_', ' ')})"
+    elif "saved" in record:
+        kept = record["kept"]
+        step = kept.get("step", record["step"])
+        text = f"saved the weights of step {step} ({record['saved']}"
+        text += f": log loss {kept['log_loss']:.4f})" if "log_loss" in kept else ")"
+    else:
+        text = f"step {record['step']}: loss {record['loss']:.4f}, lr {record['lr']:.2e}"
+    return f"{text} ({record['seconds']:.1f} s)"
