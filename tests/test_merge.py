@@ -149,7 +149,8 @@ def test_merged_run_loads_and_predicts(trained, tmp_path):
     np.testing.assert_allclose(result["probs"].sum(axis=1), 1.0, atol=1e-9)
     # Its predictions are its own: neither source's.
     for run in (a, b):
-        assert not np.allclose(predict(run, trained["data"])["logits"], result["logits"])
+        theirs = predict(run, trained["data"], split="all")["logits"]
+        assert not np.allclose(theirs, result["logits"])
 
 
 def test_merge_into_base_gives_the_adapter_logits(trained, tmp_path):

@@ -62,12 +62,12 @@ def test_predict_writes_table_summary_and_canonical_parquet(trained, tmp_path, c
     out = tmp_path / "pseudo.parquet"
     code = main(
         ["predict", "--run", str(run), "--data", str(data), "--out", str(out)]
-        + ["--predictions", str(table)]
+        + ["--predictions", str(table), "--split", "all"]  # every row, trained ones too
     )
     assert code == 0, capsys.readouterr().err
     err = capsys.readouterr().err
     assert "log loss" in err and "flip rate" in err and "by turns" in err and "ECE" in err
-    result = predict(run, data)
+    result = predict(run, data, split="all")
     pred = read_predictions(table)
     assert pred["id"].to_list() == result["ids"]
     np.testing.assert_allclose(pred["probs"].to_numpy(), result["probs"], atol=1e-6)
@@ -182,7 +182,7 @@ def test_compare_reads_json_from_stdin(trained, monkeypatch, capsys):
     judged = Judge(run).compare_many(
         rows.select("id", "prompt", "response_a", "response_b").to_dicts()
     )
-    result = predict(trained["run"], trained["data"])
+    result = predict(trained["run"], trained["data"], split="all")
     index = {i: k for k, i in enumerate(result["ids"])}
     for record in judged:
         want = result["probs"][index[record["id"]]]

@@ -61,7 +61,7 @@ def test_no_swapped_rows_for_a_swap_trained_run_needs_no_tta(swap_run, capsys):
     out = predict(swap_run / "run", swap_run / "plain", tta=False)  # said explicitly
     assert "probs_swapped" not in out and len(out["ids"]) == 40
     # The swapped data predicts as before, with TTA.
-    both = predict(swap_run / "run", swap_run / "ds")
+    both = predict(swap_run / "run", swap_run / "ds", split="all")  # its own data: every row
     np.testing.assert_allclose(out["probs"], both["probs_original"], atol=1e-5)
     # The command says the same, without a traceback, and takes --no-tta.
     args = ["predict", "--run", str(swap_run / "run"), "--data", str(swap_run / "plain")]

@@ -197,13 +197,14 @@ def test_predict_tta_is_exactly_invariant_to_swapping_a_and_b(tmp_path):
             data=str(built["ab"]), epochs=1, lr=3e-3, max_tokens=2048, out=str(tmp_path / "run")
         )
     )
-    ab = predict(tmp_path / "run", built["ab"], max_rows=1)
+    # ab is the run's own dataset: every row (split "all"), as for ba, other data.
+    ab = predict(tmp_path / "run", built["ab"], max_rows=1, split="all")
     ba = predict(tmp_path / "run", built["ba"], max_rows=1)
     assert ab["ids"] == ba["ids"]
     # TTA on the swapped input, mapped back, is the same numbers, bit for bit.
     np.testing.assert_array_equal(ab["probs"], ba["probs"][:, [1, 0, 2]])
     # Post-processing changes no row here (no empty or identical answers).
-    pp = predict(tmp_path / "run", built["ab"], max_rows=1, postprocess=True)
+    pp = predict(tmp_path / "run", built["ab"], max_rows=1, postprocess=True, split="all")
     assert not pp["postprocessed"].any()
     np.testing.assert_array_equal(pp["probs"], ab["probs"])
     # Without TTA the two orders disagree somewhat (the model is not symmetric).
@@ -215,7 +216,7 @@ def test_predict_tta_is_exactly_invariant_to_swapping_a_and_b(tmp_path):
 
     cli_out = tmp_path / "cli.csv"
     args = ["predict", "--run", str(tmp_path / "run"), "--data", str(built["ab"])]
-    assert main([*args, "--out", str(cli_out)]) == 0
+    assert main([*args, "--out", str(cli_out), "--split", "all"]) == 0
     assert main(["predict", "--run", str(tmp_path / "nope"), "--data", str(built["ab"])]) == 1
     sub = pl.read_csv(out)
     assert sub.columns == ["id", "winner_model_a", "winner_model_b", "winner_tie"]

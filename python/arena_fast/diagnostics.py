@@ -6,18 +6,24 @@ number of turns and by truncation, per fold, and the confusion matrix.
 Predictions travel as one table per run (`prediction_frame`): a row per
 conversation in the original A/B order, with the final probabilities, each
 single pass when both orders were predicted, the logits, the labels (NaN when
-unlabelled), turns, truncation and fold. `arena-fast predict --predictions`
-and `arena-fast train` (the held-out fold) write it; `arena-fast report`
-reads it. numpy and polars only: no torch here."""
+unlabelled), turns, truncation, fold and whether the run trained on the row
+(`trained`, when known). The file also says which rows it covers (parquet
+metadata, `ROWS_KEY`: the split, the run's held-out fold, the dataset's
+identity), and `summarize` / `format_summary` name those rows in every
+score they print (`describe_rows`). `arena-fast predict --predictions` and
+`arena-fast train` (the held-out fold) write it; `arena-fast report` reads
+it. numpy, polars and pyarrow only: no torch here."""
 
 from __future__ import annotations
 
+import json
 import math
 import os
 from typing import Any, Optional, Union
 
 import numpy as np
 import polars as pl
+import pyarrow.parquet as pq
 
 from .errors import InputError
 from .files import replacing
@@ -25,6 +31,8 @@ from .labels import CLASS_KEYS
 
 __all__ = [
     "CLASSES",
+    "ROWS_KEY",
+    "describe_rows",
     "prediction_frame",
     "read_predictions",
     "write_predictions",
@@ -42,6 +50,12 @@ CLASSES = CLASS_KEYS  # the short class names of a printed table
 # Conversations by number of turns: 1, 2, 3-4, 5 and more.
 TURN_BUCKETS = ((1, 1, "1"), (2, 2, "2"), (3, 4, "3-4"), (5, None, "5+"))
 _EPS = 1e-15
+# The parquet metadata key of a prediction table's rows: a JSON object with
+# `split` ("valid", "train" or "all"), `held_out` (the run's held-out fold,
+# None: none), `own_dataset` (True: the run's dataset; False: other data;
+# None: the run does not say), `dataset`, `dataset_sha256` and `run`.
+ROWS_KEY = b"arena_fast.rows"
+_SPLITS = ("valid", "train", "all")
 
 
 def _rows3(values: Any, n: int, name: str) -> np.ndarray:
@@ -62,11 +76,13 @@ def prediction_frame(
     turns=None,
     truncated=None,
     fold=None,
+    trained=None,
 ) -> Any:  # pl.DataFrame
     """The per-row prediction table: `id`, `probs` (the final ones), and
     where given `probs_original` / `probs_swapped` (each single pass, the
     swapped one mapped back to the original order), `logits`, `labels`
-    (probability rows, NaN when unlabelled), `turns`, `truncated`, `fold`.
+    (probability rows, NaN when unlabelled), `turns`, `truncated`, `fold`,
+    `trained` (whether the run trained on the row).
     Triples are `Array(Float64, 3)` columns in the order a, b, tie."""
     n = len(ids)
     columns: dict[str, Any] = {"id": pl.Series("id", [str(i) for i in ids], dtype=pl.String)}
@@ -84,6 +100,7 @@ def prediction_frame(
         ("turns", turns, pl.Int32),
         ("truncated", truncated, pl.Boolean),
         ("fold", fold, pl.Int32),
+        ("trained", trained, pl.Boolean),
     ):
         if values is not None:
             arr = np.asarray(values)
@@ -93,26 +110,35 @@ def prediction_frame(
     return pl.DataFrame(columns)
 
 
-def write_predictions(path: Union[str, os.PathLike], frame) -> None:
-    """The prediction table as parquet, written atomically."""
+def write_predictions(path: Union[str, os.PathLike], frame, rows: Optional[dict] = None) -> None:
+    """The prediction table as parquet, written atomically; `rows` (which
+    rows it covers, see `ROWS_KEY`) goes into the file's metadata."""
     with replacing(path) as tmp:
-        frame.write_parquet(tmp)
+        if rows is None:
+            frame.write_parquet(tmp)
+        else:
+            table = frame.to_arrow()
+            meta = {**(table.schema.metadata or {}), ROWS_KEY: json.dumps(rows).encode()}
+            pq.write_table(table.replace_schema_metadata(meta), tmp)
 
 
 # Columns of a prediction table and what each must hold when present.
 _TRIPLES = ("probs", "probs_original", "probs_swapped", "logits", "labels")
-_SCALARS = {"turns": "integer", "fold": "integer", "truncated": "boolean"}
+_SCALARS = {"turns": "integer", "fold": "integer", "truncated": "boolean", "trained": "boolean"}
 
 
-def read_predictions(path: Union[str, os.PathLike]) -> Any:
+def read_predictions(path: Union[str, os.PathLike], *, with_rows: bool = False) -> Any:
     """A table written by `write_predictions`, checked like any input: `id`
     and `probs` present, each triple an `Array(Float64, 3)` column,
     probabilities finite and in [0, 1], logits finite, labels NaN (no label)
-    or finite and non-negative, `turns` / `fold` integers and `truncated`
-    booleans. An InputError naming the file, column and row otherwise."""
+    or finite and non-negative, `turns` / `fold` integers and `truncated` /
+    `trained` booleans. An InputError naming the file, column and row
+    otherwise. With `with_rows`, `(frame, rows)`: `rows` the metadata of
+    the rows it covers (`ROWS_KEY`; {} for a table written without it)."""
     try:
         frame = pl.read_parquet(path)
-    except (OSError, pl.exceptions.PolarsError) as exc:
+        meta = pq.read_schema(path).metadata or {}
+    except (OSError, pl.exceptions.PolarsError, ValueError) as exc:
         raise InputError(f"{path}: not a prediction table: {exc}") from None
     for name in ("id", "probs"):
         if name not in frame.columns:
@@ -149,7 +175,66 @@ def read_predictions(path: Union[str, os.PathLike]) -> Any:
         ok = dtype == pl.Boolean if kind == "boolean" else dtype.is_integer()
         if not ok or frame[name].null_count():
             raise InputError(f"{path}: column {name!r} must hold {kind}s, got {dtype}")
-    return frame
+    if not with_rows:
+        return frame
+    return frame, _rows_metadata(meta.get(ROWS_KEY), path)
+
+
+def _rows_metadata(raw: Optional[bytes], path) -> dict:
+    """The `ROWS_KEY` metadata of a prediction table, checked: an
+    InputError naming the file and field when it is not what
+    `write_predictions` writes."""
+    if raw is None:
+        return {}
+    try:
+        rows = json.loads(raw.decode("utf-8"))
+    except (ValueError, RecursionError):
+        raise InputError(f"{path}: metadata {ROWS_KEY.decode()}: not JSON") from None
+    if not isinstance(rows, dict):
+        raise InputError(f"{path}: metadata {ROWS_KEY.decode()}: not a JSON object")
+    held = rows.get("held_out")
+    checks = {
+        "split": rows.get("split") in _SPLITS,
+        "held_out": held is None or (type(held) is int and held >= 0),
+        "own_dataset": rows.get("own_dataset") in (True, False, None),
+        **{k: isinstance(rows.get(k), (str, type(None))) for k in ("dataset", "dataset_sha256")},
+        "run": isinstance(rows.get("run"), (str, type(None))),
+    }
+    for name, ok in checks.items():
+        if not ok:
+            raise InputError(
+                f"{path}: metadata {ROWS_KEY.decode()}: {name} is {rows.get(name)!r:.60}"
+            )
+    return rows
+
+
+def describe_rows(frame, rows: Optional[dict] = None) -> str:
+    """Which rows a prediction table covers, in words, from its `rows`
+    metadata (`ROWS_KEY`) and `trained` column: `held-out fold 0: 200
+    rows`, `all 1,000 rows, 800 of which the run trained on (these scores
+    are not held-out)`, `1,000 rows of other data than the run trained on`,
+    or that the table or the run does not say."""
+    n = len(frame)
+    rows = rows or {}
+    trained = int(frame["trained"].sum()) if "trained" in frame.columns else None
+    split, held, own = rows.get("split"), rows.get("held_out"), rows.get("own_dataset")
+    if split == "valid" and trained in (0, None):
+        return f"held-out fold {held}: {n:,} rows" if held is not None else f"held out: {n:,} rows"
+    if trained:
+        which = {"all": "all", "train": f"the training folds (every fold but {held}):"}.get(
+            split, ""
+        )
+        part = "every one of which" if trained == n else f"{trained:,} of which"
+        return (
+            f"{which} {n:,} rows, {part} the run trained on (these scores are not held-out)".strip()
+        )
+    if trained == 0:
+        return f"{n:,} rows, none of which the run trained on"
+    if own is False:
+        return f"{n:,} rows of other data than the run trained on"
+    if rows:
+        return f"{n:,} rows; the run does not say which rows it trained on"
+    return f"{n:,} rows (the table does not say which rows the run trained on)"
 
 
 def _triple(frame, name: str) -> Optional[np.ndarray]:
@@ -224,17 +309,26 @@ def _group(probs: np.ndarray, labels: np.ndarray, mask: np.ndarray) -> dict:
     return {"rows": int(mask.sum()), "log_loss": log_loss(probs[mask], labels[mask])}
 
 
-def summarize(frame, bins: int = 10) -> dict:
-    """Every diagnostic the table supports: `rows`, `labelled`; on labelled
-    rows `log_loss`, `accuracy`, `log_loss_original` / `log_loss_swapped`
-    (each single pass), `calibration` (`reliability`), `confusion`,
-    `by_turns`, `by_truncation`, `by_fold`; and on every row with both
-    passes `flip_rate`."""
+def summarize(frame, bins: int = 10, rows: Optional[dict] = None) -> dict:
+    """Every diagnostic the table supports: `rows`, `labelled`; when the
+    table says which rows it covers (a `trained` column, `rows` metadata),
+    `covers` (those rows in words: `describe_rows`), `trained_rows` (how
+    many the run trained on; None when not known) and `held_out` (the run's
+    held-out fold); on labelled rows `log_loss`, `accuracy`, `log_loss_original` /
+    `log_loss_swapped` (each single pass), `calibration` (`reliability`),
+    `confusion`, `by_turns`, `by_truncation`, `by_fold`, `by_trained` (the
+    held-out rows and the trained ones apart, when the table has both);
+    and on every row with both passes `flip_rate`."""
     probs = _triple(frame, "probs")
     labels = _triple(frame, "labels")
     original = _triple(frame, "probs_original")
     swapped = _triple(frame, "probs_swapped")
+    trained = int(frame["trained"].sum()) if "trained" in frame.columns else None
     out: dict[str, Any] = {"rows": len(frame)}
+    if trained is not None or rows:  # what the table says of its rows
+        out["covers"] = describe_rows(frame, rows)
+        out["trained_rows"] = trained
+        out["held_out"] = (rows or {}).get("held_out")
     if original is not None and swapped is not None:
         out["flip_rate"] = flip_rate(original, swapped)
     if labels is None:
@@ -270,6 +364,13 @@ def summarize(frame, bins: int = 10) -> dict:
     if "fold" in frame.columns:
         folds = frame["fold"].to_numpy()[mask]
         out["by_fold"] = {int(f): _group(p, y, folds == f) for f in np.unique(folds) if f >= 0}
+    if trained:
+        seen = frame["trained"].to_numpy()[mask].astype(bool)
+        out["by_trained"] = {
+            name: _group(p, y, sel)
+            for name, sel in (("held out", ~seen), ("trained", seen))
+            if sel.any()
+        }
     return out
 
 
@@ -279,7 +380,18 @@ def format_summary(summary: dict) -> str:
     def num(x: float) -> str:
         return "-" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.4f}"
 
-    lines = [f"rows          {summary['rows']} ({summary['labelled']} labelled)"]
+    covers = summary.get("covers") or summary["rows"]
+    lines = [f"rows          {covers} ({summary['labelled']} labelled)"]
+    if summary.get("trained_rows"):
+        lines.append(
+            f"WARNING       {summary['trained_rows']:,} of these rows trained the run: the "
+            "scores below are not held-out"
+            + (
+                " (--split valid scores the held-out fold)"
+                if summary.get("held_out") is not None
+                else ""
+            )
+        )
     if "log_loss" in summary:
         text = f"log loss      {num(summary['log_loss'])}"
         if "log_loss_original" in summary:
@@ -297,6 +409,7 @@ def format_summary(summary: dict) -> str:
         ("by_turns", "by turns"),
         ("by_truncation", "by truncation"),
         ("by_fold", "by fold"),
+        ("by_trained", "by rows"),
     ):
         if summary.get(key):
             parts = [

@@ -18,6 +18,7 @@ import torch
 from .diagnostics import accuracy, log_loss, prediction_frame, write_predictions
 from .errors import InputError
 from .labels import tta_average, unswap_probs
+from .runs import dataset_sha256
 from .torch.data import ArenaBatches, inference_plan
 
 __all__ = [
@@ -118,7 +119,10 @@ def dataset_predictions(
 
 def prediction_table(result: dict):
     """`predict`'s result as the per-row table of `af.diagnostics`
-    (`write_predictions`, `summarize`, `arena-fast report`)."""
+    (`write_predictions`, `summarize`, `arena-fast report`), with the
+    `trained` column when the result says which rows the run trained on
+    (its `rows` are the table's metadata: `write_predictions(path, table,
+    result["rows"])`)."""
     return prediction_frame(
         result["ids"],
         result["probs"],
@@ -129,14 +133,17 @@ def prediction_table(result: dict):
         turns=result["turns"],
         truncated=result["truncated"],
         fold=result["folds"],
+        trained=result.get("trained"),
     )
 
 
 def evaluate(model, data, layout: str, max_tokens: int, predictions: Optional[Path] = None) -> dict:
     """Log loss and accuracy of `model` on `data` (an `ArenaDataset`; its
     labelled rows), and with swap TTA when it holds both orders. With
-    `predictions`, the per-row table (`af.diagnostics`) is written there.
-    The model is left in training mode."""
+    `predictions`, the per-row table (`af.diagnostics`) is written there,
+    as held-out rows (`trained` False, split "valid": `data` is the
+    held-out fold of the run's dataset). The model is left in training
+    mode."""
     logits = predict_logits(model, data.encoded, layout, max_tokens)
     model.train()
     probs = probabilities(logits, data.ids, f"evaluating {data.path}")
@@ -147,7 +154,17 @@ def evaluate(model, data, layout: str, max_tokens: int, predictions: Optional[Pa
         result["tta_log_loss"] = tta["log_loss"]
         result["tta_accuracy"] = tta["accuracy"]
     if predictions is not None:
-        write_predictions(predictions, prediction_table(dataset_predictions(data, logits)))
+        table = dataset_predictions(data, logits)
+        table["trained"] = np.zeros(len(table["ids"]), dtype=bool)
+        folds = np.unique(table["folds"])
+        rows = {
+            "split": "valid",
+            "held_out": int(folds[0]) if len(folds) == 1 else None,
+            "own_dataset": True,
+            "dataset": str(data.path),
+            "dataset_sha256": dataset_sha256(data.path),
+        }
+        write_predictions(predictions, prediction_table(table), rows)
     return result
 
 

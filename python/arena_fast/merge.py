@@ -41,8 +41,10 @@ from .runs import (
     DECODER,
     HEAD,
     TOKENIZER,
+    merged_training,
     read_bundle,
     read_run_config,
+    trained_on,
     write_bundle_file,
     write_run_config,
 )
@@ -138,10 +140,19 @@ def merge_runs(
         # fold's rows trained one of its sources.
         fold = folds.pop() if len(folds) == 1 else None
         config = dataclasses.replace(configs[0], fold=fold, out=str(out))
+        if fold is None:  # what chose among evaluations of a held-out fold has none
+            config = dataclasses.replace(config, save=None, eval_every=None, early_stopping=None)
         write_run_config(work, config)
         provenance = _provenance(paths, configs, shares)
         _write_json(work / MERGED, provenance)
-        bundle = write_bundle_from(work, bundles[0])
+        # What the merge trained on: its sources' folds (bundle.json trained_on).
+        source = {
+            **bundles[0],
+            "trained_on": merged_training(
+                [trained_on(b) for b in bundles], [c.fold for c in configs]
+            ),
+        }
+        bundle = write_bundle_from(work, source)
         if merge_into_base:
             counts[DECODER] = _merge_into_base(work, base)
             config = dataclasses.replace(config, lora_r=0)
@@ -149,7 +160,7 @@ def merge_runs(
             # lora_r: of the adapter that was folded in.
             provenance.update(merged_into_base=True, lora_r=lora_r)
             _write_json(work / MERGED, provenance)
-            bundle = write_bundle_from(work, bundles[0])
+            bundle = write_bundle_from(work, source)
     return {
         "out": out,
         "runs": len(paths),
@@ -197,9 +208,10 @@ def _provenance(paths: list[Path], configs: list[TrainConfig], shares: list[floa
 def write_bundle_from(out_dir: Union[str, os.PathLike], source: dict) -> dict:
     """`bundle.json` for a run directory whose weights were derived from runs
     rather than trained on a dataset: what the inputs and outputs mean
-    (encoder config, tokenizer sha256, label order, dataset swap) comes from
-    `source` (a source run's bundle); the files, `merged.json` among them,
-    are hashed (`runs.write_bundle_file`)."""
+    (encoder config, tokenizer sha256, label order, dataset swap) and, when
+    it holds one, `trained_on` (`runs.merged_training`: the sources' folds)
+    come from `source` (a source run's bundle); the files, `merged.json`
+    among them, are hashed (`runs.write_bundle_file`)."""
     return write_bundle_file(Path(out_dir), source, extra_files=(MERGED,))
 
 

@@ -37,7 +37,15 @@ from .infer import (
 )
 from .labels import CLASS_COLUMNS, VERDICTS
 from .model import classifier_for, default_attention
-from .runs import build_settings, describe_differences, read_bundle, read_run_config
+from .runs import (
+    build_settings,
+    dataset_sha256,
+    describe_differences,
+    describe_training,
+    read_bundle,
+    read_run_config,
+    trained_on,
+)
 from .sources import TEXT_COLUMNS, read
 from .sources.demo import demo_chunks
 from .tokenizer import Tokenizer
@@ -54,6 +62,8 @@ __all__ = [
     "probabilities",
     "postprocess_rules",
     "run_encoder",
+    "SPLITS",
+    "rows_to_score",
     "write_submission",
     "source_rows",
     "write_canonical",
@@ -99,20 +109,30 @@ def predict(
     layout: Optional[str] = None,
     postprocess: bool = False,
     base_model: Optional[Union[str, os.PathLike]] = None,
+    split: Optional[str] = None,
     progress: Optional[Callable[[dict], None]] = None,
 ) -> dict:
-    """Probabilities for every row of the dataset `data`: `ids`, `probs`
+    """Probabilities for the rows of the dataset `data` that `split` names
+    (`rows_to_score`: by default the run's held-out fold when `data` is the
+    dataset it trained on, else every row): `ids`, `probs`
     (n, 3; the swap-TTA average when `tta` and the dataset has both orders),
     `logits` (of the original order) and, when the dataset has both orders,
     `probs_original` and `probs_swapped` (the swapped prediction mapped
     back); per row also `labels` (NaN when unlabelled), `turns`, `truncated`
     and `folds`. `postprocess` applies the 4th place's rules last
     (`postprocess_rules`). `base_model`: the folder of the run's base model
-    where it is now (`load_run`). `progress`: `af.infer.predict_logits`'s
+    where it is now (`load_run`). Which rows these are: `split`, `rows`
+    (the prediction table's metadata, `af.diagnostics.ROWS_KEY`),
+    `trained` (per row, whether the run trained on it; None when not
+    known) and `notes` (what a user should know, e.g. that the run does not
+    say which rows it trained on). `progress`: `af.infer.predict_logits`'s
     (`{"rows": done, "total": n}` as the batches are predicted)."""
-    dataset = load_dataset(data, swap=None)
-
     bundle = read_bundle(Path(run))
+    rows = rows_to_score(run, bundle, data, split)
+    if rows["split"] == "all":
+        dataset = load_dataset(data, swap=None)
+    else:
+        dataset = load_dataset(data, fold=rows["held_out"], split=rows["split"], swap=None)
     _check_settings(run, bundle, data, dataset, tta)
     model, config = load_run(run, tokenizer=dataset.tokenizer(), base_model=base_model)
     if layout is None:
@@ -120,10 +140,75 @@ def predict(
     logits = predict_logits(model, dataset.encoded, layout, max_tokens, max_rows, progress=progress)
     out = dataset_predictions(dataset, logits, tta=tta, where=f"predicting {data} with {run}")
     out["dataset"] = Path(data)
+    out["split"], out["notes"] = rows["split"], rows.pop("notes")
+    out["rows"] = rows
+    out["trained"] = None
+    if rows["own_dataset"]:
+        held = rows["held_out"]
+        out["trained"] = np.ones(len(out["ids"]), bool) if held is None else out["folds"] != held
     if postprocess:
         flags = dataset.flags[0::2] if dataset.swapped else dataset.flags
         out["probs"], out["postprocessed"] = postprocess_rules(out["probs"], flags)
     return out
+
+
+SPLITS = ("valid", "train", "all")
+
+
+def rows_to_score(run, bundle: dict, data, split: Optional[str] = None) -> dict:
+    """Which rows of the dataset `data` the run (whose checked `bundle` is
+    given) scores, from what it trained on (`runs.trained_on`): `split`
+    "valid" (its held-out fold), "train" (the folds it trained on) or "all";
+    None: "valid" when `data` is the run's own dataset (the same
+    manifest.json sha256) and the run has a held-out fold, else "all".
+    "valid" and "train" on other data, or for a run without a held-out fold
+    or that does not record its dataset, are a ConfigError saying why.
+
+    Returns the table's `rows` metadata (`af.diagnostics.ROWS_KEY`: split,
+    held_out, own_dataset, dataset, dataset_sha256, run) and `notes`."""
+    if split is not None and split not in SPLITS:
+        raise ConfigError(f"split must be one of {', '.join(SPLITS)}, got {split!r:.40}")
+    read_manifest(data)  # a dataset, or an InputError naming it
+    sha = dataset_sha256(Path(data))
+    record = trained_on(bundle)
+    known = record is not None and record.get("dataset_sha256") is not None
+    own = (record["dataset_sha256"] == sha) if known else None
+    held = record.get("held_out") if record is not None else None
+    notes = []
+    if split is None:
+        split = "valid" if own and held is not None else "all"
+        if record is None:
+            notes.append(
+                f"the run {run} does not say which rows it trained on (written before runs "
+                "recorded it): scoring every row, which may include rows it trained on"
+            )
+    elif split != "all":
+        why = None
+        if record is None:
+            why = "the run does not record which rows it trained on (written before runs did)"
+        elif not known:
+            why = f"the run does not record one dataset ({describe_training(record)})"
+        elif not own:
+            why = (
+                f"{data} is not the dataset the run trained on ({record.get('dataset')}: its "
+                "manifest.json sha256 differs)"
+            )
+        elif held is None:
+            why = f"the run has no held-out fold (it trained on {describe_training(record)})"
+        if why:
+            raise ConfigError(
+                f"--split {split} (split={split!r}) with the run {run}: {why}; "
+                "--split all scores every row"
+            )
+    return {
+        "split": split,
+        "held_out": held,
+        "own_dataset": own,
+        "dataset": str(data),
+        "dataset_sha256": sha,
+        "run": str(run),
+        "notes": notes,
+    }
 
 
 def _check_settings(run, bundle: dict, data, dataset, tta: bool) -> None:

@@ -25,7 +25,7 @@ import shutil
 from collections.abc import Iterator
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional
 
 from . import base_model
 from ._core import __version__
@@ -37,6 +37,7 @@ from .outputs import (
     CHECKPOINT,
     DECODER,
     HEAD,
+    MANIFEST,
     METRICS,
     PREDICTIONS,
     RUN_EXTRAS,
@@ -60,11 +61,15 @@ __all__ = [
     "checkpoint_siblings",
     "build_settings",
     "claiming",
+    "dataset_sha256",
     "describe_differences",
+    "describe_training",
+    "merged_training",
     "read_bundle",
     "read_checkpoint_step",
     "read_run_config",
     "resume_point",
+    "trained_on",
     "write_bundle",
     "write_bundle_file",
     "write_checkpoint_step",
@@ -128,25 +133,104 @@ def write_bundle(out_dir: Path, data) -> dict:
     """Make the run directory self-describing: the tokenizer the data was
     encoded with, the exact encoder config, the label order, the base model
     by identity (`base_model.identity` of `config.json`'s `model`, written
-    first), library versions and the sha256 of every file, in `bundle.json`
-    (written last)."""
+    first), the rows it trained on (`trained_on`: the dataset's identity,
+    its fold count and `config.json`'s held-out `fold`), library versions
+    and the sha256 of every file, in `bundle.json` (written last)."""
     path = out_dir / TOKENIZER
     with writing(path), replacing(path) as tmp:
         shutil.copyfile(data.path / DATASET_TOKENIZER, tmp)
+    config = _read_json(out_dir / CONFIG)
     meaning = {
         "labels": list(LABEL_ORDER),
         "encoder": data.manifest["encoder"],
         "tokenizer_sha256": data.manifest["tokenizer"]["sha256"],
         "dataset_swap": bool(data.manifest.get("swap")),
-        "base_model": base_model.identity(_read_json(out_dir / CONFIG)["model"]),
+        "base_model": base_model.identity(config["model"]),
+        "trained_on": {
+            "dataset_sha256": dataset_sha256(data.path),
+            "dataset": str(config.get("data") or data.path),
+            "folds": int(data.manifest["folds"]),
+            "held_out": config.get("fold"),
+        },
     }
     return write_bundle_file(out_dir, meaning)
+
+
+def dataset_sha256(data: Path) -> str:
+    """A built dataset's identity: the sha256 of its `manifest.json`, which
+    lists every shard with its own sha256 (so two builds holding other rows
+    or folds differ)."""
+    return file_sha256(Path(data) / MANIFEST)
+
+
+def trained_on(bundle: dict, where: Any = BUNDLE) -> Optional[dict]:
+    """Which rows a run trained on, from its bundle: `dataset_sha256` (the
+    dataset's identity; None when unknown, a merge of runs of different
+    datasets), `dataset` (its path as given to train, for people), `folds`
+    (its fold count; None when unknown), `held_out` (the fold it did not
+    train on; None: it trained on every row) and, for a merged run,
+    `sources_held_out` (each source's held-out fold). None for a run
+    written before runs recorded it; a record that is not what a run writes
+    is a ConfigError naming `where` (the bundle's path) and the field."""
+    record = bundle.get("trained_on")
+    if record is None:
+        return None
+    _check_trained_on(record, Path(where))
+    return dict(record)
+
+
+def merged_training(records: list, folds: list) -> dict:
+    """`trained_on` of a run merged from sources whose bundles say
+    `records` (each one's `trained_on`; None where a source does not say)
+    and whose held-out folds are `folds`: the dataset and fold count when
+    every source names the same ones, the held-out fold when every source
+    held out the same one (None otherwise: every row trained at least one
+    source), and `sources_held_out`."""
+    known = [r for r in records if r is not None]
+
+    def common(key: str):
+        values = {r.get(key) for r in known}
+        return values.pop() if len(known) == len(records) and len(values) == 1 else None
+
+    held = set(folds)
+    return {
+        "dataset_sha256": common("dataset_sha256"),
+        "dataset": common("dataset"),
+        "folds": common("folds"),
+        "held_out": held.pop() if len(held) == 1 else None,
+        "sources_held_out": list(folds),
+    }
+
+
+def describe_training(record: Optional[dict], fold: Optional[int] = None) -> str:
+    """The rows a run trained on, in words, from its `trained_on` record
+    (`fold`: its config.json's, for a run whose bundle does not say)."""
+    if record is None:
+        if fold is None:
+            return "every row of its dataset (no held-out fold)"
+        return f"every fold but {fold} (the run does not record which dataset)"
+    sources, held = record.get("sources_held_out"), record.get("held_out")
+    of = f" of {record['folds']}" if record.get("folds") else ""
+    if sources is not None:
+        named = sorted({-1 if f is None else f for f in sources})
+        names = ", ".join("none" if f < 0 else str(f) for f in named)
+        if held is not None:
+            each = f"a merge of {len(sources)} runs, each holding out fold {held}"
+            return f"every fold but {held}{of}: {each}"
+        return (
+            f"every row: a merge of {len(sources)} runs holding out folds {{{names}}}{of}, so "
+            "each row trained at least one of them (no row is held out)"
+        )
+    if held is None:
+        return "every row of its dataset (no held-out fold)"
+    return f"every fold but {held}{of} (fold {held} held out)"
 
 
 def write_bundle_file(out_dir: Path, meaning: dict, extra_files: tuple = ()) -> dict:
     """`bundle.json` of a run directory holding the run's files: `meaning`
     (labels, encoder, tokenizer_sha256, dataset_swap: what the inputs and
-    outputs mean; base_model, when it holds one), this process's library
+    outputs mean; base_model and trained_on, when it holds them), this
+    process's library
     versions, and the sha256 of the run's files and of `extra_files` (which
     must exist). Written last, atomically."""
     versions = {"arena_fast": __version__}
@@ -164,7 +248,7 @@ def write_bundle_file(out_dir: Path, meaning: dict, extra_files: tuple = ()) -> 
         "format_version": 1,
         "versions": versions,
         **{key: meaning[key] for key in ("labels", "encoder", "tokenizer_sha256", "dataset_swap")},
-        **{key: meaning[key] for key in ("base_model",) if key in meaning},
+        **{key: meaning[key] for key in ("base_model", "trained_on") if key in meaning},
         "files": {name: file_sha256(out_dir / name) for name in names},
     }
     with writing(out_dir / BUNDLE):
@@ -231,6 +315,8 @@ def read_bundle(run: Path) -> dict:
     missing = [name for name in RUN_FILES if name not in files]
     if missing:
         raise ConfigError(f"{path}: does not list {missing} (every run has them)")
+    if "trained_on" in bundle:
+        _check_trained_on(bundle["trained_on"], path)
     root = run.resolve()
     for name, digest in files.items():
         file = run / name
@@ -248,6 +334,36 @@ def read_bundle(run: Path) -> dict:
         if file_sha256(file) != digest:
             raise ConfigError(f"{file}: sha256 differs from {BUNDLE} (the file was changed)")
     return bundle
+
+
+def _check_trained_on(record: Any, path: Path) -> None:
+    """A ConfigError naming the field of a `trained_on` record that is not
+    what `write_bundle` / `merged_training` write."""
+    if not isinstance(record, dict):
+        raise ConfigError(f"{path}: 'trained_on' must be an object")
+    folds = record.get("folds")
+
+    def fold(value: Any) -> bool:
+        if value is None:
+            return True
+        if type(value) is not int or value < 0:
+            return False
+        return not isinstance(folds, int) or value < folds
+
+    sources = record.get("sources_held_out")
+    checks = {
+        "dataset_sha256": isinstance(record.get("dataset_sha256"), (str, type(None))),
+        "dataset": isinstance(record.get("dataset"), (str, type(None))),
+        "folds": folds is None or (type(folds) is int and folds >= 1),
+        "held_out": fold(record.get("held_out")),
+        "sources_held_out": sources is None
+        or (isinstance(sources, list) and all(fold(f) for f in sources)),
+    }
+    for name, ok in checks.items():
+        if not ok:
+            raise ConfigError(
+                f"{path}: trained_on.{name} is {record.get(name)!r:.60}, not what a run records"
+            )
 
 
 def read_run_config(run: Path) -> TrainConfig:

@@ -3,13 +3,18 @@ and data encoding) averaged key by key into one run: the LoRA A and B
 matrices separately (not their product; the 1st place's recipe) and the
 heads. `--merge` folds the averaged adapter into the base weights and
 stores the result as a run without LoRA. The output is a run directory that
-`arena-fast predict` reads; `merged.json` in it names the sources."""
+`arena-fast predict` reads; `merged.json` in it names the sources, and its
+`bundle.json` the rows they trained on (`trained_on`: the sources' held-out
+folds; a merge of runs of different folds has no held-out row, so
+`predict` scores every row of the dataset and says that they were trained
+on)."""
 
 from __future__ import annotations
 
 import argparse
 import sys
 
+from ..runs import describe_training
 from ._args import HelpFormatter, Switch
 from ._terminal import printable
 
@@ -71,10 +76,12 @@ def run(args: argparse.Namespace) -> int:
         else f"{result['decoder_tensors']} decoder tensors"
         + (f", LoRA r={result['lora_r']}" if result["lora_r"] else ", no LoRA")
     )
+    trained = describe_training(result["bundle"].get("trained_on"))
     print(
         printable(
             f"arena-fast merge-adapters: {result['runs']} runs averaged (weights {shares}; "
-            f"{kind}; {result['head_tensors']} head tensors) -> {result['out']}"
+            f"{kind}; {result['head_tensors']} head tensors) -> {result['out']}; "
+            f"trained on {trained}"
         ),
         file=sys.stderr,
     )

@@ -9,14 +9,20 @@ logits, which `build-dataset` reads back as pseudo-labels or for
 distillation (the rows' text is re-read from the dataset's inputs).
 `--predictions` writes the per-row table that `arena-fast report` reads.
 When the rows have labels, the diagnostics are printed: log loss, accuracy,
-position flip rate, calibration (ECE), log loss by turns and by truncation."""
+position flip rate, calibration (ECE), log loss by turns and by truncation.
+
+`--split` picks the rows: on the dataset the run trained on, `valid` (its
+held-out fold, the default) or `train` (the folds it trained on) or `all`;
+other data (a test set) is always scored whole. Every printed score names
+its rows, and rows the run trained on are flagged (these scores are not
+held-out)."""
 
 from __future__ import annotations
 
 import argparse
 import sys
 
-from ..diagnostics import format_summary, summarize, write_predictions
+from ..diagnostics import describe_rows, format_summary, summarize, write_predictions
 from ..errors import ConfigError
 from ._args import HelpFormatter, Switch, int_at_least
 from ._progress import Progress
@@ -58,6 +64,13 @@ def add_parser(sub) -> None:
         action=Switch,
         help="one answer empty: the other side wins (0.88); identical answers: tie (0.88)",
     )
+    p.add_argument(
+        "--split",
+        choices=("valid", "train", "all"),
+        help="which rows of the run's own dataset: valid (its held-out fold), train (the folds "
+        "it trained on) or all (default: valid on the run's dataset when it has a held-out "
+        "fold, else all; other data is always scored whole)",
+    )
     p.add_argument("--max-tokens", type=int_at_least(1), default=8192, help="tokens per batch")
     p.add_argument(
         "--base-model",
@@ -86,27 +99,36 @@ def run(args: argparse.Namespace) -> int:
             max_tokens=args.max_tokens,
             postprocess=args.postprocess,
             base_model=args.base_model,
+            split=args.split,
             progress=lambda record: progress.update(record["rows"], record["total"]),
         )
     finally:
         progress.done()
+    for note in result["notes"]:
+        print(printable(f"arena-fast predict: note: {note}"), file=sys.stderr)
     if kind == "csv":
         write_submission(args.out, result["ids"], result["probs"])
     else:
+        if len(rows) != len(result["ids"]):  # the split's rows, in the dataset's order
+            rows = rows.filter(rows["id"].is_in(result["ids"]))
+        if rows["id"].to_list() != [str(i) for i in result["ids"]]:
+            raise ConfigError(f"{args.data}: its inputs' rows are not the rows predicted")
         write_canonical(args.out, rows, result["probs"], result["logits"])
     tta = "with swap TTA" if "probs_swapped" in result and args.tta else "no TTA"
+    frame = prediction_table(result)
     print(
-        printable(f"arena-fast predict: {len(result['ids'])} rows ({tta}) -> {args.out}"),
+        printable(
+            f"arena-fast predict: {describe_rows(frame, result['rows'])} ({tta}) -> {args.out}"
+        ),
         file=sys.stderr,
     )
-    frame = prediction_table(result)
     if args.predictions:
-        write_predictions(args.predictions, frame)
+        write_predictions(args.predictions, frame, result["rows"])
         print(
             printable(f"arena-fast predict: per-row predictions -> {args.predictions}"),
             file=sys.stderr,
         )
-    summary = summarize(frame)
+    summary = summarize(frame, rows=result["rows"])
     if summary["labelled"] or "flip_rate" in summary:
         print(format_summary(summary), file=sys.stderr)
     return 0

@@ -1,5 +1,9 @@
 """The report's HTML: the summary and runs tables, the comparison of
-several runs, and one section per run or prediction table with its plots."""
+several runs, and one section per run or prediction table with its plots.
+Every score says which rows it covers (the summary's "rows covered"
+column, a line and a caption above each section's plots), a table holding
+rows its run trained on is flagged, and each run's evaluations are listed
+by step with the one whose weights it kept."""
 
 from __future__ import annotations
 
@@ -61,15 +65,26 @@ _SUMMARY_HEAD = [
     "swapped alone",
     "flip rate",
     "ECE",
+    "rows covered",
 ]
 
 
-def _summary_row(title: str, s: Optional[dict]) -> list:
+def _summary_row(title: str, s: Optional[dict], covers: str = "") -> list:
     if s is None:
-        return [title, *["-"] * (len(_SUMMARY_HEAD) - 1)]
+        return [title, *["-"] * (len(_SUMMARY_HEAD) - 2), covers or "-"]
     keys = ("log_loss", "accuracy", "log_loss_original", "log_loss_swapped", "flip_rate")
     ece = s["calibration"]["ece"] if "calibration" in s else None
-    return [title, s["rows"], s["labelled"], *(_num(s.get(k)) for k in keys), _num(ece)]
+    row = [title, s["rows"], s["labelled"], *(_num(s.get(k)) for k in keys), _num(ece)]
+    return [*row, covers or s.get("covers") or "-"]
+
+
+def _kept_text(sec: Section) -> str:
+    """The evaluation whose weights the run kept, in words."""
+    kept = sec.kept
+    if kept is None:
+        return "-" if sec.saved is None else f"the last weights ({sec.saved.get('saved')})"
+    text = f"step {_num(kept.get('step'))} ({(sec.saved or {}).get('saved')})"
+    return f"{text}: log loss {_num(kept.get('log_loss'))}" if "log_loss" in kept else text
 
 
 def _run_row(sec: Section) -> list:
@@ -90,6 +105,9 @@ def _run_row(sec: Section) -> list:
         _num(seconds, 1),
         _num(last.get("log_loss")),
         _num(last.get("tta_log_loss")),
+        len(sec.evals),
+        _kept_text(sec),
+        sec.trained_on(),
     ]
 
 
@@ -106,7 +124,37 @@ _RUN_HEAD = [
     "seconds",
     "last eval log loss",
     "last eval TTA log loss",
+    "evaluations",
+    "kept weights",
+    "trained on",
 ]
+_EVAL_HEAD = ["step", "epoch", "log loss", "TTA log loss", "accuracy", "best so far", "kept"]
+
+
+def _evals_html(sec: Section) -> list:
+    """The run's evaluations by step (every `eval_every` one too), the kept
+    one marked, and a line naming it."""
+    if not sec.evals:
+        return []
+    kept_step = (sec.kept or {}).get("step")
+    rows = [
+        [
+            _num(r.get("step")),
+            _num(r.get("epoch")),
+            _num(r.get("log_loss")),
+            _num(r.get("tta_log_loss")),
+            _num(r.get("accuracy")),
+            "yes" if r.get("best") else "",
+            "KEPT" if kept_step is not None and r.get("step") == kept_step else "",
+        ]
+        for r in sec.evals
+    ]
+    line = f"<p>kept weights: {_e(_kept_text(sec))}</p>" if sec.saved is not None else ""
+    return [
+        line,
+        f"<details><summary>{len(sec.evals)} held-out evaluations, by step</summary>"
+        f"{_table(_EVAL_HEAD, rows)}</details>",
+    ]
 
 
 def _section_html(sec: Section, plots: Plots) -> list:
@@ -116,9 +164,12 @@ def _section_html(sec: Section, plots: Plots) -> list:
         name = f"{sec.key}-loss.png"
         plot_losses(plots, name, [sec], "training loss and held-out log loss")
         parts.append(_img(name, "loss curve"))
+    parts += _evals_html(sec)
     s = sec.summary
     if s is None:
         return parts
+    covers = sec.covers
+    parts.append(f"<p>The scores below cover: <strong>{_e(covers)}</strong></p>")
     if not s["labelled"]:
         parts.append(
             '<p class="note">no labelled rows: log loss, calibration and the confusion matrix '
@@ -126,25 +177,27 @@ def _section_html(sec: Section, plots: Plots) -> list:
         )
     if len(s.get("by_fold") or {}) >= 2:
         name = f"{sec.key}-folds.png"
-        plot_folds(plots, name, fold_bars([Section(key="", title="", path="", summary=s)]))
+        whole = Section(key="", title="", path="", summary=s, frame=sec.frame)
+        title = "log loss per fold" if sec.trained_rows else "held-out log loss per fold"
+        plot_folds(plots, name, fold_bars([whole]), title, caption=covers)
         parts.append(_img(name, "log loss per fold"))
     if "calibration" in s:
         name = f"{sec.key}-reliability.png"
-        plot_reliability(plots, name, s["calibration"])
+        plot_reliability(plots, name, s["calibration"], caption=covers)
         parts.append(_img(name, "reliability diagram"))
     if "flip_rate" in s:
         name = f"{sec.key}-flips.png"
-        plot_flips(plots, name, sec.frame, s)
+        plot_flips(plots, name, sec.frame, s, caption=covers)
         parts.append(_img(name, "flip rate"))
     else:
         parts.append('<p class="note">one order predicted only: no flip rate</p>')
     if "confusion" in s:
         name = f"{sec.key}-confusion.png"
-        plot_confusion(plots, name, s["confusion"])
+        plot_confusion(plots, name, s["confusion"], caption=covers)
         parts.append(_img(name, "confusion matrix"))
     if s.get("by_turns") or s.get("by_truncation"):
         name = f"{sec.key}-groups.png"
-        plot_groups(plots, name, s)
+        plot_groups(plots, name, s, caption=covers)
         parts.append(_img(name, "log loss by turns and by truncation"))
     parts.append(f"<details><summary>numbers</summary><pre>{_e(format_summary(s))}</pre></details>")
     return parts
@@ -161,11 +214,16 @@ def render_page(sections: list, n_runs: int, plots: Plots) -> str:
         f"<h1>{_e(f'arena-fast report: {title}')}</h1>",
         "<h2>Summary</h2>",
     ]
-    rows = [_summary_row(s.title, s.summary) for s in sections]
-    pooled = pooled_summary(runs) if n_runs > 1 else None
+    rows = [_summary_row(s.title, s.summary, s.covers) for s in sections]
+    pooled, pooled_note = pooled_summary(runs) if n_runs > 1 else (None, "")
     if pooled is not None:
-        rows.append(_summary_row("all runs pooled (out of fold)", pooled))
+        rows.append(_summary_row("all runs pooled (out of fold)", pooled, pooled_note))
     parts.append(_table(_SUMMARY_HEAD, rows))
+    if pooled is None and pooled_note:
+        parts.append(f'<p class="note">{_e(pooled_note)}</p>')
+    for sec in sections:
+        if sec.trained_rows:
+            parts.append(f'<p class="note">WARNING: {_e(sec.title)}: {_e(sec.covers)}</p>')
     parts.append(
         "<p>Log loss, accuracy, ECE and the confusion matrix use the final probabilities "
         "(the average of both orders when both were predicted); the single passes are beside "

@@ -1,6 +1,7 @@
 """The report's PNGs, drawn with matplotlib (the `[plot]` extra). Without
 it the module still imports, and `Plots()` raises the `ConfigError` that
-names the extra."""
+names the extra. A plot of scores takes a `caption`: the rows they cover
+(`Section.covers`), drawn above it."""
 
 from __future__ import annotations
 
@@ -39,13 +40,17 @@ class Plots:
         self.folder = folder  # where the PNGs go
 
     @contextmanager
-    def figure(self, name: str, width: float = 7.0, height: float = 4.0) -> Iterator[Any]:
+    def figure(
+        self, name: str, width: float = 7.0, height: float = 4.0, caption: str = ""
+    ) -> Iterator[Any]:
         with matplotlib.style.context("default"), warnings.catch_warnings():
             # A run named in a script DejaVu lacks shows boxes in a legend;
             # the page itself has the name.
             warnings.filterwarnings("ignore", "Glyph .* missing from", UserWarning)
             fig = Figure(figsize=(width, height), layout="constrained")
             FigureCanvasAgg(fig)
+            if caption:
+                fig.suptitle(_plain(f"rows: {caption}"), fontsize="small")
             yield fig
             fig.savefig(self.folder / name, dpi=100, metadata={"Software": None})
 
@@ -84,6 +89,18 @@ def _loss_axes(ax, sec: Section, color: str, label: str = "") -> None:
                 markerfacecolor="white",
                 label=f"{label}held-out, swap TTA",
             )
+    kept = sec.kept
+    if kept is not None and kept.get("step") is not None and kept.get("log_loss") is not None:
+        how = (sec.saved or {}).get("saved")
+        ax.plot(
+            [kept["step"]],
+            [kept["log_loss"]],
+            "*",
+            color=color,
+            markersize=16,
+            markeredgecolor="black",
+            label=f"{label}kept weights ({how}, step {kept['step']})",
+        )
 
 
 def plot_losses(plots: Plots, name: str, sections: list, title: str) -> None:
@@ -116,24 +133,31 @@ def _bars(
     ax.grid(axis="y", alpha=0.3)
 
 
-def plot_folds(plots: Plots, name: str, bars: list) -> None:
-    with plots.figure(name, width=max(5.0, 1.2 * len(bars) + 2), height=4.0) as fig:
+def plot_folds(
+    plots: Plots,
+    name: str,
+    bars: list,
+    title: str = "held-out log loss per fold",
+    caption: str = "",
+) -> None:
+    width = max(5.0, 1.2 * len(bars) + 2)
+    with plots.figure(name, width=width, height=4.0, caption=caption) as fig:
         ax = fig.add_subplot()
         labels, values, rows, colors = zip(*bars)
         _bars(ax, [_plain(x) for x in labels], list(values), list(colors), rows=list(rows))
         mean = float(np.nanmean(values))
         ax.axhline(mean, color="black", linestyle="--", linewidth=1, label=f"mean {mean:.4f}")
         ax.set_ylabel("log loss")
-        ax.set_title("held-out log loss per fold")
+        ax.set_title(title)
         ax.legend(fontsize="small", loc="lower right")
 
 
-def plot_reliability(plots: Plots, name: str, cal: dict) -> None:
+def plot_reliability(plots: Plots, name: str, cal: dict, caption: str = "") -> None:
     edges = np.asarray(cal["edges"])
     centers = (edges[:-1] + edges[1:]) / 2
     width = float(edges[1] - edges[0])
     filled = [i for i, n in enumerate(cal["rows"]) if n]
-    with plots.figure(name, width=6.5, height=6.5) as fig:
+    with plots.figure(name, width=6.5, height=6.5, caption=caption) as fig:
         top, bottom = fig.subplots(2, 1, sharex=True, height_ratios=[3, 1])
         top.plot([0, 1], [0, 1], color="grey", linestyle=":", label="perfect calibration")
         top.bar(
@@ -162,10 +186,10 @@ def plot_reliability(plots: Plots, name: str, cal: dict) -> None:
         bottom.set_ylabel("rows")
 
 
-def plot_confusion(plots: Plots, name: str, matrix: list) -> None:
+def plot_confusion(plots: Plots, name: str, matrix: list, caption: str = "") -> None:
     m = np.asarray(matrix, dtype=np.int64)
     share = m / np.maximum(m.sum(axis=1, keepdims=True), 1)
-    with plots.figure(name, width=5.0, height=4.5) as fig:
+    with plots.figure(name, width=5.0, height=4.5, caption=caption) as fig:
         ax = fig.add_subplot()
         ax.imshow(share, cmap="Blues", vmin=0, vmax=1)
         for i in range(3):
@@ -180,7 +204,7 @@ def plot_confusion(plots: Plots, name: str, matrix: list) -> None:
         ax.set_title("confusion matrix (counts, share of the label's row)")
 
 
-def plot_flips(plots: Plots, name: str, frame, summary: dict) -> None:
+def plot_flips(plots: Plots, name: str, frame, summary: dict, caption: str = "") -> None:
     flips = flip_rates(frame)
     passes = [
         (label, summary[key])
@@ -191,7 +215,7 @@ def plot_flips(plots: Plots, name: str, frame, summary: dict) -> None:
         )
         if key in summary
     ]
-    with plots.figure(name, width=10.0 if passes else 6.0, height=4.0) as fig:
+    with plots.figure(name, width=10.0 if passes else 6.0, height=4.0, caption=caption) as fig:
         axes = fig.subplots(1, 2 if passes else 1, squeeze=False)[0]
         labels, rates, rows = zip(*flips)
         _bars(axes[0], list(labels), list(rates), COLORS[0], "{:.1%}", list(rows), floor=0.05)
@@ -205,13 +229,13 @@ def plot_flips(plots: Plots, name: str, frame, summary: dict) -> None:
             axes[1].set_title("single passes and their average")
 
 
-def plot_groups(plots: Plots, name: str, summary: dict) -> None:
+def plot_groups(plots: Plots, name: str, summary: dict, caption: str = "") -> None:
     groups = [
         (key, title)
         for key, title in (("by_turns", "by number of turns"), ("by_truncation", "by truncation"))
         if summary.get(key)
     ]
-    with plots.figure(name, width=5.0 * len(groups), height=4.0) as fig:
+    with plots.figure(name, width=5.0 * len(groups), height=4.0, caption=caption) as fig:
         for ax, (key, title) in zip(fig.subplots(1, len(groups), squeeze=False)[0], groups):
             items = list(summary[key].items())
             _bars(

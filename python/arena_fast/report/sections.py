@@ -1,7 +1,13 @@
 """What the report shows of each run or prediction table: a `Section` read
 from the run directory (config, bundle, metrics.jsonl, held-out
 predictions), and the numbers drawn from it (flip rates by turns, log loss
-per fold, the pooled out-of-fold summary)."""
+per fold, the pooled out-of-fold summary).
+
+Every table's rows are named (`Section.covers`: `diagnostics.describe_rows`
+of its `rows` metadata and `trained` column), and a table holding rows its
+run trained on gets a warning. Runs are pooled "out of fold" only when
+their held-out folds are distinct, their dataset the same and no id appears
+twice (`pooled_summary` says why not otherwise)."""
 
 from __future__ import annotations
 
@@ -14,9 +20,10 @@ from typing import Any, Optional
 import numpy as np
 import polars as pl
 
-from ..diagnostics import TURN_BUCKETS, flip_rate, read_predictions, summarize
+from ..diagnostics import TURN_BUCKETS, describe_rows, flip_rate, read_predictions, summarize
 from ..errors import ConfigError
-from ..outputs import BUNDLE, METRICS, PREDICTIONS, RUN_CONFIG
+from ..outputs import BUNDLE, MERGED, METRICS, PREDICTIONS, RUN_CONFIG
+from ..runs import describe_training, trained_on
 
 # One color per run (or fold bar), in the plots' order.
 COLORS = ("#4477aa", "#ee6677", "#228833", "#ccbb44", "#66ccee", "#aa3377", "#bbbbbb")
@@ -32,11 +39,34 @@ class Section:
     config: dict = field(default_factory=dict)
     bundle: dict = field(default_factory=dict)
     steps: list = field(default_factory=list)  # training records, by step
-    evals: list = field(default_factory=list)  # evaluation records, by epoch
+    evals: list = field(default_factory=list)  # evaluation records, by step
+    saved: Optional[dict] = None  # the {"saved", "step", "kept"} record
+    trained: Optional[dict] = None  # the bundle's trained_on (None: not recorded)
     frame: Any = None
+    rows: dict = field(default_factory=dict)  # the table's rows metadata
     summary: Optional[dict] = None
     notes: list = field(default_factory=list)
     is_run: bool = True
+
+    @property
+    def covers(self) -> str:
+        """The rows of the section's table, in words (`describe_rows`)."""
+        return "" if self.frame is None else describe_rows(self.frame, self.rows)
+
+    @property
+    def trained_rows(self) -> Optional[int]:
+        """How many rows of the table the run trained on (None: not known)."""
+        return (self.summary or {}).get("trained_rows")
+
+    @property
+    def kept(self) -> Optional[dict]:
+        """The evaluation whose weights the run kept (`save: best|last`)."""
+        kept = (self.saved or {}).get("kept")
+        return kept if isinstance(kept, dict) and kept else None
+
+    def trained_on(self) -> str:
+        """The rows the run trained on, in words (`runs.describe_training`)."""
+        return describe_training(self.trained, self.config.get("fold"))
 
 
 def _read_json(path: Path) -> Any:
@@ -57,17 +87,28 @@ def load_run(run: Path, key: str) -> Section:
     if (run / BUNDLE).is_file():
         bundle = _read_json(run / BUNDLE)
         sec.bundle = bundle if isinstance(bundle, dict) else {}
+        try:
+            sec.trained = trained_on(sec.bundle, run / BUNDLE)
+        except ConfigError as exc:
+            sec.notes.append(f"which rows the run trained on is unreadable: {exc}")
+    merged = MERGED in (sec.bundle.get("files") or {})
+    if merged:
+        sec.notes.append(f"a merged run (merge-adapters): trained on {sec.trained_on()}")
     _read_metrics(run / METRICS, sec)
     held_out = config.get("fold") is not None
-    if not sec.evals:
+    if not sec.evals and not merged:
         sec.notes.append(
             "no evaluation records: the run stopped before its first evaluation"
             if held_out
             else "no evaluation records: the run has no held-out fold (fold None)"
         )
     if (run / PREDICTIONS).is_file():
-        sec.frame = read_predictions(run / PREDICTIONS)
-        sec.summary = summarize(sec.frame)
+        sec.frame, sec.rows = read_predictions(run / PREDICTIONS, with_rows=True)
+        if not sec.rows and held_out:  # written before tables said: the held-out fold
+            sec.rows = {"split": "valid", "held_out": config.get("fold"), "own_dataset": True}
+        sec.summary = summarize(sec.frame, rows=sec.rows)
+    elif merged:
+        sec.notes.append("no held-out predictions: a merge has none of its own")
     elif not held_out:
         sec.notes.append("no held-out predictions: the run trained on every row (fold None)")
     elif not sec.evals:
@@ -78,11 +119,13 @@ def load_run(run: Path, key: str) -> Section:
 
 
 def _read_metrics(path: Path, sec: Section) -> None:
-    """Training and evaluation records; a resumed run repeats the steps
-    after its checkpoint, and the later record of a step (epoch) wins. A
-    line that is not JSON (cut short by a crash) or a record whose numbers
-    are not numbers (`_checked_record`) is skipped, and the page says how
-    many and where the first one is."""
+    """Training and evaluation records (every evaluation, keyed by its step:
+    `eval_every` ones too) and the last `saved` record (which evaluation's
+    weights the run kept); a resumed run repeats the steps after its
+    checkpoint, and the later record of a step wins. A line that is not
+    JSON (cut short by a crash) or a record whose numbers are not numbers
+    (`_checked_record`) is skipped, and the page says how many and where the
+    first one is."""
     if not path.is_file():
         sec.notes.append("no metrics.jsonl: the run wrote no records")
         return
@@ -99,7 +142,10 @@ def _read_metrics(path: Path, sec: Section) -> None:
                 bad.append(f"line {number}: {exc}")
                 continue
             if record.get("eval"):
-                evals[record.get("epoch")] = record
+                step = record.get("step")
+                evals[("epoch", record.get("epoch")) if step is None else step] = record
+            elif "saved" in record:
+                sec.saved = record
             elif "loss" in record and "step" in record:
                 steps[record["step"]] = record
     sec.steps = [steps[k] for k in sorted(steps)]
@@ -122,6 +168,10 @@ def _checked_record(record: Any) -> dict:
     if not isinstance(record, dict):
         raise ValueError(f"a JSON {type(record).__name__}, not an object")
     record = dict(record)
+    if "saved" in record:
+        if not isinstance(record.get("kept"), dict):
+            raise ValueError("kept is not an object")
+        record["kept"] = _checked_record(record["kept"])
     for name in (*_COUNTERS, *_LOSSES):
         value = record.get(name)
         if value is None:
@@ -140,9 +190,19 @@ def _checked_record(record: Any) -> dict:
 
 
 def load_predictions(path: Path, key: str) -> Section:
-    frame = read_predictions(path)
-    sec = Section(key=key, title=path.name, path=str(path), is_run=False, frame=frame)
-    sec.summary = summarize(frame)
+    frame, rows = read_predictions(path, with_rows=True)
+    sec = Section(key=key, title=path.name, path=str(path), is_run=False, frame=frame, rows=rows)
+    sec.summary = summarize(frame, rows=rows)
+    if sec.trained_rows:
+        sec.notes.append(
+            f"WARNING: {sec.trained_rows:,} of these {len(frame):,} rows trained the run: "
+            "these scores are not held-out"
+        )
+    elif sec.trained_rows is None and rows.get("own_dataset") is not False:
+        sec.notes.append(
+            "this table does not say which rows its run trained on: its scores may include "
+            "trained rows"
+        )
     return sec
 
 
@@ -167,9 +227,18 @@ def flip_rates(frame) -> list:
     return out
 
 
+def trained_folds(sec: Section) -> set:
+    """The folds of the section's table holding rows its run trained on."""
+    frame = sec.frame
+    if frame is None or "trained" not in frame.columns or "fold" not in frame.columns:
+        return set()
+    return set(frame.filter(pl.col("trained"))["fold"].unique().to_list())
+
+
 def fold_bars(sections: list) -> list:
     """(label, log loss, rows, color) per fold of each run's held-out table:
-    the fold from the table's `fold` column, else from the run's config."""
+    the fold from the table's `fold` column, else from the run's config; a
+    fold whose rows trained the run is labelled `(trained)`."""
     bars = []
     for i, sec in enumerate(sections):
         s = sec.summary
@@ -178,19 +247,53 @@ def fold_bars(sections: list) -> list:
         color = COLORS[i % len(COLORS)]
         whole = {"rows": s["labelled"], "log_loss": s["log_loss"]}
         folds = s.get("by_fold") or {sec.config.get("fold"): whole}
+        seen = trained_folds(sec)
         for fold, g in folds.items():
-            bars.append((sec.title, fold, g["log_loss"], g["rows"], color))
+            bars.append((sec.title, fold, g["log_loss"], g["rows"], color, fold in seen))
     unique = len({b[1] for b in bars}) == len(bars) and None not in {b[1] for b in bars}
     return [
-        (f"fold {f}" if unique else f"{t}\n{'all rows' if f is None else f'fold {f}'}", ll, n, c)
-        for t, f, ll, n, c in bars
+        (
+            (f"fold {f}" if unique else f"{t}\n{'all rows' if f is None else f'fold {f}'}")
+            + (" (trained)" if trained else ""),
+            ll,
+            n,
+            c,
+        )
+        for t, f, ll, n, c, trained in bars
     ]
 
 
-def pooled_summary(sections: list) -> Optional[dict]:
-    """The out-of-fold summary: every run's held-out rows together (when
-    the tables share their columns)."""
-    frames = [s.frame for s in sections if s.frame is not None]
-    if len(frames) < 2 or len({tuple(f.schema.items()) for f in frames}) != 1:
-        return None
-    return summarize(pl.concat(frames, how="vertical"))
+def pooled_summary(sections: list) -> tuple[Optional[dict], str]:
+    """The out-of-fold summary: every run's held-out rows together, and a
+    note. Only rows held out of their run, of distinct folds of one dataset,
+    with no id twice, are pooled; otherwise `(None, why not)`."""
+    have = [s for s in sections if s.frame is not None]
+    if len(have) < 2:
+        return None, ""
+    folds = [s.rows.get("held_out") for s in have]
+    datasets = {_dataset(s) for s in have}
+    ids = pl.concat([s.frame.select("id") for s in have])["id"]
+    why = None
+    if any(s.rows.get("split") != "valid" or s.trained_rows for s in have):
+        why = "a table holds rows its run trained on"
+    elif None in folds or len(set(folds)) != len(folds):
+        named = ", ".join("?" if f is None else str(f) for f in folds)
+        why = f"the runs' held-out folds are not distinct (folds {named}): rows would count twice"
+    elif len(datasets) != 1 or None in datasets:
+        why = "the runs were not trained on one dataset (or do not say which)"
+    elif ids.n_unique() != len(ids):
+        why = f"{len(ids) - ids.n_unique():,} ids appear in more than one run's table"
+    elif len({tuple(s.frame.schema.items()) for s in have}) != 1:
+        why = "the runs' tables hold different columns"
+    if why:
+        return None, f"no pooled out-of-fold score: {why}"
+    pooled = summarize(pl.concat([s.frame for s in have], how="vertical"))
+    folds_text = ", ".join(str(f) for f in sorted(folds))
+    return pooled, f"pooled out of fold: held-out folds {{{folds_text}}}, {len(ids):,} rows"
+
+
+def _dataset(sec: Section) -> Optional[str]:
+    """The identity of the dataset a run's table comes from: its sha256
+    (the table's or the bundle's), else the config's `data` path."""
+    sha = sec.rows.get("dataset_sha256") or (sec.trained or {}).get("dataset_sha256")
+    return sha or (f"path:{sec.config['data']}" if sec.config.get("data") else None)
