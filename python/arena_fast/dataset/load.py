@@ -73,6 +73,47 @@ class ArenaDataset:
         except TypeError as exc:  # an option Encoder does not take
             raise InputError(f"{self.path / MANIFEST}: encoder: {exc}") from None
 
+    def to_hf(self):
+        """The rows as a Hugging Face `datasets.Dataset` (for `Dataset.map`,
+        `transformers.Trainer`, `af.torch.hf.ArenaTrainer`), in this
+        dataset's row order, one row per row here (with `swapped`, rows 2i
+        and 2i + 1 are one conversation's two orders). Columns: `id`,
+        `source`, `fold`, `label` (0 A, 1 B, 2 tie, -1 unlabelled), `labels`
+        (3 probabilities; null when unlabelled), `input_ids` (token ids,
+        `list<int32>`: the ids are handed to Arrow without a copy), `length`,
+        `truncated`; `is_swapped` when `swapped`, `teacher_logits` when the
+        dataset has them. Needs the `datasets` package (not in the core
+        install: `pip install datasets`)."""
+        try:
+            # Optional: only this method needs it, and the core install lacks it.
+            import datasets
+        except ImportError:
+            raise ConfigError(
+                "ArenaDataset.to_hf() needs the datasets package (pip install datasets); "
+                "the core install of arena_fast does not include it"
+            ) from None
+        labelled = self.labelled
+        columns = {
+            "id": pa.array(self.ids),
+            "source": pa.array(self.sources, pa.string()),
+            "fold": pa.array(self.folds),
+            "label": pa.array(self.label),
+            "labels": pa.array(
+                [row if keep else None for row, keep in zip(self.labels.tolist(), labelled)],
+                pa.list_(pa.float32()),
+            ),
+            "input_ids": self.encoded.to_arrow(large=len(self.encoded.input_ids) >= 2**31),
+            "length": pa.array(self.lengths),
+            "truncated": pa.array(self.encoded.truncated),
+        }
+        if self.swapped:
+            columns["is_swapped"] = pa.array(self.encoded.is_swapped)
+        if self.teacher_logits is not None:
+            columns["teacher_logits"] = pa.array(
+                self.teacher_logits, pa.list_(pa.list_(pa.float32()))
+            )
+        return datasets.Dataset(pa.table(columns))
+
     def __repr__(self) -> str:
         return (
             f"<arena_fast.ArenaDataset rows={len(self)} swapped={self.swapped} "
