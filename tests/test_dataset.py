@@ -296,8 +296,7 @@ def test_cli_errors_are_one_line(tmp_path, capsys):
 def test_progress_bar_on_a_terminal_log_lines_otherwise():
     import io
 
-    from arena_fast.cli._progress import Progress
-    from arena_fast.cli.build_dataset import shown
+    from arena_fast.cli._progress import Progress, build_bar
 
     class Tty(io.StringIO):
         def isatty(self):
@@ -306,7 +305,7 @@ def test_progress_bar_on_a_terminal_log_lines_otherwise():
     plain, tty, quiet = io.StringIO(), Tty(), io.StringIO()
     for stream, q in ((plain, False), (tty, False), (quiet, True)):
         p = Progress(stream=stream, quiet=q, interval=0.0)
-        show = shown(p)
+        show = build_bar(p)
         show({"stage": "read", "input": 0, "path": "x", "format": "kaggle"})
         show({"stage": "read", "input": 0, "rows": 500, "total": 1000})
         show({"stage": "read", "input": 0, "rows": 750, "total": 1000})

@@ -87,6 +87,22 @@ def test_tensorboard_holds_the_logged_losses_and_the_run_stays_a_run(small_datas
     read_bundle(run)
 
 
+def test_a_resumed_run_continues_the_tensorboard_curve(small_dataset, tmp_path):
+    """Stopped at step 2 (checkpointed) and resumed to step 4: every step's
+    loss once, the resumed process's events appended to the first's."""
+    kw = dict(report_to=["tensorboard"], checkpoint_every=2)
+    logs: list = []
+    train(_config(small_dataset, tmp_path, max_steps=2, **kw), log=logs.append)
+    train(_config(small_dataset, tmp_path, max_steps=4, resume=True, **kw), log=logs.append)
+    assert len(list((tmp_path / "logs").glob("events.out.tfevents.*"))) == 2
+    got = _tensorboard_scalars(tmp_path / "logs")
+    assert [s for s, _ in got["train/loss"]] == [1, 2, 3, 4]
+    assert [s for s, _ in got["eval/log_loss"]] == [2, 4]  # each stop ends evaluated
+    assert [v for _, v in got["train/loss"]] == pytest.approx(
+        [r["loss"] for r in logs if "loss" in r], rel=1e-6
+    )
+
+
 def _wandb_records(path):
     """The protobuf records of a W&B run file (`run-ID.wandb`: LevelDB's log
     format, a 7-byte header, then 32 KiB blocks of records each with a

@@ -20,9 +20,10 @@ transformers' `report_to` does: `af.train` hands every record it writes to
 `--overwrite` accept it) but not of its bundle: what a run predicts with is
 the same whether it was tracked or not. A fresh run (not a resumed one)
 removes an earlier run's event files there; a resumed one appends, and
-TensorBoard drops what the earlier process logged past the checkpoint's
-step (`purge_step`). Trackers are closed on every way out, a failed run's
-W&B run marked failed (exit code 1)."""
+TensorBoard drops what the earlier process logged after the checkpoint's
+step (`purge_step`); W&B starts a new run from that step. Trackers are
+closed on every way out, a failed run's W&B run marked failed (exit code
+1)."""
 
 from __future__ import annotations
 
@@ -37,6 +38,7 @@ from typing import Any, Callable
 
 from .errors import ConfigError
 from .outputs import LOGS
+from .runs import writing
 from .train_config import TrainConfig
 
 __all__ = ["LOGS", "check_available", "scalars", "tracking"]
@@ -97,10 +99,14 @@ def _settings(config: TrainConfig) -> dict[str, Any]:
 
 class _TensorBoard:
     def __init__(self, config: TrainConfig, logs: Path, step: int) -> None:
+        # Here, not at the top: the trackers are optional packages.
         from torch.utils.tensorboard import SummaryWriter
         from torch.utils.tensorboard.summary import hparams
 
-        self.writer = SummaryWriter(log_dir=str(logs), purge_step=step or None)
+        with writing(logs):
+            # A resumed run drops what was logged after its checkpoint's step.
+            purge = step + 1 if step else None
+            self.writer = SummaryWriter(log_dir=str(logs), purge_step=purge)
         if not step:
             settings = json.dumps(dataclasses.asdict(config), indent=2)
             self.writer.add_text("config", f"```\n{settings}\n```", 0)
@@ -122,13 +128,20 @@ class _WandB:
     def __init__(self, config: TrainConfig, logs: Path, step: int) -> None:
         import wandb
 
-        logs.mkdir(parents=True, exist_ok=True)
-        self.run = wandb.init(
-            project=os.environ.get("WANDB_PROJECT") or "arena-fast",
-            name=os.environ.get("WANDB_NAME") or Path(os.path.abspath(config.out)).name,
-            dir=None if os.environ.get("WANDB_DIR") else str(logs),
-            config=dataclasses.asdict(config),
-        )
+        with writing(logs):
+            logs.mkdir(parents=True, exist_ok=True)
+        try:
+            self.run = wandb.init(
+                project=os.environ.get("WANDB_PROJECT") or "arena-fast",
+                name=os.environ.get("WANDB_NAME") or Path(os.path.abspath(config.out)).name,
+                dir=None if os.environ.get("WANDB_DIR") else str(logs),
+                config=dataclasses.asdict(config),
+            )
+        except Exception as exc:  # wandb's own errors: not logged in, no network, ...
+            raise ConfigError(
+                f"report_to: wandb could not start a run ({type(exc).__name__}: {exc}); "
+                "log in (wandb login), or set WANDB_MODE=offline to log locally"
+            ) from None
 
     def log(self, record: dict) -> None:
         values = scalars(record)

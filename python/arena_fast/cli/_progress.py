@@ -11,11 +11,16 @@ never a `\\r`; with `quiet`, nothing."""
 
 from __future__ import annotations
 
+import contextlib
 import sys
 import time
-from typing import Optional, TextIO
+from collections.abc import Iterator
+from typing import Callable, Optional, TextIO
 
 from tqdm import tqdm
+
+# What each stage of a build after the reading says.
+_STAGES = {"dedup": "de-duplicating and assigning folds", "write": "writing shards"}
 
 
 class Progress:
@@ -67,6 +72,18 @@ class Progress:
         else:
             print(line, file=self.stream, flush=True)
 
+    @contextlib.contextmanager
+    def paused(self) -> Iterator[None]:
+        """A block that prints elsewhere (stdout): the bar is cleared for it
+        and drawn again after it."""
+        if self.bar is not None:
+            self.bar.clear()
+        try:
+            yield
+        finally:
+            if self.bar is not None:
+                self.bar.refresh()
+
     def update(self, n: int, total: Optional[float] = None, postfix: str = "") -> None:
         """`n` counted so far in this stage, of about `total` when known; the
         first call of a stage sets where the count starts (a resumed run's
@@ -113,3 +130,45 @@ class Progress:
         if self.bar is not None:
             self.bar.close()
             self.bar = None
+
+
+def build_bar(progress: Progress) -> Callable[[dict], None]:
+    """`af.build_dataset`'s progress records (docs/dataset.md, "Progress")
+    drawn by `progress`: a line per stage, a bar of the rows read."""
+
+    def show(record: dict) -> None:
+        if "rows" in record:
+            progress.update(record["rows"], record.get("total"))
+        elif record["stage"] == "read":
+            progress.stage(f"reading {record['path']} ({record['format']})")
+        else:
+            progress.stage(_STAGES.get(record["stage"], record["stage"]))
+
+    return show
+
+
+def train_bar(progress: Progress) -> Callable[[dict], None]:
+    """`af.train.train`'s progress records drawn by `progress`: the run's
+    optimizer steps with the last loss and learning rate, "evaluating"
+    while the held-out fold is."""
+
+    def show(record: dict) -> None:
+        if record.get("stage") == "evaluate":
+            progress.describe("evaluating")
+            return
+        progress.describe("training")
+        postfix = f"loss {record['loss']:.4f}, lr {record['lr']:.2e}" if "loss" in record else ""
+        progress.update(record["step"], record["total"], postfix)
+
+    return show
+
+
+def rows_bar(progress: Progress, what: str = "predicting") -> Callable[[dict], None]:
+    """`af.predict.predict`'s (`af.infer.predict_logits`') progress records
+    drawn by `progress`: the rows predicted, described as `what`."""
+
+    def show(record: dict) -> None:
+        progress.describe(what)
+        progress.update(record["rows"], record["total"])
+
+    return show

@@ -8,7 +8,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import sys
-from typing import Callable
 
 from ..dataset import BuildConfig, build_dataset
 from ..encoder import TEMPLATES, Encoder, Template
@@ -16,12 +15,10 @@ from ..errors import ConfigError
 from ..runs import build_settings
 from ..tokenizer import Tokenizer
 from ._args import HelpFormatter, Switch, int_at_least, thread_count
-from ._progress import Progress
+from ._progress import Progress, build_bar
 from ._terminal import printable
 
 _positive = int_at_least(1)
-# What each stage after the reading says.
-_STAGES = {"dedup": "de-duplicating and assigning folds", "write": "writing shards"}
 
 
 class _Store(argparse.Action):
@@ -193,29 +190,15 @@ def run(args: argparse.Namespace) -> int:
     )
     progress = Progress(quiet=args.quiet)
     try:
+        show = build_bar(progress)
         manifest = build_dataset(
-            config, args.out, overwrite=args.overwrite, progress=shown(progress), encoder=encoder
+            config, args.out, overwrite=args.overwrite, progress=show, encoder=encoder
         )
     finally:
         progress.done()
     if not args.quiet:
         print(printable(summary(manifest, args.out), layout=True), file=sys.stdout)
     return 0
-
-
-def shown(progress: Progress) -> Callable[[dict], None]:
-    """`build_dataset`'s progress records (docs/dataset.md, "Progress") drawn
-    by `progress`: a line per stage, a bar of the rows read."""
-
-    def show(record: dict) -> None:
-        if "rows" in record:
-            progress.update(record["rows"], record.get("total"))
-        elif record["stage"] == "read":
-            progress.stage(f"reading {record['path']} ({record['format']})")
-        else:
-            progress.stage(_STAGES.get(record["stage"], record["stage"]))
-
-    return show
 
 
 def _encoding(args: argparse.Namespace, base) -> dict:

@@ -29,6 +29,7 @@ from ..outputs import DEMO_MARKER
 from ..synth import generate_rows, write_csv
 from ..tokenizer import Tokenizer
 from ._args import HelpFormatter, Switch, int_at_least, thread_count
+from ._progress import Progress, rows_bar, train_bar
 from ._terminal import printable
 
 # The pipeline demo's token budget: it trains on a CPU in a few minutes. The
@@ -146,14 +147,17 @@ def _pipeline(args: argparse.Namespace, work: str) -> int:
         f"(fold 0, {len(labelled)} rows)",
     )
 
+    steps = Progress(prefix="arena-fast demo", unit="steps")  # a bar on stderr
+
     def log(record: dict) -> None:
         if record.get("eval"):
-            _say(
-                "train",
-                f"epoch {record['epoch']}: fold-0 log loss {record['log_loss']:.4f}, "
-                f"with swap TTA {record.get('tta_log_loss', float('nan')):.4f} "
-                f"({record['seconds']:.0f} s)",
-            )
+            with steps.paused():  # a line on stdout, the bar redrawn below it
+                _say(
+                    "train",
+                    f"epoch {record['epoch']}: fold-0 log loss {record['log_loss']:.4f}, "
+                    f"with swap TTA {record.get('tta_log_loss', float('nan')):.4f} "
+                    f"({record['seconds']:.0f} s)",
+                )
 
     run_dir = os.path.join(work, "run")
     config = TrainConfig(
@@ -167,8 +171,15 @@ def _pipeline(args: argparse.Namespace, work: str) -> int:
         overwrite=True,  # the run of an earlier demo in --out
         log_every=20,  # training loss in metrics.jsonl (for `arena-fast report`), not printed
     )
-    train(config, log=log)
-    result = predict(run_dir, holdout)
+    try:
+        train(config, log=log, progress=train_bar(steps))
+    finally:
+        steps.done()
+    rows = Progress(prefix="arena-fast demo")
+    try:
+        result = predict(run_dir, holdout, progress=rows_bar(rows, "predicting held-out rows"))
+    finally:
+        rows.done()
     table = summarize(prediction_table(result))
     rules = predict(run_dir, holdout, postprocess=True)
     labels = result["labels"]

@@ -25,7 +25,7 @@ import sys
 from ..diagnostics import describe_rows, format_summary, summarize, write_predictions
 from ..errors import ConfigError
 from ._args import HelpFormatter, Switch, int_at_least
-from ._progress import Progress
+from ._progress import Progress, rows_bar
 from ._terminal import printable
 
 
@@ -90,7 +90,6 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(f"--out must end in .csv or .parquet, got {args.out!r}")
     rows = source_rows(args.data, args.inputs) if kind == "parquet" else None
     progress = Progress(prefix="arena-fast predict")  # the batches: a bar, ETA
-    progress.describe("predicting")
     try:
         result = predict(
             args.run_dir,
@@ -100,7 +99,7 @@ def run(args: argparse.Namespace) -> int:
             postprocess=args.postprocess,
             base_model=args.base_model,
             split=args.split,
-            progress=lambda record: progress.update(record["rows"], record["total"]),
+            progress=rows_bar(progress),
         )
     finally:
         progress.done()

@@ -15,7 +15,7 @@ import typing
 # must not import torch (`..train` is imported when the command runs).
 from ..train_config import TrainConfig, read_config_file
 from ._args import HelpFormatter, Switch, boolean
-from ._progress import Progress
+from ._progress import Progress, train_bar
 
 
 def _base(field: dataclasses.Field) -> tuple[type, bool]:
@@ -87,28 +87,12 @@ def run(args: argparse.Namespace) -> int:
 
     progress = Progress(quiet=args.quiet, prefix="arena-fast train", unit="steps")
     try:
-        result = train(config, log=lambda r: progress.write(_line(r)), progress=_bar(progress))
+        result = train(config, log=lambda r: progress.write(_line(r)), progress=train_bar(progress))
     finally:
         progress.done()
     if result and not args.quiet:
         print(f"final: {result}")
     return 0
-
-
-def _bar(progress: Progress) -> typing.Callable[[dict], None]:
-    """`train`'s progress records drawn by `progress`: the run's optimizer
-    steps with the last loss and learning rate, "evaluating" while the
-    held-out fold is."""
-
-    def show(record: dict) -> None:
-        if record.get("stage") == "evaluate":
-            progress.describe("evaluating")
-            return
-        progress.describe("training")
-        postfix = f"loss {record['loss']:.4f}, lr {record['lr']:.2e}" if "loss" in record else ""
-        progress.update(record["step"], record["total"], postfix)
-
-    return show
 
 
 def _line(record: dict) -> str:
