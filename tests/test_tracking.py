@@ -16,6 +16,7 @@ from strategies import train_extra  # noqa: E402
 torch = train_extra("torch")
 train_extra("transformers")
 
+from arena_fast import tracking  # noqa: E402
 from arena_fast.cli import main  # noqa: E402
 from arena_fast.errors import ConfigError  # noqa: E402
 from arena_fast.files import file_sha256  # noqa: E402
@@ -195,3 +196,37 @@ def test_report_to_from_the_command_line_and_yaml(tmp_path, capsys):
             TrainConfig(data="d", report_to=bad).validate()
     assert main(["train", "--data", "d", "--report-to", "mlflow"]) == 1
     assert "report_to names 'mlflow'" in capsys.readouterr().err
+
+
+def test_trackers_are_closed_however_the_run_ends(tmp_path, monkeypatch):
+    """Closed when the block ends, failed or not, and those already open
+    when a later one fails to start."""
+    closed: list = []
+
+    class Fake:
+        def __init__(self, config, logs, step):
+            self.name = "tb"
+
+        def log(self, record):
+            pass
+
+        def close(self, failed):
+            closed.append((self.name, failed))
+
+    class Failing(Fake):
+        def __init__(self, config, logs, step):
+            raise ConfigError("wandb could not start a run")
+
+    monkeypatch.setitem(tracking._TRACKERS, "tensorboard", Fake)
+    monkeypatch.setitem(tracking._TRACKERS, "wandb", Failing)
+    config = TrainConfig(data="d", report_to=["tensorboard"])
+    with tracking.tracking(config, tmp_path, 0) as send:
+        send({"step": 1, "loss": 1.0})
+    with pytest.raises(RuntimeError), tracking.tracking(config, tmp_path, 0):
+        raise RuntimeError("the step failed")
+    assert closed == [("tb", False), ("tb", True)]
+    config.report_to = ["tensorboard", "wandb"]
+    with pytest.raises(ConfigError, match="could not start"):
+        with tracking.tracking(config, tmp_path, 0):
+            pass
+    assert closed[-1] == ("tb", True)
