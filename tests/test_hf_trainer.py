@@ -21,6 +21,7 @@ import arena_fast as af  # noqa: E402
 from arena_fast import diagnostics, infer  # noqa: E402
 from arena_fast.dataset import load_dataset  # noqa: E402
 from arena_fast.model import load_classifier  # noqa: E402
+from arena_fast.torch import PlanSampler  # noqa: E402
 from arena_fast.torch.hf import (  # noqa: E402
     ArenaCollator,
     ArenaForSequenceClassification,
@@ -227,3 +228,86 @@ def test_bad_inputs_are_clear_errors(dataset_dir, monkeypatch):
     monkeypatch.setitem(__import__("sys").modules, "datasets", None)
     with pytest.raises(af.ConfigError, match="pip install datasets"):
         ds.to_hf()
+
+
+def test_resumed_run_continues_with_the_same_batches(dataset_dir, tmp_path, monkeypatch):
+    """Each epoch is re-planned (the Trainer calls the loader's set_epoch),
+    and a Trainer checkpoint mid-epoch (gradient accumulation, padded
+    batches) resumes with the very steps the whole run took."""
+    data = load_dataset(dataset_dir, fold=0, split="valid")
+
+    def trainer() -> ArenaTrainer:
+        args = _args(
+            tmp_path,
+            num_train_epochs=2,
+            gradient_accumulation_steps=2,
+            logging_steps=1,
+            save_strategy="steps",
+            save_steps=3,
+        )
+        return ArenaTrainer(model=_model("eager"), args=args, train_dataset=data, max_tokens=1024)
+
+    whole = trainer()
+    assert whole.layout == "padded"
+    loader = whole.get_train_dataloader()
+    epochs = []
+    for epoch in (0, 1):
+        loader.set_epoch(epoch)
+        epochs.append([idx.tolist() for idx in loader.sampler])
+    assert epochs[0] != epochs[1]  # re-planned: another order
+    assert sorted(sum(epochs[0], [])) == sorted(sum(epochs[1], [])) == list(range(len(data)))
+    called = []
+    real_set_epoch = PlanSampler.set_epoch
+    monkeypatch.setattr(
+        PlanSampler, "set_epoch", lambda self, e: called.append(e) or real_set_epoch(self, e)
+    )
+    whole.train()
+    assert called[-2:] == [0, 1]  # the Trainer sets each epoch's plan
+    resumed = trainer()
+    resumed.train(resume_from_checkpoint=str(tmp_path / "out" / "checkpoint-3"))
+
+    def losses(t) -> np.ndarray:
+        return np.array([(r["step"], r["loss"]) for r in t.state.log_history if "loss" in r])
+
+    assert len(losses(whole)) == whole.state.global_step > 6
+    np.testing.assert_allclose(losses(resumed), losses(whole), rtol=1e-6)
+
+
+def test_dataset_map_example_keeps_ids_and_labels(shared_dir, data_dir, tmp_path):
+    """docs/training.md's Dataset.map example on the real Kaggle rows."""
+    import pyarrow as pa
+
+    tok = af.Tokenizer.from_file(str(shared_dir / "tokenizers" / "llama3" / "tokenizer.json"))
+    encoder = af.Encoder(tok, max_length=256)
+    winners = ("winner_model_a", "winner_model_b", "winner_tie")
+
+    def encode(batch: pa.Table, encoder: af.Encoder) -> pa.Table:
+        texts = (batch.column(c).to_pylist() for c in ("prompt", "response_a", "response_b"))
+        enc = encoder.encode_json(*texts, swap="both")
+        labels = np.stack([batch.column(c).to_numpy() for c in winners], axis=1)
+        labels = labels.astype(np.float32)
+        both = np.stack([labels, af.swap_labels(labels)], axis=1).reshape(-1, 3)
+        return pa.table(
+            {
+                "id": np.repeat(batch.column("id").to_numpy(), 2),
+                "labels": pa.FixedSizeListArray.from_arrays(pa.array(both.ravel()), 3),
+                "is_swapped": enc.is_swapped,
+                "input_ids": enc.to_arrow(),
+            }
+        )
+
+    csv = str(data_dir / "kaggle_train_head100.csv")
+    ds = datasets.Dataset.from_csv(csv, cache_dir=str(tmp_path / "cache"))
+    rows = ds.with_format("arrow").map(
+        encode, fn_kwargs={"encoder": encoder}, batched=True, remove_columns=ds.column_names
+    )
+    rows = rows.with_format(None)
+    assert rows["id"][0::2] == rows["id"][1::2] == ds["id"]
+    expected = np.stack([ds[c] for c in winners], axis=1).astype(np.float32)
+    labels = np.asarray(rows["labels"])
+    np.testing.assert_array_equal(labels[0::2], expected)
+    np.testing.assert_array_equal(labels[1::2], expected[:, [1, 0, 2]])
+    direct = encoder.encode_json(*(ds[c] for c in ("prompt", "response_a", "response_b")))
+    assert rows["input_ids"][0::2] == direct.to_lists()
+    got = trainer_rows(rows)
+    assert got.swapped and got.labels.shape == (2 * len(ds), 3)

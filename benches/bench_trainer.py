@@ -1,0 +1,282 @@
+"""Training tokens/s of tiny-gemma2 on the CPU inside Hugging Face's
+`Trainer`: `af.torch.hf.ArenaTrainer` on our packs (and on length-grouped
+padded batches) beside our own loop (`af.train`) and the stock padded
+`Trainer` (issue 15, point 5).
+
+Rows: `arena-fast synth --seed 0` written as a Kaggle train.csv, built with
+`build_dataset` (demo tokenizer, `--swap`: both A/B orders), as
+`bench_train.py` builds them. Every case trains every row once per epoch
+(no held-out fold, no evaluation) from the same initial weights
+(`load_classifier("tiny-gemma2", seed=0)`), fp32, AdamW (lr 2e-4, no weight
+decay), cosine with 5% warmup, no gradient clipping, one optimizer step per
+batch.
+
+Cases:
+
+- `af.train`, packed + `arena_varlen` (the CPU default: `layout="auto"`);
+- `ArenaTrainer`, packed + `arena_varlen` (`layout="auto"`): the same BFD
+  packs of at most `--max-tokens` tokens (the same plan: same seed, swap
+  pairs kept together), inside `Trainer`'s own loop;
+- `ArenaTrainer`, padded (length-grouped, rows x longest <= `--max-tokens`)
+  + eager;
+- the stock way: `Trainer` + `DataCollatorWithPadding`, random order,
+  `ArenaForSequenceClassification` (the same classifier; its last token read
+  from the attention mask) + eager, fed `ArenaDataset.to_hf()` with its
+  `input_ids` and `label` columns. Its batch size in rows is the packs' mean
+  real tokens per step over the mean row length (the same real tokens per
+  optimizer step on average).
+
+Timed: the training loop only, from just before the first batch (inside
+`train()`, after loading, model construction and planning; the Trainer's
+`on_train_begin`) to the end of the last optimizer step. Cases run
+interleaved, `--repeat` rounds; best of each, and each round's ratio to the
+padded Trainer of the same round.
+
+    python benches/bench_trainer.py --rows 120 --repeat 2 --out /tmp/results_trainer.json
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+import argparse  # noqa: E402
+import sys  # noqa: E402
+import tempfile  # noqa: E402
+import time  # noqa: E402
+from pathlib import Path  # noqa: E402
+from typing import Optional  # noqa: E402
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+from transformers import (  # noqa: E402
+    DataCollatorWithPadding,
+    PrinterCallback,
+    Trainer,
+    TrainerCallback,
+    TrainingArguments,
+)
+
+import arena_fast as af  # noqa: E402
+from _shared import hf_tokenizer, quiet_process, synth_dataset, write_results  # noqa: E402
+from arena_fast.dataset import load_dataset  # noqa: E402
+from arena_fast.model import load_classifier  # noqa: E402
+from arena_fast.torch.hf import ArenaForSequenceClassification, ArenaTrainer  # noqa: E402
+from bench_train import WARMUP, run_ours  # noqa: E402
+
+
+class _Clock(TrainerCallback):
+    """The loop's time: from on_train_begin to the last on_step_end."""
+
+    def __init__(self) -> None:
+        self.begin = 0.0
+        self.steps: list[float] = []
+
+    def on_train_begin(self, args, state, control, **kw):
+        self.begin = time.perf_counter()
+
+    def on_step_end(self, args, state, control, **kw):
+        self.steps.append(time.perf_counter())
+
+
+def _training_args(name: str, args, work: Path, max_steps: Optional[int], **kw) -> dict:
+    return dict(
+        args=TrainingArguments(
+            output_dir=str(work / name),
+            num_train_epochs=args.epochs,
+            max_steps=max_steps or -1,
+            learning_rate=args.lr,
+            weight_decay=0.0,
+            lr_scheduler_type="cosine",
+            warmup_steps=WARMUP,
+            optim="adamw_torch",
+            max_grad_norm=0.0,  # af.train does not clip
+            use_cpu=True,
+            seed=0,
+            dataloader_num_workers=0,
+            logging_strategy="no",
+            save_strategy="no",
+            eval_strategy="no",
+            report_to="none",
+            disable_tqdm=True,
+            **kw,
+        ),
+    )
+
+
+def _run(trainer: Trainer, clock: _Clock, start: float) -> dict:
+    trainer.remove_callback(PrinterCallback)
+    out = trainer.train()
+    return {
+        "seconds": clock.steps[-1] - clock.begin,
+        "wall_seconds": time.perf_counter() - start,
+        "steps": len(clock.steps),
+        "mean_loss": float(out.training_loss),
+    }
+
+
+def run_arena_trainer(
+    data: Path, layout: str, attn: str, args, work: Path, max_steps: Optional[int] = None
+) -> dict:
+    start = time.perf_counter()
+    model = load_classifier(
+        "tiny-gemma2", tokenizer=af.Tokenizer.demo(), attn_implementation=attn, seed=0
+    )
+    clock = _Clock()
+    trainer = ArenaTrainer(
+        model=model,
+        train_dataset=load_dataset(data),
+        layout=layout,
+        max_tokens=args.max_tokens,
+        callbacks=[clock],
+        **_training_args(f"arena-{layout}", args, work, max_steps),
+    )
+    result = _run(trainer, clock, start)
+    result["layout"] = trainer.layout
+    return result
+
+
+def run_padded_trainer(
+    data: Path, batch_size: int, args, work: Path, max_steps: Optional[int] = None
+) -> dict:
+    start = time.perf_counter()
+    rows = load_dataset(data).to_hf().select_columns(["input_ids", "label"])
+    model = load_classifier(
+        "tiny-gemma2", tokenizer=af.Tokenizer.demo(), attn_implementation="eager", seed=0
+    )
+    stock = DataCollatorWithPadding(hf_tokenizer())
+    computed = [0]
+
+    def collate(features):
+        batch = stock(features)
+        computed[0] += batch["input_ids"].numel()
+        return batch
+
+    clock = _Clock()
+    trainer = Trainer(
+        model=ArenaForSequenceClassification(model),
+        train_dataset=rows,
+        data_collator=collate,
+        callbacks=[clock],
+        **_training_args(
+            "trainer-padded",
+            args,
+            work,
+            max_steps,
+            per_device_train_batch_size=batch_size,
+            train_sampling_strategy="random",
+        ),
+    )
+    result = _run(trainer, clock, start)
+    result["computed_tokens"] = computed[0]
+    return result
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--rows", type=int, default=120, help="synth rows (x2 with swaps)")
+    ap.add_argument("--epochs", type=int, default=1)
+    ap.add_argument("--max-length", type=int, default=512)
+    ap.add_argument("--max-tokens", type=int, default=8192)
+    ap.add_argument("--lr", type=float, default=2e-4)
+    ap.add_argument("--threads", type=int, default=1, help="torch.set_num_threads for all")
+    ap.add_argument("--repeat", type=int, default=2, help="interleaved rounds; best of each")
+    ap.add_argument("--out", help="write the results as JSON here")
+    args = ap.parse_args(argv)
+    quiet_process(args.threads)
+    import transformers
+
+    work = Path(tempfile.mkdtemp(prefix="arena-fast-bench-trainer-"))
+    data = synth_dataset(work, args.rows, args.max_length)
+    lengths = load_dataset(data).encoded.lengths.astype(np.int64)
+    tokens = int(lengths.sum())
+    packs = af.plan_packs(lengths, args.max_tokens, pair_swaps=True, seed=0)
+    grouped = af.plan_batches(lengths, args.max_tokens, order="grouped", pair_swaps=True, seed=0)
+    batch_size = max(1, round(tokens / len(packs) / lengths.mean()))
+    setup = {
+        "sequences": len(lengths),
+        "tokens": tokens,
+        "mean_length": float(lengths.mean()),
+        "packed_steps": len(packs),
+        "grouped_steps": len(grouped),
+        "grouped_fill": grouped.fill,
+        "trainer_batch_size": batch_size,
+    }
+    print(setup, flush=True)
+    cases = {
+        "af.train, packed + arena_varlen": lambda steps=None: run_ours(
+            data, "auto", "arena_varlen", args, work, max_steps=steps
+        ),
+        "ArenaTrainer, packed + arena_varlen": lambda steps=None: run_arena_trainer(
+            data, "auto", "arena_varlen", args, work, steps
+        ),
+        "ArenaTrainer, padded grouped + eager": lambda steps=None: run_arena_trainer(
+            data, "padded", "eager", args, work, steps
+        ),
+        f"Trainer + DataCollatorWithPadding, random, bs {batch_size}, eager": (
+            lambda steps=None: run_padded_trainer(data, batch_size, args, work, steps)
+        ),
+    }
+    for fn in cases.values():  # process warm-up (allocator, lazy initialisation), untimed
+        fn(2)
+    runs: dict[str, list[dict]] = {name: [] for name in cases}
+    for rnd in range(args.repeat):
+        for name, fn in cases.items():
+            r = fn()
+            runs[name].append(r)
+            print(
+                f"round {rnd}: {name}: {r['seconds']:.2f} s loop, {r['steps']} steps, "
+                f"{tokens * args.epochs / r['seconds']:,.0f} tokens/s",
+                flush=True,
+            )
+    results = _table(runs, tokens * args.epochs, grouped.fill)
+    print(
+        f"\n{len(lengths)} sequences, {tokens:,} tokens x {args.epochs} epochs, max_length "
+        f"{args.max_length}, max_tokens {args.max_tokens}, {args.threads} thread(s), "
+        f"torch {torch.__version__}, transformers {transformers.__version__}, best of {args.repeat}"
+    )
+    print(
+        "| case | steps | fill | real tokens/s | vs padded Trainer | loop s (runs) "
+        "| per-round ratios | mean loss |"
+    )
+    print("| --- | ---: | ---: | ---: | ---: | --- | --- | ---: |")
+    for r in results:
+        print(
+            f"| {r['case']} | {r['steps']} | {r['fill']:.3f} | {r['tokens_per_s']:,.0f} "
+            f"| **{r['vs_trainer']:.2f}x** | {', '.join(f'{s:.1f}' for s in r['seconds'])} "
+            f"| {', '.join(f'{x:.2f}' for x in r['round_ratios'])} | {r['mean_loss']:.4f} |"
+        )
+    write_results(args.out, args, setup, results)
+    return 0
+
+
+def _table(runs: dict, real: int, grouped_fill: float) -> list[dict]:
+    """Each case's best round, its tokens/s and its ratios to the padded
+    Trainer (the last case): of the best rounds, and round by round."""
+    results = []
+    for name, rs in runs.items():
+        best = min(rs, key=lambda r: r["seconds"])
+        if "computed_tokens" in best:
+            fill = real / best["computed_tokens"]
+        else:
+            fill = 1.0 if "packed" in name else grouped_fill
+        results.append(
+            {
+                "case": name,
+                "steps": best["steps"],
+                "fill": fill,
+                "seconds": [r["seconds"] for r in rs],
+                "tokens_per_s": real / best["seconds"],
+                "mean_loss": best["mean_loss"],
+            }
+        )
+    base = results[-1]
+    for r in results:
+        r["vs_trainer"] = r["tokens_per_s"] / base["tokens_per_s"]
+        r["round_ratios"] = [t / s for s, t in zip(r["seconds"], base["seconds"])]
+    return results
+
+
+if __name__ == "__main__":
+    sys.exit(main())
