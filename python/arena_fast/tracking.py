@@ -58,7 +58,8 @@ def check_available(config: TrainConfig) -> None:
         except ImportError:
             raise ConfigError(
                 f"report_to: {name} needs the {package} package, which is not installed: "
-                f"pip install {package} (or drop {name} from report_to)"
+                f'pip install {package} (both trackers: pip install "arena-fast[track]"), '
+                f"or drop {name} from report_to"
             ) from None
 
 
