@@ -6,7 +6,10 @@ confusion matrix, log loss by turns and by truncation.
 One run: the page goes to RUN/report/index.html. Several runs (the k fold
 runs of one model) share one page comparing them, in --out, by default
 report/ in the directory that holds them all. --predictions adds tables
-written by `arena-fast predict --predictions` as further sections. An older
+written by `arena-fast predict --predictions` as further sections. Every
+score says which rows it covers (a table including rows its run trained on
+is flagged); runs are pooled out of fold only when their held-out folds are
+distinct, of one dataset, with no id twice. An older
 report is replaced; a directory that is not a report never is, nor a run
 being read (see docs/dataset.md, "Where a build writes"). Needs
 matplotlib (pip install "arena-fast[plot]"). Prints the path of index.html."""

@@ -2,16 +2,21 @@
 more training runs, to open instead of reading `metrics.jsonl`.
 
 Per run: the training loss per step with the held-out log loss (and with
-swap TTA) after each epoch, and from the held-out predictions
+swap TTA) at each evaluation, by step (`eval_every` ones too), the
+evaluation whose weights the run kept marked, and from the held-out predictions
 (`valid_predictions.parquet`, `af.diagnostics`) the summary numbers, a
 reliability diagram with its ECE, the position flip rate overall and by
 turns, the single-pass log losses next to the averaged one, the confusion
 matrix, and the log loss by turns and by truncation. Several runs (the k
 fold runs of one model) also get one comparison: the held-out log loss per
 fold as bars, their loss curves together, and the pooled out-of-fold
-numbers. Extra prediction tables (`arena-fast predict --predictions`) become
-further sections. What a run lacks (no evaluation, no predictions, no
-labels) is said on the page, and so is a metrics.jsonl line skipped because
+numbers (only for distinct held-out folds of one dataset with no id twice;
+otherwise the page says why not). Extra prediction tables (`arena-fast
+predict --predictions`) become further sections. Every score names the rows
+it covers (held-out fold k, or all rows with how many trained the run, with
+a warning), and a merged run is described as the merge of folds it is.
+What a run lacks (no evaluation, no predictions, no labels) is said on the
+page, and so is a metrics.jsonl line skipped because
 it is not JSON or a step, epoch, time or loss in it is not a number.
 
 The report is a directory: `index.html` (self-contained but for the PNGs
