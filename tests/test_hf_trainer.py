@@ -311,3 +311,44 @@ def test_dataset_map_example_keeps_ids_and_labels(shared_dir, data_dir, tmp_path
     assert rows["input_ids"][0::2] == direct.to_lists()
     got = trainer_rows(rows)
     assert got.swapped and got.labels.shape == (2 * len(ds), 3)
+
+
+def test_arena_trainer_takes_af_train_steps(dataset_dir, tmp_path):
+    """On packs, ArenaTrainer's steps are af.train's: the same plan, the
+    same batches, the same AdamW and cosine schedule give the same loss at
+    every step."""
+    from arena_fast.train import TrainConfig, train
+
+    records: list = []
+    config = TrainConfig(
+        data=str(dataset_dir),
+        fold=None,
+        model="tiny-gemma2",
+        attn_implementation="arena_varlen",
+        lr=1e-3,
+        warmup=0.0,
+        max_tokens=2048,
+        max_steps=4,
+        seed=0,
+        log_every=1,
+        out=str(tmp_path / "run"),
+    )
+    train(config, log=records.append)
+    ours = [r["loss"] for r in records if "loss" in r]
+    args = _args(
+        tmp_path,
+        max_steps=4,
+        learning_rate=1e-3,
+        lr_scheduler_type="cosine",
+        warmup_steps=0,
+        weight_decay=0.0,
+        max_grad_norm=0.0,
+        logging_steps=1,
+    )
+    trainer = ArenaTrainer(
+        model=_model(), args=args, train_dataset=load_dataset(dataset_dir), max_tokens=2048
+    )
+    trainer.train()
+    theirs = [r["loss"] for r in trainer.state.log_history if "loss" in r]
+    assert len(ours) == 4
+    np.testing.assert_allclose(theirs, ours, rtol=1e-5)

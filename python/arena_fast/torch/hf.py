@@ -52,7 +52,7 @@ from ..checks import check_int
 from ..encoded import Encoded
 from ..errors import ConfigError, InputError
 from ..model import ArenaClassifier
-from .data import ArenaBatches, PlanSampler, inference_plan, make_plan, resolve_layout
+from .data import ArenaBatches, PlanSampler, inference_plan, resolve_layout
 
 # `transformers.trainer_utils` (and `transformers.Trainer`) are reached as
 # attributes, after `..model` is imported: importing them imports
@@ -441,21 +441,11 @@ class ArenaTrainer(transformers.Trainer):
         )
 
     def _eval_loader(self, data: Any, where: str) -> _PlanLoader:
+        """Every row once (`inference_plan`). Under several processes each
+        one evaluates every row: the Trainer gathers batches of equal sizes
+        from every rank, and `evaluation_loop` keeps each row once."""
         rows = trainer_rows(data, where)
-        world = max(self.args.world_size, 1)
-        if world == 1:
-            plan = inference_plan(rows.encoded, self.eval_max_tokens, self.layout)
-        else:  # each rank its share; rows come back together by their index
-            order = {"shuffle": False} if self.layout == "packed" else {"order": "desc"}
-            plan = make_plan(
-                rows.encoded,
-                self.eval_max_tokens,
-                self.layout,
-                world_size=world,
-                rank=self.args.process_index,
-                pair_swaps=False,
-                **order,
-            )
+        plan = inference_plan(rows.encoded, self.eval_max_tokens, self.layout)
         return self._loader(rows, _Steps(plan, len(plan)))
 
     def get_eval_dataloader(self, eval_dataset: Any = None) -> _PlanLoader:
@@ -524,8 +514,9 @@ class ArenaTrainer(transformers.Trainer):
 
 
 def _dataset_order(rows: np.ndarray) -> np.ndarray:
-    """Positions of `rows` (gathered row indices; -100 pads what a rank
-    lacked, and a row may come twice) that give each row once, in row order."""
+    """Positions of `rows` (the gathered row indices: every rank's copy of
+    each row, -100 where the Trainer padded) that give each row once, in
+    row order."""
     real = np.flatnonzero(rows >= 0)
     _, first = np.unique(rows[real], return_index=True)
     return real[first]
