@@ -15,7 +15,7 @@ torch = train_extra("torch")
 train_extra("transformers")
 datasets = pytest.importorskip("datasets")
 
-from transformers import DataCollatorWithPadding, TrainingArguments  # noqa: E402
+from transformers import DataCollatorWithPadding, Trainer, TrainingArguments  # noqa: E402
 
 import arena_fast as af  # noqa: E402
 from arena_fast import diagnostics, infer  # noqa: E402
@@ -134,7 +134,8 @@ def test_packed_and_padded_collation_give_the_same_logits(dataset_dir):
 def test_plain_trainer_pieces_and_hf_datasets(dataset_dir, tmp_path):
     """A `datasets.Dataset` from to_hf (the Trainer's default
     remove_unused_columns on) trains and predicts in ArenaTrainer; the
-    wrapper also takes a stock DataCollatorWithPadding batch."""
+    wrapper also takes a stock DataCollatorWithPadding batch, and a plain
+    Trainer trains and predicts with ArenaCollator."""
     ds = load_dataset(dataset_dir, fold=2, split="valid")
     hf = ds.to_hf()
     rows = trainer_rows(hf)
@@ -155,6 +156,18 @@ def test_plain_trainer_pieces_and_hf_datasets(dataset_dir, tmp_path):
     with torch.no_grad():
         logits = trainer.model.eval()(**batch).logits
     np.testing.assert_allclose(logits.numpy(), out.predictions[:3], atol=1e-5)
+    # A plain Trainer with ArenaCollator (rows per step, not tokens per step)
+    plain = Trainer(
+        model=ArenaForSequenceClassification(_model()),
+        args=_args(tmp_path, max_steps=2, per_device_train_batch_size=8),
+        train_dataset=hf,
+        eval_dataset=hf,
+        data_collator=ArenaCollator("packed"),
+    )
+    plain.train()
+    got = plain.predict(hf).predictions
+    want = infer.predict_logits(plain.model.classifier, ds.encoded, "packed", 4096)
+    np.testing.assert_allclose(got, want, atol=1e-5)
 
 
 class _hf_pad:
