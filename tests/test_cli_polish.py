@@ -114,7 +114,15 @@ def test_switches_parse_both_spellings_and_the_old_values():
 
 def test_commands_that_write_an_output_take_overwrite():
     commands = _commands()
-    for name in ("build-dataset", "train", "merge-adapters", "synth", "inspect"):
+    for name in (
+        "build-dataset",
+        "train",
+        "merge-adapters",
+        "synth",
+        "inspect",
+        "predict",
+        "report",
+    ):
         assert "--overwrite" in commands[name]._option_string_actions, name
         assert "--no-overwrite" in commands[name]._option_string_actions, name
 
@@ -166,6 +174,22 @@ def test_inspect_plot_refuses_a_file_inside_the_dataset_and_an_existing_one(tmp_
     assert png.read_bytes() == b"old"
     assert main(["inspect", str(data), "--plot", str(png), "--overwrite"]) == 0
     assert png.read_bytes().startswith(b"\x89PNG")
+
+
+def test_predict_refuses_an_existing_output_before_loading_the_run(tmp_path, capsys):
+    """The refusal comes first: no run is even read (this one does not exist)."""
+    sub = tmp_path / "submission.csv"
+    sub.write_text("mine\n")
+    argv = ["predict", "--run", str(tmp_path / "no-run"), "--data", str(tmp_path / "no-data")]
+    assert main([*argv, "--out", str(sub)]) == 1
+    assert "already exists; pass --overwrite" in capsys.readouterr().err
+    assert main([*argv, "--out", str(tmp_path / "s.csv"), "--predictions", str(sub)]) == 1
+    assert "already exists; pass --overwrite" in capsys.readouterr().err
+    data = tmp_path / "ds"
+    data.mkdir()
+    assert main([*argv[:3], "--data", str(data), "--out", str(data / "s.csv")]) == 1
+    assert "inside" in capsys.readouterr().err
+    assert sub.read_text() == "mine\n"
 
 
 def test_the_run_argument_has_one_name():

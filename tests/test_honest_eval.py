@@ -98,7 +98,7 @@ def test_split_all_and_train_say_which_rows_trained_the_run(runs, tmp_path, caps
     assert "WARNING" not in err
     assert pl.read_csv(tmp_path / "s.csv").height == 20  # the split's rows
     argv = [*args, "--out", str(tmp_path / "a.csv"), "--predictions", str(table)]
-    assert main([*argv, "--split", "all"]) == 0
+    assert main([*argv, "--split", "all", "--overwrite"]) == 0
     err = capsys.readouterr().err
     assert f"all 60 rows, {n} of which the run trained on (these scores are not held-out)" in err
     assert f"WARNING       {n} of these rows trained the run" in err

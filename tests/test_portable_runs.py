@@ -180,7 +180,7 @@ def test_cli_predict_compare_and_merge_take_base_model(trained, carried, tmp_pat
     assert main([*argv, "--base-model", base]) == 0
     assert sub.is_file()
     capsys.readouterr()
-    assert main(argv) == 1
+    assert main([*argv, "--overwrite"]) == 1
     err = capsys.readouterr().err.strip()
     assert err.startswith("arena-fast predict: error:") and "pass --base-model" in err
     assert "Traceback" not in err

@@ -112,7 +112,7 @@ def test_canonical_output_refuses_a_changed_input(trained, tmp_path, capsys):
     out = str(tmp_path / "p.parquet")
     assert main([*args, "--out", out, "--inputs", str(moved)]) == 0
     keyword_rows(5, 9).write_parquet(moved)
-    assert main([*args, "--out", out, "--inputs", str(moved)]) == 1
+    assert main([*args, "--out", out, "--inputs", str(moved), "--overwrite"]) == 1
     assert "sha256 differs" in capsys.readouterr().err
     assert main([*args, "--out", str(tmp_path / "p.json")]) == 1
     assert "--out must end in .csv or .parquet" in capsys.readouterr().err

@@ -179,7 +179,10 @@ def test_same_inputs_same_bytes_and_old_reports_replaced(runs, tmp_path):
     both = [runs[0], runs[1]]
     first = write_report(both, out=tmp_path / "a").parent
     (first / "stale.png").write_bytes(PNG_MAGIC)
-    again = write_report(both, out=tmp_path / "a").parent  # replaces the older report
+    with pytest.raises(ConfigError, match="already exists"):  # an output: kept by default
+        write_report(both, out=tmp_path / "a")
+    assert (first / "stale.png").is_file()
+    again = write_report(both, out=tmp_path / "a", overwrite=True).parent  # replaced
     second = write_report(both, out=tmp_path / "b").parent
     files = sorted(p.name for p in again.iterdir())
     assert "stale.png" not in files and files == sorted(p.name for p in second.iterdir())

@@ -133,8 +133,11 @@ def test_report_out_never_a_run_it_reads(tmp_path, capsys):
     _fails(capsys, [*argv, "--out", str(runs[0])], "is one of the inputs being read")
     _fails(capsys, [*argv, "--out", str(tmp_path / "model")], "holds")
     assert {r: _snapshot(r) for r in runs} == before
-    # The report's own place (model/report) is written, and written again.
-    assert main(argv) == 0 and main(argv) == 0
+    # The report's own place (model/report) is written, and written again
+    # with --overwrite (without it, the earlier report is kept).
+    assert main(argv) == 0
+    _fails(capsys, argv, "already exists; pass --overwrite")
+    assert main([*argv, "--overwrite"]) == 0
     assert (tmp_path / "model" / "report" / "index.html").is_file()
 
 
@@ -314,7 +317,7 @@ def test_leftovers_of_dead_processes_are_cleaned(tmp_path):
     write_report([run])
     for name in (f".report.old-{dead}", f".report.building-{dead}-3c"):
         (run / name).mkdir()
-    write_report([run])
+    write_report([run], overwrite=True)
     assert sorted(p.name for p in run.iterdir()) == ["config.json", "metrics.jsonl", "report"]
 
 

@@ -20,10 +20,12 @@ held-out)."""
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from ..diagnostics import describe_rows, format_summary, summarize, write_predictions
 from ..errors import ConfigError
+from ..files import check_file_output
 from ._args import HelpFormatter, Switch, int_at_least
 from ._progress import Progress, rows_bar
 from ._terminal import printable
@@ -46,6 +48,9 @@ def add_parser(sub) -> None:
         help="submission .csv, or canonical .parquet (probabilities and logits as labels)",
     )
     p.add_argument("--predictions", help="also write the per-row prediction table (.parquet)")
+    p.add_argument(
+        "--overwrite", action=Switch, help="replace an existing --out or --predictions file"
+    )
     p.add_argument(
         "--inputs",
         nargs="+",
@@ -88,6 +93,15 @@ def run(args: argparse.Namespace) -> int:
     kind = args.out.lower().rsplit(".", 1)[-1]
     if kind not in ("csv", "parquet"):
         raise ConfigError(f"--out must end in .csv or .parquet, got {args.out!r}")
+    if args.predictions and os.path.abspath(args.predictions) == os.path.abspath(args.out):
+        raise ConfigError("--predictions and --out name the same file; give two paths")
+    for path in (args.out, args.predictions):  # before the model loads: a refusal costs nothing
+        if path:
+            check_file_output(
+                path,
+                overwrite=args.overwrite,
+                inputs=[args.run_dir, args.data, *(args.inputs or ())],
+            )
     rows = source_rows(args.data, args.inputs) if kind == "parquet" else None
     progress = Progress(prefix="arena-fast predict")  # the batches: a bar, ETA
     try:

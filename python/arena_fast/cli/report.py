@@ -10,15 +10,15 @@ written by `arena-fast predict --predictions` as further sections. Every
 score says which rows it covers (a table including rows its run trained on
 is flagged); runs are pooled out of fold only when their held-out folds are
 distinct, of one dataset, with no id twice. An older
-report is replaced; a directory that is not a report never is, nor a run
-being read (see docs/dataset.md, "Where a build writes"). Needs
+report is replaced with --overwrite; a directory that is not a report never
+is, nor a run being read (see docs/dataset.md, "Where a build writes"). Needs
 matplotlib (pip install "arena-fast[plot]"). Prints the path of index.html."""
 
 from __future__ import annotations
 
 import argparse
 
-from ._args import HelpFormatter
+from ._args import HelpFormatter, Switch
 from ._terminal import printable
 
 
@@ -40,11 +40,20 @@ def add_parser(sub) -> None:
         metavar="FILE",
         help="prediction tables (.parquet) from `arena-fast predict --predictions`",
     )
+    p.add_argument(
+        "--overwrite", action=Switch, help="replace an earlier report in --out (or RUN/report)"
+    )
     p.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from ..report import write_report  # matplotlib: loaded by this command only
 
-    print(printable(write_report(args.runs, out=args.out, predictions=args.predictions)))
+    print(
+        printable(
+            write_report(
+                args.runs, out=args.out, predictions=args.predictions, overwrite=args.overwrite
+            )
+        )
+    )
     return 0

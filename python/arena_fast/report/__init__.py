@@ -55,20 +55,22 @@ def write_report(
     runs: Sequence[PathLike],
     out: Optional[PathLike] = None,
     predictions: Optional[Sequence[PathLike]] = None,
+    overwrite: bool = False,
 ) -> Path:
     """Write the report of the run directories `runs` (and of the extra
     prediction tables `predictions`) and return the path of its
     `index.html`. `out` defaults to `RUN/report` for one run; for several,
     to `report` in the directory holding them all (the fold runs
     `model/fold0` .. `model/fold4` give `model/report`), and must be given
-    when they sit in different directories. An existing `out` is replaced
-    only when it is empty or an earlier report. Raises `ConfigError` for a
+    when they sit in different directories. An existing `out` is used
+    when it is empty, and replaced when it is an earlier report and
+    `overwrite` says so (as every output of arena-fast). Raises `ConfigError` for a
     directory that is not a run and when matplotlib is missing."""
     if not runs:
         raise ConfigError("give at least one run directory")
     out = Path(out) if out is not None else _default_out([Path(r) for r in runs])
     read = [*runs, *(predictions or ())]
-    with publishing(out, "report", overwrite=True, inputs=read) as work:
+    with publishing(out, "report", overwrite=overwrite, inputs=read) as work:
         sections = [load_run(Path(r), f"run{i}") for i, r in enumerate(runs, 1)]
         for i, p in enumerate(predictions or (), 1):
             sections.append(load_predictions(Path(p), f"pred{i}"))
