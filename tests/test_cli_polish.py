@@ -47,6 +47,26 @@ def test_cpu_lora_train_prints_no_bitsandbytes_kernel_notice(tmp_path):
     assert "gemm_4bit_forward" not in done.stdout + done.stderr
 
 
+def test_the_notice_is_filtered_whatever_loads_bitsandbytes():
+    """`import arena_fast` installs the filter (`arena_fast.notices`), so a
+    script that imports transformers' Trainer or peft itself is quiet too;
+    only that message is dropped (the logger still passes others)."""
+    train_extra("peft")
+    script = (
+        "import logging, arena_fast\n"
+        "from arena_fast.notices import BNB_CPU_NOTICE\n"
+        "import peft\n"
+        "from transformers import Trainer\n"
+        "log = logging.getLogger('bitsandbytes.backends.cpu.ops')\n"
+        "log.warning(BNB_CPU_NOTICE + ' from somewhere')\n"
+        "log.warning('another message')\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert "gemm_4bit_forward" not in done.stdout + done.stderr
+    assert "another message" in done.stderr
+
+
 # -- help, flags, errors ----------------------------------------------------------
 
 

@@ -11,6 +11,7 @@ from .encoder import STRATEGIES, TEMPLATES, Encoder, Template
 from .errors import ArenaFastError, ConfigError, InputError, InternalError, TokenizerError
 from .folds import assign_folds
 from .labels import swap_labels, tta_average, unswap_probs
+from .notices import install as _install_notice_filters
 from .plan import Plan, plan_batches, plan_packs
 from .tokenizer import Tokenizer
 
@@ -45,6 +46,8 @@ __all__ = [
     "tta_average",
     "unswap_probs",
 ]
+
+_install_notice_filters()  # before peft / transformers load bitsandbytes
 
 # The torch layer (the `[train]` extra) and what builds on it load on first
 # use, so that `import arena_fast` stays light: `af.model`, `af.train`, ...

@@ -16,7 +16,6 @@ tokenizer, so everything runs offline on a CPU.
 from __future__ import annotations
 
 import dataclasses
-import logging
 import os
 import warnings
 from collections.abc import Mapping, Sequence
@@ -41,19 +40,6 @@ from .train_config import (
     TrainConfig,
     check_setting,
 )
-
-# bitsandbytes (imported by peft) logs "Failed to load CPU gemm_4bit_forward
-# from kernels-community ..." on every CPU LoRA run where it looks for an
-# optional kernel and falls back: nothing a user can act on. That message of
-# that logger only is dropped, here, before peft is first imported.
-_BNB_CPU_NOTICE = "Failed to load CPU gemm_4bit_forward"
-
-
-def _not_bnb_cpu_notice(record: logging.LogRecord) -> bool:
-    return not str(record.msg).startswith(_BNB_CPU_NOTICE)
-
-
-logging.getLogger("bitsandbytes.backends.cpu.ops").addFilter(_not_bnb_cpu_notice)
 
 __all__ = [
     "TINY",
