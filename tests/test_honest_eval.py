@@ -26,13 +26,12 @@ from arena_fast.cli import main  # noqa: E402
 from arena_fast.dataset import load_dataset  # noqa: E402
 from arena_fast.diagnostics import prediction_frame, read_predictions, write_predictions  # noqa: E402
 from arena_fast.errors import ConfigError, InputError  # noqa: E402
-from arena_fast.files import file_sha256  # noqa: E402
 from arena_fast.infer import prediction_table  # noqa: E402
 from arena_fast.merge import merge_runs  # noqa: E402
 from arena_fast.predict import predict  # noqa: E402
 from arena_fast.report import write_report  # noqa: E402
 from arena_fast.report.sections import load_run  # noqa: E402
-from arena_fast.runs import read_bundle, write_bundle_file  # noqa: E402
+from arena_fast.runs import dataset_sha256, read_bundle, write_bundle_file  # noqa: E402
 from arena_fast.train import TrainConfig, train  # noqa: E402
 from keyword_rows import build_rows, keyword_rows  # noqa: E402
 
@@ -58,7 +57,7 @@ def _page(index) -> str:
 
 def test_the_bundle_records_the_rows_the_run_trained_on(runs):
     record = read_bundle(runs["run0"])["trained_on"]
-    assert record["dataset_sha256"] == file_sha256(runs["ds"] / "manifest.json")
+    assert record["dataset_sha256"] == dataset_sha256(runs["ds"])
     assert record["folds"] == 3 and record["held_out"] == 0
     # What is not a trained_on record refuses the run, naming the field.
     copy = runs["root"] / "bad-bundle"
@@ -68,6 +67,21 @@ def test_the_bundle_records_the_rows_the_run_trained_on(runs):
     (copy / "bundle.json").write_text(json.dumps(bundle))
     with pytest.raises(ConfigError, match="trained_on.held_out"):
         read_bundle(copy)
+
+
+def test_the_same_rows_rebuilt_elsewhere_are_the_runs_own_dataset(runs, tmp_path):
+    """The identity is the rows (the shards), not where the input was: the
+    same rows built from another path are the run's dataset; another fold
+    seed is not."""
+    moved = tmp_path / "elsewhere"
+    moved.mkdir()
+    again = build_rows(keyword_rows(60, 0), moved, max_length=96, folds=3)
+    manifest = json.loads((again / "manifest.json").read_text())
+    assert str(moved) in json.dumps(manifest["inputs"])  # the manifest differs ...
+    assert dataset_sha256(again) == dataset_sha256(runs["ds"])  # ... the rows do not
+    assert predict(runs["run0"], again)["split"] == "valid"
+    other_folds = build_rows(keyword_rows(60, 0), moved, "seed1", max_length=96, folds=3, seed=1)
+    assert dataset_sha256(other_folds) != dataset_sha256(runs["ds"])
 
 
 def test_predict_on_the_runs_own_dataset_scores_its_held_out_fold(runs):
@@ -148,7 +162,7 @@ def test_a_merged_run_is_a_merge_of_folds(runs, tmp_path):
     merge_runs([runs["run0"], runs["run1"]], merged)
     record = read_bundle(merged)["trained_on"]
     assert record["held_out"] is None and record["sources_held_out"] == [0, 1]
-    assert record["dataset_sha256"] == file_sha256(runs["ds"] / "manifest.json")
+    assert record["dataset_sha256"] == dataset_sha256(runs["ds"])
     # Every row trained one of the sources: all of them, flagged as trained.
     out = predict(merged, runs["ds"])
     assert out["split"] == "all" and len(out["ids"]) == 60 and out["trained"].all()

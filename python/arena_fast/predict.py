@@ -159,8 +159,8 @@ def rows_to_score(run, bundle: dict, data, split: Optional[str] = None) -> dict:
     """Which rows of the dataset `data` the run (whose checked `bundle` is
     given) scores, from what it trained on (`runs.trained_on`): `split`
     "valid" (its held-out fold), "train" (the folds it trained on) or "all";
-    None: "valid" when `data` is the run's own dataset (the same
-    manifest.json sha256) and the run has a held-out fold, else "all".
+    None: "valid" when `data` is the run's own dataset (the same rows in the
+    same folds: `runs.dataset_sha256`) and the run has a held-out fold, else "all".
     "valid" and "train" on other data, or for a run without a held-out fold
     or that does not record its dataset, are a ConfigError saying why.
 
@@ -191,7 +191,7 @@ def rows_to_score(run, bundle: dict, data, split: Optional[str] = None) -> dict:
         elif not own:
             why = (
                 f"{data} is not the dataset the run trained on ({record.get('dataset')}: its "
-                "manifest.json sha256 differs)"
+                "shards hold other rows, folds or token ids)"
             )
         elif held is None:
             why = f"the run has no held-out fold (it trained on {describe_training(record)})"

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import hashlib
 import json
 import os
 import shutil
@@ -29,6 +30,7 @@ from typing import Any, Optional
 
 from . import base_model
 from ._core import __version__
+from .dataset import read_manifest
 from .errors import ArenaFastError, ConfigError
 from .files import check_output, file_sha256, output_lock, replacing, write_bytes
 from .labels import CLASS_COLUMNS
@@ -37,7 +39,6 @@ from .outputs import (
     CHECKPOINT,
     DECODER,
     HEAD,
-    MANIFEST,
     METRICS,
     PREDICTIONS,
     RUN_EXTRAS,
@@ -157,10 +158,14 @@ def write_bundle(out_dir: Path, data) -> dict:
 
 
 def dataset_sha256(data: Path) -> str:
-    """A built dataset's identity: the sha256 of its `manifest.json`, which
-    lists every shard with its own sha256 (so two builds holding other rows
-    or folds differ)."""
-    return file_sha256(Path(data) / MANIFEST)
+    """A built dataset's identity: the sha256 of its shards' sha256s (from
+    its checked `manifest.json`), in order. The shards hold every row's id,
+    fold, labels and token ids, so two builds holding the same rows in the
+    same folds are the same dataset wherever they were built from (the
+    manifest itself also records the inputs' paths and the library version),
+    and any other rows, folds or encoding give another identity."""
+    digests = [shard["sha256"] for shard in read_manifest(Path(data))["shards"]]
+    return hashlib.sha256("\n".join(digests).encode("ascii")).hexdigest()
 
 
 def trained_on(bundle: dict, where: Any = BUNDLE) -> Optional[dict]:
