@@ -68,6 +68,11 @@ def test_the_cli_draws_a_bar_with_an_eta_on_a_terminal(
     assert "\r" in drawn and "6/6" in drawn and "steps/s" in drawn
     assert re.search(r"\d+/6 \[[\d:]+<[\d:]+, .*loss \d\.\d{4}, lr ", drawn)  # elapsed<ETA
     assert "arena-fast train: step 3: loss" in drawn  # the log lines, above the bar
+    # stdout's one line: the kept evaluation and the rows it covers.
+    assert re.fullmatch(
+        r"final \(step 6, held-out fold 0: \d+ rows\): log loss \d\.\d{4}, accuracy .*\n",
+        capsys.readouterr().out,
+    )
     terminal.seek(0)
     terminal.truncate()
     assert main(["predict", "--run", str(run), "--data", str(small_dataset), "--split", "all",

@@ -91,8 +91,19 @@ def run(args: argparse.Namespace) -> int:
     finally:
         progress.done()
     if result and not args.quiet:
-        print(f"final: {result}")
+        print(_final(result, config.fold))
     return 0
+
+
+def _final(result: dict, fold) -> str:
+    """The kept evaluation, naming the rows it covers (stdout's one line)."""
+    scores = ", ".join(
+        f"{name.replace('_', ' ')} {result[name]:.4f}"
+        for name in ("log_loss", "accuracy", "tta_log_loss")
+        if name in result
+    )
+    where = f"held-out fold {fold}: {result['rows']} rows" if "rows" in result else "held-out fold"
+    return f"final (step {result.get('step')}, {where}): {scores}"
 
 
 def _line(record: dict) -> str:
