@@ -69,6 +69,7 @@ def _loss_axes(ax, sec: Section, color: str, label: str = "") -> None:
             color=color,
             linewidth=1,
             alpha=0.8,
+            marker="." if len(sec.steps) < 3 else None,  # a line of one point draws nothing
             label=f"{label}training loss",
         )
     if sec.evals:
