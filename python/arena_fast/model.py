@@ -27,6 +27,7 @@ from transformers import AutoConfig, AutoModel, BitsAndBytesConfig, Gemma2Config
 
 from .base_model import TINY_GEMMA2, TINY_LLAMA
 from .errors import ConfigError
+from .labels import space_of_width
 from .tokenizer import Tokenizer
 from .torch.attention import register
 from .torch.packed import last_hidden
@@ -133,27 +134,48 @@ def default_attention() -> str:
 
 class ArenaClassifier(torch.nn.Module):
     """A decoder (possibly LoRA-wrapped) and a head on each sequence's last
-    token: `linear` (Linear(h, 3)) or `mlp` (the 2nd place's
-    Dropout-Linear(h, h/2)-GELU-Linear(h/2, 3)). The head runs in float32."""
+    token: `linear` (Linear(h, K)) or `mlp` (the 2nd place's
+    Dropout-Linear(h, h/2)-GELU-Linear(h/2, K)), K `num_classes` (the label
+    space's: 2 ab, 3 abt, 4 abtx; `af.labels`). The head runs in float32."""
 
-    def __init__(self, decoder: torch.nn.Module, hidden_size: int, head: str = "linear"):
+    def __init__(
+        self,
+        decoder: torch.nn.Module,
+        hidden_size: int,
+        head: str = "linear",
+        num_classes: int = 3,
+    ):
         super().__init__()
         if head not in HEADS:
             raise ConfigError(f"head must be one of {HEADS}, got {head!r}")
         self.decoder = decoder
         self.head_kind = head
-        if head == "linear":
-            self.head = torch.nn.Linear(hidden_size, 3)
+        self.hidden_size = hidden_size
+        self.set_classes(num_classes)
+
+    def set_classes(self, num_classes: int) -> None:
+        """A new head of `num_classes` outputs (newly initialised from the
+        torch RNG), unless the head already has that many."""
+        space_of_width(num_classes, "num_classes")
+        if getattr(self, "num_classes", None) == num_classes:
+            return
+        self.num_classes = num_classes
+        h = self.hidden_size
+        if self.head_kind == "linear":
+            self.head = torch.nn.Linear(h, num_classes)
         else:
             self.head = torch.nn.Sequential(
                 torch.nn.Dropout(0.1),
-                torch.nn.Linear(hidden_size, hidden_size // 2),
+                torch.nn.Linear(h, h // 2),
                 torch.nn.GELU(),
-                torch.nn.Linear(hidden_size // 2, 3),
+                torch.nn.Linear(h // 2, num_classes),
             )
+        device = getattr(self.decoder, "device", None)
+        if isinstance(device, torch.device) and device.type != "cpu":
+            self.head.to(device)
 
     def forward(self, batch: Mapping[str, Any]) -> torch.Tensor:
-        """Logits (k, 3) for the k sequences of a packed or padded batch, in
+        """Logits (k, K) for the k sequences of a packed or padded batch, in
         batch order."""
         hidden = last_hidden(self.decoder, batch)
         return self.head(hidden.float())
@@ -349,10 +371,12 @@ def _with_lora(
         return get_peft_model(decoder, peft_cfg)
 
 
-def classifier_for(config: TrainConfig, tokenizer: Any) -> ArenaClassifier:
+def classifier_for(config: TrainConfig, tokenizer: Any, num_classes: int = 3) -> ArenaClassifier:
     """The classifier a run's settings describe, before training: the same
     call for training and for rebuilding a run (`load_classifier` with the
-    LoRA settings `config` asks for, or none when `lora_r` is 0)."""
+    LoRA settings `config` asks for, or none when `lora_r` is 0), its head
+    `num_classes` wide (the dataset's label space; a head of another width
+    than 3 is drawn after the decoder, from the same seeded RNG)."""
     lora = (
         Lora(
             r=config.lora_r,
@@ -363,7 +387,7 @@ def classifier_for(config: TrainConfig, tokenizer: Any) -> ArenaClassifier:
         if config.lora_r
         else None
     )
-    return load_classifier(
+    model = load_classifier(
         config.model,
         tokenizer=tokenizer,
         lora=lora,
@@ -374,3 +398,5 @@ def classifier_for(config: TrainConfig, tokenizer: Any) -> ArenaClassifier:
         gradient_checkpointing=config.gradient_checkpointing,
         seed=config.seed,
     )
+    model.set_classes(num_classes)
+    return model
