@@ -5,9 +5,9 @@ that a run folder copied anywhere (read-only too) still finds and checks it
 `identity(name)` is what `bundle.json` records under `base_model`: the name
 as given to `--model`, and for a local model folder its absolute path at
 training time, the sha256 of its `config.json` and a fingerprint of each
-weights file (`weights_fingerprint`). The built-in presets (`tiny-gemma2`,
-`tiny-llama`) are made from their name, the tokenizer and the run's seed, so
-their name is their identity.
+weights file (`weights_fingerprint`). The built-in presets (`PRESETS`:
+`tiny-gemma2`, `tiny-llama`, ...) are made from their name, the tokenizer and
+the run's seed, so their name is their identity.
 
 `locate(run, bundle, model, base_model)` finds the base of a run: the folder
 `base_model` (`--base-model`) when given, else the recorded name tried
@@ -33,15 +33,27 @@ __all__ = [
     "FINGERPRINT",
     "PRESETS",
     "TINY_GEMMA2",
+    "TINY_GEMMA3",
     "TINY_LLAMA",
+    "TINY_MISTRAL",
+    "TINY_PHI3",
+    "TINY_QWEN2",
+    "TINY_QWEN3",
     "identity",
     "locate",
     "weights_fingerprint",
 ]
 
 TINY_GEMMA2 = "tiny-gemma2"
+TINY_GEMMA3 = "tiny-gemma3"
 TINY_LLAMA = "tiny-llama"
-PRESETS = (TINY_GEMMA2, TINY_LLAMA)  # the keys of af.model.TINY
+TINY_QWEN2 = "tiny-qwen2"
+TINY_QWEN3 = "tiny-qwen3"
+TINY_MISTRAL = "tiny-mistral"
+TINY_PHI3 = "tiny-phi3"
+# The keys of af.model.TINY (one per architecture family), named here so that
+# torch-free code (settings' help, the CLI) lists them without importing torch.
+PRESETS = (TINY_GEMMA2, TINY_GEMMA3, TINY_LLAMA, TINY_QWEN2, TINY_QWEN3, TINY_MISTRAL, TINY_PHI3)
 
 # How a weights file is fingerprinted (recorded, so a later method can be told
 # apart): its size, and the sha256 of the size and of _SAMPLES blocks of

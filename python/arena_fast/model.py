@@ -23,14 +23,23 @@ from dataclasses import dataclass
 from typing import Any, Optional, Union
 
 import torch
-from transformers import AutoConfig, AutoModel, BitsAndBytesConfig, Gemma2Config, LlamaConfig
+from transformers import AutoConfig, AutoModel, PretrainedConfig
 
-from .base_model import TINY_GEMMA2, TINY_LLAMA
+from .base_model import (
+    TINY_GEMMA2,
+    TINY_GEMMA3,
+    TINY_LLAMA,
+    TINY_MISTRAL,
+    TINY_PHI3,
+    TINY_QWEN2,
+    TINY_QWEN3,
+)
 from .errors import ConfigError
 from .labels import space_of_width
 from .tokenizer import Tokenizer
 from .torch.attention import register
 from .torch.packed import last_hidden
+from .torch.quant import bnb_config, check_support, keep_cpu_layout, quantized
 from .train_config import (
     HEADS,
     MAX_LORA_ALPHA,
@@ -48,35 +57,51 @@ __all__ = [
     "ArenaClassifier",
     "load_classifier",
     "classifier_for",
+    "tiny_config",
     "default_attention",
 ]
 
-# Small configs for tests and the demo: 2 layers, 64 wide (a 2-layer, 64-wide
-# Gemma-2 learns the synth keyword rule in seconds on a CPU).
+# Small configs for tests and the demo, one per architecture family: 2 layers,
+# 64 wide, 4 query heads of 16 sharing 2 kv heads (GQA), each with what sets
+# its family's attention apart (a 2-layer, 64-wide Gemma-2 learns the synth
+# keyword rule in seconds on a CPU). `tiny_config` sizes them to a tokenizer.
+_SMALL = dict(
+    hidden_size=64,
+    num_hidden_layers=2,
+    num_attention_heads=4,
+    num_key_value_heads=2,
+    head_dim=16,
+    intermediate_size=128,
+    max_position_embeddings=8192,
+)
 TINY = {
     TINY_GEMMA2: dict(
+        _SMALL,
         model_type="gemma2",
-        hidden_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        head_dim=16,
         query_pre_attn_scalar=16,
-        intermediate_size=128,
-        sliding_window=256,
+        sliding_window=256,  # on alternate layers
         attn_logit_softcapping=50.0,
         final_logit_softcapping=30.0,
-        max_position_embeddings=8192,
     ),
-    TINY_LLAMA: dict(
-        model_type="llama",
-        hidden_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        intermediate_size=128,
-        max_position_embeddings=8192,
+    # Gemma 3 (text): q/k norms, no soft-capping, a sliding layer then a full
+    # one (Gemma 3 interleaves five to one), and a query scale that is not
+    # 1/sqrt(head_dim) (as Gemma 3 27B's).
+    TINY_GEMMA3: dict(
+        _SMALL,
+        model_type="gemma3_text",
+        query_pre_attn_scalar=32,
+        sliding_window=256,
+        layer_types=["sliding_attention", "full_attention"],
     ),
+    TINY_LLAMA: dict(_SMALL, model_type="llama"),
+    # Qwen 2: q/k/v biases; its window is off, as in Qwen 2.5's configs.
+    TINY_QWEN2: dict(_SMALL, model_type="qwen2", use_sliding_window=False),
+    # Qwen 3: q/k norms on the head dimension, no biases.
+    TINY_QWEN3: dict(_SMALL, model_type="qwen3", use_sliding_window=False),
+    # Mistral: one sliding window on every layer (Mistral 7B v0.1's).
+    TINY_MISTRAL: dict(_SMALL, model_type="mistral", sliding_window=256),
+    # Phi-3: fused qkv and gate/up projections.
+    TINY_PHI3: dict(_SMALL, model_type="phi3", sliding_window=None),
 }
 
 
@@ -201,17 +226,25 @@ class ArenaClassifier(torch.nn.Module):
         return 0
 
 
-def _tiny_config(name: str, vocab_size: int, softcap: bool, attn: str) -> Any:
-    kw = dict(TINY[name])
+def tiny_config(name: str, tokenizer: Any = None, **overrides: Any) -> PretrainedConfig:
+    """The transformers config of the preset `name` (`TINY`), sized to
+    `tokenizer` (an `af.Tokenizer`, default the bundled demo one), with the
+    BOS / EOS ids it declares (`Tokenizer.special_token_id`, from its
+    tokenizer_config.json). `overrides` replace preset fields (e.g.
+    `sliding_window=8`, `attn_implementation="sdpa"`). No pad token: the
+    head reads each sequence's last token (`last_index`), never
+    `pad_token_id`, and a pad id would freeze its embedding row."""
+    if name not in TINY:
+        raise ConfigError(f"unknown preset {name!r}; the presets are {tuple(TINY)}")
+    if tokenizer is None:
+        tokenizer = Tokenizer.demo()
+    kw = {**TINY[name], **overrides}
     kind = kw.pop("model_type")
-    if kind == "gemma2":
-        if not softcap:
-            kw["attn_logit_softcapping"] = None
-        cls = Gemma2Config
-    else:
-        cls = LlamaConfig
-    # No pad token: the head reads last_index, never pad_token_id.
-    return cls(vocab_size=vocab_size, pad_token_id=None, attn_implementation=attn, **kw)
+    special = getattr(tokenizer, "special_token_id", None)
+    ids = {f"{w}_token_id": special(w, None) if special else None for w in ("bos", "eos")}
+    return AutoConfig.for_model(
+        kind, vocab_size=_vocab_size(tokenizer), pad_token_id=None, **ids, **kw
+    )
 
 
 def _vocab_size(tokenizer: Any) -> int:
@@ -228,19 +261,11 @@ def _quantization_config(quantization: Optional[str], dtype: torch.dtype) -> Any
         return None
     if quantization not in QUANTIZATION:
         raise ConfigError(f"quantization must be one of {QUANTIZATION}, got {quantization!r}")
-    if not torch.cuda.is_available():
-        raise ConfigError(
-            f"quantization={quantization!r} needs bitsandbytes on a CUDA GPU; none is "
-            "available here (use quantization=None on the CPU)"
-        )
-    if quantization == "4bit":
-        return BitsAndBytesConfig(
-            load_in_4bit=True,
-            bnb_4bit_quant_type="nf4",
-            bnb_4bit_use_double_quant=True,
-            bnb_4bit_compute_dtype=torch.bfloat16 if dtype == torch.float32 else dtype,
-        )
-    return BitsAndBytesConfig(load_in_8bit=True)
+    # bitsandbytes quantises on CUDA, and on the CPU since its CPU backend
+    # (af.torch.quant.BNB_MIN_VERSION): refused, naming the version, otherwise.
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    check_support(quantization, device)
+    return bnb_config(quantization, dtype, device)
 
 
 def load_classifier(
@@ -265,8 +290,10 @@ def load_classifier(
         tokenizer: an `af.Tokenizer`; sizes the tiny models (default: the
             bundled demo tokenizer).
         lora: None (full fine-tuning), True (defaults), a dict or `Lora`.
-        quantization: None, "4bit" (QLoRA: nf4, double quantisation, bf16
-            compute) or "8bit" (inference); bitsandbytes on CUDA only.
+        quantization: None, "4bit" (QLoRA: nf4, double quantisation; bf16
+            compute on CUDA, `dtype` on the CPU) or "8bit" (LLM.int8()), with
+            bitsandbytes on CUDA or on the CPU (`af.torch.quant`), the tiny
+            models included (their random weights quantised).
         attn_implementation: None picks `default_attention()`; "sdpa" / "eager"
             work with padded batches and with packs (through position ids).
         head: "linear" or "mlp".
@@ -289,6 +316,8 @@ def load_classifier(
     # tiny models), LoRA's A matrices, the head.
     torch.manual_seed(seed)
     decoder = _decoder(name_or_path, tokenizer, quant, attn, softcap, dtype)
+    if quant is not None:
+        keep_cpu_layout(decoder)
     decoder.config.use_cache = False
     if gradient_checkpointing:
         _recompute_activations(decoder)
@@ -307,13 +336,15 @@ def _decoder(
     """The bare decoder: a tiny model made from its config, or a local
     folder's weights (nothing is downloaded)."""
     if name_or_path in TINY:
-        if quant is not None:
-            raise ConfigError("the tiny models are not quantised")
-        config = _tiny_config(name_or_path, _vocab_size(tokenizer), softcap, attn)
+        config = tiny_config(name_or_path, tokenizer, attn_implementation=attn)
+        if not softcap and getattr(config, "attn_logit_softcapping", None) is not None:
+            config.attn_logit_softcapping = None
         try:
-            return AutoModel.from_config(config, dtype=dtype)
+            decoder = AutoModel.from_config(config, dtype=dtype)
         except ValueError as exc:  # e.g. an attention the architecture lacks
             raise ConfigError(f"{name_or_path} with attn_implementation={attn!r}: {exc}") from exc
+        # Quantised as a folder's weights are (af.torch.quant.quantized).
+        return decoder if quant is None else quantized(decoder, quant, dtype)
     if not os.path.isdir(name_or_path):
         raise ConfigError(
             f"{name_or_path}: not a model folder, and not one of {tuple(TINY)}; "

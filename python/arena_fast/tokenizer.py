@@ -21,6 +21,8 @@ __all__ = ["Tokenizer"]
 # Tried in order when neither the caller nor tokenizer_config.json names one.
 USUAL_BOS = ("<bos>", "<s>", "<|begin_of_text|>", "<|startoftext|>", "[CLS]")
 USUAL_EOS = ("<eos>", "</s>", "<|end_of_text|>", "<|endoftext|>", "[SEP]")
+USUAL_PAD = ("<pad>", "[PAD]")
+_SPECIAL = ("bos", "eos", "pad")
 
 DEMO_DIR = Path(__file__).parent / "data" / "demo_tokenizer"
 
@@ -32,9 +34,19 @@ def _token_name(value: Any) -> Optional[str]:
     return value if isinstance(value, str) else None
 
 
+def _declared(data: dict) -> tuple[dict, frozenset]:
+    """The BOS / EOS / pad names a tokenizer_config.json declares, and which of
+    them it declares as null (Qwen 2.5's `"bos_token": null`: the family
+    has no BOS, and no usual name should stand in for one)."""
+    names = {w: _token_name(data.get(f"{w}_token")) for w in _SPECIAL}
+    null = frozenset(w for w in _SPECIAL if f"{w}_token" in data and data[f"{w}_token"] is None)
+    return names, null
+
+
 class Tokenizer:
-    """A tokenizer loaded from `tokenizer.json`, with the BOS/EOS names its
-    `tokenizer_config.json` (or the object it came from) declares."""
+    """A tokenizer loaded from `tokenizer.json`, with the BOS/EOS/pad names
+    its `tokenizer_config.json` (or the object it came from) declares;
+    `none_declared` holds those it declares as null (no such token)."""
 
     def __init__(
         self,
@@ -43,10 +55,14 @@ class Tokenizer:
         bos_token: Optional[str] = None,
         eos_token: Optional[str] = None,
         source: Optional[str] = None,
+        pad_token: Optional[str] = None,
+        none_declared: frozenset = frozenset(),
     ):
         self._core = core
         self.config_bos_token = bos_token
         self.config_eos_token = eos_token
+        self.config_pad_token = pad_token
+        self.none_declared = frozenset(none_declared)
         self.source = source
 
     @classmethod
@@ -58,7 +74,7 @@ class Tokenizer:
             path = path / "tokenizer.json"
         if not path.is_file():
             raise TokenizerError(f"{path}: no such tokenizer file")
-        bos = eos = None
+        names, null = {}, frozenset()
         config = path.parent / "tokenizer_config.json"
         if config.is_file():
             try:
@@ -70,7 +86,7 @@ class Tokenizer:
             if not isinstance(data, dict):
                 kind = "null" if data is None else f"a JSON {type(data).__name__}"
                 raise TokenizerError(f"{config}: {kind}, expected an object")
-            bos, eos = _token_name(data.get("bos_token")), _token_name(data.get("eos_token"))
+            names, null = _declared(data)
         try:
             core = _core.Tokenizer.from_file(str(path))
         except TokenizerError as exc:
@@ -82,7 +98,14 @@ class Tokenizer:
             raise TokenizerError(
                 f"{exc} (the file starts with a UTF-8 BOM, which a tokenizer.json cannot)"
             ) from None
-        return cls(core, bos_token=bos, eos_token=eos, source=str(path))
+        return cls(
+            core,
+            bos_token=names.get("bos"),
+            eos_token=names.get("eos"),
+            pad_token=names.get("pad"),
+            none_declared=null,
+            source=str(path),
+        )
 
     @classmethod
     def from_str(
@@ -100,9 +123,17 @@ class Tokenizer:
                 f"cannot read a tokenizer from {type(obj).__name__}: expected a transformers "
                 "fast tokenizer or a tokenizers.Tokenizer"
             )
-        bos = _token_name(getattr(obj, "bos_token", None))
-        eos = _token_name(getattr(obj, "eos_token", None))
-        return cls.from_str(backend.to_str(), bos_token=bos, eos_token=eos)
+        # A transformers tokenizer's unset token reads None: it has none (a
+        # tokenizers.Tokenizer has no such attributes, and declares nothing).
+        names = {w: _token_name(getattr(obj, f"{w}_token", None)) for w in _SPECIAL}
+        null = frozenset(w for w in _SPECIAL if hasattr(obj, f"{w}_token") and names[w] is None)
+        return cls(
+            _core.Tokenizer.from_str(backend.to_str()),
+            bos_token=names["bos"],
+            eos_token=names["eos"],
+            pad_token=names["pad"],
+            none_declared=null,
+        )
 
     @classmethod
     def demo(cls) -> Tokenizer:
@@ -148,11 +179,15 @@ class Tokenizer:
         return hashlib.sha256(self.to_str().encode("utf-8")).hexdigest()
 
     def special_token_id(self, which: str, value: Union[None, bool, str, int]) -> Optional[int]:
-        """Resolve a `bos_token` / `eos_token` option to an id (or None).
+        """Resolve a `bos_token` / `eos_token` / `pad_token` option (`which`:
+        "bos", "eos" or "pad") to an id (or None).
 
-        None: the name from tokenizer_config.json, else the first of the usual
-        names in the vocabulary, else no token. False: no token. A str: that
-        token, which must exist. An int (or numpy integer): that id."""
+        None: the name from tokenizer_config.json; no token when it declares
+        none (null, as Qwen 2.5's BOS); else the first of the usual names in
+        the vocabulary, else no token. False: no token. A str: that token,
+        which must exist. An int (or numpy integer): that id."""
+        if which not in _SPECIAL:
+            raise ConfigError(f"which must be one of {_SPECIAL}, got {which!r}")
         if value is False:
             return None
         if value is True:
@@ -169,10 +204,11 @@ class Tokenizer:
             return tid
         if value is not None:
             raise ConfigError(f"{which}_token must be None, False, a str or an int")
-        declared = self.config_bos_token if which == "bos" else self.config_eos_token
-        for name in ((declared,) if declared else ()) + (
-            USUAL_BOS if which == "bos" else USUAL_EOS
-        ):
+        declared = getattr(self, f"config_{which}_token")
+        if not declared and which in self.none_declared:
+            return None
+        usual = {"bos": USUAL_BOS, "eos": USUAL_EOS, "pad": USUAL_PAD}[which]
+        for name in ((declared,) if declared else ()) + usual:
             tid = self.token_to_id(name)
             if tid is not None:
                 return tid
@@ -184,6 +220,8 @@ class Tokenizer:
             "json": self.to_str(),
             "bos": self.config_bos_token,
             "eos": self.config_eos_token,
+            "pad": self.config_pad_token,
+            "none_declared": sorted(self.none_declared),
             "source": self.source,
         }
 
@@ -191,6 +229,8 @@ class Tokenizer:
         self._core = _core.Tokenizer.from_str(state["json"])
         self.config_bos_token = state["bos"]
         self.config_eos_token = state["eos"]
+        self.config_pad_token = state.get("pad")
+        self.none_declared = frozenset(state.get("none_declared", ()))
         self.source = state["source"]
 
     def __repr__(self) -> str:

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
 
+from .base_model import PRESETS, TINY_GEMMA2
 from .errors import ConfigError
 from .files import read_capped
 from .text import shown
@@ -101,7 +102,7 @@ class TrainConfig:
     fold: Optional[int] = _help(
         "held-out fold (None: train on every row, no evaluation)", 0, Bounds(0)
     )
-    model: str = _help("tiny-gemma2, tiny-llama or a local model folder", "tiny-gemma2")
+    model: str = _help(f"{', '.join(PRESETS)} or a local model folder", TINY_GEMMA2)
     lora_r: int = _help("LoRA rank (0: train every weight)", 0, Bounds(0, MAX_LORA_R))
     lora_alpha: int = _help(
         "LoRA alpha (the adapters are scaled by alpha / r)", 32, Bounds(1, MAX_LORA_ALPHA)
@@ -111,7 +112,9 @@ class TrainConfig:
         "modules LoRA adapts: all-linear, or comma-separated names (q_proj,v_proj)", "all-linear"
     )
     quantization: Optional[str] = _help(
-        "None, 4bit (QLoRA: nf4, double quantisation, bf16 compute) or 8bit; CUDA only", None
+        "None, 4bit (QLoRA: nf4, double quantisation) or 8bit, with LoRA (lora_r > 0): "
+        "bitsandbytes on CUDA, or on the CPU from bitsandbytes 0.48",
+        None,
     )
     gradient_checkpointing: bool = _help("recompute activations in the backward pass", False)
     softcap: bool = _help("Gemma-2 attention logit soft-capping (False turns it off)", True)
@@ -224,6 +227,12 @@ class TrainConfig:
             raise ConfigError(f"report_to names {unknown[0]!r}; known: {', '.join(TRACKERS)}")
         if self.attn_implementation == "":
             raise ConfigError("attn_implementation must be None or a name, got ''")
+        if self.quantization is not None and not self.lora_r:
+            raise ConfigError(
+                f"quantization {self.quantization!r} freezes the decoder's weights (they are "
+                "stored quantised): train LoRA adapters on it (lora_r > 0, QLoRA), or set "
+                "quantization None to train every weight"
+            )
         if not self.lora_target_modules():
             raise ConfigError(f"lora_targets names no module: {self.lora_targets!r}")
 

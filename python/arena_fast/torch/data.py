@@ -22,6 +22,7 @@ from ..collate import collate_packed, collate_padded
 from ..encoded import Encoded
 from ..errors import ConfigError
 from ..plan import Plan, plan_batches, plan_packs
+from .packed import packing_problem
 
 __all__ = [
     "ArenaBatches",
@@ -43,16 +44,41 @@ LAYOUTS = ("packed", "padded")
 _VARLEN = ("arena_varlen", "flash_attention_2", "flash_attention_3", "kernels-community/flash-attn")
 
 
-def default_layout(attn_implementation: Optional[str]) -> str:
+def _model_config(model: Any) -> Any:
+    """The transformers config of `model`: an `ArenaClassifier` (or the
+    Trainer's wrapper of one), a decoder (LoRA-wrapped or not) or a config."""
+    model = getattr(model, "classifier", model)
+    for owner in (getattr(model, "decoder", None), model):
+        config = getattr(owner, "config", None)
+        if config is not None and hasattr(config, "model_type"):
+            return config
+    return model
+
+
+def default_layout(attn_implementation: Optional[str], model: Any = None) -> str:
     """The batch layout for an attention implementation: "packed" for
-    varlen kernels, "padded" for sdpa, eager and anything else."""
+    varlen kernels, "padded" for sdpa, eager and anything else. Given the
+    `model` (a classifier, a decoder or its config), "padded" too when that
+    architecture cannot be packed exactly
+    (`arena_fast.torch.packed.packing_problem`)."""
+    if model is not None and packing_problem(_model_config(model)) is not None:
+        return "padded"
     return "packed" if attn_implementation in _VARLEN else "padded"
 
 
-def resolve_layout(layout: str, attn_implementation: Optional[str]) -> str:
+def resolve_layout(layout: str, attn_implementation: Optional[str], model: Any = None) -> str:
     """A run's `layout` setting made concrete: "auto" is the
-    `default_layout` of its attention implementation."""
-    return default_layout(attn_implementation) if layout == "auto" else layout
+    `default_layout` of its attention implementation (and `model`);
+    "packed" for a `model` that cannot be packed is a ConfigError saying why."""
+    if layout == "auto":
+        return default_layout(attn_implementation, model)
+    if layout == "packed" and model is not None:
+        problem = packing_problem(_model_config(model))
+        if problem is not None:
+            raise ConfigError(
+                f"layout='packed' is not exact for this model: {problem}; use 'padded'"
+            )
+    return layout
 
 
 def _check_layout(layout: str) -> None:

@@ -9,6 +9,13 @@ other). With ``attn_implementation="arena_varlen"`` (or flash-attn) the
 (``collate_padded``) is the ordinary (B, L) batch with an attention mask.
 
     hidden = last_hidden(model, batch)  # (k, H): each sequence's last token
+
+Packing is exact only for decoders whose every attention layer goes through
+transformers' attention interface, causal, with the full or sliding-window
+masks of ``masking_utils`` and positions from ``position_ids``:
+``packing_problem(config)`` says why a decoder is not one of them (None when
+it is), from its config alone. ``last_hidden`` refuses a packed batch for
+such a decoder, and ``default_layout`` picks padded batches for it.
 """
 
 from __future__ import annotations
@@ -18,7 +25,45 @@ from typing import Any, Optional
 
 import torch
 
-__all__ = ["last_hidden", "packed_inputs", "padded_inputs", "pool_last"]
+from ..errors import ConfigError
+
+__all__ = [
+    "PACKABLE",
+    "last_hidden",
+    "packed_inputs",
+    "packing_problem",
+    "padded_inputs",
+    "pool_last",
+]
+
+# The model types whose modeling code we have read and tested packed
+# (tests/test_architectures.py): every attention layer calls the attention
+# interface with its causal flag, scaling, sliding window and soft-cap, masks
+# come from masking_utils, positions from position_ids (rotary), and no layer
+# mixes tokens any other way. Another type may well pack correctly, but
+# nothing says so: it gets padded batches (never a silently wrong logit).
+PACKABLE = ("gemma2", "gemma3_text", "llama", "mistral", "qwen2", "qwen3", "phi3")
+# Layer kinds arena_varlen and flash-attn varlen implement per sequence.
+_LAYER_TYPES = ("full_attention", "sliding_attention")
+
+
+def packing_problem(config: Any) -> Optional[str]:
+    """Why packed rows would not give a decoder with this config (a
+    transformers ``PretrainedConfig``) the logits of its padded batches, in
+    words; None when they do. Decided from the config alone: its model type
+    must be one of ``PACKABLE``, its attention causal and its layer types full
+    or sliding-window attention."""
+    kind = getattr(config, "model_type", None)
+    if kind not in PACKABLE:
+        return f"model type {kind!r} is not one arena_fast packs (it packs {', '.join(PACKABLE)})"
+    if getattr(config, "use_bidirectional_attention", False):
+        return f"{kind} with use_bidirectional_attention (packs are causal)"
+    kinds = getattr(config, "layer_types", None) or ()
+    unknown = sorted(set(kinds) - set(_LAYER_TYPES))
+    if unknown:
+        return f"{kind} with layer types {unknown} (packs know {', '.join(_LAYER_TYPES)})"
+    return None
+
 
 _PACKED_TENSORS = ("input_ids", "position_ids", "cu_seq_lens_q", "cu_seq_lens_k")
 
@@ -101,6 +146,12 @@ def last_hidden(model: torch.nn.Module, batch: Mapping[str, Any]) -> torch.Tenso
     base = decoder(model)
     device = next(base.parameters()).device
     packed = is_packed(batch)
+    if packed:
+        problem = packing_problem(getattr(base, "config", None))
+        if problem is not None:
+            raise ConfigError(
+                f"this decoder cannot take packed batches: {problem}; use padded ones"
+            )
     kwargs = packed_inputs(batch, device) if packed else padded_inputs(batch, device)
     out = base(**kwargs)
     hidden = out.last_hidden_state if hasattr(out, "last_hidden_state") else out[0]  # (B, L, H)
