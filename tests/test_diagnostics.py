@@ -96,7 +96,7 @@ def test_summary_groups_and_round_trip(tmp_path):
 def test_unlabelled_and_single_pass_tables():
     frame = prediction_frame(["x"], [[0.2, 0.3, 0.5]], labels=[[np.nan] * 3])
     s = summarize(frame)
-    assert s == {"rows": 1, "labelled": 0}
+    assert s == {"rows": 1, "label_space": "abt", "labelled": 0}
     with pytest.raises(ValueError, match="shape"):
         prediction_frame(["x", "y"], [[0.2, 0.3, 0.5]])
 

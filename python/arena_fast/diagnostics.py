@@ -27,7 +27,7 @@ import pyarrow.parquet as pq
 
 from .errors import InputError
 from .files import replacing
-from .labels import CLASS_KEYS
+from .labels import CLASS_KEYS, space_of_width
 
 __all__ = [
     "CLASSES",
@@ -58,10 +58,10 @@ ROWS_KEY = b"arena_fast.rows"
 _SPLITS = ("valid", "train", "all")
 
 
-def _rows3(values: Any, n: int, name: str) -> np.ndarray:
+def _rows_k(values: Any, n: int, k: int, name: str) -> np.ndarray:
     arr = np.asarray(values, dtype=np.float64)
-    if arr.shape != (n, 3):
-        raise ValueError(f"{name}: expected shape ({n}, 3), got {arr.shape}")
+    if arr.shape != (n, k):
+        raise ValueError(f"{name}: expected shape ({n}, {k}), got {arr.shape}")
     return arr
 
 
@@ -83,8 +83,11 @@ def prediction_frame(
     swapped one mapped back to the original order), `logits`, `labels`
     (probability rows, NaN when unlabelled), `turns`, `truncated`, `fold`,
     `trained` (whether the run trained on the row).
-    Triples are `Array(Float64, 3)` columns in the order a, b, tie."""
+    Class rows are `Array(Float64, K)` columns in the label space's class
+    order (a, b[, tie[, both_bad]]: `af.labels`), K the width of `probs`."""
     n = len(ids)
+    k = np.shape(probs)[1] if np.ndim(probs) == 2 else 3
+    space_of_width(k, "probs")
     columns: dict[str, Any] = {"id": pl.Series("id", [str(i) for i in ids], dtype=pl.String)}
     given = {
         "probs": probs,
@@ -95,7 +98,9 @@ def prediction_frame(
     }
     for name, values in given.items():
         if values is not None:
-            columns[name] = pl.Series(name, _rows3(values, n, name), dtype=pl.Array(pl.Float64, 3))
+            columns[name] = pl.Series(
+                name, _rows_k(values, n, k, name), dtype=pl.Array(pl.Float64, k)
+            )
     for name, values, dtype in (
         ("turns", turns, pl.Int32),
         ("truncated", truncated, pl.Boolean),
@@ -129,7 +134,8 @@ _SCALARS = {"turns": "integer", "fold": "integer", "truncated": "boolean", "trai
 
 def read_predictions(path: Union[str, os.PathLike], *, with_rows: bool = False) -> Any:
     """A table written by `write_predictions`, checked like any input: `id`
-    and `probs` present, each triple an `Array(Float64, 3)` column,
+    and `probs` present, each class row an `Array(Float64, K)` column (K 2,
+    3 or 4, the same in every such column: the label space's),
     probabilities finite and in [0, 1], logits finite, labels NaN (no label)
     or finite and non-negative, `turns` / `fold` integers and `truncated` /
     `trained` booleans. An InputError naming the file, column and row
@@ -145,16 +151,22 @@ def read_predictions(path: Union[str, os.PathLike], *, with_rows: bool = False) 
             raise InputError(f"{path}: not a prediction table (no column {name!r})")
     if frame.schema["id"] != pl.String:
         raise InputError(f"{path}: column 'id' must hold strings, got {frame.schema['id']}")
+    k = _width(frame)
+    if k not in (2, 3, 4):
+        raise InputError(
+            f"{path}: column 'probs' must be Array(Float64, K), K 2, 3 or 4 (a label space), "
+            f"got {frame.schema['probs']}"
+        )
     for name in _TRIPLES:
         if name not in frame.columns:
             continue
         dtype = frame.schema[name]
-        if dtype != pl.Array(pl.Float64, 3):
-            raise InputError(f"{path}: column {name!r} must be Array(Float64, 3), got {dtype}")
+        if dtype != pl.Array(pl.Float64, k):
+            raise InputError(f"{path}: column {name!r} must be Array(Float64, {k}), got {dtype}")
         if frame[name].null_count():
             i = int(np.argmax(frame[name].is_null().to_numpy()))
             raise InputError(f"{path}: row {i}, column {name!r}: null")
-        values = frame[name].to_numpy().astype(np.float64).reshape(len(frame), 3)
+        values = frame[name].to_numpy().astype(np.float64).reshape(len(frame), k)
         if name == "labels":
             nan = np.isnan(values).all(axis=1)
             bad = ~nan & ~(np.isfinite(values) & (values >= 0)).all(axis=1)
@@ -166,7 +178,7 @@ def read_predictions(path: Union[str, os.PathLike], *, with_rows: bool = False) 
             i = int(np.argmax(bad))
             raise InputError(
                 f"{path}: row {i}, column {name!r}: {values[i].tolist()} is not a valid "
-                f"{'label row' if name == 'labels' else name.split('_')[0]} triple"
+                f"{'label row' if name == 'labels' else name.split('_')[0] + ' row'}"
             )
     for name, kind in _SCALARS.items():
         if name not in frame.columns:
@@ -237,10 +249,16 @@ def describe_rows(frame, rows: Optional[dict] = None) -> str:
     return f"{n:,} rows (the table does not say which rows the run trained on)"
 
 
+def _width(frame) -> int:
+    """K, the classes of a prediction table (the width of its `probs`)."""
+    dtype = frame.schema["probs"]
+    return dtype.size if isinstance(dtype, pl.Array) else 0
+
+
 def _triple(frame, name: str) -> Optional[np.ndarray]:
     if name not in frame.columns:
         return None
-    return frame[name].to_numpy().astype(np.float64).reshape(len(frame), 3)
+    return frame[name].to_numpy().astype(np.float64).reshape(len(frame), _width(frame))
 
 
 def log_loss(probs: np.ndarray, labels: np.ndarray) -> float:
@@ -299,8 +317,10 @@ def reliability(probs: np.ndarray, labels: np.ndarray, bins: int = 10) -> dict:
 
 
 def confusion(probs: np.ndarray, labels: np.ndarray) -> list[list[int]]:
-    """3x3 counts: row = the label's class (argmax), column = the predicted."""
-    out = np.zeros((3, 3), dtype=np.int64)
+    """K x K counts (K the rows' width, the label space's classes): row =
+    the label's class (argmax), column = the predicted."""
+    k = probs.shape[1] if probs.ndim == 2 else 3
+    out = np.zeros((k, k), dtype=np.int64)
     np.add.at(out, (labels.argmax(axis=1), probs.argmax(axis=1)), 1)
     return out.tolist()
 
@@ -324,7 +344,7 @@ def summarize(frame, bins: int = 10, rows: Optional[dict] = None) -> dict:
     original = _triple(frame, "probs_original")
     swapped = _triple(frame, "probs_swapped")
     trained = int(frame["trained"].sum()) if "trained" in frame.columns else None
-    out: dict[str, Any] = {"rows": len(frame)}
+    out: dict[str, Any] = {"rows": len(frame), "label_space": space_of_width(_width(frame)).name}
     if trained is not None or rows:  # what the table says of its rows
         out["covers"] = describe_rows(frame, rows)
         out["trained_rows"] = trained
@@ -418,7 +438,8 @@ def format_summary(summary: dict) -> str:
             lines.append(f"{title:<14}" + "  ".join(parts))
     if "confusion" in summary:
         m = summary["confusion"]
-        lines.append("confusion     label \\ predicted  a, b, tie")
-        for name, row in zip(CLASSES, m):
+        keys = space_of_width(len(m)).keys
+        lines.append(f"confusion     label \\ predicted  {', '.join(keys)}")
+        for name, row in zip(keys, m):
             lines.append(f"              {name:<4}" + "".join(f"{c:>8}" for c in row))
     return "\n".join(lines)

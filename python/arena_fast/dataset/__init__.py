@@ -20,13 +20,14 @@ from .config import (
     SOURCE_PRIORITY,
     BuildConfig,
 )
-from .load import ArenaDataset, load_dataset, read_manifest
+from .load import ArenaDataset, dataset_space, load_dataset, read_manifest
 
 __all__ = [
     "BuildConfig",
     "ArenaDataset",
     "build_dataset",
     "load_dataset",
+    "dataset_space",
     "read_manifest",
     "DROP_REASONS",
     "POLICY_REASONS",

@@ -78,7 +78,8 @@ def build_dataset(
                 kept, late_dropped = decide(meta, config)
             report({"stage": "write"})
             with _timed(seconds, "write_shards"):
-                shards = write_shards(builder.parts, builder.seq, kept, work, config)
+                classes = builder.space.k if builder.space else 3
+                shards = write_shards(builder.parts, builder.seq, kept, work, config, classes)
         dropped = write_dropped(builder.dropped + [late_dropped], work / DROPPED)
         tokenizer_sha256 = _write_tokenizer(builder.tokenizer, work / TOKENIZER)
         manifest = make_manifest(

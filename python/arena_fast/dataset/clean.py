@@ -17,6 +17,8 @@ import polars as pl
 import pyarrow as pa
 
 from ..encoded import REPAIR_CLIPPED, REPAIR_NULL, REPAIR_RAGGED, REPAIR_SURROGATE
+from ..errors import ConfigError
+from ..labels import LabelSpace, describe_mapping, map_logits, map_probs, space_of_width
 from ..rows import rows_from_arrow
 from .config import (
     FLAG_EMPTY_A,
@@ -48,16 +50,18 @@ def parse_chunk(chunk: Any, null_text: str, threads: Optional[int] = None) -> tu
 
 
 def read_labels(frame: pl.DataFrame) -> tuple[np.ndarray, np.ndarray]:
-    """(n, 3) float64 labels (NaN where null) and the null mask. A row of
+    """(n, K) float64 labels (NaN where null; K the width of the column's
+    Array type, 3 for another) and the null mask. A row of
     finite, non-negative values whose sum overflows (`[0, 1e308, 1e308]`)
     comes divided by its largest value, so that normalising it by its sum
     gives `[0, 0.5, 0.5]` rather than `[0, 0, 0]`."""
     col = frame["labels"]
+    k = col.dtype.size if isinstance(col.dtype, pl.Array) else 3
     null = col.is_null().to_numpy()
     if len(col) == 0:
-        return np.zeros((0, 3)), null
+        return np.zeros((0, k)), null
     values = np.stack(
-        [col.arr.get(i, null_on_oob=True).fill_null(np.nan).to_numpy() for i in range(3)],
+        [col.arr.get(i, null_on_oob=True).fill_null(np.nan).to_numpy() for i in range(k)],
         axis=1,
     ).astype(np.float64)
     with np.errstate(over="ignore", invalid="ignore"):
@@ -77,11 +81,12 @@ class Cleaned:
 
     reason: np.ndarray  # object: str
     detail: np.ndarray  # object: str
-    labels: np.ndarray  # (n, 3) float64, NaN where unlabelled
+    labels: np.ndarray  # (n, K) float64 in the target label space, NaN where unlabelled
     unlabelled: np.ndarray  # bool
     policed: np.ndarray  # bool
     flags: np.ndarray  # uint8
     repairs: np.ndarray  # uint8
+    space: LabelSpace  # the build's label space (the labels' K)
 
     def drop(self, mask: np.ndarray, reason: str) -> None:
         """Drop the rows of `mask` not dropped already (the first reason wins)."""
@@ -94,12 +99,23 @@ class Cleaned:
         return np.flatnonzero(self.reason != "")
 
 
-def clean_chunk(frame: pl.DataFrame, features: dict, errors: list, config: BuildConfig) -> Cleaned:
+def clean_chunk(
+    frame: pl.DataFrame,
+    features: dict,
+    errors: list,
+    config: BuildConfig,
+    spaces: Optional[tuple[LabelSpace, LabelSpace]] = None,
+) -> Cleaned:
     """The cleaning of docs/dataset.md, in its order, for one chunk: text
     that did not parse (`errors`: the core's (row, column, message)),
-    labels, then the policies of `config`."""
+    labels (in the data's label space, then mapped to the build's:
+    `spaces` is (data, target); None: the labels' own width), then the
+    policies of `config`."""
     n = len(frame)
     labels, unlabelled = read_labels(frame)
+    if spaces is None:
+        own = space_of_width(labels.shape[1])
+        spaces = (own, own)
     cleaned = Cleaned(
         reason=np.full(n, "", dtype=object),
         detail=np.full(n, "", dtype=object),
@@ -108,11 +124,13 @@ def clean_chunk(frame: pl.DataFrame, features: dict, errors: list, config: Build
         policed=~unlabelled | (frame["source"] == "chat1m").to_numpy(),
         flags=np.zeros(n, dtype=np.uint8),
         repairs=features["repairs"],
+        space=spaces[0],
     )
     for row, column, message in errors:
         cleaned.reason[row] = "bad_text"
         cleaned.detail[row] = f"column {column}: {message}"
     _check_labels(cleaned)
+    _map_space(cleaned, spaces[1])
     _flag_texts(cleaned, features)
     _apply_policies(cleaned, features, config)
     return cleaned
@@ -140,6 +158,39 @@ def _check_labels(c: Cleaned) -> None:
         c.flags[norm] |= FLAG_LABELS_NORMALISED
 
 
+def _map_space(c: Cleaned, target: LabelSpace) -> None:
+    """The labels mapped from the data's label space to `target` by the
+    explicit rule of `af.labels.MAPPINGS`; a row left with nothing (a tie or
+    both_bad mapped to `ab`) is dropped as `label_space`."""
+    source = c.space
+    c.space = target
+    if source == target:
+        return
+    if c.unlabelled.all():
+        c.labels = np.full((len(c.labels), target.k), np.nan)
+        return
+    mapped, lost = map_probs(c.labels, source, target)
+    c.labels = mapped
+    c.drop(lost, "label_space")
+    for r in np.flatnonzero(lost & (c.detail == "")):
+        c.detail[r] = f"{describe_mapping(source, target)}"
+
+
+def mapped_teacher_logits(column: pl.Series, source: LabelSpace, target: LabelSpace) -> pa.Array:
+    """`teacher_logits` (List(Array(Float64, K))) as float32 rows of
+    `target`'s width, mapped by `af.labels.map_logits` when the spaces differ."""
+    dtype = pl.List(pl.Array(pl.Float32, target.k))
+    if source == target or column.null_count == len(column):
+        if source != target:
+            return pl.Series(column.name, [None] * len(column), dtype=dtype).to_arrow()
+        return column.cast(dtype).to_arrow()
+    rows = [
+        None if v is None else map_logits(np.asarray(v, np.float64), source, target).tolist()
+        for v in column.to_list()
+    ]
+    return pl.Series(column.name, rows, dtype=dtype).to_arrow()
+
+
 def _flag_texts(c: Cleaned, features: dict) -> None:
     """The flags of empty answers, identical answers and an empty prompt."""
     empty_a, empty_b = features["empty_a"], features["empty_b"]
@@ -162,15 +213,20 @@ def _apply_policies(c: Cleaned, features: dict, config: BuildConfig) -> None:
         c.drop(one, "one_empty")
     elif config.one_empty == "relabel":
         relabel = one & ~c.unlabelled & (c.reason == "")
-        c.labels[relabel & empty_a] = (0.0, 1.0, 0.0)
-        c.labels[relabel & empty_b] = (1.0, 0.0, 0.0)
+        c.labels[relabel & empty_a] = c.space.onehot(1)
+        c.labels[relabel & empty_b] = c.space.onehot(0)
         c.flags[relabel] |= FLAG_RELABELLED
     ident = identical & policed
     if config.identical == "drop":
         c.drop(ident, "identical")
     elif config.identical == "tie":
+        if "tie" not in c.space.keys:
+            raise ConfigError(
+                f"identical='tie' relabels to a tie, which label space {c.space.name!r} lacks "
+                "(use identical='drop' or 'keep')"
+            )
         relabel = ident & ~c.unlabelled & (c.reason == "")
-        c.labels[relabel] = (0.0, 0.0, 1.0)
+        c.labels[relabel] = c.space.onehot(2)
         c.flags[relabel] |= FLAG_RELABELLED
     if config.ragged == "drop":
         c.drop(((c.repairs & REPAIR_RAGGED) != 0) & policed, "ragged")
@@ -205,7 +261,8 @@ def kept_meta(
     priority: np.ndarray,
 ) -> pl.DataFrame:
     """What de-duplication and folds need of the kept rows: ids, keys,
-    class (3: unlabelled), source `priority` and whether policies apply."""
+    class (`UNLABELLED`: unlabelled), source `priority` and whether
+    policies apply."""
     sub = frame[kept]
     return pl.DataFrame(
         {
@@ -223,17 +280,30 @@ def kept_meta(
     )
 
 
+# The `cls` of an unlabelled row: past every label space's classes.
+UNLABELLED = 4
+
+
 def _classes(c: Cleaned, kept: np.ndarray) -> np.ndarray:
-    """The kept rows' class: the argmax of the labels, 3 when unlabelled."""
+    """The kept rows' class: the argmax of the labels, `UNLABELLED` when
+    unlabelled."""
     lab_kept, unl_kept = c.labels[kept], c.unlabelled[kept]
-    return np.where(unl_kept, 3, np.argmax(np.nan_to_num(lab_kept, nan=-1.0), axis=1))
+    if len(kept) == 0:
+        return np.zeros(0, np.int64)
+    return np.where(unl_kept, UNLABELLED, np.argmax(np.nan_to_num(lab_kept, nan=-1.0), axis=1))
 
 
 def kept_columns(
-    frame: pl.DataFrame, features: dict, c: Cleaned, kept: np.ndarray, input_index: int
+    frame: pl.DataFrame,
+    features: dict,
+    c: Cleaned,
+    kept: np.ndarray,
+    input_index: int,
+    source: LabelSpace,
 ) -> dict[str, Any]:
     """The kept rows' shard columns that do not come from the encoder, as
-    Arrow arrays, in the shards' column order."""
+    Arrow arrays, in the shards' column order (`source`: the data's label
+    space, which the teacher logits are mapped from)."""
     sub = frame[kept]
     return {
         "id": sub["id"].to_arrow(),
@@ -243,8 +313,8 @@ def kept_columns(
         "input_rows": sub["input_rows"].to_arrow(),
         "model_a": sub["model_a"].to_arrow(),
         "model_b": sub["model_b"].to_arrow(),
-        "labels": _float3(np.nan_to_num(c.labels[kept]), c.unlabelled[kept]),
-        "teacher_logits": sub["teacher_logits"].cast(pl.List(pl.Array(pl.Float32, 3))).to_arrow(),
+        "labels": _float_rows(np.nan_to_num(c.labels[kept]), c.unlabelled[kept]),
+        "teacher_logits": mapped_teacher_logits(sub["teacher_logits"], source, c.space),
         "flags": pa.array(c.flags[kept]),
         "turns": pa.array(features["turns"][kept]),
         "repairs": pa.array(c.repairs[kept]),
@@ -252,10 +322,11 @@ def kept_columns(
     }
 
 
-def _float3(values: np.ndarray, null: np.ndarray) -> pa.Array:
-    """(n, 3) values as fixed_size_list<float32, 3>, null where `null`."""
+def _float_rows(values: np.ndarray, null: np.ndarray) -> pa.Array:
+    """(n, K) values as fixed_size_list<float32, K>, null where `null`."""
+    k = values.shape[1]
     flat = pa.array(np.ascontiguousarray(values, dtype=np.float32).reshape(-1))
-    arr = pa.FixedSizeListArray.from_arrays(flat, 3)
+    arr = pa.FixedSizeListArray.from_arrays(flat, k)
     if null.any():
-        arr = pa.FixedSizeListArray.from_arrays(flat, 3, mask=pa.array(null))
+        arr = pa.FixedSizeListArray.from_arrays(flat, k, mask=pa.array(null))
     return arr

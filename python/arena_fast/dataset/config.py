@@ -15,6 +15,7 @@ from ..encoded import REPAIR_CLIPPED, REPAIR_NULL, REPAIR_RAGGED, REPAIR_SURROGA
 from ..encoder import DEFAULT_MAX_LENGTH
 from ..errors import ConfigError
 from ..folds import MAX_FOLDS
+from ..labels import label_space
 from ..sources import DROP_REASONS as READER_DROP_REASONS
 
 # The version of the directory layout (manifest, shards) that build writes
@@ -29,7 +30,9 @@ SOURCE_PRIORITY = ("kaggle", "synth", "arena33k", "ultrafeedback", "canonical", 
 DROP_REASONS = {
     **READER_DROP_REASONS,
     "bad_text": "a text column is not a JSON list of strings (the detail says where)",
-    "bad_labels": "labels negative, NaN, all zero, or not 3 numbers",
+    "bad_labels": "labels negative, NaN, all zero, or not K numbers (K of the file's label space)",
+    "label_space": "a label with no A/B share (a tie, both_bad) in a build mapped to label "
+    "space ab (--label-space ab): A and B are renormalised, and such a row has nothing left",
     "both_empty": "both answers empty (policy --both-empty drop)",
     "one_empty": "one answer empty (policy --one-empty drop)",
     "identical": "A and B identical (policy --identical drop)",
@@ -50,6 +53,7 @@ POLICY_REASONS = frozenset(
         *("both_empty", "one_empty", "identical", "ragged", "repaired"),
         *("duplicate", "duplicate_id", "duplicate_prompt"),
         *("chat1m_unpaired", "chat1m_identical"),
+        "label_space",
     )
 )
 
@@ -89,7 +93,15 @@ class BuildConfig:
     bundled demo tokenizer. `encoder` holds further `af.Encoder` options.
     Cleaning policies apply to labelled rows and chat1m pairs; unlabelled rows
     of other sources (data to predict) are only dropped when unreadable, so a
-    submission keeps every id."""
+    submission keeps every id.
+
+    `label_space` (`ab`, `abt`, `abtx`: `af.labels`) is the dataset's label
+    space; None takes the inputs' (canonical `labels` of 2, 3 or 4 values; 3
+    for the other formats), which must then agree. A space other than the
+    data's maps it explicitly (`af.labels.MAPPINGS`, recorded in the
+    manifest): `abt`/`abtx` -> `ab` renormalises A and B (a row with no A/B
+    share is dropped as `label_space`), `abtx` -> `abt` merges both_bad into
+    tie; a wider space than the data's is refused."""
 
     inputs: list = field(default_factory=list)
     tokenizer: Optional[str] = None
@@ -114,6 +126,7 @@ class BuildConfig:
     compression: str = "zstd"
     spill_bytes: int = 384 << 20
     pack_tokens: int = 16384
+    label_space: Optional[str] = None
 
     def validate(self) -> None:
         for name, allowed in _POLICIES.items():
@@ -125,6 +138,8 @@ class BuildConfig:
         self.folds = check_int("folds", self.folds, 1, MAX_FOLDS)
         self.demo_rows = check_int("demo_rows", self.demo_rows, 0, I64_MAX)
         check_threads(self.threads, "threads")
+        if self.label_space is not None:
+            self.label_space = label_space(self.label_space).name
         if self.compression not in ("zstd", "lz4", "snappy", "none"):
             raise ConfigError(
                 f"compression must be zstd, lz4, snappy or none: {self.compression!r}"

@@ -6,9 +6,11 @@ never on the texts."""
 
 from __future__ import annotations
 
+import numpy as np
 import polars as pl
 
 from ..folds import assign_folds
+from .clean import UNLABELLED
 from .config import BuildConfig
 
 
@@ -20,11 +22,22 @@ def decide(meta: pl.DataFrame, config: BuildConfig) -> tuple[pl.DataFrame, pl.Da
     dropped = meta.filter(pl.col("reason").is_not_null())
     kept = meta.filter(pl.col("reason").is_null()).sort("seq")
     folds = assign_folds(
-        kept["prompt_key"].to_numpy(), kept["cls"].to_numpy(), config.folds, seed=config.seed
+        kept["prompt_key"].to_numpy(),
+        _fold_classes(kept["cls"].to_numpy()),
+        config.folds,
+        seed=config.seed,
     )
     kept = kept.select("seq", "cls").with_columns(pl.Series("fold", folds, dtype=pl.Int8))
     dropped = dropped.select("source", "id", "row", "input_rows", "reason", "detail", "input")
     return kept, dropped
+
+
+def _fold_classes(cls: np.ndarray) -> np.ndarray:
+    """The classes folds stratify by (0 A, 1 B, 2 tie, 3 unlabelled): a
+    row's `cls` (`clean.UNLABELLED` for unlabelled), both_bad (3) counted
+    with tie, the other outcome where neither answer won."""
+    out = cls.astype(np.int64)
+    return np.where(out == UNLABELLED, 3, np.where(out == 3, 2, out))
 
 
 def _mark_duplicates(meta: pl.DataFrame, config: BuildConfig) -> pl.DataFrame:

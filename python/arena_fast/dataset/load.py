@@ -19,7 +19,7 @@ from ..encoded import Encoded
 from ..encoder import Encoder
 from ..errors import ConfigError, InputError
 from ..files import file_sha256, read_capped
-from ..labels import swap_labels
+from ..labels import DEFAULT_SPACE, LabelSpace, label_space
 from ..outputs import MANIFEST, TOKENIZER
 from ..pairs import interleave_pairs, interleave_rows, pair_rows
 from ..tokenizer import Tokenizer
@@ -34,8 +34,10 @@ class ArenaDataset:
     the collators. With `swapped`, row 2i is row i in its original order and
     row 2i+1 its A/B swap (the layout of `swap="both"`), and `labels` follow.
 
-    `labels` is (n, 3) float32, NaN for unlabelled rows; `label` the class
-    (0 A, 1 B, 2 tie, -1 unlabelled); `flags` the cleaning flags per row
+    `labels` is (n, K) float32, NaN for unlabelled rows, K the classes of
+    `space`, the dataset's label space (`ab`, `abt`, `abtx`: `af.labels`);
+    `label` the class (0 A, 1 B, 2 tie, 3 both_bad, -1 unlabelled); `flags`
+    the cleaning flags per row
     (`FLAG_EMPTY_A`, `FLAG_EMPTY_B`, `FLAG_IDENTICAL`, ...; docs/dataset.md)."""
 
     encoded: Encoded
@@ -49,6 +51,7 @@ class ArenaDataset:
     swapped: bool
     manifest: dict
     path: Path
+    space: LabelSpace = DEFAULT_SPACE
 
     def __len__(self) -> int:
         return len(self.encoded)
@@ -78,8 +81,8 @@ class ArenaDataset:
         `transformers.Trainer`, `af.torch.hf.ArenaTrainer`), in this
         dataset's row order, one row per row here (with `swapped`, rows 2i
         and 2i + 1 are one conversation's two orders). Columns: `id`,
-        `source`, `fold`, `label` (0 A, 1 B, 2 tie, -1 unlabelled), `labels`
-        (3 probabilities; null when unlabelled), `input_ids` (token ids,
+        `source`, `fold`, `label` (0 A, 1 B, 2 tie, 3 both_bad, -1
+        unlabelled), `labels` (K probabilities; null when unlabelled), `input_ids` (token ids,
         `list<int32>`: the ids are handed to Arrow without a copy), `length`,
         `truncated`; `is_swapped` when `swapped`, `teacher_logits` when the
         dataset has them. Needs the `datasets` package (not in the core
@@ -116,7 +119,8 @@ class ArenaDataset:
 
     def __repr__(self) -> str:
         return (
-            f"<arena_fast.ArenaDataset rows={len(self)} swapped={self.swapped} "
+            f"<arena_fast.ArenaDataset rows={len(self)} space={self.space.name} "
+            f"swapped={self.swapped} "
             f"labelled={int(self.labelled.sum())} path={self.path}>"
         )
 
@@ -147,6 +151,12 @@ def read_manifest(path: Union[str, os.PathLike]) -> dict:
     return manifest
 
 
+def dataset_space(manifest: dict) -> LabelSpace:
+    """The label space a dataset's manifest records (`abt` for a manifest
+    written before label spaces)."""
+    return label_space(manifest.get("label_space", DEFAULT_SPACE.name))
+
+
 def load_dataset(
     path: Union[str, os.PathLike],
     fold: Optional[int] = None,
@@ -166,15 +176,16 @@ def load_dataset(
     path = Path(path)
     manifest = read_manifest(path)
     swap = _check_request(path, manifest, fold, split, swap)
+    space = dataset_space(manifest)
     tables = [
-        _read_shard(path / shard["file"], shard, fold, split, swap, sources, verify)
+        _read_shard(path / shard["file"], shard, fold, split, swap, sources, verify, space.k)
         for shard in manifest["shards"]
     ]
     table = pa.concat_tables(tables) if tables else None
-    rows = _stored_rows(table, path)
+    rows = _stored_rows(table, path, space.k)
     has_teacher = any(t is not None for t in rows.teacher_logits)
     if swap and rows.n:
-        rows = _interleave_swapped(rows, _swapped_orders(table, path))
+        rows = _interleave_swapped(rows, _swapped_orders(table, path), space)
     return ArenaDataset(
         encoded=Encoded(rows.encoded),
         labels=rows.labels,
@@ -187,6 +198,7 @@ def load_dataset(
         swapped=bool(swap),
         manifest=manifest,
         path=path,
+        space=space,
     )
 
 
@@ -217,6 +229,7 @@ def _read_shard(
     swap: bool,
     sources: Optional[Sequence[str]],
     verify: bool,
+    classes: int,
 ) -> pa.Table:
     """The rows of one shard in the requested folds and sources, after its
     size (and sha256 with `verify`), row count and schema agree with the
@@ -239,7 +252,7 @@ def _read_shard(
         raise InputError(f"{file}: cannot read the shard: {first}{hint}") from None
     if held != shard["rows"]:
         raise InputError(f"{file}: {held} rows, the manifest says {shard['rows']}{hint}")
-    _check_shard_schema(t.schema, file, swap, hint)
+    _check_shard_schema(t.schema, file, swap, hint, classes)
     if sources is not None:
         t = t.filter(pa.compute.is_in(t.column("source"), pa.array(list(sources))))
     return t
@@ -265,19 +278,19 @@ class _Rows:
         return len(self.label)
 
 
-def _stored_rows(table: Optional[pa.Table], path: Path) -> _Rows:
+def _stored_rows(table: Optional[pa.Table], path: Path, k: int) -> _Rows:
     """The rows as the shards store them (in their original A/B order),
-    their labels checked (`_check_values`)."""
+    their labels (K = `k` classes) checked (`_check_values`)."""
     n = table.num_rows if table is not None else 0
     ids, offsets = np.zeros(0, np.int32), np.zeros(1, np.int64)
-    labels = np.zeros((0, 3), np.float32)
+    labels = np.zeros((0, k), np.float32)
     if n:
         ids, offsets = _ids_of(table.column("input_ids"), path)
         lab_col = table.column("labels").combine_chunks()
         # The child holds a (zero) slot for null rows too.
-        start = lab_col.offset * 3
-        values = lab_col.values.to_numpy(zero_copy_only=False)[start : start + 3 * n]
-        labels = values.reshape(-1, 3).astype(np.float32)
+        start = lab_col.offset * k
+        values = lab_col.values.to_numpy(zero_copy_only=False)[start : start + k * n]
+        labels = values.reshape(-1, k).astype(np.float32)
         unlabelled = lab_col.is_null().to_numpy(zero_copy_only=False)
         _check_values(table, labels, unlabelled, path)
         labels[unlabelled] = np.nan
@@ -322,7 +335,7 @@ def _swapped_orders(table: pa.Table, path: Path) -> dict:
     }
 
 
-def _interleave_swapped(rows: _Rows, swapped: dict) -> _Rows:
+def _interleave_swapped(rows: _Rows, swapped: dict, space: LabelSpace) -> _Rows:
     """Each row followed by its A/B swap (rows 2i, 2i+1, as `swap="both"`
     lays them out): the ids and per-order fields from `swapped`, and the
     labels, class, flags and teacher logits with A and B exchanged."""
@@ -354,7 +367,7 @@ def _interleave_swapped(rows: _Rows, swapped: dict) -> _Rows:
     ).astype(np.uint8)
     return _Rows(
         encoded=encoded,
-        labels=interleave_rows(rows.labels, swap_labels(rows.labels)),
+        labels=interleave_rows(rows.labels, space.swap_labels(rows.labels)),
         label=interleave_rows(label, swapped_label).astype(np.int8),
         ids=[i for i in rows.ids for _ in (0, 1)],
         sources=[s for s in rows.sources for _ in (0, 1)],
@@ -363,7 +376,7 @@ def _interleave_swapped(rows: _Rows, swapped: dict) -> _Rows:
         teacher_logits=[
             x
             for t in rows.teacher_logits
-            for x in (t, None if t is None else swap_labels(t).tolist())
+            for x in (t, None if t is None else space.swap_labels(t).tolist())
         ],
         flags=interleave_rows(flags, swapped_flags),
     )
@@ -412,19 +425,20 @@ _SHARD_COLUMNS = (
 _SHARD_SWAPPED = ("input_ids_swapped", "turns_kept_swapped", "truncated_swapped",
                   "full_length_swapped")  # fmt: skip
 _SHARD_TYPES = {
-    "labels": (pa.list_(pa.float32(), 3),),
     "input_ids": (pa.binary(), pa.large_binary()),
     "input_ids_swapped": (pa.binary(), pa.large_binary()),
 }
 
 
-def _check_shard_schema(schema: pa.Schema, file: Path, swap: bool, hint: str) -> None:
+def _check_shard_schema(schema: pa.Schema, file: Path, swap: bool, hint: str, classes: int) -> None:
     """InputError unless the shard has the columns load_dataset reads, of
-    the types it reads as raw buffers."""
+    the types it reads as raw buffers (`labels` as wide as the dataset's
+    label space, `classes`)."""
+    types = {**_SHARD_TYPES, "labels": (pa.list_(pa.float32(), classes),)}
     for name in _SHARD_COLUMNS + (_SHARD_SWAPPED if swap else ()):
         if name not in schema.names:
             raise InputError(f"{file}: not a dataset shard: no column {name!r}{hint}")
-        allowed = _SHARD_TYPES.get(name)
+        allowed = types.get(name)
         if allowed and schema.field(name).type not in allowed:
             raise InputError(
                 f"{file}: column {name!r} has type {schema.field(name).type}, "
@@ -456,12 +470,12 @@ def _check_values(table: pa.Table, labels: np.ndarray, unlabelled: np.ndarray, p
     entries = logits.flatten()  # the non-null rows' entries, in order
     bad_entry = entries.is_null().to_numpy(zero_copy_only=False)
     if not bad_entry.any():
-        values = entries.flatten().to_numpy(zero_copy_only=False).reshape(-1, 3)
+        values = entries.flatten().to_numpy(zero_copy_only=False).reshape(-1, labels.shape[1])
         bad_entry = ~np.isfinite(values).all(axis=1)
     bad = has & (counts == 0)
     if bad_entry.any():
         bad[np.searchsorted(np.cumsum(counts), np.flatnonzero(bad_entry), side="right")] = True
-    problem = "not one or more rows of 3 finite numbers"
+    problem = f"not one or more rows of {labels.shape[1]} finite numbers"
     if not bad.any():
         first = counts[np.argmax(has)]
         bad = has & (counts != first)

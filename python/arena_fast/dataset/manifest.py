@@ -16,15 +16,16 @@ import pyarrow.parquet as pq
 from .. import _core
 from ..errors import InputError
 from ..files import file_sha256
-from ..labels import CLASS_KEYS
+from ..labels import DEFAULT_SPACE, describe_mapping
 from ..outputs import DROPPED, TOKENIZER
 from ..plan import plan_packs
 from .config import FORMAT_VERSION, POLICY_REASONS, BuildConfig
 from .parts import Builder
 from .read import BuildInput
 
-# The manifest's names of the kept rows' classes (`cls` 0 to 3).
-_CLASSES = (*CLASS_KEYS, "unlabelled")
+# The manifest's names of the kept rows' classes (`cls` 0 to 4: the label
+# space's classes, then `clean.UNLABELLED`).
+_CLASSES = ("a", "b", "tie", "both_bad", "unlabelled")
 
 
 def make_manifest(
@@ -45,6 +46,7 @@ def make_manifest(
     length = _lengths(shards, directory)
     for shard in shards:
         shard["sha256"] = file_sha256(directory / shard["file"])
+    space = builder.space or DEFAULT_SPACE
     return {
         "format_version": FORMAT_VERSION,
         "arena_fast_version": _core.__version__,
@@ -58,6 +60,12 @@ def make_manifest(
         },
         "ids": "input_ids: binary, little-endian int32 per row",
         "swap": bool(config.swap),
+        # The label space (docs/dataset.md, "Label spaces"), and how each
+        # input's labels were mapped to it when theirs differ.
+        "label_space": space.name,
+        "label_mapping": sorted(
+            {describe_mapping(s, space) for s in builder.input_spaces.values() if s != space}
+        ),
         "folds": config.folds,
         "inputs": [_input(inp, builder, kept_meta, dropped) for inp in inputs],
         "counts": _counts(builder, inputs, kept, kept_meta, dropped),
@@ -81,6 +89,7 @@ def _input(
         "rows_in": builder.rows_in[inp.index],
         "rows_kept": k_in,
         "rows_dropped": d_in,
+        "label_space": getattr(builder.input_spaces.get(inp.index), "name", None),
     }
 
 

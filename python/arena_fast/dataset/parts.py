@@ -24,6 +24,7 @@ from .. import _core
 from ..encoded import Encoded
 from ..encoder import Encoder
 from ..errors import ConfigError
+from ..labels import LabelSpace, label_space, space_of_width
 from ..pairs import split_pairs, split_rows
 from ..tokenizer import Tokenizer
 from .clean import clean_chunk, dropped_rows, kept_columns, kept_meta, parse_chunk
@@ -87,6 +88,14 @@ class Builder:
         self.rows_in: Counter = Counter()  # input records read, by input index
         self.seq = 0  # rows in the parts
         self.stats = {"labels_normalised": 0, "relabelled": 0, "repaired": 0, "truncated": 0}
+        # The build's label space: the config's, else the first labelled
+        # input's (which every other input's must then match); and each
+        # input's own (None while it has shown no labelled row).
+        self.asked_space = config.label_space is not None
+        self.space: Optional[LabelSpace] = (
+            label_space(config.label_space) if self.asked_space else None
+        )
+        self.input_spaces: dict[int, LabelSpace] = {}
         self.repairs = dict.fromkeys(REPAIR_KINDS, 0)
         self.spill_dir = Path(spill_dir)
         os.mkdir(self.spill_dir)
@@ -125,8 +134,9 @@ class Builder:
         if len(frame) == 0:
             return None
         self.rows_in[input_index] += int(frame["input_rows"].sum())
+        spaces = self._spaces(input_index, frame)
         rows, features = parse_chunk(chunk, self.null_text, self.config.threads)
-        cleaned = clean_chunk(frame, features, rows.errors(), self.config)
+        cleaned = clean_chunk(frame, features, rows.errors(), self.config, spaces)
         gone = cleaned.gone()
         if len(gone):
             self.dropped.append(dropped_rows(frame, cleaned, gone, input_index))
@@ -139,8 +149,30 @@ class Builder:
             rows=rows,
             kept=kept,
             meta=kept_meta(frame, features, cleaned, kept, input_index, priority),
-            columns=kept_columns(frame, features, cleaned, kept, input_index),
+            columns=kept_columns(frame, features, cleaned, kept, input_index, spaces[0]),
         )
+
+    def _spaces(self, input_index: int, frame: pl.DataFrame) -> tuple[LabelSpace, LabelSpace]:
+        """(the chunk's label space, the build's): the data's is the width
+        of its `labels` column (3 for a reader of another format). The first
+        labelled chunk fixes the build's, unless the config names one; an
+        input of another space then is a ConfigError, never mixed silently."""
+        dtype = frame.schema["labels"]
+        data = space_of_width(dtype.size if isinstance(dtype, pl.Array) else 3)
+        if frame["labels"].null_count == len(frame):
+            return data, self.space or data  # unlabelled: no space of its own
+        self.input_spaces.setdefault(input_index, data)
+        if self.space is None:
+            self.space = data
+        elif data != self.space and not self.asked_space:
+            inputs = self.config.inputs
+            name = inputs[input_index] if input_index < len(inputs) else f"input {input_index}"
+            raise ConfigError(
+                f"{name}: labels of label space {data.name!r} ({data.k} classes), but an "
+                f"earlier input's are {self.space.name!r}: pass --label-space "
+                "(BuildConfig.label_space) to map them to one space explicitly"
+            )
+        return data, self.space
 
     def _priority(self, sources: pl.Series) -> np.ndarray:
         """Each source's de-duplication rank; one not in `config.priority`

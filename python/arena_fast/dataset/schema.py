@@ -24,6 +24,7 @@ from typing import Any, Callable
 from ..checks import I64_MAX
 from ..encoder import Template
 from ..errors import InputError
+from ..labels import LABEL_SPACES
 
 __all__ = ["MAX_BYTES", "check_manifest"]
 
@@ -201,12 +202,21 @@ _SCHEMA = _record(
 )
 
 
+def _label_space(value: Any, field: str) -> None:
+    """One of the label spaces (a manifest without the field predates them:
+    `abt`)."""
+    if not isinstance(value, str) or value not in LABEL_SPACES:
+        shown = value if isinstance(value, str) else _kind(value)
+        raise _Invalid(field, f"{shown!r:.40}, expected one of {', '.join(LABEL_SPACES)}")
+
+
 def check_manifest(manifest: Any, mpath: Path, directory: Path) -> None:
     """InputError unless `manifest` (parsed from `mpath`, the manifest of
     `directory`) holds every field its readers use, of the right type and
     range, shards inside `directory` listed once, and counts that add up."""
     try:
         _SCHEMA(manifest, "")
+        _label_space(manifest.get("label_space", "abt"), "label_space")
         _check_shards(manifest["shards"], directory)
         _check_counts(manifest)
     except _Invalid as exc:

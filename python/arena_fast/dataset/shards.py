@@ -35,10 +35,13 @@ def write_shards(
     kept: pl.DataFrame,
     directory: Path,
     config: BuildConfig,
+    classes: int = 3,
 ) -> list[dict]:
     """The `rows` rows of `parts` (tables, or Arrow IPC files) that `kept`
     holds, with its folds, as shards in `directory`; returns each shard's
-    file, rows and bytes."""
+    file, rows and bytes. `classes`: the label space's K, the width of the
+    `labels` column (a part of unlabelled rows read before the build's space
+    was known is written at that width)."""
     keep = np.zeros(rows, dtype=bool)
     fold = np.full(rows, -1, dtype=np.int8)
     seqs = kept["seq"].to_numpy()
@@ -47,7 +50,7 @@ def write_shards(
     writer = _ShardWriter(directory, config)
     try:
         for part in parts:
-            writer.add(_with_folds(_read_part(part), keep, fold))
+            writer.add(_label_width(_with_folds(_read_part(part), keep, fold), classes))
         return writer.finish()
     finally:
         writer.close()
@@ -69,6 +72,21 @@ def _with_folds(table: pa.Table, keep: np.ndarray, fold: np.ndarray) -> pa.Table
         seq = seq[mask]
     table = table.drop_columns(["seq"])
     return table.add_column(2, "fold", pa.array(fold[seq]))
+
+
+def _label_width(table: pa.Table, k: int) -> pa.Table:
+    """`table` with null `labels` / `teacher_logits` columns of another
+    width than `k` as nulls of width `k` (only unlabelled parts have them)."""
+    types = {
+        "labels": pa.list_(pa.float32(), k),
+        "teacher_logits": pa.large_list(pa.list_(pa.float32(), k)),
+    }
+    for name, target in types.items():
+        i = table.schema.get_field_index(name)
+        column = table.column(i)
+        if column.type != target and column.null_count == len(column):
+            table = table.set_column(i, name, pa.nulls(len(column), target))
+    return table
 
 
 class _ShardWriter:

@@ -99,9 +99,9 @@ def _check_types(path: Union[str, Path], schema: dict) -> None:
     if not (
         labels == pl.Null
         or (isinstance(labels, pl.List) and _numeric(labels.inner))
-        or (isinstance(labels, pl.Array) and labels.size == 3 and _numeric(labels.inner))
+        or (isinstance(labels, pl.Array) and labels.size in WIDTHS and _numeric(labels.inner))
     ):
-        raise _type_error(path, "labels", labels, "lists of 3 numbers")
+        raise _type_error(path, "labels", labels, "lists of 2, 3 or 4 numbers (a label space)")
     logits = schema.get("teacher_logits")
     if logits is not None and not (
         logits == pl.Null
@@ -111,14 +111,14 @@ def _check_types(path: Union[str, Path], schema: dict) -> None:
                 (isinstance(logits.inner, pl.List) and _numeric(logits.inner.inner))
                 or (
                     isinstance(logits.inner, pl.Array)
-                    and logits.inner.size == 3
+                    and logits.inner.size in WIDTHS
                     and _numeric(logits.inner.inner)
                 )
                 or logits.inner == pl.Null
             )
         )
     ):
-        raise _type_error(path, "teacher_logits", logits, "lists of rows of 3 numbers")
+        raise _type_error(path, "teacher_logits", logits, "lists of rows of K numbers")
 
 
 def _type_error(path: Union[str, Path], name: str, dtype: Any, expected: str) -> InputError:
@@ -176,15 +176,21 @@ def _json_values(record: Any, present: list, text_as_json: dict) -> Union[dict, 
             values[_REPAIRS] |= repairs
         elif name == "labels":
             if value is not None and not isinstance(value, list):
-                return "bad_labels", f"labels is {type(value).__name__}, not a list of 3 numbers"
+                return "bad_labels", f"labels is {type(value).__name__}, not a list of numbers"
             values[name] = None if value is None else [as_number(v) for v in value]
         elif name == "teacher_logits":
+            # A null entry passes: the batch check, which knows the file's
+            # label width, tells it.
             if value is not None and not (
-                isinstance(value, list) and all(isinstance(v, list) for v in value)
+                isinstance(value, list) and all(v is None or isinstance(v, list) for v in value)
             ):
-                return "bad_teacher_logits", f"teacher_logits {shown(value, 120)}: {_NOT_ROWS}"
+                return "bad_teacher_logits", f"teacher_logits {shown(value, 120)}: {_NOT_ROWS_ANY}"
             values[name] = (
-                None if value is None else [[as_number(x, keep_nan=True) for x in v] for v in value]
+                None
+                if value is None
+                else [
+                    None if v is None else [as_number(x, keep_nan=True) for x in v] for v in value
+                ]
             )
         elif name in ("row", "input_rows"):
             values[name] = value if isinstance(value, int) and not isinstance(value, bool) else None
@@ -247,19 +253,20 @@ def _convert(
 
     labels_dtype = frame.schema["labels"]
     logits_dtype = frame.schema.get("teacher_logits")
+    width = _label_width(frame, labels_dtype, teachers)
     reason: Any = pl.when(pl.col("id").is_null()).then(pl.lit("missing_id"))
     detail: Any = pl.when(pl.col("id").is_null()).then(pl.lit("id is null"))
     if isinstance(labels_dtype, pl.List):
         labels = pl.col("labels")
         bad = labels.is_not_null() & (
-            (labels.list.len() != 3) | (labels.list.drop_nulls().list.len() != 3)
+            (labels.list.len() != width) | (labels.list.drop_nulls().list.len() != width)
         )
         reason = reason.when(bad).then(pl.lit("bad_labels"))
         detail = detail.when(bad).then(
-            pl.format("labels has {} value(s), not 3 numbers", labels.list.len())
+            pl.format(f"labels has {{}} value(s), not {width} numbers", labels.list.len())
         )
     if isinstance(logits_dtype, pl.List):
-        for bad, problem in _teacher_problems():
+        for bad, problem in _teacher_problems(width):
             reason = reason.when(bad.fill_null(False)).then(pl.lit("bad_teacher_logits"))
             detail = detail.when(bad.fill_null(False)).then(pl.lit(problem))
     frame = frame.with_columns(
@@ -279,8 +286,8 @@ def _convert(
             pl.col(c).cast(_STRING if text_as_json[c] else CANONICAL_SCHEMA[c])
             for c in TEXT_COLUMNS
         ),
-        _fixed_width(names, "labels", labels_dtype),
-        _fixed_width(names, "teacher_logits", logits_dtype),
+        _fixed_width(names, "labels", labels_dtype, width),
+        _fixed_width(names, "teacher_logits", logits_dtype, width),
         row,
         column("input_rows", pl.lit(1, dtype=pl.Int32)).alias("input_rows"),
     )
@@ -301,21 +308,42 @@ def _convert(
     return Chunk(rows, pl.concat([dropped, bad_rows]).sort("row"), repairs)
 
 
-_NOT_ROWS = "not a list of rows of 3 numbers"
+_NOT_ROWS = "not a list of rows of {} numbers"
+_NOT_ROWS_ANY = "not a list of rows of numbers"
+# The label widths of the label spaces (ab, abt, abtx: `af.labels`).
+WIDTHS = (2, 3, 4)
 
 
-def _teacher_problems() -> list[tuple[pl.Expr, str]]:
+def _label_width(frame: pl.DataFrame, dtype: Any, state: dict) -> int:
+    """The file's label width, K of its label space: an Array column's
+    size, else the first labelled row's count (remembered in `state` across
+    batches; 3, `abt`, until a labelled row is seen, or when the first has
+    a count of no label space: then rows of other counts are bad_labels)."""
+    if isinstance(dtype, pl.Array):
+        return dtype.size
+    if "width" not in state and isinstance(dtype, pl.List):
+        first = frame.select(pl.col("labels").list.len().drop_nulls().first()).item()
+        if first is not None:
+            state["width"] = first if first in WIDTHS else 3
+    return state.get("width", 3)
+
+
+def _teacher_problems(width: int) -> list[tuple[pl.Expr, str]]:
     """(row is bad, why) for teacher_logits, in the order they are told:
-    an entry that is not 3 numbers, no entry at all, a value that is not
-    finite, or one past float32 (the shards' type: it would become inf)."""
+    an entry that is not `width` numbers, no entry at all, a value that is
+    not finite, or one past float32 (the shards' type: it would become inf)."""
     logits = pl.col("teacher_logits").cast(pl.List(pl.List(pl.Float64)))
     entry = pl.element()
     value = pl.element()
-    wrong = entry.is_null() | (entry.list.len() != 3) | (entry.list.drop_nulls().list.len() != 3)
+    wrong = (
+        entry.is_null()
+        | (entry.list.len() != width)
+        | (entry.list.drop_nulls().list.len() != width)
+    )
     not_finite = entry.list.eval(~value.is_finite()).list.any()
     too_large = entry.list.eval(value.abs() > FLOAT32_MAX).list.any()
     return [
-        (logits.list.eval(wrong).list.any(), _NOT_ROWS),
+        (logits.list.eval(wrong).list.any(), _NOT_ROWS.format(width)),
         (logits.list.len() == 0, "an empty list (a row with logits needs at least one teacher)"),
         (logits.list.eval(not_finite).list.any(), "a value is not a finite number"),
         (
@@ -368,15 +396,18 @@ def _name_teacher_values(bad_rows: pl.DataFrame) -> pl.DataFrame:
     return bad_rows.drop("teacher_logits")
 
 
-def _fixed_width(names: list, name: str, dtype: Optional[Any]) -> pl.Expr:
+def _fixed_width(names: list, name: str, dtype: Optional[Any], width: int) -> pl.Expr:
     """`labels` / `teacher_logits` of a batch whose bad rows are gone, as
-    the canonical Array(Float64, 3) shapes (null when the column is absent)."""
-    target = CANONICAL_SCHEMA[name]
+    the canonical Array(Float64, K) shapes, K = `width` (the file's label
+    space; null when the column is absent)."""
+    target = pl.Array(pl.Float64(), width)
+    if name == "teacher_logits":
+        target = pl.List(target)
     if name not in names or dtype == pl.Null:
         return pl.lit(None, dtype=target).alias(name)
     expr = pl.col(name)
     if name == "labels" and isinstance(dtype, pl.List):
-        expr = expr.cast(pl.List(pl.Float64)).list.to_array(3)
+        expr = expr.cast(pl.List(pl.Float64)).list.to_array(width)
     elif name == "teacher_logits" and isinstance(getattr(dtype, "inner", None), pl.List):
-        expr = expr.list.eval(pl.element().cast(pl.List(pl.Float64)).list.to_array(3))
+        expr = expr.list.eval(pl.element().cast(pl.List(pl.Float64)).list.to_array(width))
     return expr.cast(target).alias(name)
