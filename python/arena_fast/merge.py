@@ -34,6 +34,7 @@ from safetensors import safe_open
 from .base_model import locate, same_model
 from .errors import ConfigError
 from .files import file_sha256, publishing
+from .model import classifier_for
 from .outputs import MERGED
 from .predict import load_run
 from .runs import (
@@ -41,6 +42,7 @@ from .runs import (
     DECODER,
     HEAD,
     TOKENIZER,
+    bundle_space,
     merged_training,
     read_bundle,
     read_run_config,
@@ -49,6 +51,7 @@ from .runs import (
     write_run_config,
 )
 from .tokenizer import Tokenizer
+from .torch.quant import dequantized_weight
 from .train_config import TrainConfig
 
 __all__ = ["ARCHITECTURE_FIELDS", "MERGED", "merge_runs", "write_bundle_from"]
@@ -155,10 +158,14 @@ def merge_runs(
         bundle = write_bundle_from(work, source)
         if merge_into_base:
             counts[DECODER] = _merge_into_base(work, base)
-            config = dataclasses.replace(config, lora_r=0)
+            # A float model now: the quantised base was de-quantised.
+            config = dataclasses.replace(config, lora_r=0, quantization=None)
             write_run_config(work, config)
-            # lora_r: of the adapter that was folded in.
-            provenance.update(merged_into_base=True, lora_r=lora_r)
+            # lora_r: of the adapter that was folded in; dequantized: the
+            # quantisation of the base it was folded into.
+            provenance.update(
+                merged_into_base=True, lora_r=lora_r, dequantized=configs[0].quantization
+            )
             _write_json(work / MERGED, provenance)
             bundle = write_bundle_from(work, source)
     return {
@@ -239,6 +246,12 @@ def _check_compatible(paths: list[Path], configs: list[dict], bundles: list[dict
                     f"{run}: config.json {name} = {b!r} differs from {first}'s {a!r}; "
                     "only runs of the same architecture and seed can be averaged"
                 )
+        ours_space, theirs_space = bundle_space(bundles[0], first), bundle_space(bundle, run)
+        if ours_space != theirs_space:
+            raise ConfigError(
+                f"{run}: label space {theirs_space.name!r} differs from {first}'s "
+                f"{ours_space.name!r}; only runs of one label space can be averaged"
+            )
         for name in _BUNDLE_FIELDS:
             if bundles[0].get(name) != bundle.get(name):
                 raise ConfigError(
@@ -302,14 +315,37 @@ def _mean_tensors(files: list[Path], shares: list[float], stack) -> dict:
 def _merge_into_base(work: Path, base: str) -> int:
     """Fold the adapter of the run in `work` into its decoder's weights (the
     base model `base`, located and checked) and store every decoder weight,
-    as a run trained without LoRA is stored; returns the number of tensors."""
+    as a run trained without LoRA is stored; returns the number of tensors.
+    A quantised run's adapter is folded into the de-quantised weights it
+    was trained on (`_dequantized`)."""
     # The tokenizer sizes the tiny models' vocabulary (the demo one would not).
-    model, _ = load_run(work, tokenizer=Tokenizer.from_file(work / TOKENIZER), base_model=base)
+    tokenizer = Tokenizer.from_file(work / TOKENIZER)
+    model, config = load_run(work, tokenizer=tokenizer, base_model=base)
+    if config.quantization is not None:
+        model = _dequantized(model, dataclasses.replace(config, model=base), tokenizer)
     with torch.no_grad():
         base = model.decoder.merge_and_unload()
     weights = {n: p.detach().contiguous() for n, p in base.named_parameters()}
     safetensors.torch.save_file(weights, str(work / DECODER))
     return len(weights)
+
+
+def _dequantized(model, config: TrainConfig, tokenizer: Tokenizer):
+    """The float twin of the quantised classifier `model` (built from
+    `config` without quantisation): every 4-bit / 8-bit weight de-quantised
+    to float32 (`af.torch.quant.dequantized_weight`), every other tensor,
+    the adapter and the head copied, so that folding the adapter in gives
+    the model the run trained and evaluated, up to float rounding (the
+    original float weights would differ from it by the quantisation error)."""
+    twin = classifier_for(dataclasses.replace(config, quantization=None), tokenizer)
+    modules = dict(model.named_modules())
+    with torch.no_grad():
+        for name, param in twin.named_parameters():
+            owner, _, attr = name.rpartition(".")
+            source = modules[owner]
+            value = dequantized_weight(source) if attr == "weight" else None
+            param.copy_(getattr(source, attr) if value is None else value)
+    return twin
 
 
 def _write_json(path: Path, value: dict) -> None:
