@@ -22,7 +22,7 @@ train_extra("peft")
 import arena_fast as af  # noqa: E402
 from arena_fast.base_model import PRESETS  # noqa: E402
 from arena_fast.model import TINY, load_classifier, tiny_config  # noqa: E402
-from arena_fast.torch.attention import register  # noqa: E402
+from arena_fast.torch.attention import register, soft_cap  # noqa: E402
 from arena_fast.torch.data import default_layout, resolve_layout  # noqa: E402
 from arena_fast.torch.packed import PACKABLE, last_hidden, packing_problem  # noqa: E402
 from conftest import SHARED_DIR  # noqa: E402
@@ -306,3 +306,37 @@ def test_a_run_trains_predicts_and_merges(name, dataset, tmp_path):
     model, config = load_run(tmp_path / "flat")
     assert config.model == name and config.lora_r == 0
     assert model.decoder.config.model_type == TINY[name]["model_type"]
+
+
+# -- the soft-cap through a sigmoid ------------------------------------------------
+
+
+@pytest.mark.parametrize("dtype, atol", [(torch.float64, 1e-12), (torch.float32, 50.0 * 2**-21)])
+def test_soft_cap_is_tanh(dtype, atol):
+    """2c sigmoid(2x/c) - c is c tanh(x/c): in float64 to rounding, in
+    float32 within a few ulps of 2c (sigmoid's precision near 1/2)."""
+    g = torch.Generator().manual_seed(0)
+    scores = torch.randn(4, 64, 64, generator=g, dtype=torch.float64) * 200
+    scores = torch.cat([scores.flatten(), torch.tensor([0.0, 1e-6, -1e-6, 1e4, -1e4, 3e38])])
+    scaling, cap = 0.25, 50.0
+    want = torch.tanh(scores * scaling / cap) * cap
+    got = soft_cap(scores.to(dtype), scaling, cap).double()
+    torch.testing.assert_close(got, want, atol=atol, rtol=0)
+    assert got.abs().max() <= cap  # capped, never past it
+
+
+def test_soft_capped_packs_equal_stock_eager_gemma2():
+    """The model-level check: tiny-gemma2's soft-capped packs (sigmoid form)
+    against transformers' eager attention (tanh), on rows longer than the
+    window and the causal blocks."""
+    tok = af.Tokenizer.demo()
+    packed_model, stock_model = _pair("tiny-gemma2", tok)
+    rng = np.random.default_rng(5)
+    enc = af.Encoded.from_lists(
+        [rng.integers(3, tok.vocab_size, size=n).tolist() for n in (300, 90, 150)]
+    )
+    idx = np.arange(len(enc))
+    with torch.no_grad():
+        packed = packed_model(af.collate_packed(enc, idx)).numpy()
+        padded = stock_model(af.collate_padded(enc, idx, pad_id=0)).numpy()
+    np.testing.assert_allclose(packed, padded, atol=ATOL)

@@ -28,8 +28,11 @@ Where the sequences come from, in order:
 Within a sequence: causal (unless the module says otherwise), GQA, sliding
 window (a query sees itself and the ``sliding_window - 1`` keys before it, as
 in ``masking_utils.sliding_window_overlay``), Gemma-2 logit soft-capping (eager
-math, softmax in float32, as ``modeling_gemma2.eager_attention_forward``),
-dropout and scaling. Everything is plain torch, so autograd gives the backward.
+math, softmax in float32, as ``modeling_gemma2.eager_attention_forward``; the
+cap through a sigmoid, ``soft_cap``), dropout and scaling (Gemma's
+``query_pre_attn_scalar`` arrives as ``scaling``). Biases and q/k norms (Qwen 2,
+Qwen 3, Gemma 3) are applied by the model before the attention function.
+Everything is plain torch, so autograd gives the backward.
 Nothing is registered at import time: call :func:`register`.
 """
 
@@ -47,7 +50,7 @@ NAME = "arena_varlen"
 # sdpa's enable_gqa arrived in torch 2.5; before, the kv heads are repeated.
 _SDPA_GQA = torch.__version__ >= "2.5"
 
-__all__ = ["NAME", "arena_varlen_attention", "arena_varlen_mask", "register"]
+__all__ = ["NAME", "arena_varlen_attention", "arena_varlen_mask", "register", "soft_cap"]
 
 
 # -- the math on one block ------------------------------------------------------
@@ -67,13 +70,22 @@ def _window_mask(q_len: int, kv_len: int, window: Optional[int], device) -> Opti
     return allowed
 
 
+def soft_cap(scores: torch.Tensor, scaling: float, cap: float) -> torch.Tensor:
+    """Gemma-2's logit soft-capping of the scores times ``scaling``,
+    ``cap * tanh(x / cap)``, computed as ``2 cap * sigmoid(2 x / cap) - cap``
+    (the same function: tanh(y) = 2 sigmoid(2y) - 1), whose CPU kernel is
+    faster: 1.11x a tiny-gemma2 training step, 1.23x prediction
+    (benches/bench_softcap.py). Its float32 rounding is that of tanh's (each
+    within 4e-6 of float64 logits, benches/RESULTS.md)."""
+    return torch.sigmoid(scores * (2 * scaling / cap)) * (2 * cap) - cap
+
+
 def _eager(q, k, v, mask, scaling, softcap, dropout, training):
     """Attention as transformers' eager path computes it. q (B, H, Lq, D), k and
     v (B, H, Lk, D) with kv heads already repeated; mask bool (True = keep,
     broadcastable to (B, H, Lq, Lk)), additive float, or None."""
-    scores = torch.matmul(q, k.transpose(2, 3)) * scaling  # (B, H, Lq, Lk)
-    if softcap is not None:
-        scores = torch.tanh(scores / softcap) * softcap
+    scores = torch.matmul(q, k.transpose(2, 3))  # (B, H, Lq, Lk)
+    scores = scores * scaling if softcap is None else soft_cap(scores, scaling, softcap)
     if mask is not None:
         if mask.dtype == torch.bool:
             # eager_mask's convention: add finfo.min where masked, 0 elsewhere
