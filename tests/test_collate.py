@@ -197,7 +197,7 @@ def error_cases() -> list[tuple[str, dict, type]]:
         ("packed", dict(idx=[0, 12]), af.InputError),
         ("packed", dict(idx=[-1]), af.InputError),
         ("packed", dict(idx=[0], labels=np.zeros(n + 1, dtype=np.int64)), af.InputError),
-        ("packed", dict(idx=[0], labels=np.zeros((n, 2))), af.InputError),
+        ("packed", dict(idx=[0], labels=np.zeros((n, 5))), af.InputError),  # K of no space
         ("packed", dict(idx=[0], labels=np.zeros((n, 3, 1))), af.InputError),
         ("packed", dict(idx=[0], labels=np.int64(1)), af.InputError),
         ("packed", dict(idx=[0], labels=np.zeros(n)), af.InputError),  # float class ids

@@ -44,7 +44,7 @@ def _buffers(encoded: Encoded) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _labels(labels: Any, n: int) -> np.ndarray:
-    array = as_array("labels", labels, "(n,) class ids or (n, 3) probabilities")
+    array = as_array("labels", labels, "(n,) class ids or (n, K) probabilities")
     if array.ndim == 0 or len(array) != n:
         raise InputError(
             f"labels are aligned with the encoded rows: expected {n}, got shape {array.shape}"
@@ -52,7 +52,8 @@ def _labels(labels: Any, n: int) -> np.ndarray:
     if array.ndim == 1 and array.dtype.kind in "iu":
         check_fits_int64("labels", array)
         return np.ascontiguousarray(array, dtype=np.int64)
-    if array.ndim == 2 and array.shape[1] == 3 and array.dtype.kind in "fiu":
+    # K of a label space: 2 (ab), 3 (abt) or 4 (abtx; `af.labels`).
+    if array.ndim == 2 and array.shape[1] in (2, 3, 4) and array.dtype.kind in "fiu":
         finite = np.isfinite(array)
         with np.errstate(over="ignore"):
             probs = np.ascontiguousarray(array, dtype=np.float32)
@@ -62,7 +63,8 @@ def _labels(labels: Any, n: int) -> np.ndarray:
             raise InputError(f"labels: row {row} holds a value past the float32 range")
         return probs
     raise InputError(
-        f"labels must be class ids (n,) or probabilities (n, 3), got {array.dtype} {array.shape}"
+        f"labels must be class ids (n,) or probabilities (n, K), K 2, 3 or 4 (a label space), "
+        f"got {array.dtype} {array.shape}"
     )
 
 

@@ -17,7 +17,7 @@ import torch
 
 from .diagnostics import accuracy, log_loss, prediction_frame, write_predictions
 from .errors import InputError
-from .labels import tta_average, unswap_probs
+from .labels import LabelSpace, space_of_width
 from .runs import dataset_sha256
 from .torch.data import ArenaBatches, inference_plan
 
@@ -40,13 +40,14 @@ def predict_logits(
     pad_id: Optional[int] = None,
     progress: Optional[Callable[[dict], None]] = None,
 ) -> np.ndarray:
-    """Logits (n, 3) of every row of `encoded`, in row order, from
+    """Logits (n, K) of every row of `encoded`, in row order (K the
+    model's classes, `model.num_classes`: its label space's), from
     length-sorted batches within `max_tokens` (and `max_rows`). Padded
     batches are filled with `pad_id` (default: the model's, `model.pad_id`).
     `progress`, when given, gets `{"rows": done, "total": n}` before the
     first batch and after each one."""
     n = len(encoded)
-    logits = np.zeros((n, 3), dtype=np.float64)
+    logits = np.zeros((n, getattr(model, "num_classes", 3)), dtype=np.float64)
     if n == 0:
         return logits
     plan = inference_plan(encoded, max_tokens, layout, max_rows)
@@ -67,7 +68,7 @@ def predict_logits(
 
 
 def probabilities(logits: np.ndarray, ids=None, where: str = "predict") -> np.ndarray:
-    """The softmax of (n, 3) logits. A row whose logits are not all finite
+    """The softmax of (n, K) logits. A row whose logits are not all finite
     (weights gone NaN, a numeric overflow) is an InputError naming `where`,
     the row and its id (`ids[row]`): never a NaN probability."""
     logits = np.asarray(logits, dtype=np.float64)
@@ -83,12 +84,16 @@ def probabilities(logits: np.ndarray, ids=None, where: str = "predict") -> np.nd
     return e / e.sum(axis=1, keepdims=True)
 
 
-def swap_passes(probs: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def swap_passes(
+    probs: np.ndarray, space: Optional[LabelSpace] = None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Probabilities of rows in both orders (row 2i the original, 2i + 1 the
-    swapped) as three (n, 3) arrays in the original order: the original
-    pass, the swapped pass mapped back, and their swap-TTA average."""
+    swapped) as three (n, K) arrays in the original order: the original
+    pass, the swapped pass mapped back, and their swap-TTA average, by the
+    swap of `space` (default: the space of the rows' width)."""
+    space = space or space_of_width(probs.shape[1], "probabilities")
     original, swapped = probs[0::2], probs[1::2]
-    return original, unswap_probs(swapped), tta_average(original, swapped)
+    return original, space.unswap_probs(swapped), space.tta_average(original, swapped)
 
 
 def dataset_predictions(
@@ -108,7 +113,7 @@ def dataset_predictions(
         "folds": dataset.folds[first],
     }
     if dataset.swapped:
-        original, swapped, average = swap_passes(probs)
+        original, swapped, average = swap_passes(probs, getattr(dataset, "space", None))
         out["probs_original"] = original
         out["probs_swapped"] = swapped
         out["probs"] = average if tta else original
@@ -149,7 +154,7 @@ def evaluate(model, data, layout: str, max_tokens: int, predictions: Optional[Pa
     probs = probabilities(logits, data.ids, f"evaluating {data.path}")
     result = _scores(probs, data.labels, data.labelled)
     if data.swapped:
-        average = swap_passes(probs)[2]
+        average = swap_passes(probs, getattr(data, "space", None))[2]
         tta = _scores(average, data.labels[0::2], data.labelled[0::2])
         result["tta_log_loss"] = tta["log_loss"]
         result["tta_accuracy"] = tta["accuracy"]

@@ -80,6 +80,13 @@ class LabelSpace:
         """The swap as a column permutation: A <-> B, the rest kept."""
         return [1, 0, *range(2, self.k)]
 
+    @property
+    def metric(self) -> str:
+        """The score a run of this space is selected by (`af.selection`):
+        `accuracy` for `ab` (the WSDM Cup's score), `log_loss` otherwise
+        (the Kaggle competition's)."""
+        return "accuracy" if self.k == 2 else "log_loss"
+
     def __str__(self) -> str:
         return self.name
 

@@ -2,10 +2,10 @@
 
 Labels are hard class ids (0 A, 1 B, 2 tie, 3 both_bad) or soft rows of K
 probabilities (pseudo-labels, the Kaggle winner columns), K the label
-space's class count (2 ab, 3 abt, 4 abtx: `af.labels`), the logits' width. Distillation follows the 1st
-place: for each teacher, KL(teacher || student) and a cosine term on the
-probabilities, at temperature T, averaged with the cross-entropy on the
-labels: `(CE + sum_t (KL_t + cos_t)) / (1 + 2 * teachers)`.
+space's class count (2 ab, 3 abt, 4 abtx: `af.labels`), the logits' width.
+Distillation follows the 1st place: for each teacher, KL(teacher ||
+student) and a cosine term on the probabilities, at temperature T,
+averaged with the cross-entropy on the labels: `(CE + sum_t (KL_t + cos_t)) / (1 + 2 * teachers)`.
 """
 
 from __future__ import annotations

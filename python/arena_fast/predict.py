@@ -10,7 +10,6 @@ per-row table) is `af.infer`, re-exported here."""
 
 from __future__ import annotations
 
-import csv
 import dataclasses
 import json
 import os
@@ -35,10 +34,12 @@ from .infer import (
     probabilities,
     swap_passes,
 )
-from .labels import CLASS_COLUMNS, VERDICTS
+from .labels import LabelSpace, space_of_width
 from .model import classifier_for, default_attention
 from .runs import (
+    BUNDLE,
     build_settings,
+    bundle_space,
     dataset_sha256,
     describe_differences,
     describe_training,
@@ -48,6 +49,7 @@ from .runs import (
 )
 from .sources import TEXT_COLUMNS, read
 from .sources.demo import demo_chunks
+from .submission import write_submission
 from .tokenizer import Tokenizer
 from .torch.data import resolve_layout
 from .weights import load_weights
@@ -91,7 +93,8 @@ def load_run(
     bundle = read_bundle(run)  # every file matches its sha256, or the run is refused
     config = read_run_config(run)
     base = locate(run, bundle, config.model, base_model)
-    model = classifier_for(dataclasses.replace(config, model=base), tokenizer)
+    space = bundle_space(bundle, run / BUNDLE)
+    model = classifier_for(dataclasses.replace(config, model=base), tokenizer, space.k)
     load_weights(model, run)
     if torch.cuda.is_available() and config.quantization is None:
         model.to("cuda")
@@ -115,11 +118,12 @@ def predict(
     """Probabilities for the rows of the dataset `data` that `split` names
     (`rows_to_score`: by default the run's held-out fold when `data` is the
     dataset it trained on, else every row): `ids`, `probs`
-    (n, 3; the swap-TTA average when `tta` and the dataset has both orders),
+    (n, K; the swap-TTA average when `tta` and the dataset has both orders),
     `logits` (of the original order) and, when the dataset has both orders,
     `probs_original` and `probs_swapped` (the swapped prediction mapped
-    back); per row also `labels` (NaN when unlabelled), `turns`, `truncated`
-    and `folds`. `postprocess` applies the 4th place's rules last
+    back); `label_space`, the run's (rows of K = its classes; data of
+    another label space is refused); per row also `labels` (NaN when
+    unlabelled), `turns`, `truncated` and `folds`. `postprocess` applies the 4th place's rules last
     (`postprocess_rules`). `base_model`: the folder of the run's base model
     where it is now (`load_run`). Which rows these are: `split`, `rows`
     (the prediction table's metadata, `af.diagnostics.ROWS_KEY`),
@@ -140,6 +144,7 @@ def predict(
     logits = predict_logits(model, dataset.encoded, layout, max_tokens, max_rows, progress=progress)
     out = dataset_predictions(dataset, logits, tta=tta, where=f"predicting {data} with {run}")
     out["dataset"] = Path(data)
+    out["label_space"] = dataset.space.name
     out["split"], out["notes"] = rows["split"], rows.pop("notes")
     out["rows"] = rows
     out["trained"] = None
@@ -214,7 +219,14 @@ def rows_to_score(run, bundle: dict, data, split: Optional[str] = None) -> dict:
 def _check_settings(run, bundle: dict, data, dataset, tta: bool) -> None:
     """Refuse data encoded unlike the run (naming each differing setting with
     both values), and data without swapped rows for a run trained with swaps
-    unless TTA is turned off explicitly."""
+    unless TTA is turned off explicitly; refuse data of another label space."""
+    ours = bundle_space(bundle, Path(run) / BUNDLE)
+    if dataset.space != ours:
+        raise ConfigError(
+            f"{data} holds label space {dataset.space.name!r} ({dataset.space.k} classes), the "
+            f"run {run} was trained on {ours.name!r} ({ours.k} classes): build the data with "
+            f"--label-space {ours.name} to map it explicitly, or predict with a run of its space"
+        )
     run_settings = {"tokenizer_sha256": bundle["tokenizer_sha256"]}
     data_settings = {"tokenizer_sha256": dataset.manifest["tokenizer"]["sha256"]}
     if run_settings != data_settings:
@@ -245,8 +257,14 @@ IDENTICAL = (0.06, 0.06, 0.88)
 
 def postprocess_rules(probs: np.ndarray, flags: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Probabilities with the rules applied (on a copy) and the mask of the
-    rows they changed. Rows with both answers empty are left alone."""
+    rows they changed. Rows with both answers empty are left alone. The
+    rules' probabilities are of label space `abt`: other widths are refused."""
     out = np.array(probs, dtype=np.float64, copy=True)
+    if out.ndim != 2 or out.shape[1] != 3:
+        raise ConfigError(
+            "the 4th place's rules (postprocess) give probabilities of label space 'abt'; "
+            f"these predictions have {out.shape[-1] if out.ndim else 0} classes"
+        )
     empty_a = (flags & FLAG_EMPTY_A) != 0
     empty_b = (flags & FLAG_EMPTY_B) != 0
     a_only, b_only = empty_a & ~empty_b, empty_b & ~empty_a
@@ -255,31 +273,6 @@ def postprocess_rules(probs: np.ndarray, flags: np.ndarray) -> tuple[np.ndarray,
     out[b_only] = (EMPTY_SIDE[1], EMPTY_SIDE[0], EMPTY_SIDE[2])
     out[identical] = IDENTICAL
     return out, a_only | b_only | identical
-
-
-def write_submission(path: Union[str, os.PathLike], ids, probs: np.ndarray) -> None:
-    """`id, winner_model_a, winner_model_b, winner_tie`, written atomically
-    (UTF-8, `\\n` line ends) by a CSV writer.
-
-    Every id is written in double quotes (a `"` in it doubled), so each one
-    reads back exactly, whatever it holds (`,`, `"`, a newline or CR, the
-    empty string, `007`), with `csv.reader`, polars (`schema_overrides={"id":
-    pl.String}`) or pandas (`dtype={"id": str}, keep_default_na=False`). The
-    probabilities are unquoted, in `repr(float)`: the shortest text that
-    reads back as the same double.
-
-    Ids that look like spreadsheet formulas (`=cmd|' /C calc'!A0`, `+`, `-`,
-    `@`, a leading tab or CR) are kept byte for byte, not defused with a `'`
-    prefix: the scorer matches ids exactly, and a changed id is a wrong
-    submission. The file is data for a scorer, not a spreadsheet; open it in
-    one only through a text import that keeps the id column as text."""
-    if len(ids) != len(probs):
-        raise ConfigError(f"write_submission: {len(ids)} ids but {len(probs)} probability rows")
-    with replacing(path) as tmp, open(tmp, "w", encoding="utf-8", newline="") as f:
-        f.write(",".join(("id", *CLASS_COLUMNS)) + "\n")
-        # QUOTE_NONNUMERIC quotes every str and writes floats with repr().
-        writer = csv.writer(f, quoting=csv.QUOTE_NONNUMERIC, lineterminator="\n")
-        writer.writerows([str(i), *(float(x) for x in p)] for i, p in zip(ids, probs))
 
 
 def run_encoder(run: Union[str, os.PathLike]):
@@ -293,8 +286,8 @@ def _run_layout(config) -> str:
     return resolve_layout(config.layout, config.attn_implementation or default_attention())
 
 
-def _named(p: np.ndarray) -> dict[str, float]:
-    return {name: float(x) for name, x in zip(CLASS_COLUMNS, p)}
+def _named(p: np.ndarray, space: LabelSpace) -> dict[str, float]:
+    return {name: float(x) for name, x in zip(space.columns, p)}
 
 
 class Judge:
@@ -322,6 +315,7 @@ class Judge:
         )
         self.layout = _run_layout(self.config)
         self.max_tokens = max_tokens
+        self.space = space_of_width(self.model.num_classes)  # the run's label space
 
     def compare(self, prompt, response_a, response_b) -> dict:
         """One pair: see `compare_many`."""
@@ -332,7 +326,8 @@ class Judge:
     def compare_many(self, pairs) -> list[dict]:
         """Pairs as mappings with `prompt`, `response_a`, `response_b` (and an
         optional `id`, passed through). Per pair: the averaged probabilities
-        (`winner_model_a`, `winner_model_b`, `winner_tie`), the `verdict`, each
+        (`winner_model_a`, `winner_model_b`, `winner_tie`: the columns of the
+        run's label space, `self.space`), the `verdict`, each
         single pass (`original`, and `swapped` mapped back to this order),
         whether the two passes disagree (`flip`), and what the token budget
         cut: `tokens` of each order, `max_length`, `truncated`, `turns`,
@@ -360,15 +355,15 @@ class Judge:
         logits = predict_logits(self.model, encoded, self.layout, self.max_tokens)
         ids = [pair.get("id", i) for i, pair in enumerate(pairs) for _ in (0, 1)]
         probs = probabilities(logits, ids, f"comparing with {self.run}")
-        original, swapped, average = swap_passes(probs)
+        original, swapped, average = swap_passes(probs, self.space)
         out = []
         for i, pair in enumerate(pairs):
             o, s = 2 * i, 2 * i + 1
             record: dict[str, Any] = {"id": pair.get("id", i)}
-            record.update(_named(average[i]))
-            record["verdict"] = VERDICTS[int(np.argmax(average[i]))]
-            record["original"] = _named(original[i])
-            record["swapped"] = _named(swapped[i])
+            record.update(_named(average[i], self.space))
+            record["verdict"] = self.space.verdicts[int(np.argmax(average[i]))]
+            record["original"] = _named(original[i], self.space)
+            record["swapped"] = _named(swapped[i], self.space)
             record["flip"] = bool(np.argmax(original[i]) != np.argmax(swapped[i]))
             record["tokens"] = [int(encoded.lengths[o]), int(encoded.lengths[s])]
             record["max_length"] = self.encoder.max_length
@@ -471,12 +466,13 @@ def write_canonical(
     `teacher_logits` = one teacher, these logits. Written atomically."""
     if len(rows) != len(probs) or len(probs) != len(logits):
         raise ConfigError(f"{len(rows)} rows, {len(probs)} probabilities, {len(logits)} logits")
+    k = np.shape(probs)[1] if np.ndim(probs) == 2 else 3  # the label space's classes
     frame = rows.with_columns(
-        pl.Series("labels", np.asarray(probs, np.float64), dtype=pl.Array(pl.Float64, 3)),
+        pl.Series("labels", np.asarray(probs, np.float64), dtype=pl.Array(pl.Float64, k)),
         pl.Series(
             "teacher_logits",
             np.asarray(logits, np.float64)[:, None, :],
-            dtype=pl.List(pl.Array(pl.Float64, 3)),
+            dtype=pl.List(pl.Array(pl.Float64, k)),
         ),
     )
     with replacing(path) as tmp:

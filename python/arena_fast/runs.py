@@ -33,7 +33,7 @@ from ._core import __version__
 from .dataset import read_manifest
 from .errors import ArenaFastError, ConfigError
 from .files import check_output, file_sha256, output_lock, replacing, write_bytes
-from .labels import CLASS_COLUMNS
+from .labels import CLASS_COLUMNS, LABEL_SPACES, LabelSpace, label_space
 from .outputs import (
     BUNDLE,
     CHECKPOINT,
@@ -61,6 +61,7 @@ __all__ = [
     "METRICS",
     "checkpoint_siblings",
     "build_settings",
+    "bundle_space",
     "claiming",
     "dataset_sha256",
     "describe_differences",
@@ -78,7 +79,9 @@ __all__ = [
     "writing",
 ]
 
-LABEL_ORDER = CLASS_COLUMNS  # the bundle's label order
+# The bundle's label order of an `abt` run (a run of another space lists
+# that space's columns).
+LABEL_ORDER = CLASS_COLUMNS
 _STATE = "state.json"  # a checkpoint's step, written last
 
 
@@ -141,8 +144,10 @@ def write_bundle(out_dir: Path, data) -> dict:
     with writing(path), replacing(path) as tmp:
         shutil.copyfile(data.path / DATASET_TOKENIZER, tmp)
     config = _read_json(out_dir / CONFIG)
+    space = getattr(data, "space", None) or label_space(None)
     meaning = {
-        "labels": list(LABEL_ORDER),
+        "labels": list(space.columns),
+        "label_space": space.name,
         "encoder": data.manifest["encoder"],
         "tokenizer_sha256": data.manifest["tokenizer"]["sha256"],
         "dataset_swap": bool(data.manifest.get("swap")),
@@ -253,7 +258,11 @@ def write_bundle_file(out_dir: Path, meaning: dict, extra_files: tuple = ()) -> 
         "format_version": 1,
         "versions": versions,
         **{key: meaning[key] for key in ("labels", "encoder", "tokenizer_sha256", "dataset_swap")},
-        **{key: meaning[key] for key in ("base_model", "trained_on") if key in meaning},
+        **{
+            key: meaning[key]
+            for key in ("label_space", "base_model", "trained_on")
+            if key in meaning
+        },
         "files": {name: file_sha256(out_dir / name) for name in names},
     }
     with writing(out_dir / BUNDLE):
@@ -320,6 +329,7 @@ def read_bundle(run: Path) -> dict:
     missing = [name for name in RUN_FILES if name not in files]
     if missing:
         raise ConfigError(f"{path}: does not list {missing} (every run has them)")
+    bundle_space(bundle, path)
     if "trained_on" in bundle:
         _check_trained_on(bundle["trained_on"], path)
     root = run.resolve()
@@ -339,6 +349,25 @@ def read_bundle(run: Path) -> dict:
         if file_sha256(file) != digest:
             raise ConfigError(f"{file}: sha256 differs from {BUNDLE} (the file was changed)")
     return bundle
+
+
+def bundle_space(bundle: dict, path: Any = BUNDLE) -> LabelSpace:
+    """The label space of a run's bundle: its `label_space`, whose columns
+    its `labels` must list; a bundle written before label spaces has none
+    and is `abt`. A ConfigError naming `path` otherwise."""
+    name = bundle.get("label_space", "abt")
+    if not isinstance(name, str) or name not in LABEL_SPACES:
+        raise ConfigError(
+            f"{path}: 'label_space' must be one of {', '.join(LABEL_SPACES)}, got {name!r:.40}"
+        )
+    space = LABEL_SPACES[name]
+    labels = bundle.get("labels")
+    if labels is not None and labels != list(space.columns):
+        raise ConfigError(
+            f"{path}: 'labels' {labels!r:.120} are not the columns of label space "
+            f"{name!r} {list(space.columns)}"
+        )
+    return space
 
 
 def _check_trained_on(record: Any, path: Path) -> None:

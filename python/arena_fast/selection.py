@@ -1,8 +1,9 @@
 """Which of a training run's evaluations it keeps (`save: best|last`) and
 when it stops early (`early_stopping`): `af.train` gives every held-out
-evaluation to a `Selection`, which keeps the best so far (the lowest
-held-out log loss, the label space's metric) and counts the evaluations
-since it.
+evaluation to a `Selection`, which keeps the best so far by the label
+space's metric (`LabelSpace.metric`: the lowest held-out log loss, or for
+`ab` the highest accuracy, ties going to the lower log loss) and counts the
+evaluations since it.
 
 What a resumed run needs lies beside its checkpoint, under names a run
 directory may hold (`checkpoint*`):
@@ -44,10 +45,16 @@ _BEST_RECORD = "best.json"
 class Selection:
     """The evaluations of one run: `add` each (rank 0), `should_stop` after
     each, `finish` at the end. `save` is "best" or "last"; `patience` the
-    evaluations without improvement that stop the run (None: never)."""
+    evaluations without improvement that stop the run (None: never);
+    `metric` "log_loss" (lower is better) or "accuracy" (higher)."""
 
-    def __init__(self, out_dir: Path, save: str, patience: Optional[int]) -> None:
+    def __init__(
+        self, out_dir: Path, save: str, patience: Optional[int], metric: str = "log_loss"
+    ) -> None:
+        if metric not in ("log_loss", "accuracy"):
+            raise ConfigError(f"metric must be 'log_loss' or 'accuracy', got {metric!r}")
         self.out_dir, self.save, self.patience = Path(out_dir), save, patience
+        self.metric = metric
         self.best: Optional[dict] = None  # the record of the lowest log loss
         self.last: Optional[dict] = None  # the last evaluation's record
         self.since = 0  # evaluations since the best
@@ -92,7 +99,7 @@ class Selection:
             self._place_predictions(keep=False)
             self.last = record
             return {**record, "best": False, "repeated": True}
-        improved = self.best is None or record["log_loss"] < self.best["log_loss"]
+        improved = self.best is None or self._better(record, self.best)
         if improved:
             self.best, self.since = record, 0
             if self.save == "best":
@@ -106,6 +113,16 @@ class Selection:
         with writing(path):
             write_bytes(path, (json.dumps(state) + "\n").encode())
         return {**record, "best": improved}
+
+    def _better(self, record: dict, best: dict) -> bool:
+        """Whether `record` beats `best` by the metric (accuracy: ties, or a
+        record without it, go to the lower log loss)."""
+        if self.metric == "accuracy":
+            ours, theirs = record.get("accuracy"), best.get("accuracy")
+            if isinstance(ours, (int, float)) and isinstance(theirs, (int, float)):
+                if ours != theirs:
+                    return ours > theirs
+        return record["log_loss"] < best["log_loss"]
 
     def should_stop(self) -> bool:
         """`patience` evaluations in a row without a lower log loss."""

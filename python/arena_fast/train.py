@@ -88,9 +88,10 @@ def _check_training_rows(data, rows: np.ndarray, config: TrainConfig) -> None:
     if data.teacher_logits is None:
         return
     given = [int(i) for i in rows if data.teacher_logits[i] is not None]
+    k = data.space.k
     try:  # one array when every row is well formed (the usual case)
         whole = np.asarray([data.teacher_logits[i] for i in given], dtype=np.float64)
-        if whole.ndim == 3 and whole.shape[1] > 0 and whole.shape[2] == 3:
+        if whole.ndim == 3 and whole.shape[1] > 0 and whole.shape[2] == k:
             if np.isfinite(whole).all():
                 return
     except (TypeError, ValueError):  # ragged: the loop below names the row
@@ -104,9 +105,10 @@ def _check_training_rows(data, rows: np.ndarray, config: TrainConfig) -> None:
             arr = np.asarray(value, dtype=np.float64)
         except (TypeError, ValueError):
             arr = np.zeros((0, 0))
-        if arr.ndim != 2 or arr.shape[0] == 0 or arr.shape[1] != 3:
+        if arr.ndim != 2 or arr.shape[0] == 0 or arr.shape[1] != k:
             raise InputError(
-                f"{row(i)}: teacher_logits must be one or more rows of 3 numbers, got {value!r:.80}"
+                f"{row(i)}: teacher_logits must be one or more rows of {k} numbers (label space "
+                f"{data.space.name!r}), got {value!r:.80}"
             )
         if not np.isfinite(arr).all():
             raise InputError(f"{row(i)}: teacher_logits {arr.tolist()!r:.80} are not finite")
@@ -264,7 +266,9 @@ def _train(config: TrainConfig, log: Optional[Callable], ranks: _Ranks, progress
         scheduler=scheduler,
         plans=plans,
         steps_of=steps_of,
-        selection=Selection(out_dir, config.save_mode(), config.early_stopping),
+        selection=Selection(
+            out_dir, config.save_mode(), config.early_stopping, train_set.space.metric
+        ),
         total_steps=total_steps,
         progress=progress if progress is not None and ranks.main else lambda record: None,
         started=time.perf_counter(),
@@ -306,7 +310,9 @@ def _model(config: TrainConfig, data, ranks: _Ranks) -> tuple:
     DistributedDataParallel around it over several ranks)."""
     attn = config.attn_implementation or default_attention()
     layout = resolve_layout(config.layout, attn)
-    model = classifier_for(dataclasses.replace(config, attn_implementation=attn), data.tokenizer())
+    model = classifier_for(
+        dataclasses.replace(config, attn_implementation=attn), data.tokenizer(), data.space.k
+    )
     if torch.cuda.is_available() and config.quantization is None:
         model.to(torch.device("cuda", ranks.local_rank))
     model.train()

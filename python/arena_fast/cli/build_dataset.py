@@ -12,6 +12,7 @@ import sys
 from ..dataset import BuildConfig, build_dataset
 from ..encoder import TEMPLATES, Encoder, Template
 from ..errors import ConfigError
+from ..labels import LABEL_SPACES
 from ..runs import build_settings
 from ..tokenizer import Tokenizer
 from ._args import HelpFormatter, Switch, int_at_least, thread_count
@@ -106,6 +107,16 @@ def add_parser(sub) -> None:
         "(prompt, answers); pair: only the latter",
     )
     clean.add_argument(
+        "--label-space",
+        choices=tuple(LABEL_SPACES),
+        default=None,
+        help="the dataset's label space: ab (A/B), abt (A/B/tie), abtx (A/B/tie/both_bad); "
+        "default: the inputs' (canonical labels of 2, 3 or 4 values; 3 for the other "
+        "formats). Another space maps the labels explicitly: to ab by renormalising A and B "
+        "(tie and both_bad rows dropped as label_space), abtx to abt by merging both_bad "
+        "into tie; a wider space than the data's is refused",
+    )
+    clean.add_argument(
         "--priority",
         default=",".join(d.priority),
         help="source priority for de-duplication, highest first",
@@ -187,6 +198,7 @@ def run(args: argparse.Namespace) -> int:
         threads=args.threads,
         compression=args.compression,
         pack_tokens=args.pack_tokens,
+        label_space=args.label_space,
     )
     progress = Progress(quiet=args.quiet)
     try:
@@ -267,6 +279,9 @@ def summary(manifest: dict, out: str) -> str:
     lines.append(
         "  labels                      " + "  ".join(f"{k} {v:,}" for k, v in c["labels"].items())
     )
+    lines.append(f"  {'label space':<28}{manifest.get('label_space', 'abt'):>10}")
+    for mapping in manifest.get("label_mapping", []):
+        lines.append(f"  {'label mapping':<28}{mapping}")
     lines.append(
         "  folds                       " + "  ".join(f"{k}:{v:,}" for k, v in c["folds"].items())
     )

@@ -2,8 +2,12 @@
 (build it from test.csv with the run's tokenizer and settings, `--swap` for
 swap TTA).
 
-`--out` ending in .csv writes the Kaggle submission (id, winner_model_a,
-winner_model_b, winner_tie); ending in .parquet it writes the rows in the
+`--out` ending in .csv writes a submission of `--format`: `kaggle` (id,
+winner_model_a, winner_model_b, winner_tie: label space abt) or `wsdm` (id,
+winner = model_a / model_b: label space ab). A run of another label space
+than the format's is refused unless `--map-labels` asks for the mapping
+(renormalising A and B for wsdm; both_bad merged into tie for kaggle).
+Ending in .parquet it writes the rows in the
 canonical schema with `labels` = the probabilities and `teacher_logits` = the
 logits, which `build-dataset` reads back as pseudo-labels or for
 distillation (the rows' text is re-read from the dataset's inputs).
@@ -20,12 +24,16 @@ held-out)."""
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
+from typing import Optional
 
 from ..diagnostics import describe_rows, format_summary, summarize, write_predictions
 from ..errors import ConfigError
 from ..files import check_file_output
+from ..runs import BUNDLE, bundle_space
+from ..submission import FORMATS, check_format
 from ._args import HelpFormatter, Switch, int_at_least
 from ._progress import Progress, rows_bar
 from ._terminal import printable
@@ -46,6 +54,20 @@ def add_parser(sub) -> None:
         "--out",
         default="submission.csv",
         help="submission .csv, or canonical .parquet (probabilities and logits as labels)",
+    )
+    p.add_argument(
+        "--format",
+        choices=tuple(FORMATS),
+        default="kaggle",
+        help="the .csv submission: kaggle (three probabilities, label space abt) or wsdm "
+        "(id,winner with model_a / model_b, label space ab)",
+    )
+    p.add_argument(
+        "--map-labels",
+        action=Switch,
+        help="map the run's label space to the --format's explicitly (abt/abtx -> ab: "
+        "renormalise A and B; abtx -> abt: both_bad merged into tie); without it a run of "
+        "another space is refused",
     )
     p.add_argument("--predictions", help="also write the per-row prediction table (.parquet)")
     p.add_argument(
@@ -102,6 +124,9 @@ def run(args: argparse.Namespace) -> int:
                 overwrite=args.overwrite,
                 inputs=[args.run_dir, args.data, *(args.inputs or ())],
             )
+    space = _run_space(args.run_dir) if kind == "csv" else None
+    if space is not None:  # a submission the run cannot give is refused before the model loads
+        check_format(space, args.format, args.map_labels)
     rows = source_rows(args.data, args.inputs) if kind == "parquet" else None
     progress = Progress(prefix="arena-fast predict")  # the batches: a bar, ETA
     try:
@@ -120,7 +145,14 @@ def run(args: argparse.Namespace) -> int:
     for note in result["notes"]:
         print(printable(f"arena-fast predict: note: {note}"), file=sys.stderr)
     if kind == "csv":
-        write_submission(args.out, result["ids"], result["probs"])
+        write_submission(
+            args.out,
+            result["ids"],
+            result["probs"],
+            result["label_space"],
+            format=args.format,
+            map_labels=args.map_labels,
+        )
     else:
         if len(rows) != len(result["ids"]):  # the split's rows, in the dataset's order
             rows = rows.filter(rows["id"].is_in(result["ids"]))
@@ -145,3 +177,15 @@ def run(args: argparse.Namespace) -> int:
     if summary["labelled"] or "flip_rate" in summary:
         print(format_summary(summary), file=sys.stderr)
     return 0
+
+
+def _run_space(run_dir: str) -> Optional[str]:
+    """The label space the run's bundle.json records (`abt` when it records
+    none; None when it cannot be read here: `predict` then checks the run
+    whole)."""
+    try:
+        with open(os.path.join(run_dir, BUNDLE), encoding="utf-8") as f:
+            bundle = json.load(f)
+        return bundle_space(bundle).name if isinstance(bundle, dict) else None
+    except (OSError, ValueError, ConfigError):
+        return None

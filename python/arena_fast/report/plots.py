@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import ConfigError
-from ..labels import CLASS_NAMES
+from ..labels import LABEL_SPACES, space_of_width
 from .sections import COLORS, Section, flip_rates
 
 try:
@@ -25,8 +25,6 @@ try:
     from matplotlib.ticker import PercentFormatter
 except ImportError:  # not installed: Plots() says which extra to install
     matplotlib = None
-
-_CHANCE = math.log(3.0)
 
 
 class Plots:
@@ -104,13 +102,24 @@ def _loss_axes(ax, sec: Section, color: str, label: str = "") -> None:
         )
 
 
+def _classes(sections: list) -> int:
+    """K of the sections' label space (their summaries'; 3 when none says)."""
+    for sec in sections:
+        name = (getattr(sec, "summary", None) or {}).get("label_space")
+        if name in LABEL_SPACES:
+            return LABEL_SPACES[name].k
+    return 3
+
+
 def plot_losses(plots: Plots, name: str, sections: list, title: str) -> None:
     with plots.figure(name) as fig:
         ax = fig.add_subplot()
         for i, sec in enumerate(sections):
             label = f"{_plain(sec.title)}: " if len(sections) > 1 else ""
             _loss_axes(ax, sec, COLORS[i % len(COLORS)], label)
-        ax.axhline(_CHANCE, color="grey", linestyle=":", label="chance (ln 3)")
+        # Chance: the log loss of uniform probabilities over the space's classes.
+        k = _classes(sections)
+        ax.axhline(math.log(k), color="grey", linestyle=":", label=f"chance (ln {k})")
         ax.set_xlabel("optimizer step")
         ax.set_ylabel("loss / log loss")
         ax.set_title(title)
@@ -193,13 +202,14 @@ def plot_confusion(plots: Plots, name: str, matrix: list, caption: str = "") -> 
     with plots.figure(name, width=5.0, height=4.5, caption=caption) as fig:
         ax = fig.add_subplot()
         ax.imshow(share, cmap="Blues", vmin=0, vmax=1)
-        for i in range(3):
-            for j in range(3):
+        names = space_of_width(len(m)).names
+        for i in range(len(m)):
+            for j in range(len(m)):
                 color = "white" if share[i, j] > 0.6 else "black"
                 text = f"{m[i, j]}\n{share[i, j]:.0%}"
                 ax.text(j, i, text, ha="center", va="center", color=color)
-        ax.set_xticks(range(3), CLASS_NAMES)
-        ax.set_yticks(range(3), CLASS_NAMES)
+        ax.set_xticks(range(len(m)), names)
+        ax.set_yticks(range(len(m)), names)
         ax.set_xlabel("predicted")
         ax.set_ylabel("label")
         ax.set_title("confusion matrix (counts, share of the label's row)")

@@ -209,7 +209,8 @@ def load_predictions(path: Path, key: str) -> Section:
 def _column3(frame, name: str) -> Optional[np.ndarray]:
     if name not in frame.columns:
         return None
-    return frame[name].to_numpy().astype(np.float64).reshape(len(frame), 3)
+    k = frame.schema[name].size  # the label space's classes
+    return frame[name].to_numpy().astype(np.float64).reshape(len(frame), k)
 
 
 def flip_rates(frame) -> list:
