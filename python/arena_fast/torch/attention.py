@@ -28,8 +28,8 @@ Where the sequences come from, in order:
 Within a sequence: causal (unless the module says otherwise), GQA, sliding
 window (a query sees itself and the ``sliding_window - 1`` keys before it, as
 in ``masking_utils.sliding_window_overlay``), Gemma-2 logit soft-capping (eager
-math, softmax in float32, as ``modeling_gemma2.eager_attention_forward``; the
-cap through a sigmoid, ``soft_cap``), dropout and scaling (Gemma's
+math, softmax in float32, as ``modeling_gemma2.eager_attention_forward``,
+``soft_cap``), dropout and scaling (Gemma's
 ``query_pre_attn_scalar`` arrives as ``scaling``). Biases and q/k norms (Qwen 2,
 Qwen 3, Gemma 3) are applied by the model before the attention function.
 Everything is plain torch, so autograd gives the backward.
@@ -72,12 +72,15 @@ def _window_mask(q_len: int, kv_len: int, window: Optional[int], device) -> Opti
 
 def soft_cap(scores: torch.Tensor, scaling: float, cap: float) -> torch.Tensor:
     """Gemma-2's logit soft-capping of the scores times ``scaling``,
-    ``cap * tanh(x / cap)``, computed as ``2 cap * sigmoid(2 x / cap) - cap``
-    (the same function: tanh(y) = 2 sigmoid(2y) - 1), whose CPU kernel is
-    faster: 1.11x a tiny-gemma2 training step, 1.23x prediction
-    (benches/bench_softcap.py). Its float32 rounding is that of tanh's (each
-    within 4e-6 of float64 logits, benches/RESULTS.md)."""
-    return torch.sigmoid(scores * (2 * scaling / cap)) * (2 * cap) - cap
+    ``cap * tanh(x / cap)``, as transformers' eager attention computes it.
+
+    Not ``2 cap * sigmoid(2 x / cap) - cap``, the same function, whose CPU
+    kernel is faster (1.1x a tiny-gemma2 training round, 1.3x prediction,
+    benches/bench_softcap.py) but which rounds worse: sigmoid near 1/2 keeps
+    ~3e-8 absolute, times 2 cap, so scores near 0 lose their low bits; float32
+    logits moved 2.7e-5 from tanh's (twice tanh's own distance to float64), past
+    the 1e-5 that packed and padded batches are held to (benches/RESULTS.md)."""
+    return torch.tanh(scores * scaling / cap) * cap  # the eager's very operations
 
 
 def _eager(q, k, v, mask, scaling, softcap, dropout, training):
