@@ -337,3 +337,12 @@ def test_soft_capped_packs_equal_stock_eager_gemma2():
         packed = packed_model(af.collate_packed(enc, idx)).numpy()
         padded = stock_model(af.collate_padded(enc, idx, pad_id=0)).numpy()
     np.testing.assert_allclose(packed, padded, atol=ATOL)
+
+
+def test_an_encoder_decoder_folder_is_refused(tmp_path):
+    config = transformers.AutoConfig.for_model(
+        "t5", vocab_size=64, d_model=16, d_kv=4, d_ff=32, num_layers=1, num_heads=2
+    )
+    transformers.AutoModel.from_config(config).save_pretrained(tmp_path / "t5")
+    with pytest.raises(af.ConfigError, match="t5 encoder-decoder"):
+        load_classifier(str(tmp_path / "t5"))

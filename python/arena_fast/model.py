@@ -1,13 +1,15 @@
-"""`af.model`: a gemma-2 / llama-3 decoder with a 3-way preference head, for
+"""`af.model`: a decoder-only transformer (Gemma 2 / 3, Llama, Qwen 2 / 3,
+Mistral, Phi-3, or any other `AutoModel` loads) with a preference head, for
 packed and padded batches alike, with LoRA / QLoRA through peft and
 bitsandbytes (the `[train]` extra; torch is imported here, not by
 `import arena_fast`).
 
 The head reads the hidden state of each sequence's last token at the
 collators' `last_index` (docs/packing.md), so it never looks for
-`pad_token_id` (which breaks on packed rows, and where pad == eos). `tiny-gemma2`
-and `tiny-llama` are small randomly initialised configs sized to a
-tokenizer, so everything runs offline on a CPU.
+`pad_token_id` (which breaks on packed rows, and where pad == eos). The
+presets of `TINY` (`tiny-gemma2`, `tiny-llama`, ... one per family) are small
+randomly initialised configs sized to a tokenizer, so everything runs
+offline on a CPU.
 
     model = af.model.load_classifier("tiny-gemma2", tokenizer=tok, lora={"r": 8})
     logits = model(batch)  # (k, 3) for the k sequences of a packed or padded batch
@@ -284,9 +286,12 @@ def load_classifier(
     """A preference classifier.
 
     Args:
-        name_or_path: `tiny-gemma2` / `tiny-llama` (random, sized to
-            `tokenizer`), or a local transformers decoder folder (Gemma-2,
-            Llama-3 and their reward-model descendants). Nothing is downloaded.
+        name_or_path: a preset of `TINY` (`tiny-gemma2`, `tiny-gemma3`,
+            `tiny-llama`, `tiny-qwen2`, `tiny-qwen3`, `tiny-mistral`,
+            `tiny-phi3`: random, sized to `tokenizer`, `tiny_config`), or a
+            local folder of any decoder-only model `AutoModel` loads (packed
+            batches for the types `arena_fast.torch.packed.PACKABLE` lists,
+            padded ones for the others). Nothing is downloaded.
         tokenizer: an `af.Tokenizer`; sizes the tiny models (default: the
             bundled demo tokenizer).
         lora: None (full fine-tuning), True (defaults), a dict or `Lora`.
@@ -323,7 +328,7 @@ def load_classifier(
         _recompute_activations(decoder)
     if lora_cfg is not None:
         decoder = _with_lora(decoder, lora_cfg, quant, gradient_checkpointing)
-    model = ArenaClassifier(decoder, decoder.config.hidden_size, head)
+    model = ArenaClassifier(decoder, decoder.config.get_text_config().hidden_size, head)
     model.head.to(torch.float32)
     if decoder.device.type != "cpu":
         model.head.to(decoder.device)
@@ -351,15 +356,23 @@ def _decoder(
             "arena_fast loads local folders only (nothing is downloaded)"
         )
     config = AutoConfig.from_pretrained(name_or_path)
+    if getattr(config, "is_encoder_decoder", False):
+        raise ConfigError(
+            f"{name_or_path}: a {config.model_type} encoder-decoder; arena_fast's classifier "
+            "reads a decoder-only model's last token"
+        )
     if not softcap and hasattr(config, "attn_logit_softcapping"):
         config.attn_logit_softcapping = None
-    return AutoModel.from_pretrained(
-        name_or_path,
-        config=config,
-        dtype=dtype,
-        attn_implementation=attn,
-        quantization_config=quant,
-    )
+    try:
+        return AutoModel.from_pretrained(
+            name_or_path,
+            config=config,
+            dtype=dtype,
+            attn_implementation=attn,
+            quantization_config=quant,
+        )
+    except ValueError as exc:  # e.g. an attention the architecture lacks
+        raise ConfigError(f"{name_or_path} with attn_implementation={attn!r}: {exc}") from exc
 
 
 def _recompute_activations(decoder: torch.nn.Module) -> None:
