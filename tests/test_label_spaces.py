@@ -227,7 +227,7 @@ def _swapped(rows: pl.DataFrame, k: int) -> pl.DataFrame:
         pl.col("response_b").alias("response_a"),
         pl.col("response_a").alias("response_b"),
         pl.col("labels").list.gather(order).alias("labels"),
-    )
+    ).drop("teacher_logits", strict=False)
 
 
 @pytest.mark.slow
@@ -241,6 +241,11 @@ def test_each_space_trains_predicts_and_submits(tmp_path, name):
     torch.set_num_threads(1)
     k = WIDTH[name]
     rows = _rows(name, n=48)
+    if name == "abtx":  # distillation from one teacher of 4 logits
+        teachers = np.random.default_rng(1).normal(size=(len(rows), 1, k)).tolist()
+        rows = rows.with_columns(
+            pl.Series("teacher_logits", teachers, dtype=pl.List(pl.List(pl.Float64)))
+        )
     data = _build(rows, tmp_path, "data", swap=True, folds=2)
     flipped = _build(_swapped(rows, k), tmp_path, "flipped", swap=True, folds=2)
     run = tmp_path / "run"
@@ -304,3 +309,64 @@ def test_an_old_bundle_reads_as_abt(tmp_path):
     bundle["label_space"] = "ab"  # labels that are not the space's columns
     with pytest.raises(af.ConfigError, match="not the columns of label space 'ab'"):
         bundle_space(bundle)
+
+
+def test_build_dataset_cli_names_the_space_and_the_mapping(tmp_path, capsys):
+    from arena_fast.cli import main
+
+    _rows("abt").write_parquet(tmp_path / "rows.parquet")
+    args = ["build-dataset", "--input", f"{tmp_path / 'rows.parquet'}:canonical"]
+    assert main([*args, "--out", str(tmp_path / "ds"), "--label-space", "ab"]) == 0
+    out = capsys.readouterr().out
+    assert "label space" in out and "abt -> ab: renormalise A and B" in out
+    assert "dropped: label_space" in out
+    assert _manifest(tmp_path / "ds")["label_space"] == "ab"
+    with pytest.raises(SystemExit):  # argparse: not one of the choices
+        main([*args, "--out", str(tmp_path / "x"), "--label-space", "abc"])
+
+
+def test_unlabelled_rows_take_the_builds_space(tmp_path):
+    test_rows = _rows("abt", n=6, seed=3).with_columns(
+        pl.lit(None, dtype=pl.List(pl.Float64)).alias("labels"),
+        (pl.col("id") + "t").alias("id"),
+    )
+    test_rows.write_parquet(tmp_path / "test.parquet")
+    _rows("ab").write_parquet(tmp_path / "train.parquet")
+    inputs = [f"{tmp_path / n}.parquet:canonical" for n in ("test", "train")]
+    # The unlabelled input comes first: its rows are written at the width of
+    # the space the labelled input decides.
+    build_dataset(BuildConfig(inputs=inputs, max_length=128), tmp_path / "ds")
+    data = load_dataset(tmp_path / "ds")
+    assert data.space.name == "ab" and data.labels.shape[1] == 2
+    assert (~data.labelled).sum() == 6 and np.isnan(data.labels[~data.labelled]).all()
+    m = _manifest(tmp_path / "ds")
+    assert [i["label_space"] for i in m["inputs"]] == [None, "ab"]
+    assert m["counts"]["labels"]["unlabelled"] == 6
+    # Test data alone, mapped to the space of the run that will predict it.
+    build_dataset(
+        BuildConfig(inputs=inputs[:1], max_length=128, label_space="ab"), tmp_path / "test"
+    )
+    assert load_dataset(tmp_path / "test").space.name == "ab"
+
+
+def test_teacher_logits_map_with_the_labels(tmp_path):
+    rows = _rows("abtx", n=12)
+    rng = np.random.default_rng(0)
+    teachers = rng.normal(size=(len(rows), 1, 4))
+    rows = rows.with_columns(
+        pl.Series("teacher_logits", teachers.tolist(), dtype=pl.List(pl.List(pl.Float64)))
+    )
+    data = load_dataset(_build(rows, tmp_path, "four"))
+    np.testing.assert_allclose(np.asarray(data.teacher_logits), teachers, rtol=1e-6)
+    data = load_dataset(_build(rows, tmp_path, "three", label_space="abt"))
+    np.testing.assert_allclose(
+        np.asarray(data.teacher_logits), map_logits(teachers, "abtx", "abt"), rtol=1e-6
+    )
+    with pytest.raises(af.InputError, match="not a list of rows of 4 numbers"):
+        # Another width than the labels' is a bad row in every row: nothing is left.
+        bad = rows.with_columns(
+            pl.Series(
+                "teacher_logits", teachers[:, :, :3].tolist(), dtype=pl.List(pl.List(pl.Float64))
+            )
+        )
+        _build(bad, tmp_path, "bad")

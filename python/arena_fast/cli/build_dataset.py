@@ -106,16 +106,7 @@ def add_parser(sub) -> None:
         help="prompt: drop rows whose prompt is in a higher-priority source, and repeated "
         "(prompt, answers); pair: only the latter",
     )
-    clean.add_argument(
-        "--label-space",
-        choices=tuple(LABEL_SPACES),
-        default=None,
-        help="the dataset's label space: ab (A/B), abt (A/B/tie), abtx (A/B/tie/both_bad); "
-        "default: the inputs' (canonical labels of 2, 3 or 4 values; 3 for the other "
-        "formats). Another space maps the labels explicitly: to ab by renormalising A and B "
-        "(tie and both_bad rows dropped as label_space), abtx to abt by merging both_bad "
-        "into tie; a wider space than the data's is refused",
-    )
+    _add_label_space(clean)
     clean.add_argument(
         "--priority",
         default=",".join(d.priority),
@@ -140,6 +131,19 @@ def add_parser(sub) -> None:
     )
     p.add_argument("--quiet", action=Switch, help="no progress, no summary")
     p.set_defaults(run=run, given=())
+
+
+def _add_label_space(group) -> None:
+    group.add_argument(
+        "--label-space",
+        choices=tuple(LABEL_SPACES),
+        default=None,
+        help="the dataset's label space: ab (A/B), abt (A/B/tie), abtx (A/B/tie/both_bad); "
+        "default: the inputs' (canonical labels of 2, 3 or 4 values; 3 for the other "
+        "formats). Another space maps the labels explicitly: to ab by renormalising A and B "
+        "(tie and both_bad rows dropped as label_space), abtx to abt by merging both_bad "
+        "into tie; a wider space than the data's is refused",
+    )
 
 
 def _add_encoding(enc, d: BuildConfig) -> None:

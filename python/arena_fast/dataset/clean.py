@@ -180,7 +180,7 @@ def mapped_teacher_logits(column: pl.Series, source: LabelSpace, target: LabelSp
     """`teacher_logits` (List(Array(Float64, K))) as float32 rows of
     `target`'s width, mapped by `af.labels.map_logits` when the spaces differ."""
     dtype = pl.List(pl.Array(pl.Float32, target.k))
-    if source == target or column.null_count == len(column):
+    if source == target or column.null_count() == len(column):
         if source != target:
             return pl.Series(column.name, [None] * len(column), dtype=dtype).to_arrow()
         return column.cast(dtype).to_arrow()

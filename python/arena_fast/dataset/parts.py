@@ -159,7 +159,7 @@ class Builder:
         input of another space then is a ConfigError, never mixed silently."""
         dtype = frame.schema["labels"]
         data = space_of_width(dtype.size if isinstance(dtype, pl.Array) else 3)
-        if frame["labels"].null_count == len(frame):
+        if frame["labels"].null_count() == len(frame):
             return data, self.space or data  # unlabelled: no space of its own
         self.input_spaces.setdefault(input_index, data)
         if self.space is None:
