@@ -346,3 +346,31 @@ def test_an_encoder_decoder_folder_is_refused(tmp_path):
     transformers.AutoModel.from_config(config).save_pretrained(tmp_path / "t5")
     with pytest.raises(af.ConfigError, match="t5 encoder-decoder"):
         load_classifier(str(tmp_path / "t5"))
+
+
+# -- on CUDA: flash-attn's varlen kernel against arena_varlen -----------------------
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("name", PRESETS)
+def test_flash_attention_varlen_equals_arena_varlen(name):
+    """The packs a GPU run feeds flash-attn's varlen kernel give arena_varlen's
+    logits (bf16, so to bf16's precision), windows included."""
+    if not torch.cuda.is_available():
+        pytest.skip("needs a CUDA GPU: flash-attn's varlen kernel")
+    pytest.importorskip("flash_attn", reason="needs flash-attn (flash_attention_2)")
+    tok = af.Tokenizer.demo()
+    kw = dict(tokenizer=tok, lora={"r": 4, "dropout": 0.0}, seed=0, dtype=torch.bfloat16)
+    ours = load_classifier(name, attn_implementation="arena_varlen", **kw)
+    _perturb_lora(ours)
+    flash = load_classifier(name, attn_implementation="flash_attention_2", **kw)
+    flash.load_state_dict(ours.state_dict())
+    ours, flash = ours.cuda().eval(), flash.cuda().eval()
+    rng = np.random.default_rng(3)
+    enc = af.Encoded.from_lists(
+        [rng.integers(3, tok.vocab_size, size=n).tolist() for n in (40, 300, 90, 7)]
+    )
+    batch = af.collate_packed(enc, np.arange(len(enc)))
+    with torch.no_grad():
+        want, got = ours(batch).float().cpu(), flash(batch).float().cpu()
+    torch.testing.assert_close(got, want, atol=3e-2, rtol=3e-2)
