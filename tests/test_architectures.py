@@ -9,6 +9,7 @@ not checked gets padded batches (`packing_problem`), never packed ones."""
 from __future__ import annotations
 
 import dataclasses
+import pickle
 
 import numpy as np
 import pytest
@@ -21,11 +22,17 @@ train_extra("peft")
 
 import arena_fast as af  # noqa: E402
 from arena_fast.base_model import PRESETS  # noqa: E402
+from arena_fast.dataset import BuildConfig, build_dataset  # noqa: E402
+from arena_fast.merge import merge_runs  # noqa: E402
 from arena_fast.model import TINY, load_classifier, tiny_config  # noqa: E402
+from arena_fast.predict import load_run, predict  # noqa: E402
+from arena_fast.tokenizer import DEMO_DIR  # noqa: E402
 from arena_fast.torch.attention import register, soft_cap  # noqa: E402
 from arena_fast.torch.data import default_layout, resolve_layout  # noqa: E402
 from arena_fast.torch.packed import PACKABLE, last_hidden, packing_problem  # noqa: E402
+from arena_fast.train import TrainConfig, train  # noqa: E402
 from conftest import SHARED_DIR  # noqa: E402
+from keyword_rows import keyword_rows  # noqa: E402
 
 ATOL = 1e-5
 LENGTHS = (5, 23, 9, 40, 14, 31)
@@ -270,9 +277,6 @@ def test_an_unsupported_feature_is_padded(name, change, why):
 
 @pytest.fixture(scope="module")
 def dataset(tmp_path_factory):
-    from arena_fast.dataset import BuildConfig, build_dataset
-    from keyword_rows import keyword_rows
-
     root = tmp_path_factory.mktemp("arch")
     keyword_rows(48, 0, answer_words=(3, 8), prompt_words=3).write_parquet(root / "rows.parquet")
     build_dataset(
@@ -284,10 +288,6 @@ def dataset(tmp_path_factory):
 
 @pytest.mark.parametrize("name", PRESETS)
 def test_a_run_trains_predicts_and_merges(name, dataset, tmp_path):
-    from arena_fast.merge import merge_runs
-    from arena_fast.predict import load_run, predict
-    from arena_fast.train import TrainConfig, train
-
     runs = []
     for fold in (0, 1):
         out = tmp_path / f"run{fold}"
@@ -374,3 +374,48 @@ def test_flash_attention_varlen_equals_arena_varlen(name):
     with torch.no_grad():
         want, got = ours(batch).float().cpu(), flash(batch).float().cpu()
     torch.testing.assert_close(got, want, atol=3e-2, rtol=3e-2)
+
+
+# -- the tokenizer side -------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "family, bos, eos, pad",
+    [
+        ("gemma3", "<bos>", "<end_of_turn>", "<pad>"),
+        ("llama3", "<|begin_of_text|>", "<|end_of_text|>", None),
+        # tokenizer_config.json: "bos_token": null. Before, "<s>" (an
+        # ordinary token of Qwen's vocabulary) stood in for a BOS.
+        ("qwen2_5", None, "<|im_end|>", "<|endoftext|>"),
+    ],
+)
+def test_special_tokens_come_from_tokenizer_config(shared_dir, family, bos, eos, pad):
+    preset = next(name for name, f in FAMILY_TOKENIZER.items() if f == family)
+    tok = _tokenizer(preset)  # the presets' (cached)
+    for which, name in (("bos", bos), ("eos", eos), ("pad", pad)):
+        want = None if name is None else tok.token_to_id(name)
+        assert tok.special_token_id(which, None) == want, which
+
+
+def test_a_declared_null_survives_pickling():
+    tok = af.Tokenizer.demo()
+    assert tok.special_token_id("bos", None) == tok.token_to_id("<bos>")
+    tok.config_bos_token, tok.none_declared = None, frozenset({"bos"})
+    again = pickle.loads(pickle.dumps(tok))
+    assert again.special_token_id("bos", None) is None
+    assert again.special_token_id("pad", None) == tok.token_to_id("<pad>")
+    assert af.Encoder(again).bos_token_id is None
+
+
+def test_a_transformers_tokenizer_without_a_bos_has_none():
+    """A transformers tokenizer whose bos_token is unset has no BOS, though
+    its vocabulary holds a usual name ("<bos>") that would be guessed."""
+    hf = transformers.PreTrainedTokenizerFast(
+        tokenizer_file=str(DEMO_DIR / "tokenizer.json"), eos_token="<eos>"
+    )
+    tok = af.Tokenizer.from_hf(hf)
+    assert tok.token_to_id("<bos>") is not None
+    assert tok.special_token_id("bos", None) is None
+    assert tok.special_token_id("eos", None) == tok.token_to_id("<eos>")
+    with pytest.raises(af.ConfigError, match="which"):
+        tok.special_token_id("unk", None)
