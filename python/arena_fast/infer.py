@@ -18,7 +18,7 @@ import torch
 from .diagnostics import accuracy, log_loss, prediction_frame, write_predictions
 from .errors import InputError
 from .labels import LabelSpace, space_of_width
-from .runs import dataset_sha256
+from .runs import dataset_identity
 from .torch.data import ArenaBatches, inference_plan
 
 __all__ = [
@@ -167,7 +167,7 @@ def evaluate(model, data, layout: str, max_tokens: int, predictions: Optional[Pa
             "held_out": int(folds[0]) if len(folds) == 1 else None,
             "own_dataset": True,
             "dataset": str(data.path),
-            "dataset_sha256": dataset_sha256(data.path),
+            "dataset_sha256": dataset_identity(data.manifest),
         }
         write_predictions(predictions, prediction_table(table), rows)
     return result

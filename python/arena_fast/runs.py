@@ -63,6 +63,7 @@ __all__ = [
     "build_settings",
     "bundle_space",
     "claiming",
+    "dataset_identity",
     "dataset_sha256",
     "describe_differences",
     "describe_training",
@@ -153,7 +154,7 @@ def write_bundle(out_dir: Path, data) -> dict:
         "dataset_swap": bool(data.manifest.get("swap")),
         "base_model": base_model.identity(config["model"]),
         "trained_on": {
-            "dataset_sha256": dataset_sha256(data.path),
+            "dataset_sha256": dataset_identity(data.manifest),
             "dataset": str(config.get("data") or data.path),
             "folds": int(data.manifest["folds"]),
             "held_out": config.get("fold"),
@@ -163,13 +164,19 @@ def write_bundle(out_dir: Path, data) -> dict:
 
 
 def dataset_sha256(data: Path) -> str:
-    """A built dataset's identity: the sha256 of its shards' sha256s (from
-    its checked `manifest.json`), in order. The shards hold every row's id,
-    fold, labels and token ids, so two builds holding the same rows in the
-    same folds are the same dataset wherever they were built from (the
-    manifest itself also records the inputs' paths and the library version),
-    and any other rows, folds or encoding give another identity."""
-    digests = [shard["sha256"] for shard in read_manifest(Path(data))["shards"]]
+    """A built dataset's identity (`dataset_identity`), from its checked
+    `manifest.json`."""
+    return dataset_identity(read_manifest(Path(data)))
+
+
+def dataset_identity(manifest: dict) -> str:
+    """A dataset's identity: the sha256 of its shards' sha256s, in order,
+    from its manifest. The shards hold every row's id, fold, labels and
+    token ids, so two builds holding the same rows in the same folds are the
+    same dataset wherever they were built from (the manifest itself also
+    records the inputs' paths and the library version), and any other rows,
+    folds or encoding give another identity."""
+    digests = [shard["sha256"] for shard in manifest["shards"]]
     return hashlib.sha256("\n".join(digests).encode("ascii")).hexdigest()
 
 
