@@ -25,7 +25,7 @@ import arena_fast as af  # noqa: E402
 from arena_fast.diagnostics import read_predictions  # noqa: E402
 from arena_fast.errors import ConfigError  # noqa: E402
 from arena_fast.merge import merge_runs  # noqa: E402
-from arena_fast.model import load_classifier  # noqa: E402
+from arena_fast.model import TINY, load_classifier  # noqa: E402
 from arena_fast.predict import load_run, predict  # noqa: E402
 from arena_fast.torch.quant import BNB_MIN_VERSION, dequantized_weight  # noqa: E402
 from arena_fast.train import TrainConfig, train  # noqa: E402
@@ -165,6 +165,27 @@ def test_dequantized_weight_is_what_the_4bit_layer_computes_with():
     with torch.no_grad():
         layer.eval()
         torch.testing.assert_close(layer(x), x @ weight.T, atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", sorted(TINY))
+@pytest.mark.parametrize("quantization", ["4bit", "8bit"])
+def test_every_tiny_preset_quantises(name, quantization):
+    """Every preset quantises its linear layers, packs and pads alike and
+    trains its adapters."""
+    model = load_classifier(name, lora={"r": 4, "dropout": 0.0}, quantization=quantization)
+    assert any(isinstance(m, LAYERS[quantization]) for m in model.decoder.modules())
+    rows = af.Encoded.from_lists([list(range(1, 13)), list(range(5, 25))])
+    idx = np.arange(2)
+    model.eval()
+    with torch.no_grad():
+        packed = model(af.collate_packed(rows, idx))
+        padded = model(af.collate_padded(rows, idx, pad_id=0))
+    torch.testing.assert_close(packed, padded, atol=1e-4, rtol=1e-4)
+    model.train()
+    model(af.collate_packed(rows, idx)).sum().backward()
+    grads = [p.grad for n, p in model.trainable_parameters() if "lora_A" in n]
+    assert grads and all(g is not None and torch.isfinite(g).all() for g in grads)
 
 
 def test_quantization_is_refused_clearly(monkeypatch):

@@ -57,6 +57,11 @@ def check_support(quantization: str, device: str) -> None:
             f"{BNB_MIN_VERSION[device]} on the {device.upper()} (pip install "
             "'arena-fast[train]'); it is not installed"
         ) from None
+    except (RuntimeError, OSError) as exc:  # a build that cannot load its library
+        raise ConfigError(
+            f"quantization={quantization!r}: bitsandbytes failed to import "
+            f"({type(exc).__name__}: {str(exc)[:200]})"
+        ) from None
     _check(quantization, device, str(getattr(bitsandbytes, "__version__", "0")))
 
 
