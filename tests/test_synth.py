@@ -6,16 +6,21 @@ from __future__ import annotations
 import argparse
 import collections
 import csv
+import functools
 import hashlib
 import importlib.util
 import json
+import math
+import random
 import re
+import unicodedata
 from pathlib import Path
 
 import pytest
 
 from arena_fast import synth
 from arena_fast.sources import kaggle
+from arena_fast.synth import prose
 
 PKG = Path(__file__).resolve().parent.parent / "python" / "arena_fast"
 
@@ -137,7 +142,15 @@ def test_bytes_are_pinned(tmp_path):
     path = tmp_path / "pinned.csv"
     synth.write_csv(path, 300, seed=0)
     digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    assert digest == PINNED_DIGEST
+    # Without the preferences: the rows written before they came, unchanged.
+    synth.write_csv(path, 300, seed=0, preferences=False)
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
     assert digest == "023d6de9a7424b88f3f372cba6b34ae1203a64b8d01816670670782348e546c4"
+
+
+# write_csv(path, 300, seed=0): the rows with preferences (synth.prefs).
+PINNED_DIGEST = "a6e993ef416777ecacd4894a7c34c6bacc8502d54b23884379a5ac6a8e4db778"
 
 
 def test_header_is_the_kaggle_readers():
@@ -287,6 +300,121 @@ def test_text_variety(rows5k, parsed5k):
     assert any("\\/" in r["response_a"] for r in rows5k)
 
 
+# -- preferences visible in the text ------------------------------------------------
+
+COMPLETE_ENDS = tuple(".!?)`|*:\"'\u3002\uff01\uff1f")
+
+
+def _side(turns):
+    """What an answer shows: empty, refusal, cut (stops mid-sentence) or
+    answer (complete: good, or off-topic)."""
+    texts = [t for t in turns if t and t.strip()]
+    if not texts:
+        return "empty"
+    if texts[0].startswith(synth.REFUSALS):
+        return "refusal"
+    last = texts[-1].rstrip()
+    if len(last) >= 40 and not last.endswith(COMPLETE_ENDS):
+        if not last[-1].isdigit() and unicodedata.category(last[-1])[0] != "S":
+            return "cut"
+    return "answer"
+
+
+def _outcomes(rows, parsed):
+    """{(side A, side B): Counter of 'a' / 'b' / 'tie'}."""
+    out = collections.defaultdict(collections.Counter)
+    for row, (_, a, b) in zip(rows, parsed):
+        won = "a" if row["winner_model_a"] else "b" if row["winner_model_b"] else "tie"
+        out[_side(a), _side(b)][won] += 1
+    return out
+
+
+def _share(counter, key):
+    return counter[key] / max(1, sum(counter.values()))
+
+
+def test_a_refusal_loses_to_an_answer(rows5k, parsed5k):
+    out = _outcomes(rows5k, parsed5k)
+    a_refuses, b_refuses = out["refusal", "answer"], out["answer", "refusal"]
+    assert sum(a_refuses.values()) >= 200 and sum(b_refuses.values()) >= 200, out
+    assert _share(a_refuses, "b") >= 0.8 and _share(a_refuses, "a") <= 0.1, a_refuses
+    assert _share(b_refuses, "a") >= 0.8 and _share(b_refuses, "b") <= 0.1, b_refuses
+    # A truncated answer still answers: it beats a refusal too.
+    assert _share(out["refusal", "cut"] + out["cut", "refusal"], "tie") <= 0.15
+
+
+def test_both_refusing_is_a_tie(rows5k, parsed5k):
+    both = _outcomes(rows5k, parsed5k)["refusal", "refusal"]
+    assert sum(both.values()) >= 100, both
+    assert _share(both, "tie") >= 0.8, both
+
+
+def test_a_complete_answer_beats_a_truncated_one(rows5k, parsed5k):
+    out = _outcomes(rows5k, parsed5k)
+    a_cut, b_cut = out["cut", "answer"], out["answer", "cut"]
+    assert sum(a_cut.values()) >= 200 and sum(b_cut.values()) >= 200, out
+    # "answer" holds the off-topic ones too, which tie with a truncated one.
+    assert _share(a_cut, "b") >= 0.7 and _share(a_cut, "a") <= 0.1, a_cut
+    assert _share(b_cut, "a") >= 0.7 and _share(b_cut, "b") <= 0.1, b_cut
+    # Two complete answers: both good or both off-topic tie, a good one beats
+    # an off-topic one (about 1 in 5 of these rows).
+    assert 0.55 <= _share(out["answer", "answer"], "tie") <= 0.85
+
+
+def test_an_on_topic_answer_beats_an_off_topic_one():
+    from arena_fast.synth import prefs
+
+    a_wins, b_wins, tie = synth.preference_shares("good", "off_topic")
+    assert a_wins >= 0.85 and b_wins <= 0.05
+    assert synth.preference_shares("off_topic", "truncated")[2] >= 0.85
+    assert synth.preference_shares("truncated", "refusal")[0] >= 0.85
+    # An off-topic answer of an English prompt is about another topic.
+    rng = random.Random(0)
+    ctx = prose.Context("en", "cooking", "question")
+    for _ in range(50):
+        other = prefs.side_context(rng, ctx, "off_topic")
+        assert other.topic != "cooking" and other.lang == "en"
+        assert prefs.side_context(rng, ctx, "good") is ctx
+
+
+def test_preferences_are_symmetric_in_a_and_b(rows5k, parsed5k):
+    from arena_fast.synth import prefs
+
+    for qa in synth.QUALITIES:
+        for qb in synth.QUALITIES:
+            pa, pb, tie = synth.preference_shares(qa, qb)
+            assert synth.preference_shares(qb, qa) == (pb, pa, tie)
+            assert math.isclose(pa + pb + tie, 1.0)
+    weights = dict(prefs.PLANS)
+    assert math.isclose(sum(weights.values()), 1.0)
+    for (qa, qb), w in weights.items():
+        assert weights[qb, qa] == w
+    # On the rows: A and B win as often, and a refusal loses on either side.
+    n = len(rows5k)
+    a = sum(r["winner_model_a"] for r in rows5k) / n
+    b = sum(r["winner_model_b"] for r in rows5k) / n
+    assert abs(a - b) <= 0.03
+    out = _outcomes(rows5k, parsed5k)
+    assert abs(_share(out["refusal", "answer"], "b") - _share(out["answer", "refusal"], "a")) < 0.08
+
+
+def test_preferences_keep_lengths_and_can_be_left_out():
+    with_prefs = synth.generate_rows(400, seed=2)
+    plain = synth.generate_rows(400, seed=2, preferences=False)
+    assert with_prefs == synth.generate_rows(400, seed=2)
+    assert plain == list(synth.iter_rows(400, 2, preferences=False))
+    # The same ids and quirk plan (drawn first); other answers and labels.
+    assert [r["id"] for r in with_prefs] == [r["id"] for r in plain]
+    assert [r["response_a"] for r in with_prefs] != [r["response_a"] for r in plain]
+    refusals = sum(
+        json.loads(r[c])[0].startswith(synth.REFUSALS)
+        for r in plain
+        for c in ("response_a", "response_b")
+        if json.loads(r[c]) and json.loads(r[c])[0]
+    )
+    assert refusals < 0.02 * 800  # the rows before the preferences seldom refuse
+
+
 # -- the CLI command ---------------------------------------------------------------
 
 
@@ -306,7 +434,14 @@ def test_cli_synth(tmp_path, capsys):
     synth.write_csv(other, 25, seed=5)
     assert out.read_bytes() == other.read_bytes()
     defaults = parser.parse_args(["synth", "--out", "x.csv"])
-    assert (defaults.rows, defaults.seed) == (1000, 0)
+    assert (defaults.rows, defaults.seed, defaults.preferences) == (1000, 0, True)
+    plain = tmp_path / "plain.csv"
+    args = parser.parse_args(
+        ["synth", "--rows", "25", "--seed", "5", "--no-preferences"] + ["--out", str(plain)]
+    )
+    assert args.run(args) == 0
+    synth.write_csv(other, 25, seed=5, preferences=False)
+    assert plain.read_bytes() == other.read_bytes() != out.read_bytes()
     with pytest.raises(SystemExit):
         parser.parse_args(["synth", "--rows", "10"])  # --out is required
     with pytest.raises(SystemExit):
@@ -369,13 +504,17 @@ def test_demo_tokenizer_round_trips():
 
 
 @pytest.mark.slow
-def test_demo_tokenizer_is_reproducible():
+def test_demo_tokenizer_is_reproducible(monkeypatch):
     """The shipped tokenizer.json is what scripts/train_demo_tokenizer.py
-    writes (re-run the script after changing the generator)."""
+    writes (re-run the script after changing the generator). It was trained on
+    the rows without preferences (`preferences=False`, pinned byte for byte by
+    test_bytes_are_pinned)."""
     pytest.importorskip("tokenizers")
     script = _load(
         "_train_demo_tokenizer", PKG.parent.parent / "scripts" / "train_demo_tokenizer.py"
     )
+    plain = functools.partial(synth.iter_rows, preferences=False)
+    monkeypatch.setattr(script.synth, "iter_rows", plain)
     text = script.build(5000, 12345)
     if not text.endswith("\n"):
         text += "\n"

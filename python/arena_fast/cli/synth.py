@@ -3,7 +3,10 @@
 The rows follow the public statistics of the real file (turns, lengths,
 labels) and carry its quirks (null and empty responses, identical answers,
 repeated prompts, ragged turn lists, lone surrogates, special-token strings).
-Same --rows and --seed, same bytes."""
+The label follows what the text shows: a refusal loses to an answer, a
+truncated or off-topic answer to a complete one, equal answers tie, with a
+little noise (`--no-preferences`: the earlier rows, whose label barely depends
+on the text). Same --rows, --seed and --preferences, same bytes."""
 
 from __future__ import annotations
 
@@ -28,6 +31,12 @@ def add_parser(sub) -> None:
     )
     p.add_argument("--rows", type=_non_negative, default=1000, help="rows to write")
     p.add_argument("--seed", type=int, default=0, help="random seed")
+    p.add_argument(
+        "--preferences",
+        action=Switch,
+        default=True,
+        help="labels that follow the text (docs/synth.md); --no-preferences: the earlier rows",
+    )
     p.add_argument("--out", required=True, help="output CSV path (written atomically)")
     p.add_argument("--overwrite", action=Switch, help="replace an existing --out file")
     p.set_defaults(run=run)
@@ -37,7 +46,7 @@ def run(args: argparse.Namespace) -> int:
     check_file_output(args.out, overwrite=args.overwrite)
     start = time.perf_counter()
     try:
-        count = write_csv(args.out, args.rows, seed=args.seed)
+        count = write_csv(args.out, args.rows, seed=args.seed, preferences=args.preferences)
     except OSError as exc:
         message = f"arena-fast synth: error: cannot write {args.out}: {exc}"
         print(printable(message), file=sys.stderr)

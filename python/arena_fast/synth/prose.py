@@ -40,8 +40,8 @@ def _frozen(value: Any) -> Any:
     return value
 
 
-def _load_words() -> dict:
-    with open(_WORDS_FILE, encoding="utf-8") as f:
+def _load_words(path: Path = _WORDS_FILE) -> dict:
+    with open(path, encoding="utf-8") as f:
         return _frozen(json.load(f))
 
 
@@ -464,3 +464,63 @@ def with_emoji(rng: random.Random, text: str, astral: bool = True) -> str:
     if i < 0:
         return f"{text} {e}"
     return f"{text[: i + 1]} {e}{text[i + 1 :]}"
+
+
+# ---------------------------------------------------------------------------
+# Answers made worse on purpose (``synth.prefs``): refusals, truncated and
+# off-topic answers; and good answers that end where a sentence ends
+# ---------------------------------------------------------------------------
+
+_PREFS_FILE = Path(__file__).parent.parent / "data" / "synth_prefs.json"
+_PREFS = _load_words(_PREFS_FILE)
+REFUSALS = _PREFS["refusals"]
+_LECTURES = _PREFS["lectures"]
+_REFUSING = ("sorry", "cannot", "can't", "unable")
+_GOOD_SHORT = tuple(s for s in _SHORT_REPLIES if not any(w in s for w in _REFUSING))
+# How a complete answer may end (a sentence, a code block, a table row, ...).
+_COMPLETE_ENDS = tuple(".!?)`|*:\"'\u3002\uff01\uff1f")
+
+
+def refusal_text(rng: random.Random, target: int) -> str:
+    """A refusal, followed by a short lecture when ``target`` leaves room:
+    about ``target`` characters, never cut inside the refusal itself."""
+    parts = [rng.choice(REFUSALS)]
+    n = len(parts[0])
+    while n < target - 40:
+        lecture = rng.choice(_LECTURES)
+        parts.append(lecture)
+        n += len(lecture) + 1
+    return " ".join(parts)
+
+
+def good_text(rng: random.Random, ctx: Context, target: int) -> str:
+    """An answer that is complete: it ends where a sentence (or block) ends,
+    and a short one is never a refusal."""
+    if target < 40:
+        return _cut(rng.choice(_GOOD_SHORT), target)
+    text = response_text(rng, ctx, target)
+    if text.endswith(_COMPLETE_ENDS) or text[-1:].isdigit():
+        return text
+    end = max(text.rfind(". "), text.rfind("\n"))
+    if end >= 0.7 * len(text):
+        return text[: end + 1].rstrip()
+    return text + "."
+
+
+def truncated_text(rng: random.Random, ctx: Context, target: int) -> str:
+    """An answer that stops mid-sentence, inside a word (no final punctuation),
+    about ``target`` characters long."""
+    text = response_text(rng, ctx, max(target, 12)).rstrip(" \n.!?:)`|*")
+    word = text.rfind(" ")
+    if word > 0 and len(text) - word > 3:
+        text = text[: len(text) - rng.randint(1, len(text) - word - 2)]
+    elif word > 0:
+        text = text[:word]
+    return text.rstrip(" \n.,;!?:)`|*\u3002")
+
+
+def off_topic_context(rng: random.Random, ctx: Context) -> Context:
+    """An English context on another topic (a chat or question answer when
+    the prompt asked for code): what an off-topic answer is written from."""
+    topic = rng.choice(tuple(t for t in _TOPIC_NAMES if t != ctx.topic and t not in _CODE_TOPICS))
+    return Context("en", topic, "question" if ctx.kind == "code" else ctx.kind)

@@ -16,6 +16,7 @@ from typing import Optional, Union
 
 from ..files import replacing
 from ..sources.kaggle import COLUMNS as KAGGLE_COLUMNS
+from . import prefs
 from .prose import (
     Context,
     draw_context,
@@ -168,20 +169,31 @@ def _prompt_turns(rng: random.Random, quirk: Optional[str], turns: int, pool: _P
     return ctx, prompt
 
 
-def _response_turns(rng: random.Random, ctx: Context, turns: int, quirk: Optional[str]) -> tuple:
+def _response_turns(
+    rng: random.Random, ctx: Context, turns: int, quirk: Optional[str], plan: Optional[tuple]
+) -> tuple:
     """The turns of response A and B. Their lengths are correlated (Gaussian
     copula, rho 0.5), each marginal following the table; multi-turn rows run
-    longer."""
+    longer. With a ``plan`` (``prefs.draw_plan``), each answer is written to
+    its quality, its length level placed by ``prefs.length_level``."""
     multi = turns > 1
     za = rng.gauss(0.0, 1.0)
     zb = 0.5 * za + 0.8660254037844386 * rng.gauss(0.0, 1.0)
     sides = []
-    for z in (za, zb):
+    for z, quality in zip((za, zb), plan or (None, None)):
         side_ctx = ctx
         if ctx.lang != "en" and rng.random() < 0.15:
             side_ctx = Context("en", ctx.topic, ctx.kind)
-        total = quantile(RESPONSE_TABLE, level(phi(z), multi, rng))
-        texts = [response_text(rng, side_ctx, t) for t in split_total(rng, total, turns, 1)]
+        u = phi(z)
+        if quality is not None:
+            u = prefs.length_level(u, quality)
+            side_ctx = prefs.side_context(rng, side_ctx, quality)
+        total = quantile(RESPONSE_TABLE, level(u, multi, rng))
+        parts = split_total(rng, total, turns, 1)
+        if quality is None:
+            texts = [response_text(rng, side_ctx, t) for t in parts]
+        else:
+            texts = [prefs.answer_text(rng, side_ctx, t, quality) for t in parts]
         if rng.random() < 0.035:
             j = rng.randrange(len(texts))
             texts[j] = with_emoji(rng, texts[j], astral=False)
@@ -259,13 +271,18 @@ def _quirk_shares(quirk: Optional[str], side: bool, pa: float, pb: float) -> tup
     return pa, pb
 
 
-def _make_row(rng: random.Random, row_id: int, quirk: Optional[str], pool: _PromptPool) -> dict:
+def _make_row(
+    rng: random.Random, row_id: int, quirk: Optional[str], pool: _PromptPool, plan: Optional[tuple]
+) -> dict:
     # The steps draw from `rng` in this order; any change changes the bytes.
     ma, mb = _pick_models(rng)
     turns = _turn_count(rng, quirk)
     ctx, prompt = _prompt_turns(rng, quirk, turns, pool)
-    ra, rb = _response_turns(rng, ctx, turns, quirk)
-    pa, pb = _label_shares(ma, mb, ra, rb)
+    ra, rb = _response_turns(rng, ctx, turns, quirk, plan)
+    if plan is None:
+        pa, pb = _label_shares(ma, mb, ra, rb)
+    else:
+        pa, pb, _ = prefs.preference_shares(*plan)
     ra, rb, side, broken_field = _apply_quirk(rng, quirk, ctx, prompt, ra, rb)
     wa, wb, wt = _label(rng, *_quirk_shares(quirk, side, pa, pb))
     row = {
@@ -284,37 +301,51 @@ def _make_row(rng: random.Random, row_id: int, quirk: Optional[str], pool: _Prom
     return row
 
 
-def iter_rows(n: int, seed: int = 0) -> Iterator[dict]:
+def iter_rows(n: int, seed: int = 0, *, preferences: bool = True) -> Iterator[dict]:
     """Yield ``n`` synthetic rows (dicts with the keys of ``COLUMNS``; the text
     columns are JSON strings, the labels 0/1 ints), ids ascending like the real
-    file. Deterministic in ``(n, seed)``; the arguments are checked at once."""
+    file. Deterministic in ``(n, seed, preferences)``; the arguments are
+    checked at once.
+
+    With ``preferences`` (the default) the label follows what the text shows
+    (``synth.prefs``: a refusal loses to an answer, a truncated or off-topic
+    answer to a complete one, equal answers tie, with a little noise). Without,
+    the rows are those written before the preferences came: the label
+    barely depends on the text (model strength and length nudge it); the demo
+    tokenizer was trained on those."""
     if isinstance(n, bool) or not isinstance(n, int):
         raise TypeError(f"n must be an int, not {type(n).__name__}")
     if n < 0:
         raise ValueError(f"n must be >= 0, got {n}")
-    return _rows(n, seed)
+    return _rows(n, seed, bool(preferences))
 
 
-def _rows(n: int, seed: int) -> Iterator[dict]:
+def _rows(n: int, seed: int, preferences: bool) -> Iterator[dict]:
     rng = random.Random(f"arena_fast.synth:{seed}")
+    # The plans come from a stream of their own: `rng` draws what it drew
+    # before the preferences, so preferences=False gives the same bytes.
+    plans = random.Random(f"arena_fast.synth.prefs:{seed}")
     ids = sorted(rng.sample(range(1 << 32), n))
     quirks = _plan_quirks(rng, n)
     pool = _PromptPool(n)
     for i in range(n):
-        yield _make_row(rng, ids[i], quirks.get(i), pool)
+        plan = prefs.draw_plan(plans) if preferences else None
+        yield _make_row(rng, ids[i], quirks.get(i), pool, plan)
 
 
-def generate_rows(n: int, seed: int = 0) -> list:
+def generate_rows(n: int, seed: int = 0, *, preferences: bool = True) -> list:
     """``n`` synthetic rows as a list of dicts (see ``iter_rows``)."""
-    return list(iter_rows(n, seed))
+    return list(iter_rows(n, seed, preferences=preferences))
 
 
-def write_csv(path: Union[str, os.PathLike], n: int, seed: int = 0) -> int:
+def write_csv(
+    path: Union[str, os.PathLike], n: int, seed: int = 0, *, preferences: bool = True
+) -> int:
     """Write ``n`` synthetic rows to ``path`` as a Kaggle train.csv (header,
     QUOTE_MINIMAL, ``\\n`` line ends), atomically and durably
-    (``arena_fast.files.replacing``). Same ``(n, seed)``, same bytes.
-    Returns the number of rows written."""
-    rows = iter_rows(n, seed)
+    (``arena_fast.files.replacing``). Same ``(n, seed, preferences)``, same
+    bytes. Returns the number of rows written."""
+    rows = iter_rows(n, seed, preferences=preferences)
     count = 0
     with replacing(path) as tmp, open(tmp, "w", newline="", encoding="utf-8") as f:
         writer = csv.writer(f, quoting=csv.QUOTE_MINIMAL, lineterminator="\n")
