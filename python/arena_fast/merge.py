@@ -100,7 +100,8 @@ def merge_runs(
         merge_into_base: fold the averaged LoRA adapter into the decoder's
             weights (peft's `merge_and_unload`): `out` is then stored as a
             run trained without LoRA (`lora_r = 0`, every decoder weight in
-            `decoder.safetensors`) and needs no peft to predict. Runs trained
+            `decoder.safetensors`) and needs no peft to predict; a quantised
+            run's base is de-quantised first (docs/training.md). Runs trained
             without LoRA have nothing to merge: asking is a `ConfigError`.
         weights: one non-negative weight per run (normalised to sum 1;
             default: equal).
@@ -158,14 +159,10 @@ def merge_runs(
         bundle = write_bundle_from(work, source)
         if merge_into_base:
             counts[DECODER] = _merge_into_base(work, base)
-            # A float model now: the quantised base was de-quantised.
+            # A float run now: lora_r and the quantisation are the adapter's and base's.
+            provenance.update(merged_into_base=True, lora_r=lora_r, dequantized=config.quantization)
             config = dataclasses.replace(config, lora_r=0, quantization=None)
             write_run_config(work, config)
-            # lora_r: of the adapter that was folded in; dequantized: the
-            # quantisation of the base it was folded into.
-            provenance.update(
-                merged_into_base=True, lora_r=lora_r, dequantized=configs[0].quantization
-            )
             _write_json(work / MERGED, provenance)
             bundle = write_bundle_from(work, source)
     return {

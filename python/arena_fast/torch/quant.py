@@ -1,6 +1,7 @@
 """QLoRA (4-bit) and 8-bit decoders through bitsandbytes, on CUDA and on the
-CPU (the `[train]` extra; imported by `af.model` only when a quantisation is
-asked for).
+CPU (the `[train]` extra). bitsandbytes itself is imported only when a
+quantisation is asked for: it is optional (Linux only in the extra) and
+slow to import.
 
 - `check_support(quantization, device)`: the installed bitsandbytes can
   quantise on `device` (its version, then a tiny quantise round trip, once
