@@ -113,7 +113,7 @@ class TrainConfig:
     )
     quantization: Optional[str] = _help(
         "None, 4bit (QLoRA: nf4, double quantisation) or 8bit, with LoRA (lora_r > 0): "
-        "bitsandbytes on CUDA, or on the CPU from bitsandbytes 0.48",
+        "bitsandbytes on CUDA or on the CPU (its CPU backend)",
         None,
     )
     gradient_checkpointing: bool = _help("recompute activations in the backward pass", False)
