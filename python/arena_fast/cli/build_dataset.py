@@ -283,9 +283,11 @@ def summary(manifest: dict, out: str) -> str:
     lines.append(
         "  labels                      " + "  ".join(f"{k} {v:,}" for k, v in c["labels"].items())
     )
-    lines.append(f"  {'label space':<28}{manifest.get('label_space', 'abt'):>10}")
-    for mapping in manifest.get("label_mapping", []):
-        lines.append(f"  {'label mapping':<28}{mapping}")
+    # Read by `inspect` from a manifest that may be hand-edited: shown as found.
+    lines.append(f"  {'label space':<28}{str(manifest.get('label_space', 'abt')):>10.40}")
+    mappings = manifest.get("label_mapping")
+    for mapping in mappings if isinstance(mappings, list) else []:
+        lines.append(f"  {'label mapping':<28}{str(mapping):.200}")
     lines.append(
         "  folds                       " + "  ".join(f"{k}:{v:,}" for k, v in c["folds"].items())
     )
