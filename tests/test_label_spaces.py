@@ -16,7 +16,7 @@ import pytest
 
 import arena_fast as af
 from arena_fast.dataset import BuildConfig, build_dataset, load_dataset
-from arena_fast.diagnostics import format_summary, prediction_frame, summarize
+from arena_fast.diagnostics import format_summary, prediction_frame, read_predictions, summarize
 from arena_fast.labels import (
     LABEL_SPACES,
     describe_mapping,
@@ -285,6 +285,16 @@ def test_each_space_trains_predicts_and_submits(tmp_path, name):
     expected = np.where(ab[:, 1] > ab[:, 0], "model_b", "model_a")
     wsdm_ids = sub["id"].to_list()
     assert wsdm_ids == [str(i) for i in out["ids"]] and sub["winner"].to_list() == list(expected)
+    # The held-out table, its summary and the report are of K classes.
+    held = read_predictions(run / "valid_predictions.parquet")
+    assert held.schema["probs"] == pl.Array(pl.Float64, k)
+    summary = summarize(held)
+    assert summary["label_space"] == name and len(summary["confusion"]) == k
+    if name == "abtx":
+        from arena_fast.report import write_report
+
+        page = write_report([run]).read_text(encoding="utf-8")
+        assert "chance" in page or "confusion" in page
     # Data of another space is refused, naming both.
     abt = _build(_rows("abt", n=12), tmp_path, "abt", swap=True)
     with pytest.raises(af.ConfigError, match=f"label space 'abt'.*'{name}'"):
