@@ -60,7 +60,10 @@ def predict_logits(
         progress({"rows": done, "total": n})
     with torch.no_grad():
         for idx in plan:
-            logits[idx] = model(batches[idx]).double().cpu().numpy()
+            out = model(batches[idx]).double().cpu().numpy()
+            if out.shape[1:] != logits.shape[1:]:  # a model without `num_classes`
+                logits = np.zeros((n, *out.shape[1:]), dtype=np.float64)
+            logits[idx] = out
             done += len(idx)
             if progress is not None:
                 progress({"rows": done, "total": n})
