@@ -52,7 +52,7 @@ FORMATS = ("kaggle", "arena33k", "ultrafeedback", "chat1m", "canonical")
 DROP_REASONS = {
     "bad_record": "a JSON line / array element that is not a JSON object",
     "missing_id": "the id column is there, the record's id is null",
-    "bad_labels": "kaggle winner cells or canonical labels that are not 3 numbers",
+    "bad_labels": "kaggle winner cells or canonical labels that are not one number per class",
     "bad_winner": "arena33k winner outside model_a / model_b / tie / tie (bothbad)",
     "bad_conversation": "not a list of {role, content}; no user or no assistant turn",
     "too_few_completions": "ultrafeedback raw: fewer than 2 completions with a response",
