@@ -60,10 +60,14 @@ def test_the_notice_is_filtered_whatever_loads_bitsandbytes():
         "log = logging.getLogger('bitsandbytes.backends.cpu.ops')\n"
         "log.warning(BNB_CPU_NOTICE + ' from somewhere')\n"
         "log.warning('another message')\n"
+        "from arena_fast.notices import BNB_INT8_CAST\n"
+        "logging.getLogger('bitsandbytes.autograd._functions').warning(\n"
+        "    BNB_INT8_CAST + ' from %s to float16 during quantization', 'torch.float32')\n"
     )
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     assert "gemm_4bit_forward" not in done.stdout + done.stderr
+    assert "MatMul8bitLt" not in done.stdout + done.stderr
     assert "another message" in done.stderr
 
 
