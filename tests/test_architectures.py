@@ -419,3 +419,20 @@ def test_a_transformers_tokenizer_without_a_bos_has_none():
     assert tok.special_token_id("eos", None) == tok.token_to_id("<eos>")
     with pytest.raises(af.ConfigError, match="which"):
         tok.special_token_id("unk", None)
+
+
+def test_a_run_of_an_unchecked_architecture_trains_and_predicts_padded(dataset, tmp_path):
+    """`layout: auto` takes the model into account in train, predict and
+    Judge: an architecture arena_varlen has not been checked on runs padded
+    (it stopped at its first packed step before)."""
+    folder = _olmo2(tmp_path, af.Tokenizer.demo())
+    config = TrainConfig(
+        data=str(dataset), fold=0, model=folder, lora_r=4, max_tokens=1024, max_steps=2
+    )
+    out = tmp_path / "run"
+    train(dataclasses.replace(config, out=str(out), attn_implementation="arena_varlen"))
+    result = predict(out, dataset)
+    assert np.isfinite(result["probs"]).all()
+    judge = af.predict.Judge(out)
+    assert judge.layout == "padded"
+    assert judge.compare("q", "a", "b")["verdict"] in af.labels.VERDICTS

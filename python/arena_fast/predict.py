@@ -140,7 +140,7 @@ def predict(
     _check_settings(run, bundle, data, dataset, tta)
     model, config = load_run(run, tokenizer=dataset.tokenizer(), base_model=base_model)
     if layout is None:
-        layout = _run_layout(config)
+        layout = _run_layout(config, model)
     logits = predict_logits(model, dataset.encoded, layout, max_tokens, max_rows, progress=progress)
     out = dataset_predictions(dataset, logits, tta=tta, where=f"predicting {data} with {run}")
     out["dataset"] = Path(data)
@@ -282,8 +282,9 @@ def run_encoder(run: Union[str, os.PathLike]):
     return Encoder.from_config(Tokenizer.from_file(settings["tokenizer"]), settings["encoder"])
 
 
-def _run_layout(config) -> str:
-    return resolve_layout(config.layout, config.attn_implementation or default_attention())
+def _run_layout(config, model) -> str:
+    """The run's layout for its model (padded where packing is not exact)."""
+    return resolve_layout(config.layout, config.attn_implementation or default_attention(), model)
 
 
 def _named(p: np.ndarray, space: LabelSpace) -> dict[str, float]:
@@ -313,7 +314,7 @@ class Judge:
         self.model, self.config = load_run(
             self.run, tokenizer=self.encoder.tokenizer, base_model=base_model
         )
-        self.layout = _run_layout(self.config)
+        self.layout = _run_layout(self.config, self.model)
         self.max_tokens = max_tokens
         self.space = space_of_width(self.model.num_classes)  # the run's label space
 

@@ -309,10 +309,10 @@ def _model(config: TrainConfig, data, ranks: _Ranks) -> tuple:
     mode on this rank's device, and what the steps call (the model, or
     DistributedDataParallel around it over several ranks)."""
     attn = config.attn_implementation or default_attention()
-    layout = resolve_layout(config.layout, attn)
     model = classifier_for(
         dataclasses.replace(config, attn_implementation=attn), data.tokenizer(), data.space.k
     )
+    layout = resolve_layout(config.layout, attn, model)  # padded where packing is not exact
     if torch.cuda.is_available() and config.quantization is None:
         model.to(torch.device("cuda", ranks.local_rank))
     model.train()

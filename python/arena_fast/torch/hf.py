@@ -370,7 +370,7 @@ class ArenaTrainer(transformers.Trainer):
         self.eval_max_tokens = check_int(
             "eval_max_tokens", max_tokens if eval_max_tokens is None else eval_max_tokens, 1, 2**40
         )
-        self.layout = resolve_layout(layout, model.attn_implementation)
+        self.layout = resolve_layout(layout, model.attn_implementation, model)
         self.pad_id = model.pad_id if pad_id is None else pad_id
         kwargs.setdefault("data_collator", ArenaCollator(self.layout, self.pad_id))
         super().__init__(
