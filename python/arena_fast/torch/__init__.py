@@ -18,10 +18,11 @@ from .data import (
     resolve_layout,
     to_torch,
 )
-from .packed import last_hidden, packed_inputs, padded_inputs, pool_last
+from .packed import PACKABLE, last_hidden, packed_inputs, packing_problem, padded_inputs, pool_last
 
 __all__ = [
     "ARENA_VARLEN",
+    "PACKABLE",
     "ArenaBatches",
     "PlanSampler",
     "arena_varlen_attention",
@@ -31,6 +32,7 @@ __all__ = [
     "make_loader",
     "make_plan",
     "packed_inputs",
+    "packing_problem",
     "padded_inputs",
     "pool_last",
     "register",
