@@ -34,7 +34,11 @@ from ._terminal import printable
 
 # The pipeline demo's token budget: it trains on a CPU in a few minutes. The
 # encoder's default (--encode-only, build-dataset) is BuildConfig's.
-PIPELINE_MAX_LENGTH = 384
+PIPELINE_MAX_LENGTH = 192
+# What a cut answer keeps in the pipeline demo: its head and its tail, so the
+# model sees both how an answer starts (a refusal) and how it ends (complete,
+# or cut off mid-sentence): what the synthetic labels follow (docs/synth.md).
+PIPELINE_KEEP = "head_tail"
 
 
 def add_parser(sub) -> None:
@@ -45,13 +49,20 @@ def add_parser(sub) -> None:
         description=__doc__,
         formatter_class=HelpFormatter,
     )
-    p.add_argument("--rows", type=int_at_least(1), default=2000, help="synthetic training rows")
+    p.add_argument("--rows", type=int_at_least(1), default=3000, help="synthetic training rows")
     p.add_argument(
         "--test-rows", type=int_at_least(1), default=500, help="held-out synthetic rows to score"
     )
     p.add_argument("--seed", type=int, default=0, help="seed of the synthetic rows and training")
-    p.add_argument("--epochs", type=int_at_least(1), default=2, help="training epochs")
-    p.add_argument("--lr", type=float, default=2e-3, help="learning rate")
+    p.add_argument("--epochs", type=int_at_least(1), default=3, help="training epochs")
+    p.add_argument("--lr", type=float, default=3e-3, help="learning rate")
+    p.add_argument(
+        "--torch-threads",
+        type=thread_count,
+        default=1,
+        help="torch threads of training and prediction (the tiny model gains little from "
+        "more, and on a busy machine a second thread can cost several times the time)",
+    )
     p.add_argument("--model", default="tiny-gemma2", help="tiny-gemma2, tiny-llama or a folder")
     p.add_argument(
         "--out",
@@ -107,9 +118,12 @@ def _say(stage: str, text: str) -> None:
 
 
 def _pipeline(args: argparse.Namespace, work: str) -> int:
-    # The torch layer: loaded by the pipeline demo only.
-    from ..predict import predict, prediction_table, write_submission
+    # The torch layer: loaded by the pipeline demo only (here and in _score).
+    import torch
+
     from ..train import TrainConfig, train
+
+    torch.set_num_threads(args.torch_threads)
 
     started = time.perf_counter()
     train_csv, test_csv = os.path.join(work, "train.csv"), os.path.join(work, "holdout.csv")
@@ -125,6 +139,7 @@ def _pipeline(args: argparse.Namespace, work: str) -> int:
         swap=True,
         seed=args.seed,
         threads=args.threads,
+        encoder={"keep": PIPELINE_KEEP},
     )
     data, holdout = os.path.join(work, "data"), os.path.join(work, "holdout-data")
     built = build_dataset(BuildConfig(inputs=[train_csv], **common), data, overwrite=True)
@@ -134,7 +149,8 @@ def _pipeline(args: argparse.Namespace, work: str) -> int:
         "build",
         f"{counts['rows']} of {counts['rows_in']} rows kept, "
         f"{counts['input_rows_dropped']} dropped "
-        f"(reasons in {data}/dropped.parquet); both A/B orders, max_length {args.max_length}",
+        f"(reasons in {data}/dropped.parquet); both A/B orders, max_length {args.max_length}, "
+        f"cut answers keep their {PIPELINE_KEEP.replace('_', ' and ')}",
     )
     train_rows = load_dataset(data, fold=0, split="train", swap=False)
     valid_rows = load_dataset(data, fold=0, split="valid", swap=False)
@@ -175,13 +191,28 @@ def _pipeline(args: argparse.Namespace, work: str) -> int:
         train(config, log=log, progress=train_bar(steps))
     finally:
         steps.done()
+    _score(run_dir, holdout, prior, work)
+    where = f"kept in {work}" if args.out else "in a temporary directory, removed"
+    _say("done", f"{time.perf_counter() - started:.0f} s; datasets, run and submission {where}")
+    return 0
+
+
+def _score(run_dir: str, holdout: str, prior: np.ndarray, work: str) -> None:
+    """Predict the held-out rows with swap TTA, write the submission, print
+    the scores: before training (uniform, the class prior) and after."""
+    from ..predict import postprocess_rules, predict, prediction_table, write_submission
+
     rows = Progress(prefix="arena-fast demo")
     try:
         result = predict(run_dir, holdout, progress=rows_bar(rows, "predicting held-out rows"))
     finally:
         rows.done()
     table = summarize(prediction_table(result))
-    rules = predict(run_dir, holdout, postprocess=True)
+    # predict(postprocess=True)'s rules, on these probabilities (no second pass).
+    held = load_dataset(holdout, swap=None)
+    ruled, changed = postprocess_rules(
+        result["probs"], held.flags[0::2] if held.swapped else held.flags
+    )
     labels = result["labels"]
     mask = ~np.isnan(labels).any(axis=1)
     single = log_loss(result["probs_original"][mask], labels[mask])
@@ -189,15 +220,19 @@ def _pipeline(args: argparse.Namespace, work: str) -> int:
         "predict",
         f"{len(result['ids'])} held-out rows: log loss {table['log_loss']:.4f} with swap TTA, "
         f"{single:.4f} original order alone, "
-        f"{log_loss(rules['probs'][mask], labels[mask]):.4f} with --postprocess "
-        f"({int(rules['postprocessed'].sum())} rows changed)",
+        f"{log_loss(ruled[mask], labels[mask]):.4f} with --postprocess "
+        f"({int(changed.sum())} rows changed)",
     )
     submission = os.path.join(work, "submission.csv")
     write_submission(submission, result["ids"], result["probs"])
     print(format_summary(table))
-    where = f"kept in {work}" if args.out else "in a temporary directory, removed"
-    _say("done", f"{time.perf_counter() - started:.0f} s; datasets, run and submission {where}")
-    return 0
+    held_prior = log_loss(np.tile(prior, (int(mask.sum()), 1)), labels[mask])
+    _say(
+        "result",
+        f"held-out log loss {math.log(3):.4f} (uniform), {held_prior:.4f} (class prior) "
+        f"before training -> {table['log_loss']:.4f} after; flip rate {table['flip_rate']:.3f} "
+        f"(verdict changes under the A/B swap)",
+    )
 
 
 def _read_csv(path: str) -> tuple[list[str], list[str], list[str]]:
