@@ -150,7 +150,7 @@ def test_bytes_are_pinned(tmp_path):
 
 
 # write_csv(path, 300, seed=0): the rows with preferences (synth.prefs).
-PINNED_DIGEST = "a6e993ef416777ecacd4894a7c34c6bacc8502d54b23884379a5ac6a8e4db778"
+PINNED_DIGEST = "423f624ef7d29a8c3dc1a485f30e0fd88847b9ef1085cab496a9e8eabe57e0c5"
 
 
 def test_header_is_the_kaggle_readers():

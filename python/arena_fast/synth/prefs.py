@@ -16,9 +16,10 @@ symmetric in A and B: the plan table draws each unequal pair in both orders
 with the same weight, and the shares of (B, A) are those of (A, B) with A and
 B exchanged.
 
-The answers keep the length distribution of ``stats``: a worse answer takes
-its length from the bottom ``DEGRADED_SHARE`` of the quantile levels, a good
-one from the rest, so the mixture is the table's (and worse answers are
+The answers keep the length distribution of ``stats``: a truncated or
+off-topic answer takes its length from the bottom ``FLAWED_SHARE`` of the
+quantile levels, a refusal from the next ones up to ``DEGRADED_SHARE``, a good
+answer from the rest, so the mixture is the table's (and worse answers are
 shorter, as in the real file, where long answers win more often)."""
 
 from __future__ import annotations
@@ -65,8 +66,15 @@ def _ordered(pairs: tuple) -> tuple:
 PLANS = _ordered(_PAIRS)
 _PLAN_NAMES, _PLAN_CUM = cumulative(PLANS)
 
-# The share of answers that are not good (what the length levels make room for).
-DEGRADED_SHARE = sum(w * ((x != "good") + (y != "good")) for (x, y), w in PLANS) / 2
+
+def _share(qualities: tuple) -> float:
+    return sum(w * ((x in qualities) + (y in qualities)) for (x, y), w in PLANS) / 2
+
+
+# The shares of answers that are truncated or off topic, and that are not good:
+# what the length levels make room for.
+FLAWED_SHARE = _share(("truncated", "off_topic"))
+DEGRADED_SHARE = _share(("truncated", "off_topic", "refusal"))
 
 
 def draw_plan(rng: random.Random) -> tuple:
@@ -85,11 +93,14 @@ def preference_shares(quality_a: str, quality_b: str) -> tuple:
 
 def length_level(u: float, quality: str) -> float:
     """The quantile level of an answer's length: the uniform ``u`` mapped to
-    the bottom ``DEGRADED_SHARE`` of the levels for a worse answer, to the
-    rest for a good one."""
+    the bottom ``FLAWED_SHARE`` of the levels for a truncated or off-topic
+    answer (short: its end shows), the next ones up to ``DEGRADED_SHARE``
+    for a refusal, the rest for a good answer."""
     if quality == "good":
         return DEGRADED_SHARE + (1.0 - DEGRADED_SHARE) * u
-    return DEGRADED_SHARE * u
+    if quality == "refusal":
+        return FLAWED_SHARE + (DEGRADED_SHARE - FLAWED_SHARE) * u
+    return FLAWED_SHARE * u
 
 
 def side_context(rng: random.Random, ctx: Context, quality: str) -> Context:
