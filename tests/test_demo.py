@@ -25,8 +25,11 @@ def test_demo_runs_every_stage_and_scores(tmp_path, capsys):
     args = ["demo", "--rows", "240", "--test-rows", "60", "--epochs", "1", "--max-length", "128"]
     assert main([*args, "--out", str(out)]) == 0
     text = capsys.readouterr().out
-    for stage in ("synth", "build", "score", "train", "predict", "done"):
+    for stage in ("synth", "build", "score", "train", "predict", "result", "done"):
         assert f"[{stage:<7}]" in text, text
+    # The before/after: uniform and class prior, then the trained model and its flip rate.
+    after = re.search(r"before training -> (\d\.\d{4}) after; flip rate (\d\.\d{3})", text)
+    assert after and 0.0 <= float(after.group(2)) <= 1.0, text
     assert "uniform 1.0986" in text
     losses = [float(x) for x in re.findall(r"log loss (\d\.\d{4})", text)]
     assert len(losses) >= 2 and all(0.5 < x < 2.0 for x in losses), text

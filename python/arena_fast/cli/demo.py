@@ -94,12 +94,21 @@ def run(args: argparse.Namespace) -> int:
     if args.input:
         raise ConfigError("--input is for --encode-only; the pipeline demo makes its own rows")
     try:
-        import torch  # noqa: F401
+        import torch
     except ImportError:
         raise ConfigError(
             'the pipeline demo trains a model: pip install "arena-fast[train]" '
             "(or run `arena-fast demo --encode-only`)"
         ) from None
+    threads = torch.get_num_threads()
+    torch.set_num_threads(args.torch_threads)  # the caller's count comes back below
+    try:
+        return _run_pipeline(args)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _run_pipeline(args: argparse.Namespace) -> int:
     if args.out:
         # Its own files only: never a user's train.csv or submission.csv.
         check_output(args.out, "demo", overwrite=True)
@@ -119,11 +128,7 @@ def _say(stage: str, text: str) -> None:
 
 def _pipeline(args: argparse.Namespace, work: str) -> int:
     # The torch layer: loaded by the pipeline demo only (here and in _score).
-    import torch
-
     from ..train import TrainConfig, train
-
-    torch.set_num_threads(args.torch_threads)
 
     started = time.perf_counter()
     train_csv, test_csv = os.path.join(work, "train.csv"), os.path.join(work, "holdout.csv")
