@@ -16,7 +16,7 @@ from typing import Optional, Union
 
 from ..files import replacing
 from ..sources.kaggle import COLUMNS as KAGGLE_COLUMNS
-from . import prefs
+from .prefs import answer_text, draw_plan, length_level, preference_shares, side_context
 from .prose import (
     Context,
     draw_context,
@@ -186,14 +186,14 @@ def _response_turns(
             side_ctx = Context("en", ctx.topic, ctx.kind)
         u = phi(z)
         if quality is not None:
-            u = prefs.length_level(u, quality)
-            side_ctx = prefs.side_context(rng, side_ctx, quality)
+            u = length_level(u, quality)
+            side_ctx = side_context(rng, side_ctx, quality)
         total = quantile(RESPONSE_TABLE, level(u, multi, rng))
         parts = split_total(rng, total, turns, 1)
         if quality is None:
             texts = [response_text(rng, side_ctx, t) for t in parts]
         else:
-            texts = [prefs.answer_text(rng, side_ctx, t, quality) for t in parts]
+            texts = [answer_text(rng, side_ctx, t, quality) for t in parts]
         if rng.random() < 0.035:
             j = rng.randrange(len(texts))
             texts[j] = with_emoji(rng, texts[j], astral=False)
@@ -282,7 +282,7 @@ def _make_row(
     if plan is None:
         pa, pb = _label_shares(ma, mb, ra, rb)
     else:
-        pa, pb, _ = prefs.preference_shares(*plan)
+        pa, pb, _ = preference_shares(*plan)
     ra, rb, side, broken_field = _apply_quirk(rng, quirk, ctx, prompt, ra, rb)
     wa, wb, wt = _label(rng, *_quirk_shares(quirk, side, pa, pb))
     row = {
@@ -329,7 +329,7 @@ def _rows(n: int, seed: int, preferences: bool) -> Iterator[dict]:
     quirks = _plan_quirks(rng, n)
     pool = _PromptPool(n)
     for i in range(n):
-        plan = prefs.draw_plan(plans) if preferences else None
+        plan = draw_plan(plans) if preferences else None
         yield _make_row(rng, ids[i], quirks.get(i), pool, plan)
 
 
