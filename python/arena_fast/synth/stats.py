@@ -13,12 +13,13 @@ from typing import Any
 # Shares of the real file: A wins, B wins, tie.
 LABEL_SHARES = (0.349, 0.342, 0.309)
 
-# What ordinary rows draw from: a little more tie than LABEL_SHARES, because the
-# empty-side quirks below are rarely labelled a tie.
+# What ordinary rows draw from without preferences (`iter_rows(...,
+# preferences=False)`; with them, `prefs` sets the shares): a little more tie
+# than LABEL_SHARES, because the empty-side quirks below are rarely a tie.
 BASE_SHARES = (0.3475, 0.3405, 0.312)
 
-# (name, sampling weight, strength). Strength nudges the label a little so the
-# synthetic data has a learnable signal; it is symmetric in A and B.
+# (name, sampling weight, strength). Without preferences, strength nudges the
+# label a little (symmetric in A and B); with them, the text decides.
 MODELS = (
     ("gpt-4-1106-preview", 7.0, 1.0),
     ("gpt-4-0125-preview", 2.5, 1.0),
