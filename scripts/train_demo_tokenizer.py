@@ -50,7 +50,7 @@ _NEWLINES = re.compile("\n+")
 def training_text(rows: int, seed: int) -> list:
     """Lines of text (no newlines: those are added tokens) from synthetic rows."""
     lines = []
-    for row in synth.iter_rows(rows, seed):
+    for row in synth.iter_rows(rows, seed, preferences=False):
         for column in ("prompt", "response_a", "response_b"):
             for turn in json.loads(row[column]):
                 if not turn:
