@@ -1,6 +1,7 @@
 """What the training and prediction benchmarks share: the synth dataset they
-build, the Hugging Face tokenizer of the demo vocabulary, and the stock
-`Gemma2ForSequenceClassification` holding one of our classifiers' weights."""
+build, the Hugging Face tokenizer of the demo vocabulary, the stock attention
+of a preset, and the stock `AutoModelForSequenceClassification` holding one of
+our classifiers' weights (any preset: Gemma 2, Qwen 2, Gemma 3, ...)."""
 
 from __future__ import annotations
 
@@ -44,30 +45,37 @@ def hf_tokenizer():
     )
 
 
-def hf_gemma2_classifier(ours: Any, pad_id: int, attn: str = "eager"):
-    """`Gemma2ForSequenceClassification` with exactly the weights of our
-    tiny-gemma2 classifier `ours`: the body copied, `score` replaced by our
-    head (a Linear with bias)."""
+def stock_attention(model: str) -> str:
+    """The stock transformers attention a padded batch of the preset `model`
+    runs with: sdpa, but eager for Gemma 2 (its soft-capping has no sdpa)."""
+    return "eager" if model == "tiny-gemma2" else "sdpa"
+
+
+def hf_classifier(ours: Any, pad_id: int, attn: str = "eager"):
+    """The stock `AutoModelForSequenceClassification` of `ours`'s
+    architecture (`Gemma2ForSequenceClassification`,
+    `Qwen2ForSequenceClassification`, ...) with exactly the weights of our
+    classifier `ours`: the body copied, `score` replaced by our head (a
+    Linear with bias); `attn` its attention implementation."""
+    import copy
+
     import torch
-    from transformers import Gemma2Config, Gemma2ForSequenceClassification
+    from transformers import AutoModelForSequenceClassification
 
-    from arena_fast.model import TINY
-
-    kw = {k: v for k, v in TINY["tiny-gemma2"].items() if k != "model_type"}
-    config = Gemma2Config(
-        vocab_size=ours.decoder.config.vocab_size,
-        pad_token_id=pad_id,
-        num_labels=3,
-        attn_implementation=attn,
-        use_cache=False,
-        **kw,
-    )
-    model = Gemma2ForSequenceClassification(config)
-    result = model.model.load_state_dict(ours.decoder.state_dict(), strict=True)
+    config = copy.deepcopy(ours.decoder.config)
+    config.num_labels = 3
+    config.pad_token_id = pad_id
+    config.use_cache = False
+    model = AutoModelForSequenceClassification.from_config(config, attn_implementation=attn)
+    result = model.base_model.load_state_dict(ours.decoder.state_dict(), strict=True)
     assert not result.missing_keys and not result.unexpected_keys
     model.score = torch.nn.Linear(config.hidden_size, 3, bias=True)
     model.score.load_state_dict(ours.head.state_dict())
     return model
+
+
+# bench_train.py's name for it (tiny-gemma2 there).
+hf_gemma2_classifier = hf_classifier
 
 
 def write_results(

@@ -1,8 +1,8 @@
 """Prediction throughput with swap TTA: our `Judge` (a trained run bundle)
-against pairjudge's `PairwiseJudge`, on the same tiny-gemma2 weights and the
-same rows (issue 5).
+against pairjudge's `PairwiseJudge`, on the same weights of a tiny preset
+(`--model`, default tiny-gemma2; issue 5, presets issue 16) and the same rows.
 
-Setup (untimed): a tiny-gemma2 run is trained with `af.train.train` for a
+Setup (untimed): a run of the preset is trained with `af.train.train` for a
 few steps on `arena-fast synth --seed 0` rows, built with the encoding that
 pairjudge's `competition_v1` packing reproduces id for id (`rounds`,
 `fourth_place`, `tokenize="joint"`, `split_special_tokens=False`; demo
@@ -10,9 +10,13 @@ tokenizer, max_length 512). The rows to score are other synth rows
 (`--seed 1`), as turn lists, less those pairjudge refuses (null turns, ragged
 turn lists, nothing left to compare).
 
-pairjudge gets the same weights in memory: `Gemma2ForSequenceClassification`
-(eager attention; transformers has no sdpa for Gemma-2) with the run's body
-weights and our head as its `score` (Linear with bias: `score` has none, so
+pairjudge gets the same weights in memory: the stock
+`AutoModelForSequenceClassification` of the preset's architecture
+(`Gemma2ForSequenceClassification`, `Qwen2ForSequenceClassification`,
+`Gemma3TextForSequenceClassification`; pairjudge runs whatever model it is
+given) with the stock attention (eager for Gemma 2, which has no sdpa in
+transformers; sdpa else), the run's body weights and our head as its `score`
+(Linear with bias: `score` has none, so
 pairjudge's `from_pretrained` would drop the bias; its documented constructor
 `PairwiseJudge(model, tokenizer, packer_config, label_order)` takes the model
 as it is), and the demo tokenizer as a `PreTrainedTokenizerFast` (pad
@@ -31,6 +35,7 @@ compared), and each library's default encoding (ours `fair` / `split`,
 pairjudge `balanced_v2`; different ids, timing only).
 
     python benches/bench_predict.py --rows 400 --out /tmp/results_predict.json
+    python benches/bench_predict.py --model tiny-qwen2 --rows 80 --repeat 2
 """
 
 from __future__ import annotations
@@ -51,12 +56,14 @@ import torch  # noqa: E402
 
 import arena_fast as af  # noqa: E402
 from _shared import (  # noqa: E402
-    hf_gemma2_classifier,
+    hf_classifier,
     hf_tokenizer,
     quiet_process,
+    stock_attention,
     synth_dataset,
     write_results,
 )
+from arena_fast.base_model import PRESETS  # noqa: E402
 from arena_fast.predict import Judge, load_run  # noqa: E402
 from arena_fast.train import TrainConfig, train  # noqa: E402
 
@@ -66,7 +73,7 @@ FOURTH_PLACE_ENCODER = {"tokenize": "joint", "split_special_tokens": False}
 
 
 def make_run(args, root: Path) -> Path:
-    """A briefly trained tiny-gemma2 run bundle (so the head is not random)."""
+    """A briefly trained run bundle of `args.model` (so the head is not random)."""
     data = synth_dataset(
         root,
         args.train_rows,
@@ -79,7 +86,7 @@ def make_run(args, root: Path) -> Path:
         TrainConfig(
             data=str(data),
             fold=None,
-            model="tiny-gemma2",
+            model=args.model,
             epochs=1,
             lr=3e-3,
             max_tokens=args.max_tokens,
@@ -117,6 +124,7 @@ def best_of(fn, repeat: int) -> tuple[float, list[float], object]:
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--model", default="tiny-gemma2", choices=PRESETS, help="the preset")
     ap.add_argument("--rows", type=int, default=400, help="synth rows to score (seed 1)")
     ap.add_argument("--train-rows", type=int, default=96, help="synth rows the run trains on")
     ap.add_argument("--max-length", type=int, default=512)
@@ -136,7 +144,8 @@ def main(argv=None) -> int:
     work = Path(tempfile.mkdtemp(prefix="arena-fast-bench-predict-"))
     run = make_run(args, work)
     tok = hf_tokenizer()
-    model = hf_gemma2_classifier(load_run(run, tokenizer=af.Tokenizer.demo())[0], tok.pad_token_id)
+    ours_model = load_run(run, tokenizer=af.Tokenizer.demo())[0]
+    model = hf_classifier(ours_model, tok.pad_token_id, stock_attention(args.model))
     model.eval()
     judges = {
         fmt: PairwiseJudge(
@@ -184,6 +193,8 @@ def main(argv=None) -> int:
     mean_length = float(enc.lengths.mean())
     matched_bs = max(1, round(args.max_tokens / mean_length))
     setup = {
+        "model": args.model,
+        "pairjudge_attention": stock_attention(args.model),
         "rows_scored": n,
         "rows_generated": args.rows,
         "sequences": 2 * n,
@@ -269,7 +280,8 @@ def main(argv=None) -> int:
                 }
             )
     print(
-        f"\n{n} rows ({2 * n} sequences with the swaps, {setup['tokens_both_orders']:,} tokens), "
+        f"\n{args.model}: {n} rows ({2 * n} sequences with the swaps, "
+        f"{setup['tokens_both_orders']:,} tokens), "
         f"max_length {args.max_length}, {args.threads} thread(s), torch {torch.__version__}, "
         f"transformers {transformers.__version__}, pairjudge {pairjudge.__version__}, "
         f"best of {args.repeat}; ids identical (fourth_place vs competition_v1): {same_ids}"

@@ -1,13 +1,13 @@
-"""Training tokens/s of tiny-gemma2 on the CPU inside Hugging Face's
+"""Training tokens/s of a tiny preset on the CPU inside Hugging Face's
 `Trainer`: `af.torch.hf.ArenaTrainer` on our packs (and on length-grouped
 padded batches) beside our own loop (`af.train`) and the stock padded
-`Trainer` (issue 15, point 5).
+`Trainer` (issue 15, point 5; `--model` picks the preset, issue 16).
 
 Rows: `arena-fast synth --seed 0` written as a Kaggle train.csv, built with
 `build_dataset` (demo tokenizer, `--swap`: both A/B orders), as
 `bench_train.py` builds them. Every case trains every row once per epoch
 (no held-out fold, no evaluation) from the same initial weights
-(`load_classifier("tiny-gemma2", seed=0)`), fp32, AdamW (lr 2e-4, no weight
+(`load_classifier(--model, seed=0)`, default tiny-gemma2), fp32, AdamW (lr 2e-4, no weight
 decay), cosine with 5% warmup, no gradient clipping, one optimizer step per
 batch.
 
@@ -18,10 +18,10 @@ Cases:
   packs of at most `--max-tokens` tokens (the same plan: same seed, swap
   pairs kept together), inside `Trainer`'s own loop;
 - `ArenaTrainer`, padded (length-grouped, rows x longest <= `--max-tokens`)
-  + eager;
+  + the stock attention (eager for Gemma 2, which has no sdpa; sdpa else);
 - the stock way: `Trainer` + `DataCollatorWithPadding`, random order,
   `ArenaForSequenceClassification` (the same classifier; its last token read
-  from the attention mask) + eager, fed `ArenaDataset.to_hf()` with its
+  from the attention mask) + the stock attention, fed `ArenaDataset.to_hf()` with its
   `input_ids` and `label` columns. Its batch size in rows is the packs' mean
   real tokens per step over the mean row length (the same real tokens per
   optimizer step on average).
@@ -33,6 +33,7 @@ interleaved, `--repeat` rounds; best of each, and each round's ratio to the
 padded Trainer of the same round.
 
     python benches/bench_trainer.py --rows 120 --repeat 2 --out /tmp/results_trainer.json
+    python benches/bench_trainer.py --model tiny-qwen2 --rows 80 --repeat 2
 """
 
 from __future__ import annotations
@@ -42,11 +43,13 @@ import os
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 import argparse  # noqa: E402
+import dataclasses  # noqa: E402
 import sys  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 from typing import Optional  # noqa: E402
+from unittest import mock  # noqa: E402
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
@@ -59,10 +62,19 @@ from transformers import (  # noqa: E402
 )
 
 import arena_fast as af  # noqa: E402
-from _shared import hf_tokenizer, quiet_process, synth_dataset, write_results  # noqa: E402
+import bench_train  # noqa: E402
+from _shared import (  # noqa: E402
+    hf_tokenizer,
+    quiet_process,
+    stock_attention,
+    synth_dataset,
+    write_results,
+)
+from arena_fast.base_model import PRESETS  # noqa: E402
 from arena_fast.dataset import load_dataset  # noqa: E402
 from arena_fast.model import load_classifier  # noqa: E402
 from arena_fast.torch.hf import ArenaForSequenceClassification, ArenaTrainer  # noqa: E402
+from arena_fast.train import train  # noqa: E402
 from bench_train import WARMUP, run_ours  # noqa: E402
 
 
@@ -105,6 +117,18 @@ def _training_args(name: str, args, work: Path, max_steps: Optional[int], **kw) 
     )
 
 
+def run_af_train(data: Path, args, work: Path, max_steps: Optional[int] = None) -> dict:
+    """`bench_train.run_ours` (packed + `arena_varlen`) on `args.model`: its
+    TrainConfig names tiny-gemma2, so its `train` gets the config with the
+    model replaced."""
+
+    def on_model(config, **kw):
+        return train(dataclasses.replace(config, model=args.model), **kw)
+
+    with mock.patch.object(bench_train, "train", on_model):
+        return run_ours(data, "auto", "arena_varlen", args, work, max_steps=max_steps)
+
+
 def _run(trainer: Trainer, clock: _Clock, start: float) -> dict:
     trainer.remove_callback(PrinterCallback)
     out = trainer.train()
@@ -121,7 +145,7 @@ def run_arena_trainer(
 ) -> dict:
     start = time.perf_counter()
     model = load_classifier(
-        "tiny-gemma2", tokenizer=af.Tokenizer.demo(), attn_implementation=attn, seed=0
+        args.model, tokenizer=af.Tokenizer.demo(), attn_implementation=attn, seed=0
     )
     clock = _Clock()
     trainer = ArenaTrainer(
@@ -143,7 +167,10 @@ def run_padded_trainer(
     start = time.perf_counter()
     rows = load_dataset(data).to_hf().select_columns(["input_ids", "label"])
     model = load_classifier(
-        "tiny-gemma2", tokenizer=af.Tokenizer.demo(), attn_implementation="eager", seed=0
+        args.model,
+        tokenizer=af.Tokenizer.demo(),
+        attn_implementation=stock_attention(args.model),
+        seed=0,
     )
     stock = DataCollatorWithPadding(hf_tokenizer())
     computed = [0]
@@ -175,6 +202,7 @@ def run_padded_trainer(
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--model", default="tiny-gemma2", choices=PRESETS, help="the preset")
     ap.add_argument("--rows", type=int, default=120, help="synth rows (x2 with swaps)")
     ap.add_argument("--epochs", type=int, default=1)
     ap.add_argument("--max-length", type=int, default=512)
@@ -204,17 +232,16 @@ def main(argv=None) -> int:
         "trainer_batch_size": batch_size,
     }
     print(setup, flush=True)
+    stock = stock_attention(args.model)
     cases = {
-        "af.train, packed + arena_varlen": lambda steps=None: run_ours(
-            data, "auto", "arena_varlen", args, work, max_steps=steps
-        ),
+        "af.train, packed + arena_varlen": lambda steps=None: run_af_train(data, args, work, steps),
         "ArenaTrainer, packed + arena_varlen": lambda steps=None: run_arena_trainer(
             data, "auto", "arena_varlen", args, work, steps
         ),
-        "ArenaTrainer, padded grouped + eager": lambda steps=None: run_arena_trainer(
-            data, "padded", "eager", args, work, steps
+        f"ArenaTrainer, padded grouped + {stock}": lambda steps=None: run_arena_trainer(
+            data, "padded", stock, args, work, steps
         ),
-        f"Trainer + DataCollatorWithPadding, random, bs {batch_size}, eager": (
+        f"Trainer + DataCollatorWithPadding, random, bs {batch_size}, {stock}": (
             lambda steps=None: run_padded_trainer(data, batch_size, args, work, steps)
         ),
     }
@@ -232,8 +259,8 @@ def main(argv=None) -> int:
             )
     results = _table(runs, tokens * args.epochs, grouped.fill)
     print(
-        f"\n{len(lengths)} sequences, {tokens:,} tokens x {args.epochs} epochs, max_length "
-        f"{args.max_length}, max_tokens {args.max_tokens}, {args.threads} thread(s), "
+        f"\n{args.model}: {len(lengths)} sequences, {tokens:,} tokens x {args.epochs} epochs, "
+        f"max_length {args.max_length}, max_tokens {args.max_tokens}, {args.threads} thread(s), "
         f"torch {torch.__version__}, transformers {transformers.__version__}, best of {args.repeat}"
     )
     print(
