@@ -27,6 +27,7 @@ train_extra("transformers")
 
 from arena_fast.cli import main  # noqa: E402
 from arena_fast.errors import ArenaFastError, ConfigError, InputError  # noqa: E402
+from arena_fast.labels import space_of_width  # noqa: E402
 from arena_fast.runs import read_bundle, write_bundle_file  # noqa: E402
 from arena_fast.train import TrainConfig, train  # noqa: E402
 from arena_fast.train_config import read_config_file  # noqa: E402
@@ -270,6 +271,10 @@ class _Rows:
     swapped: bool = False
 
     @property
+    def space(self):  # the label space of its labels' width
+        return space_of_width(self.labels.shape[1])
+
+    @property
     def ids(self) -> list:
         return [str(i) for i in range(len(self.labels))]
 
@@ -490,7 +495,7 @@ def test_resume_with_only_an_interrupted_checkpoint_is_refused(run, tmp_path):
         ("probs", [[0.2, 0.3, 1.5]], "row 0, column 'probs'"),
         ("logits", [[0.0, np.inf, 1.0]], "row 0, column 'logits'"),
         ("labels", [[-1.0, 0.0, 1.0]], "row 0, column 'labels'"),
-        ("probs", ["a"], "column 'probs' must be Array(Float64, 3)"),
+        ("probs", ["a"], "column 'probs' must be Array(Float64, K), K 2, 3 or 4"),
     ],
 )
 def test_a_prediction_table_holding_non_finite_values_is_refused(tmp_path, column, values, message):
