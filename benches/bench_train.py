@@ -75,7 +75,7 @@ def run_ours(
     config = TrainConfig(
         data=str(data),
         fold=None,
-        model="tiny-gemma2",
+        model=getattr(args, "model", "tiny-gemma2"),
         attn_implementation=attn,
         layout=layout,
         epochs=args.epochs,

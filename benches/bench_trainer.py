@@ -43,13 +43,11 @@ import os
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 import argparse  # noqa: E402
-import dataclasses  # noqa: E402
 import sys  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 from typing import Optional  # noqa: E402
-from unittest import mock  # noqa: E402
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
@@ -62,7 +60,6 @@ from transformers import (  # noqa: E402
 )
 
 import arena_fast as af  # noqa: E402
-import bench_train  # noqa: E402
 from _shared import (  # noqa: E402
     hf_tokenizer,
     quiet_process,
@@ -74,7 +71,6 @@ from arena_fast.base_model import PRESETS  # noqa: E402
 from arena_fast.dataset import load_dataset  # noqa: E402
 from arena_fast.model import load_classifier  # noqa: E402
 from arena_fast.torch.hf import ArenaForSequenceClassification, ArenaTrainer  # noqa: E402
-from arena_fast.train import train  # noqa: E402
 from bench_train import WARMUP, run_ours  # noqa: E402
 
 
@@ -118,15 +114,8 @@ def _training_args(name: str, args, work: Path, max_steps: Optional[int], **kw) 
 
 
 def run_af_train(data: Path, args, work: Path, max_steps: Optional[int] = None) -> dict:
-    """`bench_train.run_ours` (packed + `arena_varlen`) on `args.model`: its
-    TrainConfig names tiny-gemma2, so its `train` gets the config with the
-    model replaced."""
-
-    def on_model(config, **kw):
-        return train(dataclasses.replace(config, model=args.model), **kw)
-
-    with mock.patch.object(bench_train, "train", on_model):
-        return run_ours(data, "auto", "arena_varlen", args, work, max_steps=max_steps)
+    """`bench_train.run_ours` (packed + `arena_varlen`) on `args.model`."""
+    return run_ours(data, "auto", "arena_varlen", args, work, max_steps=max_steps)
 
 
 def _run(trainer: Trainer, clock: _Clock, start: float) -> dict:
