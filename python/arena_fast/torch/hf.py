@@ -84,7 +84,8 @@ class ArenaForSequenceClassification(torch.nn.Module):
     """`classifier` (an `af.model.ArenaClassifier`) with the interface
     `transformers.Trainer` calls: keyword tensors in, a
     `SequenceClassifierOutput` out, with the loss when `labels` are given
-    (class ids (k,) or probability rows (k, 3): `af.losses.cross_entropy`).
+    (class ids (k,) or probability rows (k, K), K the classifier's classes:
+    `af.losses.cross_entropy`).
     Its state dict is the classifier's under `classifier.`."""
 
     main_input_name = "input_ids"
@@ -128,7 +129,7 @@ class ArenaForSequenceClassification(torch.nn.Module):
         seq_idx: Optional[torch.Tensor] = None,
         row: Optional[torch.Tensor] = None,
     ) -> SequenceClassifierOutput:
-        """Logits (k, 3) of the k sequences of a packed or padded batch, in
+        """Logits (k, K) of the k sequences of a packed or padded batch, in
         batch order, and their mean loss against `labels`. `seq_idx` and
         `row` (what `ArenaCollator` adds) are accepted and not used."""
         given = dict(
@@ -206,7 +207,7 @@ class ArenaCollator:
 
 def _label_values(values: Sequence[Any], where: str) -> Optional[np.ndarray]:
     """Labels as the collators take them: class ids (n,) int64 or
-    probability rows (n, 3); None when no row has one. Some rows labelled
+    probability rows (n, K); None when no row has one. Some rows labelled
     and others not is an InputError naming the first unlabelled row."""
     unlabelled = [i for i, v in enumerate(values) if v is None or _is_nan_row(v)]
     if len(unlabelled) == len(values):
