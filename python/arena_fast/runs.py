@@ -71,6 +71,7 @@ __all__ = [
     "read_bundle",
     "read_checkpoint_step",
     "read_run_config",
+    "recorded_space",
     "resume_point",
     "trained_on",
     "write_bundle",
@@ -375,6 +376,17 @@ def bundle_space(bundle: dict, path: Any = BUNDLE) -> LabelSpace:
             f"{name!r} {list(space.columns)}"
         )
     return space
+
+
+def recorded_space(run: Any) -> Optional[LabelSpace]:
+    """The label space the bundle.json of `run` records, read without
+    checking the run's files (a quick look before a model loads, e.g. to
+    refuse a submission format early; `read_bundle` checks the run whole):
+    None when the bundle cannot be read or names no valid space."""
+    try:
+        return bundle_space(_read_json(Path(run) / BUNDLE))
+    except ConfigError:
+        return None
 
 
 def _check_trained_on(record: Any, path: Path) -> None:

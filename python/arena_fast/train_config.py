@@ -166,12 +166,13 @@ class TrainConfig:
     )
     save: Optional[str] = _help(
         "which evaluation's weights and predictions the run keeps: best (the lowest held-out "
-        "log loss) or last (None: best with a fold, last without one)",
+        "log loss; the highest held-out accuracy for label space ab) or last (None: best "
+        "with a fold, last without one)",
         None,
     )
     early_stopping: Optional[int] = _help(
-        "stop after this many evaluations in a row without a lower held-out log loss "
-        "(None: never; needs a fold)",
+        "stop after this many evaluations in a row that do not beat the best held-out "
+        "metric (log loss; accuracy for label space ab) (None: never; needs a fold)",
         None,
         _AT_LEAST_1,
     )

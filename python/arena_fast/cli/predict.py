@@ -24,15 +24,13 @@ held-out)."""
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
-from typing import Optional
 
 from ..diagnostics import describe_rows, format_summary, summarize, write_predictions
 from ..errors import ConfigError
 from ..files import check_file_output
-from ..runs import BUNDLE, bundle_space
+from ..runs import recorded_space
 from ..submission import FORMATS, check_format
 from ._args import HelpFormatter, Switch, int_at_least
 from ._progress import Progress, rows_bar
@@ -124,9 +122,9 @@ def run(args: argparse.Namespace) -> int:
                 overwrite=args.overwrite,
                 inputs=[args.run_dir, args.data, *(args.inputs or ())],
             )
-    space = _run_space(args.run_dir) if kind == "csv" else None
+    space = recorded_space(args.run_dir) if kind == "csv" else None
     if space is not None:  # a submission the run cannot give is refused before the model loads
-        check_format(space, args.format, args.map_labels)
+        check_format(space.name, args.format, args.map_labels)
     rows = source_rows(args.data, args.inputs) if kind == "parquet" else None
     progress = Progress(prefix="arena-fast predict")  # the batches: a bar, ETA
     try:
@@ -177,15 +175,3 @@ def run(args: argparse.Namespace) -> int:
     if summary["labelled"] or "flip_rate" in summary:
         print(format_summary(summary), file=sys.stderr)
     return 0
-
-
-def _run_space(run_dir: str) -> Optional[str]:
-    """The label space the run's bundle.json records (`abt` when it records
-    none; None when it cannot be read here: `predict` then checks the run
-    whole)."""
-    try:
-        with open(os.path.join(run_dir, BUNDLE), encoding="utf-8") as f:
-            bundle = json.load(f)
-        return bundle_space(bundle).name if isinstance(bundle, dict) else None
-    except (OSError, ValueError, ConfigError):
-        return None
