@@ -8,7 +8,7 @@ import polars as pl
 import pytest
 
 from arena_fast.errors import InputError
-from arena_fast.sources import CANONICAL_SCHEMA, DROPPED_SCHEMA, read
+from arena_fast.sources import CANONICAL_SCHEMA, DROPPED_SCHEMA, METADATA_SCHEMA, read
 
 from .conftest import collect, one_line_error, write_json, write_jsonl, write_parquet
 
@@ -83,7 +83,7 @@ def arena_file(request, tmp_path):
 
 def test_rows_labels_and_texts(arena_file):
     rows, dropped = collect(read(arena_file))
-    assert rows.schema == pl.Schema(CANONICAL_SCHEMA)
+    assert rows.schema == pl.Schema({**CANONICAL_SCHEMA, **METADATA_SCHEMA})
     assert dropped.schema == pl.Schema(DROPPED_SCHEMA)
     assert rows["id"].to_list() == EXPECTED_IDS
     assert rows["labels"].to_list() == EXPECTED_LABELS

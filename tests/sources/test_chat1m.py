@@ -10,7 +10,7 @@ import json
 import polars as pl
 import pytest
 
-from arena_fast.sources import CANONICAL_SCHEMA, DROPPED_SCHEMA, read
+from arena_fast.sources import CANONICAL_SCHEMA, DROPPED_SCHEMA, METADATA_SCHEMA, read
 from arena_fast.sources.chat1m import turns_key
 
 from .conftest import coin, collect, shared_path, write_jsonl, write_parquet
@@ -56,7 +56,7 @@ def check_accounting(records: list[dict], rows: pl.DataFrame, dropped: pl.DataFr
 def test_real_sample(sample_records):
     path = shared_path("lmsys_chat_1m_sample.jsonl")
     rows, dropped = collect(read(path, seed=3))
-    assert rows.schema == pl.Schema(CANONICAL_SCHEMA)
+    assert rows.schema == pl.Schema({**CANONICAL_SCHEMA, **METADATA_SCHEMA})
     assert dropped.schema == pl.Schema(DROPPED_SCHEMA)
     assert len(sample_records) == 191
     check_accounting(sample_records, rows, dropped)

@@ -9,7 +9,7 @@ import pytest
 
 from arena_fast.errors import InputError
 from arena_fast.reference import SplitMix64
-from arena_fast.sources import CANONICAL_SCHEMA, read
+from arena_fast.sources import CANONICAL_SCHEMA, METADATA_SCHEMA, read
 from arena_fast.sources.ultrafeedback import completion_score
 
 from .conftest import coin, collect, one_line_error, write_jsonl, write_parquet
@@ -46,7 +46,7 @@ def binarized_file(tmp_path):
 
 def test_binarized_labels_follow_the_coin(binarized_file):
     rows, dropped = collect(read(binarized_file, seed=5))
-    assert rows.schema == pl.Schema(CANONICAL_SCHEMA) and dropped.height == 0
+    assert rows.schema == pl.Schema({**CANONICAL_SCHEMA, **METADATA_SCHEMA}) and dropped.height == 0
     assert rows["id"].to_list() == [f"pid{i}" for i in range(200)]
     assert rows["source"].unique().to_list() == ["ultrafeedback"]
     for r in rows.iter_rows(named=True):

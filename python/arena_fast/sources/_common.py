@@ -39,6 +39,23 @@ CANONICAL_SCHEMA: dict[str, pl.DataType] = {
     "input_rows": pl.Int32(),
 }
 
+# Optional row metadata a reader may add after the canonical columns (a
+# reader without them leaves them out; the build reads them as null):
+# `language` and `category` break scores down in diagnostics and reports,
+# `meta` is a JSON object text of whatever else the source records per row
+# (docs/dataset.md, "Row metadata").
+METADATA_SCHEMA: dict[str, pl.DataType] = {
+    "language": pl.String(),
+    "category": pl.String(),
+    "meta": pl.String(),
+}
+
+
+def labels_dtype(classes: int) -> pl.DataType:
+    """The `labels` column of a label space of `classes` classes."""
+    return pl.Array(pl.Float64(), classes)
+
+
 # The rows of a reader that leaves the text columns as JSON text, for the
 # Rust core to parse with its repairs (kaggle, the demo rows).
 JSON_TEXT_SCHEMA: dict[str, pl.DataType] = {
@@ -363,6 +380,10 @@ def _series(name: str, values: list, dtype: pl.DataType) -> pl.Series:
     arrow = _ARROW_TYPES.get(name)
     if arrow is None:
         return pl.Series(name, values, dtype=dtype)
+    if name == "labels" and isinstance(dtype, pl.Array):  # the builder's width
+        arrow = pa.list_(pa.float64(), dtype.size)
+    elif name == "teacher_logits" and isinstance(dtype, pl.List):
+        arrow = pa.large_list(pa.list_(pa.float64(), dtype.inner.size))
     series = pl.from_arrow(pa.array(values, type=arrow))
     assert isinstance(series, pl.Series)
     return series.alias(name).cast(dtype)
@@ -370,11 +391,19 @@ def _series(name: str, values: list, dtype: pl.DataType) -> pl.Series:
 
 class Builder:
     """Collects canonical rows and dropped records as Python values, one
-    chunk at a time."""
+    chunk at a time. `classes`: the width of the labels (the label space's
+    K: 2, 3 or 4); the rows carry the metadata columns (`METADATA_SCHEMA`)."""
 
-    def __init__(self, source: str):
+    def __init__(self, source: str, classes: int = 3):
         self.source = source
-        self.rows: dict[str, list] = {name: [] for name in CANONICAL_SCHEMA}
+        self.classes = classes
+        self.schema = {
+            **CANONICAL_SCHEMA,
+            "labels": labels_dtype(classes),
+            "teacher_logits": pl.List(labels_dtype(classes)),
+            **METADATA_SCHEMA,
+        }
+        self.rows: dict[str, list] = {name: [] for name in self.schema}
         self.dropped: dict[str, list] = {name: [] for name in DROPPED_SCHEMA}
         self.repairs: list[int] = []
 
@@ -393,9 +422,13 @@ class Builder:
         model_a: Optional[str] = None,
         model_b: Optional[str] = None,
         input_rows: int = 1,
+        language: Optional[str] = None,
+        category: Optional[str] = None,
+        meta: Optional[dict] = None,
     ) -> None:
         """One canonical row. The texts are cleaned here (`clean_turns`) and
-        the repair counted for the row."""
+        the repair counted for the row; `meta` (JSON-able) is stored as JSON
+        text with sorted keys."""
         prompt, f0 = clean_turns(prompt)
         response_a, f1 = clean_turns(response_a)
         response_b, f2 = clean_turns(response_b)
@@ -412,6 +445,9 @@ class Builder:
             "teacher_logits": None,
             "row": row,
             "input_rows": input_rows,
+            "language": as_name(language),
+            "category": as_name(category),
+            "meta": None if meta is None else clean_text(json.dumps(meta, sort_keys=True)),
         }
         for name, value in values.items():
             self.rows[name].append(value)
@@ -433,11 +469,11 @@ class Builder:
     def chunk(self) -> Chunk:
         """The collected rows and drops as a Chunk; the builder starts empty again."""
         rows = pl.DataFrame(
-            [_series(name, self.rows[name], dtype) for name, dtype in CANONICAL_SCHEMA.items()]
+            [_series(name, self.rows[name], dtype) for name, dtype in self.schema.items()]
         )
         dropped = pl.DataFrame(self.dropped, schema=DROPPED_SCHEMA)
         repairs = np.array(self.repairs, dtype=np.uint8) if any(self.repairs) else None
-        self.rows = {name: [] for name in CANONICAL_SCHEMA}
+        self.rows = {name: [] for name in self.schema}
         self.dropped = {name: [] for name in DROPPED_SCHEMA}
         self.repairs = []
         return Chunk(rows, dropped, repairs)
