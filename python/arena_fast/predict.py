@@ -47,7 +47,7 @@ from .runs import (
     read_run_config,
     trained_on,
 )
-from .sources import TEXT_COLUMNS, read
+from .sources import TEXT_COLUMNS, ReadOptions, read
 from .sources.demo import demo_chunks
 from .submission import write_submission
 from .tokenizer import Tokenizer
@@ -423,7 +423,13 @@ def source_rows(
                     f"{path}: sha256 differs from the one {data}/manifest.json recorded "
                     "(the file changed since the dataset was built)"
                 )
-            chunks = read(path, entry["format"], seed=int(manifest["config"].get("seed", 0)))
+            config = manifest["config"]
+            options = ReadOptions(
+                images=config.get("images", "strip"),
+                preference=config.get("preference", "better"),
+                mapping=config.get("mapping"),
+            )
+            chunks = read(path, entry["format"], seed=int(config.get("seed", 0)), options=options)
         rows = need.select("_order", "row")
         found = []
         for chunk in chunks:

@@ -392,7 +392,7 @@ def test_a_parquet_compression_bomb_is_refused_before_it_is_decoded(tmp_path, mo
     """A 12 KB parquet holding a 70 MB answer (it would be decoded whole,
     about 4x its size in memory, before any clip) is refused from its
     metadata: no batch of it is ever read."""
-    from arena_fast.sources import _common, canonical
+    from arena_fast.sources import canonical, containers
 
     path = write_parquet_rows(tmp_path / "bomb.parquet", "a" * (70 << 20))
     assert path.stat().st_size < 64 << 10
@@ -400,7 +400,7 @@ def test_a_parquet_compression_bomb_is_refused_before_it_is_decoded(tmp_path, mo
     def never(*args, **kwargs):
         raise AssertionError("a batch was read")
 
-    monkeypatch.setattr(_common, "polars_batches", never)
+    monkeypatch.setattr(containers, "polars_batches", never)
     monkeypatch.setattr(canonical, "polars_batches", never)
     with pytest.raises(InputError, match=r"bomb\.parquet: row group 0, column response_a\S*: "):
         af.build_dataset(af.BuildConfig(inputs=[f"{path}:canonical"]), tmp_path / "out")

@@ -17,6 +17,7 @@ from ..errors import ConfigError
 from ..folds import MAX_FOLDS
 from ..labels import label_space
 from ..sources import DROP_REASONS as READER_DROP_REASONS
+from ..sources import ReadOptions
 
 # The version of the directory layout (manifest, shards) that build writes
 # and load reads.
@@ -81,6 +82,8 @@ _POLICIES = {
     "ragged": ("keep", "drop"),
     "repaired": ("keep", "drop"),
     "dedup": ("prompt", "pair", "none"),
+    "images": ("strip", "drop"),
+    "preference": ("better", "safer"),
 }
 
 
@@ -101,7 +104,12 @@ class BuildConfig:
     data's maps it explicitly (`af.labels.MAPPINGS`, recorded in the
     manifest): `abt`/`abtx` -> `ab` renormalises A and B (a row with no A/B
     share is dropped as `label_space`), `abtx` -> `abt` merges both_bad into
-    tie; a wider space than the data's is refused."""
+    tie; a wider space than the data's is refused.
+
+    `images`, `preference` and `mapping` are the readers' choices
+    (`sources.ReadOptions`): image parts of typed content stripped (a
+    counted repair) or their records dropped; PKU-SafeRLHF's better or safer
+    response; the generic `pairs` reader's field -> column mapping."""
 
     inputs: list = field(default_factory=list)
     tokenizer: Optional[str] = None
@@ -127,6 +135,13 @@ class BuildConfig:
     spill_bytes: int = 384 << 20
     pack_tokens: int = 16384
     label_space: Optional[str] = None
+    images: str = "strip"
+    preference: str = "better"
+    mapping: Optional[dict] = None
+
+    def read_options(self) -> ReadOptions:
+        """What the readers are told of this config."""
+        return ReadOptions(images=self.images, preference=self.preference, mapping=self.mapping)
 
     def validate(self) -> None:
         for name, allowed in _POLICIES.items():

@@ -79,7 +79,13 @@ def _read_input(
         chunks = demo_chunks(config.demo_rows, config.seed, config.chunk_rows)
         total = float(config.demo_rows)
     else:
-        chunks = read(inp.path, inp.format, chunk_rows=config.chunk_rows, seed=config.seed)
+        chunks = read(
+            inp.path,
+            inp.format,
+            chunk_rows=config.chunk_rows,
+            seed=config.seed,
+            options=config.read_options(),
+        )
         total = None
     clean = functools.partial(builder.clean, inp.index)
     rows_read, bytes_read = 0, 0

@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from operator import index
 from pathlib import Path
-from typing import Callable, Union
+from typing import Callable, Optional, Union
 
 import polars as pl
 
@@ -28,10 +28,14 @@ from ._common import (
     DROPPED_SCHEMA,
     JSON_TEXT_SCHEMA,
     METADATA_SCHEMA,
+    READ_DEFAULTS,
     Chunk,
-    columns_of,
+    ReadOptions,
     empty_dropped,
     empty_rows,
+)
+from .containers import (
+    columns_of,
 )
 
 __all__ = [
@@ -42,6 +46,7 @@ __all__ = [
     "METADATA_SCHEMA",
     "Chunk",
     "Input",
+    "ReadOptions",
     "detect_format",
     "parse_input",
     "read",
@@ -137,10 +142,12 @@ def read(
     *,
     chunk_rows: int = 16384,
     seed: int = 0,
+    options: Optional[ReadOptions] = None,
 ) -> Iterator[Chunk]:
     """The chunks of `path` in `format` (detected when None): at most
     `chunk_rows` rows each, at least one chunk (possibly empty) per file.
-    `seed` keys the A/B coins of ultrafeedback and chat1m. File-level
+    `seed` keys the A/B coins of ultrafeedback and chat1m; `options` the
+    readers' user choices (`ReadOptions`, defaults when None). File-level
     problems raise InputError here, before the first chunk, except those
     only met while streaming (a broken CSV quote mid-file), which raise
     from the iteration."""
@@ -161,7 +168,9 @@ def read(
         raise ConfigError(f"unknown format {format!r}; formats: {', '.join(FORMATS)}")
     if not Path(path).exists():
         raise InputError(f"{path}: no such file")
-    chunks = _READERS[format](path, chunk_rows=chunk_rows, seed=seed)
+    chunks = _READERS[format](
+        path, chunk_rows=chunk_rows, seed=seed, options=options or READ_DEFAULTS
+    )
     return _at_least_one(chunks, format)
 
 

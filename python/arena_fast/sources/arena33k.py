@@ -10,15 +10,19 @@ from pathlib import Path
 from typing import Union
 
 from ._common import (
+    READ_DEFAULTS,
     BadConversation,
     Builder,
     Chunk,
+    ReadOptions,
     as_id,
     as_name,
     check_columns,
-    columns_of,
     split_turns,
     stream_records,
+)
+from .containers import (
+    columns_of,
 )
 
 __all__ = ["read", "WINNERS"]
@@ -34,7 +38,13 @@ WINNERS: dict[str, list[float]] = {
 }
 
 
-def read(path: Union[str, Path], *, chunk_rows: int = 16384, seed: int = 0) -> Iterator[Chunk]:
+def read(
+    path: Union[str, Path],
+    *,
+    chunk_rows: int = 16384,
+    seed: int = 0,
+    options: ReadOptions = READ_DEFAULTS,
+) -> Iterator[Chunk]:
     """Chunks of canonical rows from an arena33k file. The prompt is the user
     turns of conversation_a (conversation_b repeats them), each side's
     answers its assistant turns; `winner` gives the labels. `seed` is unused

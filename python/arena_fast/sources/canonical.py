@@ -23,16 +23,20 @@ from ..text import shown
 from ._common import (
     CANONICAL_SCHEMA,
     FLOAT32_MAX,
-    BadRecord,
+    READ_DEFAULTS,
     Builder,
     Chunk,
+    ReadOptions,
     as_id,
     as_name,
     as_number,
     check_columns,
     clean_turns,
-    container,
     empty_dropped,
+)
+from .containers import (
+    BadRecord,
+    container,
     input_error,
     iter_records,
     parquet_columns,
@@ -50,7 +54,13 @@ _INDEX = "_index"  # the record's 0-based index in the file
 _REPAIRS = "_repairs"  # repair bits of a JSON record's texts (lone surrogates)
 
 
-def read(path: Union[str, Path], *, chunk_rows: int = 16384, seed: int = 0) -> Iterator[Chunk]:
+def read(
+    path: Union[str, Path],
+    *,
+    chunk_rows: int = 16384,
+    seed: int = 0,
+    options: ReadOptions = READ_DEFAULTS,
+) -> Iterator[Chunk]:
     """Chunks of canonical rows from a canonical parquet / JSON / JSON-lines
     file; absent optional columns are filled (`source` "canonical", `row`
     the record index, `input_rows` 1, the rest null). `seed` is unused."""

@@ -17,19 +17,23 @@ from pathlib import Path
 from typing import Any, NamedTuple, Optional, Union
 
 from ._common import (
+    READ_DEFAULTS,
     BadConversation,
-    BadRecord,
     Builder,
     Chunk,
+    ReadOptions,
     as_id,
     as_name,
     check_columns,
     clean_text,
-    columns_of,
     first_is_a,
+    split_turns,
+)
+from .containers import (
+    BadRecord,
+    columns_of,
     iter_records,
     records_at,
-    split_turns,
 )
 
 __all__ = ["read", "normalise", "turns_key"]
@@ -64,7 +68,13 @@ class _Conversation(NamedTuple):
     answers: bytes  # digest of the normalised answers
 
 
-def read(path: Union[str, Path], *, chunk_rows: int = 16384, seed: int = 0) -> Iterator[Chunk]:
+def read(
+    path: Union[str, Path],
+    *,
+    chunk_rows: int = 16384,
+    seed: int = 0,
+    options: ReadOptions = READ_DEFAULTS,
+) -> Iterator[Chunk]:
     """Chunks of unlabelled pair rows (`input_rows` 2) from lmsys-chat-1m
     conversations, then the conversations left unpaired in `dropped`."""
     names = columns_of(path)

@@ -39,8 +39,12 @@ from ..rows import TEXT_COLUMNS
 from ..text import MAX_TURN_BYTES
 from ._common import (
     CANONICAL_SCHEMA,
+    READ_DEFAULTS,
     Chunk,
+    ReadOptions,
     check_columns,
+)
+from .containers import (
     input_error,
     polars_batches,
 )
@@ -67,7 +71,13 @@ _HEAD_BYTES = 1 << 16
 _PYTHON_LIST = r"^\s*\[\s*(?:'|None\s*[,\]])"
 
 
-def read(path: Union[str, Path], *, chunk_rows: int = 16384, seed: int = 0) -> Iterator[Chunk]:
+def read(
+    path: Union[str, Path],
+    *,
+    chunk_rows: int = 16384,
+    seed: int = 0,
+    options: ReadOptions = READ_DEFAULTS,
+) -> Iterator[Chunk]:
     """Chunks of canonical rows (text columns as JSON text) from a Kaggle
     CSV. `labels` from the three winner columns when the file has them
     (train.csv), else null (test.csv); `id` from the id column, else the

@@ -13,17 +13,21 @@ from pathlib import Path
 from typing import Any, Optional, Union
 
 from ._common import (
+    READ_DEFAULTS,
     BadConversation,
     Builder,
     Chunk,
+    ReadOptions,
     as_id,
     as_name,
     as_number,
     columns_error,
-    columns_of,
     first_is_a,
     split_turns,
     stream_records,
+)
+from .containers import (
+    columns_of,
 )
 
 __all__ = ["read", "completion_score"]
@@ -34,7 +38,13 @@ RAW = ("instruction", "completions")
 _BINARIZED_COLUMNS = ("prompt_id", "prompt", *BINARIZED, "score_chosen", "score_rejected")
 
 
-def read(path: Union[str, Path], *, chunk_rows: int = 16384, seed: int = 0) -> Iterator[Chunk]:
+def read(
+    path: Union[str, Path],
+    *,
+    chunk_rows: int = 16384,
+    seed: int = 0,
+    options: ReadOptions = READ_DEFAULTS,
+) -> Iterator[Chunk]:
     """Chunks of canonical rows from an UltraFeedback file; the form is told
     by its columns (chosen/rejected: binarized; instruction/completions: raw)."""
     names = columns_of(path)
