@@ -8,12 +8,14 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import sys
+from typing import Optional
 
 from ..dataset import BuildConfig, build_dataset
 from ..encoder import TEMPLATES, Encoder, Template
 from ..errors import ConfigError
 from ..labels import LABEL_SPACES
 from ..runs import build_settings
+from ..sources import FORMATS
 from ..tokenizer import Tokenizer
 from ._args import HelpFormatter, Switch, int_at_least, thread_count
 from ._progress import Progress, build_bar
@@ -57,6 +59,12 @@ def add_parser(sub) -> None:
         help="an input file; FORMAT is kaggle, arena33k, ultrafeedback, chat1m or canonical "
         "(detected when left out); repeat for several",
     )
+    io.add_argument(
+        "--format",
+        default=None,
+        metavar="FORMAT",
+        help="the format of every --input given without :FORMAT (instead of detecting it)",
+    )
     io.add_argument("--out", default="arena-dataset", help="the dataset directory to write")
     io.add_argument(
         "--overwrite",
@@ -66,6 +74,7 @@ def add_parser(sub) -> None:
     io.add_argument(
         "--demo-rows", type=int, default=d.demo_rows, help="synthetic rows when no --input is given"
     )
+    _add_reading(p.add_argument_group("reading"), d)
     _add_encoding(p.add_argument_group("encoding"), d)
     clean = p.add_argument_group("cleaning (labelled rows and chat1m pairs)")
     clean.add_argument(
@@ -146,6 +155,23 @@ def _add_label_space(group) -> None:
     )
 
 
+def _add_reading(group, d: BuildConfig) -> None:
+    """The readers' choices (`sources.ReadOptions`)."""
+    group.add_argument(
+        "--images",
+        choices=("strip", "drop"),
+        default=d.images,
+        help="image parts of typed content (arena-140k): strip them from the text (a counted "
+        "repair) or drop the record (reason image)",
+    )
+    group.add_argument(
+        "--preference",
+        choices=("better", "safer"),
+        default=d.preference,
+        help="PKU-SafeRLHF: the winner is the better or the safer response",
+    )
+
+
 def _add_encoding(enc, d: BuildConfig) -> None:
     """The encoding options (`--like RUN` and what it stands for)."""
     enc.add_argument(
@@ -185,7 +211,7 @@ def _add_encoding(enc, d: BuildConfig) -> None:
 def run(args: argparse.Namespace) -> int:
     encoder, encoding = like_run(args) if args.like else (None, _encoding(args, args))
     config = BuildConfig(
-        inputs=list(args.input),
+        inputs=_inputs(args.input, args.format),
         **encoding,
         folds=args.folds,
         seed=args.seed,
@@ -203,6 +229,8 @@ def run(args: argparse.Namespace) -> int:
         compression=args.compression,
         pack_tokens=args.pack_tokens,
         label_space=args.label_space,
+        images=args.images,
+        preference=args.preference,
     )
     progress = Progress(quiet=args.quiet)
     try:
@@ -215,6 +243,15 @@ def run(args: argparse.Namespace) -> int:
     if not args.quiet:
         print(printable(summary(manifest, args.out), layout=True), file=sys.stdout)
     return 0
+
+
+def _inputs(specs: list, format: Optional[str]) -> list:
+    """The --input specs, `format` given to those without a :FORMAT of their own."""
+    if format is None:
+        return list(specs)
+    if format not in FORMATS:
+        raise ConfigError(f"--format {format!r}: formats are {', '.join(FORMATS)}")
+    return [s if s.rpartition(":")[2] in FORMATS else f"{s}:{format}" for s in specs]
 
 
 def _encoding(args: argparse.Namespace, base) -> dict:
