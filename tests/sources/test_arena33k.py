@@ -4,6 +4,8 @@ and JSON lines."""
 
 from __future__ import annotations
 
+import json
+
 import polars as pl
 import pytest
 
@@ -159,3 +161,24 @@ def test_not_parquet_is_one_line(tmp_path):
     with pytest.raises(InputError) as excinfo:
         read(path, "arena33k")
     one_line_error(excinfo, str(path))
+
+
+def test_100k_layout_metadata(tmp_path):
+    """lmarena-ai/arena-human-preference-100k: the 33k layout with language,
+    is_code and category_tag kept as row metadata; `tie (bothbad)` a tie."""
+    tag = {"criteria_v0.1": {"complexity": True, "real_world": True}, "math_v0.1": {"math": False}}
+    extra = {"language": "Spanish", "is_code": True, "category_tag": tag}
+    records = [
+        {**record("h0", "tie (bothbad)", conversation("a", "b"), conversation("a", "c")), **extra},
+        {**record("h1", "model_a", conversation("a", "b"), conversation("a", "c"))},
+    ]
+    records[1]["language"] = None
+    for ext, writer in WRITERS.items():
+        rows, _ = collect(read(writer(tmp_path / f"h.{ext}", records), "arena33k"))
+        h0, h1 = rows.rows(named=True)
+        assert h0["labels"] == [0.0, 0.0, 1.0]
+        assert (h0["language"], h0["category"]) == ("Spanish", "complexity,real_world")
+        meta = json.loads(h0["meta"])
+        assert meta["is_code"] is True and meta["category_tag"] == tag
+        assert meta["tstamp"] == 1682351591.1322
+        assert (h1["language"], h1["category"]) == (None, None)

@@ -1,7 +1,11 @@
-"""lmsys/chatbot_arena_conversations (the "33k" file): parquet, a JSON array
-or JSON lines. Records are checked one by one in Python (33k rows take well
-under a second), so a malformed conversation drops its record instead of
-failing the file."""
+"""lmsys/chatbot_arena_conversations (the "33k" file) and
+lmarena-ai/arena-human-preference-100k (the same layout with `language`,
+`is_code`, `category_tag`, ...): parquet, a JSON array or JSON lines.
+Records are checked one by one in Python (33k rows take well under a
+second), so a malformed conversation drops its record instead of failing
+the file. `tie (bothbad)` is a tie (label space `abt`, the Kaggle
+competition's convention); `language`, `category_tag` and the other per-row
+fields are row metadata (`sources.lmarena`)."""
 
 from __future__ import annotations
 
@@ -24,12 +28,13 @@ from ._common import (
 from .containers import (
     columns_of,
 )
+from .lmarena import METADATA_COLUMNS, row_metadata
 
 __all__ = ["read", "WINNERS"]
 
 SOURCE = "arena33k"
 REQUIRED = ("conversation_a", "conversation_b", "winner")
-COLUMNS = ("question_id", "model_a", "model_b", *REQUIRED)
+COLUMNS = ("question_id", "model_a", "model_b", *REQUIRED, *METADATA_COLUMNS)
 WINNERS: dict[str, list[float]] = {
     "model_a": [1.0, 0.0, 0.0],
     "model_b": [0.0, 1.0, 0.0],
@@ -51,14 +56,13 @@ def read(
     (the file already fixes A and B)."""
     names = columns_of(path)
     check_columns(path, SOURCE, names, REQUIRED)
-    has_id = "question_id" in names
     return stream_records(
-        path, COLUMNS, chunk_rows, SOURCE, lambda r, row, out: _convert(r, row, out, has_id)
+        path, COLUMNS, chunk_rows, SOURCE, lambda r, row, out: _convert(r, row, out, names)
     )
 
 
-def _convert(record: dict, row: int, out: Builder, has_id: bool) -> None:
-    ident = as_id(record.get("question_id")) if has_id else str(row)
+def _convert(record: dict, row: int, out: Builder, names: list) -> None:
+    ident = as_id(record.get("question_id")) if "question_id" in names else str(row)
     if ident is None:
         out.drop(id=None, row=row, reason="missing_id", detail="question_id is null")
         return
@@ -78,6 +82,7 @@ def _convert(record: dict, row: int, out: Builder, has_id: bool) -> None:
     except BadConversation as exc:
         out.drop(id=ident, row=row, reason="bad_conversation", detail=str(exc))
         return
+    language, category, meta = row_metadata(record, names)
     out.add(
         id=ident,
         model_a=as_name(record.get("model_a")),
@@ -87,4 +92,7 @@ def _convert(record: dict, row: int, out: Builder, has_id: bool) -> None:
         response_b=answers_b,
         labels=list(labels),
         row=row,
+        language=language,
+        category=category,
+        meta=meta,
     )

@@ -1,0 +1,182 @@
+"""lmarena-ai/arena-human-preference-140k: parquet, a JSON array or JSON
+lines, with the 4-class winner (`both_bad`: label space `abtx`).
+
+Each turn's `content` is a list of typed parts `{type, text, image,
+mimeType}`. Text parts are kept in order, joined by a blank line (`\\n\\n`),
+so a turn of one text part is that text exactly (the same prompt as in the
+Kaggle or 33k files, for cross-source de-duplication). Image parts follow
+`ReadOptions.images`: "strip" leaves them out of the text, counted in the
+row's `meta` as `images_stripped` (a turn of images only becomes an empty
+turn, "", which the empty-answer policies then see); "drop" drops the
+record with reason `image`. A part of another type, or a content that is
+neither a list of parts, a string nor null, drops the record as
+`bad_conversation` (nothing is lost unseen); a null content is a null turn.
+`id` is the row id; `language`, `category_tag` and the other per-row fields
+are row metadata (`sources.lmarena`)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, Union
+
+from ._common import (
+    READ_DEFAULTS,
+    BadConversation,
+    Builder,
+    Chunk,
+    ReadOptions,
+    as_id,
+    as_name,
+    check_columns,
+    split_turns,
+)
+from .containers import BadRecord, columns_of, iter_records
+from .lmarena import METADATA_COLUMNS, row_metadata
+
+__all__ = ["read", "WINNERS", "PART_SEPARATOR", "flatten_conversation"]
+
+SOURCE = "arena140k"
+REQUIRED = ("conversation_a", "conversation_b", "winner")
+COLUMNS = ("id", "model_a", "model_b", *REQUIRED, *METADATA_COLUMNS)
+# Label space abtx: A, B, tie, both_bad.
+WINNERS: dict[str, list[float]] = {
+    "model_a": [1.0, 0.0, 0.0, 0.0],
+    "model_b": [0.0, 1.0, 0.0, 0.0],
+    "tie": [0.0, 0.0, 1.0, 0.0],
+    "both_bad": [0.0, 0.0, 0.0, 1.0],
+}
+PART_SEPARATOR = "\n\n"
+
+
+class ImageContent(ValueError):
+    """A conversation with an image part, under images="drop"."""
+
+
+def read(
+    path: Union[str, Path],
+    *,
+    chunk_rows: int = 16384,
+    seed: int = 0,
+    options: ReadOptions = READ_DEFAULTS,
+) -> Iterator[Chunk]:
+    """Chunks of canonical rows (labels of 4 classes) from a 140k-layout
+    file. The prompt is the user turns of conversation_a, each side's
+    answers its assistant turns. `seed` is unused (the file fixes A and B)."""
+    names = columns_of(path)
+    check_columns(path, SOURCE, names, REQUIRED)
+    return _stream(path, names, chunk_rows, options)
+
+
+def _stream(path, names: list, chunk_rows: int, options: ReadOptions) -> Iterator[Chunk]:
+    row = 0
+    for records in iter_records(path, COLUMNS, chunk_rows):
+        out = Builder(SOURCE, classes=4)
+        for record in records:
+            if isinstance(record, BadRecord):
+                out.drop(id=None, row=row, reason="bad_record", detail=record.detail)
+            else:
+                _convert(record, row, out, names, options)
+            row += 1
+        yield out.chunk()
+
+
+def _convert(record: dict, row: int, out: Builder, names: list, options: ReadOptions) -> None:
+    ident = as_id(record.get("id")) if "id" in names else str(row)
+    if ident is None:
+        out.drop(id=None, row=row, reason="missing_id", detail="id is null")
+        return
+    winner = record.get("winner")
+    labels = WINNERS.get(winner) if isinstance(winner, str) else None
+    if labels is None:
+        detail = f"winner {winner!r} is not one of {list(WINNERS)}"
+        out.drop(id=ident, row=row, reason="bad_winner", detail=detail)
+        return
+    images = 0
+    try:
+        conv_a, n_a = flatten_conversation(record.get("conversation_a"), "conversation_a", options)
+        conv_b, n_b = flatten_conversation(record.get("conversation_b"), "conversation_b", options)
+        images = n_a + n_b
+        prompt, answers_a = split_turns(conv_a, "conversation_a")
+        _, answers_b = split_turns(conv_b, "conversation_b")
+    except ImageContent as exc:
+        out.drop(id=ident, row=row, reason="image", detail=str(exc))
+        return
+    except BadConversation as exc:
+        out.drop(id=ident, row=row, reason="bad_conversation", detail=str(exc))
+        return
+    language, category, meta = row_metadata(
+        record, names, {"images_stripped": images} if images else None
+    )
+    out.add(
+        id=ident,
+        model_a=as_name(record.get("model_a")),
+        model_b=as_name(record.get("model_b")),
+        prompt=prompt,
+        response_a=answers_a,
+        response_b=answers_b,
+        labels=list(labels),
+        row=row,
+        language=language,
+        category=category,
+        meta=meta,
+    )
+
+
+def flatten_conversation(conversation: Any, what: str, options: ReadOptions) -> tuple[Any, int]:
+    """A message list whose contents are typed parts as one of plain
+    contents (text parts joined by `PART_SEPARATOR`), and the number of
+    image parts left out. A value that is not a list is returned as it is
+    (`split_turns` refuses it with its detail). Raises BadConversation for
+    a bad content, ImageContent for an image under images="drop"."""
+    if not isinstance(conversation, (list, tuple)):
+        return conversation, 0
+    turns, images = [], 0
+    for i, turn in enumerate(conversation):
+        if not isinstance(turn, dict) or "content" not in turn:
+            turns.append(turn)  # split_turns names it
+            continue
+        text, n = _content_text(turn["content"], f"{what}[{i}].content", options)
+        images += n
+        turns.append({**turn, "content": text})
+    return turns, images
+
+
+def _content_text(content: Any, what: str, options: ReadOptions) -> tuple[Any, int]:
+    """(the text of one content, image parts left out)."""
+    if content is None or isinstance(content, str):
+        return content, 0
+    if not isinstance(content, (list, tuple)):
+        raise BadConversation(f"{what} is a {type(content).__name__}, not a list of parts")
+    texts, images = [], 0
+    for j, part in enumerate(content):
+        kind = _part_type(part)
+        if isinstance(part, str):  # a bare string among the parts: its text
+            texts.append(part)
+        elif kind == "text":
+            text = part.get("text")
+            if text is not None and not isinstance(text, str):
+                raise BadConversation(f"{what}[{j}].text is a {type(text).__name__}")
+            if text is not None:
+                texts.append(text)
+        elif kind == "image":
+            if options.images == "drop":
+                raise ImageContent(f"{what}[{j}] is an image part (images='drop')")
+            images += 1
+        else:
+            raise BadConversation(f"{what}[{j}] is a part of unknown type {kind!r}")
+    return PART_SEPARATOR.join(texts), images
+
+
+def _part_type(part: Any) -> Any:
+    """ "text", "image" or what else the part says it is; a part without a
+    type is told by which of `text` / `image` it holds."""
+    if not isinstance(part, dict):
+        return type(part).__name__
+    kind = part.get("type")
+    if kind is None:
+        if isinstance(part.get("text"), str):
+            return "text"
+        if part.get("image") is not None:
+            return "image"
+    return kind
