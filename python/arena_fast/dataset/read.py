@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Optional
 
 from ..files import file_sha256
-from ..sources import detect_format, parse_input, read
+from ..sources import parse_input, read
 from ..sources.demo import SOURCE as DEMO_SOURCE
 from ..sources.demo import demo_chunks
 from .config import BuildConfig
@@ -26,13 +26,16 @@ from .parts import Builder
 class BuildInput:
     """One input of a build: its index in `BuildConfig.inputs`, its path
     (`synth:ROWS:SEED` for the demo rows) and format, and for a file its
-    size and, once read, its sha256."""
+    size and, once read, its sha256. `detected`: why the format was chosen
+    when detected (`sources.Detection.reason`), None when given
+    (PATH:FORMAT, which --format gives) and for the demo rows."""
 
     index: int
     path: str
     format: str
     size: Optional[int] = None
     sha256: Optional[str] = None
+    detected: Optional[str] = None
 
 
 def list_inputs(config: BuildConfig) -> list[BuildInput]:
@@ -43,8 +46,8 @@ def list_inputs(config: BuildConfig) -> list[BuildInput]:
     inputs = []
     for i, spec in enumerate(config.inputs):
         parsed = parse_input(str(spec))
-        fmt = parsed.format or detect_format(parsed.path)
-        inputs.append(BuildInput(i, parsed.path, fmt, size=os.path.getsize(parsed.path)))
+        size = os.path.getsize(parsed.path)
+        inputs.append(BuildInput(i, parsed.path, parsed.format, size, detected=parsed.detected))
     return inputs
 
 

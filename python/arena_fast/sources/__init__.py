@@ -6,6 +6,13 @@ chat1m, whose pairing needs every conversation.
         chunk.rows      # CANONICAL_SCHEMA (Kaggle text columns: JSON text)
         chunk.dropped   # DROPPED_SCHEMA: records that could not become rows
 
+    detect("train.parquet")   # Detection("kaggle", "parquet: columns ... hold JSON lists, ...")
+
+Every format is one entry of `_FORMATS` (name, reader, signature, expected
+columns in words), checked in that order by `detect`; its reader takes any
+container (`containers.py`: csv, parquet, json, jsonl, each also .gz / .zst)
+or refuses one with a clear message.
+
 File-level problems (unreadable, wrong format, a missing column) raise a
 one-line `InputError`; record-level problems never raise, the record goes
 to `dropped` with a reason."""
@@ -13,7 +20,7 @@ to `dropped` with a reason."""
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from operator import index
 from pathlib import Path
 from typing import Callable, Optional, Union
@@ -22,7 +29,7 @@ import polars as pl
 
 from ..errors import ConfigError, InputError
 from ..rows import TEXT_COLUMNS
-from . import arena33k, canonical, chat1m, kaggle, ultrafeedback
+from . import arena33k, canonical, chat1m, kaggle, ultrafeedback, wsdm
 from ._common import (
     CANONICAL_SCHEMA,
     DROPPED_SCHEMA,
@@ -34,9 +41,8 @@ from ._common import (
     empty_dropped,
     empty_rows,
 )
-from .containers import (
-    columns_of,
-)
+from .sniff import Detection, FormatSpec, Sample, is_list_text, is_plain_text, joined
+from .sniff import detect_with as _detect_with
 
 __all__ = [
     "CANONICAL_SCHEMA",
@@ -45,14 +51,14 @@ __all__ = [
     "FORMATS",
     "METADATA_SCHEMA",
     "Chunk",
+    "Detection",
     "Input",
     "ReadOptions",
+    "detect",
     "detect_format",
     "parse_input",
     "read",
 ]
-
-FORMATS = ("kaggle", "arena33k", "ultrafeedback", "chat1m", "canonical")
 
 # Why a reader drops a record (`dataset.DROP_REASONS` adds the cleaning and
 # de-duplication reasons to these).
@@ -72,68 +78,127 @@ DROP_REASONS = {
     "chat1m_identical": "chat1m: every other model answered the same",
 }
 
-_READERS: dict[str, Callable[..., Iterator[Chunk]]] = {
-    "kaggle": kaggle.read,
-    "arena33k": arena33k.read,
-    "ultrafeedback": ultrafeedback.read,
-    "chat1m": chat1m.read,
-    "canonical": canonical.read,
-}
 
-# What identifies a format among a file's columns, checked in this order.
-_SIGNATURES: tuple[tuple[str, tuple[str, ...]], ...] = (
-    ("arena33k", ("conversation_a", "conversation_b", "winner")),
-    ("ultrafeedback", ("chosen", "rejected")),
-    ("ultrafeedback", ("instruction", "completions")),
-    ("chat1m", ("conversation", "model")),
-    ("canonical", TEXT_COLUMNS),
+# -- the formats ---------------------------------------------------------------------
+# Signatures: the reason a file is in the format (shown to the user), or None.
+def _arena33k(s: Sample) -> Optional[str]:
+    if s.has("conversation_a", "conversation_b", "winner"):
+        return "columns conversation_a/conversation_b/winner"
+    return None
+
+
+def _ultrafeedback(s: Sample) -> Optional[str]:
+    if s.has("chosen", "rejected"):
+        return "columns chosen/rejected"
+    if s.has("instruction", "completions"):
+        return "columns instruction/completions (raw UltraFeedback)"
+    return None
+
+
+def _chat1m(s: Sample) -> Optional[str]:
+    return "columns conversation/model" if s.has("conversation", "model") else None
+
+
+def _wsdm(s: Sample) -> Optional[str]:
+    # Kaggle's columns, with plain-string texts (Kaggle's are JSON lists).
+    if not s.has(*TEXT_COLUMNS) or s.has("labels"):
+        return None
+    texts = list(s.values(*TEXT_COLUMNS))
+    if texts and all(is_plain_text(v) for v in texts):
+        return f"columns {joined(TEXT_COLUMNS)} hold plain strings (one turn){_winner_words(s)}"
+    return None
+
+
+def _kaggle(s: Sample) -> Optional[str]:
+    if not s.has(*TEXT_COLUMNS) or s.has("labels"):
+        return None
+    winners = _winner_words(s)
+    texts = list(s.values(*TEXT_COLUMNS))
+    if texts and all(is_list_text(v) for v in texts):
+        kind = "JSON lists" if all(isinstance(v, str) for v in texts) else "lists of strings"
+        return f"columns {joined(TEXT_COLUMNS)} hold {kind}{winners}"
+    if not texts and (s.container == "csv" or winners):
+        return f"columns {joined(TEXT_COLUMNS)} (no rows to look at){winners}"
+    return None
+
+
+def _winner_words(s: Sample) -> str:
+    if s.has(*kaggle.WINNER_COLUMNS):
+        return ", winner_* columns"
+    return ", a winner column" if s.has("winner") else ", no winner column (unlabelled)"
+
+
+def _canonical(s: Sample) -> Optional[str]:
+    if s.has(*TEXT_COLUMNS) and s.container != "csv":
+        return f"columns {joined(TEXT_COLUMNS)}" + (", labels" if s.has("labels") else "")
+    return None
+
+
+# The formats, in the order detection tries them (the first whose signature
+# matches wins): a more specific signature goes before a looser one that the
+# same file would also match. TO ADD A FORMAT: one entry here (name, reader
+# module's `read`, a signature function above returning its reason or None,
+# its columns in words); `FORMATS` and the errors follow.
+_FORMATS: tuple[FormatSpec, ...] = (
+    FormatSpec("arena33k", arena33k.read, _arena33k, "conversation_a, conversation_b, winner"),
+    FormatSpec(
+        "ultrafeedback",
+        ultrafeedback.read,
+        _ultrafeedback,
+        "chosen, rejected (or instruction, completions)",
+    ),
+    FormatSpec("chat1m", chat1m.read, _chat1m, "conversation, model"),
+    FormatSpec("wsdm", wsdm.read, _wsdm, "prompt, response_a, response_b as plain strings"),
+    FormatSpec(
+        "kaggle",
+        kaggle.read,
+        _kaggle,
+        "prompt, response_a, response_b as JSON lists, winner_* or winner",
+    ),
+    FormatSpec("canonical", canonical.read, _canonical, "id, prompt, response_a, response_b"),
 )
-_COLUMNAR = (".parquet", ".json", ".jsonl", ".ndjson")
+FORMATS = tuple(spec.name for spec in _FORMATS)
+_READERS: dict[str, Callable[..., Iterator[Chunk]]] = {s.name: s.read for s in _FORMATS}
 
 
 @dataclass(frozen=True)
 class Input:
-    """One input of build-dataset: a file and its format."""
+    """One input of build-dataset: a file, its format and, when detected
+    (not given as PATH:FORMAT), why (`Detection.reason`)."""
 
     path: str
     format: str
+    detected: Optional[str] = field(default=None, compare=False)
 
 
-def parse_input(spec: str) -> Input:
+def parse_input(spec: str, format: Optional[str] = None) -> Input:
     """`PATH` or `PATH:FORMAT` as an Input; without a known format suffix the
-    whole spec is the path (which may hold ':') and the format is detected."""
+    whole spec is the path (which may hold ':') and the format is `format`
+    when given (`--format`), else detected."""
     head, sep, tail = spec.rpartition(":")
     if sep and tail in FORMATS:
         return Input(head, tail)
     if sep and head and not Path(spec).exists() and Path(head).exists():
         raise ConfigError(f"unknown format {tail!r} in {spec!r}; formats: {', '.join(FORMATS)}")
-    return Input(spec, detect_format(spec))
+    if format is not None:
+        if format not in FORMATS:
+            raise ConfigError(f"unknown format {format!r}; formats: {', '.join(FORMATS)}")
+        return Input(spec, format)
+    found = detect(spec)
+    return Input(spec, found.format, found.reason)
+
+
+def detect(path: Union[str, Path]) -> Detection:
+    """The format of `path` and why: the container from the name (.csv,
+    .parquet, .json, .jsonl, .ndjson, each also .gz / .zst), the format
+    from the column names and the first record's values (`_FORMATS`, in
+    order). One-line InputError when nothing matches."""
+    return _detect_with(path, _FORMATS)
 
 
 def detect_format(path: Union[str, Path]) -> str:
-    """The format of `path`: .csv (.csv.gz) is kaggle; parquet and JSON files
-    are told by their column names (the parquet schema, the first JSON
-    record's keys). One-line InputError when nothing matches."""
-    name = str(path).lower()
-    if not Path(path).is_file():
-        raise InputError(
-            f"{path}: no such file" if not Path(path).exists() else f"{path}: not a file"
-        )
-    if name.endswith((".csv", ".csv.gz")):
-        return "kaggle"
-    if not name.endswith(_COLUMNAR):
-        raise InputError(
-            f"{path}: cannot tell the format from the name (expected .csv, .csv.gz, "
-            f"{', '.join(_COLUMNAR)}); give it as PATH:FORMAT, FORMAT one of {', '.join(FORMATS)}"
-        )
-    names = columns_of(path)
-    for fmt, signature in _SIGNATURES:
-        if all(c in names for c in signature):
-            return fmt
-    expected = "; ".join(f"{fmt}: {', '.join(sig)}" for fmt, sig in _SIGNATURES)
-    raise InputError(
-        f"{path}: unknown column layout (columns seen: {names}); expected the columns of {expected}"
-    )
+    """`detect(path).format`."""
+    return detect(path).format
 
 
 def read(

@@ -1,13 +1,29 @@
 """File containers as streams of records: parquet (its schema, streamed
-batches, the compression-bomb check), one JSON array, JSON lines; and the
-one-line errors that name the file when a read fails."""
+batches, the compression-bomb check), one JSON array, JSON lines, CSV; their
+gzip / zstd compressed forms (`.gz`, `.zst`); and the one-line errors that
+name the file when a read fails.
+
+Compression is told by the file's magic bytes (a `.csv` that is gzip still
+reads) and undone by pyarrow's codecs (`pa.input_stream`), a dependency
+already, which read zstd too (Python's standard library has no zstd before
+3.14): JSON lines and CSV records stream through the decompressor, so memory
+stays bounded by a chunk of records, not by the file or what its bytes
+expand to. A compressed JSON array is read whole, refused past the
+compression-bomb bound; a compressed parquet file is refused (parquet
+compresses its pages itself)."""
 
 from __future__ import annotations
 
+import contextlib
+import csv
+import io
 import json
+import os
+import secrets
+import tempfile
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any, NamedTuple, Optional, Union
+from typing import IO, Any, NamedTuple, Optional, Union
 
 import polars as pl
 import pyarrow as pa
@@ -104,37 +120,147 @@ class BadRecord(NamedTuple):
 Record = Union[dict, BadRecord]
 
 
+# The compressions read, by magic bytes, and the suffixes they take.
+_MAGIC = ((b"\x1f\x8b", "gzip"), (b"\x28\xb5\x2f\xfd", "zstd"))
+COMPRESSED_SUFFIXES = (".gz", ".zst")
+CONTAINER_SUFFIXES = (".csv", ".parquet", ".json", ".jsonl", ".ndjson")
+
+
+def compression(path: Union[str, Path]) -> Optional[str]:
+    """ "gzip", "zstd" or None, from the file's first bytes."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(4)
+    except OSError as exc:
+        raise input_error(path, exc) from None
+    return next((name for magic, name in _MAGIC if head.startswith(magic)), None)
+
+
+def base_name(path: Union[str, Path]) -> str:
+    """The lowercased file name without its .gz / .zst suffix."""
+    name = Path(path).name.lower()
+    for suffix in COMPRESSED_SUFFIXES:
+        if name.endswith(suffix):
+            return name[: -len(suffix)]
+    return name
+
+
+class _Raw(io.RawIOBase):
+    """A pyarrow input stream as a raw Python stream (pyarrow's compressed
+    streams have no readline)."""
+
+    def __init__(self, stream: Any):
+        self.stream = stream
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        data = self.stream.read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
+
+    def close(self) -> None:
+        self.stream.close()
+        super().close()
+
+
+def open_binary(path: Union[str, Path]) -> IO[bytes]:
+    """The file's bytes, decompressed while read when it is gzip or zstd."""
+    codec = compression(path)
+    try:
+        if codec is None:
+            return open(path, "rb")
+        return io.BufferedReader(_Raw(pa.input_stream(str(path), compression=codec)), 1 << 16)
+    except (OSError, pa.ArrowException) as exc:
+        raise input_error(path, exc) from None
+
+
+def read_bounded(path: Union[str, Path], stream: IO[bytes]) -> bytes:
+    """All of `stream` (the decompressed bytes of `path`), refused past the
+    compression-bomb bound of `check_parquet_expansion`."""
+    limit = max(PARQUET_BOMB_BYTES, PARQUET_MAX_EXPANSION * os.path.getsize(path))
+    data = stream.read(limit + 1)
+    if len(data) > limit:
+        raise _bomb(path)
+    return data
+
+
+def _bomb(path: Union[str, Path]) -> InputError:
+    return InputError(
+        f"{path}: decompresses to over {PARQUET_MAX_EXPANSION} times its size, past "
+        f"{PARQUET_BOMB_BYTES >> 20} MiB: refused, as a compression bomb would be"
+    )
+
+
+def decompressed_copy(path: Union[str, Path], suffix: str) -> Optional[str]:
+    """A temporary decompressed copy of a gzip / zstd file (None for a plain
+    one), streamed to disk under the compression-bomb bound; the caller
+    removes it (`remove_quietly`)."""
+    if compression(path) is None:
+        return None
+    limit = max(PARQUET_BOMB_BYTES, PARQUET_MAX_EXPANSION * os.path.getsize(path))
+    name = os.path.join(tempfile.gettempdir(), f"arena-fast-{os.getpid()}-{secrets.token_hex(8)}")
+    name += suffix
+    written = 0
+    try:
+        with open_binary(path) as src, open(name, "xb") as dst:
+            while block := src.read(1 << 20):
+                written += len(block)
+                if written > limit:
+                    raise _bomb(path)
+                dst.write(block)
+    except BaseException as exc:
+        remove_quietly(name)
+        if isinstance(exc, (OSError, pa.ArrowException)):
+            raise input_error(path, exc) from None
+        raise
+    return name
+
+
+def remove_quietly(path: str) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        os.remove(path)
+
+
 def container(path: Union[str, Path]) -> str:
-    """ "parquet", "json" (one JSON array) or "jsonl", from the extension and,
-    for .json, the first character (the `datasets` library writes JSON lines
-    to .json files)."""
-    name = str(path).lower()
+    """ "parquet", "csv", "json" (one JSON array) or "jsonl", from the
+    extension (a .gz / .zst suffix aside) and, for .json, the first
+    character (the `datasets` library writes JSON lines to .json files).
+    A compressed parquet file is refused."""
+    name = base_name(path)
     if name.endswith(".parquet"):
+        if compression(path) is not None:
+            raise InputError(
+                f"{path}: a compressed parquet file: parquet compresses its pages itself; "
+                "decompress the file (gunzip / unzstd) and give the .parquet"
+            )
         return "parquet"
+    if name.endswith(".csv"):
+        return "csv"
     if name.endswith((".jsonl", ".ndjson")):
         return "jsonl"
     if name.endswith(".json"):
-        try:
-            with open(path, "rb") as f:
+        with open_binary(path) as f:
+            try:
                 head = f.read(4096).lstrip(b"\xef\xbb\xbf \t\r\n")
-        except OSError as exc:
-            raise input_error(path, exc) from None
+            except (OSError, EOFError, pa.ArrowException) as exc:
+                raise input_error(path, exc) from None
         return "json" if head.startswith(b"[") else "jsonl"
-    raise InputError(f"{path}: expected a .parquet, .json, .jsonl or .ndjson file for this format")
+    raise InputError(
+        f"{path}: expected a {', '.join(CONTAINER_SUFFIXES)} file "
+        f"(or one of those compressed: {', '.join(COMPRESSED_SUFFIXES)})"
+    )
 
 
 def _json_lines(path: Union[str, Path], only: Optional[set] = None) -> Iterator[Any]:
     """The records of a JSON-lines file, blank lines skipped; a line that is
     not a JSON object comes as a BadRecord (it does not stop the file).
     With `only`, records whose index is not in it come as None, unparsed."""
-    try:
-        f = open(path, "rb")
-    except OSError as exc:
-        raise input_error(path, exc) from None
-    with f:
+    with open_binary(path) as f:
         first = True
         row = -1
-        for line in f:
+        for line in _lines(path, f):
             if first and line.startswith(b"\xef\xbb\xbf"):
                 line = line[3:]
             first = False
@@ -155,6 +281,18 @@ def _json_lines(path: Union[str, Path], only: Optional[set] = None) -> Iterator[
             yield value if isinstance(value, dict) else BadRecord(_not_object(value))
 
 
+def _lines(path: Union[str, Path], f: IO[bytes]) -> Iterator[bytes]:
+    """The lines of `f`; a corrupt compressed stream is a one-line InputError."""
+    while True:
+        try:
+            line = f.readline()
+        except (OSError, EOFError, pa.ArrowException) as exc:
+            raise input_error(path, exc) from None
+        if not line:
+            return
+        yield line
+
+
 # Python's JSON parser recurses once per nesting level; past the
 # interpreter's limit (about 1,000) it raises RecursionError.
 _TOO_DEEP = "not valid JSON: nested too deeply"
@@ -167,9 +305,9 @@ def _not_object(value: Any) -> str:
 def _json_array(path: Union[str, Path]) -> list:
     """A whole .json file holding one array (read at once)."""
     try:
-        with open(path, encoding="utf-8-sig") as f:
-            data = json.load(f)
-    except (OSError, ValueError) as exc:
+        with open_binary(path) as f:
+            data = json.loads(read_bounded(path, f).decode("utf-8-sig"))
+    except (OSError, ValueError, EOFError, pa.ArrowException) as exc:
         raise input_error(path, exc) from None
     except RecursionError:
         # One array: a record nested too deeply leaves no way to find the next.
@@ -180,9 +318,14 @@ def _json_array(path: Union[str, Path]) -> list:
 
 
 def first_record(path: Union[str, Path]) -> Optional[dict]:
-    """The first record of a JSON / JSON-lines file, None when it has none.
-    Reads only as far as that record for JSON lines."""
-    if container(path) == "json":
+    """The first record of a JSON / JSON-lines / CSV file, None when it has
+    none. Reads only as far as that record for JSON lines; for CSV, only the
+    first `CSV_HEAD_BYTES` (decompressed), so that a value of the first CSV
+    record may be its cell's start only (enough to tell a format by)."""
+    kind = container(path)
+    if kind == "csv":
+        return _csv_head(path)[1]
+    if kind == "json":
         data = _json_array(path)
         if not data:
             return None
@@ -199,8 +342,11 @@ def first_record(path: Union[str, Path]) -> Optional[dict]:
 def columns_of(path: Union[str, Path]) -> list[str]:
     """Column names: the parquet schema, or the keys of the first JSON record
     (a JSON file without records has no columns to tell: InputError)."""
-    if container(path) == "parquet":
+    kind = container(path)
+    if kind == "parquet":
         return parquet_columns(path)
+    if kind == "csv":
+        return _csv_head(path)[0]
     return list(require_first_record(path))
 
 
@@ -213,13 +359,27 @@ def require_first_record(path: Union[str, Path]) -> dict:
 
 
 def iter_records(
-    path: Union[str, Path], columns: Sequence[str], chunk_rows: int
+    path: Union[str, Path],
+    columns: Sequence[str],
+    chunk_rows: int,
+    csv_json: Optional[Sequence[str]] = None,
 ) -> Iterator[list[Record]]:
-    """The records of a parquet / JSON / JSON-lines file as Python dicts, in
-    lists of at most `chunk_rows`, in file order. Parquet reads only
-    `columns` (those present), streamed; JSON lines stream; a JSON array is
-    read whole."""
+    """The records of a parquet / JSON / JSON-lines / CSV file as Python
+    dicts, in lists of at most `chunk_rows`, in file order. Parquet reads
+    only `columns` (those present), streamed; JSON lines and CSV stream; a
+    JSON array is read whole. CSV cells are strings (an empty cell: None),
+    those of the `csv_json` columns parsed as JSON text where they are
+    valid JSON; `csv_json=None` (a reader of nested values that does not
+    take CSV) refuses a CSV file."""
     kind = container(path)
+    if kind == "csv":
+        if csv_json is None:
+            raise InputError(
+                f"{path}: this format's columns hold nested lists, which CSV cannot: "
+                "give it as parquet, JSON or JSON lines"
+            )
+        yield from _chunked(_csv_records(path, set(csv_json)), chunk_rows)
+        return
     if kind == "parquet":
         names = parquet_columns(path)
         lf = pl.scan_parquet(path).select([c for c in columns if c in names])
@@ -227,6 +387,10 @@ def iter_records(
             yield batch.to_dicts()
         return
     source: Any = _json_array(path) if kind == "json" else _json_lines(path)
+    yield from _chunked(source, chunk_rows)
+
+
+def _chunked(source: Any, chunk_rows: int) -> Iterator[list[Record]]:
     records: list[Record] = []
     for value in source:
         records.append(
@@ -237,6 +401,96 @@ def iter_records(
             records = []
     if records:
         yield records
+
+
+# -- CSV as records ------------------------------------------------------------------
+# How much of a CSV format detection reads, and the largest cell read as a record.
+CSV_HEAD_BYTES = 1 << 20
+CSV_CELL_BYTES = PARQUET_BOMB_BYTES
+
+
+def _csv_head(path: Union[str, Path]) -> tuple[list[str], Optional[dict]]:
+    """The header and the first record (cells possibly cut at
+    `CSV_HEAD_BYTES`) of a CSV file; InputError for a file without a header."""
+    with open_binary(path) as f:
+        try:
+            head = f.read(CSV_HEAD_BYTES)
+        except (OSError, EOFError, pa.ArrowException) as exc:
+            raise input_error(path, exc) from None
+    check_csv_text(path, head)
+    text = head.decode("utf-8-sig", errors="replace")
+    csv.field_size_limit(max(csv.field_size_limit(), CSV_HEAD_BYTES))
+    rows = csv.reader(io.StringIO(text, newline=""))
+    try:
+        header = next(rows, None)
+        first = next(rows, None)
+    except csv.Error as exc:
+        raise InputError(f"{path}: cannot read the CSV header: {exc}") from None
+    if not header:
+        raise InputError(f"{path}: no header (an empty CSV file)")
+    if first is None:
+        return header, None
+    return header, {name: (cell or None) for name, cell in zip(header, first)}
+
+
+def check_csv_text(path: Union[str, Path], head: bytes) -> None:
+    """InputError for a file that is not UTF-8 CSV with LF or CRLF lines,
+    told from its first (decompressed) bytes `head`: UTF-16 / UTF-32, lines
+    ending in CR only."""
+    for bom, name in (
+        (b"\xff\xfe\x00\x00", "UTF-32"),
+        (b"\x00\x00\xfe\xff", "UTF-32"),
+        (b"\xff\xfe", "UTF-16"),
+        (b"\xfe\xff", "UTF-16"),
+    ):
+        if head.startswith(bom):
+            raise InputError(f"{path}: {name} text (a {name} byte-order mark): save it as UTF-8")
+    first, newline, _ = head.partition(b"\n")
+    if b"\x00" in first:
+        raise InputError(
+            f"{path}: NUL bytes in the header: UTF-16 or UTF-32 text without a "
+            "byte-order mark, or not text: save it as UTF-8"
+        )
+    if b"\r" in (first[:-1] if newline else first):
+        raise InputError(
+            f"{path}: lines end in CR only (old Mac line endings): convert them to LF or CRLF"
+        )
+
+
+def _csv_records(path: Union[str, Path], json_columns: set) -> Iterator[Record]:
+    """The records of a CSV file, streamed through the decompressor."""
+    csv.field_size_limit(max(csv.field_size_limit(), CSV_CELL_BYTES))
+    with open_binary(path) as f:
+        text = io.TextIOWrapper(f, encoding="utf-8-sig", newline="")
+        reader = csv.reader(text)
+        row = -1
+        try:
+            header = next(reader, None)
+            if header is None:
+                return
+            for cells in reader:
+                row += 1
+                if len(cells) > len(header):
+                    yield BadRecord(f"{len(cells)} fields, the header {len(header)}")
+                    continue
+                record = {name: (cell or None) for name, cell in zip(header, cells)}
+                for name in json_columns & record.keys():
+                    record[name] = _json_cell(record[name])
+                yield record
+        except (csv.Error, UnicodeDecodeError, OSError, EOFError, pa.ArrowException) as exc:
+            where = "the header" if row < 0 else f"row {row + 1}"
+            raise InputError(f"{path}: {where}: cannot read: {one_line(str(exc))}") from None
+
+
+def _json_cell(cell: Optional[str]) -> Any:
+    """A CSV cell of a nested column: its JSON value, or the text itself
+    when it is not JSON (the reader then says what is wrong with it)."""
+    if cell is None or cell.lstrip()[:1] not in ("[", "{"):
+        return cell
+    try:
+        return json.loads(cell)
+    except (ValueError, RecursionError):
+        return cell
 
 
 def records_at(
@@ -258,6 +512,8 @@ def records_at(
             for record in batch.to_dicts():
                 yield record.pop("__row"), record
         return
+    if kind == "csv":
+        raise InputError(f"{path}: this format does not read CSV")
     values: Any = _json_array(path) if kind == "json" else _json_lines(path, rows)
     for row, value in enumerate(values):
         if row in rows:

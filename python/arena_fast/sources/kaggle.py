@@ -45,6 +45,7 @@ from ._common import (
     check_columns,
 )
 from .containers import (
+    check_csv_text,
     input_error,
     polars_batches,
 )
@@ -200,32 +201,14 @@ def _is_gzip(path: Union[str, Path]) -> bool:
 
 
 def _check_text(path: Union[str, Path]) -> None:
-    """InputError for a file that is not UTF-8 CSV with LF or CRLF lines,
-    told from its first bytes: UTF-16 / UTF-32, lines ending in CR only."""
+    """InputError for a file that is not UTF-8 CSV (`check_csv_text`)."""
     try:
         opener: Any = gzip.open if _is_gzip(path) else open
         with opener(path, "rb") as f:
             head = f.read(_HEAD_BYTES)
     except (OSError, EOFError, zlib.error) as exc:
         raise input_error(path, exc) from None
-    for bom, name in (
-        (b"\xff\xfe\x00\x00", "UTF-32"),
-        (b"\x00\x00\xfe\xff", "UTF-32"),
-        (b"\xff\xfe", "UTF-16"),
-        (b"\xfe\xff", "UTF-16"),
-    ):
-        if head.startswith(bom):
-            raise InputError(f"{path}: {name} text (a {name} byte-order mark): save it as UTF-8")
-    first, newline, _ = head.partition(b"\n")
-    if b"\x00" in first:
-        raise InputError(
-            f"{path}: NUL bytes in the header: UTF-16 or UTF-32 text without a "
-            "byte-order mark, or not text: save it as UTF-8"
-        )
-    if b"\r" in (first[:-1] if newline else first):
-        raise InputError(
-            f"{path}: lines end in CR only (old Mac line endings): convert them to LF or CRLF"
-        )
+    check_csv_text(path, head)
 
 
 def _locate(path: Union[str, Path], clipped: Optional[_Clipped] = None) -> Optional[InputError]:
