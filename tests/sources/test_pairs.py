@@ -4,6 +4,7 @@ parquet, JSON lines and CSV files (made-up rows), and `parse_mapping`, the
 
 from __future__ import annotations
 
+import gzip
 import json
 
 import polars as pl
@@ -172,3 +173,16 @@ def test_parse_mapping():
         with pytest.raises(ConfigError, match=None) as excinfo:
             parse_mapping(bad)
         one_line_error(excinfo, needle)
+
+
+def test_csv_cells_holding_json_lists_and_gzip(tmp_path):
+    path = tmp_path / "k.csv.gz"
+    frame = pl.DataFrame(
+        {"p": ['["Hi", "More"]', "[not json"], "a": ['["x", null]', "42"], "b": ["y", "[]"]}
+    )
+    path.write_bytes(gzip.compress(frame.write_csv().encode()))
+    rows, dropped = read_all(path, {"prompt": "p", "a": "a", "b": "b"})
+    assert rows["prompt"].to_list() == [["Hi", "More"], ["[not json"]]
+    assert rows["response_a"].to_list() == [["x", None], ["42"]]
+    assert rows["response_b"].to_list() == [["y"], ["[]"]]  # an empty JSON list stays text
+    assert rows["labels"].to_list() == [None, None] and dropped.height == 0

@@ -11,18 +11,19 @@ column holds what by a mapping (`ReadOptions.mapping`, `BuildConfig.mapping`,
 A text cell is a plain string (one turn), a list of strings (turns) or a
 message list ({role, content}, content plain or typed parts as in the
 140k files, `ReadOptions.images` applying): the prompt takes its user
-turns, an answer its assistant turns. `winner` values (case and spaces
-ignored): model_a / a, model_b / b, tie / tie (bothbad); anything else
-(both_bad included: a 4-class label needs winner_both_bad) drops the record
-as `bad_winner`. Files: parquet, JSON, JSON lines, CSV (cells as text)."""
+turns, an answer its assistant turns. CSV cells are text: one turn, or the
+turns of a cell holding a JSON list (`["...", ...]`, as Kaggle writes).
+`winner` values (case and spaces ignored): model_a / a, model_b / b,
+tie / tie (bothbad); anything else (both_bad included: a 4-class label
+needs winner_both_bad) drops the record as `bad_winner`. Files: parquet,
+JSON, JSON lines, CSV, each also .gz / .zst."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Optional, Union
-
-import polars as pl
 
 from ..errors import ConfigError, InputError
 from ._common import (
@@ -36,7 +37,7 @@ from ._common import (
     as_number,
 )
 from .arena140k import ImageContent, flatten_conversation
-from .containers import BadRecord, columns_of, iter_records, polars_batches
+from .containers import BadRecord, columns_of, container, iter_records
 
 __all__ = ["FIELDS", "WINNERS", "parse_mapping", "read", "resolve_mapping"]
 
@@ -132,42 +133,38 @@ def read(
     """Chunks of canonical rows from a file read through `options.mapping`
     (labels of 4 classes when winner_both_bad is mapped, else 3). `seed` is
     unused (the file fixes A and B)."""
-    names = _csv_columns(path) if _is_csv(path) else columns_of(path)
-    fields = resolve_mapping(path, options.mapping, names)
+    fields = resolve_mapping(path, options.mapping, columns_of(path))
     classes = 4 if "winner_both_bad" in fields else 3
     return _stream(path, fields, chunk_rows, options, classes)
 
 
-def _is_csv(path: Union[str, Path]) -> bool:
-    return str(path).lower().endswith(".csv")
-
-
-def _csv_columns(path: Union[str, Path]) -> list:
-    try:
-        return list(pl.scan_csv(path, infer_schema=False).collect_schema().names())
-    except (pl.exceptions.PolarsError, OSError) as exc:
-        raise InputError(f"{path}: cannot read as CSV: {str(exc).splitlines()[0]}") from None
-
-
-def _records(path, columns: list, chunk_rows: int) -> Iterator[list]:
-    if not _is_csv(path):
-        yield from iter_records(path, columns, chunk_rows)
-        return
-    lf = pl.scan_csv(path, infer_schema=False).select(columns)
-    for batch in polars_batches(lf, path, chunk_rows):
-        yield batch.to_dicts()
+def _from_csv_cell(value: Any) -> Any:
+    """A CSV text cell holding a JSON list (Kaggle's `["...", ...]`) as that
+    list; any other cell as it is."""
+    if isinstance(value, str) and value.lstrip().startswith("["):
+        try:
+            parsed = json.loads(value)
+        except ValueError:
+            return value
+        if isinstance(parsed, list) and parsed:
+            return parsed
+    return value
 
 
 def _stream(path, fields: dict, chunk_rows: int, options: ReadOptions, classes: int):
     columns = list(dict.fromkeys(fields.values()))
+    csv = container(path) == "csv"
     row = 0
-    for records in _records(path, columns, chunk_rows):
+    for records in iter_records(path, columns, chunk_rows, csv_json=()):
         out = Builder(SOURCE, classes=classes)
         for record in records:
             if isinstance(record, BadRecord):
                 out.drop(id=None, row=row, reason="bad_record", detail=record.detail)
             else:
-                _convert({f: record.get(c) for f, c in fields.items()}, row, out, options, classes)
+                values = {f: record.get(c) for f, c in fields.items()}
+                if csv:
+                    values.update({f: _from_csv_cell(values[f]) for f in TEXT_FIELDS})
+                _convert(values, row, out, options, classes)
             row += 1
         yield out.chunk()
 
