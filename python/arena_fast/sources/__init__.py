@@ -29,7 +29,7 @@ import polars as pl
 
 from ..errors import ConfigError, InputError
 from ..rows import TEXT_COLUMNS
-from . import arena33k, canonical, chat1m, kaggle, ultrafeedback, wsdm
+from . import arena33k, canonical, chat1m, helpsteer, hh_rlhf, kaggle, pku, ultrafeedback, wsdm
 from ._common import (
     CANONICAL_SCHEMA,
     DROPPED_SCHEMA,
@@ -76,6 +76,12 @@ DROP_REASONS = {
     "an empty list, or another teacher count than the file's first good row",
     "chat1m_unpaired": "chat1m: no other model's conversation left to pair with",
     "chat1m_identical": "chat1m: every other model answered the same",
+    "bad_transcript": "hh_rlhf: chosen / rejected not a string, without a Human:/Assistant: "
+    "marker, with text before the first, not opening with Human or not ending with Assistant",
+    "transcripts_diverge": "hh_rlhf: chosen and rejected differ before their last Assistant turn",
+    "bad_preference": "helpsteer: preference strength not a number in -3..3; "
+    "pku_saferlhf: better_response_id / safer_response_id not 0 or 1",
+    "missing_text": "helpsteer, pku_saferlhf: a prompt or response that is null or not a string",
 }
 
 
@@ -92,6 +98,29 @@ def _ultrafeedback(s: Sample) -> Optional[str]:
         return "columns chosen/rejected"
     if s.has("instruction", "completions"):
         return "columns instruction/completions (raw UltraFeedback)"
+    return None
+
+
+def _hh_rlhf(s: Sample) -> Optional[str]:
+    # Before ultrafeedback: the same columns, told by the markers in `chosen`.
+    chosen = s.value("chosen") if s.has("chosen", "rejected") else None
+    if isinstance(chosen, str) and "\n\nHuman:" in chosen and "\n\nAssistant:" in chosen:
+        return "columns chosen/rejected hold \\n\\nHuman: / \\n\\nAssistant: transcripts"
+    return None
+
+
+def _helpsteer(s: Sample) -> Optional[str]:
+    if s.has(*helpsteer.HELPSTEER3):
+        return f"columns {joined(helpsteer.HELPSTEER3)} (HelpSteer3 preference)"
+    if s.has(*helpsteer.HELPSTEER2):
+        return f"columns {joined(helpsteer.HELPSTEER2)} (HelpSteer2 preference)"
+    return None
+
+
+def _pku(s: Sample) -> Optional[str]:
+    ids = [c for c in pku.PREFERENCE_COLUMNS.values() if s.has(c)]
+    if s.has(*pku.TEXTS) and ids:
+        return f"columns {joined(pku.TEXTS)}, {joined(ids)} (PKU-SafeRLHF)"
     return None
 
 
@@ -142,10 +171,26 @@ def _canonical(s: Sample) -> Optional[str]:
 _FORMATS: tuple[FormatSpec, ...] = (
     FormatSpec("arena33k", arena33k.read, _arena33k, "conversation_a, conversation_b, winner"),
     FormatSpec(
+        "hh_rlhf", hh_rlhf.read, _hh_rlhf, "chosen, rejected as \\n\\nHuman: ... transcripts"
+    ),
+    FormatSpec(
         "ultrafeedback",
         ultrafeedback.read,
         _ultrafeedback,
         "chosen, rejected (or instruction, completions)",
+    ),
+    FormatSpec(
+        "helpsteer",
+        helpsteer.read,
+        _helpsteer,
+        "context, response1, response2, overall_preference (HelpSteer3) or prompt, "
+        "response_1, response_2, preference_strength (HelpSteer2)",
+    ),
+    FormatSpec(
+        "pku_saferlhf",
+        pku.read,
+        _pku,
+        "prompt, response_0, response_1, better_response_id or safer_response_id",
     ),
     FormatSpec("chat1m", chat1m.read, _chat1m, "conversation, model"),
     FormatSpec("wsdm", wsdm.read, _wsdm, "prompt, response_a, response_b as plain strings"),
