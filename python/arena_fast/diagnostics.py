@@ -6,13 +6,15 @@ number of turns and by truncation, per fold, and the confusion matrix.
 Predictions travel as one table per run (`prediction_frame`): a row per
 conversation in the original A/B order, with the final probabilities, each
 single pass when both orders were predicted, the logits, the labels (NaN when
-unlabelled), turns, truncation, fold and whether the run trained on the row
-(`trained`, when known). The file also says which rows it covers (parquet
-metadata, `ROWS_KEY`: the split, the run's held-out fold, the dataset's
-identity), and `summarize` / `format_summary` name those rows in every
-score they print (`describe_rows`). `arena-fast predict --predictions` and
-`arena-fast train` (the held-out fold) write it; `arena-fast report` reads
-it. numpy, polars and pyarrow only: no torch here."""
+unlabelled), turns, truncation, fold, whether the run trained on the row
+(`trained`, when known) and the row metadata `language` / `category` when
+the dataset carries them (scores are broken down by each: `by_group`).
+The file also says which rows it covers (parquet metadata, `ROWS_KEY`:
+the split, the run's held-out fold, the dataset's identity), and
+`summarize` / `format_summary` name those rows in every score they print
+(`describe_rows`). `arena-fast predict --predictions` and `arena-fast
+train` (the held-out fold) write it; `arena-fast report` reads it.
+numpy, polars and pyarrow only: no torch here."""
 
 from __future__ import annotations
 
@@ -44,12 +46,22 @@ __all__ = [
     "confusion",
     "flip_rate",
     "TURN_BUCKETS",
+    "GROUP_COLUMNS",
+    "GROUP_TOP",
+    "by_group",
 ]
 
 CLASSES = CLASS_KEYS  # the short class names of a printed table
 # Conversations by number of turns: 1, 2, 3-4, 5 and more.
 TURN_BUCKETS = ((1, 1, "1"), (2, 2, "2"), (3, 4, "3-4"), (5, None, "5+"))
 _EPS = 1e-15
+# The row metadata columns scores are broken down by (`by_group`), the
+# groups shown of each (the largest; the rest pooled as OTHER) and the group
+# of rows without a value.
+GROUP_COLUMNS = ("language", "category")
+GROUP_TOP = 10
+OTHER = "(other)"
+NONE = "(none)"
 # The parquet metadata key of a prediction table's rows: a JSON object with
 # `split` ("valid", "train" or "all"), `held_out` (the run's held-out fold,
 # None: none), `own_dataset` (True: the run's dataset; False: other data;
@@ -77,12 +89,15 @@ def prediction_frame(
     truncated=None,
     fold=None,
     trained=None,
+    language=None,
+    category=None,
 ) -> Any:  # pl.DataFrame
     """The per-row prediction table: `id`, `probs` (the final ones), and
     where given `probs_original` / `probs_swapped` (each single pass, the
     swapped one mapped back to the original order), `logits`, `labels`
     (probability rows, NaN when unlabelled), `turns`, `truncated`, `fold`,
-    `trained` (whether the run trained on the row).
+    `trained` (whether the run trained on the row), `language` and
+    `category` (strings, None where a row has none).
     Class rows are `Array(Float64, K)` columns in the label space's class
     order (a, b[, tie[, both_bad]]: `af.labels`), K the width of `probs`."""
     n = len(ids)
@@ -112,6 +127,11 @@ def prediction_frame(
             if arr.shape != (n,):
                 raise ValueError(f"{name}: expected shape ({n},), got {arr.shape}")
             columns[name] = pl.Series(name, arr).cast(dtype)
+    for name, values in (("language", language), ("category", category)):
+        if values is not None:
+            if len(values) != n:
+                raise ValueError(f"{name}: expected {n} values, got {len(values)}")
+            columns[name] = pl.Series(name, list(values), dtype=pl.String)
     return pl.DataFrame(columns)
 
 
@@ -138,9 +158,10 @@ def read_predictions(path: Union[str, os.PathLike], *, with_rows: bool = False) 
     3 or 4, the same in every such column: the label space's),
     probabilities finite and in [0, 1], logits finite, labels NaN (no label)
     or finite and non-negative, `turns` / `fold` integers and `truncated` /
-    `trained` booleans. An InputError naming the file, column and row
-    otherwise. With `with_rows`, `(frame, rows)`: `rows` the metadata of
-    the rows it covers (`ROWS_KEY`; {} for a table written without it)."""
+    `trained` booleans, `language` / `category` strings. An InputError
+    naming the file, column and row otherwise. With `with_rows`, `(frame,
+    rows)`: `rows` the metadata of the rows it covers (`ROWS_KEY`; {} for
+    a table written without it)."""
     try:
         frame = pl.read_parquet(path)
         meta = pq.read_schema(path).metadata or {}
@@ -187,6 +208,9 @@ def read_predictions(path: Union[str, os.PathLike], *, with_rows: bool = False) 
         ok = dtype == pl.Boolean if kind == "boolean" else dtype.is_integer()
         if not ok or frame[name].null_count():
             raise InputError(f"{path}: column {name!r} must hold {kind}s, got {dtype}")
+    for name in GROUP_COLUMNS:
+        if name in frame.columns and frame.schema[name] not in (pl.String, pl.Null):
+            raise InputError(f"{path}: column {name!r} must hold strings, got {frame.schema[name]}")
     if not with_rows:
         return frame
     return frame, _rows_metadata(meta.get(ROWS_KEY), path)
@@ -329,6 +353,56 @@ def _group(probs: np.ndarray, labels: np.ndarray, mask: np.ndarray) -> dict:
     return {"rows": int(mask.sum()), "log_loss": log_loss(probs[mask], labels[mask])}
 
 
+def _group_members(values: list, split: bool) -> dict[str, np.ndarray]:
+    """The rows of each value (`split`: a value "math,if" is a row of
+    "math" and of "if"); rows without one are NONE's."""
+    groups: dict[str, list] = {}
+    for i, value in enumerate(values):
+        names = [value] if value else []
+        if split and value:
+            names = list(dict.fromkeys(p.strip() for p in value.split(",") if p.strip()))
+        for name in names or [NONE]:
+            groups.setdefault(name, []).append(i)
+    return {name: np.asarray(rows, dtype=np.int64) for name, rows in groups.items()}
+
+
+def by_group(frame, column: str, top: int = GROUP_TOP) -> dict:
+    """Scores per value of the row metadata `column` of a prediction table
+    (`GROUP_COLUMNS`): name -> `rows`, `labelled`, and on its labelled rows
+    `log_loss` and `accuracy` (NaN for none), on all its rows `flip_rate`
+    when the table has both passes. The `top` values with the most rows
+    (ties by name) come first, largest first; the rest are pooled as
+    `(other)`, rows without a value are `(none)`, each last when it has
+    rows. A `category` is split at commas ("math,if" counts under "math"
+    and under "if", so a row may be in several groups); a `language` is
+    taken as given. {} when the table lacks the column or no row has a
+    value."""
+    if column not in frame.columns or frame[column].null_count() == len(frame):
+        return {}
+    members = _group_members(frame[column].to_list(), split=column == "category")
+    named = sorted((k for k in members if k != NONE), key=lambda k: (-len(members[k]), k))
+    if not named:
+        return {}
+    groups = {name: members[name] for name in named[:top]}
+    if len(named) > top:
+        groups[OTHER] = np.unique(np.concatenate([members[k] for k in named[top:]]))
+    if NONE in members:
+        groups[NONE] = members[NONE]
+    probs, labels = _triple(frame, "probs"), _triple(frame, "labels")
+    original, swapped = _triple(frame, "probs_original"), _triple(frame, "probs_swapped")
+    labelled = np.zeros(len(frame), bool) if labels is None else ~np.isnan(labels).any(axis=1)
+    out = {}
+    for name, sel in groups.items():
+        hit = sel[labelled[sel]]
+        group: dict[str, Any] = {"rows": int(len(sel)), "labelled": int(len(hit))}
+        group["log_loss"] = log_loss(probs[hit], labels[hit]) if len(hit) else float("nan")
+        group["accuracy"] = accuracy(probs[hit], labels[hit]) if len(hit) else float("nan")
+        if original is not None and swapped is not None:
+            group["flip_rate"] = flip_rate(original[sel], swapped[sel])
+        out[name] = group
+    return out
+
+
 def summarize(frame, bins: int = 10, rows: Optional[dict] = None) -> dict:
     """Every diagnostic the table supports: `rows`, `labelled`; when the
     table says which rows it covers (a `trained` column, `rows` metadata),
@@ -338,7 +412,8 @@ def summarize(frame, bins: int = 10, rows: Optional[dict] = None) -> dict:
     `log_loss_swapped` (each single pass), `calibration` (`reliability`),
     `confusion`, `by_turns`, `by_truncation`, `by_fold`, `by_trained` (the
     held-out rows and the trained ones apart, when the table has both);
-    and on every row with both passes `flip_rate`."""
+    on every row with both passes `flip_rate`; and `by_language` /
+    `by_category` (`by_group`) when the table carries that row metadata."""
     probs = _triple(frame, "probs")
     labels = _triple(frame, "labels")
     original = _triple(frame, "probs_original")
@@ -351,6 +426,10 @@ def summarize(frame, bins: int = 10, rows: Optional[dict] = None) -> dict:
         out["held_out"] = (rows or {}).get("held_out")
     if original is not None and swapped is not None:
         out["flip_rate"] = flip_rate(original, swapped)
+    for column in GROUP_COLUMNS:
+        groups = by_group(frame, column)
+        if groups:
+            out[f"by_{column}"] = groups
     if labels is None:
         out["labelled"] = 0
         return out
@@ -430,6 +509,8 @@ def format_summary(summary: dict) -> str:
         ("by_truncation", "by truncation"),
         ("by_fold", "by fold"),
         ("by_trained", "by rows"),
+        ("by_language", "by language"),
+        ("by_category", "by category"),
     ):
         if summary.get(key):
             parts = [

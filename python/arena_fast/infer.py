@@ -15,7 +15,7 @@ from typing import Any, Callable, Optional
 import numpy as np
 import torch
 
-from .diagnostics import accuracy, log_loss, prediction_frame, write_predictions
+from .diagnostics import GROUP_COLUMNS, accuracy, log_loss, prediction_frame, write_predictions
 from .errors import InputError
 from .labels import LabelSpace, space_of_width
 from .runs import dataset_identity
@@ -115,6 +115,11 @@ def dataset_predictions(
         "truncated": dataset.encoded.truncated[first],
         "folds": dataset.folds[first],
     }
+    # The row metadata scores are broken down by (`af.diagnostics.GROUP_COLUMNS`).
+    metadata = getattr(dataset, "metadata", None) or {}
+    for name in GROUP_COLUMNS:
+        if name in metadata:
+            out[name] = metadata[name][first]
     if dataset.swapped:
         original, swapped, average = swap_passes(probs, getattr(dataset, "space", None))
         out["probs_original"] = original
@@ -142,6 +147,8 @@ def prediction_table(result: dict):
         truncated=result["truncated"],
         fold=result["folds"],
         trained=result.get("trained"),
+        language=result.get("language"),
+        category=result.get("category"),
     )
 
 

@@ -20,6 +20,7 @@ from ..encoded import REPAIR_CLIPPED, REPAIR_NULL, REPAIR_RAGGED, REPAIR_SURROGA
 from ..errors import ConfigError
 from ..labels import LabelSpace, describe_mapping, map_logits, map_probs, space_of_width
 from ..rows import rows_from_arrow
+from ..sources import METADATA_SCHEMA
 from .config import (
     FLAG_EMPTY_A,
     FLAG_EMPTY_B,
@@ -29,6 +30,10 @@ from .config import (
     FLAG_RELABELLED,
     BuildConfig,
 )
+
+# The optional row metadata columns (`sources.METADATA_SCHEMA`: language,
+# category, meta), written after the other shard columns when some row has them.
+METADATA_COLUMNS = tuple(METADATA_SCHEMA)
 
 
 def parse_chunk(chunk: Any, null_text: str, threads: Optional[int] = None) -> tuple[Any, dict]:
@@ -303,8 +308,15 @@ def kept_columns(
 ) -> dict[str, Any]:
     """The kept rows' shard columns that do not come from the encoder, as
     Arrow arrays, in the shards' column order (`source`: the data's label
-    space, which the teacher logits are mapped from)."""
+    space, which the teacher logits are mapped from), and last the row
+    metadata columns the chunk carries (`METADATA_COLUMNS`; a reader without
+    them leaves them out, `shards.write_shards` decides which are written)."""
     sub = frame[kept]
+    metadata = {
+        name: sub[name].cast(pl.String).to_arrow().cast(pa.string())
+        for name in METADATA_COLUMNS
+        if name in sub.columns
+    }
     return {
         "id": sub["id"].to_arrow(),
         "source": sub["source"].to_arrow(),
@@ -319,6 +331,7 @@ def kept_columns(
         "turns": pa.array(features["turns"][kept]),
         "repairs": pa.array(c.repairs[kept]),
         "chars": pa.array(features["chars"][kept]),
+        **metadata,
     }
 
 

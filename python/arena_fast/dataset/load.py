@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional, Union
 
@@ -23,6 +23,7 @@ from ..labels import DEFAULT_SPACE, LabelSpace, label_space
 from ..outputs import MANIFEST, TOKENIZER
 from ..pairs import interleave_pairs, interleave_rows, pair_rows
 from ..tokenizer import Tokenizer
+from .clean import METADATA_COLUMNS
 from .config import FLAG_EMPTY_A, FLAG_EMPTY_B, FORMAT_VERSION
 from .schema import MAX_BYTES as MANIFEST_MAX_BYTES
 from .schema import check_manifest
@@ -38,7 +39,11 @@ class ArenaDataset:
     `space`, the dataset's label space (`ab`, `abt`, `abtx`: `af.labels`);
     `label` the class (0 A, 1 B, 2 tie, 3 both_bad, -1 unlabelled); `flags`
     the cleaning flags per row
-    (`FLAG_EMPTY_A`, `FLAG_EMPTY_B`, `FLAG_IDENTICAL`, ...; docs/dataset.md)."""
+    (`FLAG_EMPTY_A`, `FLAG_EMPTY_B`, `FLAG_IDENTICAL`, ...; docs/dataset.md).
+    `metadata`: the row metadata columns the dataset holds (`language`,
+    `category`, `meta` as JSON object text; a list per column, None where a
+    row has none; a column no row has is absent): `column(name)` reads one
+    as all None when absent."""
 
     encoded: Encoded
     labels: np.ndarray
@@ -52,9 +57,19 @@ class ArenaDataset:
     manifest: dict
     path: Path
     space: LabelSpace = DEFAULT_SPACE
+    metadata: dict = field(default_factory=dict)
 
     def __len__(self) -> int:
         return len(self.encoded)
+
+    def column(self, name: str) -> list:
+        """A row metadata column (`METADATA_COLUMNS`: `language`, `category`,
+        `meta`) per row, all None when the dataset holds none of it."""
+        if name not in METADATA_COLUMNS:
+            raise ConfigError(
+                f"{name!r} is not a row metadata column ({', '.join(METADATA_COLUMNS)})"
+            )
+        return self.metadata.get(name) or [None] * len(self)
 
     @property
     def lengths(self) -> np.ndarray:
@@ -84,9 +99,10 @@ class ArenaDataset:
         `source`, `fold`, `label` (0 A, 1 B, 2 tie, 3 both_bad, -1
         unlabelled), `labels` (K probabilities; null when unlabelled), `input_ids` (token ids,
         `list<int32>`: the ids are handed to Arrow without a copy), `length`,
-        `truncated`; `is_swapped` when `swapped`, `teacher_logits` when the
-        dataset has them. Needs the `datasets` package (not in the core
-        install: `pip install datasets`)."""
+        `truncated`; `is_swapped` when `swapped`, `teacher_logits`,
+        `language`, `category` and `meta` when the dataset has them. Needs
+        the `datasets` package (not in the core install: `pip install
+        datasets`)."""
         try:
             # Optional: only this method needs it, and the core install lacks it.
             import datasets
@@ -115,6 +131,8 @@ class ArenaDataset:
             columns["teacher_logits"] = pa.array(
                 self.teacher_logits, pa.list_(pa.list_(pa.float32()))
             )
+        for name, values in self.metadata.items():
+            columns[name] = pa.array(values, pa.string())
         return datasets.Dataset(pa.table(columns))
 
     def __repr__(self) -> str:
@@ -199,6 +217,7 @@ def load_dataset(
         manifest=manifest,
         path=path,
         space=space,
+        metadata=rows.metadata,
     )
 
 
@@ -272,6 +291,7 @@ class _Rows:
     folds: np.ndarray
     teacher_logits: list
     flags: np.ndarray
+    metadata: dict
 
     @property
     def n(self) -> int:
@@ -319,6 +339,11 @@ def _stored_rows(table: Optional[pa.Table], path: Path, k: int) -> _Rows:
         folds=table.column("fold").to_numpy() if n else np.zeros(0, np.int8),
         teacher_logits=table.column("teacher_logits").to_pylist() if n else [],
         flags=col("flags", np.uint8),
+        metadata={
+            name: table.column(name).to_pylist()
+            for name in METADATA_COLUMNS
+            if n and name in table.column_names
+        },
     )
 
 
@@ -379,6 +404,7 @@ def _interleave_swapped(rows: _Rows, swapped: dict, space: LabelSpace) -> _Rows:
             for x in (t, None if t is None else space.swap_labels(t).tolist())
         ],
         flags=interleave_rows(flags, swapped_flags),
+        metadata={k: [v for v in values for _ in (0, 1)] for k, values in rows.metadata.items()},
     )
 
 
@@ -433,7 +459,7 @@ _SHARD_TYPES = {
 def _check_shard_schema(schema: pa.Schema, file: Path, swap: bool, hint: str, classes: int) -> None:
     """InputError unless the shard has the columns load_dataset reads, of
     the types it reads as raw buffers (`labels` as wide as the dataset's
-    label space, `classes`)."""
+    label space, `classes`), and the row metadata columns it has as strings."""
     types = {**_SHARD_TYPES, "labels": (pa.list_(pa.float32(), classes),)}
     for name in _SHARD_COLUMNS + (_SHARD_SWAPPED if swap else ()):
         if name not in schema.names:
@@ -443,6 +469,11 @@ def _check_shard_schema(schema: pa.Schema, file: Path, swap: bool, hint: str, cl
             raise InputError(
                 f"{file}: column {name!r} has type {schema.field(name).type}, "
                 f"expected {allowed[0]}{hint}"
+            )
+    for name in METADATA_COLUMNS:  # optional: absent in a dataset of inputs without them
+        if name in schema.names and schema.field(name).type not in (pa.string(), pa.null()):
+            raise InputError(
+                f"{file}: column {name!r} has type {schema.field(name).type}, expected string{hint}"
             )
 
 

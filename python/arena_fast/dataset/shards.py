@@ -15,6 +15,7 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from .clean import METADATA_COLUMNS
 from .config import BuildConfig
 
 # The columns of dropped.parquet.
@@ -48,12 +49,43 @@ def write_shards(
     keep[seqs] = True
     fold[seqs] = kept["fold"].to_numpy()
     writer = _ShardWriter(directory, config)
+    metadata = metadata_columns(parts)
     try:
         for part in parts:
-            writer.add(_label_width(_with_folds(_read_part(part), keep, fold), classes))
+            table = _label_width(_with_folds(_read_part(part), keep, fold), classes)
+            writer.add(_with_metadata(table, metadata))
         return writer.finish()
     finally:
         writer.close()
+
+
+def metadata_columns(parts: list[Union[pa.Table, str]]) -> list[str]:
+    """The row metadata columns (`METADATA_COLUMNS`) the shards hold: those
+    some row of the parts has a value in. A dataset whose inputs carry none
+    (Kaggle CSV, the demo rows) has none, and its shards are the bytes they
+    were before datasets carried metadata."""
+    seen: set = set()
+    for part in parts:
+        table = _read_part(part)
+        for name in METADATA_COLUMNS:
+            if name in table.column_names and table.column(name).null_count < table.num_rows:
+                seen.add(name)
+    return [name for name in METADATA_COLUMNS if name in seen]
+
+
+def _with_metadata(table: pa.Table, names: list[str]) -> pa.Table:
+    """A part with exactly the metadata columns `names`, last, in that order
+    (null where the part's input has none)."""
+    held = {c: table.column(c) for c in METADATA_COLUMNS if c in table.column_names}
+    if not held and not names:
+        return table
+    table = table.drop_columns(list(held))
+    for name in names:
+        column = held.get(name)
+        if column is None:
+            column = pa.nulls(table.num_rows, pa.string())
+        table = table.append_column(pa.field(name, pa.string()), column)
+    return table
 
 
 def _read_part(part: Union[pa.Table, str]) -> pa.Table:
@@ -145,7 +177,7 @@ class _ShardWriter:
             table,
             path,
             compression=self.compression,
-            use_dictionary=["source", "model_a", "model_b"],
+            use_dictionary=["source", "model_a", "model_b", "language", "category"],
             write_statistics=["fold", "source", "length"],
         )
         return {"file": name, "rows": table.num_rows, "bytes": path.stat().st_size}

@@ -12,7 +12,7 @@ import math
 from typing import Any, Optional
 
 from .. import __version__
-from ..diagnostics import format_summary
+from ..diagnostics import GROUP_COLUMNS, GROUP_TOP, format_summary
 from ..outputs import GENERATOR_META
 from .plots import (
     Plots,
@@ -157,6 +157,25 @@ def _evals_html(sec: Section) -> list:
     ]
 
 
+def _groups_html(column: str, groups: dict) -> str:
+    """The scores by one row metadata column (`diagnostics.by_group`) as a
+    table, with what its groups are."""
+    rows = [
+        [name, g["rows"], g["labelled"], _num(g["log_loss"]), _num(g["accuracy"]),
+         _num(g.get("flip_rate"))]
+        for name, g in groups.items()
+    ]  # fmt: skip
+    note = (
+        f"The {GROUP_TOP} {column} values with the most rows; (other) pools the rest, "
+        f"(none) the rows without one."
+    )
+    if column == "category":
+        note += ' A row of several categories ("math,if") counts under each.'
+    return f'<h3 id="by-{column}">by {_e(column)}</h3><p>{_e(note)}</p>' + _table(
+        [column, "rows", "labelled", "log loss", "accuracy", "flip rate"], rows
+    )
+
+
 def _section_html(sec: Section, plots: Plots) -> list:
     parts = [f'<h2 id="{sec.key}">{_e(sec.title)}</h2>', f'<p class="path">{_e(sec.path)}</p>']
     parts += [f'<p class="note">{_e(note)}</p>' for note in sec.notes]
@@ -199,6 +218,9 @@ def _section_html(sec: Section, plots: Plots) -> list:
         name = f"{sec.key}-groups.png"
         plot_groups(plots, name, s, caption=covers)
         parts.append(_img(name, "log loss by turns and by truncation"))
+    for column in GROUP_COLUMNS:
+        if s.get(f"by_{column}"):
+            parts.append(_groups_html(column, s[f"by_{column}"]))
     parts.append(f"<details><summary>numbers</summary><pre>{_e(format_summary(s))}</pre></details>")
     return parts
 

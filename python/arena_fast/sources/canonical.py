@@ -4,12 +4,16 @@ own converters write): parquet, a JSON array or JSON lines.
 Text columns may be List(String) or String holding a JSON list (passed
 through for the Rust core, as Kaggle's); which one is fixed per column by
 the parquet schema or the first JSON record. `source`, `model_a`,
-`model_b`, `teacher_logits`, `row` and `input_rows` may be absent. JSON is
+`model_b`, `teacher_logits`, `row` and `input_rows` may be absent, and so
+may the row metadata (`METADATA`): `language` and `category` (strings; a
+list of categories is joined with ","), `meta` (a JSON object, kept as its
+JSON text, or a string of JSON text, kept as it is). JSON is
 parsed in Python rather than by polars, whose JSON reader refuses the lone
 surrogate escapes such files can hold (they become U+FFFD here)."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Optional, Union
@@ -23,6 +27,7 @@ from ..text import shown
 from ._common import (
     CANONICAL_SCHEMA,
     FLOAT32_MAX,
+    METADATA_SCHEMA,
     READ_DEFAULTS,
     Builder,
     Chunk,
@@ -49,6 +54,7 @@ __all__ = ["read", "REQUIRED", "OPTIONAL"]
 SOURCE = "canonical"
 REQUIRED = ("id", *TEXT_COLUMNS, "labels")
 OPTIONAL = ("source", "model_a", "model_b", "teacher_logits", "row", "input_rows")
+METADATA = tuple(METADATA_SCHEMA)  # read when present, after the canonical columns
 _STRING = pl.String()
 _INDEX = "_index"  # the record's 0-based index in the file
 _REPAIRS = "_repairs"  # repair bits of a JSON record's texts (lone surrogates)
@@ -69,7 +75,8 @@ def read(
         check_columns(path, SOURCE, names, REQUIRED)
         lf = pl.scan_parquet(path)
         try:
-            schema = dict(lf.select([c for c in CANONICAL_SCHEMA if c in names]).collect_schema())
+            wanted = [c for c in (*CANONICAL_SCHEMA, *METADATA) if c in names]
+            schema = dict(lf.select(wanted).collect_schema())
         except (pl.exceptions.PolarsError, OSError) as exc:
             raise input_error(path, exc) from None
         text_as_json = {c: _text_kind(path, c, schema[c]) for c in TEXT_COLUMNS}
@@ -79,7 +86,7 @@ def read(
     check_columns(path, SOURCE, list(record), REQUIRED)
     text_as_json = {c: isinstance(record[c], str) for c in TEXT_COLUMNS}
     # Every column is read: a key absent from one record is null (filled).
-    return _json_chunks(path, list(CANONICAL_SCHEMA), chunk_rows, text_as_json)
+    return _json_chunks(path, [*CANONICAL_SCHEMA, *METADATA], chunk_rows, text_as_json)
 
 
 def _text_kind(path: Union[str, Path], name: str, dtype: pl.DataType) -> bool:
@@ -105,6 +112,17 @@ def _check_types(path: Union[str, Path], schema: dict) -> None:
         dtype = schema.get(name)
         if dtype is not None and not (dtype == pl.Null or dtype.is_integer()):
             raise _type_error(path, name, dtype, "integers")
+    for name in ("language", "category"):
+        dtype = schema.get(name)
+        if dtype is not None and not (
+            dtype in (pl.String, pl.Null)
+            or dtype.is_integer()
+            or (name == "category" and dtype in (pl.List(pl.String), pl.List(pl.Null)))
+        ):
+            raise _type_error(path, name, dtype, "strings")
+    meta = schema.get("meta")
+    if meta is not None and not (meta in (pl.String, pl.Null) or isinstance(meta, pl.Struct)):
+        raise _type_error(path, "meta", meta, "JSON objects (structs) or JSON text")
     labels = schema["labels"]
     if not (
         labels == pl.Null
@@ -167,6 +185,8 @@ def _json_chunks(
                 columns[_INDEX].append(row)
             row += 1
         frame = pl.DataFrame([_json_series(n, columns[n], text_as_json) for n in columns])
+        # Metadata no record of the batch has stays out, as in a reader without it.
+        frame = frame.drop([c for c in METADATA if frame[c].null_count() == frame.height])
         yield _convert(frame, text_as_json, drops.chunk().dropped, teachers)
 
 
@@ -206,9 +226,26 @@ def _json_values(record: Any, present: list, text_as_json: dict) -> Union[dict, 
             values[name] = value if isinstance(value, int) and not isinstance(value, bool) else None
         elif name == "id":
             values[name] = as_id(value)
+        elif name in METADATA:
+            values[name] = _metadata_value(name, value)
         else:
             values[name] = as_name(value)
     return values
+
+
+def _metadata_value(name: str, value: Any) -> Optional[str]:
+    """A JSON record's `language` / `category` / `meta` as the text kept:
+    strings as they are, a list of categories joined with ",", a `meta`
+    object (or any other JSON value) as its JSON text (keys sorted)."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return as_name(value)
+    if name == "category" and isinstance(value, list):
+        return as_name(",".join(str(v) for v in value if v is not None))
+    if name == "meta" or isinstance(value, (list, dict)):
+        return as_name(json.dumps(value, sort_keys=True, ensure_ascii=False))
+    return as_name(str(value).lower() if isinstance(value, bool) else str(value))
 
 
 def _json_text(value: Any, as_json: bool) -> Union[str, list, None, tuple]:
@@ -300,6 +337,7 @@ def _convert(
         _fixed_width(names, "teacher_logits", logits_dtype, width),
         row,
         column("input_rows", pl.lit(1, dtype=pl.Int32)).alias("input_rows"),
+        *(_metadata_column(name, frame.schema[name]) for name in METADATA if name in names),
     )
     bad_rows = frame.filter(pl.col("_reason").is_not_null()).select(
         source,
@@ -316,6 +354,17 @@ def _convert(
     if repairs is not None and not repairs.any():
         repairs = None
     return Chunk(rows, pl.concat([dropped, bad_rows]).sort("row"), repairs)
+
+
+def _metadata_column(name: str, dtype: Any) -> pl.Expr:
+    """A metadata column as String: a parquet list of categories joined with
+    ",", a struct `meta` as its JSON text, an integer as its digits."""
+    expr = pl.col(name)
+    if isinstance(dtype, pl.List):
+        expr = expr.list.join(",")
+    elif isinstance(dtype, pl.Struct):
+        expr = pl.when(expr.is_not_null()).then(expr.struct.json_encode())
+    return expr.cast(_STRING).alias(name)
 
 
 _NOT_ROWS = "not a list of rows of {} numbers"
