@@ -13,7 +13,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from arena_fast.errors import InputError
-from arena_fast.sources import ReadOptions
+from arena_fast.sources import ReadOptions, detect
+from arena_fast.sources import read as read_any
 from arena_fast.sources.arena140k import PART_SEPARATOR, read
 
 from .conftest import collect, one_line_error, write_jsonl
@@ -275,3 +276,19 @@ def test_chunking(tmp_path):
     chunks = list(read(path, chunk_rows=2))
     assert len(chunks) == 3
     assert collect(chunks)[0].equals(collect(read(path))[0])
+
+
+def test_detected_as_arena140k(tmp_path):
+    for path in (
+        write_parquet(tmp_path / "a.parquet", RECORDS),
+        write_jsonl(tmp_path / "a.jsonl", as_json(RECORDS)),
+    ):
+        found = detect(path)
+        assert found.format == "arena140k", found
+        assert "typed parts" in found.reason
+        rows, _ = collect(read_any(path))
+        assert rows["labels"].to_list()[1] == [0.0, 0.0, 0.0, 1.0]
+    # Plain-string contents but a both_bad winner: the 140k layout too.
+    plain = {**as_json(RECORDS)[1], "conversation_a": [{"role": "user", "content": "q"}]}
+    plain.pop("evaluation_session_id")
+    assert detect(write_jsonl(tmp_path / "p.jsonl", [plain])).format == "arena140k"

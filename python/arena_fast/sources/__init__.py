@@ -29,7 +29,19 @@ import polars as pl
 
 from ..errors import ConfigError, InputError
 from ..rows import TEXT_COLUMNS
-from . import arena33k, canonical, chat1m, helpsteer, hh_rlhf, kaggle, pku, ultrafeedback, wsdm
+from . import (
+    arena33k,
+    arena140k,
+    canonical,
+    chat1m,
+    helpsteer,
+    hh_rlhf,
+    kaggle,
+    pairs,
+    pku,
+    ultrafeedback,
+    wsdm,
+)
 from ._common import (
     CANONICAL_SCHEMA,
     DROPPED_SCHEMA,
@@ -66,7 +78,9 @@ DROP_REASONS = {
     "bad_record": "a JSON line / array element that is not a JSON object",
     "missing_id": "the id column is there, the record's id is null",
     "bad_labels": "kaggle winner cells or canonical labels that are not one number per class",
-    "bad_winner": "arena33k winner outside model_a / model_b / tie / tie (bothbad)",
+    "bad_winner": "arena33k winner outside model_a / model_b / tie / tie (bothbad); arena140k: "
+    "outside model_a / model_b / tie / both_bad; pairs: not a verdict of its mapping's winner",
+    "image": "arena140k, pairs: a message with an image part (policy --images drop)",
     "bad_conversation": "not a list of {role, content}; no user or no assistant turn",
     "too_few_completions": "ultrafeedback raw: fewer than 2 completions with a response",
     "missing_score": "ultrafeedback: one score of two; raw: fewer than 2 rated answers",
@@ -87,6 +101,20 @@ DROP_REASONS = {
 
 # -- the formats ---------------------------------------------------------------------
 # Signatures: the reason a file is in the format (shown to the user), or None.
+def _arena140k(s: Sample) -> Optional[str]:
+    if not s.has("conversation_a", "conversation_b", "winner"):
+        return None
+    if arena140k.has_typed_parts(s.value("conversation_a")):
+        return "columns conversation_a/conversation_b/winner, contents as lists of typed parts"
+    if s.has("evaluation_session_id") or s.value("winner") == "both_bad":
+        return "columns conversation_a/conversation_b/winner, evaluation_session_id or both_bad"
+    return None
+
+
+def _pairs(s: Sample) -> Optional[str]:
+    return None  # only on request: the mapping says which column is what
+
+
 def _arena33k(s: Sample) -> Optional[str]:
     if s.has("conversation_a", "conversation_b", "winner"):
         return "columns conversation_a/conversation_b/winner"
@@ -169,6 +197,12 @@ def _canonical(s: Sample) -> Optional[str]:
 # module's `read`, a signature function above returning its reason or None,
 # its columns in words); `FORMATS` and the errors follow.
 _FORMATS: tuple[FormatSpec, ...] = (
+    FormatSpec(
+        "arena140k",
+        arena140k.read,
+        _arena140k,
+        "conversation_a, conversation_b (contents as typed parts), winner",
+    ),
     FormatSpec("arena33k", arena33k.read, _arena33k, "conversation_a, conversation_b, winner"),
     FormatSpec(
         "hh_rlhf", hh_rlhf.read, _hh_rlhf, "chosen, rejected as \\n\\nHuman: ... transcripts"
@@ -201,6 +235,11 @@ _FORMATS: tuple[FormatSpec, ...] = (
         "prompt, response_a, response_b as JSON lists, winner_* or winner",
     ),
     FormatSpec("canonical", canonical.read, _canonical, "id, prompt, response_a, response_b"),
+    # Never detected (its signature never matches), but named in the error
+    # that lists the layouts: any file, given as PATH:pairs with --map.
+    FormatSpec(
+        "pairs", pairs.read, _pairs, "any columns, as PATH:pairs with --map FIELD=COLUMN,..."
+    ),
 )
 FORMATS = tuple(spec.name for spec in _FORMATS)
 _READERS: dict[str, Callable[..., Iterator[Chunk]]] = {s.name: s.read for s in _FORMATS}

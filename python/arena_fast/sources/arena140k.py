@@ -34,7 +34,7 @@ from ._common import (
 from .containers import BadRecord, columns_of, iter_records
 from .lmarena import METADATA_COLUMNS, row_metadata
 
-__all__ = ["read", "WINNERS", "PART_SEPARATOR", "flatten_conversation"]
+__all__ = ["read", "WINNERS", "PART_SEPARATOR", "flatten_conversation", "has_typed_parts"]
 
 SOURCE = "arena140k"
 REQUIRED = ("conversation_a", "conversation_b", "winner")
@@ -121,6 +121,15 @@ def _convert(record: dict, row: int, out: Builder, names: list, options: ReadOpt
         category=category,
         meta=meta,
     )
+
+
+def has_typed_parts(conversation: Any) -> bool:
+    """Whether a message list's first message holds a list of parts (how
+    format detection tells a 140k file from a 33k one)."""
+    if not isinstance(conversation, (list, tuple)) or not conversation:
+        return False
+    first = conversation[0]
+    return isinstance(first, dict) and isinstance(first.get("content"), (list, tuple))
 
 
 def flatten_conversation(conversation: Any, what: str, options: ReadOptions) -> tuple[Any, int]:
