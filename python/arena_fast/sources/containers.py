@@ -436,7 +436,9 @@ def _csv_head(path: Union[str, Path]) -> tuple[list[str], Optional[dict]]:
 def check_csv_text(path: Union[str, Path], head: bytes) -> None:
     """InputError for a file that is not UTF-8 CSV with LF or CRLF lines,
     told from its first (decompressed) bytes `head`: UTF-16 / UTF-32, lines
-    ending in CR only."""
+    ending in CR only, a parquet file."""
+    if head.startswith(b"PAR1"):
+        raise InputError(f"{path}: a parquet file, not CSV: name it .parquet")
     for bom, name in (
         (b"\xff\xfe\x00\x00", "UTF-32"),
         (b"\x00\x00\xfe\xff", "UTF-32"),

@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import csv
 import gzip
+import json
 import os
 import re
 import secrets
@@ -25,7 +26,7 @@ import sys
 import tempfile
 import weakref
 import zlib
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, Optional, Union
 
@@ -37,26 +38,43 @@ from ..errors import InputError
 from ..labels import CLASS_COLUMNS
 from ..rows import TEXT_COLUMNS
 from ..text import MAX_TURN_BYTES
+from . import arena33k
 from ._common import (
     CANONICAL_SCHEMA,
+    DROPPED_SCHEMA,
     READ_DEFAULTS,
     Chunk,
     ReadOptions,
+    as_id,
     check_columns,
+    clean_text,
 )
 from .containers import (
+    BadRecord,
     check_csv_text,
+    columns_of,
+    compression,
+    container,
+    decompressed_copy,
     input_error,
+    iter_records,
+    parquet_columns,
     polars_batches,
+    remove_quietly,
 )
 
-__all__ = ["COLUMNS", "read", "WINNER_COLUMNS"]
+__all__ = ["COLUMNS", "WINNERS", "WINNER_COLUMNS", "read"]
 
 SOURCE = "kaggle"
 WINNER_COLUMNS = CLASS_COLUMNS
 # The columns of the competition's train.csv, in its order (test.csv has
 # `id` and the text columns); `arena_fast.synth` writes this header.
 COLUMNS = ("id", "model_a", "model_b", *TEXT_COLUMNS, *WINNER_COLUMNS)
+# A `winner` string column where the three winner_* columns are expected
+# (the 33k file's values; the three columns win when a file has both).
+WINNERS = arena33k.WINNERS
+WINNER_INDEX = {name: labels.index(1.0) for name, labels in WINNERS.items()}
+_READ = (*COLUMNS, "winner")
 _READ_ERRORS = (pl.exceptions.PolarsError, OSError)
 # A byte that is not UTF-8, as the surrogateescape error handler decodes it.
 _ESCAPED = re.compile("[\udc80-\udcff]")
@@ -79,10 +97,50 @@ def read(
     seed: int = 0,
     options: ReadOptions = READ_DEFAULTS,
 ) -> Iterator[Chunk]:
-    """Chunks of canonical rows (text columns as JSON text) from a Kaggle
-    CSV. `labels` from the three winner columns when the file has them
-    (train.csv), else null (test.csv); `id` from the id column, else the
-    row number. `seed` is unused (no random choice here)."""
+    """Chunks of canonical rows (text columns as JSON text, or turn lists
+    where a parquet / JSON file holds lists) from a Kaggle file: CSV (also
+    .gz / .zst), parquet, JSON or JSON lines. `labels` from the three
+    winner columns when the file has them (train.csv), else from a
+    `winner` string column (`WINNERS`), else null (test.csv); `id` from the
+    id column, else the row number. `seed` and `options` are unused."""
+    kind = container(path)
+    if kind != "csv":
+        return _record_chunks(path, kind, chunk_rows)
+    copy = decompressed_copy(path, ".csv") if compression(path) == "zstd" else None
+    if copy is None:
+        return _read_csv(path, chunk_rows)
+    # zstd, which the long-cell scan does not read: a plain temporary copy.
+    try:
+        return _renamed(_read_csv(copy, chunk_rows), copy, path)
+    except InputError as exc:
+        remove_quietly(copy)
+        raise InputError(str(exc).replace(copy, str(path))) from None
+    except BaseException:
+        remove_quietly(copy)
+        raise
+
+
+def _renamed(chunks: Iterator[Chunk], copy: str, path: Union[str, Path]) -> Iterator[Chunk]:
+    """`chunks` of the temporary copy `copy`, its errors naming `path`; the
+    copy removed at the end."""
+    try:
+        yield from chunks
+    except InputError as exc:
+        raise InputError(str(exc).replace(copy, str(path))) from None
+    finally:
+        remove_quietly(copy)
+
+
+def _winner_mode(path: Union[str, Path], names: Sequence[str]) -> Optional[str]:
+    """ "columns" (the three winner_* columns), "winner" (a winner string
+    column) or None (unlabelled); InputError for one or two winner_* columns."""
+    if any(c in names for c in WINNER_COLUMNS):
+        check_columns(path, SOURCE, names, WINNER_COLUMNS)
+        return "columns"
+    return "winner" if "winner" in names else None
+
+
+def _read_csv(path: Union[str, Path], chunk_rows: int) -> Iterator[Chunk]:
     _check_text(path)
     clipped = _Clipped.of(path)
     lf = pl.scan_csv(path if clipped is None else clipped.path, infer_schema=False)
@@ -92,14 +150,12 @@ def read(
         except _READ_ERRORS as exc:
             raise input_error(path, exc) from None
         check_columns(path, SOURCE, names, TEXT_COLUMNS)
-        labelled = any(c in names for c in WINNER_COLUMNS)
-        if labelled:
-            check_columns(path, SOURCE, names, WINNER_COLUMNS)
+        labelled = _winner_mode(path, names)
     except BaseException:
         if clipped is not None:
             clipped.remove()
         raise
-    lf = lf.select([c for c in COLUMNS if c in names])
+    lf = lf.select([c for c in _READ if c in names])
     return _chunks(lf, path, chunk_rows, names, labelled, clipped)
 
 
@@ -108,7 +164,7 @@ def _chunks(
     path: Union[str, Path],
     chunk_rows: int,
     names: list,
-    labelled: bool,
+    labelled: Optional[str],
     clipped: Optional[_Clipped],
 ) -> Iterator[Chunk]:
     row = 0
@@ -131,6 +187,118 @@ def _chunks(
         )
 
 
+# -- parquet, JSON, JSON lines --------------------------------------------------------
+def _record_chunks(path: Union[str, Path], kind: str, chunk_rows: int) -> Iterator[Chunk]:
+    """A Kaggle-layout parquet / JSON file: its rows as the CSV path's text
+    frames (`_convert`): parquet read by polars, its text columns as they
+    are (JSON-list text or lists of strings), JSON records made into text."""
+    if kind == "parquet":
+        names = parquet_columns(path)
+        schema = pl.scan_parquet(path).collect_schema()
+        _check_kinds(path, schema)
+    else:
+        names = columns_of(path)
+    check_columns(path, SOURCE, names, TEXT_COLUMNS)
+    labelled = _winner_mode(path, names)
+    wanted = [c for c in _READ if c in names]
+    if kind == "parquet":
+        return _parquet_chunks(path, names, wanted, labelled, chunk_rows)
+    return _json_chunks(path, names, wanted, labelled, chunk_rows)
+
+
+def _check_kinds(path: Union[str, Path], schema: Any) -> None:
+    """InputError for a parquet text column that is neither text nor a list of text."""
+    for name in TEXT_COLUMNS:
+        dtype = schema.get(name)
+        if dtype is None or dtype == pl.String or dtype == pl.List(pl.String):
+            continue
+        raise InputError(
+            f"{path}: column {name} is {dtype}: expected JSON-list text or a list of strings"
+        )
+
+
+def _parquet_chunks(
+    path: Union[str, Path],
+    names: list,
+    wanted: list,
+    labelled: Optional[str],
+    chunk_rows: int,
+) -> Iterator[Chunk]:
+    schema = pl.scan_parquet(path).collect_schema()
+    lf = pl.scan_parquet(path).select(
+        pl.col(c) if c in TEXT_COLUMNS else _as_text(c, schema[c]) for c in wanted
+    )
+    row = 0
+    for batch in polars_batches(lf, path, chunk_rows):
+        yield _convert(batch, row, path, names, labelled, None)
+        row += batch.height
+
+
+def _as_text(name: str, dtype: Any) -> pl.Expr:
+    """A non-text column as the CSV path's strings (ids and winner numbers
+    as written; an integral float id without its `.0`)."""
+    column = pl.col(name)
+    if dtype.is_float() and name == "id":
+        column = pl.when(column == column.round()).then(column.cast(pl.Int64)).otherwise(column)
+    return column.cast(pl.String, strict=False).alias(name)
+
+
+def _json_chunks(
+    path: Union[str, Path],
+    names: list,
+    wanted: list,
+    labelled: Optional[str],
+    chunk_rows: int,
+) -> Iterator[Chunk]:
+    row = 0
+    for records in iter_records(path, wanted, chunk_rows):
+        kept: dict[str, list] = {c: [] for c in (*wanted, "row")}
+        bad: list[tuple[int, str]] = []
+        for record in records:
+            if isinstance(record, BadRecord):
+                bad.append((row, record.detail))
+            else:
+                for c in wanted:
+                    kept[c].append(_json_cell(c, record.get(c)))
+                kept["row"].append(row)
+            row += 1
+        frame = pl.DataFrame(kept, schema={**{c: pl.String for c in wanted}, "row": pl.Int64})
+        chunk = _convert(frame, row, path, names, labelled, None)
+        if bad:
+            chunk.dropped = pl.concat([chunk.dropped, _bad_records(bad)])
+        yield chunk
+
+
+def _json_cell(name: str, value: Any) -> Optional[str]:
+    """A JSON record's value as the CSV cell it would be: text as it is (a
+    lone surrogate as U+FFFD), a list or other value as JSON text (ASCII,
+    so that the core sees and repairs lone surrogates), ids as written."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return clean_text(value)
+    if name == "id":
+        return as_id(value)
+    if name in ("model_a", "model_b"):
+        return None  # not a name
+    return json.dumps(value)
+
+
+def _bad_records(bad: list) -> pl.DataFrame:
+    return pl.DataFrame(
+        {
+            "source": [SOURCE] * len(bad),
+            "id": [None] * len(bad),
+            "row": [r for r, _ in bad],
+            "input_rows": [1] * len(bad),
+            "reason": ["bad_record"] * len(bad),
+            "detail": [d for _, d in bad],
+        },
+        schema=DROPPED_SCHEMA,
+    )
+
+
+# -- CSV -----------------------------------------------------------------------------
 class _Clipped:
     """The copy of a CSV whose cells over the limits were replaced
     (`_core.clip_csv_cells`), a temporary file removed with this object,
@@ -155,7 +323,7 @@ class _Clipped:
         name = f"arena-fast-{os.getpid()}-{secrets.token_hex(8)}.csv"
         self.path = os.path.join(tempfile.gettempdir(), name)
         self._cleanup = weakref.finalize(self, _remove, self.path)
-        read = [c for c in COLUMNS if c not in TEXT_COLUMNS]
+        read = [c for c in _READ if c not in TEXT_COLUMNS]
         try:
             found = _core.clip_csv_cells(
                 str(path), self.path, list(TEXT_COLUMNS), read, _TEXT_CELL_BYTES, _CELL_BYTES
@@ -258,18 +426,22 @@ def _convert(
     row: int,
     path: Union[str, Path],
     names: list,
-    labelled: bool,
+    labelled: Optional[str],
     clipped: Optional[_Clipped],
 ) -> Chunk:
-    """One batch of CSV text rows as canonical rows plus dropped rows."""
+    """One batch of text rows (a `row` column of record numbers, else rows
+    counted from `row`) as canonical rows plus dropped rows. Text columns
+    are JSON text, or turn lists passed as they are."""
     _check_json_lists(batch, row, path)
     string = pl.String()
-    df = batch.with_columns(pl.int_range(row, row + batch.height, dtype=pl.Int64).alias("row"))
+    df = batch
+    if "row" not in batch.columns:
+        df = df.with_columns(pl.int_range(row, row + batch.height, dtype=pl.Int64).alias("row"))
     ident = pl.col("id") if "id" in names else pl.col("row").cast(string)
     df = df.with_columns(ident.alias("id"))
     reason: Any = pl.when(pl.col("id").is_null()).then(pl.lit("missing_id"))
     detail: Any = pl.when(pl.col("id").is_null()).then(pl.lit("the id cell is empty"))
-    if labelled:
+    if labelled == "columns":
         numbers = [
             pl.col(c).str.strip_chars().cast(pl.Float64, strict=False) for c in WINNER_COLUMNS
         ]
@@ -288,6 +460,15 @@ def _convert(
             )
         )
         labels = pl.concat_list(numbers).list.to_array(3)
+    elif labelled == "winner":
+        labels, bad = _winner_labels()
+        reason = reason.when(bad).then(pl.lit("bad_winner"))
+        detail = detail.when(bad).then(
+            pl.format(
+                f"winner {{}} is not one of {list(WINNERS)}",
+                pl.col("winner").fill_null("<empty>"),
+            )
+        )
     else:
         labels = pl.lit(None, dtype=CANONICAL_SCHEMA["labels"])
     bad_text = {} if clipped is None else _in_batch(clipped.bad, row, batch.height)
@@ -339,6 +520,20 @@ def _convert(
     return Chunk(rows, dropped, repairs)
 
 
+def _winner_labels() -> tuple[pl.Expr, pl.Expr]:
+    """The labels of a `winner` string column, and where its value is not
+    one of `WINNERS` (surrounding spaces aside)."""
+    index = (
+        pl.col("winner")
+        .str.strip_chars()
+        .replace_strict(
+            {name: WINNER_INDEX[name] for name in WINNERS}, default=None, return_dtype=pl.Int8
+        )
+    )
+    labels = pl.concat_list([(index == k).cast(pl.Float64) for k in range(3)]).list.to_array(3)
+    return labels, index.is_null()
+
+
 def _in_batch(by_row: dict, row: int, height: int) -> dict:
     return {r: v for r, v in by_row.items() if row <= r < row + height}
 
@@ -347,12 +542,15 @@ def _check_json_lists(batch: pl.DataFrame, row: int, path: Union[str, Path]) -> 
     """InputError when most rows of the batch hold Python lists (`['hi']`,
     `[None]`: str() of a list) where JSON lists belong; a row or two stay
     row-level bad_text drops."""
-    looks = [pl.col(c).str.contains(_PYTHON_LIST).fill_null(False) for c in TEXT_COLUMNS]
+    texts = [c for c in TEXT_COLUMNS if batch.schema[c] == pl.String]
+    if not texts:
+        return
+    looks = [pl.col(c).str.contains(_PYTHON_LIST).fill_null(False) for c in texts]
     hits = batch.with_row_index("_i").filter(pl.any_horizontal(looks))
     if hits.height * 2 <= batch.height or hits.height == 0:
         return
     first = hits.row(0, named=True)
-    column = next(c for c in TEXT_COLUMNS if re.match(_PYTHON_LIST, first[c] or ""))
+    column = next(c for c in texts if re.match(_PYTHON_LIST, first[c] or ""))
     raise InputError(
         f"{path}: text cells are Python lists, not JSON (row {row + first['_i']}, "
         f"column {column}: {first[column][:40]!r}): write them with json.dumps, not str()"
