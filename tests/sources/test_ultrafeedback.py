@@ -4,17 +4,29 @@ binarized layout (HuggingFaceH4/ultrafeedback_binarized) and the raw one
 
 from __future__ import annotations
 
+import json
+
 import polars as pl
 import pytest
 
+import arena_fast as af
 from arena_fast.errors import InputError
 from arena_fast.reference import SplitMix64
 from arena_fast.sources import CANONICAL_SCHEMA, METADATA_SCHEMA, read
 from arena_fast.sources.ultrafeedback import completion_score
 
-from .conftest import coin, collect, one_line_error, write_jsonl, write_parquet
+from .conftest import (
+    SHARED_DATA,
+    coin,
+    collect,
+    one_line_error,
+    shared_path,
+    write_jsonl,
+    write_parquet,
+)
 
 A_WINS, B_WINS, TIE = [1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]
+GEMMA3 = SHARED_DATA.parent / "tokenizers" / "gemma3" / "tokenizer.json"
 
 
 def messages(prompt, answer):
@@ -198,3 +210,91 @@ def test_missing_columns(tmp_path):
     with pytest.raises(InputError) as excinfo:
         read(path, "ultrafeedback")
     one_line_error(excinfo, str(path), "['rejected']", "ultrafeedback")
+
+
+# -- plain strings, scores under `metadata` (real files of ../shared/data) -----------
+def test_plain_strings_with_a_transcript_prompt():
+    rows, dropped = collect(read(shared_path("prompt_chosen_rejected_1000.jsonl"), seed=2))
+    assert (rows.height, dropped.height) == (1000, 0)
+    assert rows["id"].to_list() == [str(i) for i in range(1000)]
+    first = rows.row(0, named=True)
+    # "Human: ...\n\nAssistant: ...\n\nHuman: How far can they jump?": the turns.
+    assert first["prompt"] == [
+        "Can you give me facts about jumping spiders?",
+        "How far can they jump?",
+    ]
+    chosen_side, rejected_side = ("a", "b") if coin(2, 0) else ("b", "a")
+    shared, chosen = first[f"response_{chosen_side}"]
+    assert shared.startswith("Sure, here are some fun facts about jumping spiders.")
+    assert shared.endswith("They are found on all continents except Antarctica.")
+    assert chosen.startswith("The length of a typical jump varies across species")
+    assert first[f"response_{rejected_side}"][0] == shared
+    assert first["labels"] == (A_WINS if coin(2, 0) else B_WINS) and first["meta"] is None
+    # Every prompt split into turns, the answers aligned with them, but two
+    # whose last "Human:" lacks its blank line: those stay one turn, as written.
+    assert (rows["prompt"].list.len() == rows["response_a"].list.len()).all()
+    whole = rows.filter(pl.col("prompt").list.first().str.starts_with("Human:"))
+    assert whole["prompt"].list.len().to_list() == [1, 1]
+
+
+def test_scores_under_metadata():
+    rows, dropped = collect(read(shared_path("ultrafeedback_strings_metadata_200.jsonl"), seed=2))
+    assert (rows.height, dropped.height) == (200, 0)
+    first = rows.row(0, named=True)
+    assert first["prompt"][0].startswith("Write a Java program that prompts the user")
+    assert json.loads(first["meta"]) == {"score_chosen": 9.0, "score_rejected": 7.0}
+    metas = [json.loads(m) for m in rows["meta"].to_list()]
+    ties = [m["score_chosen"] == m["score_rejected"] for m in metas]
+    assert sum(ties) == 25  # equal scores tie, as top-level scores do
+    for r, tie in zip(rows.iter_rows(named=True), ties):
+        assert r["labels"] == (TIE if tie else expected_label(2, r["row"]))
+
+
+def test_metadata_scores_rules(tmp_path):
+    def plain(i, metadata):
+        return {
+            "prompt": f"q{i}",
+            "chosen": f"good {i}",
+            "rejected": f"bad {i}",
+            "metadata": metadata,
+        }
+
+    records = [
+        plain(0, {"score_chosen": 2, "score_rejected": 8}),  # the higher score wins
+        plain(1, {"score_chosen": 5}),  # one score of two
+        plain(2, "not an object"),  # no scores: chosen wins
+        {
+            **plain(3, {"score_chosen": 1, "score_rejected": 9}),
+            "score_chosen": 7.0,
+            "score_rejected": 3.0,
+        },
+    ]
+    rows, dropped = collect(read(write_jsonl(tmp_path / "m.jsonl", records), seed=0))
+    assert rows["row"].to_list() == [0, 2, 3]
+    assert rows["labels"].to_list() == [
+        expected_label(0, 0, chosen_wins=False),
+        expected_label(0, 2),
+        expected_label(0, 3),  # top-level scores first
+    ]
+    assert [None if m is None else json.loads(m) for m in rows["meta"].to_list()] == [
+        {"score_chosen": 2.0, "score_rejected": 8.0},
+        None,
+        {"score_chosen": 7.0, "score_rejected": 3.0},
+    ]
+    assert dropped.select("row", "reason", "detail").rows() == [
+        (1, "missing_score", "score_chosen=5, score_rejected=None")
+    ]
+
+
+def test_builds_end_to_end(tmp_path):
+    path = shared_path("ultrafeedback_strings_metadata_200.jsonl")
+    manifest = af.build_dataset(
+        af.BuildConfig(inputs=[str(path)], tokenizer=str(GEMMA3), max_length=256, folds=3),
+        tmp_path / "ds",
+    )
+    assert manifest["inputs"][0]["format"] == "ultrafeedback"
+    # One pair whose chosen and rejected texts are the same: the cleaning's `identical`.
+    assert manifest["counts"]["rows"] == 199 and manifest["counts"]["dropped"] == {"identical": 1}
+    ds = af.load_dataset(tmp_path / "ds")
+    metas = [json.loads(m) for m in ds.column("meta")]
+    assert all(set(m) == {"score_chosen", "score_rejected"} for m in metas)

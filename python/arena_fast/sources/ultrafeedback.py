@@ -4,7 +4,14 @@ scores) or the raw form (`instruction` and rated `completions`).
 
 Each record becomes one row with the two answers in an A/B order drawn by a
 seeded coin keyed by (seed, row), so the order does not depend on the
-chunking; the raw form's second answer is drawn from the same generator."""
+chunking; the raw form's second answer is drawn from the same generator.
+
+The binarized form also covers the plain `prompt` / `chosen` / `rejected`
+strings of TRL-style exports: a prompt written as an hh-rlhf transcript
+(`Human: ... \n\nAssistant: ... \n\nHuman: ...`) is split into its turns
+(`transcripts.prompt_turns`), and scores nested under a `metadata` object
+(`metadata.score_chosen` / `metadata.score_rejected`) count as the
+top-level ones. Scores are kept in the row's `meta`."""
 
 from __future__ import annotations
 
@@ -29,13 +36,15 @@ from ._common import (
 from .containers import (
     columns_of,
 )
+from .transcripts import prompt_turns
 
 __all__ = ["read", "completion_score"]
 
 SOURCE = "ultrafeedback"
 BINARIZED = ("chosen", "rejected")
 RAW = ("instruction", "completions")
-_BINARIZED_COLUMNS = ("prompt_id", "prompt", *BINARIZED, "score_chosen", "score_rejected")
+SCORES = ("score_chosen", "score_rejected")
+_BINARIZED_COLUMNS = ("prompt_id", "prompt", *BINARIZED, *SCORES, "metadata")
 
 
 def read(
@@ -88,21 +97,35 @@ def _side(value: Any, name: str) -> tuple[list, list]:
     return split_turns(value, name, need_user=False)
 
 
+def _raw_scores(record: dict) -> tuple:
+    """(score_chosen, score_rejected) as written: the top-level columns, or
+    the `metadata` object's keys of the same names when neither is there."""
+    scores = tuple(record.get(name) for name in SCORES)
+    metadata = record.get("metadata")
+    if all(s is None for s in scores) and isinstance(metadata, dict):
+        scores = tuple(metadata.get(name) for name in SCORES)
+    return scores
+
+
 def _binarized(record: dict, row: int, out: Builder, seed: int) -> None:
     ident = as_id(record.get("prompt_id")) or str(row)
     try:
         users, chosen = _side(record.get("chosen"), "chosen")
         _, rejected = _side(record.get("rejected"), "rejected")
         if not users:
-            # Some exports keep only the answers; the prompt column has the question.
+            # Some exports keep only the answers; the prompt column has the question
+            # (or the history, as an hh-rlhf transcript): earlier assistant turns open
+            # both answers, as a message list's would.
             prompt = record.get("prompt")
             if not isinstance(prompt, str):
                 raise BadConversation("chosen has no user turn and prompt is not a string")
-            users = [prompt]
+            users, shared = prompt_turns(prompt)
+            if len(chosen) == 1 and len(rejected) == 1:
+                chosen, rejected = [*shared, *chosen], [*shared, *rejected]
     except BadConversation as exc:
         out.drop(id=ident, row=row, reason="bad_conversation", detail=str(exc))
         return
-    raw_scores = (record.get("score_chosen"), record.get("score_rejected"))
+    raw_scores = _raw_scores(record)
     scores = tuple(as_number(s) for s in raw_scores)
     if any(s is None for s in scores) and not all(s is None for s in raw_scores):
         out.drop(
@@ -113,6 +136,7 @@ def _binarized(record: dict, row: int, out: Builder, seed: int) -> None:
         )
         return
     chosen_a, _ = first_is_a(seed, row)
+    meta = None if scores[0] is None else dict(zip(SCORES, scores))
     out.add(
         id=ident,
         prompt=users,
@@ -120,6 +144,7 @@ def _binarized(record: dict, row: int, out: Builder, seed: int) -> None:
         response_b=rejected if chosen_a else chosen,
         labels=_labels(scores[0], scores[1], chosen_a),
         row=row,
+        meta=meta,
     )
 
 
