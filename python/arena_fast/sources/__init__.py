@@ -161,7 +161,7 @@ def _wsdm(s: Sample) -> Optional[str]:
     if not s.has(*TEXT_COLUMNS) or s.has("labels"):
         return None
     texts = list(s.values(*TEXT_COLUMNS))
-    if texts and all(is_plain_text(v) for v in texts):
+    if texts and all(isinstance(v, str) for v in texts) and any(map(is_plain_text, texts)):
         return f"columns {joined(TEXT_COLUMNS)} hold plain strings (one turn){_winner_words(s)}"
     return None
 
