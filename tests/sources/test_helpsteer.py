@@ -13,12 +13,14 @@ import json
 import polars as pl
 import pytest
 
+import arena_fast as af
 from arena_fast.errors import InputError
 from arena_fast.sources import CANONICAL_SCHEMA, METADATA_SCHEMA, detect, read
 from arena_fast.sources.helpsteer import strength_labels
 
-from .conftest import collect, one_line_error, write_json, write_jsonl, write_parquet
+from .conftest import SHARED_DATA, collect, one_line_error, write_json, write_jsonl, write_parquet
 
+GEMMA3 = SHARED_DATA.parent / "tokenizers" / "gemma3" / "tokenizer.json"
 A_WINS, B_WINS, TIE = [1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]
 
 
@@ -168,3 +170,21 @@ def test_missing_columns(tmp_path):
     with pytest.raises(InputError) as excinfo:
         read(path, "helpsteer")
     one_line_error(excinfo, str(path), "['response2', 'overall_preference']", "helpsteer")
+
+
+@pytest.mark.slow
+def test_builds_end_to_end(tmp_path):
+    records = [hs3(i, (i % 7) - 3) for i in range(14)]
+    path = write_parquet(tmp_path / "train.parquet", records)
+    config = af.BuildConfig(inputs=[str(path)], tokenizer=str(GEMMA3), max_length=128, folds=2)
+    manifest = af.build_dataset(config, tmp_path / "ds")
+    assert manifest["inputs"][0]["format"] == "helpsteer"
+    assert manifest["inputs"][0]["rows_kept"] == 14
+    ds = af.load_dataset(tmp_path / "ds")
+    by_id = dict(zip(ds.ids, range(len(ds))))
+    for i in range(14):
+        row = by_id[str(i)]
+        assert list(ds.labels[row]) == [A_WINS, TIE, B_WINS][(i % 7 > 3) - (i % 7 < 3) + 1]
+        assert ds.column("language")[row] == ("python" if i % 2 else "english")
+        assert ds.column("category")[row] == ("code" if i % 2 else "general")
+        assert json.loads(ds.column("meta")[row])["overall_preference"] == (i % 7) - 3

@@ -7,15 +7,25 @@ from __future__ import annotations
 import polars as pl
 import pytest
 
+import arena_fast as af
 from arena_fast.errors import InputError
 from arena_fast.sources import CANONICAL_SCHEMA, METADATA_SCHEMA
 from arena_fast.sources.hh_rlhf import read, split_pair
 from arena_fast.sources.transcripts import BadTranscript, prompt_turns
 
-from .conftest import coin, collect, one_line_error, shared_path, write_jsonl, write_parquet
+from .conftest import (
+    SHARED_DATA,
+    coin,
+    collect,
+    one_line_error,
+    shared_path,
+    write_jsonl,
+    write_parquet,
+)
 
 A_WINS, B_WINS = [1.0, 0.0, 0.0], [0.0, 1.0, 0.0]
 HH = "hh_rlhf_harmless_base_test.jsonl.gz"
+GEMMA3 = SHARED_DATA.parent / "tokenizers" / "gemma3" / "tokenizer.json"
 
 
 def transcript(*turns):
@@ -185,3 +195,17 @@ def test_split_pair_and_prompt_turns():
     assert prompt_turns("What is 2+2?") == (["What is 2+2?"], [])
     broken = "Human: q1\n\nAssistant: a1  Human: q2"  # the last marker lacks its blank line
     assert prompt_turns(broken) == ([broken], [])
+
+
+@pytest.mark.slow
+def test_builds_end_to_end(tmp_path):
+    path = shared_path(HH)
+    config = af.BuildConfig(inputs=[str(path)], tokenizer=str(GEMMA3), max_length=256, seed=3)
+    manifest = af.build_dataset(config, tmp_path / "ds")
+    (given,) = manifest["inputs"]
+    assert given["format"] == "hh_rlhf" and "Human:" in given["format_chosen"]
+    assert (given["rows_in"], given["rows_kept"], given["rows_dropped"]) == (2312, 2312, 0)
+    ds = af.load_dataset(tmp_path / "ds")
+    assert sorted(ds.ids, key=int) == [str(i) for i in range(2312)]
+    a_wins = {i for i, label in zip(ds.ids, ds.labels) if label[0] == 1.0}
+    assert a_wins == {str(r) for r in range(2312) if coin(3, r)}

@@ -8,11 +8,13 @@ import json
 import polars as pl
 import pytest
 
+import arena_fast as af
 from arena_fast.errors import ConfigError, InputError
 from arena_fast.sources import CANONICAL_SCHEMA, METADATA_SCHEMA, ReadOptions, detect, read
 
-from .conftest import collect, one_line_error, write_jsonl, write_parquet
+from .conftest import SHARED_DATA, collect, one_line_error, write_jsonl, write_parquet
 
+GEMMA3 = SHARED_DATA.parent / "tokenizers" / "gemma3" / "tokenizer.json"
 A_WINS, B_WINS = [1.0, 0.0, 0.0], [0.0, 1.0, 0.0]
 CATEGORIES = ("Endangering National Security", "Violence", "Privacy Violation")
 
@@ -111,3 +113,25 @@ def test_missing_columns_and_bad_option(tmp_path):
     one_line_error(excinfo, str(path), "['safer_response_id']", "pku_saferlhf")
     with pytest.raises(ConfigError):
         read(path, options=ReadOptions(preference="kinder"))
+
+
+@pytest.mark.slow
+def test_builds_end_to_end_with_either_preference(tmp_path, pku_file):
+    for preference, labels in (
+        ("better", [B_WINS, A_WINS, B_WINS]),
+        ("safer", [A_WINS, A_WINS, B_WINS]),
+    ):
+        config = af.BuildConfig(
+            inputs=[str(pku_file)],
+            tokenizer=str(GEMMA3),
+            max_length=128,
+            folds=2,
+            preference=preference,
+        )
+        manifest = af.build_dataset(config, tmp_path / preference)
+        assert manifest["inputs"][0]["format"] == "pku_saferlhf"
+        ds = af.load_dataset(tmp_path / preference)
+        by_id = dict(zip(ds.ids, ds.labels.tolist()))
+        assert [by_id[str(i)] for i in range(3)] == labels
+        metas = dict(zip(ds.ids, ds.column("meta")))
+        assert json.loads(metas["2"])["response_0_severity_level"] == 3.0
