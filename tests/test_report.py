@@ -8,6 +8,7 @@ import shutil
 import subprocess
 import sys
 
+import numpy as np
 import polars as pl
 import pytest
 
@@ -202,3 +203,81 @@ def test_cli(runs, tmp_path, capsys):
     assert main(["report", str(tmp_path / "nothing")]) == 1
     err = capsys.readouterr().err
     assert err.startswith("arena-fast report: error: ") and "not a training run" in err
+
+
+def _groups_table(page: str, column: str) -> dict:
+    """The report's "by COLUMN" table: name -> (rows, labelled, log loss, accuracy, flip)."""
+    start = page.index(f'<h3 id="by-{column}">')
+    table = page[start : page.index("</table>", start)]
+    cells = [re.findall(r"<td>(.*?)</td>", row) for row in re.findall(r"<tr>(.*?)</tr>", table)]
+    return {c[0]: (int(c[1]), int(c[2]), *c[3:]) for c in cells if c}
+
+
+def _scores(frame: pl.DataFrame, rows: list) -> tuple:
+    """Log loss, accuracy and flip rate of `rows` of a prediction table,
+    worked out here (not by af.diagnostics)."""
+    sub = frame[rows]
+    p = sub["probs"].to_numpy().astype(float)
+    y = sub["labels"].to_numpy().astype(float)
+    o, s = (sub[c].to_numpy().astype(float) for c in ("probs_original", "probs_swapped"))
+    p = np.clip(p, 1e-15, 1 - 1e-15)
+    p /= p.sum(axis=1, keepdims=True)
+    loss = float(-(y * np.log(p)).sum(axis=1).mean())
+    acc = float((p.argmax(1) == y.argmax(1)).mean())
+    return loss, acc, float((o.argmax(1) != s.argmax(1)).mean())
+
+
+@pytest.mark.slow
+def test_scores_by_language_and_category(tmp_path):
+    """A dataset whose canonical rows carry language and category: the
+    held-out table and `predict`'s table carry them, and the report's
+    tables by language and by category hold the counts and scores worked
+    out here from the rows' own values (a "math,if" row under each)."""
+    from arena_fast.predict import predict, prediction_table  # the torch layer
+
+    torch.set_num_threads(1)
+    languages = ["en", "en", "de", "fr", None, "en"]
+    categories = ["math", "math,if", "if", None, "code", "math"]
+    rows = keyword_rows(120, 0, prompt_words=3).with_columns(
+        pl.Series("language", [languages[i % 6] for i in range(120)], dtype=pl.String),
+        pl.Series("category", [categories[i % 6] for i in range(120)], dtype=pl.String),
+    )
+    rows.write_parquet(tmp_path / "rows.parquet")
+    build = BuildConfig(
+        inputs=[f"{tmp_path / 'rows.parquet'}:canonical"], max_length=96, folds=2, swap=True
+    )
+    build_dataset(build, tmp_path / "ds")
+    run = tmp_path / "run"
+    train(
+        TrainConfig(
+            fold=0, data=str(tmp_path / "ds"), out=str(run), epochs=1, lr=5e-3, max_tokens=512
+        )
+    )
+    table = read_predictions(run / PREDICTIONS)
+    truth = dict(zip(rows["id"], zip(rows["language"], rows["category"])))
+    assert table["language"].to_list() == [truth[i][0] for i in table["id"]]
+    assert table["category"].to_list() == [truth[i][1] for i in table["id"]]
+    predicted = prediction_table(predict(run, tmp_path / "ds"))
+    assert predicted.select("id", "language", "category").equals(
+        table.select("id", "language", "category")
+    )
+
+    page = write_report([run]).read_text(encoding="utf-8")
+    ids = table["id"].to_list()
+    for column, split in (("language", False), ("category", True)):
+        members: dict = {}
+        for i, ident in enumerate(ids):
+            value = truth[ident][column == "category"]
+            names = (value.split(",") if split else [value]) if value else ["(none)"]
+            for name in names:
+                members.setdefault(name, []).append(i)
+        shown = _groups_table(page, column)
+        assert set(shown) == set(members)
+        named = [k for k in shown if k != "(none)"]
+        assert named == sorted(named, key=lambda k: (-len(members[k]), k))  # largest first
+        for name, got in shown.items():
+            loss, acc, flip = _scores(table, members[name])
+            assert got[:2] == (len(members[name]), len(members[name]))
+            assert abs(float(got[2]) - loss) < 6e-5 and abs(float(got[3]) - acc) < 6e-5
+            assert abs(float(got[4]) - flip) < 6e-5
+    assert "counts under each" in page
