@@ -298,3 +298,33 @@ def test_builds_end_to_end(tmp_path):
     ds = af.load_dataset(tmp_path / "ds")
     metas = [json.loads(m) for m in ds.column("meta")]
     assert all(set(m) == {"score_chosen", "score_rejected"} for m in metas)
+
+
+def test_trl_conversational_prompt(tmp_path):
+    def msg(role, content):
+        return {"role": role, "content": content}
+
+    history = [msg("system", "Be brief."), msg("user", "q1"), msg("assistant", "a1")]
+    records = [
+        {
+            "prompt": [*history, msg("user", "q2")],
+            "chosen": [msg("assistant", "good")],
+            "rejected": [msg("assistant", "bad")],
+        },
+        {"prompt": history, "chosen": [msg("assistant", "x")], "rejected": [msg("assistant", "y")]},
+        {"prompt": None, "chosen": [msg("assistant", "x")], "rejected": [msg("assistant", "y")]},
+    ]
+    rows, dropped = collect(read(write_jsonl(tmp_path / "trl.jsonl", records), seed=4))
+    assert rows["row"].to_list() == [0]
+    r = rows.row(0, named=True)
+    assert r["prompt"] == ["q1", "q2"]
+    good, bad = ["a1", "good"], ["a1", "bad"]
+    assert (r["response_a"], r["response_b"]) == ((good, bad) if coin(4, 0) else (bad, good))
+    assert dropped.select("row", "reason", "detail").rows() == [
+        (1, "bad_conversation", "prompt: ends with an assistant turn, not a user turn"),
+        (
+            2,
+            "bad_conversation",
+            "chosen has no user turn and prompt is not a string or message list",
+        ),
+    ]

@@ -36,7 +36,7 @@ from ._common import (
     stream_records,
 )
 from .containers import columns_of
-from .transcripts import ASSISTANT, HELPSTEER_MARKERS, USER, BadTranscript, history, prompt_turns
+from .transcripts import HELPSTEER_MARKERS, BadTranscript, message_history, prompt_turns
 
 __all__ = ["read", "strength_labels", "HELPSTEER2", "HELPSTEER3"]
 
@@ -133,24 +133,6 @@ def _v2(record: dict, row: int, out: Builder, has_id: bool) -> None:
     )
 
 
-def _context(context: Any) -> tuple[list, list]:
-    """(user turns, assistant turns) of HelpSteer3's `context` message list
-    (other roles, such as system, left out). Raises BadTranscript."""
-    if not isinstance(context, (list, tuple)):
-        kind = "null" if context is None else type(context).__name__
-        raise BadTranscript(f"context is {kind}, not a list of {{role, content}}")
-    turns = []
-    for i, turn in enumerate(context):
-        if not isinstance(turn, dict) or "role" not in turn or "content" not in turn:
-            raise BadTranscript(f"context[{i}] is not a {{role, content}} object")
-        content = turn["content"]
-        if content is not None and not isinstance(content, str):
-            raise BadTranscript(f"context[{i}].content is a {type(content).__name__}")
-        if turn["role"] in (USER, ASSISTANT):
-            turns.append((turn["role"], content))
-    return history(turns, "context")
-
-
 def _individual_scores(value: Any) -> Optional[list]:
     if not isinstance(value, (list, tuple)):
         return None
@@ -168,7 +150,7 @@ def _v3(record: dict, row: int, out: Builder, has_id: bool) -> None:
         out.drop(id=ident, row=row, reason="bad_preference", detail=problem)
         return
     try:
-        users, shared = _context(record.get("context"))
+        users, shared = message_history(record.get("context"), "context")
     except BadTranscript as exc:
         out.drop(id=ident, row=row, reason="bad_conversation", detail=str(exc))
         return

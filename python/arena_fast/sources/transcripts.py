@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from typing import Optional
+from typing import Any, Optional
 
 __all__ = [
     "HH_MARKERS",
@@ -30,6 +30,7 @@ __all__ = [
     "split_markers",
     "merge_runs",
     "history",
+    "message_history",
     "prompt_turns",
 ]
 
@@ -100,6 +101,26 @@ def history(turns: Sequence[tuple[str, Optional[str]]], what: str) -> tuple[list
     users = [t for r, t in merged if r == USER]
     assistants = [t for r, t in merged if r == ASSISTANT]
     return users, assistants
+
+
+def message_history(messages: Any, what: str) -> tuple[list, list]:
+    """(user turns, assistant turns) of a history given as a list of
+    `{role, content}` messages (HelpSteer3's `context`, a TRL prompt);
+    other roles (system) are left out, a null content is kept as a null
+    turn. Raises BadTranscript."""
+    if not isinstance(messages, (list, tuple)):
+        kind = "null" if messages is None else type(messages).__name__
+        raise BadTranscript(f"{what} is {kind}, not a list of {{role, content}}")
+    turns = []
+    for i, turn in enumerate(messages):
+        if not isinstance(turn, dict) or "role" not in turn or "content" not in turn:
+            raise BadTranscript(f"{what}[{i}] is not a {{role, content}} object")
+        content = turn["content"]
+        if content is not None and not isinstance(content, str):
+            raise BadTranscript(f"{what}[{i}].content is a {type(content).__name__}")
+        if turn["role"] in (USER, ASSISTANT):
+            turns.append((turn["role"], content))
+    return history(turns, what)
 
 
 def prompt_turns(prompt: str, markers: re.Pattern = HH_MARKERS) -> tuple[list, list]:

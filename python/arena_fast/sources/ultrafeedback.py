@@ -6,9 +6,11 @@ Each record becomes one row with the two answers in an A/B order drawn by a
 seeded coin keyed by (seed, row), so the order does not depend on the
 chunking; the raw form's second answer is drawn from the same generator.
 
-The binarized form also covers the plain `prompt` / `chosen` / `rejected`
-strings of TRL-style exports: a prompt written as an hh-rlhf transcript
-(`Human: ... \n\nAssistant: ... \n\nHuman: ...`) is split into its turns
+The binarized form also covers TRL's preference layouts: `chosen` /
+`rejected` as whole message lists (the prompt implicit, as here), or as
+the answers only with `prompt` a message list (conversational) or a string
+(standard, plain strings); a prompt written as an hh-rlhf transcript
+(`Human: ... \\n\\nAssistant: ... \\n\\nHuman: ...`) is split into its turns
 (`transcripts.prompt_turns`), and scores nested under a `metadata` object
 (`metadata.score_chosen` / `metadata.score_rejected`) count as the
 top-level ones. Scores are kept in the row's `meta`."""
@@ -36,7 +38,7 @@ from ._common import (
 from .containers import (
     columns_of,
 )
-from .transcripts import prompt_turns
+from .transcripts import BadTranscript, message_history, prompt_turns
 
 __all__ = ["read", "completion_score"]
 
@@ -107,6 +109,17 @@ def _raw_scores(record: dict) -> tuple:
     return scores
 
 
+def _prompt(prompt: Any) -> tuple[list, list]:
+    """(user turns, earlier assistant turns) of the `prompt` column: a
+    string (a plain question or an hh-rlhf transcript) or, in TRL's
+    conversational form, a list of `{role, content}` messages."""
+    if isinstance(prompt, str):
+        return prompt_turns(prompt)
+    if isinstance(prompt, (list, tuple)):
+        return message_history(prompt, "prompt")
+    raise BadConversation("chosen has no user turn and prompt is not a string or message list")
+
+
 def _binarized(record: dict, row: int, out: Builder, seed: int) -> None:
     ident = as_id(record.get("prompt_id")) or str(row)
     try:
@@ -116,13 +129,10 @@ def _binarized(record: dict, row: int, out: Builder, seed: int) -> None:
             # Some exports keep only the answers; the prompt column has the question
             # (or the history, as an hh-rlhf transcript): earlier assistant turns open
             # both answers, as a message list's would.
-            prompt = record.get("prompt")
-            if not isinstance(prompt, str):
-                raise BadConversation("chosen has no user turn and prompt is not a string")
-            users, shared = prompt_turns(prompt)
+            users, shared = _prompt(record.get("prompt"))
             if len(chosen) == 1 and len(rejected) == 1:
                 chosen, rejected = [*shared, *chosen], [*shared, *rejected]
-    except BadConversation as exc:
+    except (BadConversation, BadTranscript) as exc:
         out.drop(id=ident, row=row, reason="bad_conversation", detail=str(exc))
         return
     raw_scores = _raw_scores(record)
