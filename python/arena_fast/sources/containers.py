@@ -19,6 +19,7 @@ import csv
 import io
 import json
 import os
+import re
 import secrets
 import tempfile
 from collections.abc import Iterator, Sequence
@@ -407,6 +408,8 @@ def _chunked(source: Any, chunk_rows: int) -> Iterator[list[Record]]:
 # How much of a CSV format detection reads, and the largest cell read as a record.
 CSV_HEAD_BYTES = 1 << 20
 CSV_CELL_BYTES = PARQUET_BOMB_BYTES
+# A byte that is not UTF-8, as the surrogateescape error handler decodes it.
+_ESCAPED = re.compile("[\udc80-\udcff]")
 
 
 def _csv_head(path: Union[str, Path]) -> tuple[list[str], Optional[dict]]:
@@ -463,7 +466,8 @@ def _csv_records(path: Union[str, Path], json_columns: set) -> Iterator[Record]:
     """The records of a CSV file, streamed through the decompressor."""
     csv.field_size_limit(max(csv.field_size_limit(), CSV_CELL_BYTES))
     with open_binary(path) as f:
-        text = io.TextIOWrapper(f, encoding="utf-8-sig", newline="")
+        # Invalid bytes kept as U+DC80..U+DCFF, so that their record is named.
+        text = io.TextIOWrapper(f, encoding="utf-8-sig", errors="surrogateescape", newline="")
         reader = csv.reader(text)
         row = -1
         try:
@@ -475,6 +479,11 @@ def _csv_records(path: Union[str, Path], json_columns: set) -> Iterator[Record]:
                 if len(cells) > len(header):
                     yield BadRecord(f"{len(cells)} fields, the header {len(header)}")
                     continue
+                bad = invalid_byte(cells)
+                if bad is not None:
+                    name = header[bad[0]] if bad[0] < len(header) else f"#{bad[0] + 1}"
+                    yield BadRecord(f"column {name}: invalid utf-8 (byte 0x{bad[1]:02x})")
+                    continue
                 record = {name: (cell or None) for name, cell in zip(header, cells)}
                 for name in json_columns & record.keys():
                     record[name] = _json_cell(record[name])
@@ -482,6 +491,16 @@ def _csv_records(path: Union[str, Path], json_columns: set) -> Iterator[Record]:
         except (csv.Error, UnicodeDecodeError, OSError, EOFError, pa.ArrowException) as exc:
             where = "the header" if row < 0 else f"row {row + 1}"
             raise InputError(f"{path}: {where}: cannot read: {one_line(str(exc))}") from None
+
+
+def invalid_byte(record: list) -> Optional[tuple[int, int]]:
+    """(field index, byte) of the first byte of a CSV record, read with the
+    surrogateescape error handler, that was not UTF-8; None when all were."""
+    for i, cell in enumerate(record):
+        found = _ESCAPED.search(cell)
+        if found is not None:
+            return i, ord(found.group()) - 0xDC00
+    return None
 
 
 def _json_cell(cell: Optional[str]) -> Any:

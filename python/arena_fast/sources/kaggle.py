@@ -57,6 +57,7 @@ from .containers import (
     container,
     decompressed_copy,
     input_error,
+    invalid_byte,
     iter_records,
     parquet_columns,
     polars_batches,
@@ -76,8 +77,6 @@ WINNERS = arena33k.WINNERS
 WINNER_INDEX = {name: labels.index(1.0) for name, labels in WINNERS.items()}
 _READ = (*COLUMNS, "winner")
 _READ_ERRORS = (pl.exceptions.PolarsError, OSError)
-# A byte that is not UTF-8, as the surrogateescape error handler decodes it.
-_ESCAPED = re.compile("[\udc80-\udcff]")
 # Cells larger than these (raw bytes, quotes included) are not read whole:
 # a text cell is streamed and its turns clipped (no turn of a smaller cell
 # can need the clip); another cell is an error, or emptied in a column that
@@ -393,13 +392,13 @@ def _locate(path: Union[str, Path], clipped: Optional[_Clipped] = None) -> Optio
         header = next(reader, None)
         if header is None:
             return None
-        bad = _invalid_byte(header)
+        bad = invalid_byte(header)
         if bad is not None:
             return InputError(f"{path}: the header: invalid utf-8 (byte 0x{bad[1]:02x})")
         for row, record in enumerate(reader):
             line = reader.line_num if clipped is None else clipped.line(row, reader.line_num)
             where = f"row {row} (line {line})"
-            bad = _invalid_byte(record)
+            bad = invalid_byte(record)
             if bad is not None:
                 column = header[bad[0]] if bad[0] < len(header) else f"#{bad[0] + 1}"
                 return InputError(
@@ -409,15 +408,6 @@ def _locate(path: Union[str, Path], clipped: Optional[_Clipped] = None) -> Optio
                 return InputError(
                     f"{path}: {where} has {len(record)} fields, the header {len(header)}"
                 )
-    return None
-
-
-def _invalid_byte(record: list) -> Optional[tuple[int, int]]:
-    """(field index, byte) of the first byte that was not UTF-8, if any."""
-    for i, cell in enumerate(record):
-        found = _ESCAPED.search(cell)
-        if found is not None:
-            return i, ord(found.group()) - 0xDC00
     return None
 
 
