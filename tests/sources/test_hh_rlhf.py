@@ -9,7 +9,7 @@ import pytest
 
 import arena_fast as af
 from arena_fast.errors import InputError
-from arena_fast.sources import CANONICAL_SCHEMA, METADATA_SCHEMA
+from arena_fast.sources import CANONICAL_SCHEMA, METADATA_SCHEMA, detect
 from arena_fast.sources.hh_rlhf import read, split_pair
 from arena_fast.sources.transcripts import BadTranscript, prompt_turns
 
@@ -209,3 +209,16 @@ def test_builds_end_to_end(tmp_path):
     assert sorted(ds.ids, key=int) == [str(i) for i in range(2312)]
     a_wins = {i for i, label in zip(ds.ids, ds.labels) if label[0] == 1.0}
     assert a_wins == {str(r) for r in range(2312) if coin(3, r)}
+
+
+def test_detection_tells_hh_rlhf_from_ultrafeedback(tmp_path):
+    found = detect(shared_path(HH))
+    assert found.format == "hh_rlhf" and "Human:" in found.reason
+    # The same columns without the markers: plain strings, or message lists.
+    assert detect(shared_path("prompt_chosen_rejected_1000.jsonl")).format == "ultrafeedback"
+    messages = [{"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}]
+    listed = write_parquet(tmp_path / "ufb.parquet", [{"chosen": messages, "rejected": messages}])
+    assert detect(listed).format == "ultrafeedback"
+    marked = write_parquet(tmp_path / "hh.parquet", [pair(["q"], "a", "b")])
+    assert detect(marked).format == "hh_rlhf"
+    assert collect(read(marked))[0].height == 1
