@@ -2,11 +2,23 @@
 
 from __future__ import annotations
 
+import gzip
+
 import polars as pl
 import pytest
 
+from arena_fast.dataset import BuildConfig
+from arena_fast.dataset.read import list_inputs
 from arena_fast.errors import ConfigError, InputError
-from arena_fast.sources import FORMATS, Input, detect_format, parse_input, read
+from arena_fast.sources import (
+    FORMATS,
+    Detection,
+    Input,
+    detect,
+    detect_format,
+    parse_input,
+    read,
+)
 
 from .conftest import collect, one_line_error, shared_path, write_json, write_jsonl, write_parquet
 
@@ -138,3 +150,39 @@ def test_every_reader_yields_a_chunk_for_an_empty_file(tmp_path):
         pl.DataFrame([layout]).clear().write_parquet(path)
         chunks = list(read(path, fmt))
         assert len(chunks) == 1 and chunks[0].rows.height == chunks[0].dropped.height == 0
+
+
+def test_detection_says_why(tmp_path):
+    found = detect(shared_path("kaggle_train_sample1000.csv"))
+    assert found == Detection(
+        "kaggle", "csv: columns prompt/response_a/response_b hold JSON lists, winner_* columns"
+    )
+    found = detect(shared_path("kaggle_test_example.csv"))
+    assert found.format == "kaggle" and found.reason.endswith("no winner column (unlabelled)")
+    path = write_parquet(tmp_path / "c.parquet", [LAYOUTS["canonical"]])
+    assert detect(path) == Detection(
+        "canonical", "parquet: columns prompt/response_a/response_b, labels"
+    )
+    gz = tmp_path / "test.csv.gz"
+    gz.write_bytes(gzip.compress(shared_path("kaggle_test_example.csv").read_bytes()))
+    assert detect(gz).format == "kaggle"
+
+
+def test_the_reason_travels_with_the_input(tmp_path):
+    csv = shared_path("kaggle_test_example.csv")
+    assert parse_input(str(csv)).detected == detect(csv).reason
+    assert parse_input(f"{csv}:kaggle").detected is None
+    assert parse_input(str(csv), "wsdm") == Input(str(csv), "wsdm")
+    with pytest.raises(ConfigError):
+        parse_input(str(csv), "excel")
+    config = BuildConfig(inputs=[str(csv), f"{csv}:kaggle"])
+    detected = [inp.detected for inp in list_inputs(config)]
+    assert detected == [detect(csv).reason, None]
+
+
+def test_an_empty_csv_without_a_layout_is_one_line(tmp_path):
+    path = tmp_path / "empty.csv"
+    path.write_text("")
+    with pytest.raises(InputError) as excinfo:
+        detect(path)
+    one_line_error(excinfo, str(path), "no header")
