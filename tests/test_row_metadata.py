@@ -148,6 +148,29 @@ def test_metadata_of_one_input_only(tmp_path):
     assert {got[i] for i in plain["id"]} == {None}
 
 
+def test_source_rows_carry_the_metadata_of_the_inputs(tmp_path):
+    """`predict --canonical`'s rows (`source_rows`) keep each input's row
+    metadata, null for an input without it, so pseudo-labels keep it."""
+    pytest.importorskip("torch")
+    from arena_fast.predict import source_rows  # the torch layer
+
+    with_meta = _with_metadata(keyword_rows(6, 0))
+    with_meta.write_parquet(tmp_path / "a.parquet")
+    plain = keyword_rows(6, 1).with_columns(pl.col("id") + "-b")
+    plain.write_parquet(tmp_path / "b.parquet")
+    config = BuildConfig(
+        inputs=[f"{tmp_path / 'a.parquet'}:canonical", f"{tmp_path / 'b.parquet'}:canonical"],
+        max_length=96,
+        dedup="none",
+    )
+    build_dataset(config, tmp_path / "ds")
+    got = source_rows(tmp_path / "ds")
+    assert got.columns[-3:] == ["language", "category", "meta"]
+    assert got["id"].to_list() == load_dataset(tmp_path / "ds").ids
+    truth = dict(zip(with_meta["id"], with_meta["language"]))
+    assert dict(zip(got["id"], got["language"])) == {**truth, **dict.fromkeys(plain["id"])}
+
+
 # -- diagnostics ------------------------------------------------------------------------------
 A, B, T = [1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]
 

@@ -47,7 +47,7 @@ from .runs import (
     read_run_config,
     trained_on,
 )
-from .sources import TEXT_COLUMNS, ReadOptions, read
+from .sources import METADATA_SCHEMA, TEXT_COLUMNS, ReadOptions, read
 from .sources.demo import demo_chunks
 from .submission import write_submission
 from .tokenizer import Tokenizer
@@ -123,7 +123,10 @@ def predict(
     `probs_original` and `probs_swapped` (the swapped prediction mapped
     back); `label_space`, the run's (rows of K = its classes; data of
     another label space is refused); per row also `labels` (NaN when
-    unlabelled), `turns`, `truncated` and `folds`. `postprocess` applies the 4th place's rules last
+    unlabelled), `turns`, `truncated` and `folds`, and `language` /
+    `category` when the dataset carries that row metadata (the prediction
+    table's columns, which `af.diagnostics.summarize` breaks scores down
+    by). `postprocess` applies the 4th place's rules last
     (`postprocess_rules`). `base_model`: the folder of the run's base model
     where it is now (`load_run`). Which rows these are: `split`, `rows`
     (the prediction table's metadata, `af.diagnostics.ROWS_KEY`),
@@ -381,7 +384,9 @@ def source_rows(
 ) -> Any:  # pl.DataFrame
     """The text of every row of the dataset `data`, in its row order (one
     row per input row, the original A/B order): `id, source, model_a,
-    model_b, prompt, response_a, response_b`, re-read from the inputs the
+    model_b, prompt, response_a, response_b` and the row metadata columns
+    (`language`, `category`, `meta`) an input carries (null for the rows of
+    one without), re-read from the inputs the
     manifest lists (`inputs`: their paths now, in the manifest's order, when
     the files moved). A file whose sha256 differs from the manifest's is
     refused: its rows may not be the rows that were encoded."""
@@ -435,14 +440,16 @@ def source_rows(
         for chunk in chunks:
             hit = chunk.rows.join(rows, on="row", how="inner")
             if len(hit):
-                found.append(hit.select("_order", *wanted))
+                metadata = [c for c in METADATA_SCHEMA if c in hit.columns]
+                found.append(hit.select("_order", *wanted, *metadata))
         if found:
             parts.append(_same_text_kind(found))
     frame = _same_text_kind(parts) if parts else None
     got = 0 if frame is None else len(frame)
     if got != len(keys):
         raise InputError(f"{data}: {len(keys) - got} rows were not found again in its inputs")
-    return frame.sort("_order").drop("_order")
+    metadata = [c for c in METADATA_SCHEMA if c in frame.columns]
+    return frame.sort("_order").select(*wanted, *metadata)
 
 
 def _same_text_kind(frames: list) -> Any:
@@ -462,7 +469,8 @@ def _same_text_kind(frames: list) -> Any:
                 )
                 for f in frames
             ]
-    return pl.concat(frames, how="vertical_relaxed")
+    # An input without row metadata has none of its columns: null there.
+    return pl.concat(frames, how="diagonal_relaxed")
 
 
 def write_canonical(
