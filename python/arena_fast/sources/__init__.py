@@ -75,16 +75,18 @@ __all__ = [
 # Why a reader drops a record (`dataset.DROP_REASONS` adds the cleaning and
 # de-duplication reasons to these).
 DROP_REASONS = {
-    "bad_record": "a JSON line / array element that is not a JSON object",
+    "bad_record": "a JSON line / array element that is not a JSON object; a CSV record "
+    "with more fields than the header or a byte that is not UTF-8 (JSON-ish readers)",
     "missing_id": "the id column is there, the record's id is null",
     "bad_labels": "kaggle winner cells or canonical labels that are not one number per class",
-    "bad_winner": "arena33k winner outside model_a / model_b / tie / tie (bothbad); arena140k: "
+    "bad_winner": "arena33k, kaggle (a winner column) winner outside model_a / model_b / tie / "
+    "tie (bothbad); wsdm: outside model_a / model_b; arena140k: "
     "outside model_a / model_b / tie / both_bad; pairs: not a verdict of its mapping's winner",
     "image": "arena140k, pairs: a message with an image part (policy --images drop)",
     "bad_conversation": "not a list of {role, content}; no user or no assistant turn",
     "too_few_completions": "ultrafeedback raw: fewer than 2 completions with a response",
     "missing_score": "ultrafeedback: one score of two; raw: fewer than 2 rated answers",
-    "bad_text": "canonical JSON: a text value of the wrong kind; kaggle: a cell over 1 MiB "
+    "bad_text": "canonical JSON, wsdm: a text value of the wrong kind; kaggle: a cell over 1 MiB "
     "(clipped while read) that is not a JSON turn list, or holds over 16 MiB once clipped",
     "bad_teacher_logits": "canonical: teacher_logits not rows of 3 finite float32 numbers, "
     "an empty list, or another teacher count than the file's first good row",
