@@ -188,3 +188,10 @@ def test_builds_end_to_end(tmp_path):
         assert ds.column("language")[row] == ("python" if i % 2 else "english")
         assert ds.column("category")[row] == ("code" if i % 2 else "general")
         assert json.loads(ds.column("meta")[row])["overall_preference"] == (i % 7) - 3
+
+
+def test_detected_before_chosen_rejected(tmp_path):
+    # A HelpSteer3 mirror with chosen / rejected (and ShareGPT) columns added.
+    record = {**hs3(0, 2), "chosen": "second answer 0", "rejected": "first answer 0", "score": "2"}
+    path = write_parquet(tmp_path / "hs3.parquet", [record])
+    assert detect(path).format == "helpsteer"

@@ -135,3 +135,10 @@ def test_builds_end_to_end_with_either_preference(tmp_path, pku_file):
         assert [by_id[str(i)] for i in range(3)] == labels
         metas = dict(zip(ds.ids, ds.column("meta")))
         assert json.loads(metas["2"])["response_0_severity_level"] == 3.0
+
+
+def test_detected_before_chosen_rejected(tmp_path):
+    # Derived exports often add chosen / rejected next to the card's columns.
+    record = {**pku(0, 1, 0), "chosen": "answer one 0", "rejected": "answer zero 0"}
+    path = write_jsonl(tmp_path / "pku.jsonl", [record])
+    assert detect(path).format == "pku_saferlhf"

@@ -206,15 +206,7 @@ _FORMATS: tuple[FormatSpec, ...] = (
         "conversation_a, conversation_b (contents as typed parts), winner",
     ),
     FormatSpec("arena33k", arena33k.read, _arena33k, "conversation_a, conversation_b, winner"),
-    FormatSpec(
-        "hh_rlhf", hh_rlhf.read, _hh_rlhf, "chosen, rejected as \\n\\nHuman: ... transcripts"
-    ),
-    FormatSpec(
-        "ultrafeedback",
-        ultrafeedback.read,
-        _ultrafeedback,
-        "chosen, rejected (or instruction, completions)",
-    ),
+    # Before hh_rlhf / ultrafeedback: exports of these often add chosen/rejected.
     FormatSpec(
         "helpsteer",
         helpsteer.read,
@@ -227,6 +219,15 @@ _FORMATS: tuple[FormatSpec, ...] = (
         pku.read,
         _pku,
         "prompt, response_0, response_1, better_response_id or safer_response_id",
+    ),
+    FormatSpec(
+        "hh_rlhf", hh_rlhf.read, _hh_rlhf, "chosen, rejected as \\n\\nHuman: ... transcripts"
+    ),
+    FormatSpec(
+        "ultrafeedback",
+        ultrafeedback.read,
+        _ultrafeedback,
+        "chosen, rejected (or instruction, completions)",
     ),
     FormatSpec("chat1m", chat1m.read, _chat1m, "conversation, model"),
     FormatSpec("wsdm", wsdm.read, _wsdm, "prompt, response_a, response_b as plain strings"),
