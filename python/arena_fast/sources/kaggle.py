@@ -38,7 +38,6 @@ from ..errors import InputError
 from ..labels import CLASS_COLUMNS
 from ..rows import TEXT_COLUMNS
 from ..text import MAX_TURN_BYTES
-from . import arena33k
 from ._common import (
     CANONICAL_SCHEMA,
     DROPPED_SCHEMA,
@@ -49,6 +48,7 @@ from ._common import (
     check_columns,
     clean_text,
 )
+from .arena33k import WINNERS
 from .containers import (
     BadRecord,
     check_csv_text,
@@ -73,7 +73,6 @@ WINNER_COLUMNS = CLASS_COLUMNS
 COLUMNS = ("id", "model_a", "model_b", *TEXT_COLUMNS, *WINNER_COLUMNS)
 # A `winner` string column where the three winner_* columns are expected
 # (the 33k file's values; the three columns win when a file has both).
-WINNERS = arena33k.WINNERS
 WINNER_INDEX = {name: labels.index(1.0) for name, labels in WINNERS.items()}
 _READ = (*COLUMNS, "winner")
 _READ_ERRORS = (pl.exceptions.PolarsError, OSError)
