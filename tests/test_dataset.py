@@ -280,6 +280,26 @@ def test_cli_build_and_inspect(tmp_path, capsys):
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+def test_inspect_swapped_shows_the_header_of_the_row_it_prints(tmp_path, data_dir, capsys):
+    """Issue 17: --swapped printed the swapped text under the original
+    labels and model order."""
+    out = tmp_path / "ds"
+    config = BuildConfig(inputs=[str(data_dir / "kaggle_train_head100.csv")], swap=True)
+    manifest = build_dataset(config, out)
+    first = pl.read_parquet(out / manifest["shards"][0]["file"]).row(0, named=True)
+    a, b = first["model_a"], first["model_b"]
+    assert a != b
+    labels = first["labels"]
+    swapped = [labels[1], labels[0], *labels[2:]]
+    assert main(["inspect", str(out), "--row", "0"]) == 0
+    header = capsys.readouterr().out.splitlines()[0]
+    assert f"labels {labels}  models {a} vs {b}" in header
+    assert main(["inspect", str(out), "--row", "0", "--swapped"]) == 0
+    text = capsys.readouterr().out
+    assert f"labels {swapped}  models {b} vs {a}" in text.splitlines()[0]
+    assert "(A/B swapped)" in text
+
+
 def test_cli_errors_are_one_line(tmp_path, capsys):
     bad = tmp_path / "bad.csv"
     bad.write_text("id,prompt\n1,x\n")

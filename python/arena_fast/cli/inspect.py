@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import Optional
 
 import numpy as np
 import pyarrow.parquet as pq
@@ -21,6 +22,7 @@ from ..dataset import read_manifest
 from ..encoder import Template
 from ..errors import ConfigError
 from ..files import check_file_output, replacing
+from ..labels import label_space
 from ..outputs import TOKENIZER
 from ..tokenizer import Tokenizer
 from ._args import HelpFormatter, Switch
@@ -58,6 +60,15 @@ def _read_row(path, manifest: dict, index: int, swapped: bool) -> dict:
         raise ConfigError("this dataset was built without --swap")
     row["ids"] = np.frombuffer(row[column], dtype="<i4").tolist()
     return row
+
+
+def swapped_labels(labels, space) -> Optional[list]:
+    """A row's labels under the A/B swap of its dataset's label space
+    (`space`: the manifest's; None for a manifest from before label
+    spaces, `abt`); None (unlabelled) stays None."""
+    if labels is None:
+        return None
+    return label_space(space).swap_labels(np.array([labels], dtype=np.float64))[0].tolist()
 
 
 def render_row(row: dict, tokenizer, template, marker: str) -> str:
@@ -112,10 +123,13 @@ def run(args: argparse.Namespace) -> int:
         row = _read_row(path, manifest, args.row, args.swapped)
         tok = Tokenizer.from_file(path / TOKENIZER)
         template = Template(**manifest["encoder"]["template"])
-        labels = row["labels"]
+        labels, model_a, model_b = row["labels"], row["model_a"], row["model_b"]
+        if args.swapped:  # the header of the row shown: B's answer first
+            labels = swapped_labels(labels, manifest.get("label_space"))
+            model_a, model_b = model_b, model_a
         _print_line(
             f"row {args.row}: id {row['id']}  source {row['source']}  fold {row['fold']}  "
-            f"labels {labels}  models {row['model_a']} vs {row['model_b']}"
+            f"labels {labels}  models {model_a} vs {model_b}"
         )
         suffix = "_swapped" if args.swapped else ""
         _print_line(

@@ -85,12 +85,19 @@ def build_dataset(
         manifest = make_manifest(
             config, builder, tokenizer_sha256, inputs, kept, meta, dropped, shards, work
         )
-        check_not_empty(manifest, dropped)
+        check_not_empty(manifest, dropped, config)
         # The manifest is deterministic; how long the build took is not, so
         # it goes to build.json (and the returned dict).
         timings = {k: round(v, 3) for k, v in seconds.items()}
         timings["total"] = round(time.perf_counter() - started, 3)
-        log = {"seconds": timings, "threads": config.threads}
+        log = {
+            "seconds": timings,
+            "threads": config.threads,
+            # What the build was allowed to drop (not in the manifest: they
+            # decide success, not bytes).
+            "max_drop_share": config.max_drop_share,
+            "allow_empty": config.allow_empty,
+        }
         # Plain writes: `publishing` makes the work directory appear whole
         # (fsynced, then renamed), so its files need no rename of their own.
         (work / BUILD_LOG).write_bytes((json.dumps(log) + "\n").encode())

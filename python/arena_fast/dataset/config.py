@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Optional
 
-from ..checks import I64_MAX, check_int, check_threads
+from ..checks import I64_MAX, check_bool, check_int, check_threads
 from ..encoded import REPAIR_CLIPPED, REPAIR_NULL, REPAIR_RAGGED, REPAIR_SURROGATE
 from ..encoder import DEFAULT_MAX_LENGTH
 from ..errors import ConfigError
@@ -39,7 +39,8 @@ DROP_REASONS = {
     "identical": "A and B identical (policy --identical drop)",
     "ragged": "turn lists of different lengths (policy --ragged drop)",
     "repaired": "text repaired: null turn, lone surrogate or clipped turn (policy --repaired drop)",
-    "duplicate_id": "an earlier row of the same source has this id",
+    "duplicate_id": "an earlier row of the same source has this id, both labelled or both "
+    "unlabelled (a test row reusing a train row's id is kept)",
     "duplicate": "the same prompt and answers (in either order) are in a row kept earlier",
     "duplicate_prompt": "the prompt is in a source of higher priority (--dedup prompt)",
     "tokenize_error": "the tokenizer cannot encode a text: its regex went over its budget "
@@ -57,6 +58,18 @@ POLICY_REASONS = frozenset(
         "label_space",
     )
 )
+# Drops that do not count toward an input's drop share (`max_drop_share`):
+# de-duplication keeps the same conversation or prompt from another row, and
+# chat1m's pairing leaves most conversations of a file without a partner by
+# design. Every other reason counts: the readers' (a row not read), the
+# cleaning policies', `label_space` and `duplicate_id` (docs/dataset.md,
+# "When a build fails").
+UNCOUNTED_REASONS = frozenset(
+    ("duplicate", "duplicate_prompt", "chat1m_unpaired", "chat1m_identical")
+)
+# Drops of de-duplication: an input that loses every row to these adds no
+# row of its own, and that is no failure (its rows are in the dataset).
+DUPLICATE_REASONS = frozenset(("duplicate", "duplicate_prompt"))
 
 # The text repairs counted in the manifest (`counts.repairs`), by bit of
 # `repairs`; a row can have several (docs/encoding.md).
@@ -109,7 +122,16 @@ class BuildConfig:
     `images`, `preference` and `mapping` are the readers' choices
     (`sources.ReadOptions`): image parts of typed content stripped (a
     counted repair) or their records dropped; PKU-SafeRLHF's better or safer
-    response; the generic `pairs` reader's field -> column mapping."""
+    response; the generic `pairs` reader's field -> column mapping.
+
+    `max_drop_share` (in [0, 1]) and `allow_empty` decide whether a build
+    succeeds, not its bytes, so they are kept out of the manifest (as
+    `threads` is) and recorded in build.json: a build fails (`InputError`,
+    nothing published) when it keeps no row, when an input keeps none of its
+    rows, or when an input loses more than `max_drop_share` of its rows to
+    reasons outside `UNCOUNTED_REASONS`; `allow_empty` accepts the empty
+    cases, a higher share the lossy ones (docs/dataset.md, "When a build
+    fails")."""
 
     inputs: list = field(default_factory=list)
     tokenizer: Optional[str] = None
@@ -138,6 +160,8 @@ class BuildConfig:
     images: str = "strip"
     preference: str = "better"
     mapping: Optional[dict] = None
+    max_drop_share: float = 0.5
+    allow_empty: bool = False
 
     def read_options(self) -> ReadOptions:
         """What the readers are told of this config."""
@@ -153,6 +177,11 @@ class BuildConfig:
         self.folds = check_int("folds", self.folds, 1, MAX_FOLDS)
         self.demo_rows = check_int("demo_rows", self.demo_rows, 0, I64_MAX)
         check_threads(self.threads, "threads")
+        self.allow_empty = check_bool("allow_empty", self.allow_empty)
+        share = self.max_drop_share
+        if isinstance(share, bool) or not isinstance(share, (int, float)) or not 0 <= share <= 1:
+            raise ConfigError(f"max_drop_share must be a number in [0, 1], got {share!r:.40}")
+        self.max_drop_share = float(share)
         if self.label_space is not None:
             self.label_space = label_space(self.label_space).name
         if self.compression not in ("zstd", "lz4", "snappy", "none"):

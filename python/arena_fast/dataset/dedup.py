@@ -42,12 +42,26 @@ def _fold_classes(cls: np.ndarray) -> np.ndarray:
 
 def _mark_duplicates(meta: pl.DataFrame, config: BuildConfig) -> pl.DataFrame:
     """`meta` (ranked: priority, then input order) with `reason` (null for a
-    row kept) and `detail`: the first of `duplicate_id`, `duplicate` and
-    `duplicate_prompt` that applies, as `config.dedup` asks."""
-    dup_id = meta.select(pl.struct("source", "id").is_first_distinct().not_()).to_series()
-    meta = meta.with_columns(dup_id.alias("dup_id"))
+    row kept) and `detail`: the first of `duplicate_id` (an earlier row of the
+    same source, both labelled or both unlabelled, has the id), `duplicate`
+    and `duplicate_prompt` that applies, as `config.dedup` asks."""
+    # Labelled rows and unlabelled ones (data to predict) are told apart: a
+    # test row that reuses a train row's id is kept, so that a submission
+    # keeps every id; an id twice among either is one row.
+    unlabelled = (pl.col("cls") == UNLABELLED).alias("unlabelled")
+    dup_id = meta.select(pl.struct("source", "id", unlabelled).is_first_distinct().not_())
+    meta = meta.with_columns(dup_id.to_series().alias("dup_id"))
     exprs = [pl.when(pl.col("dup_id")).then(pl.lit("duplicate_id"))]
-    detail = [pl.when(pl.col("dup_id")).then(pl.lit("id repeated in this source"))]
+    kind = (
+        pl.when(pl.col("cls") == UNLABELLED)
+        .then(pl.lit("unlabelled"))
+        .otherwise(pl.lit("labelled"))
+    )
+    detail = [
+        pl.when(pl.col("dup_id")).then(
+            pl.format("an earlier {} row of this source has this id", kind)
+        )
+    ]
     if config.dedup != "none":
         pol = meta.filter(pl.col("policed") & ~pl.col("dup_id"))
         first_pair = pol.group_by("pair_key", maintain_order=True).agg(

@@ -7,6 +7,7 @@ check a manifest against is `dataset.schema`."""
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import numpy as np
@@ -19,9 +20,21 @@ from ..files import file_sha256
 from ..labels import DEFAULT_SPACE, describe_mapping
 from ..outputs import DROPPED, TOKENIZER
 from ..plan import plan_packs
-from .config import FORMAT_VERSION, POLICY_REASONS, BuildConfig
+from ..sources import parse_input
+from .config import (
+    DUPLICATE_REASONS,
+    FORMAT_VERSION,
+    POLICY_REASONS,
+    UNCOUNTED_REASONS,
+    BuildConfig,
+)
 from .parts import Builder
 from .read import BuildInput
+
+# Settings kept out of the manifest's `config`: they change no output byte
+# (`threads`), or decide whether the build succeeds, not what it writes
+# (build.json records them).
+NOT_RECORDED = ("threads", "max_drop_share", "allow_empty")
 
 # The manifest's names of the kept rows' classes (`cls` 0 to 4: the label
 # space's classes, then `clean.UNLABELLED`).
@@ -51,7 +64,7 @@ def make_manifest(
         "format_version": FORMAT_VERSION,
         "arena_fast_version": _core.__version__,
         # Without `threads`: it changes no output byte, so no manifest byte.
-        "config": {k: v for k, v in config.to_dict().items() if k != "threads"},
+        "config": {k: v for k, v in config.to_dict().items() if k not in NOT_RECORDED},
         "encoder": builder.encoder.config(),
         "tokenizer": {
             "file": TOKENIZER,
@@ -67,7 +80,7 @@ def make_manifest(
             {describe_mapping(s, space) for s in builder.input_spaces.values() if s != space}
         ),
         "folds": config.folds,
-        "inputs": [_input(inp, builder, kept_meta, dropped) for inp in inputs],
+        "inputs": [_input(inp, config, builder, kept_meta, dropped) for inp in inputs],
         "counts": _counts(builder, inputs, kept, kept_meta, dropped),
         "stats": _stats(length, builder, config),
         "shards": shards,
@@ -76,14 +89,20 @@ def make_manifest(
 
 
 def _input(
-    inp: BuildInput, builder: Builder, kept_meta: pl.DataFrame, dropped: pl.DataFrame
+    inp: BuildInput,
+    config: BuildConfig,
+    builder: Builder,
+    kept_meta: pl.DataFrame,
+    dropped: pl.DataFrame,
 ) -> dict:
-    """One input's entry: what it is, and its rows in, kept and dropped."""
+    """One input's entry: what it is (its format, and how that was chosen:
+    `format_chosen`), its label space, and its rows in, kept and dropped."""
     k_in = int(kept_meta.filter(pl.col("input") == inp.index)["input_rows"].sum() or 0)
     d_in = int(dropped.filter(pl.col("input") == inp.index)["input_rows"].sum() or 0)
     return {
         "path": inp.path,
         "format": inp.format,
+        "format_chosen": _format_chosen(inp, config),
         "bytes": inp.size,
         "sha256": inp.sha256,
         "rows_in": builder.rows_in[inp.index],
@@ -91,6 +110,20 @@ def _input(
         "rows_dropped": d_in,
         "label_space": getattr(builder.input_spaces.get(inp.index), "name", None),
     }
+
+
+def _format_chosen(inp: BuildInput, config: BuildConfig) -> str:
+    """How an input's format was chosen: `given` (PATH:FORMAT, --format),
+    `demo` for the demo rows, else what detection said (`BuildInput.detected`,
+    `detected` when it gives no reason)."""
+    if not config.inputs:
+        return "demo"
+    detected = getattr(inp, "detected", None)
+    if isinstance(detected, str) and detected:
+        return detected
+    spec = str(config.inputs[inp.index])
+    # A spec with a :FORMAT suffix is parsed to a shorter path.
+    return "given" if parse_input(spec).path != spec else "detected"
 
 
 def _counts(
@@ -162,37 +195,109 @@ def _percentiles(values: np.ndarray) -> dict:
     return out
 
 
-def check_not_empty(manifest: dict, dropped: pl.DataFrame) -> None:
-    """Never an empty or mostly-unreadable success. An `InputError` (so
-    nothing is published) when the inputs hold no rows at all (a header-only
-    CSV), when an input loses more than half its rows to reasons outside
-    `POLICY_REASONS`, or when no row is kept."""
-    unreadable = dropped.filter(~pl.col("reason").is_in(list(POLICY_REASONS)))
-    for index, inp in enumerate(manifest["inputs"]):
-        bad = unreadable.filter(pl.col("input") == index)
-        lost = int(bad["input_rows"].sum() or 0)
-        if inp["rows_in"] and 2 * lost > inp["rows_in"]:
-            first = bad.row(0, named=True)
-            raise InputError(
-                f"{inp['path']}: {lost:,} of {inp['rows_in']:,} rows could not be read "
-                f"({_reason_counts(bad)}); the first, row {first['row']}: "
-                f"{first['reason']}: {first['detail']}"
-            )
+def check_not_empty(manifest: dict, dropped: pl.DataFrame, config: BuildConfig) -> None:
+    """Never an empty or mostly-dropped success (docs/dataset.md, "When a
+    build fails"). An `InputError` (so nothing is published) when:
+
+    - the inputs hold no row, or the build keeps none;
+    - an input keeps none of its rows, unless every one of them is a
+      duplicate of a row kept (`DUPLICATE_REASONS`: a file whose rows are all
+      in a source of higher priority adds nothing, and loses nothing);
+    - an input loses more than `config.max_drop_share` of its rows (counted
+      in input rows) to reasons outside `UNCOUNTED_REASONS`.
+
+    `config.allow_empty` accepts the first two. The error names the input,
+    the top drop reasons with one example row each (row, id, detail), what
+    keeps such rows where a setting does, and the flag that accepts it."""
     counts = manifest["counts"]
-    paths = ", ".join(inp["path"] for inp in manifest["inputs"])
-    if counts["rows_in"] == 0:
-        raise InputError(f"{paths}: no rows (a header only?); nothing to build")
-    if counts["rows"] == 0:
-        raise InputError(
-            f"{paths}: every one of the {counts['rows_in']:,} input rows was dropped "
-            f"({_reason_counts(dropped)}); nothing to build"
-        )
+    if not config.allow_empty:
+        paths = ", ".join(inp["path"] for inp in manifest["inputs"])
+        if counts["rows_in"] == 0:
+            raise InputError(
+                f"{paths}: no rows (a header only?); nothing to build "
+                "(--allow-empty, allow_empty=True, accepts it)"
+            )
+        if counts["rows"] == 0:
+            raise InputError(
+                f"{paths}: every one of the {counts['rows_in']:,} input rows was dropped; "
+                f"nothing to build. {_explain(dropped, manifest['inputs'])} "
+                "(--allow-empty, allow_empty=True, accepts an empty dataset)"
+            )
+    for index, inp in enumerate(manifest["inputs"]):
+        mine = dropped.filter(pl.col("input") == index)
+        if not config.allow_empty and inp["rows_kept"] == 0:
+            if inp["rows_in"] == 0:
+                raise InputError(
+                    f"{inp['path']}: no rows (a header only?) "
+                    "(--allow-empty, allow_empty=True, accepts an input that adds none)"
+                )
+            if not mine["reason"].is_in(list(DUPLICATE_REASONS)).all():
+                raise InputError(
+                    f"{inp['path']}: none of its {inp['rows_in']:,} rows was kept. "
+                    f"{_explain(mine, [inp])} "
+                    "(--allow-empty, allow_empty=True, accepts an input that adds none)"
+                )
+        counted = mine.filter(~pl.col("reason").is_in(list(UNCOUNTED_REASONS)))
+        lost = int(counted["input_rows"].sum() or 0)
+        if inp["rows_in"] and lost > config.max_drop_share * inp["rows_in"]:
+            share = lost / inp["rows_in"]
+            raise InputError(
+                f"{inp['path']}: {lost:,} of its {inp['rows_in']:,} rows ({share:.0%}) were "
+                f"dropped, more than max_drop_share {config.max_drop_share:g}. "
+                f"{_explain(counted, [inp])} (--max-drop-share {_above(share)}, "
+                f"max_drop_share={_above(share)}, accepts it)"
+            )
 
 
-def _reason_counts(dropped: pl.DataFrame) -> str:
+# What keeps the rows a reason drops, where a setting does.
+_REMEDIES = {
+    "label_space": "ties and both_bad rows have no A/B share in label space ab: "
+    "--label-space abt keeps them",
+    "duplicate_id": "rows of one source repeat an id (is the id column an id?)",
+    "chat1m_unpaired": "lmsys-chat-1m conversations are paired only where two models "
+    "answered the same prompt, and no prompt here was asked of two models: build from "
+    "the whole file, or a sample of whole prompts",
+    "chat1m_identical": "the models that answered a prompt answered it the same",
+    "both_empty": "--both-empty keep keeps them",
+    "one_empty": "--one-empty keep keeps them",
+    "identical": "--identical tie or keep keeps them",
+    "ragged": "--ragged keep keeps them",
+    "repaired": "--repaired keep keeps them",
+    "image": "--images strip keeps their text",
+}
+
+
+def _explain(dropped: pl.DataFrame, inputs: list[dict], top: int = 3) -> str:
+    """The top `top` drop reasons of `dropped` (in input rows), one example
+    row each, and what keeps such rows."""
     by = (
-        dropped.group_by("reason")
-        .agg(pl.col("input_rows").sum())
-        .sort(["input_rows", "reason"], descending=[True, False])
+        dropped.sort("input", "row")
+        .group_by("reason", maintain_order=True)
+        .agg(pl.col("input_rows").sum().alias("n"), pl.all().first())
+        .sort(["n", "reason"], descending=[True, False])
     )
-    return ", ".join(f"{reason} {n:,}" for reason, n in by.rows())
+    parts, remedies = [], []
+    for r in by.head(top).iter_rows(named=True):
+        ident = "" if r["id"] is None else f", id {r['id']!r:.60}"
+        detail = f": {r['detail']:.200}" if r["detail"] else ""
+        parts.append(f"{r['reason']} {r['n']:,} (e.g. row {r['row']}{ident}{detail})")
+        remedy = _REMEDIES.get(r["reason"])
+        if remedy is None and r["reason"] not in POLICY_REASONS:
+            remedy = _unreadable(inputs)
+        if remedy and remedy not in remedies:
+            remedies.append(remedy)
+    more = f"; {len(by) - top} more reasons in dropped.parquet" if len(by) > top else ""
+    said = f"Dropped: {'; '.join(parts)}{more}."
+    return f"{said} {'; '.join(remedies)}." if remedies else said
+
+
+def _unreadable(inputs: list[dict]) -> str:
+    """What to check when rows could not be read: the format they were read
+    as, and how it was chosen."""
+    read_as = ", ".join(f"{inp['format']} ({inp.get('format_chosen', 'given')})" for inp in inputs)
+    return f"rows not read as {read_as}: check the format (PATH:FORMAT or --format sets it)"
+
+
+def _above(share: float) -> str:
+    """A threshold just above `share`, to 2 places."""
+    return f"{min(1.0, math.floor(share * 100 + 1) / 100):.2f}"
