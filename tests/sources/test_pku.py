@@ -142,3 +142,10 @@ def test_detected_before_chosen_rejected(tmp_path):
     record = {**pku(0, 1, 0), "chosen": "answer one 0", "rejected": "answer zero 0"}
     path = write_jsonl(tmp_path / "pku.jsonl", [record])
     assert detect(path).format == "pku_saferlhf"
+
+
+def test_id_column_is_kept(tmp_path):
+    records = [{"id": 41, **pku(0, 1, 0)}, {"id": None, **pku(1, 1, 0)}]
+    rows, dropped = collect(read(write_jsonl(tmp_path / "pku.jsonl", records)))
+    assert rows["id"].to_list() == ["41"]
+    assert dropped.select("row", "reason", "detail").rows() == [(1, "missing_id", "id is null")]

@@ -286,6 +286,7 @@ def test_metadata_scores_rules(tmp_path):
     ]
 
 
+@pytest.mark.slow
 def test_builds_end_to_end(tmp_path):
     path = shared_path("ultrafeedback_strings_metadata_200.jsonl")
     manifest = af.build_dataset(
