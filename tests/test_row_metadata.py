@@ -10,6 +10,7 @@ import math
 
 import numpy as np
 import polars as pl
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
@@ -125,6 +126,24 @@ def test_dataset_without_metadata_has_no_metadata_columns(tmp_path):
     assert not {"language", "category", "meta"} & set(_shard_columns(tmp_path / "ds"))
     ds = load_dataset(tmp_path / "ds")
     assert ds.metadata == {} and ds.column("language") == [None] * len(ds)
+
+
+def test_a_shard_with_metadata_of_another_type_is_refused(tmp_path):
+    rows = _with_metadata(keyword_rows(6, 0))
+    rows.write_parquet(tmp_path / "rows.parquet")
+    build_dataset(
+        BuildConfig(inputs=[f"{tmp_path / 'rows.parquet'}:canonical"], max_length=96),
+        tmp_path / "ds",
+    )
+    shard = tmp_path / "ds" / "data-00000.parquet"
+    table = pq.read_table(shard)
+    i = table.schema.get_field_index("language")
+    pq.write_table(table.set_column(i, "language", pa.array(range(len(table)))), shard)
+    manifest = json.loads((tmp_path / "ds" / "manifest.json").read_text())
+    manifest["shards"][0]["bytes"] = shard.stat().st_size
+    (tmp_path / "ds" / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(InputError, match="column 'language' has type int64, expected string"):
+        load_dataset(tmp_path / "ds")
 
 
 def test_metadata_of_one_input_only(tmp_path):
