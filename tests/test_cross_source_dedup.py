@@ -125,3 +125,15 @@ def test_140k_alone_keeps_abtx(tmp_path, shared_dir, inputs):
     assert manifest["label_space"] == "abtx"
     assert ds.labels.tolist() == [[0, 1, 0, 0], [0, 0, 0, 1], [0, 0, 0, 1]]
     assert ds.ids == ["a0", "a1", "a2"]
+    assert ds.column("language") == ["en"] * 3  # row metadata reaches the shards
+
+
+@pytest.mark.slow
+def test_140k_mapped_to_ab_drops_both_bad(tmp_path, shared_dir, inputs):
+    # Two rows of three lost to the mapping: accepted only when asked.
+    with pytest.raises(af.InputError, match="label_space 2"):
+        build(tmp_path, shared_dir, inputs[1:2], "refused", label_space="ab")
+    kw = {"label_space": "ab", "max_drop_share": 1.0}
+    out, manifest = build(tmp_path, shared_dir, inputs[1:2], "ab", **kw)
+    assert af.load_dataset(out).ids == ["a0"]
+    assert manifest["counts"]["dropped"] == {"label_space": 2}
