@@ -16,6 +16,7 @@ from arena_fast.errors import InputError
 from arena_fast.sources import ReadOptions, detect
 from arena_fast.sources import read as read_any
 from arena_fast.sources.arena140k import PART_SEPARATOR, read
+from arena_fast.sources.lmarena import category_name, json_safe
 
 from .conftest import collect, one_line_error, write_jsonl
 
@@ -292,3 +293,20 @@ def test_detected_as_arena140k(tmp_path):
     plain = {**as_json(RECORDS)[1], "conversation_a": [{"role": "user", "content": "q"}]}
     plain.pop("evaluation_session_id")
     assert detect(write_jsonl(tmp_path / "p.jsonl", [plain])).format == "arena140k"
+
+
+def test_lmarena_metadata_helpers():
+    assert category_name({"a": {"x": True, "y": False}, "b": {"z": True, "s": 4}}) == "x,z"
+    assert category_name({"a": {"x": False}}) == "none"
+    assert category_name(None) is None and category_name("math") is None
+    deep: dict = {"t": True}
+    for _ in range(50):  # nested past the walk's depth: not followed, no recursion error
+        deep = {"d": deep}
+    assert category_name(deep) == "none"
+    when = datetime.datetime(2025, 1, 2, 3, 4, 5)
+    assert json_safe({"t": when, "n": float("nan"), "b": b"xyz", "l": (1, "a")}) == {
+        "t": "2025-01-02T03:04:05",
+        "n": None,
+        "b": {"bytes": 3},
+        "l": [1, "a"],
+    }
