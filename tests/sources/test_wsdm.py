@@ -93,6 +93,12 @@ def test_test_file_is_unlabelled(tmp_path):
     assert rows["labels"].to_list() == [None] * 3
 
 
+def test_an_empty_file_gives_one_empty_chunk_of_width_2(tmp_path):
+    path = write("parquet", tmp_path, train_frame().clear())
+    (chunk,) = read(path, "wsdm")
+    assert chunk.rows.height == 0 and chunk.rows["labels"].dtype == pl.Array(pl.Float64, 2)
+
+
 def test_given_format_never_parses_json(tmp_path):
     lists = {"response_a": '["x"]', "response_b": "[]"}
     frame = pl.DataFrame([{**TRAIN[1], **lists, "id": "x"}])

@@ -42,8 +42,11 @@ def read(
 
 
 def _chunks(path: Union[str, Path], chunk_rows: int, names: list) -> Iterator[Chunk]:
-    row = 0
+    """One chunk per `chunk_rows` records; one empty chunk (labels of width
+    2) for a file without records."""
+    row, chunks = 0, 0
     for records in iter_records(path, COLUMNS, chunk_rows, csv_json=()):
+        chunks += 1
         out = Builder(SOURCE, classes=2)
         for record in records:
             if isinstance(record, BadRecord):
@@ -52,6 +55,8 @@ def _chunks(path: Union[str, Path], chunk_rows: int, names: list) -> Iterator[Ch
                 _convert(record, row, out, names)
             row += 1
         yield out.chunk()
+    if not chunks:
+        yield Builder(SOURCE, classes=2).chunk()
 
 
 def _convert(record: dict, row: int, out: Builder, names: list) -> None:
