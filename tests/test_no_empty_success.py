@@ -243,16 +243,48 @@ def test_test_rows_that_reuse_train_ids_are_kept(tmp_path, data_dir):
 
 
 def test_an_id_twice_among_labelled_or_among_unlabelled_rows_is_one_row(tmp_path, data_dir):
+    """The same id and conversation again is a `duplicate` (nothing lost);
+    the same id with other texts a `duplicate_id` (one of them lost)."""
     frame = _kaggle(data_dir).head(20)
-    train = _csv(pl.concat([frame, frame.head(2)]), tmp_path / "train.csv")
-    test_rows = frame.select("id", "prompt", "response_a", "response_b")
-    test = _csv(pl.concat([test_rows, test_rows.head(3)]), tmp_path / "test.csv")
-    manifest = _build(tmp_path, inputs=[train, test], dedup="none")
-    dropped = pl.read_parquet(tmp_path / "out" / "dropped.parquet").filter(
-        pl.col("reason") == "duplicate_id"
+    other = pl.col("prompt").str.replace(r"^\[", '["another question", ')
+    train = _csv(
+        pl.concat([frame, frame.head(2), frame.slice(2, 1).with_columns(other)]),
+        tmp_path / "train.csv",
     )
-    details = dict(zip(dropped["input"].to_list(), dropped["detail"].to_list()))
-    assert dropped["input"].to_list().count(0) == 2 and dropped["input"].to_list().count(1) == 3
-    assert details[0] == "an earlier labelled row of this source has this id"
-    assert details[1] == "an earlier unlabelled row of this source has this id"
+    rows = frame.select("id", "prompt", "response_a", "response_b")
+    test = _csv(
+        pl.concat([rows, rows.head(3), rows.slice(3, 1).with_columns(other)]),
+        tmp_path / "test.csv",
+    )
+    manifest = _build(tmp_path, inputs=[train, test], dedup="none")
+    dropped = pl.read_parquet(tmp_path / "out" / "dropped.parquet")
+    got = sorted(dropped.select("input", "row", "reason", "detail").rows())
+    same = "the same id and conversation as an earlier row"
+    assert got == [
+        (0, 20, "duplicate", same),
+        (0, 21, "duplicate", same),
+        (
+            0,
+            22,
+            "duplicate_id",
+            "an earlier labelled row of this source has this id, with other texts",
+        ),
+        (1, 20, "duplicate", same),
+        (1, 21, "duplicate", same),
+        (1, 22, "duplicate", same),
+        (
+            1,
+            23,
+            "duplicate_id",
+            "an earlier unlabelled row of this source has this id, with other texts",
+        ),
+    ]
     assert manifest["inputs"][1]["rows_kept"] == 20
+
+
+def test_a_file_given_twice_adds_nothing_and_loses_nothing(tmp_path, data_dir):
+    train = str(data_dir / "kaggle_train_head100.csv")
+    manifest = _build(tmp_path, inputs=[train, train])
+    first, second = manifest["inputs"]
+    assert second["rows_kept"] == 0 and second["rows_dropped"] == 100
+    assert first["rows_kept"] == manifest["counts"]["rows"]

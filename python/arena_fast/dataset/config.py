@@ -39,9 +39,10 @@ DROP_REASONS = {
     "identical": "A and B identical (policy --identical drop)",
     "ragged": "turn lists of different lengths (policy --ragged drop)",
     "repaired": "text repaired: null turn, lone surrogate or clipped turn (policy --repaired drop)",
-    "duplicate_id": "an earlier row of the same source has this id, both labelled or both "
-    "unlabelled (a test row reusing a train row's id is kept)",
-    "duplicate": "the same prompt and answers (in either order) are in a row kept earlier",
+    "duplicate_id": "an earlier row of the same source, both labelled or both unlabelled, has "
+    "this id and other texts (a test row reusing a train row's id is kept)",
+    "duplicate": "the same prompt and answers (in either order) are in a row kept earlier, "
+    "or in an earlier row of the same source and id",
     "duplicate_prompt": "the prompt is in a source of higher priority (--dedup prompt)",
     "tokenize_error": "the tokenizer cannot encode a text: its regex went over its budget "
     "(the detail names the column)",
@@ -67,8 +68,9 @@ POLICY_REASONS = frozenset(
 UNCOUNTED_REASONS = frozenset(
     ("duplicate", "duplicate_prompt", "chat1m_unpaired", "chat1m_identical")
 )
-# Drops of de-duplication: an input that loses every row to these adds no
-# row of its own, and that is no failure (its rows are in the dataset).
+# Drops of de-duplication: an input that keeps no row but lost some to these
+# adds no row of its own, and that is no failure (its rows are in the
+# dataset already).
 DUPLICATE_REASONS = frozenset(("duplicate", "duplicate_prompt"))
 
 # The text repairs counted in the manifest (`counts.repairs`), by bit of

@@ -42,25 +42,33 @@ def _fold_classes(cls: np.ndarray) -> np.ndarray:
 
 def _mark_duplicates(meta: pl.DataFrame, config: BuildConfig) -> pl.DataFrame:
     """`meta` (ranked: priority, then input order) with `reason` (null for a
-    row kept) and `detail`: the first of `duplicate_id` (an earlier row of the
-    same source, both labelled or both unlabelled, has the id), `duplicate`
-    and `duplicate_prompt` that applies, as `config.dedup` asks."""
+    row kept) and `detail`: the first of `duplicate_id`, `duplicate` and
+    `duplicate_prompt` that applies, as `config.dedup` asks. A row whose id
+    an earlier row of its source holds (both labelled, or both unlabelled)
+    goes whatever `config.dedup` is: as `duplicate` when it is that row's
+    conversation (the same `pair_key`: nothing is lost), as `duplicate_id`
+    when its texts differ."""
     # Labelled rows and unlabelled ones (data to predict) are told apart: a
     # test row that reuses a train row's id is kept, so that a submission
     # keeps every id; an id twice among either is one row.
-    unlabelled = (pl.col("cls") == UNLABELLED).alias("unlabelled")
-    dup_id = meta.select(pl.struct("source", "id", unlabelled).is_first_distinct().not_())
-    meta = meta.with_columns(dup_id.to_series().alias("dup_id"))
-    exprs = [pl.when(pl.col("dup_id")).then(pl.lit("duplicate_id"))]
-    kind = (
-        pl.when(pl.col("cls") == UNLABELLED)
-        .then(pl.lit("unlabelled"))
-        .otherwise(pl.lit("labelled"))
+    meta = meta.with_columns((pl.col("cls") == UNLABELLED).alias("unlabelled"))
+    holder = ["source", "id", "unlabelled"]
+    dup_id = meta.select(pl.struct(holder).is_first_distinct().not_()).to_series()
+    meta = meta.with_columns(dup_id.alias("dup_id")).with_columns(
+        (pl.col("pair_key") == pl.col("pair_key").first().over(holder)).alias("same_pair")
     )
+    kind = pl.when(pl.col("unlabelled")).then(pl.lit("unlabelled")).otherwise(pl.lit("labelled"))
+    repeat = pl.col("dup_id") & pl.col("same_pair")
+    conflict = pl.col("dup_id") & ~pl.col("same_pair")
+    exprs = [
+        pl.when(repeat).then(pl.lit("duplicate")),
+        pl.when(conflict).then(pl.lit("duplicate_id")),
+    ]
     detail = [
-        pl.when(pl.col("dup_id")).then(
-            pl.format("an earlier {} row of this source has this id", kind)
-        )
+        pl.when(repeat).then(pl.lit("the same id and conversation as an earlier row")),
+        pl.when(conflict).then(
+            pl.format("an earlier {} row of this source has this id, with other texts", kind)
+        ),
     ]
     if config.dedup != "none":
         pol = meta.filter(pl.col("policed") & ~pl.col("dup_id"))

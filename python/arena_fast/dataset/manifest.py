@@ -200,9 +200,10 @@ def check_not_empty(manifest: dict, dropped: pl.DataFrame, config: BuildConfig) 
     build fails"). An `InputError` (so nothing is published) when:
 
     - the inputs hold no row, or the build keeps none;
-    - an input keeps none of its rows, unless every one of them is a
-      duplicate of a row kept (`DUPLICATE_REASONS`: a file whose rows are all
-      in a source of higher priority adds nothing, and loses nothing);
+    - an input keeps none of its rows and none of them is a duplicate of a
+      row kept (`DUPLICATE_REASONS`: a file whose rows are in the dataset
+      already, from a source of higher priority or an earlier input, adds
+      nothing and loses nothing; its other drops are judged by the share);
     - an input loses more than `config.max_drop_share` of its rows (counted
       in input rows) to reasons outside `UNCOUNTED_REASONS`.
 
@@ -231,7 +232,7 @@ def check_not_empty(manifest: dict, dropped: pl.DataFrame, config: BuildConfig) 
                     f"{inp['path']}: no rows (a header only?) "
                     "(--allow-empty, allow_empty=True, accepts an input that adds none)"
                 )
-            if not mine["reason"].is_in(list(DUPLICATE_REASONS)).all():
+            if not mine["reason"].is_in(list(DUPLICATE_REASONS)).any():
                 raise InputError(
                     f"{inp['path']}: none of its {inp['rows_in']:,} rows was kept. "
                     f"{_explain(mine, [inp])} "
