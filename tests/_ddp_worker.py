@@ -21,6 +21,7 @@ import numpy as np
 import torch
 
 from arena_fast import train as training
+from arena_fast.torch.ranks import Ranks
 
 
 def record_and_train(out: Path, settings: dict) -> None:
@@ -43,7 +44,7 @@ def one_step(out: Path, dataset: str) -> None:
     from arena_fast.dataset import load_dataset
     from arena_fast.model import load_classifier
 
-    ranks = training._Ranks()
+    ranks = Ranks()
     data = load_dataset(dataset, fold=0, split="train")
     model = load_classifier("tiny-gemma2", tokenizer=data.tokenizer(), seed=1)
     rows = np.arange(24)

@@ -26,7 +26,6 @@ import contextlib
 import dataclasses
 import json
 import math
-import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -34,7 +33,6 @@ from typing import Any, Callable, Optional
 
 import numpy as np
 import torch
-import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
 
 from . import losses
@@ -59,6 +57,7 @@ from .runs import (  # noqa: F401 (re-exported: where they were first defined)
 )
 from .selection import Selection
 from .torch.data import ArenaBatches, PlanSampler, resolve_layout
+from .torch.ranks import Ranks
 from .tracking import check_available, tracking
 from .train_config import TrainConfig
 from .weights import load_checkpoint, save_checkpoint
@@ -120,44 +119,6 @@ def _check_training_rows(data, rows: np.ndarray, config: TrainConfig) -> None:
         )
 
 
-class _Ranks:
-    """The process group a run trains in: one process (`world == 1`), or the
-    ranks `torchrun` / `accelerate launch` started (WORLD_SIZE > 1 in the
-    environment), on gloo for the CPU and nccl for CUDA."""
-
-    def __init__(self) -> None:
-        self.world, self.rank, self.local_rank, self.owned = 1, 0, 0, False
-        if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
-            return
-        if not dist.is_initialized():
-            dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
-            self.owned = True  # ours to destroy at the end
-        self.world, self.rank = dist.get_world_size(), dist.get_rank()
-        self.local_rank = int(os.environ.get("LOCAL_RANK", self.rank))
-
-    @property
-    def main(self) -> bool:
-        return self.rank == 0
-
-    def sum(self, values: list[float]) -> list[float]:
-        """Element-wise sum over the ranks (the values themselves with one)."""
-        if self.world == 1:
-            return values
-        t = torch.tensor(values, dtype=torch.float64)
-        if dist.get_backend() == "nccl":
-            t = t.cuda()
-        dist.all_reduce(t)
-        return t.cpu().tolist()
-
-    def barrier(self) -> None:
-        if self.world > 1:
-            dist.barrier()
-
-    def close(self) -> None:
-        if self.owned:
-            dist.destroy_process_group()
-
-
 def train(
     config: TrainConfig,
     log: Optional[Callable[[dict], None]] = None,
@@ -188,7 +149,7 @@ def train(
     "step": n}` before each held-out evaluation (docs/training.md)."""
     config.validate()
     check_available(config)
-    ranks = _Ranks()
+    ranks = Ranks()
     try:
         with contextlib.ExitStack() as stack:
             if ranks.main:
@@ -204,7 +165,7 @@ class _Run:
     is (`step`: optimizer steps taken)."""
 
     config: TrainConfig
-    ranks: _Ranks
+    ranks: Ranks
     out_dir: Path
     train_set: Any
     valid_set: Any  # the held-out fold, on rank 0 alone (None otherwise)
@@ -224,7 +185,7 @@ class _Run:
     evaluated: int = -1  # the step of the last evaluation
 
 
-def _train(config: TrainConfig, log: Optional[Callable], ranks: _Ranks, progress) -> dict:
+def _train(config: TrainConfig, log: Optional[Callable], ranks: Ranks, progress) -> dict:
     """The run in its steps: data, rows, model, optimizer, every epoch's plan
     and its optimizer steps, schedule, the run directory, the resume point,
     the epochs, the weights and bundle (rank 0)."""
@@ -282,7 +243,7 @@ def _train(config: TrainConfig, log: Optional[Callable], ranks: _Ranks, progress
     return kept
 
 
-def _datasets(config: TrainConfig, ranks: _Ranks) -> tuple:
+def _datasets(config: TrainConfig, ranks: Ranks) -> tuple:
     """The rows to train on (every fold but `config.fold`, or all) and the
     held-out fold (rank 0 evaluates it; None without a fold)."""
     if config.fold is None:
@@ -304,7 +265,7 @@ def _training_rows(data) -> np.ndarray:
     return np.flatnonzero(keep)
 
 
-def _model(config: TrainConfig, data, ranks: _Ranks) -> tuple:
+def _model(config: TrainConfig, data, ranks: Ranks) -> tuple:
     """(layout, model, forward): the batch layout, the classifier in training
     mode on this rank's device, and what the steps call (the model, or
     DistributedDataParallel around it over several ranks)."""
@@ -338,7 +299,7 @@ def _optimizer(model, config: TrainConfig) -> torch.optim.Optimizer:
     )
 
 
-def _plans(data, rows: np.ndarray, layout: str, config: TrainConfig, ranks: _Ranks) -> list:
+def _plans(data, rows: np.ndarray, layout: str, config: TrainConfig, ranks: Ranks) -> list:
     """Every epoch's plan, made up front: this rank's share of the epoch's
     micro-batches over `rows` (every rank gets as many), swap pairs kept
     together."""
