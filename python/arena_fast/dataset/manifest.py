@@ -20,7 +20,6 @@ from ..files import file_sha256
 from ..labels import DEFAULT_SPACE, describe_mapping
 from ..outputs import DROPPED, TOKENIZER
 from ..plan import plan_packs
-from ..sources import parse_input
 from .config import (
     DUPLICATE_REASONS,
     FORMAT_VERSION,
@@ -114,16 +113,11 @@ def _input(
 
 def _format_chosen(inp: BuildInput, config: BuildConfig) -> str:
     """How an input's format was chosen: `given` (PATH:FORMAT, --format),
-    `demo` for the demo rows, else what detection said (`BuildInput.detected`,
-    `detected` when it gives no reason)."""
+    `demo` for the demo rows, else why detection chose it
+    (`BuildInput.detected`)."""
     if not config.inputs:
         return "demo"
-    detected = getattr(inp, "detected", None)
-    if isinstance(detected, str) and detected:
-        return detected
-    spec = str(config.inputs[inp.index])
-    # A spec with a :FORMAT suffix is parsed to a shorter path.
-    return "given" if parse_input(spec).path != spec else "detected"
+    return inp.detected or "given"
 
 
 def _counts(
