@@ -27,6 +27,7 @@ from arena_fast.diagnostics import (
 )
 from arena_fast.errors import ConfigError, InputError
 from arena_fast.sources import read
+from arena_fast.sources._common import Builder
 from keyword_rows import keyword_rows
 
 LANGUAGES = ["en", "de", "en", None, "fr", "en"]
@@ -263,3 +264,14 @@ def test_prediction_table_round_trip_and_checks(tmp_path):
     frame.with_columns(pl.Series("language", [1, 2])).write_parquet(tmp_path / "bad.parquet")
     with pytest.raises(InputError, match="column 'language' must hold strings"):
         read_predictions(tmp_path / "bad.parquet")
+
+
+def test_builder_meta_is_compact_sorted_json_without_nan():
+    """A reader's `meta` is JSON text: keys sorted, compact as polars writes a
+    struct, and a score that is not finite is null (JSON has no NaN)."""
+    b = Builder("x")
+    meta = {"z": 1, "a": [float("nan"), 2.5], "m": {"s": float("-inf")}}
+    b.add(id="1", prompt=["p"], response_a=["a"], response_b=["b"], labels=None, row=0, meta=meta)
+    text = b.chunk().rows["meta"][0]
+    assert text == '{"a":[null,2.5],"m":{"s":null},"z":1}'
+    assert json.loads(text) == {"a": [None, 2.5], "m": {"s": None}, "z": 1}

@@ -217,7 +217,7 @@ class Builder:
             "input_rows": input_rows,
             "language": as_name(language),
             "category": as_name(category),
-            "meta": None if meta is None else clean_text(json.dumps(meta, sort_keys=True)),
+            "meta": None if meta is None else meta_text(meta),
         }
         for name, value in values.items():
             self.rows[name].append(value)
@@ -271,6 +271,21 @@ def stream_records(
 
 
 # -- values --------------------------------------------------------------------------
+def meta_text(meta: Any) -> str:
+    """Row metadata as compact JSON text with sorted keys (as polars writes a
+    struct); a number that is not finite becomes null (JSON has no NaN)."""
+    return clean_text(json.dumps(_finite(meta), sort_keys=True, separators=(",", ":")))
+
+
+def _finite(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    return value
+
 def clean_text(text: str) -> str:
     """`text` with lone UTF-16 surrogates (which JSON can hold and UTF-8
     cannot) replaced by U+FFFD, the repair the Rust core makes."""
