@@ -2,6 +2,7 @@
 
     python benches/bench_build.py --rows 57477            # time ratio (issue 4: <= 1.25x)
     python benches/bench_build.py --rows 1000000 --memory # peak RSS, rows/s (<= 2 GB)
+    python benches/bench_build.py --rows 57477 --layout arena140k  # 140k layout vs Kaggle
 
 The rows are `arena-fast synth` rows written once as a Kaggle train.csv
 (cached under --cache). The encoder's time is `Encoder.encode_json` on the
@@ -9,7 +10,10 @@ CSV's three text columns, already in memory (reading the file is not
 counted for it); the build's time is everything: reading the CSV, parsing,
 cleaning, de-duplication, folds, encoding and writing the shards. Both use
 the same encoder settings and thread count, with a cold word cache. The
-memory mode runs each build in a fresh process and reads its peak RSS."""
+memory mode runs each build in a fresh process and reads its peak RSS.
+`--layout arena140k` writes the same rows once more as a parquet file in the
+lmarena-ai/arena-human-preference-140k layout (typed content parts; a tie
+of every other id is both_bad) and times the build of each file, rows/s."""
 
 from __future__ import annotations
 
@@ -39,6 +43,62 @@ def synth_csv(rows: int, cache: Path) -> Path:
     return path
 
 
+def synth_140k(rows: int, cache: Path) -> Path:
+    """The synth rows in the 140k layout (parquet with its nested types)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from arena_fast.synth import iter_rows
+    from arena_fast.text import repair_text
+
+    path = cache / f"synth-{rows}.140k.parquet"
+    if path.exists():
+        return path
+    t = time.perf_counter()
+
+    def turns(cell: str) -> list:
+        values = json.loads(cell) or []
+        return [None if v is None else repair_text(v)[0] for v in values]
+
+    def conversation(prompt: list, answers: list) -> list:
+        messages = []
+        for i in range(max(len(prompt), len(answers))):
+            for role, side in (("user", prompt), ("assistant", answers)):
+                if i < len(side):
+                    text = side[i]
+                    part = {"type": "text", "text": text, "image": None, "mimeType": None}
+                    messages.append({"role": role, "content": None if text is None else [part]})
+        return messages
+
+    records = []
+    for r in iter_rows(rows, seed=0):
+        prompt = turns(r["prompt"])
+        if r["winner_model_a"]:
+            winner = "model_a"
+        elif r["winner_model_b"]:
+            winner = "model_b"
+        else:
+            winner = "tie" if int(r["id"]) % 2 else "both_bad"
+        records.append(
+            {
+                "id": str(r["id"]),
+                "model_a": r["model_a"],
+                "model_b": r["model_b"],
+                "winner": winner,
+                "evaluation_session_id": f"s{r['id']}",
+                "evaluation_order": 1,
+                "conversation_a": conversation(prompt, turns(r["response_a"])),
+                "conversation_b": conversation(prompt, turns(r["response_b"])),
+                "category_tag": {"math_v0.1": {"math": int(r["id"]) % 5 == 0}},
+                "language": "English",
+                "is_code": False,
+            }
+        )
+    pq.write_table(pa.Table.from_pylist(records), path)
+    print(f"wrote {path} in {time.perf_counter() - t:.1f} s", file=sys.stderr)
+    return path
+
+
 def make_encoder(tokenizer: str, args):
     import arena_fast as af
 
@@ -64,7 +124,7 @@ def encoder_time(csv: Path, enc, args) -> float:
     return best
 
 
-def build_time(csv: Path, enc, args) -> tuple[float, dict]:
+def build_time(csv: Path, enc, args, fmt: str = "kaggle") -> tuple[float, dict]:
     from arena_fast import _core
     from arena_fast.dataset import BuildConfig, build_dataset
 
@@ -73,7 +133,7 @@ def build_time(csv: Path, enc, args) -> tuple[float, dict]:
         out = Path(tempfile.mkdtemp(prefix="bench-build-")) / "ds"
         _core.clear_word_cache()
         config = BuildConfig(
-            inputs=[f"{csv}:kaggle"],
+            inputs=[f"{csv}:{fmt}"],
             swap=args.swap,
         )
         t = time.perf_counter()
@@ -112,6 +172,30 @@ def child_build(args) -> None:
     )
 
 
+def layouts(args) -> dict:
+    """The build of the same rows as a Kaggle CSV and in the 140k layout."""
+    csv = synth_csv(args.rows, Path(args.cache))
+    parquet = synth_140k(args.rows, Path(args.cache))
+    encoder = make_encoder(args.tokenizer, args)
+    out = {}
+    for name, path in (("kaggle", csv), ("arena140k", parquet)):
+        seconds, manifest = build_time(path, encoder, args, name)
+        rows_in = manifest["counts"]["rows_in"]
+        out[name] = {
+            "build_s": seconds,
+            "rows_in": rows_in,
+            "rows_kept": manifest["counts"]["rows"],
+            "rows_per_s": rows_in / seconds,
+            "label_space": manifest["label_space"],
+            "timings": manifest["timings"],
+        }
+        print(
+            f"{name:>9}: rows {rows_in:,} -> {manifest['counts']['rows']:,} kept "
+            f"({manifest['label_space']}), build {seconds:.2f} s, {rows_in / seconds:,.0f} rows/s"
+        )
+    return out
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--rows", type=int, default=57477)
@@ -122,6 +206,12 @@ def main() -> int:
     p.add_argument("--repeat", type=int, default=2)
     p.add_argument("--cache", default=os.path.join(tempfile.gettempdir(), "arena-fast-bench"))
     p.add_argument("--memory", action="store_true", help="peak RSS of a build per row count")
+    p.add_argument(
+        "--layout",
+        choices=("kaggle", "arena140k"),
+        default="kaggle",
+        help="arena140k: the build of the same rows in the 140k layout beside the Kaggle CSV's",
+    )
     p.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--csv", help=argparse.SUPPRESS)
     p.add_argument("--out", help="write the results as JSON here")
@@ -151,6 +241,8 @@ def main() -> int:
                 f"  peak RSS {run['peak_rss_mb']:7.0f} MB"
             )
         results["memory"] = runs
+    elif args.layout == "arena140k":
+        results.update(layouts(args))
     else:
         csv = synth_csv(args.rows, Path(args.cache))
         encoder = make_encoder(args.tokenizer, args)  # loaded once, used by both
