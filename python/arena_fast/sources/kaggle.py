@@ -1,4 +1,7 @@
-"""The Kaggle competition's train.csv / test.csv, streamed with polars.
+"""The Kaggle competition's train.csv / test.csv, streamed with polars; the
+same columns as parquet, JSON or JSON lines (`_record_chunks`: each batch
+made into the CSV path's text frame, then the same `_convert`); labels from
+the three winner_* columns or a `winner` string column.
 
 The text columns stay the JSON-list text of the file (String): the Rust core
 parses them with its repairs, where a JSON decode here would lose the lone
