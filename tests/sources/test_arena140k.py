@@ -12,6 +12,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+import arena_fast as af
 from arena_fast.errors import InputError
 from arena_fast.sources import ReadOptions, detect
 from arena_fast.sources import read as read_any
@@ -310,3 +311,14 @@ def test_lmarena_metadata_helpers():
         "b": {"bytes": 3},
         "l": [1, "a"],
     }
+
+
+def test_lone_surrogate_in_a_text_part_is_repaired_and_flagged(tmp_path):
+    lone = "bad \ud83d end"
+    records = as_json([record("s", "tie", conv([text("ok"), text(lone)], "b"), conv("ok", "c"))])
+    path = tmp_path / "s.jsonl"
+    path.write_text(json.dumps(records[0]) + "\n")  # ASCII escapes: \ud83d alone
+    chunks = list(read(path))
+    rows, _ = collect(chunks)
+    assert rows["prompt"][0].to_list() == ["ok\n\nbad \ufffd end"]
+    assert chunks[0].repairs.tolist() == [af.REPAIR_SURROGATE]
