@@ -72,7 +72,10 @@ def test_lmsys_chat_1m_sample_with_no_repeated_prompt_fails_saying_why(tmp_path,
     message = str(err.value)
     assert "every one of the 191 input rows was dropped" in message
     assert "chat1m_unpaired 191 (e.g. row 0, id '1e230e55efea4edab95db9cb87f6a9cb'" in message
-    assert "no other model" in message and "no prompt here was asked of two models" in message
+    assert (
+        "no other model" in message
+        and "No pair: no prompt here was answered by two models" in message
+    )
     assert "--allow-empty" in message and "\n" not in message
     assert not (tmp_path / "out").exists()
     # Accepted on request: a dataset of no row, every row accounted for.
@@ -183,7 +186,7 @@ def test_unreadable_rows_name_the_format_they_were_read_as(tmp_path):
         _build(tmp_path, inputs=[f"{path}:canonical"])
     message = str(err.value)
     assert "3 of its 4 rows (75%)" in message and "bad_record 3 (e.g. row 1" in message
-    assert "rows not read as canonical (given): check the format" in message
+    assert "Rows not read as canonical (given): check the format" in message
 
 
 def test_the_top_three_reasons_are_shown_and_the_rest_counted(tmp_path):

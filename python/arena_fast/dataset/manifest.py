@@ -249,9 +249,9 @@ _REMEDIES = {
     "label_space": "ties and both_bad rows have no A/B share in label space ab: "
     "--label-space abt keeps them",
     "duplicate_id": "rows of one source repeat an id (is the id column an id?)",
-    "chat1m_unpaired": "lmsys-chat-1m conversations are paired only where two models "
-    "answered the same prompt, and no prompt here was asked of two models: build from "
-    "the whole file, or a sample of whole prompts",
+    "chat1m_unpaired": "lmsys-chat-1m conversations become rows only as pairs, two models' "
+    "answers to one prompt, and a sample of conversations seldom holds a prompt twice: build "
+    "from the whole file, or sample whole prompts",
     "chat1m_identical": "the models that answered a prompt answered it the same",
     "both_empty": "--both-empty keep keeps them",
     "one_empty": "--one-empty keep keeps them",
@@ -260,6 +260,9 @@ _REMEDIES = {
     "repaired": "--repaired keep keeps them",
     "image": "--images strip keeps their text",
 }
+
+
+_CHAT1M_PAIRING = ("chat1m_unpaired", "chat1m_identical")
 
 
 def _explain(dropped: pl.DataFrame, inputs: list[dict], top: int = 3) -> str:
@@ -272,6 +275,8 @@ def _explain(dropped: pl.DataFrame, inputs: list[dict], top: int = 3) -> str:
         .sort(["n", "reason"], descending=[True, False])
     )
     parts, remedies = [], []
+    if by["reason"].is_in(list(_CHAT1M_PAIRING)).all():
+        remedies.append("no pair: no prompt here was answered by two models with other answers")
     for r in by.head(top).iter_rows(named=True):
         ident = "" if r["id"] is None else f", id {r['id']!r:.60}"
         detail = f": {r['detail']:.200}" if r["detail"] else ""
@@ -283,7 +288,10 @@ def _explain(dropped: pl.DataFrame, inputs: list[dict], top: int = 3) -> str:
             remedies.append(remedy)
     more = f"; {len(by) - top} more reasons in dropped.parquet" if len(by) > top else ""
     said = f"Dropped: {'; '.join(parts)}{more}."
-    return f"{said} {'; '.join(remedies)}." if remedies else said
+    if not remedies:
+        return said
+    advice = "; ".join(remedies)
+    return f"{said} {advice[0].upper()}{advice[1:]}."
 
 
 def _unreadable(inputs: list[dict]) -> str:
