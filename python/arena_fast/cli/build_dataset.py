@@ -15,7 +15,8 @@ from ..encoder import TEMPLATES, Encoder, Template
 from ..errors import ConfigError
 from ..labels import LABEL_SPACES
 from ..runs import build_settings
-from ..sources import FORMATS
+from ..sources import FORMAT_COLUMNS, FORMATS
+from ..sources.pairs import parse_mapping
 from ..tokenizer import Tokenizer
 from ._args import HelpFormatter, Switch, int_at_least, thread_count
 from ._progress import Progress, build_bar
@@ -48,6 +49,7 @@ def add_parser(sub) -> None:
         "build-dataset",
         help="read, clean, de-duplicate, fold and encode arena data into a dataset directory",
         description=__doc__,
+        epilog=_formats_help(),
         formatter_class=HelpFormatter,
     )
     io = p.add_argument_group("input and output")
@@ -56,8 +58,9 @@ def add_parser(sub) -> None:
         action="append",
         default=[],
         metavar="PATH[:FORMAT]",
-        help="an input file; FORMAT is kaggle, arena33k, ultrafeedback, chat1m or canonical "
-        "(detected when left out); repeat for several",
+        help="an input file (.csv, .parquet, .json, .jsonl, each also .gz / .zst); FORMAT one "
+        "of the formats below (detected from the columns and the first record when left out); "
+        "repeat for several",
     )
     io.add_argument(
         "--format",
@@ -165,6 +168,27 @@ def _add_reading(group, d: BuildConfig) -> None:
         "repair) or drop the record (reason image)",
     )
     group.add_argument(
+        "--map",
+        type=_mapping,
+        default=None,
+        metavar="FIELD=COLUMN,...",
+        help="the columns of a PATH:pairs input: prompt, a, b, and winner (or winner_model_a, "
+        "winner_model_b, winner_tie); optional id, model_a, model_b, language, category",
+    )
+    group.add_argument(
+        "--max-drop-share",
+        type=float,
+        default=d.max_drop_share,
+        metavar="SHARE",
+        help="fail when an input loses more than this share of its rows to drops other than "
+        "de-duplication (docs/dataset.md, 'When a build fails')",
+    )
+    group.add_argument(
+        "--allow-empty",
+        action=Switch,
+        help="succeed even when an input keeps no row",
+    )
+    group.add_argument(
         "--preference",
         choices=("better", "safer"),
         default=d.preference,
@@ -231,6 +255,9 @@ def run(args: argparse.Namespace) -> int:
         label_space=args.label_space,
         images=args.images,
         preference=args.preference,
+        mapping=args.map,
+        max_drop_share=args.max_drop_share,
+        allow_empty=args.allow_empty,
     )
     progress = Progress(quiet=args.quiet)
     try:
@@ -243,6 +270,21 @@ def run(args: argparse.Namespace) -> int:
     if not args.quiet:
         print(printable(summary(manifest, args.out), layout=True), file=sys.stdout)
     return 0
+
+
+def _mapping(text: str) -> dict:
+    """`--map`'s value (`sources.pairs.parse_mapping`), its error argparse's."""
+    try:
+        return parse_mapping(text)
+    except ConfigError as exc:
+        raise argparse.ArgumentTypeError(str(exc).removeprefix("--map: ")) from None
+
+
+def _formats_help() -> str:
+    """The formats and what identifies each, for the help's epilog."""
+    width = max(map(len, FORMATS))
+    lines = [f"  {name:<{width}}  {FORMAT_COLUMNS[name]}" for name in FORMATS]
+    return "formats (detected in this order; docs/dataset.md, 'Sources'):\n" + "\n".join(lines)
 
 
 def _inputs(specs: list, format: Optional[str]) -> list:
@@ -304,6 +346,10 @@ def summary(manifest: dict, out: str) -> str:
         return f"{n / rows_in:6.1%}" if rows_in else "     -"
 
     lines = [f"dataset {out}: {c['rows']:,} rows in {len(manifest['shards'])} shard(s)"]
+    for i, inp in enumerate(manifest.get("inputs", [])):
+        chosen = inp.get("format_chosen", "given")
+        chosen = chosen if chosen == "given" else f"detected: {chosen}"
+        lines.append(f"  input {i}: {inp['path']}: format {inp['format']} ({chosen})")
     lines.append(f"  {'input rows':<28}{rows_in:>10,}")
     lines.append(
         f"  {'kept (input rows)':<28}{c['input_rows_kept']:>10,}  {share(c['input_rows_kept'])}"

@@ -61,6 +61,7 @@ __all__ = [
     "DROPPED_SCHEMA",
     "DROP_REASONS",
     "FORMATS",
+    "FORMAT_COLUMNS",
     "METADATA_SCHEMA",
     "Chunk",
     "Detection",
@@ -245,6 +246,8 @@ _FORMATS: tuple[FormatSpec, ...] = (
     ),
 )
 FORMATS = tuple(spec.name for spec in _FORMATS)
+# Each format's identifying columns in words, for help texts and errors.
+FORMAT_COLUMNS: dict[str, str] = {spec.name: spec.expects for spec in _FORMATS}
 _READERS: dict[str, Callable[..., Iterator[Chunk]]] = {s.name: s.read for s in _FORMATS}
 
 
