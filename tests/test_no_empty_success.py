@@ -235,6 +235,7 @@ def test_test_rows_that_reuse_train_ids_are_kept(tmp_path, data_dir):
     assert entry["rows_in"] == entry["rows_kept"] == 1000
     assert "duplicate_id" not in manifest["counts"]["dropped"]
     assert manifest["counts"]["labels"]["unlabelled"] == 1000
+    assert manifest["counts"]["ids_shared"] == manifest["inputs"][0]["rows_kept"] == 992
     # Every id is a row to predict, once; the labelled rows keep theirs.
     data = af.load_dataset(tmp_path / "out")
     ids = [str(i) for i in data.ids]

@@ -20,6 +20,7 @@ from ..files import file_sha256
 from ..labels import DEFAULT_SPACE, describe_mapping
 from ..outputs import DROPPED, TOKENIZER
 from ..plan import plan_packs
+from .clean import UNLABELLED
 from .config import (
     DUPLICATE_REASONS,
     FORMAT_VERSION,
@@ -145,11 +146,20 @@ def _counts(
         "by_source": by_source,
         "folds": folds,
         "labels": labels,
+        "ids_shared": _ids_shared(kept_meta),
         "relabelled": builder.stats["relabelled"],
         "labels_normalised": builder.stats["labels_normalised"],
         "repaired": builder.stats["repaired"],
         "repairs": builder.repairs,
     }
+
+
+def _ids_shared(kept_meta: pl.DataFrame) -> int:
+    """Unlabelled rows kept whose source and id a labelled row kept holds
+    too (docs/dataset.md, "De-duplication and duplicate ids")."""
+    unlabelled = pl.col("cls") == UNLABELLED
+    labelled = kept_meta.filter(~unlabelled).select("source", "id")
+    return len(kept_meta.filter(unlabelled).join(labelled, on=["source", "id"], how="semi"))
 
 
 def _lengths(shards: list[dict], directory: Path) -> np.ndarray:
@@ -248,7 +258,8 @@ def check_not_empty(manifest: dict, dropped: pl.DataFrame, config: BuildConfig) 
 _REMEDIES = {
     "label_space": "ties and both_bad rows have no A/B share in label space ab: "
     "--label-space abt keeps them",
-    "duplicate_id": "rows of one source repeat an id (is the id column an id?)",
+    "duplicate_id": "rows of one source repeat an id with other texts: its ids are not unique "
+    "(row numbers? two files of one source numbered alike? give each its own ids)",
     "chat1m_unpaired": "lmsys-chat-1m conversations become rows only as pairs, two models' "
     "answers to one prompt, and a sample of conversations seldom holds a prompt twice: build "
     "from the whole file, or sample whole prompts",
