@@ -255,12 +255,17 @@ def stream_records(
     chunk_rows: int,
     source: str,
     convert: Callable[[dict, int, Builder], None],
+    *,
+    classes: int = 3,
+    csv_json: Optional[Sequence[str]] = None,
 ) -> Iterator[Chunk]:
     """Read `path` record by record; `convert(record, row, builder)` adds a
-    row or a drop for each. One chunk per `chunk_rows` input records."""
+    row or a drop for each, to a `Builder(source, classes)`. One chunk per
+    `chunk_rows` input records. `csv_json`: as `containers.iter_records`
+    (None: a CSV file is refused)."""
     row = 0
-    for records in iter_records(path, columns, chunk_rows):
-        builder = Builder(source)
+    for records in iter_records(path, columns, chunk_rows, csv_json):
+        builder = Builder(source, classes)
         for record in records:
             if isinstance(record, BadRecord):
                 builder.drop(id=None, row=row, reason="bad_record", detail=record.detail)
@@ -285,6 +290,7 @@ def _finite(value: Any) -> Any:
     if isinstance(value, (list, tuple)):
         return [_finite(v) for v in value]
     return value
+
 
 def clean_text(text: str) -> str:
     """`text` with lone UTF-16 surrogates (which JSON can hold and UTF-8

@@ -30,8 +30,9 @@ from ._common import (
     as_name,
     check_columns,
     split_turns,
+    stream_records,
 )
-from .containers import BadRecord, columns_of, iter_records
+from .containers import columns_of
 from .lmarena import METADATA_COLUMNS, row_metadata
 
 __all__ = ["read", "WINNERS", "PART_SEPARATOR", "flatten_conversation", "has_typed_parts"]
@@ -65,20 +66,14 @@ def read(
     answers its assistant turns. `seed` is unused (the file fixes A and B)."""
     names = columns_of(path)
     check_columns(path, SOURCE, names, REQUIRED)
-    return _stream(path, names, chunk_rows, options)
-
-
-def _stream(path, names: list, chunk_rows: int, options: ReadOptions) -> Iterator[Chunk]:
-    row = 0
-    for records in iter_records(path, COLUMNS, chunk_rows):
-        out = Builder(SOURCE, classes=4)
-        for record in records:
-            if isinstance(record, BadRecord):
-                out.drop(id=None, row=row, reason="bad_record", detail=record.detail)
-            else:
-                _convert(record, row, out, names, options)
-            row += 1
-        yield out.chunk()
+    return stream_records(
+        path,
+        COLUMNS,
+        chunk_rows,
+        SOURCE,
+        lambda record, row, out: _convert(record, row, out, names, options),
+        classes=4,
+    )
 
 
 def _convert(record: dict, row: int, out: Builder, names: list, options: ReadOptions) -> None:

@@ -35,9 +35,10 @@ from ._common import (
     as_id,
     as_name,
     as_number,
+    stream_records,
 )
 from .arena140k import ImageContent, flatten_conversation
-from .containers import BadRecord, columns_of, container, iter_records
+from .containers import columns_of, container
 
 __all__ = ["FIELDS", "WINNERS", "parse_mapping", "read", "resolve_mapping"]
 
@@ -135,7 +136,18 @@ def read(
     unused (the file fixes A and B)."""
     fields = resolve_mapping(path, options.mapping, columns_of(path))
     classes = 4 if "winner_both_bad" in fields else 3
-    return _stream(path, fields, chunk_rows, options, classes)
+    csv = container(path) == "csv"
+    return stream_records(
+        path,
+        list(dict.fromkeys(fields.values())),
+        chunk_rows,
+        SOURCE,
+        lambda record, row, out: _convert(
+            _record_values(record, fields, csv), row, out, options, classes
+        ),
+        classes=classes,
+        csv_json=(),
+    )
 
 
 def _from_csv_cell(value: Any) -> Any:
@@ -151,22 +163,12 @@ def _from_csv_cell(value: Any) -> Any:
     return value
 
 
-def _stream(path, fields: dict, chunk_rows: int, options: ReadOptions, classes: int):
-    columns = list(dict.fromkeys(fields.values()))
-    csv = container(path) == "csv"
-    row = 0
-    for records in iter_records(path, columns, chunk_rows, csv_json=()):
-        out = Builder(SOURCE, classes=classes)
-        for record in records:
-            if isinstance(record, BadRecord):
-                out.drop(id=None, row=row, reason="bad_record", detail=record.detail)
-            else:
-                values = {f: record.get(c) for f, c in fields.items()}
-                if csv:
-                    values.update({f: _from_csv_cell(values[f]) for f in TEXT_FIELDS})
-                _convert(values, row, out, options, classes)
-            row += 1
-        yield out.chunk()
+def _record_values(record: dict, fields: dict, csv: bool) -> dict:
+    """The mapped fields of a record (CSV text cells holding JSON lists as lists)."""
+    values = {f: record.get(c) for f, c in fields.items()}
+    if csv:
+        values.update({f: _from_csv_cell(values[f]) for f in TEXT_FIELDS})
+    return values
 
 
 def _convert(values: dict, row: int, out: Builder, options: ReadOptions, classes: int) -> None:
