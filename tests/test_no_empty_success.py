@@ -270,7 +270,7 @@ def test_an_id_twice_among_labelled_or_among_unlabelled_rows_is_one_row(tmp_path
             0,
             22,
             "duplicate_id",
-            "an earlier labelled row of this source has this id, with other texts",
+            "an earlier labelled row of this input has this id, with other texts",
         ),
         (1, 20, "duplicate", same),
         (1, 21, "duplicate", same),
@@ -279,7 +279,7 @@ def test_an_id_twice_among_labelled_or_among_unlabelled_rows_is_one_row(tmp_path
             1,
             23,
             "duplicate_id",
-            "an earlier unlabelled row of this source has this id, with other texts",
+            "an earlier unlabelled row of this input has this id, with other texts",
         ),
     ]
     assert manifest["inputs"][1]["rows_kept"] == 20

@@ -6,7 +6,14 @@ import importlib
 from ._core import __version__
 from .collate import collate_packed, collate_padded
 from .dataset import ArenaDataset, BuildConfig, build_dataset, load_dataset
-from .encoded import REPAIR_CLIPPED, REPAIR_NULL, REPAIR_RAGGED, REPAIR_SURROGATE, Encoded
+from .encoded import (
+    REPAIR_CLIPPED,
+    REPAIR_IMAGE,
+    REPAIR_NULL,
+    REPAIR_RAGGED,
+    REPAIR_SURROGATE,
+    Encoded,
+)
 from .encoder import STRATEGIES, TEMPLATES, Encoder, Template
 from .errors import ArenaFastError, ConfigError, InputError, InternalError, TokenizerError
 from .folds import assign_folds
@@ -27,6 +34,7 @@ __all__ = [
     "InternalError",
     "Plan",
     "REPAIR_CLIPPED",
+    "REPAIR_IMAGE",
     "REPAIR_NULL",
     "REPAIR_RAGGED",
     "REPAIR_SURROGATE",

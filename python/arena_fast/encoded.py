@@ -14,13 +14,23 @@ from .checks import check_index
 from .errors import InputError
 from .pairs import pair_rows
 
-__all__ = ["Encoded", "REPAIR_NULL", "REPAIR_SURROGATE", "REPAIR_RAGGED", "REPAIR_CLIPPED"]
+__all__ = [
+    "Encoded",
+    "REPAIR_NULL",
+    "REPAIR_SURROGATE",
+    "REPAIR_RAGGED",
+    "REPAIR_CLIPPED",
+    "REPAIR_IMAGE",
+]
 
 # Bits of `Encoded.repairs` (the same as the core's `turns::repair`).
 REPAIR_NULL = 1
 REPAIR_SURROGATE = 2
 REPAIR_RAGGED = 4
 REPAIR_CLIPPED = 8
+# Set by the readers, not the core: image parts left out of a typed-content
+# text (arena-140k, pairs; `--images strip`).
+REPAIR_IMAGE = 16
 
 _ROW_FIELDS = (
     "turns_total",

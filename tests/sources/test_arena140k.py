@@ -322,3 +322,31 @@ def test_lone_surrogate_in_a_text_part_is_repaired_and_flagged(tmp_path):
     rows, _ = collect(chunks)
     assert rows["prompt"][0].to_list() == ["ok\n\nbad \ufffd end"]
     assert chunks[0].repairs.tolist() == [af.REPAIR_SURROGATE]
+
+
+def test_stripped_images_are_a_counted_repair_through_the_build(tmp_path):
+    """`--images strip` (the default) flags each row it stripped with
+    REPAIR_IMAGE: the manifest counts them, `--repaired drop` drops them,
+    `--images drop` drops them as `image`."""
+    records = [
+        record(
+            f"i{i}",
+            "model_a",
+            conv([text(f"Look {i}:"), image()], "A dog."),
+            conv(f"Q {i}", "A cat."),
+        )
+        if i % 4 == 0
+        else record(f"i{i}", "model_b", conv(f"Q {i}?", "Yes."), conv(f"Q {i}?", "No, because."))
+        for i in range(16)
+    ]
+    path = write_parquet(tmp_path / "img.parquet", records)
+    config = {"inputs": [str(path)], "max_length": 256, "folds": 2}
+    manifest = af.build_dataset(af.BuildConfig(**config), tmp_path / "strip")
+    assert manifest["counts"]["repairs"]["image"] == 4 and manifest["counts"]["rows"] == 16
+    ds = af.load_dataset(tmp_path / "strip")
+    flagged = {i for i, r in zip(ds.ids, ds.encoded.repairs) if r & af.REPAIR_IMAGE}
+    assert flagged == {"i0", "i4", "i8", "i12"}
+    dropped = af.build_dataset(af.BuildConfig(**config, repaired="drop"), tmp_path / "repaired")
+    assert dropped["counts"]["dropped"] == {"repaired": 4}
+    images = af.build_dataset(af.BuildConfig(**config, images="drop"), tmp_path / "images")
+    assert images["counts"]["dropped"] == {"image": 4}

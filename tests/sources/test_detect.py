@@ -186,3 +186,24 @@ def test_an_empty_csv_without_a_layout_is_one_line(tmp_path):
     with pytest.raises(InputError) as excinfo:
         detect(path)
     one_line_error(excinfo, str(path), "no header")
+
+
+@pytest.mark.parametrize(
+    ("columns", "format", "missing"),
+    [
+        (("id", "response_a", "response_b", "winner_model_a"), "kaggle", "['prompt']"),
+        (("conversation_a", "winner", "model_a"), "arena33k", "['conversation_b']"),
+        (("prompt", "response_0", "better_response_id"), "pku_saferlhf", "['response_1']"),
+    ],
+)
+def test_a_near_miss_is_told_the_columns_it_lacks(tmp_path, columns, format, missing):
+    """A file holding most of a format's columns is told which are missing,
+    not that its layout is unknown."""
+    path = write_jsonl(tmp_path / "near.jsonl", [{c: "x" for c in columns}])
+    with pytest.raises(InputError) as err:
+        detect(path)
+    message = one_line_error(err)
+    assert f"missing column(s) {missing} for format {format}" in message
+    far = write_jsonl(tmp_path / "far.jsonl", [{"question": "x", "answer": "y"}])
+    with pytest.raises(InputError, match="unknown column layout"):
+        detect(far)

@@ -222,3 +222,18 @@ def test_detection_tells_hh_rlhf_from_ultrafeedback(tmp_path):
     marked = write_parquet(tmp_path / "hh.parquet", [pair(["q"], "a", "b")])
     assert detect(marked).format == "hh_rlhf"
     assert collect(read(marked))[0].height == 1
+
+
+def test_two_files_without_ids_keep_all_their_rows(tmp_path):
+    """Ids are an input's own: two hh-rlhf splits (ids: row numbers) in one
+    build are other rows, not `duplicate_id`s of each other."""
+    first = write_parquet(
+        tmp_path / "one.parquet", [pair([f"q{i}"], "a", f"b{i}") for i in range(12)]
+    )
+    second = write_parquet(
+        tmp_path / "two.parquet", [pair([f"r{i}"], "c", f"d{i}") for i in range(9)]
+    )
+    config = af.BuildConfig(inputs=[str(first), str(second)], max_length=128, folds=2)
+    manifest = af.build_dataset(config, tmp_path / "ds")
+    assert [(i["rows_in"], i["rows_kept"]) for i in manifest["inputs"]] == [(12, 12), (9, 9)]
+    assert manifest["counts"]["dropped"] == {}

@@ -114,7 +114,13 @@ def test_reader_repairs_reach_the_dataset(tmp_path):
     flagged = {i: bool(r & af.REPAIR_SURROGATE) for i, r in zip(ds.ids, ds.encoded.repairs)}
     assert flagged == {f"r{i}": i % 3 == 1 for i in range(9)}
     assert manifest["counts"]["repaired"] == 3
-    assert manifest["counts"]["repairs"] == {"null": 0, "surrogate": 3, "ragged": 0, "clipped": 0}
+    assert manifest["counts"]["repairs"] == {
+        "null": 0,
+        "surrogate": 3,
+        "ragged": 0,
+        "clipped": 0,
+        "image": 0,
+    }
     dropped = build_dataset(BuildConfig(**cfg, repaired="drop"), tmp_path / "dropped")
     assert dropped["counts"]["dropped"] == {"repaired": 3}
     assert dropped["counts"]["rows"] == 6

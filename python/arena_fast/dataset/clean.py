@@ -16,7 +16,7 @@ import numpy as np
 import polars as pl
 import pyarrow as pa
 
-from ..encoded import REPAIR_CLIPPED, REPAIR_NULL, REPAIR_RAGGED, REPAIR_SURROGATE
+from ..encoded import REPAIR_CLIPPED, REPAIR_IMAGE, REPAIR_NULL, REPAIR_RAGGED, REPAIR_SURROGATE
 from ..errors import ConfigError
 from ..labels import LabelSpace, describe_mapping, map_logits, map_probs, space_of_width
 from ..rows import rows_from_arrow
@@ -236,7 +236,7 @@ def _apply_policies(c: Cleaned, features: dict, config: BuildConfig) -> None:
     if config.ragged == "drop":
         c.drop(((c.repairs & REPAIR_RAGGED) != 0) & policed, "ragged")
     if config.repaired == "drop":
-        text = REPAIR_NULL | REPAIR_SURROGATE | REPAIR_CLIPPED
+        text = REPAIR_NULL | REPAIR_SURROGATE | REPAIR_CLIPPED | REPAIR_IMAGE
         c.drop(((c.repairs & text) != 0) & policed, "repaired")
 
 

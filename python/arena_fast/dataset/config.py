@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Optional
 
 from ..checks import I64_MAX, check_bool, check_int, check_threads
-from ..encoded import REPAIR_CLIPPED, REPAIR_NULL, REPAIR_RAGGED, REPAIR_SURROGATE
+from ..encoded import REPAIR_CLIPPED, REPAIR_IMAGE, REPAIR_NULL, REPAIR_RAGGED, REPAIR_SURROGATE
 from ..encoder import DEFAULT_MAX_LENGTH
 from ..errors import ConfigError
 from ..folds import MAX_FOLDS
@@ -24,7 +24,10 @@ from ..sources import ReadOptions
 FORMAT_VERSION = 1
 
 # De-duplication keeps the row of the source listed first.
-SOURCE_PRIORITY = ("kaggle", "synth", "arena33k", "ultrafeedback", "canonical", "chat1m")
+SOURCE_PRIORITY = (
+    *("kaggle", "synth", "arena140k", "arena33k", "wsdm", "helpsteer", "ultrafeedback"),
+    *("pku_saferlhf", "hh_rlhf", "pairs", "canonical", "chat1m"),
+)
 
 # Why a row is not in the dataset: the readers' reasons, then cleaning's and
 # de-duplication's (docs/dataset.md, "Drop reasons").
@@ -38,11 +41,12 @@ DROP_REASONS = {
     "one_empty": "one answer empty (policy --one-empty drop)",
     "identical": "A and B identical (policy --identical drop)",
     "ragged": "turn lists of different lengths (policy --ragged drop)",
-    "repaired": "text repaired: null turn, lone surrogate or clipped turn (policy --repaired drop)",
-    "duplicate_id": "an earlier row of the same source, both labelled or both unlabelled, has "
+    "repaired": "text repaired: null turn, lone surrogate, clipped turn or stripped image "
+    "(policy --repaired drop)",
+    "duplicate_id": "an earlier row of the same input, both labelled or both unlabelled, has "
     "this id and other texts (a test row reusing a train row's id is kept)",
     "duplicate": "the same prompt and answers (in either order) are in a row kept earlier, "
-    "or in an earlier row of the same source and id",
+    "or in an earlier row of the same input and id",
     "duplicate_prompt": "the prompt is in a source of higher priority (--dedup prompt)",
     "tokenize_error": "the tokenizer cannot encode a text: its regex went over its budget "
     "(the detail names the column)",
@@ -80,6 +84,7 @@ REPAIR_KINDS = {
     "surrogate": REPAIR_SURROGATE,
     "ragged": REPAIR_RAGGED,
     "clipped": REPAIR_CLIPPED,
+    "image": REPAIR_IMAGE,
 }
 
 # Bits of the `flags` column.

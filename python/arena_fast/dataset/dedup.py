@@ -44,15 +44,17 @@ def _mark_duplicates(meta: pl.DataFrame, config: BuildConfig) -> pl.DataFrame:
     """`meta` (ranked: priority, then input order) with `reason` (null for a
     row kept) and `detail`: the first of `duplicate_id`, `duplicate` and
     `duplicate_prompt` that applies, as `config.dedup` asks. A row whose id
-    an earlier row of its source holds (both labelled, or both unlabelled)
+    an earlier row of its input holds (both labelled, or both unlabelled)
     goes whatever `config.dedup` is: as `duplicate` when it is that row's
     conversation (the same `pair_key`: nothing is lost), as `duplicate_id`
     when its texts differ."""
     # Labelled rows and unlabelled ones (data to predict) are told apart: a
     # test row that reuses a train row's id is kept, so that a submission
-    # keeps every id; an id twice among either is one row.
+    # keeps every id; an id twice among either, in one input, is one row.
+    # Ids are an input's own: two files of a format without an id column
+    # (hh-rlhf splits: ids are row numbers) share ids and are other rows.
     meta = meta.with_columns((pl.col("cls") == UNLABELLED).alias("unlabelled"))
-    holder = ["source", "id", "unlabelled"]
+    holder = ["source", "input", "id", "unlabelled"]
     dup_id = meta.select(pl.struct(holder).is_first_distinct().not_()).to_series()
     meta = meta.with_columns(dup_id.alias("dup_id")).with_columns(
         (pl.col("pair_key") == pl.col("pair_key").first().over(holder)).alias("same_pair")
@@ -67,7 +69,7 @@ def _mark_duplicates(meta: pl.DataFrame, config: BuildConfig) -> pl.DataFrame:
     detail = [
         pl.when(repeat).then(pl.lit("the same id and conversation as an earlier row")),
         pl.when(conflict).then(
-            pl.format("an earlier {} row of this source has this id, with other texts", kind)
+            pl.format("an earlier {} row of this input has this id, with other texts", kind)
         ),
     ]
     if config.dedup != "none":

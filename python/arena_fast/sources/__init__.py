@@ -206,7 +206,13 @@ _FORMATS: tuple[FormatSpec, ...] = (
         _arena140k,
         "conversation_a, conversation_b (contents as typed parts), winner",
     ),
-    FormatSpec("arena33k", arena33k.read, _arena33k, "conversation_a, conversation_b, winner"),
+    FormatSpec(
+        "arena33k",
+        arena33k.read,
+        _arena33k,
+        "conversation_a, conversation_b, winner",
+        arena33k.REQUIRED,
+    ),
     # Before hh_rlhf / ultrafeedback: exports of these often add chosen/rejected.
     FormatSpec(
         "helpsteer",
@@ -220,6 +226,7 @@ _FORMATS: tuple[FormatSpec, ...] = (
         pku.read,
         _pku,
         "prompt, response_0, response_1, better_response_id or safer_response_id",
+        pku.TEXTS,
     ),
     FormatSpec(
         "hh_rlhf", hh_rlhf.read, _hh_rlhf, "chosen, rejected as \\n\\nHuman: ... transcripts"
@@ -230,13 +237,14 @@ _FORMATS: tuple[FormatSpec, ...] = (
         _ultrafeedback,
         "chosen, rejected (or instruction, completions)",
     ),
-    FormatSpec("chat1m", chat1m.read, _chat1m, "conversation, model"),
+    FormatSpec("chat1m", chat1m.read, _chat1m, "conversation, model", chat1m.REQUIRED),
     FormatSpec("wsdm", wsdm.read, _wsdm, "prompt, response_a, response_b as plain strings"),
     FormatSpec(
         "kaggle",
         kaggle.read,
         _kaggle,
         "prompt, response_a, response_b as JSON lists, winner_* or winner",
+        TEXT_COLUMNS,
     ),
     FormatSpec("canonical", canonical.read, _canonical, "id, prompt, response_a, response_b"),
     # Never detected (its signature never matches), but named in the error

@@ -195,14 +195,16 @@ class Builder:
         language: Optional[str] = None,
         category: Optional[str] = None,
         meta: Optional[dict] = None,
+        repairs: int = 0,
     ) -> None:
         """One canonical row. The texts are cleaned here (`clean_turns`) and
-        the repair counted for the row; `meta` (JSON-able) is stored as JSON
-        text with sorted keys."""
+        the repair counted for the row, with the reader's own `repairs` bits
+        (`REPAIR_IMAGE`); `meta` (JSON-able) is stored as JSON text with
+        sorted keys."""
         prompt, f0 = clean_turns(prompt)
         response_a, f1 = clean_turns(response_a)
         response_b, f2 = clean_turns(response_b)
-        self.repairs.append(f0 | f1 | f2)
+        self.repairs.append(f0 | f1 | f2 | repairs)
         values = {
             "id": id,
             "source": self.source,

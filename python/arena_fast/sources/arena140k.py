@@ -20,6 +20,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Union
 
+from ..encoded import REPAIR_IMAGE
 from ._common import (
     READ_DEFAULTS,
     BadConversation,
@@ -115,6 +116,7 @@ def _convert(record: dict, row: int, out: Builder, names: list, options: ReadOpt
         language=language,
         category=category,
         meta=meta,
+        repairs=REPAIR_IMAGE if images else 0,
     )
 
 

@@ -25,6 +25,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Optional, Union
 
+from ..encoded import REPAIR_IMAGE
 from ..errors import ConfigError, InputError
 from ._common import (
     READ_DEFAULTS,
@@ -204,6 +205,7 @@ def _convert(values: dict, row: int, out: Builder, options: ReadOptions, classes
         language=values.get("language"),
         category=values.get("category"),
         meta={"images_stripped": n_p + n_a + n_b} if n_p + n_a + n_b else None,
+        repairs=REPAIR_IMAGE if n_p + n_a + n_b else 0,
     )
 
 

@@ -92,6 +92,9 @@ class FormatSpec:
     read: Callable[..., Any]
     signature: Optional[Signature]
     expects: str
+    # The columns every file of the format has: a file holding most of them
+    # but not all is told which are missing (a near miss, not an unknown layout).
+    columns: tuple = ()
 
 
 # A JSON list of strings as text: `["a", ...]`, `[null]`, `[]` (the cell's
@@ -118,6 +121,21 @@ def joined(names: Any) -> str:
     return "/".join(names)
 
 
+def _near_miss(seen: Any, specs: Any) -> Optional[tuple[str, list]]:
+    """(format, its missing columns) of the format of which the file holds
+    the most columns, at least half of them; None when none comes close."""
+    best = None
+    for spec in specs:
+        if not spec.columns:
+            continue
+        have = [c for c in spec.columns if c in seen]
+        missing = [c for c in spec.columns if c not in seen]
+        if missing and 2 * len(have) >= len(spec.columns):
+            if best is None or len(have) > best[0]:
+                best = (len(have), spec.name, missing)
+    return None if best is None else (best[1], best[2])
+
+
 def detect_with(path: Union[str, Path], specs: Any) -> Detection:
     """The first of `specs` (in order) whose signature matches `path`;
     one-line InputError naming the columns seen and the layouts expected."""
@@ -135,6 +153,13 @@ def detect_with(path: Union[str, Path], specs: Any) -> Detection:
             reason = spec.signature(sample)
             if reason is not None:
                 return Detection(spec.name, f"{sample.container}: {reason}")
+    near = _near_miss(sample.columns, specs)
+    if near is not None:
+        name, missing = near
+        raise InputError(
+            f"{path}: missing column(s) {missing} for format {name} "
+            f"(columns seen: {sample.columns})"
+        )
     expected = "; ".join(f"{s.name}: {s.expects}" for s in specs if s.signature is not None)
     raise InputError(
         f"{path}: unknown column layout (columns seen: {sample.columns}); "
