@@ -79,7 +79,30 @@ def add_parser(sub) -> None:
     )
     _add_reading(p.add_argument_group("reading"), d)
     _add_encoding(p.add_argument_group("encoding"), d)
-    clean = p.add_argument_group("cleaning (labelled rows and chat1m pairs)")
+    _add_cleaning(p.add_argument_group("cleaning (labelled rows and chat1m pairs)"), d)
+    folds = p.add_argument_group("folds")
+    folds.add_argument(
+        "--folds", type=_positive, default=d.folds, help="K folds, grouped by prompt"
+    )
+    folds.add_argument("--seed", type=int, default=d.seed, help="seed of folds and A/B coins")
+    tune = p.add_argument_group("tuning")
+    tune.add_argument("--chunk-rows", type=_positive, default=d.chunk_rows, help="rows per chunk")
+    tune.add_argument("--shard-rows", type=_positive, default=d.shard_rows, help="rows per shard")
+    tune.add_argument(
+        "--compression",
+        choices=("zstd", "lz4", "snappy", "none"),
+        default=d.compression,
+        help="parquet compression of the shards",
+    )
+    tune.add_argument(
+        "--pack-tokens", type=_positive, default=d.pack_tokens, help="pack size for the fill figure"
+    )
+    p.add_argument("--quiet", action=Switch, help="no progress, no summary")
+    p.set_defaults(run=run, given=())
+
+
+def _add_cleaning(clean, d: BuildConfig) -> None:
+    """The cleaning policies, de-duplication and the label space."""
     clean.add_argument(
         "--both-empty",
         choices=("drop", "keep"),
@@ -124,25 +147,6 @@ def add_parser(sub) -> None:
         default=",".join(d.priority),
         help="source priority for de-duplication, highest first",
     )
-    folds = p.add_argument_group("folds")
-    folds.add_argument(
-        "--folds", type=_positive, default=d.folds, help="K folds, grouped by prompt"
-    )
-    folds.add_argument("--seed", type=int, default=d.seed, help="seed of folds and A/B coins")
-    tune = p.add_argument_group("tuning")
-    tune.add_argument("--chunk-rows", type=_positive, default=d.chunk_rows, help="rows per chunk")
-    tune.add_argument("--shard-rows", type=_positive, default=d.shard_rows, help="rows per shard")
-    tune.add_argument(
-        "--compression",
-        choices=("zstd", "lz4", "snappy", "none"),
-        default=d.compression,
-        help="parquet compression of the shards",
-    )
-    tune.add_argument(
-        "--pack-tokens", type=_positive, default=d.pack_tokens, help="pack size for the fill figure"
-    )
-    p.add_argument("--quiet", action=Switch, help="no progress, no summary")
-    p.set_defaults(run=run, given=())
 
 
 def _add_label_space(group) -> None:
