@@ -107,7 +107,7 @@ DROP_REASONS = {
 def _arena140k(s: Sample) -> Optional[str]:
     if not s.has("conversation_a", "conversation_b", "winner"):
         return None
-    if arena140k.has_typed_parts(s.value("conversation_a")):
+    if arena140k.has_typed_parts(s.nested("conversation_a")):
         return "columns conversation_a/conversation_b/winner, contents as lists of typed parts"
     if s.has("evaluation_session_id") or s.value("winner") == "both_bad":
         return "columns conversation_a/conversation_b/winner, evaluation_session_id or both_bad"
@@ -189,7 +189,7 @@ def _winner_words(s: Sample) -> str:
 
 
 def _canonical(s: Sample) -> Optional[str]:
-    if s.has(*TEXT_COLUMNS) and s.container != "csv":
+    if s.has(*TEXT_COLUMNS):
         return f"columns {joined(TEXT_COLUMNS)}" + (", labels" if s.has("labels") else "")
     return None
 

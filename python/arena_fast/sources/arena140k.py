@@ -1,5 +1,6 @@
-"""lmarena-ai/arena-human-preference-140k: parquet, a JSON array or JSON
-lines, with the 4-class winner (`both_bad`: label space `abtx`).
+"""lmarena-ai/arena-human-preference-140k: parquet, a JSON array, JSON
+lines or CSV (conversations and category_tag as JSON text in their
+cells), with the 4-class winner (`both_bad`: label space `abtx`).
 
 Each turn's `content` is a list of typed parts `{type, text, image,
 mimeType}`. Text parts are kept in order, joined by a blank line (`\\n\\n`),
@@ -41,6 +42,8 @@ __all__ = ["read", "WINNERS", "PART_SEPARATOR", "flatten_conversation", "has_typ
 SOURCE = "arena140k"
 REQUIRED = ("conversation_a", "conversation_b", "winner")
 COLUMNS = ("id", "model_a", "model_b", *REQUIRED, *METADATA_COLUMNS)
+# CSV: the conversations and the typed metadata (category_tag, is_code, ...) as JSON cells.
+CSV_JSON = (*REQUIRED[:2], *(c for c in METADATA_COLUMNS if c != "language"))
 # Label space abtx: A, B, tie, both_bad.
 WINNERS: dict[str, list[float]] = {
     "model_a": [1.0, 0.0, 0.0, 0.0],
@@ -74,6 +77,7 @@ def read(
         SOURCE,
         lambda record, row, out: _convert(record, row, out, names, options),
         classes=4,
+        csv_json=CSV_JSON,
     )
 
 

@@ -1,6 +1,7 @@
 """lmsys/chatbot_arena_conversations (the "33k" file) and
 lmarena-ai/arena-human-preference-100k (the same layout with `language`,
-`is_code`, `category_tag`, ...): parquet, a JSON array or JSON lines.
+`is_code`, `category_tag`, ...): parquet, a JSON array, JSON lines or CSV
+(conversations and category_tag as JSON text in their cells).
 Records are checked one by one in Python (33k rows take well under a
 second), so a malformed conversation drops its record instead of failing
 the file. `tie (bothbad)` is a tie (label space `abt`, the Kaggle
@@ -35,6 +36,8 @@ __all__ = ["read", "WINNERS"]
 SOURCE = "arena33k"
 REQUIRED = ("conversation_a", "conversation_b", "winner")
 COLUMNS = ("question_id", "model_a", "model_b", *REQUIRED, *METADATA_COLUMNS)
+# CSV: the conversations and the typed metadata (category_tag, is_code, ...) as JSON cells.
+CSV_JSON = (*REQUIRED[:2], *(c for c in METADATA_COLUMNS if c != "language"))
 WINNERS: dict[str, list[float]] = {
     "model_a": [1.0, 0.0, 0.0],
     "model_b": [0.0, 1.0, 0.0],
@@ -57,7 +60,12 @@ def read(
     names = columns_of(path)
     check_columns(path, SOURCE, names, REQUIRED)
     return stream_records(
-        path, COLUMNS, chunk_rows, SOURCE, lambda r, row, out: _convert(r, row, out, names)
+        path,
+        COLUMNS,
+        chunk_rows,
+        SOURCE,
+        lambda r, row, out: _convert(r, row, out, names),
+        csv_json=CSV_JSON,
     )
 
 

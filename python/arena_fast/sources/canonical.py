@@ -1,5 +1,7 @@
 """Files already in the canonical schema (what `build-dataset` and users'
-own converters write): parquet, a JSON array or JSON lines.
+own converters write): parquet, a JSON array, JSON lines or CSV (read as
+JSON records: text cells hold JSON lists of turns as text, `labels` and
+`teacher_logits` JSON lists, `row` / `input_rows` numbers).
 
 Text columns may be List(String) or String holding a JSON list (passed
 through for the Rust core, as Kaggle's); which one is fixed per column by
@@ -58,6 +60,9 @@ METADATA = tuple(METADATA_SCHEMA)  # read when present, after the canonical colu
 _STRING = pl.String()
 _INDEX = "_index"  # the record's 0-based index in the file
 _REPAIRS = "_repairs"  # repair bits of a JSON record's texts (lone surrogates)
+# A CSV file is read as JSON records: these cells parsed as JSON (texts stay
+# JSON text, `meta` its text as written).
+_CSV_JSON = ("labels", "teacher_logits", "row", "input_rows")
 
 
 def read(
@@ -68,7 +73,7 @@ def read(
     options: ReadOptions = READ_DEFAULTS,
 ) -> Iterator[Chunk]:
     """Chunks of canonical rows from a canonical parquet / JSON / JSON-lines
-    file; absent optional columns are filled (`source` "canonical", `row`
+    / CSV file; absent optional columns are filled (`source` "canonical", `row`
     the record index, `input_rows` 1, the rest null). `seed` is unused."""
     if container(path) == "parquet":
         names = parquet_columns(path)
@@ -86,7 +91,8 @@ def read(
     check_columns(path, SOURCE, list(record), REQUIRED)
     text_as_json = {c: isinstance(record[c], str) for c in TEXT_COLUMNS}
     # Every column is read: a key absent from one record is null (filled).
-    return _json_chunks(path, [*CANONICAL_SCHEMA, *METADATA], chunk_rows, text_as_json)
+    csv_json = _CSV_JSON if container(path) == "csv" else None
+    return _json_chunks(path, [*CANONICAL_SCHEMA, *METADATA], chunk_rows, text_as_json, csv_json)
 
 
 def _text_kind(path: Union[str, Path], name: str, dtype: pl.DataType) -> bool:
@@ -166,11 +172,15 @@ def _parquet_chunks(
 
 # -- JSON records -----------------------------------------------------------------------
 def _json_chunks(
-    path: Union[str, Path], present: list, chunk_rows: int, text_as_json: dict
+    path: Union[str, Path],
+    present: list,
+    chunk_rows: int,
+    text_as_json: dict,
+    csv_json: Optional[tuple] = None,
 ) -> Iterator[Chunk]:
     row = 0
     teachers: dict = {}
-    for records in iter_records(path, present, chunk_rows):
+    for records in iter_records(path, present, chunk_rows, csv_json):
         columns: dict[str, list] = {name: [] for name in [*present, _INDEX, _REPAIRS]}
         drops = Builder(SOURCE)
         for record in records:

@@ -1,4 +1,5 @@
-"""lmsys-chat-1m conversations (parquet, a JSON array or JSON lines) paired
+"""lmsys-chat-1m conversations (parquet, a JSON array, JSON lines or CSV with
+the conversation as JSON text in its cell) paired
 into unlabelled A/B rows for pseudo-labelling.
 
 Pairing needs every conversation, so this reader is not streaming: a first
@@ -41,6 +42,7 @@ __all__ = ["read", "normalise", "turns_key"]
 SOURCE = "chat1m"
 REQUIRED = ("conversation", "model")
 COLUMNS = ("conversation_id", "model", "conversation")
+CSV_JSON = ("conversation",)  # a CSV file's conversation cells hold JSON text
 
 
 def normalise(text: Optional[str]) -> str:
@@ -86,7 +88,7 @@ def _chunks(path: Union[str, Path], has_cid: bool, chunk_rows: int, seed: int) -
     drops = Builder(SOURCE)
     groups: dict[bytes, list[_Conversation]] = {}
     row = 0
-    for records in iter_records(path, COLUMNS, chunk_rows):
+    for records in iter_records(path, COLUMNS, chunk_rows, CSV_JSON):
         for record in records:
             scanned = _scan(record, row, has_cid, drops)
             if scanned is not None:
@@ -224,7 +226,7 @@ def _texts(path: Union[str, Path], rows: set) -> dict[int, tuple[list, list]]:
     texts: dict[int, tuple[list, list]] = {}
     if not rows:
         return texts
-    for row, record in records_at(path, COLUMNS, rows):
+    for row, record in records_at(path, COLUMNS, rows, CSV_JSON):
         assert isinstance(record, dict)  # it was paired, so it was a conversation
         texts[row] = split_turns(record.get("conversation"))
     missing = rows - texts.keys()

@@ -369,9 +369,10 @@ def iter_records(
     dicts, in lists of at most `chunk_rows`, in file order. Parquet reads
     only `columns` (those present), streamed; JSON lines and CSV stream; a
     JSON array is read whole. CSV cells are strings (an empty cell: None),
-    those of the `csv_json` columns parsed as JSON text where they are
-    valid JSON; `csv_json=None` (a reader of nested values that does not
-    take CSV) refuses a CSV file."""
+    those of the `csv_json` columns parsed as JSON where they are valid
+    JSON (`csv_cell`; a Python repr there is a BadRecord saying to write
+    JSON); `csv_json=None` (a reader that does not take CSV) refuses a CSV
+    file."""
     kind = container(path)
     if kind == "csv":
         if csv_json is None:
@@ -485,9 +486,7 @@ def _csv_records(path: Union[str, Path], json_columns: set) -> Iterator[Record]:
                     yield BadRecord(f"column {name}: invalid utf-8 (byte 0x{bad[1]:02x})")
                     continue
                 record = {name: (cell or None) for name, cell in zip(header, cells)}
-                for name in json_columns & record.keys():
-                    record[name] = _json_cell(record[name])
-                yield record
+                yield _typed_cells(record, json_columns)
         except (csv.Error, UnicodeDecodeError, OSError, EOFError, pa.ArrowException) as exc:
             where = "the header" if row < 0 else f"row {row + 1}"
             raise InputError(f"{path}: {where}: cannot read: {one_line(str(exc))}") from None
@@ -503,10 +502,23 @@ def invalid_byte(record: list) -> Optional[tuple[int, int]]:
     return None
 
 
-def _json_cell(cell: Optional[str]) -> Any:
-    """A CSV cell of a nested column: its JSON value, or the text itself
-    when it is not JSON (the reader then says what is wrong with it)."""
-    if cell is None or cell.lstrip()[:1] not in ("[", "{"):
+# A Python repr of a list / dict (pandas' to_csv of lists): `[{'role'`, `['a'`.
+PYTHON_REPR = re.compile(r"\s*[\[{][\s\[{]*(?:'|None\b|True\b|False\b|array\()")
+# A typed column's cell read as a JSON scalar: a number, true / false, null.
+_SCALAR = re.compile(r"\s*(?:-?\d[\d.eE+-]*|true|false|null)\s*")
+_PY_BOOLS = {"True": True, "False": False}
+
+
+def csv_cell(cell: Optional[str]) -> Any:
+    """A CSV cell of a nested or typed column: its JSON value (a list, an
+    object, a number, a boolean; Python's True / False too), or the text
+    itself when it is not JSON (the reader, or `_typed_cells` for a Python
+    repr, then says what is wrong with it)."""
+    if cell is None:
+        return None
+    if cell in _PY_BOOLS:
+        return _PY_BOOLS[cell]
+    if cell.lstrip()[:1] not in ("[", "{") and not _SCALAR.fullmatch(cell):
         return cell
     try:
         return json.loads(cell)
@@ -514,12 +526,54 @@ def _json_cell(cell: Optional[str]) -> Any:
         return cell
 
 
+# A Python repr of a list of objects: `[{'role': ...` (numpy's too).
+PYTHON_MESSAGES = re.compile(r"\s*\[\s*\{\s*'")
+
+
+def message_cell(cell: Any) -> Any:
+    """A CSV cell of a column of plain strings or message lists: the list
+    when the text is a JSON list of objects, else the text."""
+    if not isinstance(cell, str) or cell.lstrip()[:1] != "[":
+        return cell
+    try:
+        value = json.loads(cell)
+    except (ValueError, RecursionError):
+        return cell
+    if isinstance(value, list) and value and all(isinstance(v, dict) for v in value):
+        return value
+    return cell
+
+
+def python_repr_detail(name: str, cell: str) -> str:
+    """Why a cell holding a Python repr is refused, and what to do."""
+    return (
+        f"column {name}: {shorten(cell, 60)!r} is a Python repr, not JSON: write nested "
+        "cells as JSON text (json.dumps each value; pandas' to_csv writes lists as "
+        "Python reprs)"
+    )
+
+
+def _typed_cells(record: dict, json_columns: set) -> Record:
+    """A CSV record with the cells of `json_columns` parsed (`csv_cell`); a
+    BadRecord when one holds a Python repr instead of JSON."""
+    for name in [n for n in record if n in json_columns]:
+        value = csv_cell(record[name])
+        if isinstance(value, str) and PYTHON_REPR.match(value):
+            return BadRecord(python_repr_detail(name, value))
+        record[name] = value
+    return record
+
+
 def records_at(
-    path: Union[str, Path], columns: Sequence[str], rows: set
+    path: Union[str, Path],
+    columns: Sequence[str],
+    rows: set,
+    csv_json: Optional[Sequence[str]] = None,
 ) -> Iterator[tuple[int, Record]]:
     """(row, record) for the records at `rows` only, in file order: parquet
     filters by row index before converting to Python, JSON lines parse only
-    those lines (a second pass that costs little when few are wanted)."""
+    those lines (a second pass that costs little when few are wanted); CSV
+    as `iter_records` reads it with the same `csv_json`."""
     kind = container(path)
     if kind == "parquet":
         names = parquet_columns(path)
@@ -534,7 +588,12 @@ def records_at(
                 yield record.pop("__row"), record
         return
     if kind == "csv":
-        raise InputError(f"{path}: this format does not read CSV")
+        if csv_json is None:
+            raise InputError(f"{path}: this format does not read CSV")
+        for row, record in enumerate(_csv_records(path, set(csv_json))):
+            if row in rows:
+                yield row, record
+        return
     values: Any = _json_array(path) if kind == "json" else _json_lines(path, rows)
     for row, value in enumerate(values):
         if row in rows:

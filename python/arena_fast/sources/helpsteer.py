@@ -1,6 +1,7 @@
 """nvidia/HelpSteer2 (`preference` subset) and nvidia/HelpSteer3
 (`preference` config): two responses to one prompt and a signed preference
-strength, parquet, a JSON array or JSON lines.
+strength, parquet, a JSON array, JSON lines or CSV (HelpSteer3's `context`
+and `individual_preference` as JSON text in their cells).
 
 - HelpSteer2: `prompt` (a string; a multi-turn one marks the turns with
   `<extra_id_1>Assistant` / `<extra_id_1>User`), `response_1`,
@@ -63,11 +64,21 @@ def read(
     has_id = "id" in names
     if all(c in names for c in HELPSTEER3):
         return stream_records(
-            path, _COLUMNS3, chunk_rows, SOURCE, lambda r, row, out: _v3(r, row, out, has_id)
+            path,
+            _COLUMNS3,
+            chunk_rows,
+            SOURCE,
+            lambda r, row, out: _v3(r, row, out, has_id),
+            csv_json=("context", "individual_preference"),
         )
     if all(c in names for c in HELPSTEER2):
         return stream_records(
-            path, _COLUMNS2, chunk_rows, SOURCE, lambda r, row, out: _v2(r, row, out, has_id)
+            path,
+            _COLUMNS2,
+            chunk_rows,
+            SOURCE,
+            lambda r, row, out: _v2(r, row, out, has_id),
+            csv_json=(),
         )
     form = HELPSTEER3 if "context" in names or "response1" in names else HELPSTEER2
     raise columns_error(path, SOURCE, [c for c in form if c not in names], names)

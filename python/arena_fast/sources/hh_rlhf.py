@@ -1,6 +1,6 @@
 """Anthropic/hh-rlhf: `chosen` and `rejected` as whole transcripts
-(`\\n\\nHuman: ... \\n\\nAssistant: ...`), parquet, a JSON array or JSON
-lines (plain or compressed, as the containers read them).
+(`\\n\\nHuman: ... \\n\\nAssistant: ...`), parquet, a JSON array, JSON
+lines or CSV (plain or compressed, as the containers read them).
 
 Each transcript is split into turns at the `\\n\\nHuman:` /
 `\\n\\nAssistant:` markers only (`transcripts.split_markers`; each turn
@@ -57,7 +57,12 @@ def read(
     check_columns(path, SOURCE, names, REQUIRED)
     has_id = "id" in names
     return stream_records(
-        path, COLUMNS, chunk_rows, SOURCE, lambda r, row, out: _convert(r, row, out, seed, has_id)
+        path,
+        COLUMNS,
+        chunk_rows,
+        SOURCE,
+        lambda r, row, out: _convert(r, row, out, seed, has_id),
+        csv_json=(),
     )
 
 

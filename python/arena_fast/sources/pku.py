@@ -1,5 +1,7 @@
 """PKU-Alignment/PKU-SafeRLHF: one prompt, two responses and which is
-better and which is safer, parquet, a JSON array or JSON lines.
+better and which is safer, parquet, a JSON array, JSON lines or CSV (ids
+and severities as numbers or their text, booleans as true / True, harm
+categories as JSON text).
 
 Columns (the dataset card): `prompt`, `response_0`, `response_1`,
 `prompt_source`, `response_0_source`, `response_1_source` (the models),
@@ -78,7 +80,12 @@ def read(
     check_columns(path, SOURCE, names, (*TEXTS, winner))
     has_id = "id" in names
     return stream_records(
-        path, COLUMNS, chunk_rows, SOURCE, lambda r, row, out: _convert(r, row, out, winner, has_id)
+        path,
+        COLUMNS,
+        chunk_rows,
+        SOURCE,
+        lambda r, row, out: _convert(r, row, out, winner, has_id),
+        csv_json=SAFETY,  # CSV: harm categories as JSON cells, True / False, numbers
     )
 
 

@@ -2,7 +2,8 @@
 
 `Sample` is one file as detection sees it, read lazily and only as far as
 needed: its container, its column names and its first record's values (a
-CSV value may be its cell's start only). A format's signature is a
+CSV value may be its cell's start only; `Sample.nested` parses a CSV cell's
+JSON text, as the readers of nested columns do). A format's signature is a
 predicate `Sample -> Optional[str]`: the human reason it matches ("columns
 prompt/response_a/response_b hold JSON lists, winner_* columns"), or None.
 The table of formats, in priority order, is `sources.__init__._FORMATS`;
@@ -21,7 +22,14 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ..errors import InputError
-from .containers import check_parquet_expansion, columns_of, container, first_record, input_error
+from .containers import (
+    check_parquet_expansion,
+    columns_of,
+    container,
+    csv_cell,
+    first_record,
+    input_error,
+)
 
 __all__ = ["Detection", "FormatSpec", "Sample", "is_list_text", "is_plain_text", "joined"]
 
@@ -62,6 +70,13 @@ class Sample:
     def value(self, name: str) -> Any:
         """The first record's value of column `name` (None when absent)."""
         return self.first.get(name)
+
+    def nested(self, name: str) -> Any:
+        """`value(name)` of a column that holds nested values: a CSV cell's
+        JSON text parsed as its reader parses it (`containers.csv_cell`;
+        a cell cut at the sampled bytes, or not JSON, stays text)."""
+        value = self.value(name)
+        return csv_cell(value) if self.container == "csv" and isinstance(value, str) else value
 
     def values(self, *names: str) -> Iterator[Any]:
         """The first record's non-null values of `names`."""

@@ -1,4 +1,5 @@
-"""UltraFeedback-style preference data: parquet, a JSON array or JSON lines,
+"""UltraFeedback-style preference data: parquet, a JSON array, JSON lines or
+CSV (message lists, `metadata` and `completions` as JSON text in their cells),
 in the binarized form (`chosen` / `rejected` message lists and their
 scores) or the raw form (`instruction` and rated `completions`).
 
@@ -36,7 +37,11 @@ from ._common import (
     stream_records,
 )
 from .containers import (
+    PYTHON_MESSAGES,
     columns_of,
+    container,
+    message_cell,
+    python_repr_detail,
 )
 from .transcripts import BadTranscript, message_history, prompt_turns
 
@@ -59,13 +64,15 @@ def read(
     """Chunks of canonical rows from an UltraFeedback file; the form is told
     by its columns (chosen/rejected: binarized; instruction/completions: raw)."""
     names = columns_of(path)
+    csv = container(path) == "csv"
     if all(c in names for c in BINARIZED):
         return stream_records(
             path,
             _BINARIZED_COLUMNS,
             chunk_rows,
             SOURCE,
-            lambda r, row, out: _binarized(r, row, out, seed),
+            lambda r, row, out: _binarized(r, row, out, seed, csv),
+            csv_json=("metadata", *SCORES),
         )
     if all(c in names for c in RAW):
         return stream_records(
@@ -74,6 +81,7 @@ def read(
             chunk_rows,
             SOURCE,
             lambda r, row, out: _raw(r, row, out, seed),
+            csv_json=("completions",),
         )
     form = BINARIZED if any(c in names for c in BINARIZED) or "instruction" not in names else RAW
     raise columns_error(path, SOURCE, [c for c in form if c not in names], names)
@@ -120,9 +128,22 @@ def _prompt(prompt: Any) -> tuple[list, list]:
     raise BadConversation("chosen has no user turn and prompt is not a string or message list")
 
 
-def _binarized(record: dict, row: int, out: Builder, seed: int) -> None:
+def _csv_texts(record: dict) -> None:
+    """A CSV record's prompt / chosen / rejected cells: message lists as
+    JSON text parsed, plain strings kept; a Python repr of a message list
+    is refused (BadConversation saying to write JSON)."""
+    for name in ("prompt", *BINARIZED):
+        value = message_cell(record.get(name))
+        if isinstance(value, str) and PYTHON_MESSAGES.match(value):
+            raise BadConversation(python_repr_detail(name, value))
+        record[name] = value
+
+
+def _binarized(record: dict, row: int, out: Builder, seed: int, csv: bool) -> None:
     ident = as_id(record.get("prompt_id")) or str(row)
     try:
+        if csv:
+            _csv_texts(record)
         users, chosen = _side(record.get("chosen"), "chosen")
         _, rejected = _side(record.get("rejected"), "rejected")
         if not users:
