@@ -16,6 +16,7 @@ from typing import Any
 import polars as pl
 import pytest
 
+import arena_fast as af
 from arena_fast.sources import detect, read
 from arena_fast.sources.containers import csv_cell, iter_records
 
@@ -23,6 +24,9 @@ from .conftest import collect, shared_path, write_jsonl, write_parquet
 from .test_arena33k import RECORDS as ARENA33K
 from .test_arena140k import RECORDS as ARENA140K
 from .test_arena140k import as_json as arena140k_json
+from .test_arena140k import conv
+from .test_arena140k import record as arena140k_record
+from .test_arena140k import write_parquet as arena140k_parquet
 from .test_chat1m import extended
 from .test_helpsteer import hs2, hs3
 from .test_pku import RECORDS as PKU
@@ -235,3 +239,25 @@ def test_detection_on_csv_agrees(tmp_path):
     path = write_csv(tmp_path / "a.csv", records)
     assert detect(path).format == "arena140k"
     assert isinstance(pl.read_csv(path)["conversation_a"][0], str)
+
+
+def test_builds_the_same_dataset_as_parquet(tmp_path):
+    """Through `build_dataset`: a 140k-layout CSV builds the rows its
+    parquet twin builds, its format recorded as detected from CSV."""
+    records = [
+        arena140k_record(f"i{i}", "model_b", conv(f"Q {i}?", "Yes."), conv(f"Q {i}?", "No, b."))
+        for i in range(12)
+    ]
+    built = {}
+    for kind, path in (
+        ("csv", write_csv(tmp_path / "a.csv.gz", arena140k_json(records))),
+        ("parquet", arena140k_parquet(tmp_path / "a.parquet", records)),
+    ):
+        config = af.BuildConfig(inputs=[str(path)], max_length=256, folds=2)
+        manifest = af.build_dataset(config, tmp_path / kind)
+        assert manifest["counts"]["rows"] == 12
+        ds = af.load_dataset(tmp_path / kind)
+        built[kind] = (list(ds.ids), ds.labels.tolist(), ds.folds.tolist(), ds.metadata)
+        assert f"{kind}: " in json.dumps(manifest)  # the format as detected, and from what
+    assert built["csv"][:3] == built["parquet"][:3]
+    assert str(built["csv"][3]) == str(built["parquet"][3])
