@@ -34,6 +34,7 @@ from ._common import (
     split_turns,
     stream_records,
 )
+from .arena33k import CSV_JSON  # the same columns, typed the same in a CSV
 from .containers import columns_of
 from .lmarena import METADATA_COLUMNS, row_metadata
 
@@ -42,8 +43,6 @@ __all__ = ["read", "WINNERS", "PART_SEPARATOR", "flatten_conversation", "has_typ
 SOURCE = "arena140k"
 REQUIRED = ("conversation_a", "conversation_b", "winner")
 COLUMNS = ("id", "model_a", "model_b", *REQUIRED, *METADATA_COLUMNS)
-# CSV: the conversations and the typed metadata (category_tag, is_code, ...) as JSON cells.
-CSV_JSON = (*REQUIRED[:2], *(c for c in METADATA_COLUMNS if c != "language"))
 # Label space abtx: A, B, tie, both_bad.
 WINNERS: dict[str, list[float]] = {
     "model_a": [1.0, 0.0, 0.0, 0.0],

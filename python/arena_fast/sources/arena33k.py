@@ -36,8 +36,8 @@ __all__ = ["read", "WINNERS"]
 SOURCE = "arena33k"
 REQUIRED = ("conversation_a", "conversation_b", "winner")
 COLUMNS = ("question_id", "model_a", "model_b", *REQUIRED, *METADATA_COLUMNS)
-# CSV: the conversations and the typed metadata (category_tag, is_code, ...) as JSON cells.
-CSV_JSON = (*REQUIRED[:2], *(c for c in METADATA_COLUMNS if c != "language"))
+# CSV: the conversations and the typed metadata (not the ids / timestamp text) as JSON.
+CSV_JSON = (*REQUIRED[:2], "category_tag", "is_code", "evaluation_order", "tstamp", "turn")
 WINNERS: dict[str, list[float]] = {
     "model_a": [1.0, 0.0, 0.0],
     "model_b": [0.0, 1.0, 0.0],
