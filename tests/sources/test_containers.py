@@ -17,7 +17,7 @@ import pyarrow as pa
 import pytest
 
 from arena_fast.errors import InputError
-from arena_fast.sources import containers, read
+from arena_fast.sources import read, streams
 from arena_fast.sources.containers import (
     BadRecord,
     base_name,
@@ -104,7 +104,7 @@ def test_a_corrupt_stream_is_one_line(tmp_path):
 
 
 def test_compression_bombs_are_refused(tmp_path, monkeypatch):
-    monkeypatch.setattr(containers, "PARQUET_BOMB_BYTES", 1 << 16)
+    monkeypatch.setattr(streams, "PARQUET_BOMB_BYTES", 1 << 16)
     big = json.dumps([{"a": "x" * (1 << 20)}]).encode()
     path = tmp_path / "bomb.json.gz"
     path.write_bytes(gzip.compress(big))

@@ -77,7 +77,8 @@ __all__ = [
 # de-duplication reasons to these).
 DROP_REASONS = {
     "bad_record": "a JSON line / array element that is not a JSON object; a CSV record "
-    "with more fields than the header or a byte that is not UTF-8 (JSON-ish readers)",
+    "with more fields than the header or a byte that is not UTF-8 (JSON-ish readers), or "
+    "a nested column's cell holding a Python repr instead of JSON",
     "missing_id": "the id column is there, the record's id is null",
     "bad_labels": "kaggle winner cells or canonical labels that are not one number per class",
     "bad_winner": "arena33k, kaggle (a winner column) winner outside model_a / model_b / tie / "

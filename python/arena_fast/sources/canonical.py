@@ -44,11 +44,13 @@ from ._common import (
 from .containers import (
     BadRecord,
     container,
-    input_error,
     iter_records,
     parquet_columns,
     polars_batches,
     require_first_record,
+)
+from .streams import (
+    input_error,
 )
 
 __all__ = ["read", "REQUIRED", "OPTIONAL"]

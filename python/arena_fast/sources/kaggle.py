@@ -56,14 +56,16 @@ from .containers import (
     BadRecord,
     check_csv_text,
     columns_of,
-    compression,
     container,
-    decompressed_copy,
-    input_error,
     invalid_byte,
     iter_records,
     parquet_columns,
     polars_batches,
+)
+from .streams import (
+    compression,
+    decompressed_copy,
+    input_error,
     remove_quietly,
 )
 

@@ -28,6 +28,8 @@ from .containers import (
     container,
     csv_cell,
     first_record,
+)
+from .streams import (
     input_error,
 )
 
