@@ -7,6 +7,14 @@ reference. Everything runs on one thread. Each timing is the best of
 starts cold like a fresh process.
 
     python benches/bench_encode.py --rows 20000 --out benches/results_encode.json
+
+`--tokenizer llama3|qwen2_5|gemma3` (repeatable) runs the byte-level BPE
+comparison of issue 18 instead (`_peers.py`): bare tokenization by Hugging
+Face `tokenizers`, tiktoken, quicktok and ours, and our whole encoder, on the
+synthetic rows and the 1,000 real Kaggle rows, ids checked first, cases
+interleaved; plus each library's load time and RSS growth.
+
+    python benches/bench_encode.py --tokenizer llama3 --tokenizer qwen2_5 --rows 3000
 """
 
 from __future__ import annotations
@@ -25,6 +33,7 @@ import sys  # noqa: E402
 import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 
+import _peers  # noqa: E402
 import arena_fast as af  # noqa: E402
 from arena_fast import _core  # noqa: E402
 
@@ -65,15 +74,179 @@ def load_rows(n: int, seed: int):
     return rows
 
 
+REAL_ROWS = SHARED / "data" / "kaggle_train_sample1000.csv"
+
+
+def peer_sets(n: int, seed: int) -> dict:
+    """The two text sets of the peer comparison: `n` synthetic rows and the
+    1,000 real Kaggle rows, each as parsed (prompt, a, b) turn lists."""
+    from arena_fast.reference import parse_turn_list
+    from arena_fast.synth import generate_rows
+
+    sets = {
+        "synth": [
+            (r["prompt"], r["response_a"], r["response_b"]) for r in generate_rows(n, seed=seed)
+        ]
+    }
+    if REAL_ROWS.is_file():
+        with open(REAL_ROWS, newline="", encoding="utf-8") as f:
+            sets["real"] = [
+                (r["prompt"], r["response_a"], r["response_b"]) for r in csv.DictReader(f)
+            ]
+    return {k: [tuple(parse_turn_list(c)[0] for c in row) for row in v] for k, v in sets.items()}
+
+
+def encoder_checks(tok, rows: list, args) -> tuple:
+    """Our `fair` / 2048 encoders (1 and `--threads` threads) after checking
+    their rows: equal to the pure-Python reference (Hugging Face inside) on
+    the first `--check-rows` rows, and to each other on all rows."""
+    from arena_fast.reference import ReferenceEncoder
+
+    P, A, B = ([r[i] for r in rows] for i in range(3))
+    opts = {"template": "rounds", "strategy": "fair", "max_length": args.max_length}
+    one = af.Encoder(tok, **opts)
+    many = af.Encoder(tok, num_threads=args.threads, **opts)
+    ref = ReferenceEncoder(
+        tok.to_str(), bos_token_id=one.bos_token_id, eos_token_id=one.eos_token_id, **opts
+    )
+    k = min(args.check_rows, len(rows))
+    ours = one.encode(P, A, B).to_lists()
+    checks = {
+        f"encoder = reference ({k} rows)": ours[:k] == ref.encode(P[:k], A[:k], B[:k]).to_lists(),
+        f"encoder {args.threads} threads = 1 thread": ours == many.encode(P, A, B).to_lists(),
+    }
+    return one, many, checks
+
+
+def bench_set(tok, hf, peers: dict, rows: list, args) -> dict:
+    """Every case on one text set: best seconds, MB/s, ratio to HF
+    `encode_batch`, and how many texts' ids differ from HF's (checked first)."""
+    P, A, B = ([r[i] for r in rows] for i in range(3))
+    texts = [t for r in rows for field in r for t in field]
+    mb = sum(len(t.encode("utf-8")) for t in texts) / 1e6
+    ref = [e.ids for e in hf.encode_batch(texts, add_special_tokens=False)]
+    cold = _core.clear_word_cache
+    cases = {"tokenizers encode_batch": lambda: hf.encode_batch(texts, add_special_tokens=False)}
+    wrong = {"tokenizers encode_batch": 0}
+    tt, nfc = peers["tiktoken"]
+    if tt is not None:
+        ttexts = _peers.nfc_texts(texts, nfc)  # tiktoken has no normalizer: NFC first, untimed
+        wrong["tiktoken encode_ordinary"] = _peers.mismatches(ref, map(tt.encode_ordinary, ttexts))
+        cases["tiktoken encode_ordinary"] = lambda: [tt.encode_ordinary(t) for t in ttexts]
+    qt = peers["quicktok"][0]
+    if qt is not None:
+        wrong["quicktok encode_ordinary"] = _peers.mismatches(ref, map(qt.encode_ordinary, texts))
+        cases["quicktok encode_ordinary"] = lambda: [qt.encode_ordinary(t) for t in texts]
+        flat, offsets = qt.encode_batch(texts, 1, False)
+        got = [flat[offsets[i] : offsets[i + 1]].tolist() for i in range(len(texts))]
+        wrong["quicktok encode_batch"] = _peers.mismatches(ref, got)
+        cases["quicktok encode_batch"] = lambda: qt.encode_batch(texts, 1, False)
+    wrong["arena_fast Tokenizer.encode"] = _peers.mismatches(ref, map(tok.encode, texts))
+    cases["arena_fast Tokenizer.encode"] = (lambda: [tok.encode(t) for t in texts], cold)
+    one, many, checks = encoder_checks(tok, rows, args)
+    cases["arena_fast Encoder fair/2048"] = (lambda: one.encode(P, A, B), cold)
+    cases[f"arena_fast Encoder, {args.threads} threads"] = (lambda: many.encode(P, A, B), cold)
+    best = _peers.interleaved(cases, args.repeat)
+    hf_s = best["tokenizers encode_batch"]
+    out = {"rows": len(rows), "texts": len(texts), "mb": mb, "checks": checks, "cases": {}}
+    for case, seconds in best.items():
+        out["cases"][case] = {
+            "seconds": seconds,
+            "mb_per_s": mb / seconds,
+            "vs_tokenizers": hf_s / seconds,
+            "mismatched_texts": wrong.get(case, 0),
+        }
+    return out
+
+
+def print_set(name: str, set_name: str, res: dict) -> None:
+    print(
+        f"\n{name} / {set_name}: {res['rows']:,} rows, {res['texts']:,} texts, "
+        f"{res['mb']:.1f} MB; checks {res['checks']}"
+    )
+    print(f"{'case':36} {'MB/s':>8} {'vs HF':>7}  ids")
+    for case, c in res["cases"].items():
+        ids = "equal" if not c["mismatched_texts"] else f"{c['mismatched_texts']} texts DIFFER"
+        print(f"{case:36} {c['mb_per_s']:8.2f} {c['vs_tokenizers']:6.2f}x  {ids}")
+    cases = res["cases"]
+    quick = [c["seconds"] for k, c in cases.items() if k.startswith("quicktok")]
+    if quick:
+        ratio = min(quick) / cases["arena_fast Encoder fair/2048"]["seconds"]
+        print(f"target: our whole encoder vs quicktok's fastest bare case {ratio:.2f}x (>= 1.0)")
+
+
+def bench_tokenizer(name: str, args) -> dict:
+    """The issue-18 comparison for one shared tokenizer."""
+    from tokenizers import Tokenizer as HFTokenizer
+
+    path = SHARED / "tokenizers" / name / "tokenizer.json"
+    tok = af.Tokenizer.from_file(path)
+    hf = HFTokenizer.from_file(str(path))
+    hf.encode_special_tokens = True  # special strings are text, as for every peer
+    qdir = _peers.quicktok_dir()
+    peers = {
+        "tiktoken": _peers.tiktoken_encoding(path),
+        "quicktok": _peers.quicktok_encoding(path, qdir),
+    }
+    result = {
+        "tokenizer": name,
+        "fast_path": getattr(tok, "fast_path", "unknown"),
+        "fast_path_reason": getattr(tok, "fast_path_reason", None),
+        "word_split": tok.word_split,
+        "not_run": {k: why for k, (enc, why) in peers.items() if enc is None},
+        "nfc_for_tiktoken": bool(peers["tiktoken"][0] is not None and peers["tiktoken"][1]),
+        "sets": {},
+    }
+    print(
+        f"\n== {name}: our path {result['fast_path']!r} ({result['fast_path_reason']}), "
+        f"word_split {tok.word_split}; not run: {result['not_run'] or 'none'}"
+    )
+    for set_name, rows in peer_sets(args.rows, args.seed).items():
+        result["sets"][set_name] = res = bench_set(tok, hf, peers, rows, args)
+        print_set(name, set_name, res)
+    has_qt = peers["quicktok"][0] is not None
+    result["load"] = _peers.load_costs(path, qdir if has_qt else None)
+    print(f"load ({name}, fresh process, best time / median RSS growth of 3):")
+    for lib, c in result["load"].items():
+        print(f"  {lib:12} {c['seconds']:6.2f} s  {c['rss_mb']:7.1f} MB")
+    return result
+
+
+def run_peers(args) -> int:
+    results = {"threads": 1, "load_average": os.getloadavg(), "tokenizers": {}}
+    for name in args.tokenizer:
+        results["tokenizers"][name] = bench_tokenizer(name, args)
+    results["load_average_after"] = os.getloadavg()
+    print(f"\nload average before {results['load_average']}, after {results['load_average_after']}")
+    if args.out:
+        tmp = args.out + ".tmp"
+        with open(tmp, "w") as f:
+            json.dump(results, f, indent=2)
+        os.replace(tmp, args.out)
+    return 0
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--rows", type=int, default=20000)
+    ap.add_argument("--rows", type=int, help="synthetic rows (20000; 3000 with --tokenizer)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--max-length", type=int, default=2048)
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--reference-rows", type=int, default=1000)
     ap.add_argument("--out", help="write the results as JSON here")
+    ap.add_argument(
+        "--tokenizer",
+        action="append",
+        choices=("llama3", "qwen2_5", "gemma3"),
+        help="run the issue-18 peer comparison on this shared tokenizer (repeatable)",
+    )
+    ap.add_argument("--threads", type=int, default=2, help="our encoder's second figure")
+    ap.add_argument("--check-rows", type=int, default=200, help="rows checked vs the reference")
     args = ap.parse_args(argv)
+    if args.tokenizer:
+        args.rows = 3000 if args.rows is None else args.rows
+        return run_peers(args)
+    args.rows = 20000 if args.rows is None else args.rows
     if not GEMMA.is_file():
         print(f"needs {GEMMA} (the shared Gemma tokenizer)", file=sys.stderr)
         return 2
