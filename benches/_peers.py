@@ -109,11 +109,13 @@ def nfc_texts(texts: list, nfc: bool) -> list:
     return [unicodedata.normalize("NFC", t) for t in texts] if nfc else texts
 
 
-def interleaved(cases: dict, repeat: int) -> dict:
-    """Best seconds of each case over `repeat` rounds; every round runs every
-    case once, in turn, so a busy spell of the shared machine hits them all.
-    A case is `fn` or `(fn, before)`, `before` untimed (e.g. a cache clear)."""
+def interleaved(cases: dict, repeat: int) -> tuple:
+    """(best, first) seconds of each case over `repeat` rounds; every round
+    runs every case once, in turn, so a busy spell of the shared machine hits
+    them all; the first round is the cold one of a fresh process. A case is
+    `fn` or `(fn, before)`, `before` untimed (e.g. a cache clear)."""
     best = {name: float("inf") for name in cases}
+    first = {}
     for _ in range(repeat):
         for name, case in cases.items():
             fn, before = case if isinstance(case, tuple) else (case, None)
@@ -121,8 +123,10 @@ def interleaved(cases: dict, repeat: int) -> dict:
                 before()
             start = time.perf_counter()
             fn()
-            best[name] = min(best[name], time.perf_counter() - start)
-    return best
+            seconds = time.perf_counter() - start
+            best[name] = min(best[name], seconds)
+            first.setdefault(name, seconds)
+    return best, first
 
 
 # -- load time and memory, each library in a fresh process --------------------
