@@ -229,7 +229,10 @@ def bench_tokenizer(name: str, args) -> dict:
 
 
 def run_peers(args) -> int:
-    results = {"threads": 1, "load_average": os.getloadavg(), "tokenizers": {}}
+    built = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(os.stat(_core.__file__).st_mtime))
+    results = {"threads": 1, "extension_built": built, "load_average": os.getloadavg()}
+    results["tokenizers"] = {}
+    print(f"extension {_core.__file__} built {built}")
     for name in args.tokenizer:
         results["tokenizers"][name] = bench_tokenizer(name, args)
     results["load_average_after"] = os.getloadavg()
