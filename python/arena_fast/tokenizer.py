@@ -171,6 +171,20 @@ class Tokenizer:
         load time from the vocabulary: exact, or not used)."""
         return self._core.word_split
 
+    @property
+    def fast_path(self) -> str:
+        """How texts are encoded (decided at load time, exact either way):
+        `"word-cache"` (Gemma-style vocabularies, word by word through a
+        cache), `"byte-level"` (byte-level BPE such as Llama 3 or Qwen 2,
+        pre-token by pre-token through a cache) or `"whole-text"` (Hugging
+        Face `tokenizers` on each whole text: its speed)."""
+        return self._core.fast_path
+
+    @property
+    def fast_path_reason(self) -> str:
+        """Why this tokenizer takes `fast_path`, in a sentence."""
+        return self._core.fast_path_reason
+
     def to_str(self) -> str:
         return self._core.to_str()
 

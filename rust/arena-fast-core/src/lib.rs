@@ -2,8 +2,8 @@
 //!
 //! Data flows one way: cells are parsed into turns (`turns`, one row a
 //! `RowTurns`; `rows` reads whole Arrow columns of them), texts are
-//! tokenized (`tokenize`, `words`), laid out by a `template`, fitted into a
-//! token budget (`budget`), and assembled into rows (`encode`), whose A/B
+//! tokenized (`tokenize`: `added`, `words`, `gpt_split`, `byte_level`), laid
+//! out by a `template`, fitted into a token budget (`budget`), and assembled into rows (`encode`), whose A/B
 //! swap pairs can be split apart and put back together (`pairs`). Encoded
 //! rows are then planned into packs or padded batches (`plan`) and
 //! assembled into flat batch buffers (`collate`). `pool` holds the threads
@@ -11,14 +11,17 @@
 //! buffers, `error` every error. Modules use only modules upstream of them
 //! in this flow and those three: the dependencies form no cycle.
 
+pub mod added;
 pub mod budget;
 pub mod buffers;
+pub mod byte_level;
 pub mod collate;
 pub mod csv_cells;
 mod csv_fields;
 pub mod encode;
 pub mod error;
 pub mod folds;
+pub mod gpt_split;
 pub mod pairs;
 pub mod plan;
 pub mod pool;

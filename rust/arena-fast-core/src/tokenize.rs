@@ -1,6 +1,8 @@
 //! The tokenizer as the encoder uses it: a `tokenizers::Tokenizer` loaded from
 //! its JSON, plain-text handling of special-token strings, and (see `words`)
-//! exact word-by-word encoding through a cache where the vocabulary allows it.
+//! exact word-by-word encoding through a cache where the vocabulary allows it
+//! (`words` for Gemma-style vocabularies, `byte_level` for byte-level BPE
+//! after a GPT-4-style split); `fast_path` tells which and why.
 //! Its regexes are checked at load (`regex_check`) and search under budgets
 //! (`regex_budget`, `regex_stages`).
 
@@ -8,6 +10,7 @@ use std::sync::OnceLock;
 
 use tokenizers::Tokenizer;
 
+use crate::byte_level::ByteLevelBpe;
 use crate::error::TokenizerError;
 use crate::regex_budget;
 use crate::regex_check;
@@ -19,11 +22,35 @@ pub struct ArenaTokenizer {
     special: Tokenizer,
     /// Special-token strings in text are encoded as plain text.
     plain: OnceLock<Tokenizer>,
-    splitter: Option<WordSplitter>,
+    path: FastPath,
     /// The normalizer and pre-tokenizer with budgeted regexes, if they have any.
     stages: Option<RegexStages>,
     /// Unique per loaded tokenizer: keys the per-thread word caches.
     id: u64,
+}
+
+/// How texts are encoded: through a per-thread cache of words or
+/// pre-tokens, or whole by `tokenizers`.
+enum FastPath {
+    Words(WordSplitter),
+    ByteLevel(ByteLevelBpe),
+    /// Why neither cached path is exact for this tokenizer.
+    Whole(String),
+}
+
+impl FastPath {
+    fn for_tokenizer(json: &serde_json::Value, tok: &Tokenizer) -> FastPath {
+        if let Some(splitter) = WordSplitter::for_tokenizer(json, tok) {
+            return FastPath::Words(splitter);
+        }
+        match ByteLevelBpe::for_tokenizer(json, tok) {
+            Ok(bpe) => FastPath::ByteLevel(bpe),
+            Err(why) => FastPath::Whole(format!(
+                "not a Gemma-style word vocabulary, and not byte-level BPE with a known \
+                 split: {why}"
+            )),
+        }
+    }
 }
 
 /// Ids handed to tokenizers as they load (0 is never used: an empty cache).
@@ -44,6 +71,12 @@ impl ArenaTokenizer {
     }
 
     pub fn from_json(json: &str) -> Result<ArenaTokenizer, TokenizerError> {
+        Self::from_json_with(json, true)
+    }
+
+    /// Like `from_json`; without `fast_path` every text is encoded whole
+    /// (what the fast paths are checked against).
+    pub fn from_json_with(json: &str, fast_path: bool) -> Result<ArenaTokenizer, TokenizerError> {
         regex_budget::install();
         let mut special: Tokenizer = json.parse().map_err(load_error)?;
         special.set_encode_special_tokens(false);
@@ -52,12 +85,16 @@ impl ArenaTokenizer {
         special.with_padding(None);
         let value: serde_json::Value = serde_json::from_str(json).map_err(load_error)?;
         regex_check::check_patterns(&value)?;
-        let splitter = WordSplitter::for_tokenizer(&value, &special);
+        let path = if fast_path {
+            FastPath::for_tokenizer(&value, &special)
+        } else {
+            FastPath::Whole("the fast path was turned off when loading".into())
+        };
         let stages = RegexStages::for_tokenizer(&value);
         Ok(ArenaTokenizer {
             special,
             plain: OnceLock::new(),
-            splitter,
+            path,
             stages,
             id: NEXT_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
         })
@@ -80,9 +117,31 @@ impl ArenaTokenizer {
         self.id
     }
 
-    /// Whether texts are encoded word by word through a cache.
+    /// Whether texts are encoded word by word through a cache (the
+    /// Gemma-style path).
     pub fn word_split(&self) -> bool {
-        self.splitter.is_some()
+        matches!(self.path, FastPath::Words(_))
+    }
+
+    /// How texts are encoded, and why: `"word-cache"` (Gemma-style
+    /// vocabularies, word by word), `"byte-level"` (byte-level BPE, pre-token
+    /// by pre-token) or `"whole-text"` (`tokenizers` on the whole text).
+    pub fn fast_path(&self) -> (&'static str, String) {
+        match &self.path {
+            FastPath::Words(_) => (
+                "word-cache",
+                "BPE never merges across a word start in this vocabulary: words are \
+                 tokenized once each, through a cache"
+                    .into(),
+            ),
+            FastPath::ByteLevel(_) => (
+                "byte-level",
+                "byte-level BPE after a known regex split: pre-tokens are split by a \
+                 hand-written scanner and tokenized once each, through a cache"
+                    .into(),
+            ),
+            FastPath::Whole(why) => ("whole-text", why.clone()),
+        }
     }
 
     /// Ids of `text` without special tokens added, exactly as
@@ -117,11 +176,12 @@ impl ArenaTokenizer {
         split_special: bool,
         cache: &mut WordCache,
     ) -> Result<Vec<u32>, TokenizerError> {
-        match &self.splitter {
-            // The splitter matches added tokens itself and only uses the BPE
-            // model, which both variants share: no plain copy is made.
-            Some(splitter) => splitter.encode(&self.special, text, split_special, cache),
-            None => self.encode_whole(text, split_special),
+        match &self.path {
+            // The cached paths match added tokens themselves and only use
+            // the BPE model, which both variants share: no plain copy is made.
+            FastPath::Words(splitter) => splitter.encode(&self.special, text, split_special, cache),
+            FastPath::ByteLevel(bpe) => bpe.encode(&self.special, text, split_special, cache),
+            FastPath::Whole(_) => self.encode_whole(text, split_special),
         }
     }
 

@@ -17,11 +17,11 @@
 
 use std::borrow::Cow;
 
-use daachorse::{DoubleArrayAhoCorasick, DoubleArrayAhoCorasickBuilder, MatchKind};
 use rustc_hash::FxHashMap;
 use serde_json::Value;
 use tokenizers::{Model, Tokenizer};
 
+use crate::added::{AddedTokens, Piece};
 use crate::error::TokenizerError;
 
 const WORD_START: &str = "\u{2581}";
@@ -58,6 +58,34 @@ pub fn clear_thread_cache() {
     });
 }
 
+impl WordCache {
+    /// Push the ids of `word` onto `out`: cached ones, or those `encode`
+    /// pushes (then cached unless the word is long). Nothing for "".
+    pub(crate) fn extend_with(
+        &mut self,
+        word: &str,
+        out: &mut Vec<u32>,
+        encode: impl FnOnce(&str, &mut Vec<u32>) -> Result<(), TokenizerError>,
+    ) -> Result<(), TokenizerError> {
+        if word.is_empty() {
+            return Ok(());
+        }
+        if let Some(ids) = self.words.get(word) {
+            out.extend_from_slice(ids);
+            return Ok(());
+        }
+        let start = out.len();
+        encode(word, out)?;
+        if word.len() <= MAX_CACHED_WORD {
+            let ids: Box<[u32]> = out[start..].into();
+            // Key, ids and a rough 48 bytes of table and allocator overhead.
+            self.bytes += word.len() + 4 * ids.len() + 48;
+            self.words.insert(word.into(), ids);
+        }
+        Ok(())
+    }
+}
+
 /// Run `f` with this thread's word cache for the tokenizer `owner` (its
 /// `ArenaTokenizer::id`); the cache is emptied when another tokenizer used it.
 pub fn with_thread_cache<R>(owner: u64, f: impl FnOnce(&mut WordCache) -> R) -> R {
@@ -80,10 +108,7 @@ struct Crossing {
 }
 
 pub struct WordSplitter {
-    /// Added tokens (all matched on raw text), valued by their index here.
-    added: Option<DoubleArrayAhoCorasick<u32>>,
-    added_ids: Vec<u32>,
-    added_special: Vec<bool>,
+    added: AddedTokens,
     crossing: Vec<Crossing>,
 }
 
@@ -160,44 +185,8 @@ impl WordSplitter {
         }
         crossing.sort_by(|a, b| a.text.cmp(&b.text));
         // Added tokens: all matched on the raw text, none stripping spaces.
-        let mut added = Vec::new();
-        for t in json.get("added_tokens")?.as_array()? {
-            let flag = |k: &str| t[k].as_bool() == Some(true);
-            if flag("normalized") || flag("lstrip") || flag("rstrip") || flag("single_word") {
-                return None;
-            }
-            let content = t["content"].as_str()?;
-            let id = u32::try_from(t["id"].as_u64()?).ok()?;
-            if !content.is_empty() {
-                added.push((content.to_owned(), id, flag("special")));
-            }
-        }
-        // The tokenizer must agree with what the JSON says.
-        for (content, id, _) in &added {
-            if tok.token_to_id(content) != Some(*id) {
-                return None;
-            }
-        }
-        let matcher = if added.is_empty() {
-            None
-        } else {
-            let patterns = added
-                .iter()
-                .enumerate()
-                .map(|(k, (c, _, _))| (c.as_str(), k as u32));
-            Some(
-                DoubleArrayAhoCorasickBuilder::new()
-                    .match_kind(MatchKind::LeftmostLongest)
-                    .build_with_values(patterns)
-                    .ok()?,
-            )
-        };
-        Some(WordSplitter {
-            added: matcher,
-            added_ids: added.iter().map(|a| a.1).collect(),
-            added_special: added.iter().map(|a| a.2).collect(),
-            crossing,
-        })
+        let added = AddedTokens::for_tokenizer(json, tok).ok()?;
+        Some(WordSplitter { added, crossing })
     }
 
     pub fn encode(
@@ -208,23 +197,13 @@ impl WordSplitter {
         cache: &mut WordCache,
     ) -> Result<Vec<u32>, TokenizerError> {
         let mut out = Vec::with_capacity(text.len() / 3 + 1);
-        let mut start = 0;
-        if let Some(added) = &self.added {
-            for m in added.leftmost_find_iter(text) {
-                let k = m.value() as usize;
-                if split_special && self.added_special[k] {
-                    continue;
-                }
-                if start < m.start() {
-                    self.encode_piece(tok, &text[start..m.start()], cache, &mut out)?;
-                }
-                out.push(self.added_ids[k]);
-                start = m.end();
+        self.added.split(text, split_special, |piece| match piece {
+            Piece::Text(part) => self.encode_piece(tok, part, cache, &mut out),
+            Piece::Token(id) => {
+                out.push(id);
+                Ok(())
             }
-        }
-        if start < text.len() {
-            self.encode_piece(tok, &text[start..], cache, &mut out)?;
-        }
+        })?;
         Ok(out)
     }
 
@@ -269,27 +248,14 @@ impl WordSplitter {
         cache: &mut WordCache,
         out: &mut Vec<u32>,
     ) -> Result<(), TokenizerError> {
-        if word.is_empty() {
-            return Ok(());
-        }
-        if let Some(ids) = cache.words.get(word) {
-            out.extend_from_slice(ids);
-            return Ok(());
-        }
-        let tokens = tok
-            .get_model()
-            .tokenize(word)
-            .map_err(|e| TokenizerError::Encode(e.to_string()))?;
-        if word.len() > MAX_CACHED_WORD {
+        cache.extend_with(word, out, |word, out| {
+            let tokens = tok
+                .get_model()
+                .tokenize(word)
+                .map_err(|e| TokenizerError::Encode(e.to_string()))?;
             out.extend(tokens.iter().map(|t| t.id));
-            return Ok(());
-        }
-        let ids: Box<[u32]> = tokens.iter().map(|t| t.id).collect();
-        out.extend_from_slice(&ids);
-        // Key, ids and a rough 48 bytes of table and allocator overhead.
-        cache.bytes += word.len() + 4 * ids.len() + 48;
-        cache.words.insert(word.into(), ids);
-        Ok(())
+            Ok(())
+        })
     }
 }
 

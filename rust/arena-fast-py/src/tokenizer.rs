@@ -37,10 +37,13 @@ impl PyTokenizer {
         })
     }
 
+    /// Without `fast_path`, every text is encoded whole by `tokenizers`
+    /// (what tests compare the fast paths with).
     #[staticmethod]
-    fn from_str(py: Python<'_>, json: String) -> PyResult<PyTokenizer> {
+    #[pyo3(signature = (json, fast_path = true))]
+    fn from_str(py: Python<'_>, json: String, fast_path: bool) -> PyResult<PyTokenizer> {
         guarded(py, || {
-            let inner = detached(py, || Ok(ArenaTokenizer::from_json(&json)?))?;
+            let inner = detached(py, || Ok(ArenaTokenizer::from_json_with(&json, fast_path)?))?;
             release_freed_memory();
             Ok(PyTokenizer {
                 inner: Arc::new(inner),
@@ -83,6 +86,18 @@ impl PyTokenizer {
     #[getter]
     fn word_split(&self, py: Python<'_>) -> PyResult<bool> {
         guarded(py, || Ok(self.inner.word_split()))
+    }
+
+    /// How texts are encoded: "word-cache", "byte-level" or "whole-text".
+    #[getter]
+    fn fast_path(&self, py: Python<'_>) -> PyResult<&'static str> {
+        guarded(py, || Ok(self.inner.fast_path().0))
+    }
+
+    /// Why this tokenizer takes its path, in a sentence.
+    #[getter]
+    fn fast_path_reason(&self, py: Python<'_>) -> PyResult<String> {
+        guarded(py, || Ok(self.inner.fast_path().1))
     }
 
     fn to_str(&self, py: Python<'_>) -> PyResult<String> {
