@@ -21,22 +21,17 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Union
 
-from ..encoded import REPAIR_IMAGE
 from ._common import (
     READ_DEFAULTS,
     BadConversation,
-    Builder,
     Chunk,
     ReadOptions,
-    as_id,
-    as_name,
     check_columns,
-    split_turns,
     stream_records,
 )
 from .arena33k import CSV_JSON  # the same columns, typed the same in a CSV
 from .containers import columns_of
-from .lmarena import METADATA_COLUMNS, row_metadata
+from .lmarena import METADATA_COLUMNS, ImageContent, add_battle
 
 __all__ = ["read", "WINNERS", "PART_SEPARATOR", "flatten_conversation", "has_typed_parts"]
 
@@ -51,10 +46,6 @@ WINNERS: dict[str, list[float]] = {
     "both_bad": [0.0, 0.0, 0.0, 1.0],
 }
 PART_SEPARATOR = "\n\n"
-
-
-class ImageContent(ValueError):
-    """A conversation with an image part, under images="drop"."""
 
 
 def read(
@@ -74,52 +65,17 @@ def read(
         COLUMNS,
         chunk_rows,
         SOURCE,
-        lambda record, row, out: _convert(record, row, out, names, options),
+        lambda record, row, out: add_battle(
+            record,
+            row,
+            out,
+            names,
+            id_column="id",
+            winners=WINNERS,
+            flatten=lambda value, what: flatten_conversation(value, what, options),
+        ),
         classes=4,
         csv_json=CSV_JSON,
-    )
-
-
-def _convert(record: dict, row: int, out: Builder, names: list, options: ReadOptions) -> None:
-    ident = as_id(record.get("id")) if "id" in names else str(row)
-    if ident is None:
-        out.drop(id=None, row=row, reason="missing_id", detail="id is null")
-        return
-    winner = record.get("winner")
-    labels = WINNERS.get(winner) if isinstance(winner, str) else None
-    if labels is None:
-        detail = f"winner {winner!r} is not one of {list(WINNERS)}"
-        out.drop(id=ident, row=row, reason="bad_winner", detail=detail)
-        return
-    images = 0
-    try:
-        conv_a, n_a = flatten_conversation(record.get("conversation_a"), "conversation_a", options)
-        conv_b, n_b = flatten_conversation(record.get("conversation_b"), "conversation_b", options)
-        images = n_a + n_b
-        prompt, answers_a = split_turns(conv_a, "conversation_a")
-        _, answers_b = split_turns(conv_b, "conversation_b")
-    except ImageContent as exc:
-        out.drop(id=ident, row=row, reason="image", detail=str(exc))
-        return
-    except BadConversation as exc:
-        out.drop(id=ident, row=row, reason="bad_conversation", detail=str(exc))
-        return
-    language, category, meta = row_metadata(
-        record, names, {"images_stripped": images} if images else None
-    )
-    out.add(
-        id=ident,
-        model_a=as_name(record.get("model_a")),
-        model_b=as_name(record.get("model_b")),
-        prompt=prompt,
-        response_a=answers_a,
-        response_b=answers_b,
-        labels=list(labels),
-        row=row,
-        language=language,
-        category=category,
-        meta=meta,
-        repairs=REPAIR_IMAGE if images else 0,
     )
 
 

@@ -16,20 +16,15 @@ from typing import Union
 
 from ._common import (
     READ_DEFAULTS,
-    BadConversation,
-    Builder,
     Chunk,
     ReadOptions,
-    as_id,
-    as_name,
     check_columns,
-    split_turns,
     stream_records,
 )
 from .containers import (
     columns_of,
 )
-from .lmarena import METADATA_COLUMNS, row_metadata
+from .lmarena import METADATA_COLUMNS, add_battle
 
 __all__ = ["read", "WINNERS"]
 
@@ -64,43 +59,8 @@ def read(
         COLUMNS,
         chunk_rows,
         SOURCE,
-        lambda r, row, out: _convert(r, row, out, names),
+        lambda r, row, out: add_battle(
+            r, row, out, names, id_column="question_id", winners=WINNERS
+        ),
         csv_json=CSV_JSON,
-    )
-
-
-def _convert(record: dict, row: int, out: Builder, names: list) -> None:
-    ident = as_id(record.get("question_id")) if "question_id" in names else str(row)
-    if ident is None:
-        out.drop(id=None, row=row, reason="missing_id", detail="question_id is null")
-        return
-    winner = record.get("winner")
-    labels = WINNERS.get(winner) if isinstance(winner, str) else None
-    if labels is None:
-        out.drop(
-            id=ident,
-            row=row,
-            reason="bad_winner",
-            detail=f"winner {winner!r} is not one of {list(WINNERS)}",
-        )
-        return
-    try:
-        prompt, answers_a = split_turns(record.get("conversation_a"), "conversation_a")
-        _, answers_b = split_turns(record.get("conversation_b"), "conversation_b")
-    except BadConversation as exc:
-        out.drop(id=ident, row=row, reason="bad_conversation", detail=str(exc))
-        return
-    language, category, meta = row_metadata(record, names)
-    out.add(
-        id=ident,
-        model_a=as_name(record.get("model_a")),
-        model_b=as_name(record.get("model_b")),
-        prompt=prompt,
-        response_a=answers_a,
-        response_b=answers_b,
-        labels=list(labels),
-        row=row,
-        language=language,
-        category=category,
-        meta=meta,
     )

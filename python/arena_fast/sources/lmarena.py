@@ -1,5 +1,6 @@
-"""What the lmarena / lmsys arena files share beyond `_common`: their row
-metadata (docs/dataset.md, "Row metadata"). `language` is kept as the
+"""What the lmarena / lmsys arena files share beyond `_common`: a battle
+record (id, winner, two conversations) as a canonical row (`add_battle`),
+and their row metadata (docs/dataset.md, "Row metadata"). `language` is kept as the
 row's `language`; `category_tag` (nested flags such as
 `{"criteria_v0.1": {"math": true, ...}, "if_v0.1": {"if": false, ...}}`)
 becomes the row's `category`: the names of its true flags, sorted and
@@ -11,11 +12,19 @@ from __future__ import annotations
 import datetime
 import math
 from collections.abc import Iterable, Sequence
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
-from ._common import as_name
+from ..encoded import REPAIR_IMAGE
+from ._common import BadConversation, Builder, as_id, as_name, split_turns
 
-__all__ = ["METADATA_COLUMNS", "category_name", "json_safe", "row_metadata"]
+__all__ = [
+    "METADATA_COLUMNS",
+    "ImageContent",
+    "add_battle",
+    "category_name",
+    "json_safe",
+    "row_metadata",
+]
 
 # The columns of the arena files kept as row metadata (those present).
 METADATA_COLUMNS = (
@@ -28,6 +37,70 @@ METADATA_COLUMNS = (
     "tstamp",
     "turn",
 )
+
+
+class ImageContent(ValueError):
+    """A conversation with an image part, under images="drop"."""
+
+
+def add_battle(
+    record: dict,
+    row: int,
+    out: Builder,
+    names: Sequence[str],
+    *,
+    id_column: str,
+    winners: dict,
+    flatten: Optional[Callable[[Any, str], tuple[Any, int]]] = None,
+) -> None:
+    """One battle record as a row of `out`, or a drop: the id from
+    `id_column` (the row number without it), the labels of `winners`, the
+    prompt from conversation_a's user turns (conversation_b repeats them),
+    each side's answers its assistant turns, the metadata. `flatten(value,
+    what)` turns typed content into message lists first (arena-140k),
+    returning the image parts it stripped, or raising ImageContent."""
+    ident = as_id(record.get(id_column)) if id_column in names else str(row)
+    if ident is None:
+        out.drop(id=None, row=row, reason="missing_id", detail=f"{id_column} is null")
+        return
+    winner = record.get("winner")
+    labels = winners.get(winner) if isinstance(winner, str) else None
+    if labels is None:
+        detail = f"winner {winner!r} is not one of {list(winners)}"
+        out.drop(id=ident, row=row, reason="bad_winner", detail=detail)
+        return
+    conv_a, conv_b, images = record.get("conversation_a"), record.get("conversation_b"), 0
+    try:
+        if flatten is not None:
+            conv_a, n_a = flatten(conv_a, "conversation_a")
+            conv_b, n_b = flatten(conv_b, "conversation_b")
+            images = n_a + n_b
+        prompt, answers_a = split_turns(conv_a, "conversation_a")
+        _, answers_b = split_turns(conv_b, "conversation_b")
+    except ImageContent as exc:
+        out.drop(id=ident, row=row, reason="image", detail=str(exc))
+        return
+    except BadConversation as exc:
+        out.drop(id=ident, row=row, reason="bad_conversation", detail=str(exc))
+        return
+    language, category, meta = row_metadata(
+        record, names, {"images_stripped": images} if images else None
+    )
+    out.add(
+        id=ident,
+        model_a=as_name(record.get("model_a")),
+        model_b=as_name(record.get("model_b")),
+        prompt=prompt,
+        response_a=answers_a,
+        response_b=answers_b,
+        labels=list(labels),
+        row=row,
+        language=language,
+        category=category,
+        meta=meta,
+        repairs=REPAIR_IMAGE if images else 0,
+    )
+
 
 # A category_tag nested deeper than this is not walked further (a hostile
 # file cannot recurse without bound).

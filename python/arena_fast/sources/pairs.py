@@ -38,8 +38,9 @@ from ._common import (
     as_number,
     stream_records,
 )
-from .arena140k import ImageContent, flatten_conversation
+from .arena140k import flatten_conversation
 from .containers import columns_of, container
+from .lmarena import ImageContent
 
 __all__ = ["FIELDS", "WINNERS", "parse_mapping", "read", "resolve_mapping"]
 
