@@ -141,39 +141,51 @@ def _rss_mb() -> float:
 
 
 def _loader(lib: str, path: Path):
-    """The call that loads `path` with `lib` (its module already imported)."""
+    """(load, encode): the call that loads `path` with `lib` (its module
+    already imported) and the one that encodes a text with what it loaded."""
     if lib == "arena_fast":
         import arena_fast as af
 
-        return lambda: af.Tokenizer.from_file(path)
+        return lambda: af.Tokenizer.from_file(path), lambda tok, text: tok.encode(text)
     if lib == "tokenizers":
         from tokenizers import Tokenizer
 
-        return lambda: Tokenizer.from_file(str(path))
+        return lambda: Tokenizer.from_file(str(path)), lambda tok, text: tok.encode(text)
     if lib == "tiktoken":
-        return lambda: tiktoken_encoding(path)[0]
+        import tiktoken  # noqa: F401  (imported before the clock starts)
+
+        return lambda: tiktoken_encoding(path)[0], lambda tok, text: tok.encode_ordinary(text)
     import quicktok
 
     data_dir = os.environ["AF_QUICKTOK_DIR"]
-    return lambda: quicktok.Tokenizer("af_" + path.parent.name, data_dir)
+    load = lambda: quicktok.Tokenizer("af_" + path.parent.name, data_dir)  # noqa: E731
+    return load, lambda tok, text: tok.encode_ordinary(text)
+
+
+# A first encode after loading: a tokenizer building tables lazily shows them here.
+FIRST_TEXT = "Which response is better? Explain, step by step: 12,345 words in 2024 — café, 日本語."
 
 
 def _load_worker(lib: str, path: str) -> None:
     import gc
 
-    load = _loader(lib, Path(path))
+    load, encode = _loader(lib, Path(path))
     gc.collect()
     before = _rss_mb()
     start = time.perf_counter()
     obj = load()
     seconds = time.perf_counter() - start
     gc.collect()
-    print(json.dumps({"seconds": seconds, "rss_mb": _rss_mb() - before, "ok": obj is not None}))
+    loaded = _rss_mb() - before
+    encode(obj, FIRST_TEXT)
+    used = _rss_mb() - before
+    print(json.dumps({"seconds": seconds, "rss_mb": loaded, "rss_after_encode_mb": used}))
 
 
 def load_costs(path: Path, quicktok_dir, runs: int = 3) -> dict:
-    """lib -> {seconds (best), rss_mb (median)} of loading `path` in a fresh
-    process `runs` times (imports done before the clock starts)."""
+    """lib -> {seconds (best), rss_mb, rss_after_encode_mb (medians)} of
+    loading `path` in a fresh process `runs` times (imports done before the
+    clock starts), RSS growth after loading and after a first short encode."""
     env = dict(os.environ, AF_QUICKTOK_DIR=quicktok_dir or "")
     out = {}
     for lib in LIBS:
@@ -191,6 +203,7 @@ def load_costs(path: Path, quicktok_dir, runs: int = 3) -> dict:
         out[lib] = {
             "seconds": min(g["seconds"] for g in got),
             "rss_mb": statistics.median(g["rss_mb"] for g in got),
+            "rss_after_encode_mb": statistics.median(g["rss_after_encode_mb"] for g in got),
         }
     return out
 

@@ -217,14 +217,16 @@ def bench_tokenizer(name: str, args) -> dict:
         f"\n== {name}: our path {result['fast_path']!r} ({result['fast_path_reason']}), "
         f"word_split {tok.word_split}; not run: {result['not_run'] or 'none'}"
     )
-    for set_name, rows in peer_sets(args.rows, args.seed).items():
+    sets = {} if args.load_only else peer_sets(args.rows, args.seed)
+    for set_name, rows in sets.items():
         result["sets"][set_name] = res = bench_set(tok, hf, peers, rows, args)
         print_set(name, set_name, res)
     has_qt = peers["quicktok"][0] is not None
     result["load"] = _peers.load_costs(path, qdir if has_qt else None)
-    print(f"load ({name}, fresh process, best time / median RSS growth of 3):")
+    print(f"load ({name}, fresh process; best time, median RSS growth of 3: loaded, +1 encode):")
     for lib, c in result["load"].items():
-        print(f"  {lib:12} {c['seconds']:6.2f} s  {c['rss_mb']:7.1f} MB")
+        rss = f"{c['rss_mb']:7.1f} MB {c['rss_after_encode_mb']:7.1f} MB"
+        print(f"  {lib:12} {c['seconds']:6.2f} s  {rss}")
     return result
 
 
@@ -261,6 +263,7 @@ def main(argv=None) -> int:
     )
     ap.add_argument("--threads", type=int, default=2, help="our encoder's second figure")
     ap.add_argument("--check-rows", type=int, default=200, help="rows checked vs the reference")
+    ap.add_argument("--load-only", action="store_true", help="with --tokenizer: load costs only")
     args = ap.parse_args(argv)
     if args.tokenizer:
         args.rows = 3000 if args.rows is None else args.rows
