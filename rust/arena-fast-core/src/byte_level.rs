@@ -4,8 +4,8 @@
 //! Their pipeline is (an optional NFC normalizer) -> a regex `Split`
 //! (`gpt_split`) -> `ByteLevel` (each byte as one of 256 printable
 //! characters) -> BPE, and BPE never merges across pre-tokens: each distinct
-//! pre-token is tokenized once, by the tokenizer's own BPE model, and its ids
-//! reused. Added tokens are matched first on the raw text (`added`), and NFC
+//! pre-token is tokenized once (by ranks, `merges`, or for long ones by the
+//! tokenizer's own BPE model) and its ids reused. Added tokens are matched first on the raw text (`added`), and NFC
 //! is applied to the text between them, as `tokenizers` does.
 //!
 //! Whether a tokenizer qualifies is decided at load time from its JSON;
@@ -20,6 +20,7 @@ use unicode_normalization_alignments::{is_nfc_quick, IsNormalized};
 use crate::added::{AddedTokens, Piece};
 use crate::error::TokenizerError;
 use crate::gpt_split::Scanner;
+use crate::merges::{Merges, MAX_BYTES};
 use crate::words::WordCache;
 
 pub struct ByteLevelBpe {
@@ -29,12 +30,15 @@ pub struct ByteLevelBpe {
     nfc: bool,
     /// Each byte as `ByteLevel` writes it.
     bytes: Box<[char; 256]>,
+    /// BPE of short pre-tokens by ranks; else (and for long ones) the
+    /// tokenizer's own BPE model.
+    merges: Option<Merges>,
 }
 
 /// GPT-2's map of bytes to printable characters, as `tokenizers`'
 /// `ByteLevel` has it: printable Latin-1 bytes stand for themselves, the
 /// others for U+0100 onwards in byte order.
-fn byte_chars() -> [char; 256] {
+pub fn byte_chars() -> [char; 256] {
     let printable = |b: u8| matches!(b, b'!'..=b'~' | 0xA1..=0xAC | 0xAE..=0xFF);
     let mut chars = ['\0'; 256];
     let mut n = 0;
@@ -105,11 +109,13 @@ impl ByteLevelBpe {
             ));
         }
         let added = AddedTokens::for_tokenizer(json, tok)?;
+        let bytes = Box::new(byte_chars());
         Ok(ByteLevelBpe {
             added,
             scanner,
             nfc,
-            bytes: Box::new(byte_chars()),
+            merges: Merges::for_model(model, tok, &bytes),
+            bytes,
         })
     }
 
@@ -164,6 +170,10 @@ impl ByteLevelBpe {
     ) -> Result<(), TokenizerError> {
         mapped.clear();
         mapped.extend(pre.bytes().map(|b| self.bytes[b as usize]));
+        if let Some(merges) = self.merges.as_ref().filter(|_| pre.len() <= MAX_BYTES) {
+            merges.tokenize(tok, pre.as_bytes(), mapped, out);
+            return Ok(());
+        }
         let tokens = tok
             .get_model()
             .tokenize(mapped)

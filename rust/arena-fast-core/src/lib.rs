@@ -22,6 +22,7 @@ pub mod encode;
 pub mod error;
 pub mod folds;
 pub mod gpt_split;
+pub mod merges;
 pub mod pairs;
 pub mod plan;
 pub mod pool;

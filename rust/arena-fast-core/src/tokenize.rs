@@ -33,7 +33,7 @@ pub struct ArenaTokenizer {
 /// pre-tokens, or whole by `tokenizers`.
 enum FastPath {
     Words(WordSplitter),
-    ByteLevel(ByteLevelBpe),
+    ByteLevel(Box<ByteLevelBpe>),
     /// Why neither cached path is exact for this tokenizer.
     Whole(String),
 }
@@ -44,7 +44,7 @@ impl FastPath {
             return FastPath::Words(splitter);
         }
         match ByteLevelBpe::for_tokenizer(json, tok) {
-            Ok(bpe) => FastPath::ByteLevel(bpe),
+            Ok(bpe) => FastPath::ByteLevel(Box::new(bpe)),
             Err(why) => FastPath::Whole(format!(
                 "not a Gemma-style word vocabulary, and not byte-level BPE with a known \
                  split: {why}"
