@@ -90,16 +90,36 @@ impl Classes {
                 folds.push((c, bits));
             }
         }
-        Some(Classes {
+        let classes = Classes {
             ascii,
             ranges,
             folds,
-        })
+        };
+        // The searches ran to the end: known characters from every part.
+        let known = [
+            ('a', LETTER),
+            ('7', NUMBER),
+            ('\n', SPACE),
+            ('\u{3000}', SPACE),
+            ('\u{4e2d}', LETTER),
+            ('\u{30000}', LETTER),
+            ('\u{1f600}', 0),
+        ];
+        known
+            .iter()
+            .all(|&(c, class)| classes.of(c) == class)
+            .then_some(classes)
     }
 
     fn get() -> Option<&'static Classes> {
         static CLASSES: OnceLock<Option<Classes>> = OnceLock::new();
-        CLASSES.get_or_init(Classes::from_engine).as_ref()
+        // A search the engine failed (it panics) leaves no fast path.
+        let derive = || {
+            std::panic::catch_unwind(Classes::from_engine)
+                .ok()
+                .flatten()
+        };
+        CLASSES.get_or_init(derive).as_ref()
     }
 
     #[inline]
