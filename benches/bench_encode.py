@@ -160,6 +160,8 @@ def bench_set(tok, hf, peers: dict, rows: list, args) -> dict:
         lambda: many[0].encode(P, A, B),
         fresh_pool,
     )
+    for case in list(cases)[-2:]:  # the encoders: -1 when a row check failed
+        wrong[case] = 0 if all(checks.values()) else -1
     best, first = _peers.interleaved(cases, args.repeat)
     hf_s = best["tokenizers encode_batch"]
     out = {"rows": len(rows), "texts": len(texts), "mb": mb, "checks": checks, "cases": {}}
@@ -181,7 +183,8 @@ def print_set(name: str, set_name: str, res: dict) -> None:
     )
     print(f"{'case':36} {'MB/s':>8} {'vs HF':>7} {'1st MB/s':>9}  ids")
     for case, c in res["cases"].items():
-        ids = "equal" if not c["mismatched_texts"] else f"{c['mismatched_texts']} texts DIFFER"
+        bad = c["mismatched_texts"]
+        ids = "equal" if not bad else "rows DIFFER" if bad < 0 else f"{bad} texts DIFFER"
         first = c["first_round_mb_per_s"]
         print(f"{case:36} {c['mb_per_s']:8.2f} {c['vs_tokenizers']:6.2f}x {first:9.2f}  {ids}")
     cases = res["cases"]
