@@ -1,6 +1,7 @@
-//! Word-by-word encoding through the cache (`words::WordSplitter`) against
-//! whole-text `tokenizers` encoding, with the demo tokenizer (or the
-//! tokenizer.json named by `ARENA_FUZZ_TOKENIZER`, e.g. Gemma's): the ids must be
+//! Encoding through a cache (word by word, `words::WordSplitter`, or pre-token
+//! by pre-token, `byte_level::ByteLevelBpe`) against whole-text `tokenizers`
+//! encoding, with the demo tokenizer (or the tokenizer.json named by
+//! `ARENA_FUZZ_TOKENIZER`, e.g. Gemma's, Llama 3's or Qwen 2.5's): the ids must be
 //! the same, id for id, with special-token strings as plain text or not, and
 //! again from a warm cache.
 
@@ -26,7 +27,11 @@ fn tokenizer() -> &'static ArenaTokenizer {
     static TOK: OnceLock<ArenaTokenizer> = OnceLock::new();
     TOK.get_or_init(|| {
         let tok = load();
-        assert!(tok.word_split(), "the tokenizer is encoded word by word");
+        let (path, why) = tok.fast_path();
+        assert!(
+            path != "whole-text",
+            "the tokenizer has no fast path: {why}"
+        );
         tok
     })
 }
