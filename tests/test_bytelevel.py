@@ -229,13 +229,16 @@ def test_every_real_text_equals_hf(cases, data_dir, name):
 
 @pytest.mark.parametrize("name", BYTE_LEVEL)
 def test_encoder_equals_whole_text_fallback(cases, kaggle_rows, name):
-    """Templates, budgets and swaps: the same arrays from both paths."""
+    """Templates, budgets and swaps: the same arrays from both paths, on one
+    thread or two (each with its own cache)."""
     case = cases[name]
     fallback = whole_text(case)
     p, a, b = json_columns(kaggle_rows)
     for template, max_length, split in (("rounds", 2048, True), ("tags", 300, False)):
         options = dict(template=template_of(template), max_length=max_length, strategy="fair")
         options["split_special_tokens"] = split
-        fast = af.Encoder(case.tok, **options).encode_json(p, a, b, swap="both")
         whole = af.Encoder(fallback, **options).encode_json(p, a, b, swap="both")
-        assert_same_encoded(fast, whole, f"{name} {template} {max_length}")
+        for threads in (1, 2):
+            fast = af.Encoder(case.tok, num_threads=threads, **options)
+            got = fast.encode_json(p, a, b, swap="both")
+            assert_same_encoded(got, whole, f"{name} {template} {max_length} {threads} threads")
