@@ -40,6 +40,8 @@ COMBINING = (
     "e\u0301", "A\u030a", "o\u0308\u0301", "A\u0327\u0301", "\u1100\u1161\u11a8",
     "a\u0323\u0302", "a\u0302\u0323", "\u0344", "\u212b", "\u0958", "\u0301", "q\u0307\u0323",
 )  # fmt: skip
+# Text that looks like broken UTF-8 once encoded, and edge code points.
+ODD = ("\ufffd", "\xc3\x28", "\xe2\x82", "\x00", "\x7f", "\U0010ffff", "\ue000", "\U000e0041")
 QWEN_SPECIALS = ("<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|im_", "|>", "<|im_end|")
 DIGITS = st.text("0123456789\u0661\u0662\u00bd\u00b2\u2163\uff11", min_size=1, max_size=12)
 
@@ -65,6 +67,7 @@ PIECES = st.one_of(
     st.sampled_from(CONTRACTIONS),
     st.sampled_from(SPACES),
     st.sampled_from(COMBINING),
+    st.sampled_from(ODD),
     st.sampled_from(UNICODE_STRINGS),
     st.sampled_from(SPECIAL_STRINGS + QWEN_SPECIALS),
     st.text(".,;:!?-()[]{}<>/\\\"'`~@#$%^&*_=+|", min_size=1, max_size=6),
@@ -172,7 +175,7 @@ def test_adversarial_text_equals_hf(cases, name, text, split_special_tokens):
 @pytest.mark.parametrize("name", BYTE_LEVEL)
 def test_chosen_text_equals_hf(cases, name):
     texts = [
-        *CONTRACTIONS, *SPACES, *COMBINING, *QWEN_SPECIALS, *SPECIAL_STRINGS,
+        *CONTRACTIONS, *SPACES, *COMBINING, *ODD, *QWEN_SPECIALS, *SPECIAL_STRINGS,
         "x" + " " * 10_000, " " * 10_000 + "x", "\n" * 5000 + " " * 5000, "." * 20_000,
         "1234567890" * 100, "I'M HERE'S y'all 'LL ſ'ſ", "a\r\n\r\nb \r c\r",
         "👨\u200d👩\u200d👧 🇫🇷",
