@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 
 import arena_fast as af
 from arena_fast import _core
+from arena_fast.cli import main
 from conftest import assert_same_encoded, json_columns, load_case
 from strategies import SPECIAL_STRINGS, UNICODE_STRINGS, template_of
 
@@ -245,3 +246,17 @@ def test_encoder_equals_whole_text_fallback(cases, kaggle_rows, name):
             fast = af.Encoder(case.tok, num_threads=threads, **options)
             got = fast.encode_json(p, a, b, swap="both")
             assert_same_encoded(got, whole, f"{name} {template} {max_length} {threads} threads")
+
+
+def test_demo_and_inspect_say_which_path_the_tokenizer_takes(shared_dir, tmp_path, capsys):
+    """A user sees what speed to expect: `demo --encode-only` and `inspect`
+    print the tokenizer's path and why."""
+    llama = str(shared_dir / "tokenizers" / "llama3" / "tokenizer.json")
+    assert main(["demo", "--encode-only", "--rows", "5", "--tokenizer", llama]) == 0
+    printed = capsys.readouterr().out
+    assert "byte-level: byte-level BPE after a known regex split" in printed
+    out = tmp_path / "ds"
+    build = ["build-dataset", "--out", str(out), "--demo-rows", "20", "--quiet"]
+    assert main([*build, "--tokenizer", llama, "--max-length", "256"]) == 0
+    assert main(["inspect", str(out)]) == 0
+    assert "  tokenizer: byte-level (" in capsys.readouterr().out

@@ -62,10 +62,10 @@ def test_default_splits_special_tokens(tokenizer_cases, name):
 
 
 def test_word_split_decision(gemma, llama):
-    # Gemma's vocabulary allows exact word-by-word encoding; Llama-3 already
-    # splits by regex and encodes whole texts.
-    assert gemma.tok.word_split is True
-    assert llama.tok.word_split is False
+    # Gemma's vocabulary allows exact word-by-word encoding (`word_split`);
+    # Llama-3 splits by its regex and takes the byte-level path instead.
+    assert gemma.tok.word_split is True and gemma.tok.fast_path == "word-cache"
+    assert llama.tok.word_split is False and llama.tok.fast_path == "byte-level"
 
 
 @pytest.mark.parametrize("name", TOKENIZER_NAMES)

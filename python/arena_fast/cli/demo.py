@@ -286,8 +286,8 @@ def _encode_only(args: argparse.Namespace) -> int:
     n = len(prompts)
     lines = [
         f"source        {source}: {n} rows",
-        f"tokenizer     {tok.source or 'from JSON'} (vocab {tok.vocab_size}, "
-        f"word cache {'on' if tok.word_split else 'off'})",
+        f"tokenizer     {tok.source or 'from JSON'} (vocab {tok.vocab_size}; "
+        f"{tok.fast_path}: {tok.fast_path_reason})",
         f"encoder       template={args.template} strategy={args.strategy} "
         f"max_length={args.max_length} swap={'both' if args.swap else 'no'}",
         f"encoded       {len(out)} rows, {len(out.input_ids)} tokens in {seconds:.3f} s "

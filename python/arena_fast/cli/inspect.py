@@ -119,6 +119,8 @@ def run(args: argparse.Namespace) -> int:
             f"{enc['strategy']} max_length {enc['max_length']}; tokenizer sha256 "
             f"{manifest['tokenizer']['sha256'][:16]}"
         )
+        tok = Tokenizer.from_file(path / TOKENIZER)
+        _print_line(f"  tokenizer: {tok.fast_path} ({tok.fast_path_reason})")
     else:
         row = _read_row(path, manifest, args.row, args.swapped)
         tok = Tokenizer.from_file(path / TOKENIZER)
