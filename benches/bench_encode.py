@@ -29,6 +29,7 @@ import argparse  # noqa: E402
 import csv  # noqa: E402
 import json  # noqa: E402
 import platform  # noqa: E402
+import shutil  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
 from pathlib import Path  # noqa: E402
@@ -226,6 +227,7 @@ def bench_tokenizer(name: str, args) -> dict:
         print_set(name, set_name, res)
     has_qt = peers["quicktok"][0] is not None
     result["load"] = _peers.load_costs(path, qdir if has_qt else None)
+    shutil.rmtree(qdir, ignore_errors=True)
     print(f"load ({name}, fresh process; best time, median RSS growth of 3: loaded, +1 encode):")
     for lib, c in result["load"].items():
         rss = f"{c['rss_mb']:7.1f} MB {c['rss_after_encode_mb']:7.1f} MB"
