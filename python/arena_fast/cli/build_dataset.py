@@ -15,7 +15,7 @@ from ..encoder import TEMPLATES, Encoder, Template
 from ..errors import ConfigError
 from ..labels import LABEL_SPACES
 from ..runs import build_settings
-from ..sources import FORMAT_COLUMNS, FORMATS
+from ..sources import FORMAT_COLUMNS, FORMATS, parse_input
 from ..sources.pairs import parse_mapping
 from ..tokenizer import Tokenizer
 from ._args import HelpFormatter, Switch, int_at_least, thread_count
@@ -297,7 +297,8 @@ def _inputs(specs: list, format: Optional[str]) -> list:
         return list(specs)
     if format not in FORMATS:
         raise ConfigError(f"--format {format!r}: formats are {', '.join(FORMATS)}")
-    return [s if s.rpartition(":")[2] in FORMATS else f"{s}:{format}" for s in specs]
+    given = (parse_input(s, format) for s in specs)  # format given: nothing detected
+    return [f"{inp.path}:{inp.format}" for inp in given]
 
 
 def _encoding(args: argparse.Namespace, base) -> dict:

@@ -224,6 +224,15 @@ class Builder:
         for name, value in values.items():
             self.rows[name].append(value)
 
+    def row_id(self, record: dict, row: int, present: bool, column: str = "id") -> Optional[str]:
+        """The id of record `row`: its `column` value as a string when the
+        file has that column (`present`), else the row number. None, after
+        dropping the record as `missing_id`, when the value is null."""
+        ident = as_id(record.get(column)) if present else str(row)
+        if ident is None:
+            self.drop(id=None, row=row, reason="missing_id", detail=f"{column} is null")
+        return ident
+
     def drop(
         self, *, id: Optional[str], row: int, reason: str, detail: str, input_rows: int = 1
     ) -> None:
@@ -345,6 +354,17 @@ def as_id(value: Any) -> Optional[str]:
     if isinstance(value, float) and value.is_integer():
         return str(int(value))
     return clean_text(value) if isinstance(value, str) else str(value)
+
+
+def not_a_string(record: dict, columns: Sequence[str]) -> Optional[str]:
+    """`"{column} is {kind}, not a string"` for the first of `columns` whose
+    value is not a string (null included); None when all are strings."""
+    for column in columns:
+        value = record.get(column)
+        if not isinstance(value, str):
+            kind = "null" if value is None else type(value).__name__
+            return f"{column} is {kind}, not a string"
+    return None
 
 
 def as_name(value: Any) -> Optional[str]:

@@ -23,7 +23,6 @@ from ._common import (
     Builder,
     Chunk,
     ReadOptions,
-    as_id,
     as_name,
     check_columns,
     clean_text,
@@ -124,9 +123,8 @@ def _scan(
     if isinstance(record, BadRecord):
         drops.drop(id=None, row=row, reason="bad_record", detail=record.detail)
         return None
-    cid = as_id(record.get("conversation_id")) if has_cid else str(row)
+    cid = drops.row_id(record, row, has_cid, "conversation_id")
     if cid is None:
-        drops.drop(id=None, row=row, reason="missing_id", detail="conversation_id is null")
         return None
     try:
         users, answers = split_turns(record.get("conversation"))

@@ -30,10 +30,10 @@ from ._common import (
     Builder,
     Chunk,
     ReadOptions,
-    as_id,
     as_name,
     as_number,
     columns_error,
+    not_a_string,
     stream_records,
 )
 from .containers import columns_of
@@ -95,25 +95,8 @@ def strength_labels(value: Any, column: str) -> tuple[Optional[list], Optional[f
     return list(labels), strength, ""
 
 
-def _ident(record: dict, row: int, out: Builder, has_id: bool) -> Optional[str]:
-    ident = as_id(record.get("id")) if has_id else str(row)
-    if ident is None:
-        out.drop(id=None, row=row, reason="missing_id", detail="id is null")
-    return ident
-
-
-def _texts(record: dict, columns: tuple[str, str]) -> tuple[list, str]:
-    """The two responses, or the problem with the first that is not a string."""
-    for c in columns:
-        value = record.get(c)
-        if not isinstance(value, str):
-            kind = "null" if value is None else type(value).__name__
-            return [], f"{c} is {kind}, not a string"
-    return [record[c] for c in columns], ""
-
-
 def _v2(record: dict, row: int, out: Builder, has_id: bool) -> None:
-    ident = _ident(record, row, out, has_id)
+    ident = out.row_id(record, row, has_id)
     if ident is None:
         return
     labels, strength, problem = strength_labels(
@@ -122,14 +105,12 @@ def _v2(record: dict, row: int, out: Builder, has_id: bool) -> None:
     if labels is None:
         out.drop(id=ident, row=row, reason="bad_preference", detail=problem)
         return
-    prompt = record.get("prompt")
-    answers, problem = _texts(record, ("response_1", "response_2"))
-    if not isinstance(prompt, str):
-        problem = f"prompt is {'null' if prompt is None else type(prompt).__name__}, not a string"
+    problem = not_a_string(record, ("prompt", "response_1", "response_2"))
     if problem:
         out.drop(id=ident, row=row, reason="missing_text", detail=problem)
         return
-    users, shared = prompt_turns(prompt, HELPSTEER_MARKERS)
+    answers = [record["response_1"], record["response_2"]]
+    users, shared = prompt_turns(record["prompt"], HELPSTEER_MARKERS)
     meta: dict = {"preference_strength": strength}
     if isinstance(record.get("split"), str):
         meta["split"] = record["split"]
@@ -151,7 +132,7 @@ def _individual_scores(value: Any) -> Optional[list]:
 
 
 def _v3(record: dict, row: int, out: Builder, has_id: bool) -> None:
-    ident = _ident(record, row, out, has_id)
+    ident = out.row_id(record, row, has_id)
     if ident is None:
         return
     labels, strength, problem = strength_labels(
@@ -165,10 +146,11 @@ def _v3(record: dict, row: int, out: Builder, has_id: bool) -> None:
     except BadTranscript as exc:
         out.drop(id=ident, row=row, reason="bad_conversation", detail=str(exc))
         return
-    answers, problem = _texts(record, ("response1", "response2"))
+    problem = not_a_string(record, ("response1", "response2"))
     if problem:
         out.drop(id=ident, row=row, reason="missing_text", detail=problem)
         return
+    answers = [record["response1"], record["response2"]]
     meta: dict = {"overall_preference": strength}
     scores = _individual_scores(record.get("individual_preference"))
     if scores is not None:

@@ -23,7 +23,6 @@ from ._common import (
     Builder,
     Chunk,
     ReadOptions,
-    as_id,
     check_columns,
     first_is_a,
     stream_records,
@@ -98,9 +97,8 @@ def split_pair(chosen: Any, rejected: Any) -> tuple[list, list, str, str]:
 
 
 def _convert(record: dict, row: int, out: Builder, seed: int, has_id: bool) -> None:
-    ident = as_id(record.get("id")) if has_id else str(row)
+    ident = out.row_id(record, row, has_id)
     if ident is None:
-        out.drop(id=None, row=row, reason="missing_id", detail="id is null")
         return
     try:
         users, shared, chosen, rejected = split_pair(record.get("chosen"), record.get("rejected"))

@@ -15,7 +15,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any, Callable, Optional
 
 from ..encoded import REPAIR_IMAGE
-from ._common import BadConversation, Builder, as_id, as_name, split_turns
+from ._common import BadConversation, Builder, as_name, split_turns
 
 __all__ = [
     "METADATA_COLUMNS",
@@ -59,9 +59,8 @@ def add_battle(
     each side's answers its assistant turns, the metadata. `flatten(value,
     what)` turns typed content into message lists first (arena-140k),
     returning the image parts it stripped, or raising ImageContent."""
-    ident = as_id(record.get(id_column)) if id_column in names else str(row)
+    ident = out.row_id(record, row, id_column in names, id_column)
     if ident is None:
-        out.drop(id=None, row=row, reason="missing_id", detail=f"{id_column} is null")
         return
     winner = record.get("winner")
     labels = winners.get(winner) if isinstance(winner, str) else None

@@ -33,7 +33,6 @@ from ._common import (
     Builder,
     Chunk,
     ReadOptions,
-    as_id,
     as_name,
     as_number,
     stream_records,
@@ -174,9 +173,8 @@ def _record_values(record: dict, fields: dict, csv: bool) -> dict:
 
 
 def _convert(values: dict, row: int, out: Builder, options: ReadOptions, classes: int) -> None:
-    ident = as_id(values["id"]) if "id" in values else str(row)
+    ident = out.row_id(values, row, "id" in values)
     if ident is None:
-        out.drop(id=None, row=row, reason="missing_id", detail="id is null")
         return
     try:
         labels = _labels(values, classes)
@@ -194,6 +192,7 @@ def _convert(values: dict, row: int, out: Builder, options: ReadOptions, classes
     except BadConversation as exc:
         out.drop(id=ident, row=row, reason="bad_conversation", detail=str(exc))
         return
+    images = n_p + n_a + n_b
     out.add(
         id=ident,
         model_a=as_name(values.get("model_a")),
@@ -205,8 +204,8 @@ def _convert(values: dict, row: int, out: Builder, options: ReadOptions, classes
         row=row,
         language=values.get("language"),
         category=values.get("category"),
-        meta={"images_stripped": n_p + n_a + n_b} if n_p + n_a + n_b else None,
-        repairs=REPAIR_IMAGE if n_p + n_a + n_b else 0,
+        meta={"images_stripped": images} if images else None,
+        repairs=REPAIR_IMAGE if images else 0,
     )
 
 

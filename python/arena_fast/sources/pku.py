@@ -28,10 +28,10 @@ from ._common import (
     Builder,
     Chunk,
     ReadOptions,
-    as_id,
     as_name,
     as_number,
     check_columns,
+    not_a_string,
     stream_records,
 )
 from .containers import columns_of
@@ -122,9 +122,8 @@ def _meta(record: dict) -> dict:
 
 
 def _convert(record: dict, row: int, out: Builder, winner: str, has_id: bool) -> None:
-    ident = as_id(record.get("id")) if has_id else str(row)
+    ident = out.row_id(record, row, has_id)
     if ident is None:
-        out.drop(id=None, row=row, reason="missing_id", detail="id is null")
         return
     side = _side(record.get(winner))
     if side is None:
@@ -135,14 +134,10 @@ def _convert(record: dict, row: int, out: Builder, winner: str, has_id: bool) ->
             detail=f"{winner} {record.get(winner)!r} is not 0 or 1",
         )
         return
-    for column in TEXTS:
-        value = record.get(column)
-        if not isinstance(value, str):
-            kind = "null" if value is None else type(value).__name__
-            out.drop(
-                id=ident, row=row, reason="missing_text", detail=f"{column} is {kind}, not a string"
-            )
-            return
+    problem = not_a_string(record, TEXTS)
+    if problem:
+        out.drop(id=ident, row=row, reason="missing_text", detail=problem)
+        return
     out.add(
         id=ident,
         model_a=as_name(record.get("response_0_source")),

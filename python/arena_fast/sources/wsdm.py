@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Union
 
 from ..rows import TEXT_COLUMNS
-from ._common import READ_DEFAULTS, Builder, Chunk, ReadOptions, as_id, as_name, check_columns
+from ._common import READ_DEFAULTS, Builder, Chunk, ReadOptions, as_name, check_columns
 from .containers import BadRecord, columns_of, iter_records
 
 __all__ = ["COLUMNS", "WINNERS", "read"]
@@ -60,9 +60,8 @@ def _chunks(path: Union[str, Path], chunk_rows: int, names: list) -> Iterator[Ch
 
 
 def _convert(record: dict, row: int, out: Builder, names: list) -> None:
-    ident = as_id(record.get("id")) if "id" in names else str(row)
+    ident = out.row_id(record, row, "id" in names)
     if ident is None:
-        out.drop(id=None, row=row, reason="missing_id", detail="the id is null")
         return
     labels = None
     if "winner" in names:
