@@ -14,14 +14,14 @@
 use std::borrow::Cow;
 
 use serde_json::Value;
-use tokenizers::{Model, NormalizedString, Tokenizer};
+use tokenizers::{NormalizedString, Tokenizer};
 use unicode_normalization_alignments::{is_nfc_quick, IsNormalized};
 
 use crate::added::{AddedTokens, Piece};
 use crate::error::TokenizerError;
 use crate::gpt_split::Scanner;
 use crate::merges::{Merges, MAX_BYTES};
-use crate::words::WordCache;
+use crate::words::{model_ids, WordCache};
 
 pub struct ByteLevelBpe {
     added: AddedTokens,
@@ -174,12 +174,7 @@ impl ByteLevelBpe {
             merges.tokenize(tok, pre.as_bytes(), mapped, out);
             return Ok(());
         }
-        let tokens = tok
-            .get_model()
-            .tokenize(mapped)
-            .map_err(|e| TokenizerError::Encode(e.to_string()))?;
-        out.extend(tokens.iter().map(|t| t.id));
-        Ok(())
+        model_ids(tok, mapped, out)
     }
 }
 

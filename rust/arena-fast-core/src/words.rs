@@ -248,15 +248,23 @@ impl WordSplitter {
         cache: &mut WordCache,
         out: &mut Vec<u32>,
     ) -> Result<(), TokenizerError> {
-        cache.extend_with(word, out, |word, out| {
-            let tokens = tok
-                .get_model()
-                .tokenize(word)
-                .map_err(|e| TokenizerError::Encode(e.to_string()))?;
-            out.extend(tokens.iter().map(|t| t.id));
-            Ok(())
-        })
+        cache.extend_with(word, out, |word, out| model_ids(tok, word, out))
     }
+}
+
+/// The ids the tokenizer's model (its BPE alone: no normalizer, no
+/// pre-tokenizer) gives `piece`, pushed onto `out`.
+pub(crate) fn model_ids(
+    tok: &Tokenizer,
+    piece: &str,
+    out: &mut Vec<u32>,
+) -> Result<(), TokenizerError> {
+    let tokens = tok
+        .get_model()
+        .tokenize(piece)
+        .map_err(|e| TokenizerError::Encode(e.to_string()))?;
+    out.extend(tokens.iter().map(|t| t.id));
+    Ok(())
 }
 
 #[cfg(test)]
