@@ -353,7 +353,7 @@ def summary(manifest: dict, out: str) -> str:
     lines = [f"dataset {out}: {c['rows']:,} rows in {len(manifest['shards'])} shard(s)"]
     for i, inp in enumerate(manifest.get("inputs", [])):
         chosen = inp.get("format_chosen", "given")
-        chosen = chosen if chosen == "given" else f"detected: {chosen}"
+        chosen = chosen if chosen in ("given", "demo") else f"detected: {chosen}"
         lines.append(f"  input {i}: {inp['path']}: format {inp['format']} ({chosen})")
     lines.append(f"  {'input rows':<28}{rows_in:>10,}")
     lines.append(
