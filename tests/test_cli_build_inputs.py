@@ -131,4 +131,3 @@ def test_a_mostly_dropped_input_fails_unless_the_share_allows_it(tmp_path, capsy
 def test_the_demo_input_is_not_called_detected(tmp_path, capsys):
     assert main(["build-dataset", "--out", str(tmp_path / "demo"), "--demo-rows", "30"]) == 0
     assert "  input 0: synth:30:0: format synth (demo)\n" in capsys.readouterr().out
-
