@@ -41,11 +41,33 @@ from typing import NoReturn, Optional
 
 from .. import __version__
 from ..errors import ArenaFastError
-from . import build_dataset, compare, demo, inspect, merge_adapters, predict, report, synth, train
+from . import (
+    build_dataset,
+    compare,
+    demo,
+    inspect,
+    merge_adapters,
+    predict,
+    report,
+    serve,
+    synth,
+    train,
+)
 from ._args import flag_words, option_strings
 from ._terminal import printable
 
-COMMANDS = (demo, synth, build_dataset, inspect, train, predict, compare, report, merge_adapters)
+COMMANDS = (
+    demo,
+    synth,
+    build_dataset,
+    inspect,
+    train,
+    predict,
+    compare,
+    report,
+    merge_adapters,
+    serve,
+)
 
 EXIT_ERROR, EXIT_USAGE, EXIT_BUG = 1, 2, 70
 EXIT_INTERRUPTED, EXIT_BROKEN_PIPE, EXIT_TERMINATED = 130, 141, 143
