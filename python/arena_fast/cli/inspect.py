@@ -24,6 +24,7 @@ from ..errors import ConfigError
 from ..files import check_file_output, replacing
 from ..labels import label_space
 from ..outputs import TOKENIZER
+from ..row_view import render_row
 from ..tokenizer import Tokenizer
 from ._args import HelpFormatter, Switch
 from ._terminal import printable
@@ -69,41 +70,6 @@ def swapped_labels(labels, space) -> Optional[list]:
     if labels is None:
         return None
     return label_space(space).swap_labels(np.array([labels], dtype=np.float64))[0].tolist()
-
-
-def render_row(row: dict, tokenizer, template, marker: str) -> str:
-    """The ids decoded piece by piece: special tokens as <<name>>, the cut
-    marker as >>......<<, and a rule before each turn's header."""
-    ids = row["ids"]
-    special = set()
-    for tid in set(ids):
-        tok = tokenizer.id_to_token(tid)
-        if tok is not None and tok.startswith("<") and tok.endswith(">") and len(tok) > 2:
-            special.add(tid)
-    # Decode runs of ordinary tokens; show special ones by name.
-    parts: list[str] = []
-    run: list[int] = []
-    for tid in ids:
-        if tid in special:
-            if run:
-                parts.append(tokenizer.decode(run))
-                run = []
-            parts.append(f"<<{tokenizer.id_to_token(tid)}>>")
-        else:
-            run.append(tid)
-    if run:
-        parts.append(tokenizer.decode(run))
-    text = "".join(parts)
-    if marker:
-        text = text.replace(marker, f" >>{marker}<< ")
-    turns = int(row.get("turns_kept") or 0)
-    for i in range(turns, 0, -1):
-        header = template.header_text(i)
-        if header.strip():
-            at = text.find(header.strip())
-            if at >= 0:
-                text = text[:at] + f"\n----- turn {i} -----\n" + text[at:]
-    return text
 
 
 def run(args: argparse.Namespace) -> int:
