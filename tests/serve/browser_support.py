@@ -1,0 +1,252 @@
+"""What the browser tests of `arena-fast serve` stand on: Debian's headless
+Chromium driven by Selenium through Debian's chromedriver (nothing is
+downloaded: the driver's path is given, so Selenium Manager never runs, and
+`SE_OFFLINE=1` keeps it offline if it did), a server started as
+`arena-fast serve` on a free loopback port, and page checks (screenshots
+kept as artifacts, console errors, nothing from data run as script).
+
+A missing browser skips the tests locally, with the reason; on CI
+(`CI=true`), where `.ci/run` installs `chromium` and `chromium-driver`, it
+is an error, so the suite never goes green by skipping them.
+
+Screenshots and the page's HTML go to `tests/.artifacts/serve/` (or
+`$ARENA_FAST_ARTIFACTS/serve/`), with the server's log."""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import importlib
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any, Optional
+
+import pytest
+
+HERE = Path(__file__).resolve().parent
+ARTIFACTS = Path(os.environ.get("ARENA_FAST_ARTIFACTS") or HERE.parent / ".artifacts") / "serve"
+WINDOW = (1280, 1000)
+HEADLESS_FLAGS = (
+    "--headless=new",
+    "--no-sandbox",  # CI runs as root, where Chromium's sandbox cannot start
+    "--disable-dev-shm-usage",  # containers have a small /dev/shm
+    "--disable-gpu",
+    "--no-first-run",
+    "--disable-extensions",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--lang=en-US",
+)
+# Console lines that say nothing about the page under test.
+IGNORED_CONSOLE = ("favicon.ico",)
+
+
+def _on_ci() -> bool:
+    return os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
+def unavailable(reason: str):
+    """Skip with `reason` locally; fail on CI, where `.ci/run` installs it."""
+    if _on_ci():
+        pytest.fail(f"{reason} (CI=true: .ci/run installs it, so this is an error)", pytrace=False)
+    pytest.skip(reason)
+
+
+def require(module: str) -> Any:
+    """Import `module` (from the `test` / `serve` extras) or `unavailable`."""
+    try:
+        return importlib.import_module(module)
+    except ImportError as exc:
+        unavailable(
+            f"the browser tests need {module} (pip install 'arena-fast[test,serve]'): {exc}"
+        )
+
+
+def browser_paths() -> tuple[str, str]:
+    """Chromium and its chromedriver: `$ARENA_FAST_CHROMIUM` /
+    `$ARENA_FAST_CHROMEDRIVER`, else Debian's `chromium` / `chromedriver`
+    on the PATH."""
+    browser = os.environ.get("ARENA_FAST_CHROMIUM") or (
+        shutil.which("chromium") or shutil.which("chromium-browser")
+    )
+    driver = os.environ.get("ARENA_FAST_CHROMEDRIVER") or shutil.which("chromedriver")
+    missing = [
+        name
+        for name, path in (("chromium", browser), ("chromedriver", driver))
+        if not path or not Path(path).is_file()
+    ]
+    if missing:
+        unavailable(
+            f"the browser tests need {' and '.join(missing)} "
+            "(Debian: apt-get install chromium chromium-driver)"
+        )
+    return str(browser), str(driver)
+
+
+def start_chrome(window: tuple[int, int] = WINDOW):
+    """A headless Chromium session (the caller quits it). Its console is
+    recorded (`console_errors`)."""
+    require("selenium")
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    os.environ["SE_OFFLINE"] = "1"  # Selenium Manager, were it ever run, stays offline
+    browser, driver = browser_paths()
+    options = webdriver.ChromeOptions()
+    options.binary_location = browser
+    for flag in HEADLESS_FLAGS:
+        options.add_argument(flag)
+    options.add_argument(f"--window-size={window[0]},{window[1]}")
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    session = webdriver.Chrome(service=Service(driver), options=options)
+    session.set_page_load_timeout(60)
+    session.set_script_timeout(60)
+    return session
+
+
+# -- the server -------------------------------------------------------------------------
+def free_port() -> int:
+    """A loopback port free right now (the server binds it a moment later)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _answers(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=2) as response:
+            return response.status == 200
+    except (urllib.error.URLError, ConnectionError, OSError):
+        return False
+
+
+class Server:
+    """`arena-fast serve` in a subprocess (the CLI, as a user starts it) on a
+    free loopback port; `url` once it answers. Its output goes to `log`."""
+
+    def __init__(self, runs: Sequence[Path], datasets: Sequence[Path], log: Path):
+        self.runs, self.datasets, self.log = list(runs), list(datasets), log
+        self.process: Optional[subprocess.Popen] = None
+        self.url = ""
+
+    def command(self, port: int) -> list[str]:
+        cmd = [sys.executable, "-m", "arena_fast", "serve", "--port", str(port)]
+        for run in self.runs:
+            cmd += ["--run", str(run)]
+        for data in self.datasets:
+            cmd += ["--data", str(data)]
+        return cmd
+
+    def start(self, timeout: float = 60.0) -> str:
+        self.log.parent.mkdir(parents=True, exist_ok=True)
+        for _attempt in range(3):  # another process may take the port first
+            port = free_port()
+            with self.log.open("ab") as out:
+                self.process = subprocess.Popen(
+                    self.command(port),
+                    stdout=out,
+                    stderr=subprocess.STDOUT,
+                    env={**os.environ, "PYTHONUNBUFFERED": "1"},
+                )
+            url = f"http://127.0.0.1:{port}"
+            deadline = time.monotonic() + timeout
+            while time.monotonic() < deadline and self.process.poll() is None:
+                if _answers(url + "/"):
+                    self.url = url
+                    return url
+                time.sleep(0.1)
+            code = self.process.poll()
+            self.stop()
+            if code is None:
+                break  # it ran but never answered: not a port clash
+        tail = self.log.read_text(errors="replace")[-3000:]
+        raise RuntimeError(
+            f"arena-fast serve did not answer ({' '.join(self.command(0))}):\n{tail}"
+        )
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=10)
+        self.process = None
+
+
+@contextlib.contextmanager
+def serving(runs: Sequence[Path], datasets: Sequence[Path], log: Path) -> Iterator[str]:
+    """The base URL of a server over `runs` and `datasets`, stopped after."""
+    server = Server(runs, datasets, log)
+    try:
+        yield server.start()
+    finally:
+        server.stop()
+
+
+# -- pages ------------------------------------------------------------------------------
+def snapshot(session, name: str) -> Path:
+    """The whole page as `ARTIFACTS/NAME.png` (beyond the window, up to
+    6000 px tall) and its DOM as `NAME.html`."""
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    png = ARTIFACTS / f"{name}.png"
+    metrics = session.execute_cdp_cmd("Page.getLayoutMetrics", {})
+    size = metrics.get("cssContentSize") or metrics["contentSize"]
+    clip = {
+        "x": 0,
+        "y": 0,
+        "width": max(1, min(int(size["width"]), 4000)),
+        "height": max(1, min(int(size["height"]), 6000)),
+        "scale": 1,
+    }
+    shot = session.execute_cdp_cmd(
+        "Page.captureScreenshot", {"format": "png", "captureBeyondViewport": True, "clip": clip}
+    )
+    png.write_bytes(base64.b64decode(shot["data"]))
+    (ARTIFACTS / f"{name}.html").write_text(session.page_source, encoding="utf-8")
+    return png
+
+
+def console_errors(session) -> list[str]:
+    """The console's errors since the last call (CSP violations, script
+    errors, failed loads), less `IGNORED_CONSOLE`."""
+    return [
+        entry["message"]
+        for entry in session.get_log("browser")
+        if entry.get("level") == "SEVERE"
+        and not any(ignored in entry["message"] for ignored in IGNORED_CONSOLE)
+    ]
+
+
+def no_alert(session) -> None:
+    """Fail if a script opened an alert / confirm / prompt."""
+    from selenium.common.exceptions import NoAlertPresentException
+
+    try:
+        alert = session.switch_to.alert
+    except NoAlertPresentException:
+        return
+    text = alert.text
+    alert.dismiss()
+    raise AssertionError(f"the page opened an alert: {text!r}")
+
+
+def wait_for(session, css: str, timeout: float = 30.0, visible: bool = True):
+    """The first element matching `css`, once there (and shown)."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as ec
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    located = (By.CSS_SELECTOR, css)
+    condition = ec.visibility_of_element_located if visible else ec.presence_of_element_located
+    return WebDriverWait(session, timeout).until(condition(located), f"no {css!r} on the page")

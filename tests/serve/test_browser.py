@@ -1,0 +1,193 @@
+"""`arena-fast serve` in a real browser: headless Chromium (Debian's
+`chromium` and `chromium-driver`, driven by Selenium) against the server
+started as a user starts it (`arena-fast serve --run ... --data ...` on a
+free loopback port).
+
+The server is given helper fixtures' tiny run and dataset (tests/serve/
+conftest.py), a dataset built from a Kaggle-format CSV whose model names and
+texts carry script injections (and a run trained on it, so they reach the
+run view too), and the real Kaggle rows of ../shared/data. Every page is
+saved as a screenshot (browser_support.ARTIFACTS) and checked for console
+errors and for any script from data having run."""
+
+from __future__ import annotations
+
+import csv
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from strategies import train_extra
+
+from .browser_support import (
+    ARTIFACTS,
+    console_errors,
+    no_alert,
+    require,
+    serving,
+    snapshot,
+    start_chrome,
+    wait_for,
+)
+
+pytestmark = pytest.mark.browser
+
+torch = train_extra("torch")
+train_extra("transformers")
+require("starlette")
+require("uvicorn")
+require("selenium")
+
+from selenium.webdriver.common.by import By  # noqa: E402
+
+from arena_fast.dataset import BuildConfig, build_dataset  # noqa: E402
+from arena_fast.train import TrainConfig, train  # noqa: E402
+
+# What a page must show as text and never run.
+XSS = (
+    "<script>window.__xss=1</script>",
+    '<img src=x onerror="window.__xss=1">',
+    "javascript:window.__xss=1",
+    "[click](javascript:window.__xss=1)",
+    '"><svg onload="window.__xss=1">',
+)
+WORDS = "river stone cloud apple music paper garden window lamp ocean forest bread".split()
+
+
+def xss_csv(path: Path, n: int = 48) -> list[dict]:
+    """A Kaggle train.csv of `n` rows whose label follows "zebra" (see
+    keyword_rows), the first rows carrying `XSS` in their model names,
+    prompts and answers."""
+    rng = np.random.default_rng(7)
+
+    def words(k: int) -> str:
+        return " ".join(rng.choice(WORDS, size=k))
+
+    rows = []
+    for i in range(n):
+        label = i % 3
+        a, b = words(int(rng.integers(4, 12))), words(int(rng.integers(4, 12)))
+        a += " zebra" if label == 0 else ""
+        b += " zebra" if label == 1 else ""
+        model_a, model_b, prompt = f"model-{i % 4}", f"model-{(i + 1) % 4}", f"question {words(5)}"
+        if i < len(XSS):
+            attack = XSS[i]
+            model_a, prompt, a = attack, f"{prompt} {attack}", f"{a} {attack}"
+        rows.append(
+            {
+                "id": str(5000 + i),
+                "model_a": model_a,
+                "model_b": model_b,
+                "prompt": json.dumps([prompt]),
+                "response_a": json.dumps([a]),
+                "response_b": json.dumps([b]),
+                "winner_model_a": int(label == 0),
+                "winner_model_b": int(label == 1),
+                "winner_tie": int(label == 2),
+            }
+        )
+    with path.open("w", encoding="utf-8", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    return rows
+
+
+@pytest.fixture(scope="module")
+def xss_data(tmp_path_factory) -> dict:
+    """The injection dataset (`xss-data`, 2 folds) and a run trained one step on
+    it (`xss-run`, its fold-0 rows predicted)."""
+    root = tmp_path_factory.mktemp("browser")
+    rows = xss_csv(root / "train.csv")
+    data = root / "xss-data"
+    build_dataset(BuildConfig(inputs=[str(root / "train.csv")], max_length=128, folds=2), data)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        run = root / "xss-run"
+        train(TrainConfig(data=str(data), epochs=1, max_steps=1, max_tokens=2048, out=str(run)))
+    finally:
+        torch.set_num_threads(threads)
+    return {"rows": rows, "data": data, "run": run}
+
+
+@pytest.fixture(scope="module")
+def real_data(tmp_path_factory, data_dir: Path) -> Path:
+    """The first 100 real Kaggle rows (../shared/data), built (`kaggle-head100`)."""
+    out = tmp_path_factory.mktemp("real") / "kaggle-head100"
+    source = str(data_dir / "kaggle_train_head100.csv")
+    build_dataset(BuildConfig(inputs=[source], max_length=256, folds=2), out)
+    return out
+
+
+@pytest.fixture(scope="module")
+def server(serve_run, serve_dataset, xss_data, real_data) -> str:
+    """The base URL of `arena-fast serve` over all of the above."""
+    runs = [serve_run, xss_data["run"]]
+    datasets = [serve_dataset, xss_data["data"], real_data]
+    with serving(runs, datasets, ARTIFACTS / "server.log") as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def browser():
+    session = start_chrome()
+    try:
+        yield session
+    finally:
+        session.quit()
+
+
+def open_page(browser, url: str, name: str, ready: str = "main") -> None:
+    """Load `url`, wait for `ready`, keep a screenshot `name`, and check the
+    page ran nothing it should not and logged no error."""
+    browser.get(url)
+    wait_for(browser, ready)
+    settle(browser, name)
+
+
+def settle(browser, name: str) -> None:
+    """The checks after any page change: see `open_page`."""
+    no_alert(browser)
+    snapshot(browser, name)
+    assert browser.execute_script("return window.__xss") is None, f"{name}: a script ran"
+    assert console_errors(browser) == [], f"{name}: console errors"
+
+
+def test_home_lists_what_was_given(server, browser):
+    open_page(browser, server + "/", "home")
+    runs = [
+        li.get_attribute("data-name") for li in browser.find_elements(By.CSS_SELECTOR, "li.run")
+    ]
+    datasets = [
+        li.get_attribute("data-name") for li in browser.find_elements(By.CSS_SELECTOR, "li.dataset")
+    ]
+    assert runs == ["run", "xss-run"]
+    assert datasets == ["ds", "xss-data", "kaggle-head100"]
+    # The CSP the server sends is in force: the page's own stylesheet loaded.
+    color = browser.execute_script(
+        "return getComputedStyle(document.querySelector('header.top')).display"
+    )
+    assert color == "flex"
+
+
+def test_the_checks_see_an_injection(server, browser):
+    """What the page checks rest on: markup put into the page unescaped is
+    refused by the server's CSP, and that refusal is a console error."""
+    browser.get(server + "/")
+    wait_for(browser, "main")
+    browser.execute_script(
+        "document.querySelector('main').insertAdjacentHTML('beforeend', arguments[0])", XSS[1]
+    )
+    wait_for(browser, "main img[src='x']", visible=False)
+    errors: list[str] = []
+    for _ in range(50):  # the console reports the refusal a moment later
+        errors += console_errors(browser)
+        if any("Content Security Policy" in e for e in errors):
+            break
+        time.sleep(0.1)
+    assert any("Content Security Policy" in e for e in errors), errors
+    assert browser.execute_script("return window.__xss") is None
