@@ -1,4 +1,9 @@
-"""What every view shares: the catalog, the templates and page rendering."""
+"""What every view shares: the catalog, the templates and page rendering.
+
+Every page gets `catalog` and `nav`: the links of the top bar (Compare,
+each dataset, each run), each to the route of that name when a view module
+defines it: `compare`, `dataset` (path parameter `name`) and `run` (path
+parameter `name`). A route not (yet) defined gives no link."""
 
 from __future__ import annotations
 
@@ -7,6 +12,7 @@ from pathlib import Path
 
 from starlette.requests import Request
 from starlette.responses import Response
+from starlette.routing import NoMatchFound
 from starlette.templating import Jinja2Templates
 
 from .catalog import Catalog
@@ -29,4 +35,21 @@ class Context:
     def page(self, request: Request, name: str, status_code: int = 200, **values) -> Response:
         """Render the template `name` with `values` (escaped)."""
         values.setdefault("catalog", self.catalog)
+        values.setdefault("nav", self.nav(request))
         return self.templates.TemplateResponse(request, name, values, status_code=status_code)
+
+    def nav(self, request: Request) -> list[dict]:
+        """The top bar's links: `label`, `url` (a path), `kind` (compare,
+        dataset, run) and `name`."""
+        items = [("compare", "Compare", "compare", {})]
+        items += [("dataset", name, "dataset", {"name": name}) for name in self.catalog.datasets]
+        items += [("run", name, "run", {"name": name}) for name in self.catalog.runs]
+        links = []
+        for kind, label, route, params in items:
+            try:
+                url = request.app.url_path_for(route, **params)
+            except NoMatchFound:
+                continue
+            name = params.get("name")
+            links.append({"kind": kind, "label": label, "url": str(url), "name": name})
+        return links
