@@ -42,8 +42,10 @@ require("uvicorn")
 require("selenium")
 
 from selenium.webdriver.common.by import By  # noqa: E402
+from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
 
 from arena_fast.dataset import BuildConfig, build_dataset  # noqa: E402
+from arena_fast.predict import Judge  # noqa: E402
 from arena_fast.train import TrainConfig, train  # noqa: E402
 
 # What a page must show as text and never run.
@@ -191,3 +193,85 @@ def test_the_checks_see_an_injection(server, browser):
         time.sleep(0.1)
     assert any("Content Security Policy" in e for e in errors), errors
     assert browser.execute_script("return window.__xss") is None
+
+
+# -- Compare ----------------------------------------------------------------------------
+PAIR = {
+    "prompt": ["Which river runs through Paris?", "And which one through Rome?"],
+    "response_a": ["The Seine.", "The Tiber, a zebra of a river."],
+    "response_b": ["The Loire, I believe.", "The Arno."],
+}
+
+
+def fill_pair(browser, pair: dict) -> None:
+    """Type `pair` into the Compare form, adding turns as needed."""
+    turns = len(pair["prompt"])
+
+    def shown(session) -> int:
+        return len(session.find_elements(By.CSS_SELECTOR, "#turns fieldset.turn"))
+
+    for count in range(shown(browser), turns):
+        browser.find_element(By.ID, "add-turn").click()
+        WebDriverWait(browser, 30).until(lambda b, count=count: shown(b) > count)
+    for name, texts in pair.items():
+        boxes = browser.find_elements(By.CSS_SELECTOR, f"#compare-form textarea[name='{name}']")
+        assert len(boxes) == turns
+        for box, text in zip(boxes, texts):
+            box.clear()
+            box.send_keys(text)
+
+
+def read_probs(browser, run: str) -> dict:
+    """The probabilities a run's result shows: {pass: {column: (value, shown)}}."""
+    out: dict = {}
+    for cell in browser.find_elements(
+        By.CSS_SELECTOR, f"article.run-result[data-run='{run}'] table.probs td.prob"
+    ):
+        row = cell.find_element(By.XPATH, "./ancestor::tr[1]").get_attribute("data-pass")
+        out.setdefault(row, {})[cell.get_attribute("data-col")] = (
+            float(cell.get_attribute("data-value")),
+            cell.text,
+        )
+    return out
+
+
+def assert_judged(browser, run_name: str, run_dir: Path, pair: dict) -> dict:
+    """The result shown for `run_name` equals `Judge(run_dir).compare(pair)`."""
+    expected = Judge(run_dir).compare(pair["prompt"], pair["response_a"], pair["response_b"])
+    shown = read_probs(browser, run_name)
+    passes = {"average": expected, "original": expected["original"], "swapped": expected["swapped"]}
+    assert set(shown) == set(passes), shown
+    for name, probs in passes.items():
+        assert set(shown[name]) == set(expected["original"]), shown[name]
+        for column, (value, text) in shown[name].items():
+            assert value == pytest.approx(probs[column], abs=1e-6), (run_name, name, column)
+            assert text == f"{probs[column]:.4f}"
+    article = f"article.run-result[data-run='{run_name}']"
+    verdict = browser.find_element(By.CSS_SELECTOR, f"{article} .verdict").text
+    assert verdict == expected["verdict"]
+    flip = browser.find_element(By.CSS_SELECTOR, f"{article} .flip").get_attribute("data-flip")
+    assert flip == ("yes" if expected["flip"] else "no")
+    return expected
+
+
+def test_compare_shows_what_judge_compare_gives(server, browser, serve_run, xss_data):
+    open_page(browser, server + "/compare", "compare-empty", ready="#compare-form")
+    fill_pair(browser, PAIR)
+    for box in browser.find_elements(By.CSS_SELECTOR, "#run-choice input[name='run']"):
+        if not box.is_selected():
+            box.click()
+    browser.find_element(By.ID, "compare-submit").click()
+    for run in ("run", "xss-run"):
+        wait_for(browser, f"article.run-result[data-run='{run}'] td.prob")
+    settle(browser, "compare-result")
+    for name, run_dir in (("run", serve_run), ("xss-run", xss_data["run"])):
+        expected = assert_judged(browser, name, run_dir, PAIR)
+    # The encoded input, turn by turn, in both orders.
+    orders = browser.find_elements(By.CSS_SELECTOR, "#encodings article.encoding div.order")
+    assert {o.get_attribute("data-order") for o in orders} == {"original", "swapped"}
+    for order in orders:
+        blocks = order.find_elements(By.CSS_SELECTOR, "div.turn-block")
+        assert [b.get_attribute("data-turn") for b in blocks] == ["0", "1"]
+        fields = order.find_elements(By.CSS_SELECTOR, "div.field")
+        assert sum(int(f.get_attribute("data-kept")) for f in fields) > 0
+    assert expected["turns"] == 2
