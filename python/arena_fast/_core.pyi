@@ -76,6 +76,9 @@ class Encoder:
     def encode_json(
         self, prompts: Any, responses_a: Any, responses_b: Any, swap: str
     ) -> dict[str, np.ndarray]: ...
+    def explain(
+        self, prompt: Any, response_a: Any, response_b: Any, swapped: bool = False
+    ) -> dict[str, Any]: ...
     def encode_rows(
         self, rows: Rows, idx: Optional[np.ndarray], swap: str, skip_failed: bool = False
     ) -> dict[str, Any]: ...

@@ -266,6 +266,22 @@ class Encoder:
         mode = _swap_mode(swap)
         return Encoded(self._core.encode(prompts, responses_a, responses_b, mode))
 
+    def explain(self, prompt, response_a, response_b, swapped: bool = False) -> dict[str, Any]:
+        """One row encoded (with `swapped`, B's answer first) and taken apart.
+
+        Returns a dict: `ids` (the row's input ids, as `encode` gives them),
+        `spans` (in order, covering `ids`: each a dict of `kind` (`bos`,
+        `begin`, `header`, `prefix`, `text`, `marker`, `suffix`, `end`,
+        `eos`), `turn` (0-based, None outside turns), `field` (0 the prompt,
+        1 and 2 the answers as placed; None outside fields), `start`,
+        `stop`; a cut segment shows as text, marker, text), `segments`
+        (every turn and field, kept or not: `turn`, `field`, `tokens` (its
+        full length, prefix included), `kept` (0 for a dropped turn), `cut`),
+        and the row's `length`, `full_length`, `truncated`, `turns`,
+        `turns_kept`, `repairs`. Texts are given as in `encode` (a string or
+        a list of turns)."""
+        return self._core.explain(prompt, response_a, response_b, swapped=bool(swapped))
+
     def encode_json(
         self, prompts, responses_a, responses_b, swap: Union[bool, str] = False
     ) -> Encoded:

@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use crate::budget::{self, BudgetConfig, Cut, Frame, Plan, TurnLens};
 use crate::error::{Column, ConfigError, CoreError, EncodeError, TokenizerError};
+use crate::explain::{Probe, SpanKind};
 use crate::pool;
 use crate::rows::Rows;
 use crate::template::Template;
@@ -369,7 +370,7 @@ impl Encoder {
                 for i in c * CHUNK..((c + 1) * CHUNK).min(n) {
                     let turns = row(i)?;
                     let before = out.len();
-                    match self.encode_row(i, &turns, swap, cache, &mut out) {
+                    match self.encode_row(i, &turns, swap, cache, &mut out, None) {
                         Err(EncodeError::Tokenizer { column, source, .. }) if skip => {
                             out.truncate_rows(before);
                             skipped.push(Skipped {
@@ -412,6 +413,20 @@ impl Encoder {
             })
     }
 
+    /// One row (`swap`: one order) on this thread, its pieces noted in `probe`.
+    pub(crate) fn encode_one(
+        &self,
+        turns: &RowTurns,
+        swap: Swap,
+        probe: &mut Probe,
+    ) -> Result<Encoded, EncodeError> {
+        let mut out = Encoded::with_offsets();
+        with_thread_cache(self.tok.id(), |cache| {
+            self.encode_row(0, turns, swap, cache, &mut out, Some(probe))
+        })?;
+        Ok(out)
+    }
+
     fn encode_row(
         &self,
         row: usize,
@@ -419,6 +434,7 @@ impl Encoder {
         swap: Swap,
         cache: &mut WordCache,
         out: &mut Encoded,
+        mut probe: Option<&mut Probe>,
     ) -> Result<(), EncodeError> {
         let n_total = turns.n_turns();
         // The texts laid out per turn; `concat` joins every turn into one.
@@ -520,6 +536,11 @@ impl Encoder {
                 })
                 .collect();
             let plan = budget::plan(&self.cfg.budget, &frame, &lens);
+            if let Some(probe) = probe.as_deref_mut() {
+                let seg_lens: Vec<[usize; 3]> = lens.iter().map(|l| l.seg).collect();
+                let kept: Vec<_> = plan.turns.iter().map(|t| (t.turn, t.cuts)).collect();
+                probe.segments(&seg_lens, &kept);
+            }
             let full: usize = frame.fixed
                 + lens
                     .iter()
@@ -528,12 +549,20 @@ impl Encoder {
                         frame.headers[t] + (0..3).map(|f| frame.suffix[f] + l.seg[f]).sum::<usize>()
                     })
                     .sum::<usize>();
-            self.assemble(&segs, &plan, cache, &mut out.input_ids)
-                .map_err(|source| EncodeError::Tokenizer {
-                    row,
-                    column: None,
-                    source,
-                })?;
+            let row_start = out.input_ids.len();
+            self.assemble(
+                &segs,
+                &plan,
+                cache,
+                &mut out.input_ids,
+                row_start,
+                probe.as_deref_mut(),
+            )
+            .map_err(|source| EncodeError::Tokenizer {
+                row,
+                column: None,
+                source,
+            })?;
             out.offsets.push(out.input_ids.len() as i64);
             out.turns_total.push(n_total as i32);
             let kept = if self.cfg.template.join_turns.is_some() && plan.turns_kept > 0 {
@@ -569,37 +598,89 @@ impl Encoder {
         }
     }
 
+    /// The row's ids after `out[..row_start]`; each piece noted in `probe`
+    /// (positions from `row_start`) when there is one.
     fn assemble(
         &self,
         segs: &[[Seg; 3]],
         plan: &Plan,
         cache: &mut WordCache,
         out: &mut Vec<i32>,
+        row_start: usize,
+        probe: Option<&mut Probe>,
     ) -> Result<(), TokenizerError> {
+        let mut note = Note { probe, row_start };
         out.extend(self.cfg.bos.map(|b| b as i32));
+        note.mark(SpanKind::Bos, None, None, out);
         out.extend(ids(&self.begin));
+        note.mark(SpanKind::Begin, None, None, out);
         let body_start = out.len();
         for (pos, tp) in plan.turns.iter().enumerate() {
+            let turn = Some(tp.turn);
             out.extend(ids(&self.header_ids(pos + 1, cache)?));
+            note.mark(SpanKind::Header, turn, None, out);
             for f in 0..3 {
                 let seg = segs[tp.turn][f];
                 match tp.cuts[f] {
-                    Cut::Full => seg.extend_range(out, 0, seg.len()),
+                    Cut::Full => note.piece(seg, 0, seg.len(), turn, f, out),
                     Cut::Part { head, tail } => {
-                        seg.extend_range(out, 0, head);
+                        note.piece(seg, 0, head, turn, f, out);
                         out.extend(ids(&self.marker));
-                        seg.extend_range(out, seg.len() - tail, seg.len());
+                        note.mark(SpanKind::Marker, turn, Some(f), out);
+                        note.piece(seg, seg.len() - tail, seg.len(), turn, f, out);
                     }
                 }
                 out.extend(ids(&self.suffixes[f]));
+                note.mark(SpanKind::Suffix, turn, Some(f), out);
             }
         }
         if let Some(limit) = plan.body_limit {
             out.truncate(body_start + limit);
+            if let Some(p) = note.probe.as_deref_mut() {
+                p.clip(out.len() - row_start);
+            }
         }
         out.extend(ids(&self.end));
+        note.mark(SpanKind::End, None, None, out);
         out.extend(self.cfg.eos.map(|e| e as i32));
+        note.mark(SpanKind::Eos, None, None, out);
         Ok(())
+    }
+}
+
+/// Where `assemble` notes the pieces of a row, if anywhere.
+struct Note<'p> {
+    probe: Option<&'p mut Probe>,
+    row_start: usize,
+}
+
+impl Note<'_> {
+    /// The ids since the last mark, up to the end of `out`, are a `kind`.
+    fn mark(&mut self, kind: SpanKind, turn: Option<usize>, field: Option<usize>, out: &[i32]) {
+        if let Some(p) = self.probe.as_deref_mut() {
+            p.mark(kind, turn, field, out.len() - self.row_start);
+        }
+    }
+
+    /// `seg[start..end]` onto `out`: its prefix part, then its text part.
+    fn piece(
+        &mut self,
+        seg: Seg,
+        start: usize,
+        end: usize,
+        turn: Option<usize>,
+        field: usize,
+        out: &mut Vec<i32>,
+    ) {
+        let p = seg.pre.len();
+        if self.probe.is_none() {
+            seg.extend_range(out, start, end);
+            return;
+        }
+        seg.extend_range(out, start, end.min(p).max(start));
+        self.mark(SpanKind::Prefix, turn, Some(field), out);
+        seg.extend_range(out, start.max(p).min(end), end);
+        self.mark(SpanKind::Text, turn, Some(field), out);
     }
 }
 

@@ -3,7 +3,7 @@
 //! Data flows one way: cells are parsed into turns (`turns`, one row a
 //! `RowTurns`; `rows` reads whole Arrow columns of them), texts are
 //! tokenized (`tokenize`: `added`, `words`, `gpt_split`, `byte_level`), laid
-//! out by a `template`, fitted into a token budget (`budget`), and assembled into rows (`encode`), whose A/B
+//! out by a `template`, fitted into a token budget (`budget`), and assembled into rows (`encode`; `explain` tells a row's pieces apart), whose A/B
 //! swap pairs can be split apart and put back together (`pairs`). Encoded
 //! rows are then planned into packs or padded batches (`plan`) and
 //! assembled into flat batch buffers (`collate`). `pool` holds the threads
@@ -20,6 +20,7 @@ pub mod csv_cells;
 mod csv_fields;
 pub mod encode;
 pub mod error;
+pub mod explain;
 pub mod folds;
 pub mod gpt_split;
 pub mod merges;

@@ -333,6 +333,62 @@ impl PyEncoder {
         })
     }
 
+    /// One row (`swapped`: in the B/A order) encoded and explained: a dict
+    /// of `ids`, `spans` (kind, turn, field, start, stop), `segments` (turn,
+    /// field, tokens, kept, cut) and the row's diagnostics.
+    #[pyo3(signature = (prompt, response_a, response_b, swapped = false))]
+    fn explain<'py>(
+        &self,
+        py: Python<'py>,
+        prompt: &Bound<'py, PyAny>,
+        response_a: &Bound<'py, PyAny>,
+        response_b: &Bound<'py, PyAny>,
+        swapped: bool,
+    ) -> PyResult<Bound<'py, PyDict>> {
+        guarded(py, || {
+            let null_text = &self.inner.config().null_text;
+            let mut flags = 0u8;
+            let p = turns_of(py, prompt, 0, 0, null_text, &mut flags)?;
+            let a = turns_of(py, response_a, 0, 1, null_text, &mut flags)?;
+            let b = turns_of(py, response_b, 0, 2, null_text, &mut flags)?;
+            let row = RowTurns::new(p, a, b, flags);
+            let enc = self.inner.clone();
+            let ex = detached(py, move || enc.explain(&row, swapped))?;
+            let d = PyDict::new(py);
+            let e = &ex.encoded;
+            d.set_item("ids", e.input_ids.clone())?;
+            d.set_item("length", e.input_ids.len())?;
+            d.set_item("full_length", e.full_lengths[0])?;
+            d.set_item("truncated", e.truncated[0])?;
+            d.set_item("turns", e.turns_total[0])?;
+            d.set_item("turns_kept", e.turns_kept[0])?;
+            d.set_item("repairs", e.repairs[0])?;
+            let spans = PyList::empty(py);
+            for s in &ex.spans {
+                let item = PyDict::new(py);
+                item.set_item("kind", s.kind.name())?;
+                item.set_item("turn", s.turn)?;
+                item.set_item("field", s.field)?;
+                item.set_item("start", s.start)?;
+                item.set_item("stop", s.stop)?;
+                spans.append(item)?;
+            }
+            d.set_item("spans", spans)?;
+            let segments = PyList::empty(py);
+            for s in &ex.segments {
+                let item = PyDict::new(py);
+                item.set_item("turn", s.turn)?;
+                item.set_item("field", s.field)?;
+                item.set_item("tokens", s.tokens)?;
+                item.set_item("kept", s.kept)?;
+                item.set_item("cut", s.cut)?;
+                segments.append(item)?;
+            }
+            d.set_item("segments", segments)?;
+            Ok(d)
+        })
+    }
+
     /// Rows parsed earlier (`_core.Rows`): the rows `idx` (all when None),
     /// in that order. With `skip_failed`, a row the tokenizer cannot encode
     /// is left out and listed under "skipped" as (position in idx, column or
