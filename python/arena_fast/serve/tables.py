@@ -1,0 +1,508 @@
+"""A built dataset read for browsing, a page at a time (no web code here).
+
+`DatasetTable` opens a dataset by its manifest and reads, once, only the
+small columns its filters need (fold, labels, source, language, truncated,
+repairs and flags, turns, length) into numpy arrays kept for the life of the
+server: a 1M-row dataset costs about 20 MB and a filter is a mask. A page
+of rows then reads its text columns (id, models, metadata) from the shards
+that hold those rows only, and a row's `input_ids` are read only when that
+row is shown. Nothing reads a whole shard's ids to list rows.
+
+The shards hold no texts, only ids: `text` search decodes the ids of the
+rows the other filters keep, in order, a slice at a time, and stops once it
+has the page (and one row more); its count of matches is a lower bound
+until the scan reaches the end (`Page.exact`). `q` searches the columns
+that are text (id, model names, language, category, meta) in full."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any, Optional
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from ..dataset import dataset_space, read_manifest
+from ..dataset.clean import METADATA_COLUMNS
+from ..encoder import Template
+from ..errors import InputError
+from ..outputs import TOKENIZER
+from ..row_view import FIELDS, decode_pieces, split_row
+from ..tokenizer import Tokenizer
+
+PAGE_SIZE = 50
+MAX_SEARCH = 200  # characters of a search
+SCAN_SECONDS = 1.0  # text search: decoding time spent per request at most
+NONE = "none"  # the filter value of "no label" / "no language"
+TEXT_COLUMNS = ("id", "model_a", "model_b", *METADATA_COLUMNS)
+_SMALL = ("fold", "labels", "source", "truncated", "repairs", "flags", "turns", "length")
+_SMALL += ("turns_kept",)
+
+
+@dataclass(frozen=True)
+class RowQuery:
+    """What a page of rows shows: filters (None: any), searches, the page."""
+
+    fold: Optional[int] = None
+    label: Optional[str] = None  # a class key of the label space, or NONE
+    source: Optional[str] = None
+    language: Optional[str] = None  # a language, or NONE
+    truncated: Optional[bool] = None
+    repaired: Optional[bool] = None
+    turns_min: Optional[int] = None
+    turns_max: Optional[int] = None
+    q: str = ""
+    text: str = ""
+    page: int = 1
+
+    def params(self, **changes) -> dict:
+        """The query as URL parameters (those set), with `changes`."""
+        out = {}
+        for f in fields(self):
+            value = changes.get(f.name, getattr(self, f.name))
+            if value is None or value == "" or (f.name == "page" and value == 1):
+                continue
+            out[f.name] = ("yes" if value else "no") if isinstance(value, bool) else str(value)
+        return out
+
+
+@dataclass
+class Page:
+    """A page of rows: each a dict of its columns and `index` (its row
+    number); `total` matches (a lower bound unless `exact`); `scanned` of
+    `candidates` rows decoded by a text search."""
+
+    rows: list
+    total: int
+    page: int
+    pages: int
+    exact: bool = True
+    scanned: int = 0
+    candidates: int = 0
+
+
+def _choice(value: str, allowed, name: str) -> str:
+    if value not in allowed:
+        shown = ", ".join(sorted(str(a) for a in allowed)[:20])
+        raise InputError(f"{name}: {value!r:.60} is not one of: {shown}")
+    return value
+
+
+def _int(value: str, name: str, lo: int, hi: int) -> int:
+    try:
+        n = int(value)
+    except ValueError:
+        raise InputError(f"{name}: {value!r:.40} is not a whole number") from None
+    if not lo <= n <= hi:
+        raise InputError(f"{name}: {n} is outside [{lo}, {hi}]")
+    return n
+
+
+def _yes_no(value: str, name: str) -> bool:
+    return _choice(value, ("yes", "no"), name) == "yes"
+
+
+def _search(value: str, name: str) -> str:
+    if len(value) > MAX_SEARCH:
+        raise InputError(f"{name}: at most {MAX_SEARCH} characters")
+    return value.strip()
+
+
+class DatasetTable:
+    """One dataset, read a page at a time (see the module's docstring).
+    Safe to share between a server's threads."""
+
+    def __init__(self, path: Path):
+        self.path = Path(path)
+        self.manifest = read_manifest(self.path)
+        self.space = dataset_space(self.manifest)
+        self.rows = self.manifest["counts"]["rows"]
+        self.swap = bool(self.manifest.get("swap"))
+        self.files = [self.path / s["file"] for s in self.manifest["shards"]]
+        self.starts = np.cumsum([0] + [s["rows"] for s in self.manifest["shards"]])
+        self.template = Template(**self.manifest["encoder"]["template"])
+        self.reads: list = []  # (shard, columns, rows) of each text or ids read, for tests
+        self._lock = threading.Lock()
+        self._small: Optional[dict] = None
+        self._tokenizer: Optional[Tokenizer] = None
+        self._cache: OrderedDict = OrderedDict()  # searches: q masks and text scans
+
+    # -- the small columns, read once --------------------------------------------------
+    @property
+    def small(self) -> dict:
+        """The filter columns of every row as numpy arrays (read on first use)."""
+        with self._lock:
+            if self._small is None:
+                self._small = self._read_small()
+            return self._small
+
+    def _read_small(self) -> dict:
+        parts: dict[str, list] = {name: [] for name in ("fold", "label", "truncated", "repaired")}
+        parts.update(turns=[], turns_kept=[], length=[], source=[], language=[])
+        names: dict[str, dict] = {"source": {}, "language": {}}
+        for i, file in enumerate(self.files):
+            pf = self._open(file, i)
+            has_language = "language" in pf.schema_arrow.names
+            columns = list(_SMALL) + (["language"] if has_language else [])
+            t = pf.read(columns=columns, use_threads=False)
+            parts["fold"].append(t.column("fold").to_numpy().astype(np.int16))
+            parts["label"].append(self._classes(t.column("labels")))
+            parts["truncated"].append(t.column("truncated").to_numpy(zero_copy_only=False))
+            repairs = t.column("repairs").to_numpy().astype(np.int64)
+            parts["repaired"].append((repairs | t.column("flags").to_numpy()) != 0)
+            for name in ("turns", "turns_kept", "length"):
+                parts[name].append(t.column(name).to_numpy().astype(np.int32))
+            parts["source"].append(_codes(t.column("source"), names["source"]))
+            language = t.column("language") if has_language else pa.nulls(t.num_rows, pa.string())
+            parts["language"].append(_codes(language, names["language"]))
+        small = {k: np.concatenate(v) if v else np.zeros(0) for k, v in parts.items()}
+        small["source_names"] = list(names["source"])
+        small["language_names"] = list(names["language"])
+        return small
+
+    def _open(self, file: Path, i: int) -> pq.ParquetFile:
+        try:
+            pf = pq.ParquetFile(file, memory_map=True)
+        except (pa.ArrowException, OSError) as exc:
+            raise InputError(f"{file}: cannot read the shard: {exc}") from None
+        want = self.manifest["shards"][i]["rows"]
+        if pf.metadata.num_rows != want:
+            raise InputError(f"{file}: {pf.metadata.num_rows} rows, the manifest says {want}")
+        missing = [c for c in _SMALL if c not in pf.schema_arrow.names]
+        if missing:
+            raise InputError(f"{file}: not a dataset shard: no column {missing[0]!r}")
+        return pf
+
+    def _classes(self, labels: pa.ChunkedArray) -> np.ndarray:
+        k = self.space.k
+        arr = labels.combine_chunks()
+        child = arr.values.slice(arr.offset * k, len(arr) * k)
+        values = child.to_numpy(zero_copy_only=False).astype(np.float32).reshape(-1, k)
+        label = np.full(len(values), -1, dtype=np.int8)
+        known = ~np.isnan(values).any(axis=1) & ~arr.is_null().to_numpy(zero_copy_only=False)
+        label[known] = values[known].argmax(axis=1)
+        return label
+
+    def facets(self) -> dict:
+        """What the filters can take, with the rows of each value."""
+        s = self.small
+        return {
+            "folds": list(range(self.manifest["folds"])),
+            "labels": list(zip(self.space.keys, self.space.names)),
+            "sources": _counted(s["source"], s["source_names"]),
+            "languages": _counted(s["language"], s["language_names"]),
+            "turns_max": int(s["turns"].max()) if self.rows else 0,
+        }
+
+    # -- queries -------------------------------------------------------------------------
+    def parse(self, params: Mapping[str, str]) -> RowQuery:
+        """A `RowQuery` from URL parameters; InputError naming a bad one."""
+        facets = self.facets()
+        values: dict[str, Any] = {}
+        known = {f.name for f in fields(RowQuery)}
+        for name, raw in params.items():
+            if name not in known:
+                raise InputError(f"{name}: not a filter of this page")
+            if raw == "":
+                continue
+            values[name] = self._value(name, raw, facets)
+        query = RowQuery(**values)
+        if None not in (query.turns_min, query.turns_max) and query.turns_min > query.turns_max:
+            raise InputError("turns_min is greater than turns_max")
+        return query
+
+    def _value(self, name: str, raw: str, facets: dict) -> Any:
+        if name == "fold":
+            return _int(raw, name, 0, self.manifest["folds"] - 1)
+        if name == "label":
+            return _choice(raw, (*self.space.keys, NONE), name)
+        if name == "source":
+            return _choice(raw, [n for n, _ in facets["sources"]], name)
+        if name == "language":
+            return _choice(raw, [n for n, _ in facets["languages"] if n is not None] + [NONE], name)
+        if name in ("truncated", "repaired"):
+            return _yes_no(raw, name)
+        if name in ("turns_min", "turns_max"):
+            return _int(raw, name, 0, 1 << 30)
+        if name == "page":
+            return _int(raw, name, 1, 1 << 40)
+        return _search(raw, name)
+
+    def mask(self, query: RowQuery) -> np.ndarray:
+        """The rows the filters and `q` keep (not the text search)."""
+        s = self.small
+        keep = np.ones(self.rows, dtype=bool)
+        if query.fold is not None:
+            keep &= s["fold"] == query.fold
+        if query.label is not None:
+            cls = -1 if query.label == NONE else self.space.keys.index(query.label)
+            keep &= s["label"] == cls
+        for name in ("source", "language"):
+            value = getattr(query, name)
+            if value is not None:
+                names = s[f"{name}_names"]
+                if name == "language" and value == NONE:
+                    code = -1
+                else:
+                    code = names.index(value) if value in names else -2
+                keep &= s[name] == code
+        for name in ("truncated", "repaired"):
+            value = getattr(query, name)
+            if value is not None:
+                keep &= s[name] == value
+        if query.turns_min is not None:
+            keep &= s["turns"] >= query.turns_min
+        if query.turns_max is not None:
+            keep &= s["turns"] <= query.turns_max
+        if query.q:
+            keep &= self._q_mask(query.q)
+        return keep
+
+    def query(self, query: RowQuery, page_size: int = PAGE_SIZE) -> Page:
+        """The page `query.page` of the rows `query` keeps, in row order."""
+        candidates = np.flatnonzero(self.mask(query))
+        first = (query.page - 1) * page_size
+        if query.text:
+            scan = self._scan(query, candidates, first + page_size + 1)
+            found = scan.matches
+            chosen = found[first : first + page_size]
+            total, exact = len(found), scan.done
+            extra = dict(scanned=scan.next, candidates=len(candidates))
+        else:
+            chosen = candidates[first : first + page_size].tolist()
+            total, exact, extra = len(candidates), True, {}
+        pages = max(1, -(-total // page_size))
+        if not exact and len(found) > first + page_size:
+            pages = max(pages, query.page + 1)
+        return Page(self.page_rows(chosen), total, query.page, pages, exact, **extra)
+
+    def page_rows(self, indices: list) -> list:
+        """The rows `indices`: their small columns and their text columns
+        (read from the shards holding them only)."""
+        s = self.small
+        out = []
+        text = self._text_columns(indices)
+        for j, i in enumerate(indices):
+            label = int(s["label"][i])
+            language = int(s["language"][i])
+            out.append(
+                {
+                    "index": int(i),
+                    "fold": int(s["fold"][i]),
+                    "label": self.space.keys[label] if label >= 0 else None,
+                    "label_name": self.space.names[label] if label >= 0 else None,
+                    "source": s["source_names"][int(s["source"][i])],
+                    "language": s["language_names"][language] if language >= 0 else None,
+                    "truncated": bool(s["truncated"][i]),
+                    "repaired": bool(s["repaired"][i]),
+                    "turns": int(s["turns"][i]),
+                    "turns_kept": int(s["turns_kept"][i]),
+                    "length": int(s["length"][i]),
+                    **{name: values[j] for name, values in text.items()},
+                }
+            )
+        return out
+
+    def _by_shard(self, indices: list) -> dict:
+        """Row numbers grouped by shard: {shard: (positions in `indices`, local rows)}."""
+        groups: dict = {}
+        shards = np.searchsorted(self.starts, indices, side="right") - 1
+        for pos, (i, shard) in enumerate(zip(indices, shards)):
+            where, local = groups.setdefault(int(shard), ([], []))
+            where.append(pos)
+            local.append(int(i) - int(self.starts[shard]))
+        return groups
+
+    def _read(self, shard: int, columns: list, local: list) -> pa.Table:
+        pf = pq.ParquetFile(self.files[shard], memory_map=True)
+        columns = [c for c in columns if c in pf.schema_arrow.names]
+        table = pf.read(columns=columns, use_threads=False).take(pa.array(local))
+        self.reads.append((shard, tuple(columns), len(local)))
+        return table
+
+    def _text_columns(self, indices: list) -> dict:
+        out = {name: [None] * len(indices) for name in TEXT_COLUMNS}
+        for shard, (where, local) in self._by_shard(indices).items():
+            table = self._read(shard, list(TEXT_COLUMNS), local)
+            for name in table.column_names:
+                for pos, value in zip(where, table.column(name).to_pylist()):
+                    out[name][pos] = value
+        return out
+
+    # -- searches ------------------------------------------------------------------------
+    def _cached(self, key, make):
+        with self._lock:
+            if key in self._cache:
+                self._cache.move_to_end(key)
+                return self._cache[key]
+        value = make()
+        with self._lock:
+            self._cache[key] = value
+            while len(self._cache) > 16:
+                self._cache.popitem(last=False)
+        return value
+
+    def _q_mask(self, q: str) -> np.ndarray:
+        """Rows whose id, model names or metadata hold `q` (any case)."""
+
+        def make() -> np.ndarray:
+            parts = []
+            for shard, file in enumerate(self.files):
+                pf = pq.ParquetFile(file, memory_map=True)
+                columns = [c for c in TEXT_COLUMNS if c in pf.schema_arrow.names]
+                table = pf.read(columns=columns, use_threads=False)
+                self.reads.append((shard, tuple(columns), table.num_rows))
+                hit = np.zeros(table.num_rows, dtype=bool)
+                for name in columns:
+                    found = pc.match_substring(table.column(name), q, ignore_case=True)
+                    hit |= found.fill_null(False).to_numpy(zero_copy_only=False)
+                parts.append(hit)
+            return np.concatenate(parts) if parts else np.zeros(0, dtype=bool)
+
+        return self._cached(("q", q), make)
+
+    def _scan(self, query: RowQuery, candidates: np.ndarray, want: int) -> _Scan:
+        """The text search of `query` carried on until it has `want` matches,
+        the end, or `SCAN_SECONDS` spent in this call."""
+        scan = self._cached(("text", replace(query, page=1)), lambda: _Scan())
+        with scan.lock:
+            deadline = time.perf_counter() + SCAN_SECONDS
+            needle = query.text.casefold()
+            while not scan.done and len(scan.matches) < want:
+                chunk = candidates[scan.next : scan.next + 256].tolist()
+                if not chunk:
+                    scan.done = True
+                    break
+                for i, ids in zip(chunk, self.ids_of(chunk)):
+                    if needle in self.tokenizer.decode(ids.tolist()).casefold():
+                        scan.matches.append(i)
+                scan.next += len(chunk)
+                scan.done = scan.next >= len(candidates)
+                if time.perf_counter() > deadline:
+                    break
+            return scan
+
+    # -- one row -------------------------------------------------------------------------
+    @property
+    def tokenizer(self) -> Tokenizer:
+        with self._lock:
+            if self._tokenizer is None:
+                self._tokenizer = Tokenizer.from_file(self.path / TOKENIZER)
+            return self._tokenizer
+
+    def ids_of(self, indices: list, swapped: bool = False) -> list:
+        """The ids of rows `indices` (in one order), as int32 arrays."""
+        column = "input_ids_swapped" if swapped else "input_ids"
+        out: list = [None] * len(indices)
+        for shard, (where, local) in self._by_shard(indices).items():
+            values = self._read(shard, [column], local).column(column)
+            for pos, value in zip(where, values.to_pylist()):
+                out[pos] = np.frombuffer(value, dtype="<i4")
+        return out
+
+    def check_row(self, index: int) -> None:
+        if not 0 <= index < self.rows:
+            raise IndexError(f"row {index} is not in [0, {self.rows})")
+
+    def row(self, index: int) -> dict:
+        """Row `index` with its text columns, labels and, per order it has
+        (`original`, `swapped`), its encoded form split into turns."""
+        self.check_row(index)
+        shard = int(np.searchsorted(self.starts, index, side="right") - 1)
+        local = index - int(self.starts[shard])
+        columns = [*TEXT_COLUMNS, "source", "fold", "labels", "repairs", "flags", "turns"]
+        for suffix in ("", "_swapped") if self.swap else ("",):
+            columns += [f"{c}{suffix}" for c in ("length", "turns_kept", "truncated")]
+            columns.append(f"full_length{suffix}")
+        row = self._read(shard, columns, [local]).to_pylist()[0]
+        row["index"] = index
+        labels = row["labels"]
+        row["labels_named"] = (
+            None if labels is None else list(zip(self.space.names, [float(x) for x in labels]))
+        )
+        row["orders"] = [self._order(index, row, False)]
+        if self.swap:
+            row["orders"].append(self._order(index, row, True))
+        return row
+
+    def _order(self, index: int, row: dict, swapped: bool) -> dict:
+        suffix = "_swapped" if swapped else ""
+        ids = self.ids_of([index], swapped)[0]
+        enc = self.manifest["encoder"]
+        spans = split_row(
+            ids, self.tokenizer, self.template, enc["bos_token_id"], enc["eos_token_id"]
+        )
+        models = (row["model_b"], row["model_a"]) if swapped else (row["model_a"], row["model_b"])
+        return {
+            "swapped": swapped,
+            "length": row[f"length{suffix}"],
+            "full_length": row[f"full_length{suffix}"],
+            "turns_kept": row[f"turns_kept{suffix}"],
+            "truncated": row[f"truncated{suffix}"],
+            "models": models,
+            "blocks": self._blocks(ids, spans),
+        }
+
+    def _blocks(self, ids: np.ndarray, spans: list) -> list:
+        """The spans grouped for display: one block per piece outside the
+        turns, one per turn field; each with its decoded pieces and tokens."""
+        blocks: list = []
+        for span in spans:
+            pieces = decode_pieces(self.tokenizer, ids[span.start : span.stop].tolist())
+            part = {"kind": span.kind, "pieces": pieces, "tokens": span.stop - span.start}
+            key = (span.turn, span.field) if span.field is not None else (span.kind, span.start)
+            if blocks and blocks[-1]["key"] == key:
+                block = blocks[-1]
+            else:
+                name = FIELDS[span.field] if span.field is not None else span.kind
+                kind = "field" if span.field is not None else span.kind
+                block = {"key": key, "name": name, "kind": kind, "turn": span.turn}
+                block.update(parts=[], tokens=0)
+                block.update(text_tokens=0, cut=False)
+                blocks.append(block)
+            block["parts"].append(part)
+            block["tokens"] += part["tokens"]
+            block["text_tokens"] += part["tokens"] if span.kind == "text" else 0
+            block["cut"] |= span.kind == "marker"
+        return blocks
+
+
+@dataclass
+class _Scan:
+    """A text search carried on across requests: the matches so far, the
+    next candidate to decode, whether it reached the end."""
+
+    matches: list = field(default_factory=list)
+    next: int = 0
+    done: bool = False
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+def _codes(column: pa.ChunkedArray, names: dict) -> np.ndarray:
+    """`column`'s strings as codes into `names` (grown as new ones come;
+    -1 for null)."""
+    if isinstance(column, pa.ChunkedArray):
+        column = column.combine_chunks()
+    encoded = pc.dictionary_encode(column)
+    mapping = np.array(
+        [names.setdefault(v, len(names)) for v in encoded.dictionary.to_pylist()] + [-1],
+        dtype=np.int32,
+    )
+    indices = encoded.indices.fill_null(len(mapping) - 1).to_numpy(zero_copy_only=False)
+    return mapping[indices]
+
+
+def _counted(codes: np.ndarray, names: list) -> list:
+    """(name, rows) per value, most rows first; (None, rows) for null ones."""
+    counts = np.bincount(codes + 1, minlength=len(names) + 1)
+    out = [(name, int(counts[i + 1])) for i, name in enumerate(names) if counts[i + 1]]
+    if counts[0]:
+        out.append((None, int(counts[0])))
+    return sorted(out, key=lambda x: -x[1])
