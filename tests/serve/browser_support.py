@@ -250,3 +250,43 @@ def wait_for(session, css: str, timeout: float = 30.0, visible: bool = True):
     located = (By.CSS_SELECTOR, css)
     condition = ec.visibility_of_element_located if visible else ec.presence_of_element_located
     return WebDriverWait(session, timeout).until(condition(located), f"no {css!r} on the page")
+
+
+# What markup from data would leave in the DOM had it not been escaped:
+# event-handler attributes, javascript: URLs, scripts not shipped in /static/.
+_INJECTED_JS = """
+const found = [];
+for (const e of document.querySelectorAll('*')) {
+  for (const a of e.attributes) {
+    const value = a.value.trim().toLowerCase();
+    if (a.name.startsWith('on')) found.push(e.tagName + ' ' + a.name + '=' + a.value);
+    if (['href', 'src', 'action', 'formaction', 'xlink:href'].includes(a.name)
+        && value.startsWith('javascript:')) found.push(e.tagName + ' ' + a.name + '=' + a.value);
+  }
+  if (e.tagName === 'SCRIPT') {
+    const src = e.getAttribute('src') ? new URL(e.getAttribute('src'), location.href) : null;
+    if (!src || src.origin !== location.origin || !src.pathname.startsWith('/static/'))
+      found.push('script ' + (e.getAttribute('src') || e.textContent.slice(0, 80)));
+  }
+  if (e.tagName === 'IFRAME' || e.tagName === 'OBJECT' || e.tagName === 'EMBED')
+    found.push(e.tagName);
+}
+return found;
+"""
+
+# The page's text as a reader sees it, form fields' values included.
+_TEXT_JS = """
+const parts = [document.body.innerText];
+for (const e of document.querySelectorAll('textarea, input')) parts.push(e.value);
+return parts.join('\\n');
+"""
+
+
+def injected(session) -> list[str]:
+    """Markup on the page that only unescaped data could have put there."""
+    return session.execute_script(_INJECTED_JS)
+
+
+def page_text(session) -> str:
+    """The visible text of the page and the values of its form fields."""
+    return session.execute_script(_TEXT_JS)

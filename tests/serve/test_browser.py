@@ -25,7 +25,9 @@ from strategies import train_extra
 from .browser_support import (
     ARTIFACTS,
     console_errors,
+    injected,
     no_alert,
+    page_text,
     require,
     serving,
     snapshot,
@@ -105,7 +107,7 @@ def xss_data(tmp_path_factory) -> dict:
     root = tmp_path_factory.mktemp("browser")
     rows = xss_csv(root / "train.csv")
     data = root / "xss-data"
-    build_dataset(BuildConfig(inputs=[str(root / "train.csv")], max_length=128, folds=2), data)
+    build_dataset(BuildConfig(inputs=[str(root / "train.csv")], max_length=512, folds=2), data)
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
@@ -157,6 +159,14 @@ def settle(browser, name: str) -> None:
     snapshot(browser, name)
     assert browser.execute_script("return window.__xss") is None, f"{name}: a script ran"
     assert console_errors(browser) == [], f"{name}: console errors"
+    assert injected(browser) == [], f"{name}: markup from data"
+
+
+def assert_literal(browser, texts, where: str) -> None:
+    """Each of `texts` reads on the page as typed (escaped, not parsed)."""
+    shown = page_text(browser)
+    for text in texts:
+        assert text in shown, f"{where}: {text!r} is not on the page as text"
 
 
 def test_home_lists_what_was_given(server, browser):
@@ -275,3 +285,23 @@ def test_compare_shows_what_judge_compare_gives(server, browser, serve_run, xss_
         fields = order.find_elements(By.CSS_SELECTOR, "div.field")
         assert sum(int(f.get_attribute("data-kept")) for f in fields) > 0
     assert expected["turns"] == 2
+
+
+def test_compare_keeps_injections_inert(server, browser, xss_data):
+    """Rows whose model names and texts carry script: prefilled from the
+    dataset by id, then compared; nothing runs, all of it reads as text."""
+    for i, attack in enumerate(XSS):
+        row = xss_data["rows"][i]
+        url = f"{server}/compare?dataset=xss-data&id={row['id']}"
+        open_page(browser, url, f"compare-xss-{i}", ready="#compare-form")
+        source = browser.find_element(By.ID, "source")
+        models = [m.text for m in source.find_elements(By.CSS_SELECTOR, ".model")]
+        assert models == [row["model_a"], row["model_b"]]
+        prompt = browser.find_element(By.CSS_SELECTOR, "textarea[name='prompt']")
+        assert prompt.get_attribute("value") == json.loads(row["prompt"])[0]
+        assert_literal(browser, [attack], f"row {row['id']}")
+        browser.find_element(By.ID, "compare-submit").click()
+        wait_for(browser, "article.run-result[data-run='xss-run'] td.prob")
+        wait_for(browser, "#encodings article.encoding")
+        settle(browser, f"compare-xss-{i}-result")
+        assert_literal(browser, [attack], f"row {row['id']}, compared")
