@@ -313,7 +313,6 @@ def post(url: str, body: dict) -> tuple[int, dict]:
         return response.status, json.loads(response.read())
 
 
-@pytest.mark.slow
 def test_twenty_concurrent_requests_all_succeed(serve_catalog):
     with live_server(serve_catalog) as url:
         bodies = [

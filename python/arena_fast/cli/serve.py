@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import ipaddress
+import socket
 import sys
 
 from ..errors import ConfigError
@@ -70,8 +71,35 @@ def check_host(host: str, allow_remote: bool) -> None:
         )
 
 
+def listen(host: str, port: int) -> socket.socket:
+    """A listening socket on `host`:`port` (0: any free port), or a
+    ConfigError that says why not (the port taken, the address not this
+    machine's)."""
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+    except socket.gaierror as exc:
+        raise ConfigError(f"--host {host}: not an address of this machine ({exc})") from None
+    sock = socket.socket(family, kind, proto)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(address)
+        sock.listen(128)
+    except OSError as exc:
+        sock.close()
+        raise ConfigError(f"cannot listen on {host} port {port}: {exc.strerror or exc}") from None
+    return sock
+
+
+def url_of(sock: socket.socket) -> str:
+    """The page's address for a listening socket."""
+    host, port = sock.getsockname()[:2]
+    return f"http://[{host}]:{port}/" if ":" in host else f"http://{host}:{port}/"
+
+
 def run(args: argparse.Namespace) -> int:
     check_host(args.host, args.allow_remote)
+    if args.port > 65535:
+        raise ConfigError(f"--port must be in [0, 65535], got {args.port}")
     try:
         import uvicorn
 
@@ -81,8 +109,22 @@ def run(args: argparse.Namespace) -> int:
             f"arena-fast serve needs the [serve] extra ({exc.name} is missing): "
             "pip install 'arena-fast[serve]'"
         ) from None
-    catalog = Catalog.from_paths(args.runs, args.datasets)
+    catalog = Catalog.from_paths(args.runs, args.datasets)  # each directory checked first
+    sock = listen(args.host, args.port)
     if not is_loopback(args.host):
         print(f"arena-fast serve: listening on {args.host}, beyond this machine", file=sys.stderr)
-    uvicorn.run(create_app(catalog), host=args.host, port=args.port, log_level="warning")
+    print(
+        f"arena-fast serve: {url_of(sock)} ({len(catalog.runs)} runs, "
+        f"{len(catalog.datasets)} datasets; Ctrl-C stops it)",
+        file=sys.stderr,
+        flush=True,
+    )
+    server = uvicorn.Server(uvicorn.Config(create_app(catalog), log_level="warning"))
+    try:
+        server.run(sockets=[sock])
+    except KeyboardInterrupt:  # uvicorn hands the Ctrl-C it stopped on back
+        pass
+    finally:
+        sock.close()
+    print("arena-fast serve: stopped", file=sys.stderr)
     return 0
