@@ -3,7 +3,7 @@
     GET /datasets/NAME                  rows, filtered and searched, 50 a page
                                         (fold, label, source, language,
                                         truncated, repaired, turns_min,
-                                        turns_max, q, text, page)
+                                        turns_max, id (exact), q, text, page)
     GET /datasets/NAME/rows/N           row N (0-based, shard order, as
                                         `inspect --row N`): its fields and its
                                         encoded form in both orders, cuts marked

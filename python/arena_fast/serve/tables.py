@@ -58,6 +58,7 @@ class RowQuery:
     repaired: Optional[bool] = None
     turns_min: Optional[int] = None
     turns_max: Optional[int] = None
+    id: str = ""  # exactly this id
     q: str = ""
     text: str = ""
     page: int = 1
@@ -88,14 +89,14 @@ class Page:
     candidates: int = 0
 
 
-def _choice(value: str, allowed, name: str) -> str:
+def parse_choice(value: str, allowed, name: str) -> str:
     if value not in allowed:
         shown = ", ".join(sorted(str(a) for a in allowed)[:20])
         raise InputError(f"{name}: {value!r:.60} is not one of: {shown}")
     return value
 
 
-def _int(value: str, name: str, lo: int, hi: int) -> int:
+def parse_int(value: str, name: str, lo: int, hi: int) -> int:
     try:
         n = int(value)
     except ValueError:
@@ -105,11 +106,11 @@ def _int(value: str, name: str, lo: int, hi: int) -> int:
     return n
 
 
-def _yes_no(value: str, name: str) -> bool:
-    return _choice(value, ("yes", "no"), name) == "yes"
+def parse_yes_no(value: str, name: str) -> bool:
+    return parse_choice(value, ("yes", "no"), name) == "yes"
 
 
-def _search(value: str, name: str) -> str:
+def parse_search(value: str, name: str) -> str:
     if len(value) > MAX_SEARCH:
         raise InputError(f"{name}: at most {MAX_SEARCH} characters")
     return value.strip()
@@ -220,20 +221,22 @@ class DatasetTable:
 
     def _value(self, name: str, raw: str, facets: dict) -> Any:
         if name == "fold":
-            return _int(raw, name, 0, self.manifest["folds"] - 1)
+            return parse_int(raw, name, 0, self.manifest["folds"] - 1)
         if name == "label":
-            return _choice(raw, (*self.space.keys, NONE), name)
+            return parse_choice(raw, (*self.space.keys, NONE), name)
         if name == "source":
-            return _choice(raw, [n for n, _ in facets["sources"]], name)
+            return parse_choice(raw, [n for n, _ in facets["sources"]], name)
         if name == "language":
-            return _choice(raw, [n for n, _ in facets["languages"] if n is not None] + [NONE], name)
+            return parse_choice(
+                raw, [n for n, _ in facets["languages"] if n is not None] + [NONE], name
+            )
         if name in ("truncated", "repaired"):
-            return _yes_no(raw, name)
+            return parse_yes_no(raw, name)
         if name in ("turns_min", "turns_max"):
-            return _int(raw, name, 0, 1 << 30)
+            return parse_int(raw, name, 0, 1 << 30)
         if name == "page":
-            return _int(raw, name, 1, 1 << 40)
-        return _search(raw, name)
+            return parse_int(raw, name, 1, 1 << 40)
+        return parse_search(raw, name)
 
     def mask(self, query: RowQuery) -> np.ndarray:
         """The rows the filters and `q` keep (not the text search)."""
@@ -261,6 +264,8 @@ class DatasetTable:
             keep &= s["turns"] >= query.turns_min
         if query.turns_max is not None:
             keep &= s["turns"] <= query.turns_max
+        if query.id:
+            keep &= self._id_mask(query.id)
         if query.q:
             keep &= self._q_mask(query.q)
         return keep
@@ -367,6 +372,19 @@ class DatasetTable:
             return np.concatenate(parts) if parts else np.zeros(0, dtype=bool)
 
         return self._cached(("q", q), make)
+
+    def _id_mask(self, ident: str) -> np.ndarray:
+        """Rows whose id is `ident`."""
+
+        def make() -> np.ndarray:
+            parts = []
+            for shard, file in enumerate(self.files):
+                column = pq.ParquetFile(file, memory_map=True).read(columns=["id"]).column("id")
+                self.reads.append((shard, ("id",), len(column)))
+                parts.append(pc.equal(column, ident).fill_null(False).to_numpy())
+            return np.concatenate(parts) if parts else np.zeros(0, dtype=bool)
+
+        return self._cached(("id", ident), make)
 
     def _scan(self, query: RowQuery, candidates: np.ndarray, want: int) -> _Scan:
         """The text search of `query` carried on until it has `want` matches,
