@@ -2,7 +2,7 @@
 Chromium driven by Selenium through Debian's chromedriver (nothing is
 downloaded: the driver's path is given, so Selenium Manager never runs, and
 `SE_OFFLINE=1` keeps it offline if it did), a server started as
-`arena-fast serve` on a free loopback port, and page checks (screenshots
+`arena-fast serve --port 0` (a free loopback port), and page checks (screenshots
 kept as artifacts, console errors, nothing from data run as script).
 
 A missing browser skips the tests locally, with the reason; on CI
@@ -18,8 +18,8 @@ import base64
 import contextlib
 import importlib
 import os
+import re
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -114,13 +114,6 @@ def start_chrome(window: tuple[int, int] = WINDOW):
 
 
 # -- the server -------------------------------------------------------------------------
-def free_port() -> int:
-    """A loopback port free right now (the server binds it a moment later)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _answers(url: str) -> bool:
     try:
         with urllib.request.urlopen(url, timeout=2) as response:
@@ -130,16 +123,17 @@ def _answers(url: str) -> bool:
 
 
 class Server:
-    """`arena-fast serve` in a subprocess (the CLI, as a user starts it) on a
-    free loopback port; `url` once it answers. Its output goes to `log`."""
+    """`arena-fast serve --port 0` in a subprocess (the CLI, as a user starts
+    it): the port it bound is read from the address it prints; `url` once
+    the home page answers. Its output goes to `log`."""
 
     def __init__(self, runs: Sequence[Path], datasets: Sequence[Path], log: Path):
         self.runs, self.datasets, self.log = list(runs), list(datasets), log
         self.process: Optional[subprocess.Popen] = None
         self.url = ""
 
-    def command(self, port: int) -> list[str]:
-        cmd = [sys.executable, "-m", "arena_fast", "serve", "--port", str(port)]
+    def command(self) -> list[str]:
+        cmd = [sys.executable, "-m", "arena_fast", "serve", "--port", "0"]
         for run in self.runs:
             cmd += ["--run", str(run)]
         for data in self.datasets:
@@ -148,30 +142,26 @@ class Server:
 
     def start(self, timeout: float = 60.0) -> str:
         self.log.parent.mkdir(parents=True, exist_ok=True)
-        for _attempt in range(3):  # another process may take the port first
-            port = free_port()
-            with self.log.open("ab") as out:
-                self.process = subprocess.Popen(
-                    self.command(port),
-                    stdout=out,
-                    stderr=subprocess.STDOUT,
-                    env={**os.environ, "PYTHONUNBUFFERED": "1"},
-                )
-            url = f"http://127.0.0.1:{port}"
-            deadline = time.monotonic() + timeout
-            while time.monotonic() < deadline and self.process.poll() is None:
-                if _answers(url + "/"):
-                    self.url = url
-                    return url
-                time.sleep(0.1)
-            code = self.process.poll()
-            self.stop()
-            if code is None:
-                break  # it ran but never answered: not a port clash
-        tail = self.log.read_text(errors="replace")[-3000:]
-        raise RuntimeError(
-            f"arena-fast serve did not answer ({' '.join(self.command(0))}):\n{tail}"
-        )
+        with self.log.open("wb") as out:
+            self.process = subprocess.Popen(
+                self.command(),
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and self.process.poll() is None:
+            found = re.search(r"arena-fast serve: (http://127\.0\.0\.1:\d+)", self._output())
+            if found and _answers(found.group(1) + "/"):
+                self.url = found.group(1)
+                return self.url
+            time.sleep(0.1)
+        self.stop()
+        command, tail = " ".join(self.command()), self._output()[-3000:]
+        raise RuntimeError(f"arena-fast serve did not answer ({command}):\n{tail}")
+
+    def _output(self) -> str:
+        return self.log.read_text(encoding="utf-8", errors="replace")
 
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:
