@@ -16,10 +16,12 @@ that are text (id, model names, language, category, meta) in full."""
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from collections import OrderedDict
 from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, Optional
@@ -145,32 +147,51 @@ class DatasetTable:
             return self._small
 
     def _read_small(self) -> dict:
-        parts: dict[str, list] = {name: [] for name in ("fold", "label", "truncated", "repaired")}
-        parts.update(turns=[], turns_kept=[], length=[], source=[], language=[])
-        names: dict[str, dict] = {"source": {}, "language": {}}
-        for i, file in enumerate(self.files):
-            pf = self._open(file, i)
-            has_language = "language" in pf.schema_arrow.names
-            columns = list(_SMALL) + (["language"] if has_language else [])
-            t = pf.read(columns=columns, use_threads=False)
-            parts["fold"].append(t.column("fold").to_numpy().astype(np.int16))
-            parts["label"].append(self._classes(t.column("labels")))
-            parts["truncated"].append(t.column("truncated").to_numpy(zero_copy_only=False))
-            repairs = t.column("repairs").to_numpy().astype(np.int64)
-            parts["repaired"].append((repairs | t.column("flags").to_numpy()) != 0)
-            for name in ("turns", "turns_kept", "length"):
-                parts[name].append(t.column(name).to_numpy().astype(np.int32))
-            parts["source"].append(_codes(t.column("source"), names["source"]))
-            language = t.column("language") if has_language else pa.nulls(t.num_rows, pa.string())
-            parts["language"].append(_codes(language, names["language"]))
-        small = {k: np.concatenate(v) if v else np.zeros(0) for k, v in parts.items()}
-        small["source_names"] = list(names["source"])
-        small["language_names"] = list(names["language"])
+        """Every shard's small columns (read on a few threads: pyarrow and
+        numpy release the GIL), the strings as codes into shared names."""
+        threads = max(1, min(4, os.cpu_count() or 1, len(self.files)))
+        with ThreadPoolExecutor(max_workers=threads) as pool:
+            shards = list(pool.map(self._shard_small, range(len(self.files))))
+        small: dict = {}
+        for name in ("fold", "label", "truncated", "repaired", "turns", "turns_kept", "length"):
+            small[name] = np.concatenate([s[name] for s in shards]) if shards else np.zeros(0)
+        for name in ("source", "language"):
+            names: dict = {}
+            codes = []
+            for shard in shards:
+                indices, values = shard[name]
+                mapping = [names.setdefault(v, len(names)) for v in values] + [-1]
+                codes.append(np.asarray(mapping, dtype=np.int32)[indices])
+            small[name] = np.concatenate(codes) if codes else np.zeros(0, np.int32)
+            small[f"{name}_names"] = list(names)
         return small
+
+    def _shard_small(self, i: int) -> dict:
+        """The small columns of shard `i` as numpy arrays; `source` and
+        `language` as (indices into the shard's values, -1 for null; values)."""
+        pf = self._open(self.files[i], i)
+        has_language = "language" in pf.schema_arrow.names
+        columns = list(_SMALL) + (["language"] if has_language else [])
+        t = pf.read(columns=columns, use_threads=False)
+        repairs = t.column("repairs").to_numpy().astype(np.int64)
+        out = {
+            "fold": t.column("fold").to_numpy().astype(np.int16),
+            "label": self._classes(t.column("labels")),
+            "truncated": t.column("truncated").to_numpy(zero_copy_only=False),
+            "repaired": (repairs | t.column("flags").to_numpy()) != 0,
+        }
+        for name in ("turns", "turns_kept", "length"):
+            out[name] = t.column(name).to_numpy().astype(np.int32)
+        out["source"] = _dictionary(t.column("source"))
+        if has_language:
+            out["language"] = _dictionary(t.column("language"))
+        else:
+            out["language"] = (np.full(t.num_rows, -1, dtype=np.int64), [])
+        return out
 
     def _open(self, file: Path, i: int) -> pq.ParquetFile:
         try:
-            pf = pq.ParquetFile(file, memory_map=True)
+            pf = pq.ParquetFile(file, memory_map=True, read_dictionary=["source"])
         except (pa.ArrowException, OSError) as exc:
             raise InputError(f"{file}: cannot read the shard: {exc}") from None
         want = self.manifest["shards"][i]["rows"]
@@ -503,18 +524,13 @@ class _Scan:
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
-def _codes(column: pa.ChunkedArray, names: dict) -> np.ndarray:
-    """`column`'s strings as codes into `names` (grown as new ones come;
-    -1 for null)."""
-    if isinstance(column, pa.ChunkedArray):
-        column = column.combine_chunks()
-    encoded = pc.dictionary_encode(column)
-    mapping = np.array(
-        [names.setdefault(v, len(names)) for v in encoded.dictionary.to_pylist()] + [-1],
-        dtype=np.int32,
-    )
-    indices = encoded.indices.fill_null(len(mapping) - 1).to_numpy(zero_copy_only=False)
-    return mapping[indices]
+def _dictionary(column: pa.ChunkedArray) -> tuple:
+    """A string column as (indices into its values, -1 for null; values)."""
+    column = column.combine_chunks()
+    if not pa.types.is_dictionary(column.type):
+        column = pc.dictionary_encode(column)
+    indices = column.indices.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int64)
+    return indices, column.dictionary.to_pylist()
 
 
 def _counted(codes: np.ndarray, names: list) -> list:
