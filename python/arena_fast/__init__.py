@@ -63,6 +63,7 @@ _install_notice_filters()  # before peft / transformers load bitsandbytes
 _LAZY = (
     "model",
     "losses",
+    "reward_losses",
     "torch",
     "train",
     "train_config",
