@@ -298,3 +298,17 @@ def test_a_page_of_a_large_dataset_reads_only_its_rows(tmp_path_factory):
     assert row["id"] == "r150000"
     assert {shard for shard, _, _ in table.reads} == {150_000 // 16384}
     assert all(n == 1 for _, _, n in table.reads)
+
+
+def test_a_dataset_without_metadata(serve_dataset):
+    """The shared fixture's dataset has no language column: every row's
+    language is none, and its pages open."""
+    with TestClient(create_app(Catalog.from_paths([], [serve_dataset]))) as c:
+        page = _get(c, "/datasets/ds")
+        rows = pq.read_metadata(serve_dataset / "data-00000.parquet").num_rows
+        assert _total(page) == rows and "language" not in pq.read_schema(
+            serve_dataset / "data-00000.parquet"
+        ).names
+        assert _total(_get(c, "/datasets/ds?language=none")) == rows
+        assert c.get("/datasets/ds?language=en").status_code == 400
+        assert 'id="swapped"' in _get(c, "/datasets/ds/rows/0")
