@@ -243,7 +243,8 @@ def wait_for(session, css: str, timeout: float = 30.0, visible: bool = True):
 
 
 # What markup from data would leave in the DOM had it not been escaped:
-# event-handler attributes, javascript: URLs, scripts not shipped in /static/.
+# event-handler attributes, javascript: URLs, scripts not shipped in /static/,
+# plugins, frames that may run scripts.
 _INJECTED_JS = """
 const found = [];
 for (const e of document.querySelectorAll('*')) {
@@ -258,8 +259,11 @@ for (const e of document.querySelectorAll('*')) {
     if (!src || src.origin !== location.origin || !src.pathname.startsWith('/static/'))
       found.push('script ' + (e.getAttribute('src') || e.textContent.slice(0, 80)));
   }
-  if (e.tagName === 'IFRAME' || e.tagName === 'OBJECT' || e.tagName === 'EMBED')
-    found.push(e.tagName);
+  if (e.tagName === 'OBJECT' || e.tagName === 'EMBED') found.push(e.tagName);
+  // A frame is the app's own only when sandboxed without scripts (the run's report).
+  if (e.tagName === 'IFRAME' && (!e.hasAttribute('sandbox')
+      || e.getAttribute('sandbox').includes('allow-scripts')))
+    found.push('iframe ' + e.getAttribute('src'));
 }
 return found;
 """

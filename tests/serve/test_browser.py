@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import polars as pl
 import pytest
 
 from strategies import train_extra
@@ -44,11 +45,12 @@ require("uvicorn")
 require("selenium")
 
 from selenium.webdriver.common.by import By  # noqa: E402
-from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
+from selenium.webdriver.support.ui import Select, WebDriverWait  # noqa: E402
 
 from arena_fast.dataset import BuildConfig, build_dataset  # noqa: E402
 from arena_fast.predict import Judge  # noqa: E402
 from arena_fast.train import TrainConfig, train  # noqa: E402
+from keyword_rows import keyword_rows  # noqa: E402
 
 # What a page must show as text and never run.
 XSS = (
@@ -58,13 +60,21 @@ XSS = (
     "[click](javascript:window.__xss=1)",
     '"><svg onload="window.__xss=1">',
 )
+# Row ids that are attacks too (ids show in every table and go into links).
+XSS_IDS = (
+    "<script>window.__xss=1</script>",
+    '"><img src=x onerror="window.__xss=1">',
+    "javascript:window.__xss=1",
+    "' onmouseover='window.__xss=1",
+)
 WORDS = "river stone cloud apple music paper garden window lamp ocean forest bread".split()
 
 
 def xss_csv(path: Path, n: int = 48) -> list[dict]:
     """A Kaggle train.csv of `n` rows whose label follows "zebra" (see
-    keyword_rows), the first rows carrying `XSS` in their model names,
-    prompts and answers."""
+    keyword_rows): the first rows carry `XSS` in their model names, prompts
+    and answers, the next ones have `XSS_IDS` as ids, and two more rows with
+    the same answer on both sides, dropped as `identical`, carry both."""
     rng = np.random.default_rng(7)
 
     def words(k: int) -> str:
@@ -77,12 +87,19 @@ def xss_csv(path: Path, n: int = 48) -> list[dict]:
         a += " zebra" if label == 0 else ""
         b += " zebra" if label == 1 else ""
         model_a, model_b, prompt = f"model-{i % 4}", f"model-{(i + 1) % 4}", f"question {words(5)}"
+        row_id = str(5000 + i)
         if i < len(XSS):
             attack = XSS[i]
             model_a, prompt, a = attack, f"{prompt} {attack}", f"{a} {attack}"
+        elif i < len(XSS) + len(XSS_IDS):
+            row_id = XSS_IDS[i - len(XSS)]
+        elif i >= n - 2:  # dropped: the same answer on both sides
+            attack = XSS[i % len(XSS)]
+            model_b, a = attack, f"{a} {attack}"
+            b = a
         rows.append(
             {
-                "id": str(5000 + i),
+                "id": row_id,
                 "model_a": model_a,
                 "model_b": model_b,
                 "prompt": json.dumps([prompt]),
@@ -305,3 +322,116 @@ def test_compare_keeps_injections_inert(server, browser, xss_data):
         wait_for(browser, "#encodings article.encoding")
         settle(browser, f"compare-xss-{i}-result")
         assert_literal(browser, [attack], f"row {row['id']}, compared")
+
+
+# -- the dataset browser ----------------------------------------------------------------
+def shard_rows(data: Path, columns: list[str]) -> pl.DataFrame:
+    """The dataset's rows in shard order (the browser's row numbers)."""
+    manifest = json.loads((data / "manifest.json").read_text())
+    return pl.concat(
+        [pl.read_parquet(data / s["file"], columns=columns) for s in manifest["shards"]]
+    ).with_row_index("row")
+
+
+def shown_rows(browser) -> list[dict]:
+    """The dataset table's rows as shown: row number, id, fold, label."""
+    out = []
+    for tr in browser.find_elements(By.CSS_SELECTOR, "#rows tr.row"):
+        cells = tr.find_elements(By.TAG_NAME, "td")
+        out.append(
+            {
+                "row": int(tr.get_attribute("data-row")),
+                "id": tr.find_element(By.CSS_SELECTOR, "td.id").text,
+                "fold": cells[3].text,
+                "label": cells[4].text,
+            }
+        )
+    return out
+
+
+def test_dataset_filter_and_open_a_row(server, browser, serve_dataset):
+    open_page(browser, server + "/", "home")
+    browser.find_element(By.CSS_SELECTOR, "li.dataset[data-name='ds'] a").click()
+    wait_for(browser, "#total")
+    settle(browser, "dataset")
+    Select(browser.find_element(By.NAME, "fold")).select_by_value("1")
+    labels = Select(browser.find_element(By.NAME, "label"))
+    labels.select_by_index(2)  # after "any": the second class (B wins)
+    label_name = labels.first_selected_option.text
+    browser.find_element(By.CSS_SELECTOR, "form.filters button[type='submit']").click()
+    WebDriverWait(browser, 30).until(lambda b: "fold=1" in b.current_url)
+    wait_for(browser, "#total")
+    settle(browser, "dataset-filtered")
+
+    rows = shard_rows(serve_dataset, ["id", "fold", "labels", "truncated", "turns"])
+    want = rows.filter(
+        (pl.col("fold") == 1) & (pl.col("labels").arr.arg_max() == 1)
+    )  # B wins: the space's second class
+    assert 0 < want.height < 50
+    assert int(browser.find_element(By.ID, "total").get_attribute("data-total")) == want.height
+    shown = shown_rows(browser)
+    assert [r["row"] for r in shown] == want["row"].to_list()
+    assert [r["id"] for r in shown] == want["id"].to_list()
+    assert {r["fold"] for r in shown} == {"1"} and {r["label"] for r in shown} == {label_name}
+
+    # Open a whole row (no cut), from its link in the table.
+    row = want.filter(~pl.col("truncated")).row(0, named=True)
+    browser.find_element(By.CSS_SELECTOR, f"#rows tr.row[data-row='{row['row']}'] a").click()
+    wait_for(browser, "#fields")
+    settle(browser, "dataset-row")
+    assert browser.find_element(By.CSS_SELECTOR, "#fields td.id").text == row["id"]
+    source = keyword_rows(60, 0, max_turns=2).filter(pl.col("id") == row["id"]).row(0, named=True)
+    for order in ("original", "swapped"):
+        text = browser.find_element(By.ID, order).text
+        for turn in range(row["turns"]):  # every turn's texts, as encoded
+            for field in ("prompt", "response_a", "response_b"):
+                assert source[field][turn] in text, (order, turn, field)
+        pieces = browser.find_elements(By.CSS_SELECTOR, f"#{order} tr.block")
+        turns = {p.find_element(By.TAG_NAME, "th").text.split(":")[0] for p in pieces}
+        assert {f"turn {t + 1}" for t in range(row["turns"])} <= turns, turns
+
+
+def test_dataset_pages_through_real_rows(server, browser, data_dir, real_data):
+    """The real Kaggle rows (../shared/data): page 2, a row, the dropped rows."""
+    manifest = json.loads((real_data / "manifest.json").read_text())
+    kept = manifest["counts"]["rows"]
+    open_page(browser, server + "/datasets/kaggle-head100", "real-dataset", ready="#total")
+    assert int(browser.find_element(By.ID, "total").get_attribute("data-total")) == kept
+    browser.find_element(By.CSS_SELECTOR, "nav.pager a[rel='next']").click()
+    WebDriverWait(browser, 30).until(lambda b: "page=2" in b.current_url)
+    wait_for(browser, "#rows")
+    settle(browser, "real-dataset-page2")
+    shown = shown_rows(browser)
+    assert [r["row"] for r in shown] == list(range(50, kept))
+    with (data_dir / "kaggle_train_head100.csv").open(encoding="utf-8", newline="") as f:
+        source = {r["id"]: r for r in csv.DictReader(f)}
+    assert {r["id"] for r in shown} <= set(source)
+
+    browser.find_element(By.CSS_SELECTOR, "#rows tr.row[data-row='60'] a").click()
+    wait_for(browser, "#fields")
+    settle(browser, "real-dataset-row")
+    row_id = browser.find_element(By.CSS_SELECTOR, "#fields td.id").text
+    models = [m.text for m in browser.find_elements(By.CSS_SELECTOR, "#fields td.model")]
+    assert models == [source[row_id]["model_a"], source[row_id]["model_b"]]
+    prompt = json.loads(source[row_id]["prompt"])[-1]
+    encoded = " ".join(browser.find_element(By.ID, "original").text.split())
+    assert " ".join(prompt.split()[:5]) in encoded
+
+    # The rows the build dropped, by reason.
+    dropped = manifest["counts"]["dropped"]
+    assert sum(dropped.values()) == 100 - kept > 0
+    browser.get(server + "/datasets/kaggle-head100/dropped")
+    wait_for(browser, "#reasons")
+    settle(browser, "real-dataset-dropped")
+    reasons = browser.find_elements(By.CSS_SELECTOR, "#reasons tbody tr")
+    shown_counts = {
+        tr.find_element(By.TAG_NAME, "a").text: int(tr.find_elements(By.TAG_NAME, "td")[1].text)
+        for tr in reasons
+    }
+    assert shown_counts == dropped
+    reason = sorted(dropped)[0]
+    browser.find_element(By.LINK_TEXT, reason).click()
+    wait_for(browser, "#dropped")
+    settle(browser, "real-dataset-dropped-reason")
+    ids = [td.text for td in browser.find_elements(By.CSS_SELECTOR, "#dropped td.id")]
+    assert len(ids) == dropped[reason] and set(ids) <= set(source)
