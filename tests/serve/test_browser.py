@@ -48,6 +48,7 @@ from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.support.ui import Select, WebDriverWait  # noqa: E402
 
 from arena_fast.dataset import BuildConfig, build_dataset  # noqa: E402
+from arena_fast.diagnostics import log_loss  # noqa: E402
 from arena_fast.predict import Judge  # noqa: E402
 from arena_fast.train import TrainConfig, train  # noqa: E402
 from keyword_rows import keyword_rows  # noqa: E402
@@ -435,3 +436,70 @@ def test_dataset_pages_through_real_rows(server, browser, data_dir, real_data):
     settle(browser, "real-dataset-dropped-reason")
     ids = [td.text for td in browser.find_elements(By.CSS_SELECTOR, "#dropped td.id")]
     assert len(ids) == dropped[reason] and set(ids) <= set(source)
+
+
+# -- the run view -----------------------------------------------------------------------
+def worst_first(run: Path) -> tuple[list[str], list[float]]:
+    """The run's held-out ids and log losses (`diagnostics.log_loss` of each
+    row), worst first (ties in file order)."""
+    preds = pl.read_parquet(run / "valid_predictions.parquet", columns=["id", "probs", "labels"])
+    probs, labels = preds["probs"].to_numpy(), preds["labels"].to_numpy()
+    losses = [log_loss(probs[i : i + 1], labels[i : i + 1]) for i in range(len(preds))]
+    order = sorted(range(len(preds)), key=lambda i: -losses[i])
+    return [preds["id"][i] for i in order], [losses[i] for i in order]
+
+
+def form_pair(browser) -> dict:
+    """The texts in the Compare form, turn by turn."""
+    return {
+        name: [
+            box.get_attribute("value")
+            for box in browser.find_elements(By.CSS_SELECTOR, f"textarea[name='{name}']")
+        ]
+        for name in ("prompt", "response_a", "response_b")
+    }
+
+
+def test_run_worst_error_first_opens_in_compare(server, browser, serve_run):
+    open_page(browser, server + "/", "home")
+    browser.find_element(By.CSS_SELECTOR, "li.run[data-name='run'] a").click()
+    wait_for(browser, "#predictions")
+    settle(browser, "run")
+    ids, losses = worst_first(serve_run)
+    assert int(browser.find_element(By.ID, "total").get_attribute("data-total")) == len(ids)
+    rows = browser.find_elements(By.CSS_SELECTOR, "#predictions tr.prediction")
+    shown = [float(tr.get_attribute("data-loss")) for tr in rows]
+    assert shown == pytest.approx(losses[: len(rows)], abs=1e-9)
+    assert rows[0].get_attribute("data-id") == ids[0]
+    assert rows[0].find_element(By.CSS_SELECTOR, "td.n").text == "1"  # rank
+
+    # Only the wrong ones.
+    Select(browser.find_element(By.NAME, "wrong")).select_by_value("yes")
+    browser.find_element(By.CSS_SELECTOR, "form.filters button[type='submit']").click()
+    WebDriverWait(browser, 30).until(lambda b: "wrong=yes" in b.current_url)
+    wait_for(browser, "#total")
+    settle(browser, "run-wrong")
+    preds = pl.read_parquet(serve_run / "valid_predictions.parquet", columns=["probs", "labels"])
+    wrong = int(
+        (
+            preds["probs"].to_numpy().argmax(axis=1) != preds["labels"].to_numpy().argmax(axis=1)
+        ).sum()
+    )
+    assert int(browser.find_element(By.ID, "total").get_attribute("data-total")) == wrong
+    rows = browser.find_elements(By.CSS_SELECTOR, "#predictions tr.prediction")
+    assert rows and all("wrong" in tr.get_attribute("class").split() for tr in rows)
+
+    # The worst error, opened in Compare: prefilled from the run's dataset, scored by the run.
+    worst = rows[0].get_attribute("data-id")
+    rows[0].find_element(By.CSS_SELECTOR, "a.compare").click()
+    wait_for(browser, "#compare-form")
+    assert "run=run" in browser.current_url
+    settle(browser, "run-worst-in-compare")
+    assert browser.find_element(By.CSS_SELECTOR, "#source code").text == worst
+    ticked = browser.find_elements(By.CSS_SELECTOR, "#run-choice input[name='run']:checked")
+    assert [box.get_attribute("value") for box in ticked] == ["run"]
+    if not browser.find_elements(By.CSS_SELECTOR, "article.run-result td.prob"):
+        browser.find_element(By.ID, "compare-submit").click()
+    wait_for(browser, "article.run-result[data-run='run'] td.prob")
+    settle(browser, "run-worst-compared")
+    assert_judged(browser, "run", serve_run, form_pair(browser))
