@@ -33,6 +33,7 @@ pub mod regex_stages;
 pub mod rows;
 pub mod template;
 pub mod tokenize;
+pub mod tokenizer_json;
 pub mod turn_stream;
 pub mod turns;
 pub mod words;

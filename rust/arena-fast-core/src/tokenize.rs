@@ -15,6 +15,7 @@ use crate::error::TokenizerError;
 use crate::regex_budget;
 use crate::regex_check;
 use crate::regex_stages::RegexStages;
+use crate::tokenizer_json::Loaded;
 use crate::words::{with_thread_cache, WordCache, WordSplitter};
 
 pub struct ArenaTokenizer {
@@ -78,12 +79,18 @@ impl ArenaTokenizer {
     /// (what the fast paths are checked against).
     pub fn from_json_with(json: &str, fast_path: bool) -> Result<ArenaTokenizer, TokenizerError> {
         regex_budget::install();
-        let mut special: Tokenizer = json.parse().map_err(load_error)?;
+        // The byte-level path reads the merges from the JSON; the word path
+        // reads the vocabulary from the tokenizer.
+        let keep_merges =
+            |json: &serde_json::Value| fast_path && !WordSplitter::pipeline_fits(json);
+        let Loaded {
+            tokenizer: mut special,
+            json: value,
+        } = Loaded::from_json(json, keep_merges).map_err(TokenizerError::Load)?;
         special.set_encode_special_tokens(false);
         // Budgets are ours to apply: a tokenizer.json may carry its own.
         special.with_truncation(None).map_err(load_error)?;
         special.with_padding(None);
-        let value: serde_json::Value = serde_json::from_str(json).map_err(load_error)?;
         regex_check::check_patterns(&value)?;
         let path = if fast_path {
             FastPath::for_tokenizer(&value, &special)

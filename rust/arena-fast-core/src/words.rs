@@ -134,43 +134,57 @@ fn null_or_empty(v: Option<&Value>) -> bool {
 }
 
 impl WordSplitter {
-    /// A splitter when splitting is exact for this tokenizer, else None.
-    pub fn for_tokenizer(json: &Value, tok: &Tokenizer) -> Option<WordSplitter> {
+    /// Whether the pipeline of a tokenizer.json (`json`: its model's
+    /// vocabulary is not read) is one splitting could be exact for: spaces
+    /// replaced by `▁`, no other splitting, plain BPE.
+    pub fn pipeline_fits(json: &Value) -> bool {
         // Normalizer: exactly Replace(" " -> "▁").
-        let norm = json.get("normalizer")?;
+        let Some(norm) = json.get("normalizer") else {
+            return false;
+        };
         if !(is_str(&norm["type"], "Replace")
             && is_str(&norm["pattern"]["String"], " ")
             && is_str(&norm["content"], WORD_START))
         {
-            return None;
+            return false;
         }
         // Pre-tokenizer: none, or a split on " " (a no-op once spaces are "▁").
         match json.get("pre_tokenizer") {
             None | Some(Value::Null) => {}
             Some(pre)
                 if is_str(&pre["type"], "Split") && is_str(&pre["pattern"]["String"], " ") => {}
-            Some(_) => return None,
+            Some(_) => return false,
         }
-        let model = json.get("model")?;
-        let plain_bpe = is_str(&model["type"], "BPE")
+        let model = &json["model"];
+        is_str(&model["type"], "BPE")
             && model["dropout"].is_null()
             && null_or_empty(model.get("continuing_subword_prefix"))
             && null_or_empty(model.get("end_of_word_suffix"))
-            && model["ignore_merges"].as_bool() != Some(true);
-        if !plain_bpe {
+            && model["ignore_merges"].as_bool() != Some(true)
+    }
+
+    /// A splitter when splitting is exact for this tokenizer (`json` its
+    /// tokenizer.json, whose model vocabulary is read from `tok`), else None.
+    pub fn for_tokenizer(json: &Value, tok: &Tokenizer) -> Option<WordSplitter> {
+        if !Self::pipeline_fits(json) {
             return None;
         }
-        let vocab = model["vocab"].as_object()?;
-        vocab.get(WORD_START)?;
+        let model = &json["model"];
+        let bpe = tok.get_model();
+        bpe.token_to_id(WORD_START)?;
         // Unknown characters must not fuse across parts: byte fallback with
         // every byte in the vocabulary, or no fusing.
-        let all_bytes = (0..=255u8).all(|b| vocab.contains_key(&format!("<0x{b:02X}>")));
+        let all_bytes = (0..=255u8).all(|b| bpe.token_to_id(&format!("<0x{b:02X}>")).is_some());
         let byte_fallback = model["byte_fallback"].as_bool() == Some(true);
         if model["fuse_unk"].as_bool() == Some(true) && !(byte_fallback && all_bytes) {
             return None;
         }
         let mut crossing = Vec::new();
-        for token in vocab.keys() {
+        for token in bpe.get_vocab().keys() {
+            // Most entries hold no `▁` past their first byte (its lead byte 0xE2).
+            if memchr::memchr(0xE2, token.as_bytes().get(1..).unwrap_or_default()).is_none() {
+                continue;
+            }
             let cuts = word_starts(token);
             if !cuts.is_empty() {
                 // A merged byte-fallback piece would not show as text.
