@@ -7,10 +7,13 @@ and the requests after it.
 The dataset is made cheaply by `tests/serve/big_dataset.py` (N rows of the
 small columns and a few real ids each, in 16,384-row shards; cached under
 --cache). Each repeat runs in a fresh process: the app is created over the
-dataset and `GET /datasets/big` is sent through Starlette's TestClient
-(routing, the read, the template), timed from before the app exists to the
-response; then, warm, a filtered page far into the rows, an id / model
-search, a text search's first page, a row page, and the process's peak RSS.
+dataset (`create_app`, timed apart: it warms pyarrow's pandas import and
+compiles the templates), and `GET /datasets/big` is sent through
+Starlette's TestClient (routing, the read, the template), timed from the
+request to the response; then, the server warm, a filtered page far into
+the rows (the first filter reads the small columns of every shard), an id /
+model search, the same search's third page, a text search's first page, a
+row page, and the process's peak RSS.
 Target (issue 19): the first page in under a second."""
 
 from __future__ import annotations
@@ -35,7 +38,7 @@ def child(path: str) -> dict:
 
     imported = time.perf_counter()
     client = TestClient(create_app(Catalog.from_paths([], [path])))
-    out = {"import_s": imported - t0}
+    out = {"import_s": imported - t0, "create_app_s": time.perf_counter() - imported}
     t1 = time.perf_counter()
     r = client.get("/datasets/big")
     out["first_page_s"] = time.perf_counter() - t1

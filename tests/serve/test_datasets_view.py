@@ -285,14 +285,23 @@ def test_a_page_of_a_large_dataset_reads_only_its_rows(tmp_path_factory):
     shard; a row page the ids of its own shard only."""
     path = write_big_dataset(tmp_path_factory.mktemp("big"), 200_000, shard_rows=16384)
     table = DatasetTable(path)
+    facets = table.facets()
     page = table.query(table.parse({}))
+    first = page.rows
     assert page.total == 200_000 and [r["index"] for r in page.rows] == list(range(50))
     assert table.reads == [(0, ("id", "model_a", "model_b", "language"), 50)]
+    assert not table.small_read  # the first page reads only its shard's small columns
+    assert table.query(table.parse({"page": "4000"})).rows[-1]["index"] == 199_999
+    assert not table.small_read
     table.reads.clear()
     page = table.query(table.parse({"language": "de", "fold": "2", "page": "200"}))
     assert page.total == 10_000 and page.rows[-1]["index"] == 199_997
     assert {r["language"] for r in page.rows} == {"de"} and {r["fold"] for r in page.rows} == {2}
     assert [(shard, n) for shard, _, n in table.reads] == [(12, 50)]
+    assert table.small_read
+    # read either way, the first page and the filters' values are the same
+    assert table.query(table.parse({})).rows == first and table.facets() == facets
+    assert facets["languages"] == [("de", 50_000), ("en", 50_000), ("fr", 50_000), (None, 50_000)]
     table.reads.clear()
     row = table.row(150_000)
     assert row["id"] == "r150000"
@@ -306,9 +315,10 @@ def test_a_dataset_without_metadata(serve_dataset):
     with TestClient(create_app(Catalog.from_paths([], [serve_dataset]))) as c:
         page = _get(c, "/datasets/ds")
         rows = pq.read_metadata(serve_dataset / "data-00000.parquet").num_rows
-        assert _total(page) == rows and "language" not in pq.read_schema(
-            serve_dataset / "data-00000.parquet"
-        ).names
+        assert (
+            _total(page) == rows
+            and "language" not in pq.read_schema(serve_dataset / "data-00000.parquet").names
+        )
         assert _total(_get(c, "/datasets/ds?language=none")) == rows
         assert c.get("/datasets/ds?language=en").status_code == 400
         assert 'id="swapped"' in _get(c, "/datasets/ds/rows/0")

@@ -28,7 +28,7 @@ from starlette.routing import BaseRoute, Route
 from ..errors import ArenaFastError, InputError
 from .context import Context
 from .dropped import DroppedTable
-from .tables import PAGE_SIZE, DatasetTable
+from .tables import PAGE_SIZE, DatasetTable, warm_up
 
 
 class Tables:
@@ -63,6 +63,10 @@ def compare_url(**params) -> str:
 def routes(ctx: Context) -> list[BaseRoute]:
     """This view's routes over `ctx.catalog`."""
     tables = Tables(ctx)
+    if ctx.catalog.datasets:  # the first page need not pay for imports and compiling
+        warm_up()
+        for name in ("dataset.html", "dataset_row.html", "dropped.html"):
+            ctx.templates.env.get_template(name)
 
     def dataset(request: Request) -> Response:
         name = request.path_params["name"]

@@ -91,6 +91,13 @@ class Page:
     candidates: int = 0
 
 
+def warm_up() -> None:
+    """pyarrow imports pandas (when it is installed) the first time it
+    converts a column to numpy, which costs a third of a second or more:
+    done when the server starts rather than by its first page."""
+    pa.array([0]).to_numpy()
+
+
 def parse_choice(value: str, allowed, name: str) -> str:
     if value not in allowed:
         shown = ", ".join(sorted(str(a) for a in allowed)[:20])
@@ -134,6 +141,7 @@ class DatasetTable:
         self.reads: list = []  # (shard, columns, rows) of each text or ids read, for tests
         self._lock = threading.Lock()
         self._small: Optional[dict] = None
+        self._language_counts: Optional[list] = None
         self._tokenizer: Optional[Tokenizer] = None
         self._cache: OrderedDict = OrderedDict()  # searches: q masks and text scans
 
@@ -145,6 +153,12 @@ class DatasetTable:
             if self._small is None:
                 self._small = self._read_small()
             return self._small
+
+    @property
+    def small_read(self) -> bool:
+        """Whether the small columns of every shard were read (the first
+        filter reads them; a first page without one does not)."""
+        return self._small is not None
 
     def _read_small(self) -> dict:
         """Every shard's small columns (read on a few threads: pyarrow and
@@ -213,15 +227,41 @@ class DatasetTable:
         return label
 
     def facets(self) -> dict:
-        """What the filters can take, with the rows of each value."""
-        s = self.small
+        """What the filters can take, with the rows of each value: the
+        sources from the small columns, or before they are read from the
+        manifest's counts; the languages from the small columns, or from the
+        language column alone."""
+        s = self._small
+        if s is not None:
+            sources = _counted(s["source"], s["source_names"])
+            languages = _counted(s["language"], s["language_names"])
+        else:
+            by_source = self.manifest["counts"]["by_source"].items()
+            sources = sorted(((k, v) for k, v in by_source if v), key=_facet_order)
+            languages = self._languages()
         return {
             "folds": list(range(self.manifest["folds"])),
             "labels": list(zip(self.space.keys, self.space.names)),
-            "sources": _counted(s["source"], s["source_names"]),
-            "languages": _counted(s["language"], s["language_names"]),
-            "turns_max": int(s["turns"].max()) if self.rows else 0,
+            "sources": sources,
+            "languages": languages,
         }
+
+    def _languages(self) -> list:
+        """(language, rows) from the language column of every shard alone."""
+        with self._lock:
+            if self._language_counts is None:
+                counts: dict = {}
+                for i, file in enumerate(self.files):
+                    pf = self._open(file, i)
+                    if "language" not in pf.schema_arrow.names:
+                        counts[None] = counts.get(None, 0) + pf.metadata.num_rows
+                        continue
+                    column = pf.read(columns=["language"], use_threads=False).column("language")
+                    for item in pc.value_counts(column.combine_chunks()).to_pylist():
+                        value = item["values"]
+                        counts[value] = counts.get(value, 0) + int(item["counts"])
+                self._language_counts = sorted(counts.items(), key=_facet_order)
+            return self._language_counts
 
     # -- queries -------------------------------------------------------------------------
     def parse(self, params: Mapping[str, str]) -> RowQuery:
@@ -293,14 +333,20 @@ class DatasetTable:
 
     def query(self, query: RowQuery, page_size: int = PAGE_SIZE) -> Page:
         """The page `query.page` of the rows `query` keeps, in row order."""
-        candidates = np.flatnonzero(self.mask(query))
         first = (query.page - 1) * page_size
+        if query.params(page=1) or self._small is not None:
+            candidates = np.flatnonzero(self.mask(query))
+        else:  # the small columns are not needed (yet): a first page opens at once
+            candidates = None
         if query.text:
             scan = self._scan(query, candidates, first + page_size + 1)
             found = scan.matches
             chosen = found[first : first + page_size]
             total, exact = len(found), scan.done
             extra = dict(scanned=scan.next, candidates=len(candidates))
+        elif candidates is None:  # no filter: the first rows, the manifest's count
+            chosen = list(range(first, min(first + page_size, self.rows)))
+            total, exact, extra = self.rows, True, {}
         else:
             chosen = candidates[first : first + page_size].tolist()
             total, exact, extra = len(candidates), True, {}
@@ -312,28 +358,44 @@ class DatasetTable:
     def page_rows(self, indices: list) -> list:
         """The rows `indices`: their small columns and their text columns
         (read from the shards holding them only)."""
-        s = self.small
-        out = []
+        small = self._small_rows(indices)
         text = self._text_columns(indices)
-        for j, i in enumerate(indices):
-            label = int(s["label"][i])
-            language = int(s["language"][i])
-            out.append(
-                {
-                    "index": int(i),
-                    "fold": int(s["fold"][i]),
-                    "label": self.space.keys[label] if label >= 0 else None,
-                    "label_name": self.space.names[label] if label >= 0 else None,
-                    "source": s["source_names"][int(s["source"][i])],
-                    "language": s["language_names"][language] if language >= 0 else None,
-                    "truncated": bool(s["truncated"][i]),
-                    "repaired": bool(s["repaired"][i]),
-                    "turns": int(s["turns"][i]),
-                    "turns_kept": int(s["turns_kept"][i]),
-                    "length": int(s["length"][i]),
-                    **{name: values[j] for name, values in text.items()},
-                }
+        out = []
+        for j, (i, row) in enumerate(zip(indices, small)):
+            label = row.pop("label")
+            row.update(
+                index=int(i),
+                label=self.space.keys[label] if label >= 0 else None,
+                label_name=self.space.names[label] if label >= 0 else None,
             )
+            row.update({name: values[j] for name, values in text.items()})
+            out.append(row)
+        return out
+
+    def _small_rows(self, indices: list) -> list:
+        """The small columns of rows `indices` (a dict each): from those
+        read once, or before they are from the shards holding these rows."""
+        scalars = ("fold", "label", "turns", "turns_kept", "length")
+        flags = ("truncated", "repaired")
+
+        def row(s: dict, i: int, source, language) -> dict:
+            out = {name: int(s[name][i]) for name in scalars}
+            out.update({name: bool(s[name][i]) for name in flags})
+            return {**out, "source": source, "language": language}
+
+        s = self._small
+        if s is not None:
+            return [
+                row(s, i, _name(s["source_names"], s["source"][i]),
+                    _name(s["language_names"], s["language"][i]))
+                for i in indices
+            ]  # fmt: skip
+        out: list = [None] * len(indices)
+        for shard, (where, local) in self._by_shard(indices).items():
+            s = self._shard_small(shard)
+            for pos, i in zip(where, local):
+                source = _name(s["source"][1], s["source"][0][i])
+                out[pos] = row(s, i, source, _name(s["language"][1], s["language"][0][i]))
         return out
 
     def _by_shard(self, indices: list) -> dict:
@@ -533,10 +595,20 @@ def _dictionary(column: pa.ChunkedArray) -> tuple:
     return indices, column.dictionary.to_pylist()
 
 
+def _name(names: list, code) -> Optional[str]:
+    """The value a code stands for (None for -1, a null)."""
+    return names[int(code)] if code >= 0 else None
+
+
+def _facet_order(item: tuple) -> tuple:
+    """Most rows first, then by value, None last."""
+    return (-item[1], item[0] is None, item[0] or "")
+
+
 def _counted(codes: np.ndarray, names: list) -> list:
     """(name, rows) per value, most rows first; (None, rows) for null ones."""
     counts = np.bincount(codes + 1, minlength=len(names) + 1)
     out = [(name, int(counts[i + 1])) for i, name in enumerate(names) if counts[i + 1]]
     if counts[0]:
         out.append((None, int(counts[0])))
-    return sorted(out, key=lambda x: -x[1])
+    return sorted(out, key=_facet_order)
