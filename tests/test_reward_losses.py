@@ -18,6 +18,7 @@ from strategies import train_extra
 
 torch = train_extra("torch")
 
+from arena_fast.diagnostics import log_loss  # noqa: E402
 from arena_fast.errors import ConfigError  # noqa: E402
 from arena_fast.labels import LABEL_SPACES, map_probs  # noqa: E402
 from arena_fast.reference import reward as ref  # noqa: E402
@@ -199,6 +200,19 @@ def test_extreme_and_equal_rewards_give_the_limits_without_overflow_or_nan():
     np.testing.assert_allclose(rk[:2].numpy(), [[1, 0, 0], [0, 1, 0]], atol=1e-30)
     assert bradley_terry_loss(a[:1], b[:1]).item() == 0.0
     assert bradley_terry_loss(b[:1], a[:1]).item() == pytest.approx(2e4)
+
+
+def test_the_kaggle_log_loss_of_the_probabilities_is_the_tie_models_nll():
+    a, b = t64([0.3, -1.0, 2.0, 0.0]), t64([0.0, 0.5, -2.0, 0.0])
+    labels = torch.tensor([0, 1, 2, 2])
+    for model, theta in (("davidson", -0.4), ("rao_kupper", 0.9)):
+        p = reward_probs(a, b, "abt", model=model, theta=theta).numpy()
+        onehot = np.eye(3)[labels.numpy()]
+        want = tie_nll(a, b, labels, theta, model=model).item()
+        assert log_loss(p, onehot) == pytest.approx(want, rel=1e-9)
+    # Half-precision rewards are promoted: the loss is float32.
+    half = bradley_terry_loss(a.bfloat16(), b.bfloat16(), labels)
+    assert half.dtype == torch.float32
 
 
 # -- gradients ------------------------------------------------------------------------------
