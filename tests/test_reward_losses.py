@@ -391,3 +391,29 @@ def test_bad_input_is_a_clear_error():
         bradley_terry_loss(a, b, margin=math.nan)
     with pytest.raises(ConfigError, match="tie_prob"):
         TieModel(tie_prob=1.0)
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("model", TIE_MODELS)
+def test_cuda_rewards_with_cpu_labels_give_the_cpu_losses(model):
+    if not torch.cuda.is_available():
+        pytest.skip("needs a CUDA GPU")
+    a, b = torch.tensor([0.5, -1.0, 2.0, 0.0]), torch.tensor([0.0, 0.5, -2.0, 0.0])
+    labels, margin = torch.tensor([0, 1, 2, 0]), torch.tensor([0.1, 0.2, 0.0, 0.3])
+    tm = TieModel(model, tie_prob=0.3)
+    want = (tm(a, b, labels, "abt", 0.01), bradley_terry_loss(a, b, labels, margin=margin))
+    tm_cuda = TieModel(model, tie_prob=0.3).cuda()
+    a_cuda, b_cuda = a.cuda().requires_grad_(), b.cuda().requires_grad_()
+    got = (
+        tm_cuda(a_cuda, b_cuda, labels, "abt", 0.01),
+        bradley_terry_loss(a_cuda, b_cuda, labels, margin=margin.cuda()),
+    )
+    for g, w in zip(got, want):
+        assert g.device.type == "cuda"
+        assert g.item() == pytest.approx(w.item(), rel=1e-5)
+    sum(got).backward()
+    assert torch.isfinite(a_cuda.grad).all() and torch.isfinite(tm_cuda.raw.grad)
+    probs = tm_cuda.probs(a_cuda, b_cuda, "abtx").detach().cpu()
+    np.testing.assert_allclose(probs.sum(dim=1).numpy(), 1.0, rtol=1e-6)
+    accuracy = pairwise_accuracy(a_cuda, b_cuda, labels)
+    assert accuracy == pairwise_accuracy(a, b, labels)
