@@ -377,6 +377,8 @@ def test_bad_input_is_a_clear_error():
             tie_log_probs(a, b, theta)
     with pytest.raises(ConfigError, match="> 0"):
         tie_log_probs(a, b, 0.0, "rao_kupper")
+    with pytest.raises(ConfigError, match="> 0"):  # positive, but 0 in float32
+        tie_log_probs(a.float(), b.float(), 1e-50, "rao_kupper")
     with pytest.raises(ConfigError, match="tie model"):
         tie_log_probs(a, b, 0.0, "thurstone")
     with pytest.raises(ConfigError, match="theta"):

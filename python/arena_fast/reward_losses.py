@@ -93,12 +93,11 @@ def _theta(theta: Number, like: torch.Tensor, model: str) -> torch.Tensor:
                 f"theta must be one number, got a tensor of shape {tuple(theta.shape)}"
             )
         t = theta.reshape(()).to(device=like.device, dtype=like.dtype)
-        value = float(t.detach())
     elif isinstance(theta, (int, float)) and not isinstance(theta, bool):
-        value = float(theta)
-        t = torch.tensor(value, dtype=like.dtype, device=like.device)
+        t = torch.tensor(float(theta), dtype=like.dtype, device=like.device)
     else:
         raise ConfigError(f"theta must be a number or a one-element tensor, got {theta!r}")
+    value = float(t.detach())  # as computed: 1e-50 is 0 in float32
     if not math.isfinite(value):
         raise ConfigError(f"theta must be finite, got {value}")
     if model == "rao_kupper" and not value > 0:
