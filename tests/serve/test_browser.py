@@ -263,9 +263,19 @@ def read_probs(browser, run: str) -> dict:
     return out
 
 
+_JUDGES: dict = {}
+
+
+def judge(run: Path) -> Judge:
+    """The run's `Judge`, loaded once."""
+    if run not in _JUDGES:
+        _JUDGES[run] = Judge(run)
+    return _JUDGES[run]
+
+
 def assert_judged(browser, run_name: str, run_dir: Path, pair: dict) -> dict:
     """The result shown for `run_name` equals `Judge(run_dir).compare(pair)`."""
-    expected = Judge(run_dir).compare(pair["prompt"], pair["response_a"], pair["response_b"])
+    expected = judge(run_dir).compare(pair["prompt"], pair["response_a"], pair["response_b"])
     shown = read_probs(browser, run_name)
     passes = {"average": expected, "original": expected["original"], "swapped": expected["swapped"]}
     assert set(shown) == set(passes), shown
@@ -306,8 +316,9 @@ def test_compare_shows_what_judge_compare_gives(server, browser, serve_run, xss_
 
 
 def test_compare_keeps_injections_inert(server, browser, xss_data):
-    """Rows whose model names and texts carry script: prefilled from the
-    dataset by id, then compared; nothing runs, all of it reads as text."""
+    """Rows whose model names and texts carry script, prefilled from the
+    dataset by id, and a pair of them all typed in and compared by both
+    runs: nothing runs, all of it reads as text."""
     for i, attack in enumerate(XSS):
         row = xss_data["rows"][i]
         url = f"{server}/compare?dataset=xss-data&id={row['id']}"
@@ -318,11 +329,16 @@ def test_compare_keeps_injections_inert(server, browser, xss_data):
         prompt = browser.find_element(By.CSS_SELECTOR, "textarea[name='prompt']")
         assert prompt.get_attribute("value") == json.loads(row["prompt"])[0]
         assert_literal(browser, [attack], f"row {row['id']}")
-        browser.find_element(By.ID, "compare-submit").click()
-        wait_for(browser, "article.run-result[data-run='xss-run'] td.prob")
-        wait_for(browser, "#encodings article.encoding")
-        settle(browser, f"compare-xss-{i}-result")
-        assert_literal(browser, [attack], f"row {row['id']}, compared")
+    pair = {"prompt": [" ".join(XSS)], "response_a": ["\n".join(XSS)], "response_b": [XSS[0]]}
+    fill_pair(browser, pair)
+    browser.find_element(By.ID, "compare-submit").click()
+    for run in ("run", "xss-run"):
+        wait_for(browser, f"article.run-result[data-run='{run}'] td.prob")
+    wait_for(browser, "#encodings article.encoding")
+    settle(browser, "compare-xss-typed")
+    encodings = browser.find_element(By.ID, "encodings").text
+    for attack in XSS:
+        assert attack in encodings, attack
 
 
 # -- the dataset browser ----------------------------------------------------------------
@@ -503,3 +519,81 @@ def test_run_worst_error_first_opens_in_compare(server, browser, serve_run):
     wait_for(browser, "article.run-result[data-run='run'] td.prob")
     settle(browser, "run-worst-compared")
     assert_judged(browser, "run", serve_run, form_pair(browser))
+
+
+# -- injections in every view -----------------------------------------------------------
+def test_dataset_views_keep_injections_inert(server, browser, xss_data):
+    rows = {r["id"]: r for r in xss_data["rows"]}
+    models = [r["model_a"] for r in xss_data["rows"][: len(XSS)]]
+    open_page(browser, server + "/datasets/xss-data", "xss-dataset", ready="#rows")
+    assert_literal(browser, [*models, *XSS_IDS], "the dataset table")
+
+    # Searched by model name and by decoded text.
+    for field, term in (("q", "<script>"), ("text", 'onerror="window')):
+        box = browser.find_element(By.NAME, field)
+        box.clear()
+        box.send_keys(term)
+        browser.find_element(By.CSS_SELECTOR, "form.filters button[type='submit']").click()
+        WebDriverWait(browser, 30).until(lambda b, f=field: f"{f}=" in b.current_url)
+        wait_for(browser, "#total")
+        settle(browser, f"xss-dataset-search-{field}")
+        found = [r["id"] for r in shown_rows(browser)]
+        assert found, (field, term)
+        assert_literal(browser, [term], f"search {field}")
+        browser.get(server + "/datasets/xss-data")
+        wait_for(browser, "#rows")
+
+    # Each attacking row's page: its model names, ids and texts as text.
+    table = shard_rows(xss_data["data"], ["id"])
+    attacking = [
+        r for r in table["id"].to_list() if r in XSS_IDS or r in rows and rows[r]["model_a"] in XSS
+    ]
+    assert len(attacking) == len(XSS) + len(XSS_IDS)
+    for row_id in attacking:
+        index = table.filter(pl.col("id") == row_id)["row"][0]
+        open_page(
+            browser, f"{server}/datasets/xss-data/rows/{index}", f"xss-row-{index}", "#fields"
+        )
+        source = rows[row_id]
+        assert browser.find_element(By.CSS_SELECTOR, "#fields td.id").text == row_id
+        assert_literal(browser, [source["model_a"], json.loads(source["prompt"])[0]], row_id)
+        if row_id in XSS_IDS:  # its link to Compare carries the id, escaped
+            browser.find_element(By.CSS_SELECTOR, "nav.pager a.compare").click()
+            wait_for(browser, "#compare-form")
+            settle(browser, f"xss-row-{index}-compare")
+            assert browser.find_element(By.CSS_SELECTOR, "#source code").text == row_id
+
+    # The dropped rows (identical answers), whose texts and model names attack too.
+    open_page(browser, server + "/datasets/xss-data/dropped", "xss-dropped", ready="#reasons")
+    browser.find_element(By.LINK_TEXT, "identical").click()
+    wait_for(browser, "#dropped")
+    settle(browser, "xss-dropped-identical")
+    dropped = [td.text for td in browser.find_elements(By.CSS_SELECTOR, "#dropped td.id")]
+    assert sorted(dropped) == sorted(r["id"] for r in xss_data["rows"][-2:])
+
+
+def test_run_view_keeps_injections_inert(server, browser, xss_data):
+    ids, _ = worst_first(xss_data["run"])
+    attacks = [i for i in ids if i in XSS_IDS]
+    assert attacks, "no attacking id among the held-out rows"
+    open_page(browser, server + "/runs/xss-run", "xss-run", ready="#predictions")
+    shown = [
+        tr.get_attribute("data-id")
+        for tr in browser.find_elements(By.CSS_SELECTOR, "tr.prediction")
+    ]
+    assert shown == ids[: len(shown)]
+    assert_literal(browser, attacks, "the prediction table")
+    # The first one's link to Compare: its row, prefilled and scored.
+    row = next(
+        tr
+        for tr in browser.find_elements(By.CSS_SELECTOR, "tr.prediction")
+        if tr.get_attribute("data-id") == attacks[0]
+    )
+    row.find_element(By.CSS_SELECTOR, "a.compare").click()
+    wait_for(browser, "#compare-form")
+    settle(browser, "xss-run-compare")
+    assert browser.find_element(By.CSS_SELECTOR, "#source code").text == attacks[0]
+    if not browser.find_elements(By.CSS_SELECTOR, "article.run-result td.prob"):
+        browser.find_element(By.ID, "compare-submit").click()
+    wait_for(browser, "article.run-result[data-run='xss-run'] td.prob")
+    settle(browser, "xss-run-compared")
