@@ -28,7 +28,8 @@ from starlette.routing import BaseRoute, Route
 from ..errors import ArenaFastError, InputError
 from .context import Context
 from .dropped import DroppedTable
-from .tables import PAGE_SIZE, DatasetTable, warm_up
+from .query import PAGE_SIZE, warm_up
+from .tables import DatasetTable
 
 
 class Tables:

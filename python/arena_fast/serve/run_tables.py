@@ -23,7 +23,7 @@ from ..errors import ArenaFastError, InputError
 from ..labels import space_of_width
 from ..outputs import GENERATOR_META, PREDICTIONS, REPORT_DIR
 from ..runs import read_run_config
-from .tables import PAGE_SIZE, RowQuery, parse_choice, parse_int, parse_search, parse_yes_no
+from .query import PAGE_SIZE, RowQuery, parse_choice, parse_int, parse_search, parse_yes_no
 
 # A report file a request may name: index.html or a PNG beside it, a plain name.
 REPORT_FILE = re.compile(r"(index\.html|[A-Za-z0-9_.-]+\.png)")

@@ -30,8 +30,8 @@ from starlette.routing import BaseRoute, Route
 from ..errors import ArenaFastError, InputError
 from .context import Context
 from .dataset_views import compare_url
+from .query import PAGE_SIZE
 from .run_tables import RunTable
-from .tables import PAGE_SIZE
 
 REPORT_CSP = (
     "default-src 'none'; img-src 'self'; style-src 'unsafe-inline'; script-src 'none'; "
