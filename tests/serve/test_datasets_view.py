@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import html
 import re
+import shutil
 
 import numpy as np
 import polars as pl
@@ -322,3 +323,18 @@ def test_a_dataset_without_metadata(serve_dataset):
         assert _total(_get(c, "/datasets/ds?language=none")) == rows
         assert c.get("/datasets/ds?language=en").status_code == 400
         assert 'id="swapped"' in _get(c, "/datasets/ds/rows/0")
+
+
+def test_a_broken_shard_is_a_500_that_says_why(tmp_path, dataset):
+    broken = tmp_path / "broken"
+    shutil.copytree(dataset, broken)
+    (broken / "data-00000.parquet").write_bytes(b"not parquet")
+    with TestClient(create_app(Catalog.from_paths([], [broken]))) as c:
+        for url in ("/datasets/broken", "/datasets/broken?fold=1", "/datasets/broken/rows/0"):
+            r = c.get(url)
+            assert r.status_code == 500, url
+            assert "data-00000.parquet" in r.text and "Traceback" not in r.text
+    (broken / "dropped.parquet").write_bytes(b"not parquet either")
+    with TestClient(create_app(Catalog.from_paths([], [broken]))) as c:
+        r = c.get("/datasets/broken/dropped")
+        assert r.status_code == 500 and "dropped.parquet" in r.text

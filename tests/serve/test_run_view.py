@@ -230,3 +230,14 @@ def test_bad_requests(client, url, status, says):
     r = client.get(url)
     assert r.status_code == status
     assert says in r.text and "Traceback" not in r.text
+
+
+def test_a_broken_prediction_table_is_a_500_that_says_why(tmp_path, serve_run):
+    run = tmp_path / "broken"
+    run.mkdir()
+    shutil.copyfile(serve_run / RUN_CONFIG, run / RUN_CONFIG)
+    (run / PREDICTIONS).write_bytes(b"not parquet")
+    with TestClient(create_app(Catalog.from_paths([run], []))) as c:
+        r = c.get("/runs/broken")
+        assert r.status_code == 500
+        assert PREDICTIONS in r.text and "Traceback" not in r.text

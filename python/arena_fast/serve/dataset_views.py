@@ -72,6 +72,7 @@ def routes(ctx: Context) -> list[BaseRoute]:
     def dataset(request: Request) -> Response:
         name = request.path_params["name"]
         table, dropped = tables.get(name)
+        facets = _reading(table.facets)  # a shard that cannot be read: a 500 saying why
         try:
             query = table.parse(request.query_params)
         except InputError as exc:
@@ -87,13 +88,13 @@ def routes(ctx: Context) -> list[BaseRoute]:
             "dataset.html",
             ds=name,
             table=table,
-            facets=table.facets(),
+            facets=facets,
             query=query,
             page=page,
             page_size=PAGE_SIZE,
             prev=link(page=page.page - 1) if page.page > 1 else None,
             next=link(page=page.page + 1) if page.page < page.pages else None,
-            dropped=dropped.counts() if dropped.exists else None,
+            dropped=_reading(dropped.counts) if dropped.exists else None,
             compare_url=compare_url,
         )
 

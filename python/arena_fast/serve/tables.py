@@ -113,10 +113,8 @@ class DatasetTable:
     def _shard_small(self, i: int) -> dict:
         """The small columns of shard `i` as numpy arrays; `source` and
         `language` as (indices into the shard's values, -1 for null; values)."""
-        pf = self._open(self.files[i], i)
-        has_language = "language" in pf.schema_arrow.names
-        columns = list(_SMALL) + (["language"] if has_language else [])
-        t = pf.read(columns=columns, use_threads=False)
+        t = self._columns(i, [*_SMALL, "language"])
+        has_language = "language" in t.column_names
         repairs = t.column("repairs").to_numpy().astype(np.int64)
         out = {
             "fold": t.column("fold").to_numpy().astype(np.int16),
@@ -145,6 +143,16 @@ class DatasetTable:
         if missing:
             raise InputError(f"{file}: not a dataset shard: no column {missing[0]!r}")
         return pf
+
+    def _columns(self, i: int, columns: list) -> pa.Table:
+        """Those of `columns` that shard `i` has (checked against the
+        manifest); an InputError naming the shard when it cannot be read."""
+        pf = self._open(self.files[i], i)
+        try:
+            names = [c for c in columns if c in pf.schema_arrow.names]
+            return pf.read(columns=names, use_threads=False)
+        except (pa.ArrowException, OSError) as exc:
+            raise InputError(f"{self.files[i]}: cannot read the shard: {exc}") from None
 
     def _classes(self, labels: pa.ChunkedArray) -> np.ndarray:
         k = self.space.k
@@ -181,12 +189,12 @@ class DatasetTable:
         with self._lock:
             if self._language_counts is None:
                 counts: dict = {}
-                for i, file in enumerate(self.files):
-                    pf = self._open(file, i)
-                    if "language" not in pf.schema_arrow.names:
-                        counts[None] = counts.get(None, 0) + pf.metadata.num_rows
+                for i, shard in enumerate(self.manifest["shards"]):
+                    table = self._columns(i, ["language"])
+                    if "language" not in table.column_names:
+                        counts[None] = counts.get(None, 0) + shard["rows"]
                         continue
-                    column = pf.read(columns=["language"], use_threads=False).column("language")
+                    column = table.column("language")
                     for item in pc.value_counts(column.combine_chunks()).to_pylist():
                         value = item["values"]
                         counts[value] = counts.get(value, 0) + int(item["counts"])
@@ -339,10 +347,8 @@ class DatasetTable:
         return groups
 
     def _read(self, shard: int, columns: list, local: list) -> pa.Table:
-        pf = pq.ParquetFile(self.files[shard], memory_map=True)
-        columns = [c for c in columns if c in pf.schema_arrow.names]
-        table = pf.read(columns=columns, use_threads=False).take(pa.array(local))
-        self.reads.append((shard, tuple(columns), len(local)))
+        table = self._columns(shard, columns).take(pa.array(local))
+        self.reads.append((shard, tuple(table.column_names), len(local)))
         return table
 
     def _text_columns(self, indices: list) -> dict:
@@ -372,13 +378,11 @@ class DatasetTable:
 
         def make() -> np.ndarray:
             parts = []
-            for shard, file in enumerate(self.files):
-                pf = pq.ParquetFile(file, memory_map=True)
-                columns = [c for c in TEXT_COLUMNS if c in pf.schema_arrow.names]
-                table = pf.read(columns=columns, use_threads=False)
-                self.reads.append((shard, tuple(columns), table.num_rows))
+            for shard in range(len(self.files)):
+                table = self._columns(shard, list(TEXT_COLUMNS))
+                self.reads.append((shard, tuple(table.column_names), table.num_rows))
                 hit = np.zeros(table.num_rows, dtype=bool)
-                for name in columns:
+                for name in table.column_names:
                     found = pc.match_substring(table.column(name), q, ignore_case=True)
                     hit |= found.fill_null(False).to_numpy(zero_copy_only=False)
                 parts.append(hit)
@@ -391,8 +395,8 @@ class DatasetTable:
 
         def make() -> np.ndarray:
             parts = []
-            for shard, file in enumerate(self.files):
-                column = pq.ParquetFile(file, memory_map=True).read(columns=["id"]).column("id")
+            for shard in range(len(self.files)):
+                column = self._columns(shard, ["id"]).column("id")
                 self.reads.append((shard, ("id",), len(column)))
                 parts.append(pc.equal(column, ident).fill_null(False).to_numpy())
             return np.concatenate(parts) if parts else np.zeros(0, dtype=bool)
