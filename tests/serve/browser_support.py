@@ -184,6 +184,13 @@ def serving(runs: Sequence[Path], datasets: Sequence[Path], log: Path) -> Iterat
         server.stop()
 
 
+def clear_artifacts() -> None:
+    """An empty `ARTIFACTS` folder: only this run's pages are kept."""
+    if ARTIFACTS.is_dir():
+        shutil.rmtree(ARTIFACTS)
+    ARTIFACTS.mkdir(parents=True)
+
+
 # -- pages ------------------------------------------------------------------------------
 def snapshot(session, name: str) -> Path:
     """The whole page as `ARTIFACTS/NAME.png` (beyond the window, up to

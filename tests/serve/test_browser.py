@@ -25,6 +25,7 @@ from strategies import train_extra
 
 from .browser_support import (
     ARTIFACTS,
+    clear_artifacts,
     console_errors,
     injected,
     no_alert,
@@ -40,6 +41,7 @@ pytestmark = pytest.mark.browser
 
 torch = train_extra("torch")
 train_extra("transformers")
+train_extra("matplotlib")  # the run's report
 require("starlette")
 require("uvicorn")
 require("selenium")
@@ -50,6 +52,7 @@ from selenium.webdriver.support.ui import Select, WebDriverWait  # noqa: E402
 from arena_fast.dataset import BuildConfig, build_dataset  # noqa: E402
 from arena_fast.diagnostics import log_loss  # noqa: E402
 from arena_fast.predict import Judge  # noqa: E402
+from arena_fast.report import write_report  # noqa: E402
 from arena_fast.train import TrainConfig, train  # noqa: E402
 from keyword_rows import keyword_rows  # noqa: E402
 
@@ -121,7 +124,7 @@ def xss_csv(path: Path, n: int = 48) -> list[dict]:
 @pytest.fixture(scope="module")
 def xss_data(tmp_path_factory) -> dict:
     """The injection dataset (`xss-data`, 2 folds) and a run trained one step on
-    it (`xss-run`, its fold-0 rows predicted)."""
+    it (`xss-run`, its fold-0 rows predicted, with its report)."""
     root = tmp_path_factory.mktemp("browser")
     rows = xss_csv(root / "train.csv")
     data = root / "xss-data"
@@ -133,6 +136,7 @@ def xss_data(tmp_path_factory) -> dict:
         train(TrainConfig(data=str(data), epochs=1, max_steps=1, max_tokens=2048, out=str(run)))
     finally:
         torch.set_num_threads(threads)
+    write_report([run])  # RUN/report, shown by the run view in a sandboxed frame
     return {"rows": rows, "data": data, "run": run}
 
 
@@ -150,6 +154,7 @@ def server(serve_run, serve_dataset, xss_data, real_data) -> str:
     """The base URL of `arena-fast serve` over all of the above."""
     runs = [serve_run, xss_data["run"]]
     datasets = [serve_dataset, xss_data["data"], real_data]
+    clear_artifacts()
     with serving(runs, datasets, ARTIFACTS / "server.log") as url:
         yield url
 
@@ -583,6 +588,26 @@ def test_run_view_keeps_injections_inert(server, browser, xss_data):
     ]
     assert shown == ids[: len(shown)]
     assert_literal(browser, attacks, "the prediction table")
+
+    # The report, in a frame that may run no script, then alone.
+    frame = browser.find_element(By.ID, "report")
+    assert frame.get_attribute("sandbox") == ""
+    browser.switch_to.frame(frame)
+    try:
+        wait_for(browser, "table")
+        assert "xss-run" in browser.find_element(By.TAG_NAME, "body").text
+        assert browser.find_elements(By.TAG_NAME, "script") == []
+    finally:
+        browser.switch_to.default_content()
+    browser.find_element(By.LINK_TEXT, "open the report alone").click()
+    wait_for(browser, "table")
+    settle(browser, "xss-run-report")
+    images = browser.find_elements(By.TAG_NAME, "img")
+    assert images and all(
+        browser.execute_script("return arguments[0].naturalWidth", img) > 0 for img in images
+    )
+    browser.back()
+    wait_for(browser, "#predictions")
     # The first one's link to Compare: its row, prefilled and scored.
     row = next(
         tr
