@@ -79,14 +79,13 @@ impl ArenaTokenizer {
     /// (what the fast paths are checked against).
     pub fn from_json_with(json: &str, fast_path: bool) -> Result<ArenaTokenizer, TokenizerError> {
         regex_budget::install();
-        // The byte-level path reads the merges from the JSON; the word path
-        // reads the vocabulary from the tokenizer.
-        let keep_merges =
-            |json: &serde_json::Value| fast_path && !WordSplitter::pipeline_fits(json);
+        // The byte-level path reads the vocabulary and merges from the JSON;
+        // the word path reads the vocabulary from the tokenizer.
+        let keep_model = |json: &serde_json::Value| fast_path && !WordSplitter::pipeline_fits(json);
         let Loaded {
             tokenizer: mut special,
             json: value,
-        } = Loaded::from_json(json, keep_merges).map_err(TokenizerError::Load)?;
+        } = Loaded::from_json(json, keep_model).map_err(TokenizerError::Load)?;
         special.set_encode_special_tokens(false);
         // Budgets are ours to apply: a tokenizer.json may carry its own.
         special.with_truncation(None).map_err(load_error)?;

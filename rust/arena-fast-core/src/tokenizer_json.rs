@@ -1,6 +1,6 @@
 //! A tokenizer.json read in one pass: the `tokenizers::Tokenizer` it
 //! describes, and its JSON without the model's vocabulary and merges (the
-//! big part, which the fast paths read from the loaded tokenizer instead).
+//! big part, read from the loaded tokenizer instead), unless asked for.
 //!
 //! `tokenizers` parses a BPE model slowly (the whole model is buffered, its
 //! vocabulary turned into a JSON map, then into the BPE: over a second for
@@ -142,18 +142,18 @@ fn bpe(model: &Map<String, Value>, vocab: Vocab, merges: Vec<(String, String)>) 
     builder.vocab_and_merges(vocab, merges).build().ok()
 }
 
-/// A loaded tokenizer and its JSON. `json` lacks `model.vocab` (read it
-/// from `tokenizer`) and, unless asked for, `model.merges`.
+/// A loaded tokenizer and its JSON. Unless asked for, `json` lacks
+/// `model.vocab` and `model.merges` (read them from `tokenizer`).
 pub struct Loaded {
     pub tokenizer: Tokenizer,
     pub json: Value,
 }
 
 impl Loaded {
-    /// Load `text`; `keep_merges(json)` says whether `json` must keep
-    /// `model.merges` (e.g. for a byte-level fast path).
-    pub fn from_json(text: &str, keep_merges: impl Fn(&Value) -> bool) -> Result<Loaded, String> {
-        if let Some(loaded) = Self::one_pass(text, &keep_merges) {
+    /// Load `text`; `keep_model(json)` says whether `json` must keep
+    /// `model.vocab` and `model.merges` (e.g. for a byte-level fast path).
+    pub fn from_json(text: &str, keep_model: impl Fn(&Value) -> bool) -> Result<Loaded, String> {
+        if let Some(loaded) = Self::one_pass(text, &keep_model) {
             return Ok(loaded);
         }
         // `tokenizers` reads it whole, or says why not.
@@ -162,7 +162,7 @@ impl Loaded {
         Ok(Loaded { tokenizer, json })
     }
 
-    fn one_pass(text: &str, keep_merges: &impl Fn(&Value) -> bool) -> Option<Loaded> {
+    fn one_pass(text: &str, keep_model: &impl Fn(&Value) -> bool) -> Option<Loaded> {
         let Document { model, mut rest } = serde_json::from_str(text).ok()?;
         let ModelParts {
             vocab,
@@ -180,15 +180,20 @@ impl Loaded {
         rest.insert("added_tokens".into(), added);
         rest.insert("model".into(), Value::Object(model_rest.clone()));
         let mut json = Value::Object(rest);
-        if keep_merges(&json) {
+        let vocab = vocab?;
+        if keep_model(&json) {
+            let map = vocab.iter().map(|(k, &id)| (k.clone(), Value::from(id)));
+            model_rest.insert("vocab".into(), Value::Object(map.collect()));
             let list = merges
                 .iter()
                 .map(|(a, b)| Value::Array(vec![a.as_str().into(), b.as_str().into()]))
                 .collect();
             model_rest.insert("merges".into(), Value::Array(list));
             json["model"] = Value::Object(model_rest.clone());
+            model_rest.remove("vocab");
+            model_rest.remove("merges");
         }
-        tokenizer.with_model(bpe(&model_rest, vocab?, merges)?);
+        tokenizer.with_model(bpe(&model_rest, vocab, merges)?);
         tokenizer.add_tokens(added_tokens).ok()?;
         Some(Loaded { tokenizer, json })
     }
@@ -283,6 +288,7 @@ mod tests {
         model.remove("vocab");
         model.remove("merges");
         assert_eq!(without, expected);
+        expected["model"]["vocab"] = serde_json::json!({"a": 0, "b": 1, "ab": 2});
         expected["model"]["merges"] = serde_json::json!([["a", "b"]]);
         assert_eq!(with, expected);
     }
