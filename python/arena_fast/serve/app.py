@@ -16,7 +16,9 @@ from starlette.responses import Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from . import compare_views, dataset_views, run_views
+from .compare_views import routes as compare_routes
+from .dataset_views import routes as dataset_routes
+from .run_views import routes as run_routes
 from .catalog import Catalog
 from .context import HERE, Context, templates
 
@@ -62,7 +64,7 @@ def create_app(catalog: Catalog) -> Starlette:
         return ctx.page(request, "home.html")
 
     routes = [Route("/", home, name="home")]
-    for views in (compare_views, dataset_views, run_views):
-        routes += views.routes(ctx)
+    for view_routes in (compare_routes, dataset_routes, run_routes):
+        routes += view_routes(ctx)
     routes.append(Mount("/static", StaticFiles(directory=str(HERE / "static")), name="static"))
     return Starlette(routes=routes, middleware=[Middleware(SecurityHeaders)])

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use crate::budget::{self, BudgetConfig, Cut, Frame, Plan, TurnLens};
 use crate::error::{Column, ConfigError, CoreError, EncodeError, TokenizerError};
-use crate::explain::{Probe, SpanKind};
+use crate::explain::{Probe, Segment, Span, SpanKind};
 use crate::pool;
 use crate::rows::Rows;
 use crate::template::Template;
@@ -112,6 +112,15 @@ impl Encoded {
         self.is_swapped.append(&mut other.is_swapped);
         self.source_row.append(&mut other.source_row);
     }
+}
+
+/// One encoded row, explained: its ids (`Encoded` of one row), the spans
+/// covering them in order, and every segment of every turn.
+#[derive(Debug, Clone)]
+pub struct Explained {
+    pub encoded: Encoded,
+    pub spans: Vec<Span>,
+    pub segments: Vec<Segment>,
 }
 
 /// A row `Encoder::encode_rows_skipping` left out: the tokenizer could not
@@ -413,18 +422,25 @@ impl Encoder {
             })
     }
 
-    /// One row (`swap`: one order) on this thread, its pieces noted in `probe`.
-    pub(crate) fn encode_one(
-        &self,
-        turns: &RowTurns,
-        swap: Swap,
-        probe: &mut Probe,
-    ) -> Result<Encoded, EncodeError> {
-        let mut out = Encoded::with_offsets();
+    /// One row encoded (in the swapped order with `swapped`) and explained.
+    /// With the `none` strategy's body cut, `kept` counts what the plan
+    /// kept before the cut; the spans show what is left.
+    pub fn explain(&self, row: &RowTurns, swapped: bool) -> Result<Explained, CoreError> {
+        let swap = if swapped {
+            Swap::Swapped
+        } else {
+            Swap::Original
+        };
+        let mut probe = Probe::default();
+        let mut encoded = Encoded::with_offsets();
         with_thread_cache(self.tok.id(), |cache| {
-            self.encode_row(0, turns, swap, cache, &mut out, Some(probe))
+            self.encode_row(0, row, swap, cache, &mut encoded, Some(&mut probe))
         })?;
-        Ok(out)
+        Ok(Explained {
+            encoded,
+            spans: probe.spans,
+            segments: probe.segments,
+        })
     }
 
     fn encode_row(

@@ -1,12 +1,9 @@
 //! What the encoder made of one row, piece by piece: which ids are the
 //! template's, which are each turn's text, where the budget cut a segment,
 //! and how long every segment was before the cut (for `inspect`-like views
-//! and `arena-fast serve`).
+//! and `arena-fast serve`): `Encoder::explain` fills a `Probe`.
 
 use crate::budget::Cut;
-use crate::encode::{Encoded, Encoder, Swap};
-use crate::error::CoreError;
-use crate::turns::RowTurns;
 
 /// What a run of ids is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -61,18 +58,9 @@ pub struct Segment {
     pub cut: bool,
 }
 
-/// One encoded row, explained: its ids (`Encoded` of one row), the spans
-/// covering them in order, and every segment of every turn.
-#[derive(Debug, Clone)]
-pub struct Explained {
-    pub encoded: Encoded,
-    pub spans: Vec<Span>,
-    pub segments: Vec<Segment>,
-}
-
-/// What `Encoder::encode_row` records when asked to explain.
+/// What the encoder records of a row when asked to explain it.
 #[derive(Debug, Default)]
-pub(crate) struct Probe {
+pub struct Probe {
     pub spans: Vec<Span>,
     pub segments: Vec<Segment>,
 }
@@ -120,25 +108,5 @@ impl Probe {
                 });
             }
         }
-    }
-}
-
-impl Encoder {
-    /// One row encoded (in the swapped order with `swapped`) and explained.
-    /// With the `none` strategy's body cut, `kept` counts what the plan
-    /// kept before the cut; the spans show what is left.
-    pub fn explain(&self, row: &RowTurns, swapped: bool) -> Result<Explained, CoreError> {
-        let swap = if swapped {
-            Swap::Swapped
-        } else {
-            Swap::Original
-        };
-        let mut probe = Probe::default();
-        let encoded = self.encode_one(row, swap, &mut probe)?;
-        Ok(Explained {
-            encoded,
-            spans: probe.spans,
-            segments: probe.segments,
-        })
     }
 }
