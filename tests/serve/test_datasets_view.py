@@ -26,7 +26,11 @@ from starlette.testclient import TestClient  # noqa: E402
 import arena_fast as af  # noqa: E402
 from arena_fast.encoder import Template  # noqa: E402
 from arena_fast.row_view import render_row, split_row  # noqa: E402
-from arena_fast.serve import Catalog, create_app  # noqa: E402
+from arena_fast.serve import (  # noqa: E402
+    Catalog,
+    create_app,
+    tables,  # noqa: E402
+)
 from arena_fast.serve.tables import DatasetTable  # noqa: E402
 from keyword_rows import build_rows, keyword_rows  # noqa: E402
 from serve.big_dataset import write_big_dataset  # noqa: E402
@@ -338,3 +342,25 @@ def test_a_broken_shard_is_a_500_that_says_why(tmp_path, dataset):
     with TestClient(create_app(Catalog.from_paths([], [broken]))) as c:
         r = c.get("/datasets/broken/dropped")
         assert r.status_code == 500 and "dropped.parquet" in r.text
+
+
+def test_a_text_search_that_stops_for_time_carries_on(client, dataset, shards, monkeypatch):
+    """Ten rows decoded a request: the page says how far it got and links
+    to search further (the same page) until the scan ends; the count is a
+    lower bound until then, and the rows found are the right ones."""
+    monkeypatch.setattr(tables, "SCAN_SECONDS", 0.0)
+    monkeypatch.setattr(tables, "SCAN_CHUNK", 10)
+    tok = af.Tokenizer.from_file(dataset / "tokenizer.json")
+    texts = [tok.decode(np.frombuffer(b, "<i4").tolist()) for b in shards["input_ids"]]
+    want = [i for i, t in enumerate(texts) if "question lamp" in t]
+    assert 0 < len(want) < 50
+    url, seen = "/datasets/browse?text=question+lamp&fold=", []
+    for _ in range(20):
+        page = _get(client, url)
+        seen.append((_total(page), _shown(page)))
+        if 'data-exact="yes"' in page:
+            break
+        assert "at least" in page and "decoded" in page
+        url = html.unescape(re.search(r'<a class="more" href="([^"]+)"', page).group(1))
+    assert seen[-1] == (len(want), want) and len(seen) == -(-len(shards) // 10)
+    assert all(shown == want[: len(shown)] for _, shown in seen)

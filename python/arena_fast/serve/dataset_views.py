@@ -94,6 +94,7 @@ def routes(ctx: Context) -> list[BaseRoute]:
             page_size=PAGE_SIZE,
             prev=link(page=page.page - 1) if page.page > 1 else None,
             next=link(page=page.page + 1) if page.page < page.pages else None,
+            more=link(page=page.page) if page.more else None,
             dropped=_reading(dropped.counts) if dropped.exists else None,
             compare_url=compare_url,
         )

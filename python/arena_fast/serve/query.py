@@ -48,7 +48,8 @@ class RowQuery:
 class Page:
     """A page of rows: each a dict of its columns and `index` (its row
     number); `total` matches (a lower bound unless `exact`); `scanned` of
-    `candidates` rows decoded by a text search."""
+    `candidates` rows decoded by a text search, which has `more` to search
+    when it stopped (for time) before it filled this page."""
 
     rows: list
     total: int
@@ -57,6 +58,10 @@ class Page:
     exact: bool = True
     scanned: int = 0
     candidates: int = 0
+
+    @property
+    def more(self) -> bool:
+        return not self.exact and self.scanned < self.candidates and self.pages <= self.page
 
 
 def warm_up() -> None:

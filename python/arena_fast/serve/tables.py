@@ -50,6 +50,7 @@ from .query import (
 )
 
 SCAN_SECONDS = 1.0  # text search: decoding time spent per request at most
+SCAN_CHUNK = 256  # text search: rows decoded between two looks at the clock
 TEXT_COLUMNS = ("id", "model_a", "model_b", *METADATA_COLUMNS)
 _SMALL = ("fold", "labels", "source", "truncated", "repairs", "flags", "turns", "length")
 _SMALL += ("turns_kept",)
@@ -411,7 +412,7 @@ class DatasetTable:
             deadline = time.perf_counter() + SCAN_SECONDS
             needle = query.text.casefold()
             while not scan.done and len(scan.matches) < want:
-                chunk = candidates[scan.next : scan.next + 256].tolist()
+                chunk = candidates[scan.next : scan.next + SCAN_CHUNK].tolist()
                 if not chunk:
                     scan.done = True
                     break
