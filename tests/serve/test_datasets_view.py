@@ -364,3 +364,13 @@ def test_a_text_search_that_stops_for_time_carries_on(client, dataset, shards, m
         url = html.unescape(re.search(r'<a class="more" href="([^"]+)"', page).group(1))
     assert seen[-1] == (len(want), want) and len(seen) == -(-len(shards) // 10)
     assert all(shown == want[: len(shown)] for _, shown in seen)
+
+
+def test_a_dataset_built_without_swap_shows_one_order(tmp_path):
+    path = build_rows(keyword_rows(12, 1), tmp_path, "single", max_length=128)
+    with TestClient(create_app(Catalog.from_paths([], [path]))) as c:
+        page = _get(c, "/datasets/single/rows/3")
+        assert 'id="original"' in page and 'id="swapped"' not in page
+        assert _total(_get(c, "/datasets/single?truncated=no")) == len(
+            pq.read_table(path / "data-00000.parquet", filters=[("truncated", "==", False)])
+        )
