@@ -3,8 +3,9 @@ on a tiny model, and 20 concurrent requests (issue 19; target < 100 ms).
 
 Setup (untimed): `arena-fast synth` rows built with max_length 2048 (demo
 tokenizer, both orders), a tiny-gemma2 run trained one step on them (its
-weights do not matter for speed), and `arena-fast serve --run RUN --port 0`
-started in its own process. The pair is two turns of synth words whose
+weights do not matter for speed), and `arena-fast serve --run RUN --port 0
+--torch-threads N` (default 1, the server's default) started in its own
+process. The pair is two turns of synth words whose
 encoding is `--tokens` long in full (default 2000; both orders are scored).
 
 Timed, from this process over loopback HTTP: `POST /api/compare` with the
@@ -14,7 +15,8 @@ sequential requests give the median and p95. Then 20 requests sent at once
 from 20 threads: how many succeed, and the wall time. In-process, for the
 breakdown: `Judge.compare` alone and the encoding view alone
 (`Workbench.compare` without a run), on one torch thread: on a busy 2-core
-machine two OpenMP threads made one compare 20-40x slower (seconds).
+machine two torch threads made one compare 20-40x slower (seconds), hence
+the server's default of one.
 
     python benches/bench_serve.py --requests 50
 """
@@ -81,10 +83,11 @@ def make_pair(run: Path, tokens: int) -> dict:
     return candidate
 
 
-def serve(run: Path) -> tuple[subprocess.Popen, str]:
+def serve(run: Path, threads: int) -> tuple[subprocess.Popen, str]:
     script = "import sys; from arena_fast.cli import main; sys.exit(main(sys.argv[1:]))"
     process = subprocess.Popen(
-        [sys.executable, "-c", script, "serve", "--run", str(run), "--port", "0"],
+        [sys.executable, "-c", script, "serve", "--run", str(run), "--port", "0"]
+        + ["--torch-threads", str(threads)],
         stderr=subprocess.PIPE,
         text=True,
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
@@ -115,7 +118,7 @@ def ms(seconds: float) -> str:
 
 def in_process(run: Path, body: dict, repeat: int) -> dict:
     """Medians of `Judge.compare` and of the encoding view alone, in this
-    process on one torch thread (as the server's request threads run)."""
+    process on one torch thread (the server's default)."""
     import torch
 
     from arena_fast.predict import Judge
@@ -145,6 +148,7 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--tokens", type=int, default=2000, help="the pair's full length")
     parser.add_argument("--concurrent", type=int, default=20)
+    parser.add_argument("--torch-threads", type=int, default=1, help="the server's (its default)")
     parser.add_argument("--out", help="also write the results as JSON here")
     args = parser.parse_args()
 
@@ -153,7 +157,7 @@ def main() -> None:
         run = make_run(root)
         pair = make_pair(run, args.tokens)
         body = {**pair, "runs": ["run"]}
-        process, url = serve(run)
+        process, url = serve(run, args.torch_threads)
         try:
             for _ in range(args.warmup):
                 status, _, first = post(url, body)

@@ -16,7 +16,7 @@ import socket
 import sys
 
 from ..errors import ConfigError
-from ._args import HelpFormatter, Switch, int_at_least
+from ._args import HelpFormatter, Switch, int_at_least, thread_count
 
 
 def add_parser(sub) -> None:
@@ -44,6 +44,13 @@ def add_parser(sub) -> None:
     )
     p.add_argument("--host", default="127.0.0.1", help="the address to listen on")
     p.add_argument("--port", type=int_at_least(0), default=8765, help="the port (0: any free)")
+    p.add_argument(
+        "--torch-threads",
+        type=thread_count,
+        default=1,
+        help="torch threads of the runs' scoring (a tiny model gains little from more, and "
+        "on a busy machine a second thread can cost several times the time)",
+    )
     p.add_argument(
         "--allow-remote",
         action=Switch,
@@ -110,6 +117,10 @@ def run(args: argparse.Namespace) -> int:
             "pip install 'arena-fast[serve]'"
         ) from None
     catalog = Catalog.from_paths(args.runs, args.datasets)  # each directory checked first
+    if catalog.runs:
+        import torch  # the torch layer: only a server with runs scores with it
+
+        torch.set_num_threads(args.torch_threads)  # for every request's thread
     sock = listen(args.host, args.port)
     if not is_loopback(args.host):
         print(f"arena-fast serve: listening on {args.host}, beyond this machine", file=sys.stderr)
