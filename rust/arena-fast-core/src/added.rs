@@ -14,6 +14,13 @@ pub struct AddedTokens {
     matcher: Option<DoubleArrayAhoCorasick<u32>>,
     ids: Vec<u32>,
     special: Vec<bool>,
+    /// Some token is not special (with `split_special` only those match).
+    any_plain: bool,
+    /// The distinct first bytes of the tokens, when at most 3: the text is
+    /// searched for them with `memchr` and the matcher run only there.
+    firsts: Option<Vec<u8>>,
+    /// The longest token, in bytes.
+    longest: usize,
 }
 
 /// A part of a text: plain text to encode, or an added token's id.
@@ -72,10 +79,16 @@ impl AddedTokens {
                     .map_err(|e| format!("added tokens: {e}"))?,
             )
         };
+        let mut firsts: Vec<u8> = added.iter().map(|a| a.0.as_bytes()[0]).collect();
+        firsts.sort_unstable();
+        firsts.dedup();
         Ok(AddedTokens {
             matcher,
             ids: added.iter().map(|a| a.1).collect(),
             special: added.iter().map(|a| a.2).collect(),
+            any_plain: added.iter().any(|a| !a.2),
+            firsts: (firsts.len() <= 3).then_some(firsts),
+            longest: added.iter().map(|a| a.0.len()).max().unwrap_or(0),
         })
     }
 
@@ -88,22 +101,61 @@ impl AddedTokens {
         mut f: impl FnMut(Piece<'_>) -> Result<(), E>,
     ) -> Result<(), E> {
         let mut start = 0;
-        if let Some(matcher) = &self.matcher {
-            for m in matcher.leftmost_find_iter(text) {
-                let k = m.value() as usize;
+        // With special tokens as plain text and no other: nothing matches.
+        let matcher = self
+            .matcher
+            .as_ref()
+            .filter(|_| self.any_plain || !split_special);
+        if let Some(matcher) = matcher {
+            let mut emit = |k: usize, from: usize, to: usize, start: &mut usize| {
+                // A special token's match is skipped (its text stays text).
                 if split_special && self.special[k] {
-                    continue;
+                    return Ok(());
                 }
-                if start < m.start() {
-                    f(Piece::Text(&text[start..m.start()]))?;
+                if *start < from {
+                    f(Piece::Text(&text[*start..from]))?;
                 }
-                f(Piece::Token(self.ids[k]))?;
-                start = m.end();
+                *start = to;
+                f(Piece::Token(self.ids[k]))
+            };
+            match &self.firsts {
+                Some(firsts) => {
+                    let bytes = text.as_bytes();
+                    let mut pos = 0;
+                    while let Some(at) = find_first(firsts, &bytes[pos..]) {
+                        let p = pos + at;
+                        // The leftmost-longest match starting at `p`, if any:
+                        // no token is longer than the window.
+                        let window = &bytes[p..(p + self.longest).min(bytes.len())];
+                        match matcher.leftmost_find_iter(window).next() {
+                            Some(m) if m.start() == 0 => {
+                                emit(m.value() as usize, p, p + m.end(), &mut start)?;
+                                pos = p + m.end();
+                            }
+                            _ => pos = p + 1,
+                        }
+                    }
+                }
+                None => {
+                    for m in matcher.leftmost_find_iter(text) {
+                        emit(m.value() as usize, m.start(), m.end(), &mut start)?;
+                    }
+                }
             }
         }
         if start < text.len() {
             f(Piece::Text(&text[start..]))?;
         }
         Ok(())
+    }
+}
+
+/// Where the first of the (1 to 3) bytes `firsts` is in `hay`.
+fn find_first(firsts: &[u8], hay: &[u8]) -> Option<usize> {
+    match *firsts {
+        [a] => memchr::memchr(a, hay),
+        [a, b] => memchr::memchr2(a, b, hay),
+        [a, b, c] => memchr::memchr3(a, b, c, hay),
+        _ => None,
     }
 }

@@ -128,7 +128,6 @@ impl ByteLevelBpe {
         cache: &mut WordCache,
     ) -> Result<Vec<u32>, TokenizerError> {
         let mut out = Vec::with_capacity(text.len() / 4 + 1);
-        let mut mapped = String::new();
         self.added.split(text, split_special, |piece| match piece {
             Piece::Token(id) => {
                 out.push(id);
@@ -137,9 +136,7 @@ impl ByteLevelBpe {
             Piece::Text(part) => {
                 let part = self.normalize(part);
                 self.scanner.split(&part, |pre| {
-                    cache.extend_with(pre, &mut out, |pre, out| {
-                        self.tokenize(tok, pre, &mut mapped, out)
-                    })
+                    cache.extend_with(pre, &mut out, |pre, out| self.tokenize(tok, pre, out))
                 })
             }
         })?;
@@ -165,16 +162,14 @@ impl ByteLevelBpe {
         &self,
         tok: &Tokenizer,
         pre: &str,
-        mapped: &mut String,
         out: &mut Vec<u32>,
     ) -> Result<(), TokenizerError> {
-        mapped.clear();
-        mapped.extend(pre.bytes().map(|b| self.bytes[b as usize]));
         if let Some(merges) = self.merges.as_ref().filter(|_| pre.len() <= MAX_BYTES) {
-            merges.tokenize(tok, pre.as_bytes(), mapped, out);
+            merges.tokenize(pre.as_bytes(), out);
             return Ok(());
         }
-        model_ids(tok, mapped, out)
+        let mapped: String = pre.bytes().map(|b| self.bytes[b as usize]).collect();
+        model_ids(tok, &mapped, out)
     }
 }
 

@@ -2,7 +2,7 @@
 //!
 //! Data flows one way: cells are parsed into turns (`turns`, one row a
 //! `RowTurns`; `rows` reads whole Arrow columns of them), texts are
-//! tokenized (`tokenize`: `added`, `words`, `gpt_split`, `byte_level`), laid
+//! tokenized (`tokenize`: `added`, `words`, `word_cache`, `gpt_split`, `byte_level`), laid
 //! out by a `template`, fitted into a token budget (`budget`), and assembled into rows (`encode`; `explain` tells a row's pieces apart), whose A/B
 //! swap pairs can be split apart and put back together (`pairs`). Encoded
 //! rows are then planned into packs or padded batches (`plan`) and
@@ -36,6 +36,7 @@ pub mod tokenize;
 pub mod tokenizer_json;
 pub mod turn_stream;
 pub mod turns;
+pub mod word_cache;
 pub mod words;
 
 pub use budget::{BudgetConfig, Keep, Strategy};

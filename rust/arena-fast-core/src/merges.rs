@@ -13,6 +13,8 @@ use rustc_hash::FxHashMap;
 use serde_json::Value;
 use tokenizers::{Model, Tokenizer};
 
+use crate::word_cache::hash_bytes;
+
 /// Longer pre-tokens are left to `tokenizers`' own BPE.
 pub const MAX_BYTES: usize = 128;
 const NO_MERGE: (u32, u32) = (u32::MAX, 0);
@@ -20,9 +22,87 @@ const NO_MERGE: (u32, u32) = (u32::MAX, 0);
 pub struct Merges {
     /// The id of each byte's character.
     byte_ids: [u32; 256],
-    /// (left, right) -> (rank, id of the merged token).
-    ranks: FxHashMap<(u32, u32), (u32, u32)>,
-    ignore_merges: bool,
+    /// (left << 32 | right) -> (rank, id of the merged token).
+    ranks: FxHashMap<u64, (u32, u32)>,
+    /// With `ignore_merges`: every vocabulary token by its bytes.
+    whole: Option<VocabBytes>,
+}
+
+/// A vocabulary looked up by the bytes a token stands for (its characters
+/// mapped back through `ByteLevel`'s table), with no string built: the
+/// tokens' bytes back to back, and an open-addressing table of entries.
+struct VocabBytes {
+    bytes: Vec<u8>,
+    /// Entry `k`'s bytes end at `ends[k]` (and start at `ends[k - 1]`).
+    ends: Vec<u32>,
+    ids: Vec<u32>,
+    /// Entry index + 1 (0: empty); a power of two long, at most 3/4 full.
+    table: Vec<u32>,
+}
+
+impl VocabBytes {
+    /// The vocabulary (token -> id) of `tok`'s model, as bytes; tokens with
+    /// a character outside `chars` are left out (no pre-token maps to them).
+    fn new(
+        vocab: &serde_json::Map<String, Value>,
+        tok: &Tokenizer,
+        chars: &[char; 256],
+    ) -> Option<VocabBytes> {
+        let mut byte_of = FxHashMap::default();
+        for (b, &c) in chars.iter().enumerate() {
+            byte_of.insert(c, b as u8);
+        }
+        let bpe = tok.get_model();
+        let mut v = VocabBytes {
+            bytes: Vec::new(),
+            ends: Vec::with_capacity(vocab.len()),
+            ids: Vec::with_capacity(vocab.len()),
+            table: vec![0; (vocab.len() * 4 / 3 + 1).next_power_of_two()],
+        };
+        'tokens: for (token, id) in vocab {
+            let id = u32::try_from(id.as_u64()?).ok()?;
+            // The loaded vocabulary must say the same (no duplicate keys).
+            if bpe.token_to_id(token) != Some(id) {
+                return None;
+            }
+            let start = v.bytes.len();
+            for c in token.chars() {
+                match byte_of.get(&c) {
+                    Some(&b) => v.bytes.push(b),
+                    None => {
+                        v.bytes.truncate(start);
+                        continue 'tokens;
+                    }
+                }
+            }
+            v.ends.push(u32::try_from(v.bytes.len()).ok()?);
+            v.ids.push(id);
+            let mask = v.table.len() - 1;
+            let mut i = hash_bytes(&v.bytes[start..]) as usize & mask;
+            while v.table[i] != 0 {
+                i = (i + 1) & mask;
+            }
+            v.table[i] = v.ids.len() as u32;
+        }
+        v.bytes.shrink_to_fit();
+        Some(v)
+    }
+
+    fn get(&self, bytes: &[u8]) -> Option<u32> {
+        let mask = self.table.len() - 1;
+        let mut i = hash_bytes(bytes) as usize & mask;
+        loop {
+            let k = self.table[i] as usize;
+            if k == 0 {
+                return None;
+            }
+            let start = if k == 1 { 0 } else { self.ends[k - 2] as usize };
+            if &self.bytes[start..self.ends[k - 1] as usize] == bytes {
+                return Some(self.ids[k - 1]);
+            }
+            i = (i + 1) & mask;
+        }
+    }
 }
 
 fn empty(v: Option<&Value>) -> bool {
@@ -69,37 +149,51 @@ impl Merges {
             merged.clear();
             merged.push_str(a);
             merged.push_str(b);
-            let key = (bpe.token_to_id(a)?, bpe.token_to_id(b)?);
+            let key = u64::from(bpe.token_to_id(a)?) << 32 | u64::from(bpe.token_to_id(b)?);
             ranks.insert(key, (u32::try_from(rank).ok()?, bpe.token_to_id(&merged)?));
         }
+        let whole = match model["ignore_merges"].as_bool() == Some(true) {
+            true => Some(VocabBytes::new(model["vocab"].as_object()?, tok, chars)?),
+            false => None,
+        };
         Some(Merges {
             byte_ids,
             ranks,
-            ignore_merges: model["ignore_merges"].as_bool() == Some(true),
+            whole,
         })
     }
 
+    #[inline]
     fn pair(&self, a: u32, b: u32) -> (u32, u32) {
-        self.ranks.get(&(a, b)).copied().unwrap_or(NO_MERGE)
+        let key = u64::from(a) << 32 | u64::from(b);
+        self.ranks.get(&key).copied().unwrap_or(NO_MERGE)
     }
 
-    /// Push the ids of the pre-token `bytes` (`mapped`: as `ByteLevel`
-    /// writes it) onto `out`; at most `MAX_BYTES` bytes.
-    pub fn tokenize(&self, tok: &Tokenizer, bytes: &[u8], mapped: &str, out: &mut Vec<u32>) {
-        if self.ignore_merges {
-            if let Some(id) = tok.get_model().token_to_id(mapped) {
-                out.push(id);
-                return;
-            }
+    /// Push the ids of the pre-token `bytes` onto `out` (at most
+    /// `MAX_BYTES` bytes; none for none).
+    pub fn tokenize(&self, bytes: &[u8], out: &mut Vec<u32>) {
+        assert!(
+            bytes.len() <= MAX_BYTES,
+            "a pre-token too long to merge here"
+        );
+        if let Some(id) = self.whole.as_ref().and_then(|w| w.get(bytes)) {
+            out.push(id);
+            return;
         }
-        let mut symbols: Vec<u32> = bytes.iter().map(|&b| self.byte_ids[b as usize]).collect();
+        let mut n = bytes.len();
+        let mut symbols = [0u32; MAX_BYTES];
+        for (s, &b) in symbols.iter_mut().zip(bytes) {
+            *s = self.byte_ids[b as usize];
+        }
         // pairs[k]: (rank, merged id) of symbols k and k + 1.
-        let mut pairs: Vec<(u32, u32)> =
-            symbols.windows(2).map(|w| self.pair(w[0], w[1])).collect();
-        loop {
+        let mut pairs = [NO_MERGE; MAX_BYTES];
+        for k in 1..n {
+            pairs[k - 1] = self.pair(symbols[k - 1], symbols[k]);
+        }
+        while n > 1 {
             let mut best = NO_MERGE.0;
             let mut at = 0;
-            for (k, p) in pairs.iter().enumerate() {
+            for (k, p) in pairs[..n - 1].iter().enumerate() {
                 if p.0 < best {
                     best = p.0;
                     at = k;
@@ -109,15 +203,16 @@ impl Merges {
                 break;
             }
             symbols[at] = pairs[at].1;
-            symbols.remove(at + 1);
-            pairs.remove(at);
+            symbols.copy_within(at + 2..n, at + 1);
+            pairs.copy_within(at + 1..n - 1, at);
+            n -= 1;
             if at > 0 {
                 pairs[at - 1] = self.pair(symbols[at - 1], symbols[at]);
             }
-            if at < pairs.len() {
+            if at + 1 < n {
                 pairs[at] = self.pair(symbols[at], symbols[at + 1]);
             }
         }
-        out.extend_from_slice(&symbols);
+        out.extend_from_slice(&symbols[..n]);
     }
 }

@@ -17,88 +17,16 @@
 
 use std::borrow::Cow;
 
-use rustc_hash::FxHashMap;
 use serde_json::Value;
 use tokenizers::{Model, Tokenizer};
 
 use crate::added::{AddedTokens, Piece};
 use crate::error::TokenizerError;
+pub use crate::word_cache::{clear_thread_cache, with_thread_cache, WordCache};
 
 const WORD_START: &str = "\u{2581}";
 /// More crossing entries than this and splitting is not worth checking.
 const MAX_CROSSING: usize = 64;
-
-/// Ids of words already encoded, per thread, for one tokenizer (`owner`):
-/// the same word has other ids in another vocabulary.
-#[derive(Default)]
-pub struct WordCache {
-    pub(crate) words: FxHashMap<Box<str>, Box<[u32]>>,
-    owner: u64,
-    /// Bytes of words and ids held, so the cache is bounded in memory.
-    bytes: usize,
-}
-
-/// The per-thread cache is cleared past this many words or bytes.
-const CACHE_WORDS: usize = 1 << 18;
-const CACHE_BYTES: usize = 128 << 20;
-/// Longer words (a run of text with no word start: code, a URL, Chinese) are
-/// encoded but not cached: they rarely repeat and would crowd the cache.
-const MAX_CACHED_WORD: usize = 4096;
-
-thread_local! {
-    static WORDS: std::cell::RefCell<WordCache> = std::cell::RefCell::new(WordCache::default());
-}
-
-/// Forget the words this thread has cached (benchmarks measure cold starts).
-pub fn clear_thread_cache() {
-    WORDS.with(|words| {
-        let mut cache = words.borrow_mut();
-        cache.words = FxHashMap::default();
-        cache.bytes = 0;
-    });
-}
-
-impl WordCache {
-    /// Push the ids of `word` onto `out`: cached ones, or those `encode`
-    /// pushes (then cached unless the word is long). Nothing for "".
-    pub(crate) fn extend_with(
-        &mut self,
-        word: &str,
-        out: &mut Vec<u32>,
-        encode: impl FnOnce(&str, &mut Vec<u32>) -> Result<(), TokenizerError>,
-    ) -> Result<(), TokenizerError> {
-        if word.is_empty() {
-            return Ok(());
-        }
-        if let Some(ids) = self.words.get(word) {
-            out.extend_from_slice(ids);
-            return Ok(());
-        }
-        let start = out.len();
-        encode(word, out)?;
-        if word.len() <= MAX_CACHED_WORD {
-            let ids: Box<[u32]> = out[start..].into();
-            // Key, ids and a rough 48 bytes of table and allocator overhead.
-            self.bytes += word.len() + 4 * ids.len() + 48;
-            self.words.insert(word.into(), ids);
-        }
-        Ok(())
-    }
-}
-
-/// Run `f` with this thread's word cache for the tokenizer `owner` (its
-/// `ArenaTokenizer::id`); the cache is emptied when another tokenizer used it.
-pub fn with_thread_cache<R>(owner: u64, f: impl FnOnce(&mut WordCache) -> R) -> R {
-    WORDS.with(|words| {
-        let mut cache = words.borrow_mut();
-        if cache.words.len() > CACHE_WORDS || cache.bytes > CACHE_BYTES || cache.owner != owner {
-            cache.words = FxHashMap::default();
-            cache.bytes = 0;
-            cache.owner = owner;
-        }
-        f(&mut cache)
-    })
-}
 
 /// A vocabulary entry that spans a word start, and the byte offsets of the
 /// word starts inside it.

@@ -24,6 +24,34 @@ const PIECES: &[&str] = &[
     "x\r\n",
 ];
 
+/// Random byte strings of 1 to `MAX_BYTES` bytes: letters, pieces of
+/// text and any byte, so that long chains of merges happen.
+fn random_words(n: usize) -> Vec<Vec<u8>> {
+    use arena_fast_core::merges::MAX_BYTES;
+    let mut state = 0x9E37_79B9_7F4A_7C15u64;
+    let mut next = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    };
+    (0..n)
+        .map(|_| {
+            let len = 1 + next() as usize % MAX_BYTES;
+            let mut word = Vec::with_capacity(len + 8);
+            while word.len() < len {
+                match next() % 4 {
+                    0 => word.push(next() as u8),
+                    1 => word.push(b'a' + (next() % 26) as u8),
+                    _ => word.extend_from_slice(PIECES[next() as usize % PIECES.len()].as_bytes()),
+                }
+            }
+            word.truncate(len);
+            word
+        })
+        .collect()
+}
+
 /// Short pre-tokens merged by ranks (`merges`) against `tokenizers`' own BPE
 /// model, on the byte-level tokenizers: every byte alone, every pair of
 /// bytes, and the pre-tokens of real-looking text.
@@ -59,10 +87,11 @@ fn merges_equal_the_bpe_model() {
                 words.push(format!(" {piece}{other}{piece}").into_bytes());
             }
         }
+        words.extend(random_words(4000));
         for word in words {
             let mapped: String = word.iter().map(|&b| chars[b as usize]).collect();
             let mut got = Vec::new();
-            merges.tokenize(&tok, &word, &mapped, &mut got);
+            merges.tokenize(&word, &mut got);
             let want: Vec<u32> = tok
                 .get_model()
                 .tokenize(&mapped)
