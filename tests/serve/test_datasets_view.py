@@ -294,7 +294,7 @@ def test_a_page_of_a_large_dataset_reads_only_its_rows(tmp_path_factory):
     page = table.query(table.parse({}))
     first = page.rows
     assert page.total == 200_000 and [r["index"] for r in page.rows] == list(range(50))
-    assert table.reads == [(0, ("id", "model_a", "model_b", "language"), 50)]
+    assert list(table.reads) == [(0, ("id", "model_a", "model_b", "language"), 50)]
     assert not table.small_read  # the first page reads only its shard's small columns
     assert table.query(table.parse({"page": "4000"})).rows[-1]["index"] == 199_999
     assert not table.small_read

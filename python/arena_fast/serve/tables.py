@@ -19,7 +19,7 @@ from __future__ import annotations
 import os
 import threading
 import time
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, fields, replace
@@ -69,7 +69,8 @@ class DatasetTable:
         self.files = [self.path / s["file"] for s in self.manifest["shards"]]
         self.starts = np.cumsum([0] + [s["rows"] for s in self.manifest["shards"]])
         self.template = Template(**self.manifest["encoder"]["template"])
-        self.reads: list = []  # (shard, columns, rows) of each text or ids read, for tests
+        # (shard, columns, rows) of the latest text and ids reads: what a page cost
+        self.reads: deque = deque(maxlen=1024)
         self._lock = threading.Lock()
         self._small: Optional[dict] = None
         self._language_counts: Optional[list] = None
