@@ -1,12 +1,16 @@
 """A built dataset read for browsing, a page at a time (no web code here).
 
-`DatasetTable` opens a dataset by its manifest and reads, once, only the
-small columns its filters need (fold, labels, source, language, truncated,
-repairs and flags, turns, length) into numpy arrays kept for the life of the
-server: a 1M-row dataset costs about 20 MB and a filter is a mask. A page
-of rows then reads its text columns (id, models, metadata) from the shards
-that hold those rows only, and a row's `input_ids` are read only when that
-row is shown. Nothing reads a whole shard's ids to list rows.
+`DatasetTable` opens a dataset by its manifest. A first page without a
+filter reads only the shard holding its rows (the count is the manifest's).
+The first filter reads, once, only the small columns filters need (fold,
+labels, source, language, truncated, repairs and flags, turns, length) of
+every shard into numpy arrays kept for the life of the server: a 1M-row
+dataset costs about 20 MB and a filter is a mask. A page of rows reads its
+text columns (id, models, metadata) from the shards that hold those rows
+only, and a row's `input_ids` are read only when that row is shown or
+decoded by a text search. Nothing reads a whole shard's ids to list rows.
+Every read goes through `_columns`: a shard that cannot be read is an
+`InputError` naming it.
 
 The shards hold no texts, only ids: `text` search decodes the ids of the
 rows the other filters keep, in order, a slice at a time, and stops once it
