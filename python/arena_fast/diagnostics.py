@@ -285,16 +285,23 @@ def _triple(frame, name: str) -> Optional[np.ndarray]:
     return frame[name].to_numpy().astype(np.float64).reshape(len(frame), _width(frame))
 
 
-def log_loss(probs: np.ndarray, labels: np.ndarray) -> float:
-    """Mean cross-entropy of probability rows against label rows (soft or
-    one-hot); probabilities are clipped at 1e-15 as Kaggle's metric does and
-    renormalised. NaN for no rows. The one definition: `summarize` and the
-    held-out evaluation of `train` (`af.infer.evaluate`) both use it."""
-    if len(probs) == 0:
-        return float("nan")
+def row_losses(probs: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """Each row's cross-entropy of its probability row against its label row
+    (soft or one-hot); probabilities clipped at 1e-15 as Kaggle's metric does
+    and renormalised. NaN for a row whose labels are NaN (unlabelled)."""
     p = np.clip(probs, _EPS, 1.0 - _EPS)
     p = p / p.sum(axis=1, keepdims=True)
-    return float(-(labels * np.log(p)).sum(axis=1).mean())
+    with np.errstate(invalid="ignore"):
+        return -(labels * np.log(p)).sum(axis=1)
+
+
+def log_loss(probs: np.ndarray, labels: np.ndarray) -> float:
+    """The mean of `row_losses`; NaN for no rows. The one definition:
+    `summarize`, the held-out evaluation of `train` (`af.infer.evaluate`) and
+    the run view of `arena-fast serve` all use it."""
+    if len(probs) == 0:
+        return float("nan")
+    return float(row_losses(probs, labels).mean())
 
 
 def accuracy(probs: np.ndarray, labels: np.ndarray) -> float:

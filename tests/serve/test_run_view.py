@@ -21,10 +21,14 @@ train_extra("httpx")
 from markupsafe import escape  # noqa: E402
 from starlette.testclient import TestClient  # noqa: E402
 
-from arena_fast.diagnostics import log_loss, prediction_frame, write_predictions  # noqa: E402
+from arena_fast.diagnostics import (  # noqa: E402
+    log_loss,
+    prediction_frame,
+    row_losses,
+    write_predictions,
+)
 from arena_fast.outputs import GENERATOR_META, PREDICTIONS, RUN_CONFIG  # noqa: E402
 from arena_fast.serve import Catalog, create_app  # noqa: E402
-from arena_fast.serve.run_tables import row_losses  # noqa: E402
 from arena_fast.serve.run_views import REPORT_CSP  # noqa: E402
 
 XSS = ["<script>alert(1)</script>", '<img src=x onerror="alert(2)">', "javascript:alert(3)"]

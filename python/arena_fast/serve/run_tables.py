@@ -18,7 +18,7 @@ from typing import Any, Optional
 
 import numpy as np
 
-from ..diagnostics import read_predictions
+from ..diagnostics import read_predictions, row_losses
 from ..errors import ArenaFastError, InputError
 from ..labels import space_of_width
 from ..outputs import GENERATOR_META, PREDICTIONS, REPORT_DIR
@@ -27,20 +27,9 @@ from .query import PAGE_SIZE, RowQuery, parse_choice, parse_int, parse_search, p
 
 # A report file a request may name: index.html or a PNG beside it, a plain name.
 REPORT_FILE = re.compile(r"(index\.html|[A-Za-z0-9_.-]+\.png)")
+
+
 # Kaggle's clipping, as `diagnostics.log_loss` (whose mean these row losses make).
-EPS = 1e-15
-
-
-def row_losses(probs: np.ndarray, labels: np.ndarray) -> np.ndarray:
-    """Each row's log loss of its label row (`diagnostics.log_loss` per row:
-    probabilities clipped at `EPS` and renormalised); NaN for an unlabelled
-    row (labels NaN)."""
-    p = np.clip(probs, EPS, 1.0 - EPS)
-    p = p / p.sum(axis=1, keepdims=True)
-    with np.errstate(invalid="ignore"):
-        return -(labels * np.log(p)).sum(axis=1)
-
-
 @dataclass(frozen=True)
 class PredictionQuery:
     """Filters of the prediction table (None: any) and the page."""
