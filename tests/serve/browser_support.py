@@ -22,6 +22,7 @@ import re
 import shutil
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -124,12 +125,15 @@ def _answers(url: str) -> bool:
 
 class Server:
     """`arena-fast serve --port 0` in a subprocess (the CLI, as a user starts
-    it): the port it bound is read from the address it prints; `url` once
-    the home page answers. Its output goes to `log`."""
+    it): the port it bound is read from the address it prints on its own
+    output (a pipe, so runs side by side never mix); `url` once the home page
+    answers. Its output is copied to `log` as well."""
 
     def __init__(self, runs: Sequence[Path], datasets: Sequence[Path], log: Path):
         self.runs, self.datasets, self.log = list(runs), list(datasets), log
         self.process: Optional[subprocess.Popen] = None
+        self.lines: list[str] = []
+        self.copier: Optional[threading.Thread] = None
         self.url = ""
 
     def command(self) -> list[str]:
@@ -142,35 +146,51 @@ class Server:
 
     def start(self, timeout: float = 60.0) -> str:
         self.log.parent.mkdir(parents=True, exist_ok=True)
-        with self.log.open("wb") as out:
-            self.process = subprocess.Popen(
-                self.command(),
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                env={**os.environ, "PYTHONUNBUFFERED": "1"},
-            )
+        self.process = subprocess.Popen(
+            self.command(),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            encoding="utf-8",
+            errors="replace",
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
+        self.copier = threading.Thread(target=self._copy, args=(self.process.stdout,), daemon=True)
+        self.copier.start()
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline and self.process.poll() is None:
-            found = re.search(r"arena-fast serve: (http://127\.0\.0\.1:\d+)", self._output())
+            found = re.search(r"arena-fast serve: (http://127\.0\.0\.1:\d+)", self.output())
             if found and _answers(found.group(1) + "/"):
                 self.url = found.group(1)
                 return self.url
             time.sleep(0.1)
         self.stop()
-        command, tail = " ".join(self.command()), self._output()[-3000:]
+        command, tail = " ".join(self.command()), self.output()[-3000:]
         raise RuntimeError(f"arena-fast serve did not answer ({command}):\n{tail}")
 
-    def _output(self) -> str:
-        return self.log.read_text(encoding="utf-8", errors="replace")
+    def _copy(self, stream) -> None:
+        with self.log.open("w", encoding="utf-8") as log:
+            for line in stream:
+                self.lines.append(line)
+                log.write(line)
+                log.flush()
+
+    def output(self) -> str:
+        """What the server has printed so far."""
+        return "".join(self.lines)
 
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:
             self.process.terminate()
             try:
-                self.process.wait(timeout=10)
+                self.process.wait(timeout=30)
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait(timeout=10)
+        if self.copier is not None:
+            self.copier.join(timeout=10)  # the pipe ends with the process
+        if self.process is not None and self.process.stdout is not None:
+            self.process.stdout.close()
         self.process = None
 
 
@@ -186,16 +206,14 @@ def serving(runs: Sequence[Path], datasets: Sequence[Path], log: Path) -> Iterat
 
 def clear_artifacts() -> None:
     """An empty `ARTIFACTS` folder: only this run's pages are kept."""
-    if ARTIFACTS.is_dir():
-        shutil.rmtree(ARTIFACTS)
-    ARTIFACTS.mkdir(parents=True)
+    shutil.rmtree(ARTIFACTS, ignore_errors=True)
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
 
 
 # -- pages ------------------------------------------------------------------------------
 def snapshot(session, name: str) -> Path:
     """The whole page as `ARTIFACTS/NAME.png` (beyond the window, up to
     6000 px tall) and its DOM as `NAME.html`."""
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
     png = ARTIFACTS / f"{name}.png"
     metrics = session.execute_cdp_cmd("Page.getLayoutMetrics", {})
     size = metrics.get("cssContentSize") or metrics["contentSize"]
@@ -209,8 +227,10 @@ def snapshot(session, name: str) -> Path:
     shot = session.execute_cdp_cmd(
         "Page.captureScreenshot", {"format": "png", "captureBeyondViewport": True, "clip": clip}
     )
+    html = session.page_source
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)  # another run may have cleared it
     png.write_bytes(base64.b64decode(shot["data"]))
-    (ARTIFACTS / f"{name}.html").write_text(session.page_source, encoding="utf-8")
+    (ARTIFACTS / f"{name}.html").write_text(html, encoding="utf-8")
     return png
 
 
