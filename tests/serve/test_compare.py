@@ -275,6 +275,15 @@ def test_bad_requests_are_refused_with_a_reason(serve_client, body, status, mess
     assert message in api(serve_client, body, status)["error"]
 
 
+def test_a_lone_surrogate_is_repaired_as_the_encoder_repairs_it(serve_client):
+    body = b'{"prompt": "\\ud800 x", "response_a": "a", "response_b": "b", "runs": ["run"]}'
+    got = serve_client.post(
+        "/api/compare", content=body, headers={"content-type": "application/json"}
+    )
+    assert got.status_code == 200 and got.json()["pair"]["prompt"] == ["\ufffd x"]
+    assert "error" not in got.json()["runs"][0]
+
+
 def test_malformed_and_huge_bodies_are_refused(serve_client):
     bad = serve_client.post(
         "/api/compare", content=b"{not json", headers={"content-type": "application/json"}

@@ -22,6 +22,7 @@ encoding."""
 from __future__ import annotations
 
 import json
+import re
 import threading
 from dataclasses import dataclass
 from typing import Any, Optional
@@ -37,6 +38,8 @@ MAX_TURNS = 64
 MAX_CHARS = 1_000_000
 FIELDS = ("prompt", "response_a", "response_b")
 DEMO = "demo"
+# A lone surrogate (JSON's "\ud800" alone) cannot be written back as UTF-8.
+LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 @dataclass(frozen=True)
@@ -61,7 +64,9 @@ class Pair:
 def read_pair(values: dict) -> Pair:
     """A `Pair` from `values` (`prompt`, `response_a`, `response_b`: a string
     or a list of strings), or an `InputError` naming the field. Bounded:
-    at most `MAX_TURNS` turns and `MAX_CHARS` characters in all."""
+    at most `MAX_TURNS` turns and `MAX_CHARS` characters in all. A lone
+    surrogate (JSON can hold one) becomes U+FFFD, the encoder's own repair of
+    it, so that the pair can be written back as UTF-8."""
     if not isinstance(values, dict):
         raise InputError(f"expected an object with {', '.join(FIELDS)}")
     fields = {}
@@ -77,7 +82,7 @@ def read_pair(values: dict) -> Pair:
         if len(value) > MAX_TURNS:
             raise InputError(f"{name}: {len(value)} turns, at most {MAX_TURNS}")
         total += sum(len(t) for t in value)
-        fields[name] = value
+        fields[name] = [LONE_SURROGATE.sub("\ufffd", t) for t in value]
     if total > MAX_CHARS:
         raise InputError(f"the texts hold {total} characters, at most {MAX_CHARS}")
     return Pair(**fields)
@@ -233,15 +238,14 @@ class Workbench:
                 judge = self.judge(name)
                 with self._run_lock(name):
                     result = judge.compare_many([pair.as_dict()])[0]
-            except Exception as exc:  # this run's error on the page
+                key = by_identity.setdefault(self._identity(name, judge.encoder), f"run:{name}")
+                if key not in out["encodings"]:
+                    out["encodings"][key] = _encoding(judge.encoder, pair, f"run {name}")
+                else:
+                    out["encodings"][key]["label"] += f", run {name}"
+            except Exception as exc:  # this run's error on the page; the others go on
                 out["runs"].append({"name": name, "error": _message(exc)})
                 continue
-            identity = self._identity(name, judge.encoder)
-            key = by_identity.setdefault(identity, f"run:{name}")
-            if key not in out["encodings"]:
-                out["encodings"][key] = _encoding(judge.encoder, pair, f"run {name}")
-            else:
-                out["encodings"][key]["label"] += f", run {name}"
             out["runs"].append({"name": name, "result": result, "encoding": key})
         return out
 

@@ -36,7 +36,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from ..errors import ArenaFastError
+from ..errors import ArenaFastError, InputError, TokenizerError
 from .compare import FIELDS, MAX_CHARS, MAX_TURNS, Pair, Workbench, read_pair
 from .context import Context
 from .prefill import prefill, run_dataset
@@ -65,8 +65,8 @@ def routes(ctx: Context) -> list[BaseRoute]:
                 if form.get("action") == "add_turn":
                     values["pair"] = _with_turn(values["pair"])
                 else:
-                    values["result"] = await run_in_threadpool(
-                        bench.compare, values["pair"], values["runs"], values["encoder"]
+                    values["result"] = await _compare(
+                        bench, values["pair"], values["runs"], values["encoder"]
                     )
             else:
                 values = await run_in_threadpool(_query_values, ctx, bench, request)
@@ -86,7 +86,7 @@ def routes(ctx: Context) -> list[BaseRoute]:
             pair = _pair(data)
             runs = _run_names(ctx, data.get("runs", []))
             encoder = _encoder_key(bench, data.get("encoder"))
-            result = await run_in_threadpool(bench.compare, pair, runs, encoder)
+            result = await _compare(bench, pair, runs, encoder)
         except Refused as exc:
             return JSONResponse({"error": str(exc)}, status_code=exc.status)
         return JSONResponse(result)
@@ -95,6 +95,18 @@ def routes(ctx: Context) -> list[BaseRoute]:
         Route("/compare", page, methods=["GET", "POST"], name="compare"),
         Route("/api/compare", api, methods=["POST"], name="api_compare"),
     ]
+
+
+async def _compare(bench: Workbench, pair: Pair, runs: list, encoder: Optional[str]) -> dict:
+    """`bench.compare` in the thread pool; an error of the encoding view
+    alone (no run: a run's own error shows in its place) is refused with its
+    message: 400 for the texts, 500 for what was served."""
+    try:
+        return await run_in_threadpool(bench.compare, pair, runs, encoder)
+    except (InputError, TokenizerError) as exc:
+        raise Refused(400, str(exc)) from None
+    except ArenaFastError as exc:
+        raise Refused(500, str(exc)) from None
 
 
 async def _body(request: Request) -> bytes:
