@@ -49,7 +49,8 @@ require("selenium")
 from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.support.ui import Select, WebDriverWait  # noqa: E402
 
-from arena_fast.dataset import BuildConfig, build_dataset  # noqa: E402
+import arena_fast as af  # noqa: E402
+from arena_fast.dataset import TOKENIZER, BuildConfig, build_dataset, read_manifest  # noqa: E402
 from arena_fast.diagnostics import log_loss  # noqa: E402
 from arena_fast.predict import Judge  # noqa: E402
 from arena_fast.report import write_report  # noqa: E402
@@ -622,3 +623,37 @@ def test_run_view_keeps_injections_inert(server, browser, xss_data):
         browser.find_element(By.ID, "compare-submit").click()
     wait_for(browser, "article.run-result[data-run='xss-run'] td.prob")
     settle(browser, "xss-run-compared")
+
+
+def test_compare_without_a_run_explains_the_encoding(server, browser, real_data):
+    """No run ticked: the encoding view alone, with a dataset's encoder,
+    its counts and cuts those of that encoder."""
+    long = " ".join(WORDS * 40)
+    pair = {"prompt": ["Summarise the list."], "response_a": [long], "response_b": ["Too long."]}
+    open_page(browser, server + "/compare", "compare-encoding-empty", ready="#compare-form")
+    fill_pair(browser, pair)
+    for box in browser.find_elements(By.CSS_SELECTOR, "#run-choice input[name='run']"):
+        if box.is_selected():
+            box.click()
+    Select(browser.find_element(By.NAME, "encoder")).select_by_value("data:kaggle-head100")
+    browser.find_element(By.ID, "compare-submit").click()
+    article = "#encodings article.encoding[data-encoder='data:kaggle-head100']"
+    wait_for(browser, article)
+    settle(browser, "compare-encoding")
+    assert browser.find_elements(By.CSS_SELECTOR, "article.run-result") == []
+
+    encoder = af.Encoder.from_config(
+        af.Tokenizer.from_file(real_data / TOKENIZER), read_manifest(real_data)["encoder"]
+    )
+    encoded = encoder.encode(
+        [pair["prompt"]], [pair["response_a"]], [pair["response_b"]], swap="both"
+    )
+    assert bool(encoded.truncated[0])
+    for i, order in enumerate(("original", "swapped")):
+        shown = browser.find_element(By.CSS_SELECTOR, f"{article} div.order[data-order='{order}']")
+        summary = shown.find_element(By.CSS_SELECTOR, "p.summary").text
+        assert summary.startswith(f"{encoded.lengths[i]} of {encoded.full_length[i]} tokens")
+        # Only the long answer is cut: second in the original order, last when swapped.
+        cut = shown.find_elements(By.CSS_SELECTOR, "div.field.cut")
+        assert [f.get_attribute("data-field") for f in cut] == ["1" if i == 0 else "2"]
+        assert 0 < int(cut[0].get_attribute("data-kept")) < int(cut[0].get_attribute("data-tokens"))
