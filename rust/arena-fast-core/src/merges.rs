@@ -26,6 +26,9 @@ pub struct Merges {
     ranks: FxHashMap<u64, (u32, u32)>,
     /// With `ignore_merges`: every vocabulary token by its bytes.
     whole: Option<VocabBytes>,
+    /// `ranks` of every pair of single bytes (`a << 8 | b`): a pre-token's
+    /// first pairs without a hash lookup.
+    byte_pairs: Box<[(u32, u32)]>,
 }
 
 /// A vocabulary looked up by the bytes a token stands for (its characters
@@ -156,11 +159,16 @@ impl Merges {
             true => Some(VocabBytes::new(model["vocab"].as_object()?, tok, chars)?),
             false => None,
         };
-        Some(Merges {
+        let mut merges = Merges {
             byte_ids,
             ranks,
             whole,
-        })
+            byte_pairs: Box::default(),
+        };
+        merges.byte_pairs = (0..1usize << 16)
+            .map(|ab| merges.pair(byte_ids[ab >> 8], byte_ids[ab & 255]))
+            .collect();
+        Some(merges)
     }
 
     #[inline]
@@ -188,7 +196,7 @@ impl Merges {
         // pairs[k]: (rank, merged id) of symbols k and k + 1.
         let mut pairs = [NO_MERGE; MAX_BYTES];
         for k in 1..n {
-            pairs[k - 1] = self.pair(symbols[k - 1], symbols[k]);
+            pairs[k - 1] = self.byte_pairs[usize::from(bytes[k - 1]) << 8 | usize::from(bytes[k])];
         }
         while n > 1 {
             let mut best = NO_MERGE.0;
