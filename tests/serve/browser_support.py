@@ -93,9 +93,10 @@ def browser_paths() -> tuple[str, str]:
     return str(browser), str(driver)
 
 
-def start_chrome(window: tuple[int, int] = WINDOW):
-    """A headless Chromium session (the caller quits it). Its console is
-    recorded (`console_errors`)."""
+def start_chrome(window: tuple[int, int] = WINDOW, javascript: bool = True):
+    """A headless Chromium session (the caller quits it), with the pages'
+    scripts off when not `javascript`. Its console is recorded
+    (`console_errors`)."""
     require("selenium")
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
@@ -108,6 +109,10 @@ def start_chrome(window: tuple[int, int] = WINDOW):
         options.add_argument(flag)
     options.add_argument(f"--window-size={window[0]},{window[1]}")
     options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    if not javascript:
+        options.add_experimental_option(
+            "prefs", {"profile.managed_default_content_settings.javascript": 2}
+        )
     session = webdriver.Chrome(service=Service(driver), options=options)
     session.set_page_load_timeout(60)
     session.set_script_timeout(60)

@@ -304,10 +304,13 @@ def test_compare_shows_what_judge_compare_gives(server, browser, serve_run, xss_
     for box in browser.find_elements(By.CSS_SELECTOR, "#run-choice input[name='run']"):
         if not box.is_selected():
             box.click()
+    browser.execute_script("window.__before_post = 1")
     browser.find_element(By.ID, "compare-submit").click()
     for run in ("run", "xss-run"):
         wait_for(browser, f"article.run-result[data-run='{run}'] td.prob")
     settle(browser, "compare-result")
+    # The script's result (POST /api/compare) in the same page, not a new page.
+    assert browser.execute_script("return window.__before_post") == 1
     for name, run_dir in (("run", serve_run), ("xss-run", xss_data["run"])):
         expected = assert_judged(browser, name, run_dir, PAIR)
     # The encoded input, turn by turn, in both orders.
@@ -657,3 +660,36 @@ def test_compare_without_a_run_explains_the_encoding(server, browser, real_data)
         cut = shown.find_elements(By.CSS_SELECTOR, "div.field.cut")
         assert [f.get_attribute("data-field") for f in cut] == ["1" if i == 0 else "2"]
         assert 0 < int(cut[0].get_attribute("data-kept")) < int(cut[0].get_attribute("data-tokens"))
+
+
+def test_compare_works_without_javascript(server, serve_run):
+    """With the page's script off the form posts to /compare and the server
+    renders the same result (and adds turns itself)."""
+    browser = start_chrome(javascript=False)
+    try:
+        open_page(browser, server + "/compare", "nojs-compare-empty", ready="#compare-form")
+        browser.find_element(By.CSS_SELECTOR, "textarea[name='prompt']").send_keys("kept")
+        browser.find_element(By.ID, "add-turn").click()  # a POST: the page comes back
+        WebDriverWait(browser, 30).until(
+            lambda b: len(b.find_elements(By.CSS_SELECTOR, "#turns fieldset.turn")) == 2
+        )
+        assert (
+            browser.find_element(By.CSS_SELECTOR, "textarea[name='prompt']").get_attribute("value")
+            == "kept"
+        )
+        fill_pair(browser, PAIR)
+        for box in browser.find_elements(By.CSS_SELECTOR, "#run-choice input[name='run']"):
+            if box.is_selected() != (box.get_attribute("value") == "run"):
+                box.click()
+        browser.execute_script("window.__before_post = 1")
+        browser.find_element(By.ID, "compare-submit").click()
+        wait_for(browser, "article.run-result[data-run='run'] td.prob")
+        settle(browser, "nojs-compare-result")
+        # A new page (the server's), not the script's result in the old one.
+        assert browser.execute_script("return window.__before_post") is None
+        assert (
+            browser.find_elements(By.CSS_SELECTOR, "article.run-result[data-run='xss-run']") == []
+        )
+        assert_judged(browser, "run", serve_run, PAIR)
+    finally:
+        browser.quit()
