@@ -4,6 +4,7 @@
 import importlib
 
 from ._core import __version__
+from .chat_template import ChatTemplate
 from .collate import collate_packed, collate_padded
 from .dataset import ArenaDataset, BuildConfig, build_dataset, load_dataset
 from .encoded import (
@@ -27,6 +28,7 @@ __all__ = [
     "ArenaDataset",
     "ArenaFastError",
     "BuildConfig",
+    "ChatTemplate",
     "ConfigError",
     "Encoded",
     "Encoder",

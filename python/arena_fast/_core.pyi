@@ -7,6 +7,7 @@ import numpy as np
 
 __all__ = [
     "Tokenizer",
+    "ChatTemplate",
     "Encoder",
     "Rows",
     "split_pairs",
@@ -47,6 +48,24 @@ class Tokenizer:
     @property
     def fast_path_reason(self) -> str: ...
     def to_str(self) -> str: ...
+
+@final
+class ChatTemplate:
+    @staticmethod
+    def from_file(path: str) -> ChatTemplate: ...
+    @staticmethod
+    def from_config_json(json: str, origin: str) -> ChatTemplate: ...
+    def render(self, messages: Sequence[tuple[str, str]], add_generation_prompt: bool) -> str: ...
+    def encode(
+        self,
+        tokenizer: Tokenizer,
+        messages: Sequence[tuple[str, str]],
+        add_generation_prompt: bool,
+    ) -> list[int]: ...
+    @property
+    def source(self) -> str: ...
+    @property
+    def special_tokens(self) -> list[tuple[str, str]]: ...
 
 @final
 class Encoder:

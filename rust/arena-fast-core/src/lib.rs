@@ -15,6 +15,7 @@ pub mod added;
 pub mod budget;
 pub mod buffers;
 pub mod byte_level;
+pub mod chat_template;
 pub mod collate;
 pub mod csv_cells;
 mod csv_fields;

@@ -5,6 +5,7 @@ use pyo3::prelude::*;
 
 use crate::errors::{detached, guarded};
 
+mod chat_template;
 mod collate;
 mod csv_cells;
 mod encoder;
@@ -50,6 +51,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<tokenizer::PyTokenizer>()?;
     m.add_class::<encoder::PyEncoder>()?;
     m.add_class::<rows::PyRows>()?;
+    m.add_class::<chat_template::PyChatTemplate>()?;
     m.add_function(wrap_pyfunction!(encoder::template_preset, m)?)?;
     m.add_function(wrap_pyfunction!(plan::plan_packs, m)?)?;
     m.add_function(wrap_pyfunction!(plan::plan_batches, m)?)?;
