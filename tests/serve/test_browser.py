@@ -37,7 +37,8 @@ from .browser_support import (
     wait_for,
 )
 
-pytestmark = pytest.mark.browser
+# End to end, tens of seconds: a server, a browser, two tiny runs' first loads.
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 torch = train_extra("torch")
 train_extra("transformers")
