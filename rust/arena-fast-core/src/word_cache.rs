@@ -197,7 +197,11 @@ impl WordCache {
             return Ok(());
         }
         if let Some(ids) = self.get(word.as_bytes()) {
-            out.extend_from_slice(ids);
+            // Most words are one token: no copy call for those.
+            match ids {
+                [id] => out.push(*id),
+                _ => out.extend_from_slice(ids),
+            }
             return Ok(());
         }
         let start = out.len();
