@@ -663,9 +663,19 @@ def test_compare_without_a_run_explains_the_encoding(server, browser, real_data)
         assert 0 < int(cut[0].get_attribute("data-kept")) < int(cut[0].get_attribute("data-tokens"))
 
 
-def test_compare_works_without_javascript(server, serve_run):
+def encodings_text(browser) -> str:
+    return browser.find_element(By.ID, "encodings").get_attribute("innerText")
+
+
+def test_compare_works_without_javascript(server, browser, serve_run):
     """With the page's script off the form posts to /compare and the server
-    renders the same result (and adds turns itself)."""
+    renders the same result (and adds turns itself) as the script builds."""
+    open_page(browser, server + "/compare?run=run", "js-compare", ready="#compare-form")
+    fill_pair(browser, PAIR)
+    browser.find_element(By.ID, "compare-submit").click()
+    wait_for(browser, "article.run-result[data-run='run'] td.prob")
+    scripted = encodings_text(browser)
+
     browser = start_chrome(javascript=False)
     try:
         open_page(browser, server + "/compare", "nojs-compare-empty", ready="#compare-form")
@@ -692,5 +702,7 @@ def test_compare_works_without_javascript(server, serve_run):
             browser.find_elements(By.CSS_SELECTOR, "article.run-result[data-run='xss-run']") == []
         )
         assert_judged(browser, "run", serve_run, PAIR)
+        # The same encoded input, word for word, as the script built.
+        assert encodings_text(browser).split() == scripted.split()
     finally:
         browser.quit()
