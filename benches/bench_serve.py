@@ -2,16 +2,19 @@
 on a tiny model, and 20 concurrent requests (issue 19; target < 100 ms).
 
 Setup (untimed): `arena-fast synth` rows built with max_length 2048 (demo
-tokenizer, both orders), a tiny-gemma2 run trained one step on them (its
-weights do not matter for speed), and `arena-fast serve --run RUN --port 0
---torch-threads N` (default 1, the server's default) started in its own
-process. The pair is two turns of synth words whose
-encoding is `--tokens` long in full (default 2000; both orders are scored).
+tokenizer, both orders), a run of a tiny preset (`--model`, default
+tiny-gemma2) trained one step on them (its weights do not matter for
+speed), and `arena-fast serve --run RUN --port 0 --torch-threads N` (default
+1, the server's default) started in its own process. The pair is two turns
+of synth words whose encoding is `--tokens` long in full (default 2000; both
+orders are scored).
 
 Timed, from this process over loopback HTTP: `POST /api/compare` with the
 run (both orders scored by the model, swap-TTA, both orders explained span
 by span), after `--warmup` requests (the first loads the run); `--requests`
-sequential requests give the median and p95. Then 20 requests sent at once
+sequential requests give the median and p95, and the server process's CPU
+time per request (user + system, from /proc: what the request costs, less
+sensitive than the wall time to other processes on a busy machine). Then 20 requests sent at once
 from 20 threads: how many succeed, and the wall time. In-process, for the
 breakdown: `Judge.compare` alone and the encoding view alone
 (`Workbench.compare` without a run), on one torch thread: on a busy 2-core
@@ -19,6 +22,7 @@ machine two torch threads made one compare 20-40x slower (seconds), hence
 the server's default of one.
 
     python benches/bench_serve.py --requests 50
+    python benches/bench_serve.py --requests 50 --model tiny-llama
 """
 
 from __future__ import annotations
@@ -47,12 +51,16 @@ WORDS = (
 ).split()
 
 
-def make_run(root: Path) -> Path:
+def make_run(root: Path, model: str) -> Path:
     from arena_fast.train import TrainConfig, train
 
     data = synth_dataset(root, rows=200, max_length=2048)
     run = root / "run"
-    train(TrainConfig(data=str(data), epochs=1, max_steps=1, max_tokens=8192, out=str(run)))
+    train(
+        TrainConfig(
+            data=str(data), model=model, epochs=1, max_steps=1, max_tokens=8192, out=str(run)
+        )
+    )
     return run
 
 
@@ -112,6 +120,12 @@ def post(url: str, body: dict) -> tuple[int, float, dict]:
         return response.status, time.perf_counter() - start, data
 
 
+def cpu_seconds(pid: int) -> float:
+    """The user + system CPU time of process `pid` so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def ms(seconds: float) -> str:
     return f"{seconds * 1000:.1f} ms"
 
@@ -132,10 +146,12 @@ def in_process(run: Path, body: dict, repeat: int) -> dict:
     judge.compare(*pair.as_dict().values())
     bench.compare(pair, [], "run:run")
     times: dict = {"Judge.compare": [], "encoding view (explain, both orders)": []}
+    times["Judge.compare, CPU time"] = []
     for _ in range(repeat):
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.process_time()
         judge.compare(*pair.as_dict().values())
         times["Judge.compare"].append(time.perf_counter() - start)
+        times["Judge.compare, CPU time"].append(time.process_time() - cpu)
         start = time.perf_counter()
         bench.compare(pair, [], "run:run")
         times["encoding view (explain, both orders)"].append(time.perf_counter() - start)
@@ -148,13 +164,14 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--tokens", type=int, default=2000, help="the pair's full length")
     parser.add_argument("--concurrent", type=int, default=20)
+    parser.add_argument("--model", default="tiny-gemma2", help="a tiny preset (train --model)")
     parser.add_argument("--torch-threads", type=int, default=1, help="the server's (its default)")
     parser.add_argument("--out", help="also write the results as JSON here")
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
-        run = make_run(root)
+        run = make_run(root, args.model)
         pair = make_pair(run, args.tokens)
         body = {**pair, "runs": ["run"]}
         process, url = serve(run, args.torch_threads)
@@ -164,10 +181,12 @@ def main() -> None:
                 assert status == 200, status
             record = first["runs"][0]["result"]
             latencies = []
+            cpu_before = cpu_seconds(process.pid)
             for _ in range(args.requests):
                 status, seconds, _ = post(url, body)
                 assert status == 200
                 latencies.append(seconds)
+            server_cpu = (cpu_seconds(process.pid) - cpu_before) / args.requests
             start = time.perf_counter()
             with ThreadPoolExecutor(args.concurrent) as pool:
                 answers = list(pool.map(lambda _: post(url, body), range(args.concurrent)))
@@ -194,6 +213,7 @@ def main() -> None:
         "median_s": statistics.median(latencies),
         "p95_s": p95,
         "min_s": latencies[0],
+        "server_cpu_s_per_request": server_cpu,
         "concurrent": args.concurrent,
         "concurrent_ok": ok,
         "concurrent_wall_s": wall,
@@ -201,6 +221,7 @@ def main() -> None:
         "loadavg": os.getloadavg(),
         "cpus": os.cpu_count(),
     }
+    print(f"model: {args.model}, server torch threads {args.torch_threads}")
     print(
         f"pair: {record['turns']} turns, {record['full_length']} tokens in full, "
         f"{record['tokens']} kept of {record['max_length']} (original, swapped)"
@@ -211,8 +232,9 @@ def main() -> None:
         f"| {args.requests} sequential | {ms(results['median_s'])} | {ms(p95)} | "
         f"{ms(latencies[0])} |"
     )
+    print(f"\nthe server's CPU time per request: {ms(server_cpu)} (user + system)")
     print(
-        f"\n{ok} of {args.concurrent} concurrent requests succeeded (same answer), "
+        f"{ok} of {args.concurrent} concurrent requests succeeded (same answer), "
         f"all answered in {ms(wall)}"
     )
     for name, seconds in parts.items():
