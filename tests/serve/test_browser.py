@@ -1,14 +1,17 @@
 """`arena-fast serve` in a real browser: headless Chromium (Debian's
 `chromium` and `chromium-driver`, driven by Selenium) against the server
-started as a user starts it (`arena-fast serve --run ... --data ...` on a
-free loopback port).
+started as a user starts it (`arena-fast serve --port 0 --run ... --data
+...`, a free loopback port).
 
-The server is given helper fixtures' tiny run and dataset (tests/serve/
-conftest.py), a dataset built from a Kaggle-format CSV whose model names and
-texts carry script injections (and a run trained on it, so they reach the
-run view too), and the real Kaggle rows of ../shared/data. Every page is
-saved as a screenshot (browser_support.ARTIFACTS) and checked for console
-errors and for any script from data having run."""
+The server is given the shared fixtures' tiny run and dataset (tests/serve/
+conftest.py), a dataset built from a Kaggle-format CSV whose model names,
+texts and ids carry script injections (and a run trained on it, with its
+report, so they reach the run view too), and the real Kaggle rows of
+../shared/data. Every page is saved as a screenshot with its HTML
+(browser_support.ARTIFACTS: tests/.artifacts/serve/) and checked for
+console errors, alerts, markup from data and any script from data having
+run (browser_pages.settle). The views' element ids and classes are read in
+browser_pages."""
 
 from __future__ import annotations
 
@@ -17,7 +20,6 @@ import json
 import time
 from pathlib import Path
 
-import numpy as np
 import polars as pl
 import pytest
 
@@ -27,12 +29,8 @@ from .browser_support import (
     ARTIFACTS,
     clear_artifacts,
     console_errors,
-    injected,
-    no_alert,
-    page_text,
     require,
     serving,
-    snapshot,
     start_chrome,
     wait_for,
 )
@@ -52,75 +50,27 @@ from selenium.webdriver.support.ui import Select, WebDriverWait  # noqa: E402
 
 import arena_fast as af  # noqa: E402
 from arena_fast.dataset import TOKENIZER, BuildConfig, build_dataset, read_manifest  # noqa: E402
-from arena_fast.diagnostics import log_loss  # noqa: E402
-from arena_fast.predict import Judge  # noqa: E402
 from arena_fast.report import write_report  # noqa: E402
 from arena_fast.train import TrainConfig, train  # noqa: E402
 from keyword_rows import keyword_rows  # noqa: E402
 
-# What a page must show as text and never run.
-XSS = (
-    "<script>window.__xss=1</script>",
-    '<img src=x onerror="window.__xss=1">',
-    "javascript:window.__xss=1",
-    "[click](javascript:window.__xss=1)",
-    '"><svg onload="window.__xss=1">',
+from .browser_pages import (  # noqa: E402
+    PAIR,
+    WORDS,
+    XSS,
+    XSS_IDS,
+    assert_judged,
+    assert_literal,
+    encodings_text,
+    fill_pair,
+    form_pair,
+    open_page,
+    settle,
+    shard_rows,
+    shown_rows,
+    worst_first,
+    xss_csv,
 )
-# Row ids that are attacks too (ids show in every table and go into links).
-XSS_IDS = (
-    "<script>window.__xss=1</script>",
-    '"><img src=x onerror="window.__xss=1">',
-    "javascript:window.__xss=1",
-    "' onmouseover='window.__xss=1",
-)
-WORDS = "river stone cloud apple music paper garden window lamp ocean forest bread".split()
-
-
-def xss_csv(path: Path, n: int = 48) -> list[dict]:
-    """A Kaggle train.csv of `n` rows whose label follows "zebra" (see
-    keyword_rows): the first rows carry `XSS` in their model names, prompts
-    and answers, the next ones have `XSS_IDS` as ids, and two more rows with
-    the same answer on both sides, dropped as `identical`, carry both."""
-    rng = np.random.default_rng(7)
-
-    def words(k: int) -> str:
-        return " ".join(rng.choice(WORDS, size=k))
-
-    rows = []
-    for i in range(n):
-        label = i % 3
-        a, b = words(int(rng.integers(4, 12))), words(int(rng.integers(4, 12)))
-        a += " zebra" if label == 0 else ""
-        b += " zebra" if label == 1 else ""
-        model_a, model_b, prompt = f"model-{i % 4}", f"model-{(i + 1) % 4}", f"question {words(5)}"
-        row_id = str(5000 + i)
-        if i < len(XSS):
-            attack = XSS[i]
-            model_a, prompt, a = attack, f"{prompt} {attack}", f"{a} {attack}"
-        elif i < len(XSS) + len(XSS_IDS):
-            row_id = XSS_IDS[i - len(XSS)]
-        elif i >= n - 2:  # dropped: the same answer on both sides
-            attack = XSS[i % len(XSS)]
-            model_b, a = attack, f"{a} {attack}"
-            b = a
-        rows.append(
-            {
-                "id": row_id,
-                "model_a": model_a,
-                "model_b": model_b,
-                "prompt": json.dumps([prompt]),
-                "response_a": json.dumps([a]),
-                "response_b": json.dumps([b]),
-                "winner_model_a": int(label == 0),
-                "winner_model_b": int(label == 1),
-                "winner_tie": int(label == 2),
-            }
-        )
-    with path.open("w", encoding="utf-8", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
-    return rows
 
 
 @pytest.fixture(scope="module")
@@ -170,30 +120,6 @@ def browser():
         session.quit()
 
 
-def open_page(browser, url: str, name: str, ready: str = "main") -> None:
-    """Load `url`, wait for `ready`, keep a screenshot `name`, and check the
-    page ran nothing it should not and logged no error."""
-    browser.get(url)
-    wait_for(browser, ready)
-    settle(browser, name)
-
-
-def settle(browser, name: str) -> None:
-    """The checks after any page change: see `open_page`."""
-    no_alert(browser)
-    snapshot(browser, name)
-    assert browser.execute_script("return window.__xss") is None, f"{name}: a script ran"
-    assert console_errors(browser) == [], f"{name}: console errors"
-    assert injected(browser) == [], f"{name}: markup from data"
-
-
-def assert_literal(browser, texts, where: str) -> None:
-    """Each of `texts` reads on the page as typed (escaped, not parsed)."""
-    shown = page_text(browser)
-    for text in texts:
-        assert text in shown, f"{where}: {text!r} is not on the page as text"
-
-
 def test_home_lists_what_was_given(server, browser):
     open_page(browser, server + "/", "home")
     runs = [
@@ -231,74 +157,6 @@ def test_the_checks_see_an_injection(server, browser):
 
 
 # -- Compare ----------------------------------------------------------------------------
-PAIR = {
-    "prompt": ["Which river runs through Paris?", "And which one through Rome?"],
-    "response_a": ["The Seine.", "The Tiber, a zebra of a river."],
-    "response_b": ["The Loire, I believe.", "The Arno."],
-}
-
-
-def fill_pair(browser, pair: dict) -> None:
-    """Type `pair` into the Compare form, adding turns as needed."""
-    turns = len(pair["prompt"])
-
-    def shown(session) -> int:
-        return len(session.find_elements(By.CSS_SELECTOR, "#turns fieldset.turn"))
-
-    for count in range(shown(browser), turns):
-        browser.find_element(By.ID, "add-turn").click()
-        WebDriverWait(browser, 30).until(lambda b, count=count: shown(b) > count)
-    for name, texts in pair.items():
-        boxes = browser.find_elements(By.CSS_SELECTOR, f"#compare-form textarea[name='{name}']")
-        assert len(boxes) == turns
-        for box, text in zip(boxes, texts):
-            box.clear()
-            box.send_keys(text)
-
-
-def read_probs(browser, run: str) -> dict:
-    """The probabilities a run's result shows: {pass: {column: (value, shown)}}."""
-    out: dict = {}
-    for cell in browser.find_elements(
-        By.CSS_SELECTOR, f"article.run-result[data-run='{run}'] table.probs td.prob"
-    ):
-        row = cell.find_element(By.XPATH, "./ancestor::tr[1]").get_attribute("data-pass")
-        out.setdefault(row, {})[cell.get_attribute("data-col")] = (
-            float(cell.get_attribute("data-value")),
-            cell.text,
-        )
-    return out
-
-
-_JUDGES: dict = {}
-
-
-def judge(run: Path) -> Judge:
-    """The run's `Judge`, loaded once."""
-    if run not in _JUDGES:
-        _JUDGES[run] = Judge(run)
-    return _JUDGES[run]
-
-
-def assert_judged(browser, run_name: str, run_dir: Path, pair: dict) -> dict:
-    """The result shown for `run_name` equals `Judge(run_dir).compare(pair)`."""
-    expected = judge(run_dir).compare(pair["prompt"], pair["response_a"], pair["response_b"])
-    shown = read_probs(browser, run_name)
-    passes = {"average": expected, "original": expected["original"], "swapped": expected["swapped"]}
-    assert set(shown) == set(passes), shown
-    for name, probs in passes.items():
-        assert set(shown[name]) == set(expected["original"]), shown[name]
-        for column, (value, text) in shown[name].items():
-            assert value == pytest.approx(probs[column], abs=1e-6), (run_name, name, column)
-            assert text == f"{probs[column]:.4f}"
-    article = f"article.run-result[data-run='{run_name}']"
-    verdict = browser.find_element(By.CSS_SELECTOR, f"{article} .verdict").text
-    assert verdict == expected["verdict"]
-    flip = browser.find_element(By.CSS_SELECTOR, f"{article} .flip").get_attribute("data-flip")
-    assert flip == ("yes" if expected["flip"] else "no")
-    return expected
-
-
 def test_compare_shows_what_judge_compare_gives(server, browser, serve_run, xss_data):
     open_page(browser, server + "/compare", "compare-empty", ready="#compare-form")
     fill_pair(browser, PAIR)
@@ -352,30 +210,6 @@ def test_compare_keeps_injections_inert(server, browser, xss_data):
 
 
 # -- the dataset browser ----------------------------------------------------------------
-def shard_rows(data: Path, columns: list[str]) -> pl.DataFrame:
-    """The dataset's rows in shard order (the browser's row numbers)."""
-    manifest = json.loads((data / "manifest.json").read_text())
-    return pl.concat(
-        [pl.read_parquet(data / s["file"], columns=columns) for s in manifest["shards"]]
-    ).with_row_index("row")
-
-
-def shown_rows(browser) -> list[dict]:
-    """The dataset table's rows as shown: row number, id, fold, label."""
-    out = []
-    for tr in browser.find_elements(By.CSS_SELECTOR, "#rows tr.row"):
-        cells = tr.find_elements(By.TAG_NAME, "td")
-        out.append(
-            {
-                "row": int(tr.get_attribute("data-row")),
-                "id": tr.find_element(By.CSS_SELECTOR, "td.id").text,
-                "fold": cells[3].text,
-                "label": cells[4].text,
-            }
-        )
-    return out
-
-
 def test_dataset_filter_and_open_a_row(server, browser, serve_dataset):
     open_page(browser, server + "/", "home")
     browser.find_element(By.CSS_SELECTOR, "li.dataset[data-name='ds'] a").click()
@@ -465,27 +299,6 @@ def test_dataset_pages_through_real_rows(server, browser, data_dir, real_data):
 
 
 # -- the run view -----------------------------------------------------------------------
-def worst_first(run: Path) -> tuple[list[str], list[float]]:
-    """The run's held-out ids and log losses (`diagnostics.log_loss` of each
-    row), worst first (ties in file order)."""
-    preds = pl.read_parquet(run / "valid_predictions.parquet", columns=["id", "probs", "labels"])
-    probs, labels = preds["probs"].to_numpy(), preds["labels"].to_numpy()
-    losses = [log_loss(probs[i : i + 1], labels[i : i + 1]) for i in range(len(preds))]
-    order = sorted(range(len(preds)), key=lambda i: -losses[i])
-    return [preds["id"][i] for i in order], [losses[i] for i in order]
-
-
-def form_pair(browser) -> dict:
-    """The texts in the Compare form, turn by turn."""
-    return {
-        name: [
-            box.get_attribute("value")
-            for box in browser.find_elements(By.CSS_SELECTOR, f"textarea[name='{name}']")
-        ]
-        for name in ("prompt", "response_a", "response_b")
-    }
-
-
 def test_run_worst_error_first_opens_in_compare(server, browser, serve_run):
     open_page(browser, server + "/", "home")
     browser.find_element(By.CSS_SELECTOR, "li.run[data-name='run'] a").click()
@@ -661,10 +474,6 @@ def test_compare_without_a_run_explains_the_encoding(server, browser, real_data)
         cut = shown.find_elements(By.CSS_SELECTOR, "div.field.cut")
         assert [f.get_attribute("data-field") for f in cut] == ["1" if i == 0 else "2"]
         assert 0 < int(cut[0].get_attribute("data-kept")) < int(cut[0].get_attribute("data-tokens"))
-
-
-def encodings_text(browser) -> str:
-    return browser.find_element(By.ID, "encodings").get_attribute("innerText")
 
 
 def test_compare_works_without_javascript(server, browser, serve_run):
