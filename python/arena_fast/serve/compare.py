@@ -30,6 +30,7 @@ from typing import Any, Optional
 from ..dataset import TOKENIZER, read_manifest
 from ..encoder import Encoder
 from ..errors import InputError
+from ..row_view import decode_pieces
 from ..tokenizer import Tokenizer
 from .catalog import Catalog
 
@@ -96,19 +97,16 @@ def field_names(swapped: bool) -> tuple[str, str, str]:
 
 def explain_view(encoder: Encoder, pair: Pair, swapped: bool) -> dict:
     """`encoder.explain` of `pair` in one order, with each span's `text`
-    (decoded; a special token by name) and `turn_views`: per turn, its
+    (decoded, special tokens by name: `row_view.decode_pieces`) and `turn_views`: per turn, its
     header spans and its three fields (`label`, `spans`, `tokens`, `kept`,
     `cut`), dropped turns included (kept 0, no spans)."""
     out = encoder.explain(pair.prompt, pair.response_a, pair.response_b, swapped=swapped)
     tokenizer = encoder.tokenizer
-    ids = out["ids"]
+    ids = [int(i) for i in out["ids"]]
     spans = []
     for span in out["spans"]:
-        piece = ids[span["start"] : span["stop"]]
-        if span["kind"] in ("bos", "eos"):
-            text = "".join(tokenizer.id_to_token(int(i)) or f"<{int(i)}>" for i in piece)
-        else:
-            text = tokenizer.decode(piece)
+        pieces = decode_pieces(tokenizer, ids[span["start"] : span["stop"]])
+        text = "".join(piece for piece, _ in pieces)  # special tokens by name
         spans.append({**span, "text": text, "tokens": span["stop"] - span["start"]})
     labels = field_names(swapped)
     turns: dict[int, dict] = {}
@@ -128,7 +126,7 @@ def explain_view(encoder: Encoder, pair: Pair, swapped: bool) -> dict:
         else:
             turn["fields"][span["field"]]["spans"].append(span)
     view = {k: v for k, v in out.items() if k != "ids"}
-    view["ids"] = [int(i) for i in ids]
+    view["ids"] = ids
     view["spans"] = spans
     view["before"], view["after"] = outside["before"], outside["after"]
     view["turn_views"] = [
