@@ -59,7 +59,7 @@ def unavailable(reason: str):
     """Skip with `reason` locally; fail on CI, where `.ci/run` installs it."""
     if _on_ci():
         pytest.fail(f"{reason} (CI=true: .ci/run installs it, so this is an error)", pytrace=False)
-    pytest.skip(reason)
+    pytest.skip(reason, allow_module_level=True)
 
 
 def require(module: str) -> Any:

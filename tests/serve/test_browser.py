@@ -27,6 +27,7 @@ from strategies import train_extra
 
 from .browser_support import (
     ARTIFACTS,
+    browser_paths,
     clear_artifacts,
     console_errors,
     require,
@@ -44,6 +45,7 @@ train_extra("matplotlib")  # the run's report
 require("starlette")
 require("uvicorn")
 require("selenium")
+browser_paths()  # no browser: skip the module (locally) or fail it (CI) before any fixture
 
 from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.support.ui import Select, WebDriverWait  # noqa: E402
