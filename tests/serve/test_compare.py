@@ -175,6 +175,15 @@ def test_a_run_whose_dataset_is_not_served_says_so(serve_run):
         assert page.status_code == 404 and "--data" in page.text
 
 
+def test_a_broken_run_opening_a_row_says_why(serve_run, serve_dataset, tmp_path):
+    broken = tmp_path / "broken"
+    shutil.copytree(serve_run, broken)
+    (broken / "head.safetensors").write_bytes(b"not weights")
+    with TestClient(create_app(Catalog.from_paths([broken], [serve_dataset]))) as client:
+        page = client.get("/compare?run=broken&id=3")
+        assert page.status_code == 500 and "head.safetensors" in page.text
+
+
 def test_adding_a_turn_without_javascript(serve_client):
     page = serve_client.post("/compare", data={**pair(), "action": "add_turn"})
     assert page.status_code == 200

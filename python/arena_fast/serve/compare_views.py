@@ -56,6 +56,7 @@ class Refused(Exception):
 def routes(ctx: Context) -> list[BaseRoute]:
     """This view's routes over `ctx.catalog`."""
     bench = Workbench(ctx.catalog)
+    trained: dict = {}  # run name -> the served dataset it was trained on (read_bundle hashes)
 
     async def page(request: Request) -> Response:
         try:
@@ -69,7 +70,7 @@ def routes(ctx: Context) -> list[BaseRoute]:
                         bench, values["pair"], values["runs"], values["encoder"]
                     )
             else:
-                values = await run_in_threadpool(_query_values, ctx, bench, request)
+                values = await run_in_threadpool(_query_values, ctx, bench, request, trained)
         except Refused as exc:
             return ctx.page(
                 request, "compare.html", exc.status, **_blank(ctx, bench), error=str(exc)
@@ -182,7 +183,7 @@ def _blank(ctx: Context, bench: Workbench) -> dict:
     }
 
 
-def _query_values(ctx: Context, bench: Workbench, request: Request) -> dict:
+def _query_values(ctx: Context, bench: Workbench, request: Request, trained: dict) -> dict:
     """The form for `GET /compare`, prefilled from a dataset row when the
     query names one (see the module's docstring)."""
     query = request.query_params
@@ -195,7 +196,12 @@ def _query_values(ctx: Context, bench: Workbench, request: Request) -> dict:
         values["runs"] = list(dict.fromkeys(runs))
     dataset = query.get("dataset")
     if dataset is None and runs and (query.get("id") is not None or query.get("row") is not None):
-        dataset = run_dataset(ctx.catalog, runs[0])
+        if runs[0] not in trained:
+            try:
+                trained[runs[0]] = run_dataset(ctx.catalog, runs[0])
+            except ArenaFastError as exc:  # a run whose files changed: say so
+                raise Refused(500, f"run {runs[0]}: {exc}") from None
+        dataset = trained[runs[0]]
         if dataset is None:
             raise Refused(
                 404,
