@@ -66,9 +66,14 @@ def routes(ctx: Context) -> list[BaseRoute]:
                 if form.get("action") == "add_turn":
                     values["pair"] = _with_turn(values["pair"])
                 else:
-                    values["result"] = await _compare(
-                        bench, values["pair"], values["runs"], values["encoder"]
-                    )
+                    try:
+                        values["result"] = await _compare(
+                            bench, values["pair"], values["runs"], values["encoder"]
+                        )
+                    except Refused as exc:  # the form keeps what was typed
+                        return ctx.page(
+                            request, "compare.html", exc.status, **values, error=str(exc)
+                        )
             else:
                 values = await run_in_threadpool(_query_values, ctx, bench, request, trained)
         except Refused as exc:
