@@ -18,7 +18,7 @@ from typing import Optional
 import numpy as np
 import pyarrow.parquet as pq
 
-from ..dataset import read_manifest
+from ..dataset import read_manifest, read_row
 from ..encoder import Template
 from ..errors import ConfigError
 from ..files import check_file_output, replacing
@@ -50,12 +50,7 @@ def _read_row(path, manifest: dict, index: int, swapped: bool) -> dict:
     total = manifest["counts"]["rows"]
     if not 0 <= index < total:
         raise ConfigError(f"--row must be in [0, {total}), got {index}")
-    for shard in manifest["shards"]:
-        if index < shard["rows"]:
-            table = pq.read_table(path / shard["file"]).slice(index, 1)
-            row = table.to_pylist()[0]
-            break
-        index -= shard["rows"]
+    row = read_row(path, manifest, index)
     column = "input_ids_swapped" if swapped else "input_ids"
     if column not in row:
         raise ConfigError("this dataset was built without --swap")

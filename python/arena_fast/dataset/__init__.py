@@ -20,7 +20,7 @@ from .config import (
     SOURCE_PRIORITY,
     BuildConfig,
 )
-from .load import ArenaDataset, dataset_space, load_dataset, read_manifest
+from .load import ArenaDataset, dataset_space, load_dataset, read_manifest, read_row
 
 __all__ = [
     "BuildConfig",
@@ -29,6 +29,7 @@ __all__ = [
     "load_dataset",
     "dataset_space",
     "read_manifest",
+    "read_row",
     "DROP_REASONS",
     "POLICY_REASONS",
     "REPAIR_KINDS",

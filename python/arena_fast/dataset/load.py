@@ -169,6 +169,39 @@ def read_manifest(path: Union[str, os.PathLike]) -> dict:
     return manifest
 
 
+def read_row(
+    path: Union[str, os.PathLike],
+    manifest: dict,
+    index: Optional[int] = None,
+    row_id: Optional[str] = None,
+    columns: Optional[list] = None,
+) -> dict:
+    """One stored row of the dataset at `path` (its checked `manifest`): row
+    `index` (0-based, in shard order, as `inspect --row` counts), or the row
+    whose id is `row_id`, with `columns` (all when None) and `row`, its
+    index. Reads one shard's rows (and the `id` column of the shards before
+    it for `row_id`), never the whole dataset; an `InputError` when there is
+    no such row."""
+    path = Path(path)
+    total = manifest["counts"]["rows"]
+    if row_id is None and (index is None or not 0 <= index < total):
+        raise InputError(f"row {index} is not in [0, {total})")
+    offset = 0
+    for shard in manifest["shards"]:
+        file = path / shard["file"]
+        if row_id is not None:
+            ids = pq.read_table(file, columns=["id"]).column("id").to_pylist()
+            local = ids.index(row_id) if row_id in ids else None
+        else:
+            local = index - offset if index < offset + shard["rows"] else None
+        if local is not None:
+            row = pq.read_table(file, columns=columns).slice(local, 1).to_pylist()[0]
+            row["row"] = offset + local
+            return row
+        offset += shard["rows"]
+    raise InputError(f"no row with id {row_id!r}")
+
+
 def dataset_space(manifest: dict) -> LabelSpace:
     """The label space a dataset's manifest records (`abt` for a manifest
     written before label spaces)."""

@@ -15,11 +15,10 @@ from pathlib import Path
 from typing import Optional
 
 import numpy as np
-import pyarrow.parquet as pq
 
 from ..dataset import TOKENIZER, read_manifest
+from ..dataset import read_row as read_stored_row
 from ..encoder import Template
-from ..errors import InputError
 from ..row_view import split_row
 from ..runs import dataset_sha256, read_bundle, trained_on
 from ..tokenizer import Tokenizer
@@ -31,28 +30,12 @@ ROW_COLUMNS = ["id", "model_a", "model_b", "labels", "input_ids"]
 
 def read_row(path: Path, index: Optional[int] = None, row_id: Optional[str] = None) -> dict:
     """Row `index` (0-based, shard order, as `inspect --row`) of the dataset
-    at `path`, or the row whose id is `row_id`; an `InputError` when there
-    is none. Reads one shard's columns, never the whole dataset."""
+    at `path`, or the row whose id is `row_id`, with its `manifest`; an
+    `InputError` when there is none (`dataset.load.read_row`)."""
     manifest = read_manifest(path)
-    total = manifest["counts"]["rows"]
-    if row_id is None and (index is None or not 0 <= index < total):
-        raise InputError(f"row {index} is not in [0, {total})")
-    offset = 0
-    for shard in manifest["shards"]:
-        file = path / shard["file"]
-        if row_id is not None:
-            ids = pq.read_table(file, columns=["id"]).column("id").to_pylist()
-            local = ids.index(row_id) if row_id in ids else None
-        else:
-            local = index - offset if index < offset + shard["rows"] else None
-        if local is not None:
-            table = pq.read_table(file, columns=ROW_COLUMNS).slice(local, 1)
-            row = table.to_pylist()[0]
-            row["row"] = offset + local
-            row["manifest"] = manifest
-            return row
-        offset += shard["rows"]
-    raise InputError(f"no row with id {row_id!r}")
+    row = read_stored_row(path, manifest, index, row_id, ROW_COLUMNS)
+    row["manifest"] = manifest
+    return row
 
 
 def turn_texts(ids: list, tokenizer, config: dict) -> dict:
