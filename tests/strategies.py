@@ -242,10 +242,11 @@ def template_of(name: str):
     return CUSTOM_TEMPLATES.get(name, name)
 
 
-def train_extra(name: str):
-    """Import `name` from the train extra (torch, transformers): skipped with a
-    reason on a machine without it, but a failure in CI (CI=true), where
-    `.ci/run` installs the extra, so the suite never goes green by skipping."""
+def train_extra(name: str, extra: str = "train"):
+    """Import `name` from an extra (`train`: torch, transformers; `serve`:
+    starlette, uvicorn): skipped with a reason on a machine without it, but a
+    failure in CI (CI=true), where `.ci/run` installs the extras, so the
+    suite never goes green by skipping."""
     import importlib
     import os
 
@@ -256,4 +257,4 @@ def train_extra(name: str):
     except ImportError as e:
         if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
             raise
-        pytest.skip(f"needs the train extra ({name}): {e}", allow_module_level=True)
+        pytest.skip(f"needs the {extra} extra ({name}): {e}", allow_module_level=True)

@@ -55,7 +55,7 @@ def serve_run(serve_root: Path, serve_dataset: Path) -> Path:
 
 @pytest.fixture(scope="session")
 def serve_catalog(serve_run: Path, serve_dataset: Path):
-    train_extra("starlette")
+    train_extra("starlette", "serve")
     from arena_fast.serve import Catalog
 
     return Catalog.from_paths([serve_run], [serve_dataset])

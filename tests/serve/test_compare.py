@@ -19,7 +19,7 @@ import pytest
 
 from strategies import train_extra
 
-train_extra("starlette")
+train_extra("starlette", "serve")
 train_extra("torch")
 
 import polars as pl  # noqa: E402
@@ -305,7 +305,7 @@ def test_malformed_and_huge_bodies_are_refused(serve_client):
 @contextmanager
 def live_server(catalog):
     """`create_app(catalog)` under uvicorn on a free loopback port."""
-    uvicorn = train_extra("uvicorn")
+    uvicorn = train_extra("uvicorn", "serve")
     config = uvicorn.Config(create_app(catalog), host="127.0.0.1", port=0, log_level="warning")
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)

@@ -18,8 +18,8 @@ from markupsafe import escape
 
 from strategies import train_extra
 
-train_extra("starlette")
-train_extra("httpx")
+train_extra("starlette", "serve")
+train_extra("httpx", "test")
 
 from starlette.testclient import TestClient  # noqa: E402
 

@@ -15,8 +15,8 @@ import pytest
 
 from strategies import train_extra
 
-train_extra("starlette")
-train_extra("httpx")
+train_extra("starlette", "serve")
+train_extra("httpx", "test")
 
 from markupsafe import escape  # noqa: E402
 from starlette.testclient import TestClient  # noqa: E402
