@@ -26,11 +26,11 @@ import arena_fast.torch.attention as attention
 from arena_fast.model import load_classifier
 
 
-def tanh_cap(scores, scaling, cap):
+def tanh_cap(scores, scaling, cap, inplace=False):
     return torch.tanh(scores * scaling / cap) * cap  # the eager's very operations
 
 
-def sigmoid_cap(scores, scaling, cap):
+def sigmoid_cap(scores, scaling, cap, inplace=False):
     return torch.sigmoid(scores * (2 * scaling / cap)) * (2 * cap) - cap
 
 

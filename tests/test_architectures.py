@@ -322,6 +322,24 @@ def test_soft_cap_is_transformers_tanh():
     assert soft_cap(torch.tensor([3e38, -3e38]), scaling, cap).abs().max() <= cap
 
 
+def test_soft_cap_in_place_is_the_same_bits():
+    """The in-place cap `_eager` uses on its own matmul output gives the very
+    bits of the out-of-place one, and the same gradients where autograd
+    records."""
+    g = torch.Generator().manual_seed(1)
+    base = torch.randn(2, 3, 40, 40, generator=g, dtype=torch.float32) * 300
+    scaling, cap = 0.0625, 30.0
+    want = soft_cap(base, scaling, cap)
+    with torch.no_grad():
+        got = soft_cap(base.clone(), scaling, cap, inplace=True)
+    assert torch.equal(got, want)
+    x1 = base.clone().requires_grad_(True)
+    x2 = base.clone().requires_grad_(True)
+    soft_cap(x1, scaling, cap).square().sum().backward()
+    soft_cap(x2 * 1.0, scaling, cap, inplace=True).square().sum().backward()
+    assert torch.equal(x1.grad, x2.grad)
+
+
 def test_soft_capped_packs_equal_stock_eager_gemma2():
     """The model-level check: tiny-gemma2's soft-capped packs (sigmoid form)
     against transformers' eager attention (tanh), on rows longer than the
