@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import base64
 import contextlib
-import importlib
 import os
 import re
 import shutil
@@ -28,7 +27,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any, Optional
+from typing import Optional
 
 import pytest
 
@@ -62,16 +61,6 @@ def unavailable(reason: str):
     pytest.skip(reason, allow_module_level=True)
 
 
-def require(module: str) -> Any:
-    """Import `module` (from the `test` / `serve` extras) or `unavailable`."""
-    try:
-        return importlib.import_module(module)
-    except ImportError as exc:
-        unavailable(
-            f"the browser tests need {module} (pip install 'arena-fast[test,serve]'): {exc}"
-        )
-
-
 def browser_paths() -> tuple[str, str]:
     """Chromium and its chromedriver: `$ARENA_FAST_CHROMIUM` /
     `$ARENA_FAST_CHROMEDRIVER`, else Debian's `chromium` / `chromedriver`
@@ -97,8 +86,7 @@ def start_chrome(window: tuple[int, int] = WINDOW, javascript: bool = True):
     """A headless Chromium session (the caller quits it), with the pages'
     scripts off when not `javascript`. Its console is recorded
     (`console_errors`)."""
-    require("selenium")
-    from selenium import webdriver
+    from selenium import webdriver  # the test extra (test_browser.py checks it is there)
     from selenium.webdriver.chrome.service import Service
 
     os.environ["SE_OFFLINE"] = "1"  # Selenium Manager, were it ever run, stays offline

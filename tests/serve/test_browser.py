@@ -30,7 +30,6 @@ from .browser_support import (
     browser_paths,
     clear_artifacts,
     console_errors,
-    require,
     serving,
     start_chrome,
     wait_for,
@@ -41,10 +40,10 @@ pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 torch = train_extra("torch")
 train_extra("transformers")
-train_extra("matplotlib")  # the run's report
-require("starlette")
-require("uvicorn")
-require("selenium")
+train_extra("matplotlib", "plot")  # the run's report
+train_extra("starlette", "serve")
+train_extra("uvicorn", "serve")
+train_extra("selenium", "test")
 browser_paths()  # no browser: skip the module (locally) or fail it (CI) before any fixture
 
 from selenium.webdriver.common.by import By  # noqa: E402
