@@ -101,6 +101,7 @@ CONVERSATIONS = {
     "whitespace contents": [user("  \n\t padded \n "), assistant("\u3000x\x1c\x1f")],
     "special tokens in content": [user(" ".join(SPECIAL_STRINGS)), assistant("<bos><eos>")],
     "unicode": [user("".join(UNICODE_STRINGS)), assistant("e\u0301 😀 中文")],
+    "cased text": [user("ßa o'neil ǆx ﬀ 3rd a_b HELLO-world"), assistant("İstanbul straße")],
     "template markup in content": [user("{{ bos_token }} {% if x %}"), assistant("{#")],
 }
 
@@ -152,6 +153,8 @@ ENVIRONMENT_TEMPLATE = """{{- bos_token }}
 <|{{ message['role'] | upper }}|> {{ message.content | trim }}
 {{ message | tojson }} {{ message | tojson(indent=2, sort_keys=true) }}
     {%- for key, value in message.items() %} {{ key }}={{ value.split() | length }}{% endfor %}
+{{ message.content.title() }}|{{ message.content | title }}|{{ message.content[:3] }}
+{{- message.content.lstrip('<') }}
     {% if message.content.startswith('stop') %}{% break %}{% endif %}
     {% generation %}{{ eos_token }}{% endgeneration %}
 {% endfor %}

@@ -445,7 +445,7 @@ fn trim(value: &Value, chars: Option<String>) -> String {
 
 /// Python's str/dict/list methods (`minijinja_contrib::pycompat`), with
 /// `strip`, `lstrip`, `rstrip`, `isspace` and whitespace `split` on
-/// Python's whitespace.
+/// Python's whitespace, and Python's `title` (not Jinja's filter).
 fn python_method(
     state: &mut State,
     value: &Value,
@@ -462,6 +462,9 @@ fn python_method(
         if let Some(ends) = ends {
             let (chars,): (Option<&str>,) = minijinja::value::from_args(args)?;
             return Ok(Value::from(py_strip(s, chars, ends)));
+        }
+        if method == "title" && args.is_empty() {
+            return Ok(Value::from(py_values::py_title(s)));
         }
         if method == "isspace" && args.is_empty() {
             return Ok(Value::from(

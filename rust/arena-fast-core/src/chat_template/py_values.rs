@@ -54,6 +54,48 @@ pub fn py_split_whitespace(s: &str, maxsplit: i64) -> Vec<String> {
     parts
 }
 
+/// One character title-cased as Python's `str.title` does it: the four
+/// digraph letters to their title forms, a character whose upper case is
+/// several (`ß` -> `SS`) to the first of them and the rest in lower case.
+fn push_title(c: char, out: &mut String) {
+    let digraph = match c {
+        '\u{1c4}'..='\u{1c6}' => Some('\u{1c5}'),
+        '\u{1c7}'..='\u{1c9}' => Some('\u{1c8}'),
+        '\u{1ca}'..='\u{1cc}' => Some('\u{1cb}'),
+        '\u{1f1}'..='\u{1f3}' => Some('\u{1f2}'),
+        _ => None,
+    };
+    if let Some(title) = digraph {
+        out.push(title);
+        return;
+    }
+    let mut upper = c.to_uppercase();
+    if let Some(first) = upper.next() {
+        out.push(first);
+    }
+    for rest in upper {
+        out.extend(rest.to_lowercase());
+    }
+}
+
+/// Python's `str.title()`: a cased character after an uncased one is
+/// title-cased, one after a cased one lower-cased (`o'neil` -> `O'Neil`).
+pub fn py_title(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut previous_cased = false;
+    for c in s.chars() {
+        if previous_cased {
+            out.extend(c.to_lowercase());
+        } else {
+            push_title(c, &mut out);
+        }
+        previous_cased = c.is_lowercase()
+            || c.is_uppercase()
+            || matches!(c, '\u{1c5}' | '\u{1c8}' | '\u{1cb}' | '\u{1f2}');
+    }
+    out
+}
+
 /// Python's `repr(float)`: the shortest digits that round-trip, positional
 /// for exponents -4..16, else scientific with a signed two-digit exponent.
 pub fn py_float(f: f64) -> String {
@@ -387,6 +429,10 @@ mod tests {
         assert_eq!(py_strip("xxayx", Some("xy"), Ends::Start), "ayx");
         assert_eq!(py_split_whitespace("  a b\u{1f}c  ", -1), ["a", "b", "c"]);
         assert_eq!(py_split_whitespace(" a b c ", 1), ["a", "b c"]);
+        assert_eq!(
+            py_title("ßa o'neil ǆx ﬀ 3rd a_b"),
+            "Ssa O'Neil ǅx Ff 3Rd A_B"
+        );
         assert!(py_split_whitespace(" \t", -1).is_empty());
     }
 
