@@ -5,9 +5,10 @@ real result, taken in headless Chromium as the browser tests take theirs.
     .venv/bin/python scripts/serve_screenshot.py --demo /tmp/demo_serve
 
 It starts `arena-fast serve --run DEMO/run --data DEMO/data` on a free
-loopback port, opens Compare prefilled with a row of the dataset
-(`/compare?dataset=data&row=N`), compares it with the run, and writes the
-top of the page, resized and reduced to a palette, as a PNG under 200 KB
+loopback port, types into Compare the texts of a row of the dataset (by
+default a short one-turn row in Latin text that the budget cut, so the page
+shows a cut), compares them with the run, and writes the top of the page,
+resized and reduced to a palette, as a PNG under 200 KB
 (`docs/images/serve_compare.png`). Needs Debian's `chromium` and
 `chromium-driver`, Selenium and Pillow."""
 
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import io
+import json
 import sys
 import tempfile
 from pathlib import Path
@@ -24,6 +26,7 @@ import pyarrow.parquet as pq
 from PIL import Image
 
 from arena_fast.dataset import read_manifest
+from arena_fast.predict import source_rows
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests" / "serve"))
@@ -31,6 +34,7 @@ sys.path.insert(0, str(ROOT / "tests" / "serve"))
 from browser_support import serving, snapshot, start_chrome, wait_for  # noqa: E402
 
 MAX_BYTES = 200_000
+FIELDS = ("prompt", "response_a", "response_b")
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -45,7 +49,7 @@ def parse_args(argv=None) -> argparse.Namespace:
         "--row",
         type=int,
         default=None,
-        help="the dataset row to compare (default: the first uncut row of the most turns)",
+        help="the dataset row whose texts are compared (default: a short row that was cut)",
     )
     p.add_argument("--width", type=int, default=1100, help="the PNG's width in pixels")
     p.add_argument(
@@ -69,33 +73,69 @@ def shrink(png: bytes, width: int, height: int) -> bytes:
     return out.getvalue()
 
 
-def pick_row(data: Path) -> int:
-    """The first row of `data` of the most turns that the budget did not cut
-    and that has no flag (empty text) and no repair: its prefilled texts are
-    then the row's own, whole."""
-    best, best_turns, offset = 0, 0, 0
+def latin(texts: list) -> bool:
+    """Whether `texts` are in Latin script (the fonts every machine has)."""
+    return all(ord(c) < 0x250 for text in texts for c in text)
+
+
+def pick_row(data: Path, rows) -> int:
+    """Of the one-turn rows of `data` that the budget cut, with no flag
+    (empty text), no repair and Latin text only, the one that needed the
+    fewest tokens: its encoded input shows a cut, and the page stays short."""
+    best, best_length, offset = None, None, 0
     for shard in read_manifest(data)["shards"]:
-        columns = ["turns", "truncated", "flags", "repairs"]
+        columns = ["turns", "truncated", "flags", "repairs", "full_length"]
         table = pq.read_table(data / shard["file"], columns=columns).to_pydict()
-        for i, (turns, cut, flags, repairs) in enumerate(zip(*table.values())):
-            if not (cut or flags or repairs) and turns > best_turns:
-                best, best_turns = offset + i, turns
+        for i, (turns, cut, flags, repairs, full) in enumerate(zip(*table.values())):
+            if turns != 1 or not cut or flags or repairs:
+                continue
+            if (best_length is None or full < best_length) and latin(texts(rows, offset + i)):
+                best, best_length = offset + i, full
         offset += shard["rows"]
+    if best is None:
+        raise SystemExit(f"{data}: no one-turn row in Latin text was cut; pass --row")
     return best
 
 
+def texts(rows, row: int) -> list:
+    """Row `row`'s texts, prompt and answers, turn after turn."""
+    record = rows.row(row, named=True)
+    return [t for name in FIELDS for t in json.loads(record[name]) if t is not None]
+
+
+def row_texts(rows, row: int) -> dict:
+    """Row `row`'s prompt and answers as its input holds them (whole, not
+    the kept tokens decoded), turn by turn."""
+    record = rows.row(row, named=True)
+    return {name: [t or "" for t in json.loads(record[name])] for name in FIELDS}
+
+
+# Put each turn's texts in the form's textareas (as typed or pasted).
+FILL_JS = """
+const [pair, turns] = arguments;
+const add = document.getElementById('add-turn');
+while (document.querySelectorAll('#turns fieldset.turn').length < turns) add.click();
+for (const [name, texts] of Object.entries(pair)) {
+  document.querySelectorAll(`#compare-form textarea[name='${name}']`)
+    .forEach((box, i) => { box.value = texts[i]; });
+}
+"""
+
+
 def take(demo: Path, row: Optional[int], workdir: Path) -> bytes:
-    """The Compare page's PNG, full length, with row `row` compared."""
+    """The Compare page's PNG, full length, with row `row`'s texts compared."""
     run, data = demo / "run", demo / "data"
     for path in (run, data):
         if not path.is_dir():
             raise SystemExit(f"{path} is missing: run `arena-fast demo --out {demo}` first")
-    row = pick_row(data) if row is None else row
+    rows = source_rows(data)  # the texts, from the inputs the manifest names
+    pair = row_texts(rows, pick_row(data, rows) if row is None else row)
     with serving([run], [data], workdir / "server.log") as url:
         browser = start_chrome(window=(1280, 1000))
         try:
-            browser.get(f"{url}/compare?dataset={data.name}&row={row}&run={run.name}")
+            browser.get(f"{url}/compare?run={run.name}")
             wait_for(browser, "#compare-form")
+            browser.execute_script(FILL_JS, pair, len(pair["prompt"]))
             browser.find_element("id", "compare-submit").click()
             wait_for(browser, f"article.run-result[data-run='{run.name}'] td.prob")
             wait_for(browser, "#encodings article.encoding")
