@@ -6,6 +6,7 @@ refuse the conversation."""
 from __future__ import annotations
 
 import json
+import pickle
 import shutil
 from pathlib import Path
 
@@ -128,6 +129,23 @@ def test_the_template_writes_the_bos_once(shared_dir):
     # A special-token string in a message is the special token, as in transformers.
     ids = case.template.encode(case.tokenizer, [user("<|eot_id|>")])
     assert ids.count(case.tokenizer.token_to_id("<|eot_id|>")) == 2
+
+
+def test_a_pickled_template_renders_the_same(shared_dir):
+    case = load(shared_dir / "tokenizers" / "gemma3")
+    copy = pickle.loads(pickle.dumps(case.template))
+    assert copy.source == case.template.source
+    assert copy.special_tokens == case.template.special_tokens
+    messages = CONVERSATIONS["special tokens in content"]
+    assert copy.encode(case.tokenizer, messages) == case.template.encode(case.tokenizer, messages)
+
+
+def test_strftime_now_is_the_local_date_as_python_writes_it(custom_case):
+    # Llama 3.1's templates write the date this way.
+    source = "{{ strftime_now('%d %B %Y') }} {{ strftime_now('%A %j %Z') }}"
+    ours = af.ChatTemplate.from_config({"chat_template": source}).render([user("x")])
+    hf = custom_case.hf.apply_chat_template([user("x")], chat_template=source, tokenize=False)
+    assert ours == hf
 
 
 def test_a_config_without_a_template_is_refused_like_transformers(shared_dir):

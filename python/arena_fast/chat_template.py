@@ -119,5 +119,15 @@ class ChatTemplate:
             )
         return self._core.encode(tokenizer._core, _pairs(messages), bool(add_generation_prompt))
 
+    def __reduce__(self):
+        # Pickled as the config it can be rebuilt from (DataLoader workers,
+        # spawned processes): the source and every special token by name.
+        config = {"chat_template": self.source, "extra_special_tokens": self.special_tokens}
+        return (_from_config, (config,))
+
     def __repr__(self) -> str:
         return f"ChatTemplate({len(self.source)} characters, tokens {sorted(self.special_tokens)})"
+
+
+def _from_config(config: dict) -> ChatTemplate:
+    return ChatTemplate.from_config(config, origin="a pickled chat template")

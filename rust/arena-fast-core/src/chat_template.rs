@@ -484,7 +484,8 @@ fn python_method(
 
 /// transformers' `strftime_now(format)`: `datetime.now().strftime(format)`,
 /// the local time through the C library's `strftime` as CPython uses it
-/// (`%f`, microseconds, filled in first as datetime does).
+/// (`%f`, microseconds, `%z` and `%Z`, empty for a naive time, filled in
+/// first as datetime does).
 fn strftime_now(format: &str) -> Result<String, Error> {
     let failed =
         |what: &str| Error::new(ErrorKind::InvalidOperation, format!("strftime_now: {what}"));
@@ -500,6 +501,8 @@ fn strftime_now(format: &str) -> Result<String, Error> {
         }
         match chars.next() {
             Some('f') => spec.push_str(&format!("{:06}", now.subsec_micros())),
+            // datetime.now() is naive: no offset, no zone name.
+            Some('z' | 'Z') => {}
             Some(next) => {
                 spec.push('%');
                 spec.push(next);

@@ -147,7 +147,7 @@ fn strftime_now_formats_the_local_time() {
     let year = render("{{ strftime_now('%Y') }}", &chat());
     assert_eq!(year.len(), 4);
     assert!(year.starts_with('2'), "{year}");
-    let micros = render("{{ strftime_now('%f|%%f') }}", &chat());
+    let micros = render("{{ strftime_now('%f|%%f%z%Z') }}", &chat());
     assert_eq!(micros.len(), 9, "{micros}");
     assert!(micros.ends_with("|%f"), "{micros}");
 }
