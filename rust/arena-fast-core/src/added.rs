@@ -159,3 +159,62 @@ fn find_first(firsts: &[u8], hay: &[u8]) -> Option<usize> {
         _ => None,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parts(added: &AddedTokens, text: &str, split_special: bool) -> Vec<String> {
+        let mut out = Vec::new();
+        added
+            .split(text, split_special, |p| {
+                out.push(match p {
+                    Piece::Text(t) => format!("T{t}"),
+                    Piece::Token(id) => format!("#{id}"),
+                });
+                Ok::<(), ()>(())
+            })
+            .unwrap();
+        out
+    }
+
+    /// The search from each token's first byte (`memchr`) against the
+    /// matcher run over the whole text, on every string of up to 7
+    /// characters over the tokens' alphabet.
+    #[test]
+    fn first_byte_search_equals_the_full_matcher() {
+        let json = r#"{"version": "1.0", "added_tokens": [
+            {"id": 3, "content": "<x>", "special": true, "single_word": false, "lstrip": false, "rstrip": false, "normalized": false},
+            {"id": 4, "content": "<y>", "special": false, "single_word": false, "lstrip": false, "rstrip": false, "normalized": false},
+            {"id": 5, "content": "<yy>", "special": false, "single_word": false, "lstrip": false, "rstrip": false, "normalized": false},
+            {"id": 6, "content": "é<", "special": false, "single_word": false, "lstrip": false, "rstrip": false, "normalized": false}],
+            "model": {"type": "BPE", "vocab": {"a": 0, "b": 1, "<": 2}, "merges": []}}"#;
+        let tok: Tokenizer = json.parse().unwrap();
+        let value: Value = serde_json::from_str(json).unwrap();
+        let fast = AddedTokens::for_tokenizer(&value, &tok).unwrap();
+        assert_eq!(fast.firsts.as_deref(), Some(&[b'<', 0xC3][..]));
+        let full = AddedTokens {
+            firsts: None,
+            ..AddedTokens::for_tokenizer(&value, &tok).unwrap()
+        };
+        let alphabet = ["<", "x", "y", ">", "a", "é"];
+        let mut texts = vec![String::new()];
+        for _ in 0..7 {
+            texts = texts
+                .iter()
+                .flat_map(|t| alphabet.iter().map(move |c| format!("{t}{c}")))
+                .collect();
+            for text in &texts {
+                for split_special in [false, true] {
+                    assert_eq!(
+                        parts(&fast, text, split_special),
+                        parts(&full, text, split_special),
+                        "{text:?} {split_special}"
+                    );
+                }
+            }
+        }
+        assert_eq!(parts(&fast, "a<yy><x>", false), ["Ta", "#5", "#3"]);
+        assert_eq!(parts(&fast, "a<yy><x>", true), ["Ta", "#5", "T<x>"]);
+    }
+}
