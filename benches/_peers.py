@@ -109,11 +109,13 @@ def nfc_texts(texts: list, nfc: bool) -> list:
     return [unicodedata.normalize("NFC", t) for t in texts] if nfc else texts
 
 
-def interleaved(cases: dict, repeat: int) -> tuple:
+def interleaved(cases: dict, repeat: int, clock=time.perf_counter) -> tuple:
     """(best, first) seconds of each case over `repeat` rounds; every round
     runs every case once, in turn, so a busy spell of the shared machine hits
     them all; the first round is the cold one of a fresh process. A case is
-    `fn` or `(fn, before)`, `before` untimed (e.g. a cache clear)."""
+    `fn` or `(fn, before)`, `before` untimed (e.g. a cache clear). `clock`:
+    wall time, or `time.process_time` (CPU seconds of every thread of this
+    process: steadier on a shared machine, meaningless for 2 threads)."""
     best = {name: float("inf") for name in cases}
     first = {}
     for _ in range(repeat):
@@ -121,9 +123,9 @@ def interleaved(cases: dict, repeat: int) -> tuple:
             fn, before = case if isinstance(case, tuple) else (case, None)
             if before:
                 before()
-            start = time.perf_counter()
+            start = clock()
             fn()
-            seconds = time.perf_counter() - start
+            seconds = clock() - start
             best[name] = min(best[name], seconds)
             first.setdefault(name, seconds)
     return best, first
