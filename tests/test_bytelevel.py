@@ -260,3 +260,12 @@ def test_demo_and_inspect_say_which_path_the_tokenizer_takes(shared_dir, tmp_pat
     assert main([*build, "--tokenizer", llama, "--max-length", "256"]) == 0
     assert main(["inspect", str(out)]) == 0
     assert "  tokenizer: byte-level (" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_loaded_in_one_pass_as_hf_loads_it(cases, name):
+    """tokenizer.json is read in one pass (Rust `tokenizer_json`): the
+    tokenizer is the one Hugging Face loads (both without truncation and
+    padding), serialized byte for byte."""
+    case = cases[name]
+    assert case.tok.to_str() == case.hf_plain.to_str()
