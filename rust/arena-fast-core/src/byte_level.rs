@@ -85,8 +85,13 @@ fn split_pattern(pre: &Value) -> Result<&str, String> {
 }
 
 impl ByteLevelBpe {
-    /// The fast path for this tokenizer, or why it has none.
-    pub fn for_tokenizer(json: &Value, tok: &Tokenizer) -> Result<ByteLevelBpe, String> {
+    /// The fast path for this tokenizer (its JSON, as loaded in `tok`, its
+    /// merges by ids as `tokenizer_json` gives them, if it could), or why it has none.
+    pub fn for_tokenizer(
+        json: &Value,
+        tok: &Tokenizer,
+        merges: Option<&[[u32; 3]]>,
+    ) -> Result<ByteLevelBpe, String> {
         let nfc = match json.get("normalizer") {
             None | Some(Value::Null) => false,
             Some(n) if kind(n) == "NFC" => true,
@@ -114,7 +119,7 @@ impl ByteLevelBpe {
             added,
             scanner,
             nfc,
-            merges: Merges::for_model(model, tok, &bytes),
+            merges: merges.and_then(|m| Merges::for_model(model, tok, &bytes, m)),
             bytes,
         })
     }

@@ -22,13 +22,95 @@ const NO_MERGE: (u32, u32) = (u32::MAX, 0);
 pub struct Merges {
     /// The id of each byte's character.
     byte_ids: [u32; 256],
-    /// (left << 32 | right) -> (rank, id of the merged token).
-    ranks: FxHashMap<u64, (u32, u32)>,
+    /// (left id, right id) -> (rank, id of the merged token).
+    ranks: PairTable,
     /// With `ignore_merges`: every vocabulary token by its bytes.
     whole: Option<VocabBytes>,
     /// `ranks` of every pair of single bytes (`a << 8 | b`): a pre-token's
     /// first pairs without a hash lookup.
     byte_pairs: Box<[(u32, u32)]>,
+}
+
+/// The merges by the ids of their two parts, in about 12 bytes a merge
+/// plus 4 a rank: an open-addressing table of `[left, right, rank]`
+/// entries, `n / 0.8` of them (a hash mapped onto that length by a
+/// multiply-shift, no power of two), probed linearly, and the merged id by
+/// rank. An empty entry has the rank `u32::MAX`, which no merge has (ranks
+/// are below the number of merges, which is checked to be below it).
+struct PairTable {
+    entries: Box<[[u32; 3]]>,
+    /// The id of the token each merge makes, by rank.
+    merged: Box<[u32]>,
+}
+
+const EMPTY: u32 = u32::MAX;
+
+impl PairTable {
+    /// The table of `merges` (`[left, right, merged]` ids, by rank); a pair
+    /// given twice takes its last rank, as `tokenizers`' map of merges
+    /// does. None for `u32::MAX` merges or more.
+    fn new(merges: &[[u32; 3]]) -> Option<PairTable> {
+        if merges.len() >= EMPTY as usize {
+            return None;
+        }
+        let len = merges.len() + merges.len() / 4 + 1;
+        let mut table = PairTable {
+            entries: vec![[0, 0, EMPTY]; len].into_boxed_slice(),
+            merged: merges.iter().map(|m| m[2]).collect(),
+        };
+        for (rank, &[a, b, _]) in merges.iter().enumerate() {
+            let i = table.find(a, b);
+            table.entries[i] = [a, b, rank as u32];
+        }
+        Some(table)
+    }
+
+    /// The index of the entry of (a, b), or of the empty one it would take.
+    #[inline]
+    fn find(&self, a: u32, b: u32) -> usize {
+        let len = self.entries.len();
+        let mut i = fastrange(mix(u64::from(a) << 32 | u64::from(b)), len);
+        loop {
+            let [x, y, rank] = self.entries[i];
+            if rank == EMPTY || (x == a && y == b) {
+                return i;
+            }
+            i += 1;
+            if i == len {
+                i = 0;
+            }
+        }
+    }
+
+    /// (rank, merged id) of the pair (a, b), or `NO_MERGE`.
+    #[inline]
+    fn get(&self, a: u32, b: u32) -> (u32, u32) {
+        match self.entries[self.find(a, b)][2] {
+            EMPTY => NO_MERGE,
+            rank => (rank, self.merged[rank as usize]),
+        }
+    }
+
+    fn heap_bytes(&self) -> usize {
+        self.entries.len() * 12 + self.merged.len() * 4
+    }
+}
+
+/// A 64-bit mix of all the key's bits into the high ones (the finalizer of
+/// MurmurHash3), for `fastrange`.
+#[inline]
+fn mix(mut x: u64) -> u64 {
+    x ^= x >> 33;
+    x = x.wrapping_mul(0xff51_afd7_ed55_8ccd);
+    x ^= x >> 33;
+    x = x.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
+    x ^ (x >> 33)
+}
+
+/// `h` mapped onto `0..len` by its high bits (Lemire's multiply-shift).
+#[inline]
+fn fastrange(h: u64, len: usize) -> usize {
+    ((u128::from(h) * len as u128) >> 64) as usize
 }
 
 /// A vocabulary looked up by the bytes a token stands for (its characters
@@ -44,18 +126,14 @@ struct VocabBytes {
 }
 
 impl VocabBytes {
-    /// The vocabulary (token -> id) of `tok`'s model, as bytes; tokens with
-    /// a character outside `chars` are left out (no pre-token maps to them).
-    fn new(
-        vocab: &serde_json::Map<String, Value>,
-        tok: &Tokenizer,
-        chars: &[char; 256],
-    ) -> Option<VocabBytes> {
+    /// The vocabulary of `tok`'s model, as bytes; tokens with a character
+    /// outside `chars` are left out (no pre-token maps to them).
+    fn new(tok: &Tokenizer, chars: &[char; 256]) -> Option<VocabBytes> {
         let mut byte_of = FxHashMap::default();
         for (b, &c) in chars.iter().enumerate() {
             byte_of.insert(c, b as u8);
         }
-        let bpe = tok.get_model();
+        let vocab = tok.get_model().get_vocab();
         let mut v = VocabBytes {
             bytes: Vec::new(),
             ends: Vec::with_capacity(vocab.len()),
@@ -63,11 +141,6 @@ impl VocabBytes {
             table: vec![0; (vocab.len() * 4 / 3 + 1).next_power_of_two()],
         };
         'tokens: for (token, id) in vocab {
-            let id = u32::try_from(id.as_u64()?).ok()?;
-            // The loaded vocabulary must say the same (no duplicate keys).
-            if bpe.token_to_id(token) != Some(id) {
-                return None;
-            }
             let start = v.bytes.len();
             for c in token.chars() {
                 match byte_of.get(&c) {
@@ -88,6 +161,8 @@ impl VocabBytes {
             v.table[i] = v.ids.len() as u32;
         }
         v.bytes.shrink_to_fit();
+        v.ends.shrink_to_fit();
+        v.ids.shrink_to_fit();
         Some(v)
     }
 
@@ -117,10 +192,17 @@ fn empty(v: Option<&Value>) -> bool {
 }
 
 impl Merges {
-    /// The merges of a byte-level BPE `model` (its JSON) as loaded in `tok`,
-    /// each byte's character `chars[b]`; None when its BPE adds prefixes or
-    /// suffixes, lacks a byte, or a merge is not in the vocabulary.
-    pub fn for_model(model: &Value, tok: &Tokenizer, chars: &[char; 256]) -> Option<Merges> {
+    /// The merges of a byte-level BPE model as loaded in `tok`: its
+    /// options from `model` (its JSON), and its merges as ids
+    /// (`[left, right, merged]`, by rank: `tokenizer_json::MergeIds`), each
+    /// byte's character `chars[b]`; None when its BPE adds prefixes or
+    /// suffixes, or lacks a byte.
+    pub fn for_model(
+        model: &Value,
+        tok: &Tokenizer,
+        chars: &[char; 256],
+        merges: &[[u32; 3]],
+    ) -> Option<Merges> {
         if !empty(model.get("continuing_subword_prefix"))
             || !empty(model.get("end_of_word_suffix"))
             || !model["dropout"].is_null()
@@ -132,36 +214,13 @@ impl Merges {
         for (b, c) in chars.iter().enumerate() {
             byte_ids[b] = bpe.token_to_id(&c.to_string())?;
         }
-        let list = model["merges"].as_array()?;
-        let mut ranks = FxHashMap::default();
-        ranks.reserve(list.len());
-        let mut merged = String::new();
-        // "a b" strings (split at spaces, "#version" lines skipped, as
-        // `tokenizers` reads them) or [a, b] pairs.
-        let legacy_header = |m: &Value| m.as_str().is_some_and(|s| s.starts_with("#version"));
-        for (rank, merge) in list.iter().filter(|m| !legacy_header(m)).enumerate() {
-            let (a, b) = match merge {
-                Value::String(s) => {
-                    let mut parts = s.split(' ');
-                    let pair = (parts.next()?, parts.next()?);
-                    parts.next().is_none().then_some(pair)?
-                }
-                Value::Array(pair) if pair.len() == 2 => (pair[0].as_str()?, pair[1].as_str()?),
-                _ => return None,
-            };
-            merged.clear();
-            merged.push_str(a);
-            merged.push_str(b);
-            let key = u64::from(bpe.token_to_id(a)?) << 32 | u64::from(bpe.token_to_id(b)?);
-            ranks.insert(key, (u32::try_from(rank).ok()?, bpe.token_to_id(&merged)?));
-        }
         let whole = match model["ignore_merges"].as_bool() == Some(true) {
-            true => Some(VocabBytes::new(model["vocab"].as_object()?, tok, chars)?),
+            true => Some(VocabBytes::new(tok, chars)?),
             false => None,
         };
         let mut merges = Merges {
             byte_ids,
-            ranks,
+            ranks: PairTable::new(merges)?,
             whole,
             byte_pairs: Box::default(),
         };
@@ -171,10 +230,17 @@ impl Merges {
         Some(merges)
     }
 
+    /// The bytes this holds on the heap (its tables).
+    pub fn heap_bytes(&self) -> usize {
+        let whole = self.whole.as_ref().map_or(0, |w| {
+            w.bytes.capacity() + 4 * (w.ends.capacity() + w.ids.capacity() + w.table.len())
+        });
+        self.ranks.heap_bytes() + whole + self.byte_pairs.len() * 8
+    }
+
     #[inline]
     fn pair(&self, a: u32, b: u32) -> (u32, u32) {
-        let key = u64::from(a) << 32 | u64::from(b);
-        self.ranks.get(&key).copied().unwrap_or(NO_MERGE)
+        self.ranks.get(a, b)
     }
 
     /// Push the ids of the pre-token `bytes` onto `out` (at most
@@ -222,5 +288,55 @@ impl Merges {
             }
         }
         out.extend_from_slice(&symbols[..n]);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every merge is found with its rank and merged id, and no other pair
+    /// is, for tables of 0, 1 and many merges (ids near 0 and near the
+    /// sentinel rank's `u32::MAX` included).
+    #[test]
+    fn the_pair_table_finds_every_merge_and_nothing_else() {
+        let mut state = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = move || {
+            state = mix(state.wrapping_add(0x9e37_79b9_7f4a_7c15));
+            state
+        };
+        let many: Vec<[u32; 3]> = (0..5000)
+            .map(|k| match k % 3 {
+                0 => [k, k + 1, 7 * k],
+                1 => [next() as u32 % 300, next() as u32 % 300, k],
+                _ => [
+                    u32::MAX - (next() as u32 % 100),
+                    next() as u32,
+                    u32::MAX - k,
+                ],
+            })
+            .collect();
+        let tables = [vec![], vec![[0, 0, 5]], vec![[3, 4, 9]], many];
+        for merges in tables {
+            let table = PairTable::new(&merges).unwrap();
+            assert!(table.entries.len() > merges.len());
+            // A pair given twice keeps its last rank.
+            let mut last = FxHashMap::default();
+            for (rank, &[a, b, id]) in merges.iter().enumerate() {
+                last.insert((a, b), (rank as u32, id));
+            }
+            for (&(a, b), &want) in &last {
+                assert_eq!(table.get(a, b), want, "({a}, {b})");
+            }
+            for _ in 0..20_000 {
+                let (a, b) = (next() as u32 % 400, next() as u32 % 400);
+                let want = last.get(&(a, b)).copied().unwrap_or(NO_MERGE);
+                assert_eq!(table.get(a, b), want, "({a}, {b})");
+            }
+            for (a, b) in [(u32::MAX, u32::MAX), (0, 1), (1, 0), (u32::MAX, 0)] {
+                let want = last.get(&(a, b)).copied().unwrap_or(NO_MERGE);
+                assert_eq!(table.get(a, b), want, "({a}, {b})");
+            }
+        }
     }
 }

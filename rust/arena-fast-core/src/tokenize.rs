@@ -40,11 +40,15 @@ enum FastPath {
 }
 
 impl FastPath {
-    fn for_tokenizer(json: &serde_json::Value, tok: &Tokenizer) -> FastPath {
+    fn for_tokenizer(
+        json: &serde_json::Value,
+        tok: &Tokenizer,
+        merges: Option<&[[u32; 3]]>,
+    ) -> FastPath {
         if let Some(splitter) = WordSplitter::for_tokenizer(json, tok) {
             return FastPath::Words(splitter);
         }
-        match ByteLevelBpe::for_tokenizer(json, tok) {
+        match ByteLevelBpe::for_tokenizer(json, tok, merges) {
             Ok(bpe) => FastPath::ByteLevel(Box::new(bpe)),
             Err(why) => FastPath::Whole(format!(
                 "not a Gemma-style word vocabulary, and not byte-level BPE with a known \
@@ -79,20 +83,22 @@ impl ArenaTokenizer {
     /// (what the fast paths are checked against).
     pub fn from_json_with(json: &str, fast_path: bool) -> Result<ArenaTokenizer, TokenizerError> {
         regex_budget::install();
-        // The byte-level path reads the vocabulary and merges from the JSON;
-        // the word path reads the vocabulary from the tokenizer.
-        let keep_model = |json: &serde_json::Value| fast_path && !WordSplitter::pipeline_fits(json);
+        // The byte-level path takes the merges by ids from the loader; both
+        // read the vocabulary from the tokenizer.
+        let want_merges =
+            |json: &serde_json::Value| fast_path && !WordSplitter::pipeline_fits(json);
         let Loaded {
             tokenizer: mut special,
             json: value,
-        } = Loaded::from_json(json, keep_model).map_err(TokenizerError::Load)?;
+            merges,
+        } = Loaded::from_json(json, want_merges).map_err(TokenizerError::Load)?;
         special.set_encode_special_tokens(false);
         // Budgets are ours to apply: a tokenizer.json may carry its own.
         special.with_truncation(None).map_err(load_error)?;
         special.with_padding(None);
         regex_check::check_patterns(&value)?;
         let path = if fast_path {
-            FastPath::for_tokenizer(&value, &special)
+            FastPath::for_tokenizer(&value, &special, merges.as_deref())
         } else {
             FastPath::Whole("the fast path was turned off when loading".into())
         };

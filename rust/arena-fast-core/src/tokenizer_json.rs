@@ -1,6 +1,7 @@
 //! A tokenizer.json read in one pass: the `tokenizers::Tokenizer` it
-//! describes, and its JSON without the model's vocabulary and merges (the
-//! big part, read from the loaded tokenizer instead), unless asked for.
+//! describes, its JSON without the model's vocabulary and merges (the big
+//! part, read from the loaded tokenizer instead), and when asked for, the
+//! merges as ids (for the byte-level fast path: no copy of them as JSON).
 //!
 //! `tokenizers` parses a BPE model slowly (the whole model is buffered, its
 //! vocabulary turned into a JSON map, then into the BPE: over a second for
@@ -17,7 +18,7 @@ use serde::de::{self, Deserializer, SeqAccess, Visitor};
 use serde::Deserialize;
 use serde_json::{Map, Value};
 use tokenizers::models::bpe::{Vocab, BPE};
-use tokenizers::{AddedToken, Tokenizer};
+use tokenizers::{AddedToken, Model, Tokenizer};
 
 /// A tokenizer.json's parts as read in one pass.
 #[derive(Deserialize)]
@@ -100,6 +101,22 @@ fn merge_pairs(items: Vec<MergeItem>) -> Option<Vec<(String, String)>> {
     Some(pairs)
 }
 
+/// A BPE model's merges as ids, `[left, right, merged]`, in rank order.
+pub type MergeIds = Vec<[u32; 3]>;
+
+/// The ids of `pairs` by `id` (a vocabulary), the merged token being the
+/// two parts' concatenation; None when a part or the merge has no id.
+fn merge_ids(pairs: &[(String, String)], id: impl Fn(&str) -> Option<u32>) -> Option<MergeIds> {
+    let mut merged = String::new();
+    let ids = pairs.iter().map(|(a, b)| {
+        merged.clear();
+        merged.push_str(a);
+        merged.push_str(b);
+        Some([id(a)?, id(b)?, id(&merged)?])
+    });
+    ids.collect()
+}
+
 /// The value of an optional model option (`null` as absent), as
 /// `tokenizers`' BPE deserializer reads it.
 fn option<T: serde::de::DeserializeOwned>(
@@ -142,32 +159,46 @@ fn bpe(model: &Map<String, Value>, vocab: Vocab, merges: Vec<(String, String)>) 
     builder.vocab_and_merges(vocab, merges).build().ok()
 }
 
-/// A loaded tokenizer and its JSON. Unless asked for, `json` lacks
-/// `model.vocab` and `model.merges` (read them from `tokenizer`).
+/// A loaded tokenizer and its JSON, which lacks `model.vocab` and
+/// `model.merges` when it was read in one pass (read them from
+/// `tokenizer`).
 pub struct Loaded {
     pub tokenizer: Tokenizer,
     pub json: Value,
+    /// The merges of a BPE model by ids, when asked for (and readable).
+    pub merges: Option<MergeIds>,
 }
 
 impl Loaded {
-    /// Load `text`; `keep_model(json)` says whether `json` must keep
-    /// `model.vocab` and `model.merges` (e.g. for a byte-level fast path).
-    pub fn from_json(text: &str, keep_model: impl Fn(&Value) -> bool) -> Result<Loaded, String> {
-        if let Some(loaded) = Self::one_pass(text, &keep_model) {
+    /// Load `text`; `want_merges(json)` says whether to give back the
+    /// model's merges by ids (e.g. for a byte-level fast path).
+    pub fn from_json(text: &str, want_merges: impl Fn(&Value) -> bool) -> Result<Loaded, String> {
+        if let Some(loaded) = Self::one_pass(text, &want_merges) {
             return Ok(loaded);
         }
         // `tokenizers` reads it whole, or says why not.
         let tokenizer: Tokenizer = text.parse().map_err(|e| format!("{e}"))?;
         let json: Value = serde_json::from_str(text).map_err(|e| e.to_string())?;
-        Ok(Loaded { tokenizer, json })
+        let merges = want_merges(&json)
+            .then(|| {
+                let items = Vec::<MergeItem>::deserialize(json["model"].get("merges")?).ok()?;
+                let model = tokenizer.get_model();
+                merge_ids(&merge_pairs(items)?, |t| model.token_to_id(t))
+            })
+            .flatten();
+        Ok(Loaded {
+            tokenizer,
+            json,
+            merges,
+        })
     }
 
-    fn one_pass(text: &str, keep_model: &impl Fn(&Value) -> bool) -> Option<Loaded> {
+    fn one_pass(text: &str, want_merges: &impl Fn(&Value) -> bool) -> Option<Loaded> {
         let Document { model, mut rest } = serde_json::from_str(text).ok()?;
         let ModelParts {
             vocab,
             merges,
-            rest: mut model_rest,
+            rest: model_rest,
         } = model;
         let merges = merge_pairs(merges?)?;
         // Every part but the model and the added tokens, by `tokenizers`.
@@ -179,23 +210,19 @@ impl Loaded {
         let added_tokens = Vec::<AddedToken>::deserialize(&added).ok()?;
         rest.insert("added_tokens".into(), added);
         rest.insert("model".into(), Value::Object(model_rest.clone()));
-        let mut json = Value::Object(rest);
+        let json = Value::Object(rest);
         let vocab = vocab?;
-        if keep_model(&json) {
-            let map = vocab.iter().map(|(k, &id)| (k.clone(), Value::from(id)));
-            model_rest.insert("vocab".into(), Value::Object(map.collect()));
-            let list = merges
-                .iter()
-                .map(|(a, b)| Value::Array(vec![a.as_str().into(), b.as_str().into()]))
-                .collect();
-            model_rest.insert("merges".into(), Value::Array(list));
-            json["model"] = Value::Object(model_rest.clone());
-            model_rest.remove("vocab");
-            model_rest.remove("merges");
-        }
+        let ids = match want_merges(&json) {
+            true => merge_ids(&merges, |t| vocab.get(t).copied()),
+            false => None,
+        };
         tokenizer.with_model(bpe(&model_rest, vocab, merges)?);
         tokenizer.add_tokens(added_tokens).ok()?;
-        Some(Loaded { tokenizer, json })
+        Some(Loaded {
+            tokenizer,
+            json,
+            merges: ids,
+        })
     }
 }
 
@@ -274,23 +301,28 @@ mod tests {
         assert!(loaded("{").is_err());
     }
 
+    /// The JSON keeps every part but the model's vocabulary and merges,
+    /// which are given back as ids when asked for (not copied into it).
     #[test]
     fn the_json_keeps_all_but_the_vocabulary() {
-        let text = small(
-            serde_json::json!({"type": "BPE", "vocab": {"a": 0, "b": 1, "ab": 2},
-            "merges": ["a b"], "byte_fallback": true}),
-        );
+        let model = serde_json::json!({"type": "BPE", "vocab": {"a": 0, "b": 1, "ab": 2, "ba": 3},
+            "merges": ["#version: 0.2", "a b", "b a"], "byte_fallback": true});
+        let text = small(model.clone());
         let full: Value = serde_json::from_str(&text).unwrap();
-        let without = Loaded::from_json(&text, |_| false).unwrap().json;
-        let with = Loaded::from_json(&text, |_| true).unwrap().json;
+        let without = Loaded::from_json(&text, |_| false).unwrap();
+        let with = Loaded::from_json(&text, |_| true).unwrap();
         let mut expected = full.clone();
-        let model = expected["model"].as_object_mut().unwrap();
-        model.remove("vocab");
-        model.remove("merges");
-        assert_eq!(without, expected);
-        expected["model"]["vocab"] = serde_json::json!({"a": 0, "b": 1, "ab": 2});
-        expected["model"]["merges"] = serde_json::json!([["a", "b"]]);
-        assert_eq!(with, expected);
+        let model_json = expected["model"].as_object_mut().unwrap();
+        model_json.remove("vocab");
+        model_json.remove("merges");
+        assert_eq!(without.json, expected);
+        assert_eq!(with.json, expected);
+        assert_eq!(without.merges, None);
+        assert_eq!(with.merges, Some(vec![[0, 1, 2], [1, 0, 3]]));
+        // A mix of pairs and lines: refused (by `tokenizers`, read whole).
+        let mut mixed = model;
+        mixed["merges"] = serde_json::json!(["a b", ["b", "a"]]);
+        assert!(Loaded::from_json(&small(mixed), |_| true).is_err());
     }
 
     #[test]
