@@ -21,13 +21,48 @@ pub const LOWER: u8 = 16;
 /// Contraction letters, as bits: a character matching `(?i:x)`.
 pub const FOLDS: [char; 8] = ['s', 't', 'r', 'e', 'v', 'm', 'l', 'd'];
 
+/// The bit of the contraction letter `letter` (one of `FOLDS`).
+pub const fn fold_bit(letter: char) -> u8 {
+    let mut k = 0;
+    while k < FOLDS.len() {
+        if FOLDS[k] == letter {
+            return 1 << k;
+        }
+        k += 1;
+    }
+    0
+}
+
+/// Code points per block of the class table.
+const BLOCK: usize = 256;
+
 /// Which characters the engine puts in each class, as bits.
 pub struct Classes {
     ascii: [u8; 128],
-    /// Non-ASCII runs of the same non-zero bits: (first, last, bits), sorted.
-    ranges: Vec<(u32, u32, u8)>,
+    /// Per block of `BLOCK` code points, where its bits start in `blocks`
+    /// (a two-level table: one lookup per character, no search).
+    block_start: Vec<u32>,
+    /// The bits of the distinct blocks, `BLOCK` per block.
+    blocks: Vec<u8>,
     /// Per character matching `(?i:x)` for a letter of `FOLDS`: its bits.
     folds: Vec<(char, u8)>,
+    /// The same for ASCII, by byte.
+    ascii_folds: [u8; 128],
+}
+
+/// The two-level table of `bits` (one entry per code point).
+fn blocks_of(bits: &[u8]) -> (Vec<u32>, Vec<u8>) {
+    let mut start_of = std::collections::HashMap::new();
+    let mut block_start = Vec::with_capacity(bits.len() / BLOCK);
+    let mut blocks = Vec::new();
+    for block in bits.chunks(BLOCK) {
+        let start = *start_of.entry(block).or_insert_with(|| {
+            blocks.extend_from_slice(block);
+            (blocks.len() - BLOCK) as u32
+        });
+        block_start.push(start);
+    }
+    (block_start, blocks)
 }
 
 /// Every Unicode scalar value, in order, as one string.
@@ -101,18 +136,18 @@ impl Classes {
         }
         let mut ascii = [0u8; 128];
         ascii.copy_from_slice(&bits[..128]);
-        let mut ranges: Vec<(u32, u32, u8)> = Vec::new();
-        for (c, &b) in bits.iter().enumerate().skip(128).filter(|(_, &b)| b != 0) {
-            let c = c as u32;
-            match ranges.last_mut() {
-                Some(last) if last.1 + 1 == c && last.2 == b => last.1 = c,
-                _ => ranges.push((c, c, b)),
-            }
+        let (block_start, blocks) = blocks_of(&bits);
+        let folds = folds_of(&all)?;
+        let mut ascii_folds = [0u8; 128];
+        for &(c, f) in folds.iter().filter(|f| f.0.is_ascii()) {
+            ascii_folds[c as usize] = f;
         }
         let classes = Classes {
             ascii,
-            ranges,
-            folds: folds_of(&all)?,
+            block_start,
+            blocks,
+            folds,
+            ascii_folds,
         };
         // The searches ran to the end: known characters from every part.
         let known = [
@@ -146,6 +181,12 @@ impl Classes {
         cell.get_or_init(derive).as_ref()
     }
 
+    /// The bits of the ASCII character `b` (< 0x80).
+    #[inline]
+    pub fn ascii(&self, b: u8) -> u8 {
+        self.ascii[usize::from(b & 0x7f)]
+    }
+
     /// The bits of `c`.
     #[inline]
     pub fn of(&self, c: char) -> u8 {
@@ -153,25 +194,18 @@ impl Classes {
         if c < 128 {
             return self.ascii[c as usize];
         }
-        match self.ranges.binary_search_by(|r| {
-            if r.1 < c {
-                std::cmp::Ordering::Less
-            } else if r.0 > c {
-                std::cmp::Ordering::Greater
-            } else {
-                std::cmp::Ordering::Equal
-            }
-        }) {
-            Ok(k) => self.ranges[k].2,
-            Err(_) => 0,
-        }
+        let c = c as usize;
+        let start = self.block_start[c / BLOCK] as usize;
+        self.blocks[start + c % BLOCK]
     }
 
-    /// Whether `c` matches `(?i:letter)`.
-    pub fn folds_to(&self, c: char, letter: char) -> bool {
-        let Some(k) = FOLDS.iter().position(|&l| l == letter) else {
-            return false;
-        };
-        self.folds.iter().any(|f| f.0 == c && f.1 & (1 << k) != 0)
+    /// The bits (`fold_bit`) of the contraction letters `c` matches as
+    /// `(?i:letter)`.
+    #[inline]
+    pub fn fold_bits(&self, c: char) -> u8 {
+        if c.is_ascii() {
+            return self.ascii_folds[c as usize];
+        }
+        self.folds.iter().find(|f| f.0 == c).map_or(0, |f| f.1)
     }
 }

@@ -20,7 +20,7 @@ mod o200k;
 #[cfg(test)]
 mod tests;
 
-use classes::{Classes, BASE, LETTER, NUMBER, SPACE};
+use classes::{fold_bit, Classes, BASE, LETTER, NUMBER, SPACE};
 
 /// The pattern of Llama 3 and GPT-4 (cl100k): runs of up to 3 digits.
 pub const LLAMA3_PATTERN: &str = r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+";
@@ -63,6 +63,10 @@ pub struct Scanner {
 /// The character at byte `i` of `s` and the byte after it.
 #[inline]
 fn char_at(s: &str, i: usize) -> Option<(char, usize)> {
+    let b = *s.as_bytes().get(i)?;
+    if b < 0x80 {
+        return Some((char::from(b), i + 1));
+    }
     let c = s[i..].chars().next()?;
     Some((c, i + c.len_utf8()))
 }
@@ -98,7 +102,19 @@ impl Scanner {
     /// The end of the run from `i` of characters whose class satisfies `keep`.
     #[inline]
     fn run_end(&self, s: &str, mut i: usize, keep: impl Fn(char, u8) -> bool) -> usize {
-        while let Some((c, next)) = char_at(s, i) {
+        let bytes = s.as_bytes();
+        while let Some(&b) = bytes.get(i) {
+            // ASCII by the table alone, no decoding.
+            if b < 0x80 {
+                if !keep(char::from(b), self.classes.ascii(b)) {
+                    break;
+                }
+                i += 1;
+                continue;
+            }
+            let Some((c, next)) = char_at(s, i) else {
+                break;
+            };
             if !keep(c, self.class(c)) {
                 break;
             }
@@ -109,19 +125,81 @@ impl Scanner {
 
     /// The end of a contraction `(?i:'s|'t|'re|'ve|'m|'ll|'d)` at `i`, if any.
     fn contraction(&self, s: &str, i: usize) -> Option<usize> {
-        if !s[i..].starts_with('\'') {
+        const ONE: u8 = fold_bit('s') | fold_bit('t') | fold_bit('m') | fold_bit('d');
+        const R_V: u8 = fold_bit('r') | fold_bit('v');
+        const E: u8 = fold_bit('e');
+        const L: u8 = fold_bit('l');
+        if s.as_bytes().get(i) != Some(&b'\'') {
             return None;
         }
         let (c1, e1) = char_at(s, i + 1)?;
-        let folds = |c: char, l: char| self.classes.folds_to(c, l);
-        if ['s', 't', 'm', 'd'].iter().any(|&l| folds(c1, l)) {
+        let f1 = self.classes.fold_bits(c1);
+        if f1 & ONE != 0 {
             return Some(e1);
         }
+        if f1 & (R_V | L) == 0 {
+            return None;
+        }
         let (c2, e2) = char_at(s, e1)?;
-        let pair = (folds(c1, 'r') && folds(c2, 'e'))
-            || (folds(c1, 'v') && folds(c2, 'e'))
-            || (folds(c1, 'l') && folds(c2, 'l'));
+        let f2 = self.classes.fold_bits(c2);
+        let pair = (f1 & R_V != 0 && f2 & E != 0) || (f1 & L != 0 && f2 & L != 0);
         pair.then_some(e2)
+    }
+
+    /// `\p{L}+` from `i`.
+    #[inline]
+    fn letters_end(&self, s: &str, i: usize) -> usize {
+        self.run_end(s, i, |_, k| k & LETTER != 0)
+    }
+
+    /// `[^\s\p{L}\p{N}]+` from `from` (a character of that class), then
+    /// line breaks (and `/` when `slash`).
+    #[inline]
+    fn symbol_run_end(&self, s: &str, from: usize, slash: bool) -> usize {
+        let end = self.run_end(s, from, |_, k| k & BASE == 0);
+        self.run_end(s, end, |c, _| c == '\r' || c == '\n' || (slash && c == '/'))
+    }
+
+    /// The pre-token at `i` when it starts with an ASCII byte and the next
+    /// byte (if any) is ASCII too, for what needs no more than these two
+    /// bytes to tell which alternative matches: `None` sends the rest
+    /// (words of o200k, contractions) to the family's full scanner.
+    /// `words` is whether `[^\r\n\p{L}\p{N}]?\p{L}+` is the family's word.
+    #[inline]
+    fn ascii_end(&self, s: &str, i: usize, slash: bool, words: bool) -> Option<usize> {
+        let bytes = s.as_bytes();
+        let b = bytes[i];
+        if b >= 0x80 {
+            return None;
+        }
+        let k = self.classes.ascii(b);
+        if k & LETTER != 0 {
+            return words.then(|| self.letters_end(s, i + 1));
+        }
+        if k & NUMBER != 0 {
+            return Some(self.number_end(s, i + 1));
+        }
+        if b == b'\'' {
+            return None;
+        }
+        let Some(&n) = bytes.get(i + 1) else {
+            // The last character: a symbol or whitespace alone.
+            return Some(i + 1);
+        };
+        if n >= 0x80 {
+            return None;
+        }
+        let kn = self.classes.ascii(n);
+        if kn & LETTER != 0 && b != b'\r' && b != b'\n' {
+            return words.then(|| self.letters_end(s, i + 2));
+        }
+        if k & SPACE == 0 {
+            return Some(self.symbol_run_end(s, i, slash));
+        }
+        if b == b' ' && kn & BASE == 0 {
+            return Some(self.symbol_run_end(s, i + 1, slash));
+        }
+        Some(self.whitespace_end(s, i))
     }
 
     /// `\p{N}{1,digits}` at `i`, after its first digit ending at `after`.
@@ -146,33 +224,51 @@ impl Scanner {
         } else {
             return None;
         };
-        let end = self.run_end(s, from, |_, k| other(k));
-        Some(self.run_end(s, end, |c, _| c == '\r' || c == '\n' || (slash && c == '/')))
+        Some(self.symbol_run_end(s, from, slash))
     }
 
     /// `\s*[\r\n]+|\s+(?!\S)|\s+` at `i`, a whitespace character.
     fn whitespace_end(&self, s: &str, i: usize) -> usize {
-        // A run of whitespace, [i, j).
-        let j = self.run_end(s, i, |_, k| k & SPACE != 0);
-        // \s*[\r\n]+ : up to the run's last line break.
-        if let Some(p) = s[i..j].rfind(['\r', '\n']) {
-            return i + p + 1;
+        // A run of whitespace, [i, j): where its last character starts and
+        // where its last line break ends.
+        let bytes = s.as_bytes();
+        let (mut j, mut last, mut line_end) = (i, i, None);
+        while let Some(&b) = bytes.get(j) {
+            let next = if b < 0x80 {
+                if self.classes.ascii(b) & SPACE == 0 {
+                    break;
+                }
+                if b == b'\r' || b == b'\n' {
+                    line_end = Some(j + 1);
+                }
+                j + 1
+            } else {
+                match char_at(s, j) {
+                    Some((c, next)) if self.class(c) & SPACE != 0 => next,
+                    _ => break,
+                }
+            };
+            last = j;
+            j = next;
         }
-        // \s+(?!\S) : the run at the end, else all but its last character.
-        if j == s.len() {
+        // \s*[\r\n]+ : up to the run's last line break.
+        if let Some(end) = line_end {
+            return end;
+        }
+        // \s+(?!\S) : the run at the end, else all but its last character;
+        // \s+ : a run of one character.
+        if j == s.len() || last == i {
             return j;
         }
-        let last = s[i..j].chars().next_back().map_or(0, char::len_utf8);
-        if j - i > last {
-            return j - last;
-        }
-        // \s+
-        j
+        last
     }
 
     /// The end of the pre-token starting at byte `i` (< `s.len()`) of the
     /// GPT-4 / Llama 3 family.
     fn cl100k_end(&self, s: &str, i: usize) -> usize {
+        if let Some(end) = self.ascii_end(s, i, false, true) {
+            return end;
+        }
         let Some((c, after)) = char_at(s, i) else {
             return s.len();
         };
