@@ -16,11 +16,11 @@ from starlette.responses import Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
+from .catalog import Catalog
 from .compare_views import routes as compare_routes
+from .context import HERE, Context, templates
 from .dataset_views import routes as dataset_routes
 from .run_views import routes as run_routes
-from .catalog import Catalog
-from .context import HERE, Context, templates
 
 SECURITY_HEADERS = {
     "Content-Security-Policy": (

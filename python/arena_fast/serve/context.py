@@ -7,15 +7,19 @@ parameter `name`). A route not (yet) defined gives no link."""
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Callable
 
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import NoMatchFound
 from starlette.templating import Jinja2Templates
 
-from .catalog import Catalog
+from ..errors import ArenaFastError
+from .catalog import Catalog, Entry
 
 HERE = Path(__file__).resolve().parent
 
@@ -53,3 +57,29 @@ class Context:
             name = params.get("name")
             links.append({"kind": kind, "label": label, "url": str(url), "name": name})
         return links
+
+
+class OpenedOnUse:
+    """What the views read of each run or dataset (its tables), opened from
+    its catalog entry on first use and kept for the server's life, one per
+    name: `lookup(name)` is the catalog's (a `KeyError` is a 404 naming the
+    `kind`), `open(entry)` builds it (an `ArenaFastError` is a 500 with its
+    message, and is tried again next time)."""
+
+    def __init__(self, kind: str, lookup: Callable[[str], Entry], open: Callable[[Entry], Any]):
+        self.kind, self.lookup, self.open = kind, lookup, open
+        self._lock = threading.Lock()
+        self._opened: dict[str, Any] = {}
+
+    def get(self, name: str) -> Any:
+        try:
+            entry = self.lookup(name)
+        except KeyError:
+            raise HTTPException(404, f"no {self.kind} named {name!r}") from None
+        with self._lock:
+            if name not in self._opened:
+                try:
+                    self._opened[name] = self.open(entry)
+                except ArenaFastError as exc:
+                    raise HTTPException(500, str(exc)) from None
+            return self._opened[name]

@@ -17,7 +17,6 @@ a 404, a bad filter a 400 saying which."""
 from __future__ import annotations
 
 import json
-import threading
 from urllib.parse import urlencode
 
 from starlette.exceptions import HTTPException
@@ -26,34 +25,16 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from ..errors import ArenaFastError, InputError
-from .context import Context
+from .context import Context, OpenedOnUse
 from .dropped import DroppedTable
 from .query import PAGE_SIZE, warm_up
 from .tables import DatasetTable
 
 
-class Tables:
-    """One `DatasetTable` and `DroppedTable` per dataset of the catalog,
-    opened on first use."""
-
-    def __init__(self, ctx: Context):
-        self.ctx = ctx
-        self._lock = threading.Lock()
-        self._tables: dict = {}
-
-    def get(self, name: str) -> tuple:
-        try:
-            entry = self.ctx.catalog.dataset(name)
-        except KeyError:
-            raise HTTPException(404, f"no dataset named {name!r}") from None
-        with self._lock:
-            if name not in self._tables:
-                try:
-                    table = DatasetTable(entry.path)
-                except ArenaFastError as exc:
-                    raise HTTPException(500, str(exc)) from None
-                self._tables[name] = (table, DroppedTable(entry.path, table.manifest))
-            return self._tables[name]
+def _open_tables(path) -> tuple:
+    """A dataset's rows and dropped rows (`tables.DatasetTable`, `dropped.DroppedTable`)."""
+    table = DatasetTable(path)
+    return table, DroppedTable(path, table.manifest)
 
 
 def compare_url(**params) -> str:
@@ -63,7 +44,11 @@ def compare_url(**params) -> str:
 
 def routes(ctx: Context) -> list[BaseRoute]:
     """This view's routes over `ctx.catalog`."""
-    tables = Tables(ctx)
+    tables = OpenedOnUse(
+        "dataset",
+        ctx.catalog.dataset,
+        lambda entry: _open_tables(entry.path),
+    )
     if ctx.catalog.datasets:  # the first page need not pay for imports and compiling
         warm_up()
         for name in ("dataset.html", "dataset_row.html", "dropped.html"):

@@ -19,7 +19,6 @@ system."""
 
 from __future__ import annotations
 
-import threading
 from pathlib import Path
 
 from starlette.exceptions import HTTPException
@@ -28,7 +27,7 @@ from starlette.responses import FileResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from ..errors import ArenaFastError, InputError
-from .context import Context
+from .context import Context, OpenedOnUse
 from .dataset_views import compare_url
 from .query import PAGE_SIZE
 from .run_tables import RunTable
@@ -39,42 +38,24 @@ REPORT_CSP = (
 )
 
 
-class Runs:
-    """One `RunTable` per run of the catalog, opened on first use."""
-
-    def __init__(self, ctx: Context):
-        self.ctx = ctx
-        self._lock = threading.Lock()
-        self._tables: dict = {}
-
-    def get(self, name: str) -> RunTable:
-        try:
-            entry = self.ctx.catalog.run(name)
-        except KeyError:
-            raise HTTPException(404, f"no run named {name!r}") from None
-        with self._lock:
-            if name not in self._tables:
-                self._tables[name] = RunTable(entry.path)
-            return self._tables[name]
-
-    def dataset_of(self, settings: dict):
-        """The catalog's name of the dataset the run was trained on, if given."""
-        data = settings.get("data")
-        if not data:
-            return None
-        try:
-            path = Path(data).resolve()
-        except (OSError, RuntimeError):
-            return None
-        for name, entry in self.ctx.catalog.datasets.items():
-            if entry.path == path:
-                return name
+def dataset_of(ctx: Context, settings: dict):
+    """The catalog's name of the dataset the run was trained on, if given."""
+    data = settings.get("data")
+    if not data:
         return None
+    try:
+        path = Path(data).resolve()
+    except (OSError, RuntimeError):
+        return None
+    for name, entry in ctx.catalog.datasets.items():
+        if entry.path == path:
+            return name
+    return None
 
 
 def routes(ctx: Context) -> list[BaseRoute]:
     """This view's routes over `ctx.catalog`."""
-    runs = Runs(ctx)
+    runs = OpenedOnUse("run", ctx.catalog.run, lambda entry: RunTable(entry.path))
 
     def run(request: Request) -> Response:
         name = request.path_params["name"]
@@ -112,7 +93,7 @@ def routes(ctx: Context) -> list[BaseRoute]:
             pages=pages,
             prev=link(page=query.page - 1) if query.page > 1 else None,
             next=link(page=query.page + 1) if query.page < pages else None,
-            dataset=runs.dataset_of(settings),
+            dataset=dataset_of(ctx, settings),
             compare_url=compare_url,
         )
 
