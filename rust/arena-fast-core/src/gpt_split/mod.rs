@@ -20,7 +20,11 @@ mod o200k;
 #[cfg(test)]
 mod tests;
 
-use classes::{fold_bit, Classes, BASE, LETTER, NUMBER, SPACE};
+use classes::{fold_bit, Classes, BASE, LETTER, LOWER, NUMBER, SPACE, UPPER};
+
+/// In `Scanner::table`, a byte that starts or continues a non-ASCII
+/// character (no class bit of its own).
+const HIGH: u8 = 128;
 
 /// The pattern of Llama 3 and GPT-4 (cl100k): runs of up to 3 digits.
 pub const LLAMA3_PATTERN: &str = r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+";
@@ -55,6 +59,8 @@ enum Family {
 /// The split of one recognised pattern.
 pub struct Scanner {
     classes: &'static Classes,
+    /// Per byte, the classes of an ASCII character, or `HIGH`.
+    table: [u8; 256],
     family: Family,
     /// How many digits a number pre-token holds at most.
     digits: usize,
@@ -87,8 +93,27 @@ impl Scanner {
             ),
             _ => return None,
         };
+        let classes = Classes::get(family != Family::Cl100k)?;
+        let mut table = [HIGH; 256];
+        for b in 0..0x80u8 {
+            table[usize::from(b)] = classes.ascii(b);
+        }
+        // The ASCII fast path of cased words relies on: an ASCII letter is
+        // upper or lower, not both; no other ASCII character is either.
+        let cased_ok = table[..0x80].iter().all(|&k| {
+            let cased = k & (UPPER | LOWER);
+            if k & LETTER != 0 {
+                cased == UPPER || cased == LOWER
+            } else {
+                cased == 0
+            }
+        });
+        if family != Family::Cl100k && !cased_ok {
+            return None;
+        }
         Some(Scanner {
-            classes: Classes::get(family != Family::Cl100k)?,
+            classes,
+            table,
             family,
             digits,
         })
@@ -146,10 +171,61 @@ impl Scanner {
         pair.then_some(e2)
     }
 
-    /// `\p{L}+` from `i`.
-    #[inline]
-    fn letters_end(&self, s: &str, i: usize) -> usize {
-        self.run_end(s, i, |_, k| k & LETTER != 0)
+    /// `\p{L}+` from `i`: ASCII letters by the table, the rest (from a
+    /// non-ASCII character on) by `run_end`.
+    #[inline(always)]
+    fn letters_end(&self, s: &str, mut i: usize) -> usize {
+        let bytes = s.as_bytes();
+        while let Some(&b) = bytes.get(i) {
+            let k = self.table[usize::from(b)];
+            if k & LETTER == 0 {
+                if k & HIGH != 0 {
+                    return self.run_end(s, i, |_, k| k & LETTER != 0);
+                }
+                break;
+            }
+            i += 1;
+        }
+        i
+    }
+
+    /// An o200k word's letters from `i` when all are ASCII: the greedy
+    /// runs `[A-Z]*[a-z]*`, which is what both word alternatives take there
+    /// (an ASCII letter is upper or lower, never both). None where the
+    /// letters go on into a non-ASCII character.
+    #[inline(always)]
+    fn ascii_cased_end(&self, s: &str, mut i: usize) -> Option<usize> {
+        let bytes = s.as_bytes();
+        while bytes
+            .get(i)
+            .is_some_and(|&b| self.table[usize::from(b)] & UPPER != 0)
+        {
+            i += 1;
+        }
+        while bytes
+            .get(i)
+            .is_some_and(|&b| self.table[usize::from(b)] & LOWER != 0)
+        {
+            i += 1;
+        }
+        match bytes.get(i) {
+            Some(&b) if b >= 0x80 => None,
+            _ => Some(i),
+        }
+    }
+
+    /// The word of the family from `j` (the first letter, after any
+    /// prefix), when the fast path can tell it.
+    #[inline(always)]
+    fn ascii_word_end(&self, s: &str, j: usize) -> Option<usize> {
+        match self.family {
+            Family::Cl100k => Some(self.letters_end(s, j)),
+            Family::O200k { contractions } => {
+                let end = self.ascii_cased_end(s, j)?;
+                let contraction = contractions.then(|| self.contraction(s, end)).flatten();
+                Some(contraction.unwrap_or(end))
+            }
+        }
     }
 
     /// `[^\s\p{L}\p{N}]+` from `from` (a character of that class), then
@@ -161,20 +237,20 @@ impl Scanner {
     }
 
     /// The pre-token at `i` when it starts with an ASCII byte and the next
-    /// byte (if any) is ASCII too, for what needs no more than these two
-    /// bytes to tell which alternative matches: `None` sends the rest
-    /// (words of o200k, contractions) to the family's full scanner.
-    /// `words` is whether `[^\r\n\p{L}\p{N}]?\p{L}+` is the family's word.
-    #[inline]
-    fn ascii_end(&self, s: &str, i: usize, slash: bool, words: bool) -> Option<usize> {
+    /// byte (if any) is ASCII too, for what these two bytes tell (words
+    /// whose ASCII letters end the word or the text, numbers, symbols,
+    /// whitespace): `None` sends the rest (a non-ASCII character next,
+    /// contractions of GPT-4) to the family's full scanner.
+    #[inline(always)]
+    fn ascii_end(&self, s: &str, i: usize) -> Option<usize> {
         let bytes = s.as_bytes();
         let b = bytes[i];
-        if b >= 0x80 {
+        let k = self.table[usize::from(b)];
+        if k & HIGH != 0 {
             return None;
         }
-        let k = self.classes.ascii(b);
         if k & LETTER != 0 {
-            return words.then(|| self.letters_end(s, i + 1));
+            return self.ascii_word_end(s, i);
         }
         if k & NUMBER != 0 {
             return Some(self.number_end(s, i + 1));
@@ -189,10 +265,11 @@ impl Scanner {
         if n >= 0x80 {
             return None;
         }
-        let kn = self.classes.ascii(n);
+        let kn = self.table[usize::from(n)];
         if kn & LETTER != 0 && b != b'\r' && b != b'\n' {
-            return words.then(|| self.letters_end(s, i + 2));
+            return self.ascii_word_end(s, i + 1);
         }
+        let slash = self.family != Family::Cl100k;
         if k & SPACE == 0 {
             return Some(self.symbol_run_end(s, i, slash));
         }
@@ -265,10 +342,8 @@ impl Scanner {
 
     /// The end of the pre-token starting at byte `i` (< `s.len()`) of the
     /// GPT-4 / Llama 3 family.
+    #[inline(never)]
     fn cl100k_end(&self, s: &str, i: usize) -> usize {
-        if let Some(end) = self.ascii_end(s, i, false, true) {
-            return end;
-        }
         let Some((c, after)) = char_at(s, i) else {
             return s.len();
         };
@@ -301,14 +376,28 @@ impl Scanner {
     pub fn split<'s, E>(
         &self,
         s: &'s str,
+        f: impl FnMut(&'s str) -> Result<(), E>,
+    ) -> Result<(), E> {
+        match self.family {
+            Family::Cl100k => self.each(s, f, |i| self.cl100k_end(s, i)),
+            Family::O200k { contractions } => {
+                self.each(s, f, |i| self.o200k_end(s, i, contractions))
+            }
+        }
+    }
+
+    /// `split`, with `full` the family's whole scanner for what the ASCII
+    /// fast path leaves.
+    #[inline(always)]
+    fn each<'s, E>(
+        &self,
+        s: &'s str,
         mut f: impl FnMut(&'s str) -> Result<(), E>,
+        full: impl Fn(usize) -> usize,
     ) -> Result<(), E> {
         let mut i = 0;
         while i < s.len() {
-            let end = match self.family {
-                Family::Cl100k => self.cl100k_end(s, i),
-                Family::O200k { contractions } => self.o200k_end(s, i, contractions),
-            };
+            let end = self.ascii_end(s, i).unwrap_or_else(|| full(i));
             f(&s[i..end])?;
             i = end;
         }

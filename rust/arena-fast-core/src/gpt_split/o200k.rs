@@ -43,10 +43,8 @@ impl Scanner {
 
     /// The end of the pre-token starting at byte `i` (< `s.len()`) of the
     /// o200k family, with or without contractions after words.
+    #[inline(never)]
     pub(super) fn o200k_end(&self, s: &str, i: usize, contractions: bool) -> usize {
-        if let Some(end) = self.ascii_end(s, i, true, false) {
-            return end;
-        }
         let Some((c, after)) = char_at(s, i) else {
             return s.len();
         };
