@@ -31,48 +31,71 @@ pub struct Merges {
     byte_pairs: Box<[(u32, u32)]>,
 }
 
-/// The merges by the ids of their two parts, in about 12 bytes a merge
-/// plus 4 a rank: an open-addressing table of `[left, right, rank]`
-/// entries, `n / 0.8` of them (a hash mapped onto that length by a
-/// multiply-shift, no power of two), probed linearly, and the merged id by
-/// rank. An empty entry has the rank `u32::MAX`, which no merge has (ranks
-/// are below the number of merges, which is checked to be below it).
+/// The merges by the ids of their two parts, in about 20 bytes a merge:
+/// an open-addressing table of 8-byte entries (the pair's ids and the
+/// merge's rank packed into one `u64`, `2 n + 1` of them: a hash mapped onto
+/// that length by a multiply-shift, no power of two), probed linearly, and
+/// the merged id by rank. An empty entry is `u64::MAX`, which no pair
+/// packs to (the ids' field is `id_bits` wide with every id below
+/// `2^id_bits - 1`, so a pair's key is never all ones).
 struct PairTable {
-    entries: Box<[[u32; 3]]>,
+    entries: Box<[u64]>,
     /// The id of the token each merge makes, by rank.
     merged: Box<[u32]>,
+    /// Bits of each id in a key (the largest id of a merge's part fits).
+    id_bits: u32,
+    /// Bits of the rank below the key in an entry.
+    rank_bits: u32,
 }
 
-const EMPTY: u32 = u32::MAX;
+const EMPTY: u64 = u64::MAX;
+
+/// The bits needed to write `n`.
+fn bits(n: u64) -> u32 {
+    64 - n.leading_zeros()
+}
 
 impl PairTable {
     /// The table of `merges` (`[left, right, merged]` ids, by rank); a pair
     /// given twice takes its last rank, as `tokenizers`' map of merges
-    /// does. None for `u32::MAX` merges or more.
+    /// does. None when ids and ranks do not pack into 64 bits (over 2^20
+    /// ids with 2^24 merges, say).
     fn new(merges: &[[u32; 3]]) -> Option<PairTable> {
-        if merges.len() >= EMPTY as usize {
+        let max_id = merges.iter().map(|m| m[0].max(m[1])).max().unwrap_or(0);
+        let id_bits = bits(u64::from(max_id) + 1);
+        let rank_bits = bits(merges.len() as u64);
+        if 2 * id_bits + rank_bits > 64 {
             return None;
         }
-        let len = merges.len() + merges.len() / 4 + 1;
         let mut table = PairTable {
-            entries: vec![[0, 0, EMPTY]; len].into_boxed_slice(),
+            entries: vec![EMPTY; 2 * merges.len() + 1].into_boxed_slice(),
             merged: merges.iter().map(|m| m[2]).collect(),
+            id_bits,
+            rank_bits,
         };
         for (rank, &[a, b, _]) in merges.iter().enumerate() {
-            let i = table.find(a, b);
-            table.entries[i] = [a, b, rank as u32];
+            let key = table.key(a, b)?;
+            let i = table.find(key);
+            table.entries[i] = key << rank_bits | rank as u64;
         }
         Some(table)
     }
 
-    /// The index of the entry of (a, b), or of the empty one it would take.
+    /// The key of the pair (a, b); None when an id is too wide for any.
     #[inline]
-    fn find(&self, a: u32, b: u32) -> usize {
+    fn key(&self, a: u32, b: u32) -> Option<u64> {
+        ((a | b) >> self.id_bits == 0).then_some(u64::from(a) << self.id_bits | u64::from(b))
+    }
+
+    /// The index of the entry of `key`, or of the empty one it would take.
+    #[inline]
+    fn find(&self, key: u64) -> usize {
         let len = self.entries.len();
-        let mut i = fastrange(mix(u64::from(a) << 32 | u64::from(b)), len);
+        let mut i = fastrange(mix(key), len);
         loop {
-            let [x, y, rank] = self.entries[i];
-            if rank == EMPTY || (x == a && y == b) {
+            let entry = self.entries[i];
+            // `checked_shr`: 64 rank bits only with no ids, never.
+            if entry == EMPTY || entry.checked_shr(self.rank_bits) == Some(key) {
                 return i;
             }
             i += 1;
@@ -85,14 +108,20 @@ impl PairTable {
     /// (rank, merged id) of the pair (a, b), or `NO_MERGE`.
     #[inline]
     fn get(&self, a: u32, b: u32) -> (u32, u32) {
-        match self.entries[self.find(a, b)][2] {
+        let Some(key) = self.key(a, b) else {
+            return NO_MERGE;
+        };
+        match self.entries[self.find(key)] {
             EMPTY => NO_MERGE,
-            rank => (rank, self.merged[rank as usize]),
+            entry => {
+                let rank = (entry & ((1u64 << self.rank_bits) - 1)) as u32;
+                (rank, self.merged[rank as usize])
+            }
         }
     }
 
     fn heap_bytes(&self) -> usize {
-        self.entries.len() * 12 + self.merged.len() * 4
+        self.entries.len() * 8 + self.merged.len() * 4
     }
 }
 
@@ -297,7 +326,7 @@ mod tests {
 
     /// Every merge is found with its rank and merged id, and no other pair
     /// is, for tables of 0, 1 and many merges (ids near 0 and near the
-    /// sentinel rank's `u32::MAX` included).
+    /// widest the table packs included); ids too wide to pack are refused.
     #[test]
     fn the_pair_table_finds_every_merge_and_nothing_else() {
         let mut state = 0x9e37_79b9_7f4a_7c15u64;
@@ -310,12 +339,13 @@ mod tests {
                 0 => [k, k + 1, 7 * k],
                 1 => [next() as u32 % 300, next() as u32 % 300, k],
                 _ => [
-                    u32::MAX - (next() as u32 % 100),
-                    next() as u32,
-                    u32::MAX - k,
+                    (1 << 18) - 2 - (next() as u32 % 100),
+                    next() as u32 % 400,
+                    k,
                 ],
             })
             .collect();
+        assert!(PairTable::new(&[[u32::MAX - 1, 0, 0]]).is_none());
         let tables = [vec![], vec![[0, 0, 5]], vec![[3, 4, 9]], many];
         for merges in tables {
             let table = PairTable::new(&merges).unwrap();
