@@ -21,7 +21,8 @@ use crate::added::{AddedTokens, Piece};
 use crate::error::TokenizerError;
 use crate::gpt_split::Scanner;
 use crate::merges::{Merges, MAX_BYTES};
-use crate::words::{model_ids, WordCache};
+use crate::word_cache::WordCache;
+use crate::words::model_ids;
 
 pub struct ByteLevelBpe {
     added: AddedTokens,

@@ -12,7 +12,7 @@ use crate::rows::Rows;
 use crate::template::Template;
 use crate::tokenize::ArenaTokenizer;
 use crate::turns::RowTurns;
-use crate::words::{with_thread_cache, WordCache};
+use crate::word_cache::{with_thread_cache, WordCache};
 
 /// Which A/B orders to produce for each row.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -16,7 +16,8 @@ use crate::regex_budget;
 use crate::regex_check;
 use crate::regex_stages::RegexStages;
 use crate::tokenizer_json::Loaded;
-use crate::words::{with_thread_cache, WordCache, WordSplitter};
+use crate::word_cache::{with_thread_cache, WordCache};
+use crate::words::WordSplitter;
 
 pub struct ArenaTokenizer {
     /// Special-token strings in text become special tokens (HF's default).

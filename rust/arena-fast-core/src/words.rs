@@ -22,7 +22,7 @@ use tokenizers::{Model, Tokenizer};
 
 use crate::added::{AddedTokens, Piece};
 use crate::error::TokenizerError;
-pub use crate::word_cache::{clear_thread_cache, with_thread_cache, WordCache};
+use crate::word_cache::WordCache;
 
 const WORD_START: &str = "\u{2581}";
 /// More crossing entries than this and splitting is not worth checking.

@@ -20,7 +20,7 @@ mod tokenizer;
 #[pyfunction]
 fn clear_word_cache(py: Python<'_>) -> PyResult<()> {
     guarded(py, || {
-        arena_fast_core::words::clear_thread_cache();
+        arena_fast_core::word_cache::clear_thread_cache();
         Ok(())
     })
 }
