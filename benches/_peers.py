@@ -109,6 +109,19 @@ def nfc_texts(texts: list, nfc: bool) -> list:
     return [unicodedata.normalize("NFC", t) for t in texts] if nfc else texts
 
 
+def best_of(repeat: int, fn, before=None) -> float:
+    """The fastest of `repeat` timed calls of `fn` (wall clock), each after
+    `before()` when given (untimed)."""
+    times = []
+    for _ in range(repeat):
+        if before:
+            before()
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return min(times)
+
+
 def interleaved(cases: dict, repeat: int, clock=time.perf_counter) -> tuple:
     """(best, first) seconds of each case over `repeat` rounds; every round
     runs every case once, in turn, so a busy spell of the shared machine hits

@@ -22,11 +22,11 @@ import argparse  # noqa: E402
 import csv  # noqa: E402
 import json  # noqa: E402
 import platform  # noqa: E402
-import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import transformers  # noqa: E402
 
+import _peers  # noqa: E402
 import arena_fast as af  # noqa: E402
 from arena_fast import _core  # noqa: E402
 
@@ -49,17 +49,6 @@ def conversations(path: Path) -> list[list[dict]]:
     return chats
 
 
-def best_of(repeat: int, fn, before=None) -> float:
-    times = []
-    for _ in range(repeat):
-        if before:
-            before()
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return min(times)
-
-
 def run(name: str, chats: list[list[dict]], repeat: int) -> dict:
     directory = SHARED / "tokenizers" / name
     hf = transformers.AutoTokenizer.from_pretrained(str(directory), local_files_only=True)
@@ -71,14 +60,14 @@ def run(name: str, chats: list[list[dict]], repeat: int) -> dict:
     tokens = sum(len(template.encode(tokenizer, chat)) for chat in chats)
     cold = _core.clear_word_cache
     times = {
-        "render_ours": best_of(repeat, lambda: [template.render(c) for c in chats]),
-        "render_hf": best_of(
+        "render_ours": _peers.best_of(repeat, lambda: [template.render(c) for c in chats]),
+        "render_hf": _peers.best_of(
             repeat, lambda: [hf.apply_chat_template(c, tokenize=False) for c in chats]
         ),
-        "encode_ours": best_of(
+        "encode_ours": _peers.best_of(
             repeat, lambda: [template.encode(tokenizer, c) for c in chats], before=cold
         ),
-        "encode_hf": best_of(
+        "encode_hf": _peers.best_of(
             repeat, lambda: [hf.apply_chat_template(c, tokenize=True) for c in chats]
         ),
     }

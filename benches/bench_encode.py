@@ -42,17 +42,6 @@ SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 GEMMA = SHARED / "tokenizers" / "gemma3" / "tokenizer.json"
 
 
-def best_of(repeat: int, fn, before=None) -> float:
-    times = []
-    for _ in range(repeat):
-        if before:
-            before()
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return min(times)
-
-
 class HFAdapter:
     """What pairjudge expects of a tokenizer, over `tokenizers.Tokenizer`."""
 
@@ -330,8 +319,8 @@ def main(argv=None) -> int:
     hf.encode_special_tokens = False
     adapter = HFAdapter(hf, enc4.bos_token_id, enc4.eos_token_id)
     packer = PairPacker(adapter, PackerConfig(max_length=L, packing_format="competition_v1"))
-    ours = best_of(args.repeat, lambda: enc4.encode(P, A, B), cold)
-    theirs = best_of(1, lambda: [packer.pack(p, a, b) for p, a, b in zip(P, A, B)])
+    ours = _peers.best_of(args.repeat, lambda: enc4.encode(P, A, B), cold)
+    theirs = _peers.best_of(1, lambda: [packer.pack(p, a, b) for p, a, b in zip(P, A, B)])
     same = enc4.encode(P, A, B).to_lists() == [
         packer.pack(p, a, b).input_ids for p, a, b in zip(P, A, B)
     ]
@@ -347,15 +336,15 @@ def main(argv=None) -> int:
             packer2.pack(p, a, b)
             packer2.pack(p, b, a)
 
-    ours = best_of(args.repeat, lambda: enc_fair.encode(P, A, B, swap="both"), cold)
-    theirs = best_of(1, pairjudge_both)
+    ours = _peers.best_of(args.repeat, lambda: enc_fair.encode(P, A, B, swap="both"), cold)
+    theirs = _peers.best_of(1, pairjudge_both)
     record("fair/split swap=both", ours, "pairjudge balanced_v2 x2", theirs, ">= 8x")
 
     # 3. fair / split (no swap) vs HF tokenizers encode_batch of the same texts.
     texts = [t for r in rows for field in r for t in field]
     hf.encode_special_tokens = True
-    ours = best_of(args.repeat, lambda: enc_fair.encode(P, A, B), cold)
-    theirs = best_of(args.repeat, lambda: hf.encode_batch(texts, add_special_tokens=False))
+    ours = _peers.best_of(args.repeat, lambda: enc_fair.encode(P, A, B), cold)
+    theirs = _peers.best_of(args.repeat, lambda: hf.encode_batch(texts, add_special_tokens=False))
     record(
         "fair/split vs encode_batch",
         ours,
@@ -375,8 +364,8 @@ def main(argv=None) -> int:
         eos_token_id=enc_fair.eos_token_id,
     )
     sub = (P[:k], A[:k], B[:k])
-    ours = best_of(args.repeat, lambda: enc_fair.encode(*sub), cold)
-    theirs = best_of(1, lambda: ref.encode(*sub))
+    ours = _peers.best_of(args.repeat, lambda: enc_fair.encode(*sub), cold)
+    theirs = _peers.best_of(1, lambda: ref.encode(*sub))
     results["fair/split vs reference"] = {"rows": k, "ours_s": ours, "peer_s": theirs}
     table.append(
         ("fair/split (subset)", "pure-Python reference", k / ours, k / theirs, theirs / ours, None)
