@@ -62,6 +62,15 @@ class ArenaDataset:
     def __len__(self) -> int:
         return len(self.encoded)
 
+    @property
+    def layout(self) -> str:
+        """`cross` (a row holds the prompt and both answers) or `separate`
+        (the encoder's `layout="separate"`: with `swapped`, row 2i is the
+        prompt with answer A and row 2i+1 the prompt with answer B, the
+        input of reward models; docs/encoding.md). Manifests written before
+        the separate layout existed are `cross`."""
+        return self.manifest.get("encoder", {}).get("layout") or "cross"
+
     def column(self, name: str) -> list:
         """A row metadata column (`METADATA_COLUMNS`: `language`, `category`,
         `meta`) per row, all None when the dataset holds none of it."""
