@@ -229,6 +229,14 @@ def test_named_templates_and_added_token_objects(shared_dir):
         ("{% for m in messages %}", "does not compile"),
         ("{{ raise_exception('no system messages') }}", "raised an exception: no system messages"),
         ("{{ messages[0].content.no_such_method() }}", "failed on this conversation"),
+        # A template that would loop for hours stops at the instruction budget
+        # (about a second), and one that recurses without end at the engine's
+        # depth limit.
+        (
+            "{% for i in range(100000) %}{% for j in range(100000) %}x{% endfor %}{% endfor %}",
+            "ran past 20000000 instructions",
+        ),
+        ("{% macro f(n) %}{{ f(n) }}{% endmacro %}{{ f(1) }}", "recursion limit"),
     ],
 )
 def test_broken_templates_are_config_errors(template, match):

@@ -44,6 +44,13 @@ pub const TEMPLATE_FILE: &str = "chat_template.jinja";
 
 const NAME: &str = "chat_template";
 
+/// The most instructions one rendering may run (minijinja's fuel): a real
+/// template spends tens per message, so this allows conversations of over a
+/// hundred thousand messages, and stops a template that loops without end
+/// (`range` over `range`, a recursive macro) with an error instead of
+/// hanging the encoder.
+pub const MAX_INSTRUCTIONS: u64 = 20_000_000;
+
 /// One message of a conversation.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Message {
@@ -240,6 +247,13 @@ impl ChatTemplate {
         let line = err
             .line()
             .map_or_else(String::new, |l| format!(" (line {l})"));
+        if err.kind() == ErrorKind::OutOfFuel {
+            return invalid(format!(
+                "{}: the chat template ran past {MAX_INSTRUCTIONS} instructions on this \
+                 conversation (does it loop without end?){line}",
+                self.origin
+            ));
+        }
         if raised {
             let message = err.detail().unwrap_or_default();
             invalid(format!(
@@ -423,6 +437,7 @@ fn environment() -> Environment<'static> {
         .build()
         .expect("the default delimiters are a valid syntax");
     env.set_syntax(syntax);
+    env.set_fuel(Some(MAX_INSTRUCTIONS));
     env.set_formatter(|out, _state, value| out.write_str(&py_str(value)).map_err(Error::from));
     env.set_unknown_method_callback(python_method);
     env.add_filter("tojson", py_values::tojson);
