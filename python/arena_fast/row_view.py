@@ -3,10 +3,12 @@ tokens named, and split back into the template's pieces (header, prefix,
 text, cut marker, suffix per turn and field) from the ids alone.
 
 A built dataset keeps no texts, only each row's `input_ids` (and
-`input_ids_swapped`); `inspect --row` and the dataset browser of `arena-fast
-serve` show a row through this module. The split works because the encoder
-tokenizes every template piece on its own (`Encoder`: template strings are
-markup, their ids are the same in every row): a piece is found by its ids.
+`input_ids_swapped`, or for the separate layout `input_ids_b`, the prompt
+with answer B, a turn being two fields there); `inspect --row` and the
+dataset browser of `arena-fast serve` show a row through this module. The
+split works because the encoder tokenizes every template piece on its own
+(`Encoder`: template strings are markup, their ids are the same in every
+row): a piece is found by its ids.
 Text that holds a template piece's very ids (an answer quoting the
 template) can move a boundary; the ids shown are the row's either way."""
 
@@ -15,9 +17,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Optional
 
-__all__ = ["Span", "decode_pieces", "render_row", "split_row"]
+__all__ = ["Span", "decode_pieces", "render_row", "split_row", "FIELDS", "SIDE_FIELDS"]
 
 FIELDS = ("prompt", "response A", "response B")  # as placed in the row
+# The fields of each side of a separate-layout row (the encoder's
+# `layout="separate"`: a turn is the prompt, then that side's answer, placed
+# with the template's prompt and response A strings).
+SIDE_FIELDS = {"A": ("prompt", "response A"), "B": ("prompt", "response B")}
 
 
 def special_ids(tokenizer, ids) -> set:
@@ -103,9 +109,13 @@ class _Ids:
         return -1
 
 
-def split_row(ids, tokenizer, template, bos: Optional[int], eos: Optional[int]) -> list[Span]:
+def split_row(
+    ids, tokenizer, template, bos: Optional[int], eos: Optional[int], fields: int = 3
+) -> list[Span]:
     """The template pieces of a stored row's `ids` (encoded with `template`,
-    `bos` and `eos` by the dataset's encoder), in order, covering every id."""
+    `bos` and `eos` by the dataset's encoder), in order, covering every id.
+    `fields` per turn: 3 (prompt, A, B: the cross layout) or 2 (prompt and
+    one answer, placed as response A: a side of the separate layout)."""
     row = _Ids(ids)
     enc = _Pieces(tokenizer, template)
     spans: list[Span] = []
@@ -127,7 +137,7 @@ def split_row(ids, tokenizer, template, bos: Optional[int], eos: Optional[int]) 
     position = 1
     while i < stop:
         start = i
-        i = _turn(row, enc, position, i, stop, spans)
+        i = _turn(row, enc, position, i, stop, spans, fields)
         if i == start:  # nothing recognised: the rest is text
             spans.append(Span("text", i, stop, position))
             i = stop
@@ -156,13 +166,17 @@ class _Pieces:
         return self._headers[position]
 
 
-def _turn(row: _Ids, enc: _Pieces, position: int, i: int, stop: int, spans: list) -> int:
-    """Note the pieces of kept turn `position` from `i`; returns where it ends."""
+def _turn(
+    row: _Ids, enc: _Pieces, position: int, i: int, stop: int, spans: list, fields: int
+) -> int:
+    """Note the pieces of kept turn `position` (of `fields` fields) from `i`;
+    returns where it ends."""
     header = enc.header(position)
     if row.at(i, header):
         spans.append(Span("header", i, i + len(header), position))
         i += len(header)
-    for field in range(3):
+    last = fields - 1
+    for field in range(fields):
         if i >= stop:
             break
         prefix = enc.prefixes[field]
@@ -171,7 +185,7 @@ def _turn(row: _Ids, enc: _Pieces, position: int, i: int, stop: int, spans: list
             i += len(prefix)
         suffix = enc.suffixes[field]
         after = (
-            enc.prefixes[field + 1] if field < 2 else enc.header(position + 1) or enc.prefixes[0]
+            enc.prefixes[field + 1] if field < last else enc.header(position + 1) or enc.prefixes[0]
         )
         end = row.find(suffix + after, i, stop) if suffix or after else -1
         if end < 0:

@@ -11,6 +11,7 @@ import sys
 from typing import Optional
 
 from ..dataset import BuildConfig, build_dataset
+from ..dataset.config import CHAT_TEMPLATE, LAYOUTS, encoder_layout
 from ..encoder import TEMPLATES, Encoder, Template
 from ..errors import ConfigError
 from ..labels import LABEL_SPACES
@@ -213,7 +214,19 @@ def _add_encoding(enc, d: BuildConfig) -> None:
         "--template",
         action=_Store,
         default=d.template,
-        help=f"rounds, pab, concat or tags (default: {d.template}, or the run's)",
+        help=f"rounds, pab, concat or tags, or chat: the tokenizer's own chat template "
+        f"(its tokenizer_config.json; implies --layout separate) (default: {d.template}, "
+        "or the run's)",
+    )
+    enc.add_argument(
+        "--layout",
+        action=_Store,
+        choices=LAYOUTS,
+        default=None,
+        help="cross: a row is one sequence, the prompt and both answers (a cross-encoder's "
+        "input); separate: a row is two sequences, prompt + A and prompt + B (a reward "
+        "model's input; both always stored, so not with --swap) (default: cross, separate "
+        "for --template chat, or the run's)",
     )
     enc.add_argument(
         "--strategy",
@@ -303,7 +316,7 @@ def _inputs(specs: list, format: Optional[str]) -> list:
 
 def _encoding(args: argparse.Namespace, base) -> dict:
     """The encoding settings: each flag typed, else `base`'s."""
-    names = ("tokenizer", "template", "strategy", "max_length", "swap")
+    names = ("tokenizer", "template", "layout", "strategy", "max_length", "swap")
     return {k: getattr(args if k in args.given else base, k) for k in names}
 
 
@@ -316,6 +329,17 @@ def like_run(args: argparse.Namespace) -> tuple:
         raise ConfigError("--like uses the run's tokenizer; drop --tokenizer or --like")
     like = build_settings(args.like)
     cfg = dict(like["encoder"])
+    layout = encoder_layout(cfg)
+    if "layout" in args.given and args.layout != layout:
+        raise ConfigError(
+            f"--like: the run encodes with the {layout} layout; --layout {args.layout} cannot "
+            "change that (give --tokenizer and the encoding flags instead of --like)"
+        )
+    if "template" in args.given and cfg.get("chat_template") is not None:
+        raise ConfigError(
+            "--like: the run encodes with its tokenizer's chat template; --template cannot "
+            "change that (give --tokenizer and the encoding flags instead of --like)"
+        )
     if "template" in args.given:
         if args.template not in TEMPLATES:
             raise ConfigError(f"unknown template {args.template!r}; presets are {TEMPLATES}")
@@ -330,9 +354,12 @@ def like_run(args: argparse.Namespace) -> tuple:
         (n for n in TEMPLATES if dataclasses.asdict(Template.preset(n)) == cfg["template"]),
         BuildConfig().template,
     )
+    if cfg.get("chat_template") is not None:
+        template = CHAT_TEMPLATE
     run_side = BuildConfig(
         tokenizer=like["tokenizer"],
         template=template,
+        layout=layout,
         strategy=cfg["strategy"],
         max_length=cfg["max_length"],
         swap=like["swap"],
@@ -379,10 +406,14 @@ def summary(manifest: dict, out: str) -> str:
     lines.append(
         "  folds                       " + "  ".join(f"{k}:{v:,}" for k, v in c["folds"].items())
     )
+    separate = encoder_layout(manifest.get("encoder") or {}) == "separate"
+    if separate:
+        lines.append(f"  {'layout':<28}  separate (each row: prompt + A, prompt + B)")
     length = s["length"]
     if length:
+        per = "tokens per side" if separate else "tokens per row"
         lines.append(
-            f"  {'tokens per row':<28}p50 {length['p50']:,}  p90 {length['p90']:,}  "
+            f"  {per:<28}p50 {length['p50']:,}  p90 {length['p90']:,}  "
             f"p99 {length['p99']:,}  max {length['max']:,}  (total {s['tokens']:,})"
         )
     lines.append(f"  {'truncated':<28}{s['truncated_share']:>10.1%}")

@@ -19,6 +19,7 @@ import numpy as np
 import pyarrow.parquet as pq
 
 from ..dataset import read_manifest, read_row
+from ..dataset.config import SIDE_B, encoder_layout, pair_suffix
 from ..encoder import Template
 from ..errors import ConfigError
 from ..files import check_file_output, replacing
@@ -40,7 +41,12 @@ def add_parser(sub) -> None:
     )
     p.add_argument("path", metavar="DIR", help="a directory written by build-dataset")
     p.add_argument("--row", type=int, help="show this row (0-based, in shard order)")
-    p.add_argument("--swapped", action=Switch, help="show the row's A/B swap")
+    p.add_argument(
+        "--swapped",
+        action=Switch,
+        help="show the row's A/B swap (a dataset built with --swap; a separate-layout "
+        "dataset's row shows its two sequences, prompt + A and prompt + B, without it)",
+    )
     p.add_argument("--plot", metavar="PNG", help="write the length distribution to this file")
     p.add_argument("--overwrite", action=Switch, help="replace an existing --plot file")
     p.set_defaults(run=run)
@@ -50,11 +56,19 @@ def _read_row(path, manifest: dict, index: int, swapped: bool) -> dict:
     total = manifest["counts"]["rows"]
     if not 0 <= index < total:
         raise ConfigError(f"--row must be in [0, {total}), got {index}")
+    separate = pair_suffix(manifest) == SIDE_B
+    if swapped and separate:
+        raise ConfigError(
+            "--swapped: this dataset is of the separate layout, whose rows have no A/B swap; "
+            "--row shows both of a row's sequences (prompt + A, prompt + B)"
+        )
     row = read_row(path, manifest, index)
     column = "input_ids_swapped" if swapped else "input_ids"
     if column not in row:
         raise ConfigError("this dataset was built without --swap")
     row["ids"] = np.frombuffer(row[column], dtype="<i4").tolist()
+    if separate:
+        row["ids_b"] = np.frombuffer(row["input_ids" + SIDE_B], dtype="<i4").tolist()
     return row
 
 
@@ -75,8 +89,12 @@ def run(args: argparse.Namespace) -> int:
     if args.row is None:
         print(printable(summary(manifest, str(path)), layout=True))
         enc = manifest["encoder"]
+        if enc.get("chat_template") is not None:
+            shown = f"the tokenizer's chat template ({len(enc['chat_template']):,} characters)"
+        else:
+            shown = f"template {enc['template']['first_header']!r}..."
         _print_line(
-            f"  encoder: template {enc['template']['first_header']!r}... strategy "
+            f"  encoder: {shown} layout {encoder_layout(enc)} strategy "
             f"{enc['strategy']} max_length {enc['max_length']}; tokenizer sha256 "
             f"{manifest['tokenizer']['sha256'][:16]}"
         )
@@ -94,18 +112,29 @@ def run(args: argparse.Namespace) -> int:
             f"row {args.row}: id {row['id']}  source {row['source']}  fold {row['fold']}  "
             f"labels {labels}  models {model_a} vs {model_b}"
         )
-        suffix = "_swapped" if args.swapped else ""
-        _print_line(
-            f"  tokens {row['length' + suffix]}  turns {row['turns_kept' + suffix]}/"
-            f"{row['turns']} kept  truncated {row['truncated' + suffix]}  "
-            f"repairs {row['repairs']}  flags {row['flags']}"
-            + ("  (A/B swapped)" if args.swapped else "")
-        )
-        print(printable(render_row(row, tok, template, template.marker), layout=True))
+        if "ids_b" in row:  # the separate layout: the row's two sequences
+            for side, suffix in (("A", ""), ("B", SIDE_B)):
+                _print_line(f"----- {side} side: the prompt with answer {side} -----")
+                _print_sequence(row, suffix, "")
+                shown = dict(row, ids=row["ids" + suffix], turns_kept=row["turns_kept" + suffix])
+                print(printable(render_row(shown, tok, template, template.marker), layout=True))
+        else:
+            suffix = "_swapped" if args.swapped else ""
+            _print_sequence(row, suffix, "  (A/B swapped)" if args.swapped else "")
+            print(printable(render_row(row, tok, template, template.marker), layout=True))
     if args.plot:
         plot_lengths(path, manifest, args.plot)
         print(printable(f"wrote {args.plot}"), file=sys.stderr)
     return 0
+
+
+def _print_sequence(row: dict, suffix: str, note: str) -> None:
+    """The counts of one of a row's sequences (`suffix` that of its columns)."""
+    _print_line(
+        f"  tokens {row['length' + suffix]}  turns {row['turns_kept' + suffix]}/"
+        f"{row['turns']} kept  truncated {row['truncated' + suffix]}  "
+        f"repairs {row['repairs']}  flags {row['flags']}{note}"
+    )
 
 
 def _print_line(text: str) -> None:
@@ -115,7 +144,8 @@ def _print_line(text: str) -> None:
 
 
 def plot_lengths(path, manifest: dict, out: str) -> None:
-    """Histograms of tokens per row as encoded (after truncation, budget
+    """Histograms of tokens per sequence (per row; per side of a row in the
+    separate layout) as encoded (after truncation, budget
     marked) and as they would be with nothing cut (`full_length`). matplotlib
     (the `[plot]` extra) is imported here, by --plot only: every command
     imports this module."""
@@ -127,11 +157,15 @@ def plot_lengths(path, manifest: dict, out: str) -> None:
     except ImportError as exc:
         raise ConfigError("--plot needs matplotlib: pip install 'arena-fast[plot]'") from exc
     lengths, fulls, truncated = [], [], []
+    # A separate-layout row is two sequences: both sides are counted.
+    suffixes = ("", SIDE_B) if pair_suffix(manifest) == SIDE_B else ("",)
+    names = [f"{c}{s}" for s in suffixes for c in ("length", "full_length", "truncated")]
     for shard in manifest["shards"]:
-        t = pq.read_table(path / shard["file"], columns=["length", "full_length", "truncated"])
-        lengths.append(t.column("length").to_numpy())
-        fulls.append(t.column("full_length").to_numpy())
-        truncated.append(t.column("truncated").to_numpy())
+        t = pq.read_table(path / shard["file"], columns=names)
+        for s in suffixes:
+            lengths.append(t.column("length" + s).to_numpy())
+            fulls.append(t.column("full_length" + s).to_numpy())
+            truncated.append(t.column("truncated" + s).to_numpy())
     length = np.concatenate(lengths) if lengths else np.zeros(0)
     full = np.concatenate(fulls) if fulls else np.zeros(0)
     trunc = np.concatenate(truncated) if truncated else np.zeros(0, bool)

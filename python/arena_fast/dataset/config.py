@@ -23,6 +23,37 @@ from ..sources import ReadOptions
 # and load reads.
 FORMAT_VERSION = 1
 
+# How a row becomes sequences (docs/dataset.md, "Layouts"): `cross`, one
+# sequence holding the prompt and both answers (a cross-encoder's input);
+# `separate`, two sequences, prompt + A and prompt + B (a reward model's),
+# stored as `input_ids` and `input_ids_b`. The chat template implies it.
+LAYOUTS = ("cross", "separate")
+# The template that renders each side as the tokenizer's own chat template.
+CHAT_TEMPLATE = "chat"
+# The suffix of the second sequence of a row's pair in the shards: its A/B
+# swap (cross layout with swap), or its B side (separate layout).
+SWAPPED = "_swapped"
+SIDE_B = "_b"
+# The shard columns stored per sequence (`input_ids` and the rest), each
+# again with the suffix of the second sequence when a dataset has one.
+SEQUENCE_COLUMNS = ("input_ids", "length", "turns_kept", "truncated", "full_length")
+
+
+def encoder_layout(encoder_config: dict) -> str:
+    """The layout an encoder config (`Encoder.config()`, a manifest's
+    `encoder`) encodes in: `cross` when it predates layouts."""
+    return encoder_config.get("layout") or "cross"
+
+
+def pair_suffix(manifest: dict) -> Optional[str]:
+    """The suffix of the shard columns of each row's second sequence in the
+    dataset whose manifest this is: `SIDE_B` (separate layout), `SWAPPED`
+    (cross layout built with swap), None (one sequence per row)."""
+    if encoder_layout(manifest.get("encoder") or {}) == "separate":
+        return SIDE_B
+    return SWAPPED if manifest.get("swap") else None
+
+
 # De-duplication keeps the row of the source listed first.
 SOURCE_PRIORITY = (
     *("kaggle", "synth", "arena140k", "arena33k", "wsdm", "helpsteer", "ultrafeedback"),
@@ -131,6 +162,14 @@ class BuildConfig:
     counted repair) or their records dropped; PKU-SafeRLHF's better or safer
     response; the generic `pairs` reader's field -> column mapping.
 
+    `layout` (`LAYOUTS`): `cross` stores each row as one sequence
+    (`input_ids`; with `swap`, its A/B swap too, `input_ids_swapped`);
+    `separate` stores its two sides, prompt + A (`input_ids`) and prompt + B
+    (`input_ids_b`), always both, so `swap` is refused with it. None (the
+    default) is `cross`, or `separate` for `template="chat"` (the
+    tokenizer's own chat template), which implies it; `validate` resolves
+    it, and refuses `layout="cross"` with the chat template.
+
     `max_drop_share` (in [0, 1]) and `allow_empty` decide whether a build
     succeeds, not its bytes, so they are kept out of the manifest (as
     `threads` is) and recorded in build.json: a build fails (`InputError`,
@@ -143,6 +182,7 @@ class BuildConfig:
     inputs: list = field(default_factory=list)
     tokenizer: Optional[str] = None
     template: str = "rounds"
+    layout: Optional[str] = None
     strategy: str = "fair"
     max_length: int = DEFAULT_MAX_LENGTH
     encoder: dict = field(default_factory=dict)
@@ -175,6 +215,7 @@ class BuildConfig:
         return ReadOptions(images=self.images, preference=self.preference, mapping=self.mapping)
 
     def validate(self) -> None:
+        self._check_layout()
         for name, allowed in _POLICIES.items():
             if getattr(self, name) not in allowed:
                 raise ConfigError(f"{name} must be one of {allowed}, got {getattr(self, name)!r}")
@@ -194,6 +235,26 @@ class BuildConfig:
         if self.compression not in ("zstd", "lz4", "snappy", "none"):
             raise ConfigError(
                 f"compression must be zstd, lz4, snappy or none: {self.compression!r}"
+            )
+
+    def _check_layout(self) -> None:
+        """`layout` one of `LAYOUTS`, `separate` for the chat template, and
+        no `swap` with it (its pairs are the two sides, always stored)."""
+        chat = self.template == CHAT_TEMPLATE
+        if self.layout is None:
+            self.layout = "separate" if chat else "cross"
+        if self.layout not in LAYOUTS:
+            raise ConfigError(f"layout must be one of {LAYOUTS}, got {self.layout!r:.40}")
+        if chat and self.layout != "separate":
+            raise ConfigError(
+                "template 'chat' renders each answer in a sequence of its own: it implies "
+                "layout 'separate' (--layout cross cannot be used with --template chat)"
+            )
+        if self.layout == "separate" and self.swap:
+            raise ConfigError(
+                "--swap (swap=True) with layout 'separate': a separate-layout dataset always "
+                "stores both sides of each row (prompt + A in input_ids, prompt + B in "
+                "input_ids_b), so there is no A/B swap to add; drop --swap"
             )
 
     def to_dict(self) -> dict:

@@ -24,16 +24,29 @@ from ..outputs import MANIFEST, TOKENIZER
 from ..pairs import interleave_pairs, interleave_rows, pair_rows
 from ..tokenizer import Tokenizer
 from .clean import METADATA_COLUMNS
-from .config import FLAG_EMPTY_A, FLAG_EMPTY_B, FORMAT_VERSION
+from .config import (
+    FLAG_EMPTY_A,
+    FLAG_EMPTY_B,
+    FORMAT_VERSION,
+    SIDE_B,
+    encoder_layout,
+    pair_suffix,
+)
 from .schema import MAX_BYTES as MANIFEST_MAX_BYTES
 from .schema import check_manifest
+from .shard_check import check_shard_schema, check_values
 
 
 @dataclass
 class ArenaDataset:
     """Rows of a built dataset, ready for `plan_packs` / `plan_batches` and
-    the collators. With `swapped`, row 2i is row i in its original order and
-    row 2i+1 its A/B swap (the layout of `swap="both"`), and `labels` follow.
+    the collators. With `swapped`, rows come in pairs: for the `cross`
+    layout, row 2i is row i in its original order and row 2i+1 its A/B swap
+    (the layout of `swap="both"`), and `labels` follow; for the `separate`
+    layout (`layout`), row 2i is row i's prompt + answer A and row 2i+1 its
+    prompt + answer B (`encoded.is_swapped` marks the B side), and both
+    rows hold the pair's `labels`, `label`, `flags` and `teacher_logits` as
+    stored, A and B not exchanged (a reward model scores the pair as one).
 
     `labels` is (n, K) float32, NaN for unlabelled rows, K the classes of
     `space`, the dataset's label space (`ab`, `abt`, `abtx`: `af.labels`);
@@ -69,7 +82,7 @@ class ArenaDataset:
         prompt with answer A and row 2i+1 the prompt with answer B, the
         input of reward models; docs/encoding.md). Manifests written before
         the separate layout existed are `cross`."""
-        return self.manifest.get("encoder", {}).get("layout") or "cross"
+        return encoder_layout(self.manifest.get("encoder", {}))
 
     def column(self, name: str) -> list:
         """A row metadata column (`METADATA_COLUMNS`: `language`, `category`,
@@ -108,7 +121,8 @@ class ArenaDataset:
         `source`, `fold`, `label` (0 A, 1 B, 2 tie, 3 both_bad, -1
         unlabelled), `labels` (K probabilities; null when unlabelled), `input_ids` (token ids,
         `list<int32>`: the ids are handed to Arrow without a copy), `length`,
-        `truncated`; `is_swapped` when `swapped`, `teacher_logits`,
+        `truncated`; `is_swapped` when `swapped` (in the separate layout:
+        True for the B side), `teacher_logits`,
         `language`, `category` and `meta` when the dataset has them. Needs
         the `datasets` package (not in the core install: `pip install
         datasets`)."""
@@ -147,7 +161,7 @@ class ArenaDataset:
     def __repr__(self) -> str:
         return (
             f"<arena_fast.ArenaDataset rows={len(self)} space={self.space.name} "
-            f"swapped={self.swapped} "
+            f"layout={self.layout} swapped={self.swapped} "
             f"labelled={int(self.labelled.sum())} path={self.path}>"
         )
 
@@ -232,20 +246,27 @@ def load_dataset(
     `fold` None: every row (split ignored). Otherwise `split="train"` is every
     fold but `fold`, `"valid"` that fold. `swap`: interleave each row with its
     A/B swap (rows 2i, 2i+1); None does so when the dataset has them.
+    A dataset of the separate layout always gives each row as its two
+    sides, rows 2i (prompt + A) and 2i + 1 (prompt + B), each with the
+    pair's labels as stored (`swapped` True, `is_swapped` marking the B
+    side): `swap` None or True; False is a ConfigError.
     `sources` keeps only those sources. `verify` checks each shard's sha256."""
     path = Path(path)
     manifest = read_manifest(path)
     swap = _check_request(path, manifest, fold, split, swap)
+    suffix = pair_suffix(manifest) if swap else None
     space = dataset_space(manifest)
     tables = [
-        _read_shard(path / shard["file"], shard, fold, split, swap, sources, verify, space.k)
+        _read_shard(path / shard["file"], shard, fold, split, suffix, sources, verify, space.k)
         for shard in manifest["shards"]
     ]
     table = pa.concat_tables(tables) if tables else None
     rows = _stored_rows(table, path, space.k)
     has_teacher = any(t is not None for t in rows.teacher_logits)
-    if swap and rows.n:
-        rows = _interleave_swapped(rows, _swapped_orders(table, path), space)
+    if suffix == SIDE_B and rows.n:
+        rows = _interleave_sides(rows, _second_sequences(table, path, suffix))
+    elif swap and rows.n:
+        rows = _interleave_swapped(rows, _second_sequences(table, path, suffix), space)
     return ArenaDataset(
         encoded=Encoded(rows.encoded),
         labels=rows.labels,
@@ -274,6 +295,14 @@ def _check_request(
         isinstance(fold, bool) or not isinstance(fold, int) or not 0 <= fold < manifest["folds"]
     ):
         raise ConfigError(f"fold must be an int in [0, {manifest['folds']}), got {fold!r}")
+    if pair_suffix(manifest) == SIDE_B:
+        if swap is False:
+            raise ConfigError(
+                f"{path} is a dataset of the separate layout: each row is its two sides, "
+                "prompt + A and prompt + B, always given as rows 2i and 2i + 1 (swap=None or "
+                "True); swap=False (one sequence per row) has no meaning for it"
+            )
+        return True
     has_swap = bool(manifest.get("swap"))
     if swap is None:
         swap = has_swap
@@ -287,14 +316,15 @@ def _read_shard(
     shard: dict,
     fold: Optional[int],
     split: str,
-    swap: bool,
+    suffix: Optional[str],
     sources: Optional[Sequence[str]],
     verify: bool,
     classes: int,
 ) -> pa.Table:
     """The rows of one shard in the requested folds and sources, after its
     size (and sha256 with `verify`), row count and schema agree with the
-    manifest's entry `shard`."""
+    manifest's entry `shard` (`suffix`: that of the second sequence's
+    columns read, `_swapped` or `_b`; None reads one sequence)."""
     if not file.is_file():
         raise InputError(f"{file}: shard listed in the manifest is missing")
     if file.stat().st_size != shard["bytes"]:
@@ -313,7 +343,7 @@ def _read_shard(
         raise InputError(f"{file}: cannot read the shard: {first}{hint}") from None
     if held != shard["rows"]:
         raise InputError(f"{file}: {held} rows, the manifest says {shard['rows']}{hint}")
-    _check_shard_schema(t.schema, file, swap, hint, classes)
+    check_shard_schema(t.schema, file, suffix, hint, classes)
     if sources is not None:
         t = t.filter(pa.compute.is_in(t.column("source"), pa.array(list(sources))))
     return t
@@ -354,7 +384,7 @@ def _stored_rows(table: Optional[pa.Table], path: Path, k: int) -> _Rows:
         values = lab_col.values.to_numpy(zero_copy_only=False)[start : start + k * n]
         labels = values.reshape(-1, k).astype(np.float32)
         unlabelled = lab_col.is_null().to_numpy(zero_copy_only=False)
-        _check_values(table, labels, unlabelled, path)
+        check_values(table, labels, unlabelled, path)
         labels[unlabelled] = np.nan
     label = np.where(np.isnan(labels).any(axis=1), -1, np.argmax(np.nan_to_num(labels), axis=1))
     label = label.astype(np.int8) if n else np.zeros(0, np.int8)
@@ -389,40 +419,65 @@ def _stored_rows(table: Optional[pa.Table], path: Path, k: int) -> _Rows:
     )
 
 
-def _swapped_orders(table: pa.Table, path: Path) -> dict:
-    """The `_swapped` columns of the shards: each row's encoding with A and
-    B exchanged."""
-    ids, offsets = _ids_of(table.column("input_ids_swapped"), path)
+def _second_sequences(table: pa.Table, path: Path, suffix: str) -> dict:
+    """The columns of each row's second sequence (`suffix` `_swapped`: its
+    encoding with A and B exchanged; `_b`: its B side)."""
+    ids, offsets = _ids_of(table.column("input_ids" + suffix), path)
     return {
         "input_ids": ids,
         "offsets": offsets,
-        "turns_kept": table.column("turns_kept_swapped").to_numpy().astype(np.int32),
-        "truncated": table.column("truncated_swapped").to_numpy().astype(bool),
-        "full_length": table.column("full_length_swapped").to_numpy().astype(np.int64),
+        "turns_kept": table.column("turns_kept" + suffix).to_numpy().astype(np.int32),
+        "truncated": table.column("truncated" + suffix).to_numpy().astype(bool),
+        "full_length": table.column("full_length" + suffix).to_numpy().astype(np.int64),
     }
+
+
+def _interleaved_encoding(fields: dict, second: dict) -> dict:
+    """The `Encoded` fields of rows 2i (`fields`, a row's first sequence)
+    and 2i + 1 (`second`: its A/B swap, or its B side)."""
+    n = len(fields["turns_total"])
+    e_ids, e_off = interleave_pairs(
+        fields["input_ids"], fields["offsets"], second["input_ids"], second["offsets"]
+    )
+    is_swapped, source_row = pair_rows(2 * n)
+    return {
+        "input_ids": e_ids,
+        "offsets": e_off,
+        "turns_total": np.repeat(fields["turns_total"], 2),
+        "turns_kept": interleave_rows(fields["turns_kept"], second["turns_kept"]),
+        "truncated": interleave_rows(fields["truncated"], second["truncated"]),
+        "full_length": interleave_rows(fields["full_length"], second["full_length"]),
+        "repairs": np.repeat(fields["repairs"], 2),
+        "is_swapped": is_swapped,
+        "source_row": source_row,
+    }
+
+
+def _interleave_sides(rows: _Rows, side_b: dict) -> _Rows:
+    """A separate-layout row as its two sides, rows 2i (prompt + A) and
+    2i + 1 (prompt + B, `is_swapped` True), as the encoder's
+    `layout="separate"` lays them out. Both rows keep the pair's labels,
+    class, flags and teacher logits as stored, A and B not exchanged: they
+    describe the pair, which a reward model scores as one (docs/dataset.md,
+    "Layouts")."""
+    return _Rows(
+        encoded=_interleaved_encoding(rows.encoded, side_b),
+        labels=np.repeat(rows.labels, 2, axis=0),
+        label=np.repeat(rows.label, 2),
+        ids=[i for i in rows.ids for _ in (0, 1)],
+        sources=[s for s in rows.sources for _ in (0, 1)],
+        folds=np.repeat(rows.folds, 2),
+        teacher_logits=[t for t in rows.teacher_logits for _ in (0, 1)],
+        flags=np.repeat(rows.flags, 2),
+        metadata={k: [v for v in values for _ in (0, 1)] for k, values in rows.metadata.items()},
+    )
 
 
 def _interleave_swapped(rows: _Rows, swapped: dict, space: LabelSpace) -> _Rows:
     """Each row followed by its A/B swap (rows 2i, 2i+1, as `swap="both"`
     lays them out): the ids and per-order fields from `swapped`, and the
     labels, class, flags and teacher logits with A and B exchanged."""
-    n = rows.n
-    fields = rows.encoded
-    e_ids, e_off = interleave_pairs(
-        fields["input_ids"], fields["offsets"], swapped["input_ids"], swapped["offsets"]
-    )
-    is_swapped, source_row = pair_rows(2 * n)
-    encoded = {
-        "input_ids": e_ids,
-        "offsets": e_off,
-        "turns_total": np.repeat(fields["turns_total"], 2),
-        "turns_kept": interleave_rows(fields["turns_kept"], swapped["turns_kept"]),
-        "truncated": interleave_rows(fields["truncated"], swapped["truncated"]),
-        "full_length": interleave_rows(fields["full_length"], swapped["full_length"]),
-        "repairs": np.repeat(fields["repairs"], 2),
-        "is_swapped": is_swapped,
-        "source_row": source_row,
-    }
+    encoded = _interleaved_encoding(rows.encoded, swapped)
     label = rows.label
     # class ids, unlabelled rows' included (which swap_labels refuses)
     swapped_label = np.where(label == 0, 1, np.where(label == 1, 0, label))
@@ -483,84 +538,3 @@ def _chunk_ids(arr: pa.Array, where: Path) -> tuple[np.ndarray, np.ndarray]:
         else (np.zeros(0, np.int32))
     )
     return ids, (offsets - start) // 4
-
-
-# The columns load_dataset reads, and the types of those it reads as raw buffers.
-_SHARD_COLUMNS = (
-    "id", "source", "fold", "labels", "teacher_logits", "flags", "input_ids",
-    "turns", "turns_kept", "truncated", "full_length", "repairs",
-)  # fmt: skip
-_SHARD_SWAPPED = ("input_ids_swapped", "turns_kept_swapped", "truncated_swapped",
-                  "full_length_swapped")  # fmt: skip
-_SHARD_TYPES = {
-    "input_ids": (pa.binary(), pa.large_binary()),
-    "input_ids_swapped": (pa.binary(), pa.large_binary()),
-}
-
-
-def _check_shard_schema(schema: pa.Schema, file: Path, swap: bool, hint: str, classes: int) -> None:
-    """InputError unless the shard has the columns load_dataset reads, of
-    the types it reads as raw buffers (`labels` as wide as the dataset's
-    label space, `classes`), and the row metadata columns it has as strings."""
-    types = {**_SHARD_TYPES, "labels": (pa.list_(pa.float32(), classes),)}
-    for name in _SHARD_COLUMNS + (_SHARD_SWAPPED if swap else ()):
-        if name not in schema.names:
-            raise InputError(f"{file}: not a dataset shard: no column {name!r}{hint}")
-        allowed = types.get(name)
-        if allowed and schema.field(name).type not in allowed:
-            raise InputError(
-                f"{file}: column {name!r} has type {schema.field(name).type}, "
-                f"expected {allowed[0]}{hint}"
-            )
-    for name in METADATA_COLUMNS:  # optional: absent in a dataset of inputs without them
-        if name in schema.names and schema.field(name).type not in (pa.string(), pa.null()):
-            raise InputError(
-                f"{file}: column {name!r} has type {schema.field(name).type}, expected string{hint}"
-            )
-
-
-def _check_values(table: pa.Table, labels: np.ndarray, unlabelled: np.ndarray, path: Path) -> None:
-    """InputError for labels that are not probabilities (finite, >= 0,
-    summing to 1) and teacher logits that are not finite numbers, or not
-    one or more teachers, as many in every row that has them. build-dataset
-    never writes such rows; a shard changed since (verify=True tells) or
-    written by an older build could hold them, and training on them gives
-    NaN or fails half-way."""
-    with np.errstate(invalid="ignore", over="ignore"):
-        bad = ~unlabelled & (
-            ~np.isfinite(labels).all(axis=1)
-            | (labels < 0).any(axis=1)
-            | ~(np.abs(labels.astype(np.float64).sum(axis=1) - 1.0) <= 1e-3)
-        )
-    if bad.any():
-        i = int(np.flatnonzero(bad)[0])
-        raise _row_error(table, path, i, f"labels {labels[i].tolist()} are not probabilities")
-    logits = table.column("teacher_logits").combine_chunks()
-    if logits.null_count == len(logits):
-        return
-    has = ~logits.is_null().to_numpy(zero_copy_only=False)
-    counts = pa.compute.list_value_length(logits).fill_null(0).to_numpy().astype(np.int64)
-    entries = logits.flatten()  # the non-null rows' entries, in order
-    bad_entry = entries.is_null().to_numpy(zero_copy_only=False)
-    if not bad_entry.any():
-        values = entries.flatten().to_numpy(zero_copy_only=False).reshape(-1, labels.shape[1])
-        bad_entry = ~np.isfinite(values).all(axis=1)
-    bad = has & (counts == 0)
-    if bad_entry.any():
-        bad[np.searchsorted(np.cumsum(counts), np.flatnonzero(bad_entry), side="right")] = True
-    problem = f"not one or more rows of {labels.shape[1]} finite numbers"
-    if not bad.any():
-        first = counts[np.argmax(has)]
-        bad = has & (counts != first)
-        problem = f"not {first} teacher(s) as in the first row that has them"
-    if bad.any():
-        i = int(np.flatnonzero(bad)[0])
-        raise _row_error(table, path, i, f"teacher_logits {logits[i].as_py()}: {problem}")
-
-
-def _row_error(table: pa.Table, path: Path, i: int, problem: str) -> InputError:
-    ident = table.column("id")[i].as_py()
-    return InputError(
-        f"{path}: row {i} (id {ident!r:.80}): {problem:.300}; build-dataset writes no such "
-        "row: rebuild the dataset"
-    )

@@ -19,12 +19,14 @@ from ..errors import InputError
 from ..files import file_sha256
 from ..labels import DEFAULT_SPACE, describe_mapping
 from ..outputs import DROPPED, TOKENIZER
+from ..pairs import interleave_rows
 from ..plan import plan_packs
 from .clean import UNLABELLED
 from .config import (
     DUPLICATE_REASONS,
     FORMAT_VERSION,
     POLICY_REASONS,
+    SIDE_B,
     UNCOUNTED_REASONS,
     BuildConfig,
 )
@@ -39,6 +41,12 @@ NOT_RECORDED = ("threads", "max_drop_share", "allow_empty")
 # The manifest's names of the kept rows' classes (`cls` 0 to 4: the label
 # space's classes, then `clean.UNLABELLED`).
 _CLASSES = ("a", "b", "tie", "both_bad", "unlabelled")
+# The manifest's word on how the ids are stored.
+_IDS = "input_ids: binary, little-endian int32 per row"
+_IDS_SEPARATE = (
+    "input_ids (prompt + answer A), input_ids_b (prompt + answer B): binary, "
+    "little-endian int32 per row"
+)
 
 
 def make_manifest(
@@ -56,7 +64,8 @@ def make_manifest(
     `dedup.decide` and `shards.write_dropped` give them, `meta` every row
     the builder encoded. Adds each shard's sha256 to `shards`."""
     kept_meta = meta.join(kept.select("seq"), on="seq", how="semi")
-    length = _lengths(shards, directory)
+    separate = config.layout == "separate"
+    length = _lengths(shards, directory, separate)
     for shard in shards:
         shard["sha256"] = file_sha256(directory / shard["file"])
     space = builder.space or DEFAULT_SPACE
@@ -71,7 +80,7 @@ def make_manifest(
             "sha256": tokenizer_sha256,
             "source": builder.tokenizer.source,
         },
-        "ids": "input_ids: binary, little-endian int32 per row",
+        "ids": _IDS_SEPARATE if separate else _IDS,
         "swap": bool(config.swap),
         # The label space (docs/dataset.md, "Label spaces"), and how each
         # input's labels were mapped to it when theirs differ.
@@ -82,7 +91,7 @@ def make_manifest(
         "folds": config.folds,
         "inputs": [_input(inp, config, builder, kept_meta, dropped) for inp in inputs],
         "counts": _counts(builder, inputs, kept, kept_meta, dropped),
-        "stats": _stats(length, builder, config),
+        "stats": _stats(length, builder, config, separate),
         "shards": shards,
         "dropped_file": DROPPED,
     }
@@ -162,28 +171,39 @@ def _ids_shared(kept_meta: pl.DataFrame) -> int:
     return len(kept_meta.filter(unlabelled).join(labelled, on=["source", "id"], how="semi"))
 
 
-def _lengths(shards: list[dict], directory: Path) -> np.ndarray:
-    """The `length` column of every shard, in order."""
+def _lengths(shards: list[dict], directory: Path, separate: bool) -> np.ndarray:
+    """The `length` column of every shard, in order; for the separate
+    layout both sides' (`length`, `length_b`) interleaved as training reads
+    them (rows 2i, 2i + 1)."""
+    names = ["length", "length" + SIDE_B] if separate else ["length"]
     lengths = []
     for shard in shards:
-        t = pq.read_table(directory / shard["file"], columns=["length"])
-        lengths.append(t.column("length").to_numpy())
+        t = pq.read_table(directory / shard["file"], columns=names)
+        if separate:
+            lengths.append(interleave_rows(*(t.column(c).to_numpy() for c in names)))
+        else:
+            lengths.append(t.column("length").to_numpy())
     return np.concatenate(lengths) if lengths else np.zeros(0, np.int32)
 
 
-def _stats(length: np.ndarray, builder: Builder, config: BuildConfig) -> dict:
-    """Tokens, their percentiles per row, the truncated share and the fill
-    of packs of `pack_tokens` (None when a row is longer)."""
+def _stats(length: np.ndarray, builder: Builder, config: BuildConfig, separate: bool) -> dict:
+    """Tokens, their percentiles per sequence (per row; per side of a row
+    in the separate layout), the truncated share and the fill of packs of
+    `pack_tokens` (None when a sequence, or a separate row's pair of sides,
+    which training keeps in one pack, is longer)."""
     fill = None
-    if len(length) and int(length.max()) <= config.pack_tokens:
+    if len(length):
+        longest = (length[0::2] + length[1::2]) if separate else length
+    if len(length) and int(longest.max()) <= config.pack_tokens:
         plan = plan_packs(
-            length.astype(np.int64), config.pack_tokens, pair_swaps=False, shuffle=False
+            length.astype(np.int64), config.pack_tokens, pair_swaps=separate, shuffle=False
         )
         fill = round(plan.fill, 4)
+    sequences = builder.seq * (2 if separate else 1)
     return {
         "tokens": int(length.sum()),
         "length": _percentiles(length),
-        "truncated_share": round(float(builder.stats["truncated"]) / max(builder.seq, 1), 4),
+        "truncated_share": round(float(builder.stats["truncated"]) / max(sequences, 1), 4),
         "pack_tokens": config.pack_tokens,
         "fill": fill,
     }

@@ -28,7 +28,15 @@ from ..labels import LabelSpace, label_space, space_of_width
 from ..pairs import split_pairs, split_rows
 from ..tokenizer import Tokenizer
 from .clean import clean_chunk, dropped_rows, kept_columns, kept_meta, parse_chunk
-from .config import FLAG_LABELS_NORMALISED, FLAG_RELABELLED, REPAIR_KINDS, BuildConfig
+from .config import (
+    FLAG_LABELS_NORMALISED,
+    FLAG_RELABELLED,
+    REPAIR_KINDS,
+    SIDE_B,
+    SWAPPED,
+    BuildConfig,
+    encoder_layout,
+)
 
 # The columns of `Builder.meta()`: one row per row in the parts.
 META_SCHEMA = {
@@ -72,6 +80,12 @@ class Builder:
         if encoder is not None:
             if not isinstance(encoder, Encoder):
                 raise ConfigError(f"encoder must be an af.Encoder, got {type(encoder).__name__}")
+            layout = encoder_layout(encoder.config())
+            if layout != (config.layout or "cross"):
+                raise ConfigError(
+                    f"the encoder given encodes in layout {layout!r}, the build config says "
+                    f"{config.layout!r}: give BuildConfig.layout={layout!r}"
+                )
             self._encoder = Future()
             self._encoder.set_result(encoder)
             self.null_text = encoder.options["null_text"]
@@ -195,6 +209,8 @@ class Builder:
         the tokenizer cannot encode is dropped (`tokenize_error`), alone."""
         if ready is None:
             return
+        # The separate layout gives both sides of every row (2i A, 2i + 1 B);
+        # the cross layout both orders only with swap.
         enc, skipped = self.encoder.encode_rows_skipping(
             ready.rows, ready.kept, swap="both" if self.config.swap else False
         )
@@ -249,8 +265,12 @@ class Builder:
     # -- parts (writer thread) ------------------------------------------------
     def _assemble(self, enc: Encoded, seq: np.ndarray, columns: dict) -> None:
         columns = {"seq": pa.array(seq), **columns}
-        if self.config.swap:
-            columns.update(_split_swapped(enc))
+        if self.config.layout == "separate":
+            # Both sides are sequences the model reads: both count.
+            columns.update(_split_pairs(enc, SIDE_B))
+            self.stats["truncated"] += int(enc.truncated.sum())
+        elif self.config.swap:
+            columns.update(_split_pairs(enc, SWAPPED))
             self.stats["truncated"] += int(split_rows(enc.truncated)[0].sum())
         else:
             columns["input_ids"] = _binary(enc.input_ids, enc.offsets)
@@ -284,35 +304,39 @@ def _make_encoder(config: BuildConfig) -> Encoder:
     """The encoder the config describes (the bundled demo tokenizer when it
     names none)."""
     tok = Tokenizer.from_file(config.tokenizer) if config.tokenizer else Tokenizer.demo()
+    # Named only when not the default, so a cross build makes the encoder
+    # it always made.
+    layout = {"layout": config.layout} if config.layout != "cross" else {}
     return Encoder(
         tok,
         template=config.template,
         strategy=config.strategy,
         max_length=config.max_length,
         num_threads=config.threads,
+        **layout,
         **config.encoder,
     )
 
 
-def _split_swapped(enc: Encoded) -> dict[str, pa.Array]:
-    """The columns of both orders from an encoding of `swap="both"` (row 2i
-    a row as it is, 2i+1 its A/B swap): the even rows under the plain names,
-    the odd ones with a `_swapped` suffix."""
+def _split_pairs(enc: Encoded, suffix: str) -> dict[str, pa.Array]:
+    """The columns of both sequences of each row from an encoding of pairs
+    (rows 2i and 2i+1: a row and its A/B swap, or its A and B sides): the
+    even rows under the plain names, the odd ones with `suffix`."""
     e_ids, e_off, o_ids, o_off = split_pairs(enc.input_ids, enc.offsets)
-    turns_kept, turns_kept_swapped = split_rows(enc.turns_kept)
-    truncated, truncated_swapped = split_rows(enc.truncated)
-    full_length, full_length_swapped = split_rows(enc.full_length)
+    turns_kept, turns_kept_b = split_rows(enc.turns_kept)
+    truncated, truncated_b = split_rows(enc.truncated)
+    full_length, full_length_b = split_rows(enc.full_length)
     return {
         "input_ids": _binary(e_ids, e_off),
         "length": pa.array(np.diff(e_off).astype(np.int32)),
         "turns_kept": pa.array(turns_kept),
         "truncated": pa.array(truncated),
         "full_length": pa.array(full_length.astype(np.int32)),
-        "input_ids_swapped": _binary(o_ids, o_off),
-        "length_swapped": pa.array(np.diff(o_off).astype(np.int32)),
-        "turns_kept_swapped": pa.array(turns_kept_swapped),
-        "truncated_swapped": pa.array(truncated_swapped),
-        "full_length_swapped": pa.array(full_length_swapped.astype(np.int32)),
+        f"input_ids{suffix}": _binary(o_ids, o_off),
+        f"length{suffix}": pa.array(np.diff(o_off).astype(np.int32)),
+        f"turns_kept{suffix}": pa.array(turns_kept_b),
+        f"truncated{suffix}": pa.array(truncated_b),
+        f"full_length{suffix}": pa.array(full_length_b.astype(np.int32)),
     }
 
 

@@ -25,6 +25,7 @@ from ..checks import I64_MAX
 from ..encoder import Template
 from ..errors import InputError
 from ..labels import LABEL_SPACES
+from .config import LAYOUTS
 
 __all__ = ["MAX_BYTES", "check_manifest"]
 
@@ -210,6 +211,20 @@ def _label_space(value: Any, field: str) -> None:
         raise _Invalid(field, f"{shown!r:.40}, expected one of {', '.join(LABEL_SPACES)}")
 
 
+def _check_layout(manifest: dict) -> None:
+    """The encoder's `layout` and `chat_template`, optional (a manifest
+    without them predates them: `cross`, no chat template); the separate
+    layout stores each row's sides, never a swap."""
+    encoder = manifest["encoder"]
+    layout = encoder.get("layout")
+    if layout is not None and layout not in LAYOUTS:
+        shown = layout if isinstance(layout, str) else _kind(layout)
+        raise _Invalid("encoder.layout", f"{shown!r:.40}, expected one of {', '.join(LAYOUTS)}")
+    _optional(_of(str))(encoder.get("chat_template"), "encoder.chat_template")
+    if layout == "separate" and manifest["swap"]:
+        raise _Invalid("swap", "true, but a dataset of the separate layout holds no swapped rows")
+
+
 def check_manifest(manifest: Any, mpath: Path, directory: Path) -> None:
     """InputError unless `manifest` (parsed from `mpath`, the manifest of
     `directory`) holds every field its readers use, of the right type and
@@ -217,6 +232,7 @@ def check_manifest(manifest: Any, mpath: Path, directory: Path) -> None:
     try:
         _SCHEMA(manifest, "")
         _label_space(manifest.get("label_space", "abt"), "label_space")
+        _check_layout(manifest)
         _check_shards(manifest["shards"], directory)
         _check_counts(manifest)
     except _Invalid as exc:

@@ -37,10 +37,11 @@ import pyarrow.parquet as pq
 
 from ..dataset import dataset_space, read_manifest
 from ..dataset.clean import METADATA_COLUMNS
+from ..dataset.config import SIDE_B, SWAPPED, encoder_layout, pair_suffix
 from ..encoder import Template
 from ..errors import InputError
 from ..outputs import TOKENIZER
-from ..row_view import FIELDS, decode_pieces, split_row
+from ..row_view import FIELDS, SIDE_FIELDS, decode_pieces, split_row
 from ..tokenizer import Tokenizer
 from .query import (
     NONE,
@@ -70,6 +71,10 @@ class DatasetTable:
         self.space = dataset_space(self.manifest)
         self.rows = self.manifest["counts"]["rows"]
         self.swap = bool(self.manifest.get("swap"))
+        # The separate layout: each row is two sequences, prompt + A
+        # (`input_ids`) and prompt + B (`input_ids_b`).
+        self.layout = encoder_layout(self.manifest["encoder"])
+        self.separate = pair_suffix(self.manifest) == SIDE_B
         self.files = [self.path / s["file"] for s in self.manifest["shards"]]
         self.starts = np.cumsum([0] + [s["rows"] for s in self.manifest["shards"]])
         self.template = Template(**self.manifest["encoder"]["template"])
@@ -119,7 +124,8 @@ class DatasetTable:
     def _shard_small(self, i: int) -> dict:
         """The small columns of shard `i` as numpy arrays; `source` and
         `language` as (indices into the shard's values, -1 for null; values)."""
-        t = self._columns(i, [*_SMALL, "language"])
+        side_b = ["length" + SIDE_B, "truncated" + SIDE_B] if self.separate else []
+        t = self._columns(i, [*_SMALL, "language", *side_b])
         has_language = "language" in t.column_names
         repairs = t.column("repairs").to_numpy().astype(np.int64)
         out = {
@@ -130,6 +136,11 @@ class DatasetTable:
         }
         for name in ("turns", "turns_kept", "length"):
             out[name] = t.column(name).to_numpy().astype(np.int32)
+        if self.separate:  # a row's tokens are both sides'; either side cut, it is cut
+            out["length"] += t.column("length" + SIDE_B).to_numpy().astype(np.int32)
+            out["truncated"] = out["truncated"] | t.column("truncated" + SIDE_B).to_numpy(
+                zero_copy_only=False
+            )
         out["source"] = _dictionary(t.column("source"))
         if has_language:
             out["language"] = _dictionary(t.column("language"))
@@ -421,14 +432,23 @@ class DatasetTable:
                 if not chunk:
                     scan.done = True
                     break
-                for i, ids in zip(chunk, self.ids_of(chunk)):
-                    if needle in self.tokenizer.decode(ids.tolist()).casefold():
+                for i, text in zip(chunk, self._texts(chunk)):
+                    if needle in text.casefold():
                         scan.matches.append(i)
                 scan.next += len(chunk)
                 scan.done = scan.next >= len(candidates)
                 if time.perf_counter() > deadline:
                     break
             return scan
+
+    def _texts(self, indices: list) -> list:
+        """Rows `indices` decoded, for the text search: both sides of a
+        separate-layout row (answer B is only in its B side)."""
+        texts = [self.tokenizer.decode(ids.tolist()) for ids in self.ids_of(indices)]
+        if self.separate:
+            sides = self.ids_of(indices, SIDE_B)
+            texts = [f"{a}\n{self.tokenizer.decode(b.tolist())}" for a, b in zip(texts, sides)]
+        return texts
 
     # -- one row -------------------------------------------------------------------------
     @property
@@ -438,9 +458,11 @@ class DatasetTable:
                 self._tokenizer = Tokenizer.from_file(self.path / TOKENIZER)
             return self._tokenizer
 
-    def ids_of(self, indices: list, swapped: bool = False) -> list:
-        """The ids of rows `indices` (in one order), as int32 arrays."""
-        column = "input_ids_swapped" if swapped else "input_ids"
+    def ids_of(self, indices: list, suffix: str = "") -> list:
+        """The ids of rows `indices` as int32 arrays: of their first sequence,
+        or with `suffix` of their second (`_swapped`: the A/B swap; `_b`:
+        the B side of the separate layout)."""
+        column = "input_ids" + suffix
         out: list = [None] * len(indices)
         for shard, (where, local) in self._by_shard(indices).items():
             values = self._read(shard, [column], local).column(column)
@@ -453,13 +475,14 @@ class DatasetTable:
             raise IndexError(f"row {index} is not in [0, {self.rows})")
 
     def row(self, index: int) -> dict:
-        """Row `index` with its text columns, labels and, per order it has
-        (`original`, `swapped`), its encoded form split into turns."""
+        """Row `index` with its text columns, labels and, per sequence it has
+        (its `original` order and `swapped` with --swap; its sides `a` and
+        `b` in the separate layout), its encoded form split into turns."""
         self.check_row(index)
         shard = int(np.searchsorted(self.starts, index, side="right") - 1)
         local = index - int(self.starts[shard])
         columns = [*TEXT_COLUMNS, "source", "fold", "labels", "repairs", "flags", "turns"]
-        for suffix in ("", "_swapped") if self.swap else ("",):
+        for _, suffix, _ in self._sequences():
             columns += [f"{c}{suffix}" for c in ("length", "turns_kept", "truncated")]
             columns.append(f"full_length{suffix}")
         row = self._read(shard, columns, [local]).to_pylist()[0]
@@ -468,32 +491,53 @@ class DatasetTable:
         row["labels_named"] = (
             None if labels is None else list(zip(self.space.names, [float(x) for x in labels]))
         )
-        row["orders"] = [self._order(index, row, False)]
-        if self.swap:
-            row["orders"].append(self._order(index, row, True))
+        row["orders"] = [self._order(index, row, *seq) for seq in self._sequences()]
         return row
 
-    def _order(self, index: int, row: dict, swapped: bool) -> dict:
-        suffix = "_swapped" if swapped else ""
-        ids = self.ids_of([index], swapped)[0]
+    def _sequences(self) -> list:
+        """(name, column suffix, title) of each sequence a row holds."""
+        if self.separate:
+            return [
+                ("a", "", "A side: the prompt with response A"),
+                ("b", SIDE_B, "B side: the prompt with response B"),
+            ]
+        orders = [("original", "", "Original order")]
+        if self.swap:
+            orders.append(("swapped", SWAPPED, "Swapped order (B's answer first)"))
+        return orders
+
+    def _order(self, index: int, row: dict, name: str, suffix: str, title: str) -> dict:
+        ids = self.ids_of([index], suffix)[0]
         enc = self.manifest["encoder"]
+        fields = SIDE_FIELDS[name.upper()] if self.separate else FIELDS
         spans = split_row(
-            ids, self.tokenizer, self.template, enc["bos_token_id"], enc["eos_token_id"]
+            ids,
+            self.tokenizer,
+            self.template,
+            enc["bos_token_id"],
+            enc["eos_token_id"],
+            fields=len(fields),
         )
+        swapped = suffix == SWAPPED
         models = (row["model_b"], row["model_a"]) if swapped else (row["model_a"], row["model_b"])
+        if self.separate:  # one answer, that side's model
+            models = (row["model_a"] if name == "a" else row["model_b"],)
         return {
+            "name": name,
+            "title": title,
             "swapped": swapped,
             "length": row[f"length{suffix}"],
             "full_length": row[f"full_length{suffix}"],
             "turns_kept": row[f"turns_kept{suffix}"],
             "truncated": row[f"truncated{suffix}"],
             "models": models,
-            "blocks": self._blocks(ids, spans),
+            "blocks": self._blocks(ids, spans, fields),
         }
 
-    def _blocks(self, ids: np.ndarray, spans: list) -> list:
+    def _blocks(self, ids: np.ndarray, spans: list, fields: tuple = FIELDS) -> list:
         """The spans grouped for display: one block per piece outside the
-        turns, one per turn field; each with its decoded pieces and tokens."""
+        turns, one per turn field (named by `fields`); each with its decoded
+        pieces and tokens."""
         blocks: list = []
         for span in spans:
             pieces = decode_pieces(self.tokenizer, ids[span.start : span.stop].tolist())
@@ -502,7 +546,7 @@ class DatasetTable:
             if blocks and blocks[-1]["key"] == key:
                 block = blocks[-1]
             else:
-                name = FIELDS[span.field] if span.field is not None else span.kind
+                name = fields[span.field] if span.field is not None else span.kind
                 kind = "field" if span.field is not None else span.kind
                 block = {"key": key, "name": name, "kind": kind, "turn": span.turn}
                 block.update(parts=[], tokens=0)
