@@ -145,7 +145,9 @@ def test_layout_errors_are_clear(tmp_path, capsys):
     assert main([*argv, "--layout", "separate", "--swap"]) == 1
     err = capsys.readouterr().err
     assert "always stores both sides" in err and len(err.strip().splitlines()) == 1
-    assert main([*argv, "--layout", "sideways"]) == 2
+    with pytest.raises(SystemExit) as usage:
+        main([*argv, "--layout", "sideways"])
+    assert usage.value.code == 2 and "invalid choice: 'sideways'" in capsys.readouterr().err
     assert not out.exists()
 
 
