@@ -24,6 +24,7 @@ __all__ = [
     "Encoder",
     "TEMPLATES",
     "STRATEGIES",
+    "LAYOUTS",
     "DEFAULT_MAX_LENGTH",
     "MAX_THREADS",
     "check_threads",
@@ -31,6 +32,7 @@ __all__ = [
 
 TEMPLATES = ("rounds", "pab", "concat", "tags")
 STRATEGIES = ("fourth_place", "fair", "drop_oldest", "none")
+LAYOUTS = ("cross", "separate")
 # The token budget per row when none is given (the encoder, a build, the CLI).
 DEFAULT_MAX_LENGTH = 2048
 
@@ -136,6 +138,11 @@ class Encoder:
         keep_first_turns: `drop_oldest`: the first turns kept before the newest.
         tail_ratios, min_tail_tokens: `fourth_place`: the cut turn's shares of
             prompt, A and B, and the smallest remainder worth cutting into.
+        layout: `cross` (one sequence per row: the prompt and both answers)
+            or `separate` (two rows per row: 2i the prompt turns with answer
+            A's, 2i+1 with answer B's; `is_swapped` marks the B sequence; the
+            shared prompt turns cut identically on both; docs/encoding.md,
+            "Separate layout and chat templates").
     """
 
     def __init__(
@@ -156,6 +163,7 @@ class Encoder:
         keep_first_turns: int = 0,
         tail_ratios: Sequence[float] = (0.2, 0.4, 0.4),
         min_tail_tokens: int = 80,
+        layout: str = "cross",
     ):
         if isinstance(tokenizer, str):
             tokenizer = Tokenizer.from_file(tokenizer)
@@ -167,6 +175,8 @@ class Encoder:
             template = Template.preset(template)
         if not isinstance(template, Template):
             raise ConfigError("template must be a preset name or an af.Template")
+        if layout not in LAYOUTS:
+            raise ConfigError(f"layout must be one of {LAYOUTS}, got {layout!r}")
         if tokenize not in ("split", "joint"):
             raise ConfigError(f"tokenize must be 'split' or 'joint', got {tokenize!r}")
         if strategy not in STRATEGIES:
@@ -204,7 +214,9 @@ class Encoder:
             keep_first_turns=keep_first_turns,
             tail_ratios=ratios,
             min_tail_tokens=min_tail_tokens,
+            layout=layout,
         )
+        self._strip = (False, False)
         self._core = self._build()
 
     def _build(self) -> _core.Encoder:
@@ -226,11 +238,18 @@ class Encoder:
             keep_first_turns=o["keep_first_turns"],
             tail_ratios=list(o["tail_ratios"]),
             min_tail_tokens=o["min_tail_tokens"],
+            layout=o["layout"],
+            strip=list(self._strip),
         )
 
     @property
     def max_length(self) -> int:
         return self.options["max_length"]
+
+    @property
+    def layout(self) -> str:
+        """`cross` or `separate` (two rows per input row)."""
+        return self.options["layout"]
 
     def config(self) -> dict[str, Any]:
         """Everything that determines the ids (for manifests and bundles)."""
@@ -250,6 +269,8 @@ class Encoder:
         template = Template(**cfg.pop("template"))
         bos, eos = cfg.pop("bos_token_id"), cfg.pop("eos_token_id")
         cfg["tail_ratios"] = tuple(cfg["tail_ratios"])
+        # Manifests and bundles written before the separate layout.
+        cfg.setdefault("layout", "cross")
         cfg.update(overrides)
         return cls(
             tokenizer,
@@ -259,11 +280,22 @@ class Encoder:
             **cfg,
         )
 
+    def _swap_mode(self, swap: Union[bool, str]) -> str:
+        mode = _swap_mode(swap)
+        if mode != "original" and self.layout == "separate":
+            raise ConfigError(
+                f"swap={swap!r} with layout='separate': each row already gives both "
+                "sequences of its pair (prompt + A as row 2i, prompt + B as row 2i+1), "
+                "so swap must be False"
+            )
+        return mode
+
     def encode(self, prompts, responses_a, responses_b, swap: Union[bool, str] = False) -> Encoded:
         """Encode rows given as lists of turns (`str` or `None`; a bare `str`
         is one turn). `swap`: False, True (A and B exchanged) or "both" (row 2i
-        original, 2i+1 its swap, from the same token segments)."""
-        mode = _swap_mode(swap)
+        original, 2i+1 its swap, from the same token segments); in the
+        separate layout only False (its rows come in pairs already)."""
+        mode = self._swap_mode(swap)
         return Encoded(self._core.encode(prompts, responses_a, responses_b, mode))
 
     def explain(self, prompt, response_a, response_b, swapped: bool = False) -> dict[str, Any]:
@@ -287,7 +319,7 @@ class Encoder:
     ) -> Encoded:
         """Encode rows given as the JSON-list strings of the Kaggle CSV columns
         (parsed in Rust; nulls and lone surrogates repaired and flagged)."""
-        mode = _swap_mode(swap)
+        mode = self._swap_mode(swap)
         return Encoded(self._core.encode_json(prompts, responses_a, responses_b, mode))
 
     def encode_rows(self, rows, idx=None, swap: Union[bool, str] = False) -> Encoded:
@@ -295,7 +327,7 @@ class Encoder:
         rows `idx` (an int64 array; all when None), in that order. A text the
         tokenizer cannot encode is a `TokenizerError` naming the row of
         `rows` and the column."""
-        mode = _swap_mode(swap)
+        mode = self._swap_mode(swap)
         if idx is not None:
             idx = int64_array("idx", idx)
         return Encoded(self._core.encode_rows(rows, idx, mode))
@@ -308,7 +340,7 @@ class Encoder:
         instead of failing the call. Returns the encoded rows and the skipped
         ones as (position in `idx`, column or None for a template string,
         message); `Encoded.source_row` gives each encoded row's position."""
-        mode = _swap_mode(swap)
+        mode = self._swap_mode(swap)
         if idx is not None:
             idx = int64_array("idx", idx)
         out = self._core.encode_rows(rows, idx, mode, skip_failed=True)
@@ -321,6 +353,7 @@ class Encoder:
             "bos": self.bos_token_id,
             "eos": self.eos_token_id,
             "options": self.options,
+            "strip": self._strip,
         }
 
     def __setstate__(self, state):
@@ -328,12 +361,13 @@ class Encoder:
         self.template = state["template"]
         self.bos_token_id = state["bos"]
         self.eos_token_id = state["eos"]
-        self.options = state["options"]
+        self.options = {"layout": "cross", **state["options"]}
+        self._strip = tuple(state.get("strip", (False, False)))
         self._core = self._build()
 
     def __repr__(self) -> str:
         o = self.options
         return (
             f"<arena_fast.Encoder strategy={o['strategy']} max_length={o['max_length']} "
-            f"tokenize={o['tokenize']}>"
+            f"tokenize={o['tokenize']} layout={o['layout']}>"
         )

@@ -458,6 +458,46 @@ fn no_budget(cfg: &BudgetConfig, frame: &Frame, turns: &[TurnLens]) -> Plan {
     }
 }
 
+/// Tokens a segment of `len` tokens takes when kept as `cut`.
+fn cost(cut: Cut, len: usize, marker: usize) -> usize {
+    match cut {
+        Cut::Full => len,
+        Cut::Part { head, tail } => head + tail + marker,
+    }
+}
+
+/// The separate layout's rule for the prompt turns the two sides of a pair
+/// share (docs/encoding.md, "Separate layout and chat templates"): each side
+/// was planned alone (`plans[s]` over `turns[s]`); both then keep only the
+/// turns both plans kept, and in each of them the prompt segment as the plan
+/// that lays it out in fewer tokens cuts it (side A's on a tie). Each side
+/// only loses tokens, so both still fit; the prompt ids come out the same.
+/// A plan with a `body_limit` (strategy `none`) keeps every turn whole and
+/// is left as it is.
+pub fn share_prompt(plans: &mut [Plan; 2], turns: [&[TurnLens]; 2], marker: usize) {
+    if plans.iter().any(|p| p.body_limit.is_some()) {
+        return;
+    }
+    let [a, b] = plans;
+    a.turns.retain(|t| b.turns.iter().any(|u| u.turn == t.turn));
+    b.turns.retain(|t| a.turns.iter().any(|u| u.turn == t.turn));
+    for (ta, tb) in a.turns.iter_mut().zip(b.turns.iter_mut()) {
+        let len = turns[0][ta.turn].seg[0];
+        let (ca, cb) = (ta.cuts[0], tb.cuts[0]);
+        let cut = if cost(cb, len, marker) < cost(ca, len, marker) {
+            cb
+        } else {
+            ca
+        };
+        ta.cuts[0] = cut;
+        tb.cuts[0] = cut;
+    }
+    for (s, plan) in plans.iter_mut().enumerate() {
+        plan.turns_kept = plan.turns.len();
+        plan.truncated = plan.turns_kept < turns[s].len() || any_cut(&plan.turns);
+    }
+}
+
 /// Length of the sequence a plan lays out (for tests and diagnostics).
 pub fn planned_len(frame: &Frame, turns: &[TurnLens], plan: &Plan) -> usize {
     let mut body = 0;

@@ -14,6 +14,8 @@ use crate::tokenize::ArenaTokenizer;
 use crate::turns::RowTurns;
 use crate::word_cache::{with_thread_cache, WordCache};
 
+mod separate;
+
 /// Which A/B orders to produce for each row.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Swap {
@@ -33,6 +35,43 @@ impl Swap {
             other => Err(ConfigError::Invalid(format!(
                 "swap must be False, True or 'both', got {other:?}"
             ))),
+        }
+    }
+}
+
+/// What one input row becomes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Layout {
+    /// One sequence: the prompt and both answers of every turn (swap picks
+    /// the order of the answers).
+    Cross,
+    /// Two sequences, rows 2i and 2i+1: the prompt turns with answer A's
+    /// turns, then with answer B's (docs/encoding.md, "Separate layout and
+    /// chat templates"). `strip[0]` / `strip[1]`: prompt / answer texts are
+    /// stripped of surrounding whitespace first (Python's `str.strip`, as a
+    /// chat template's `| trim` does).
+    Separate { strip: [bool; 2] },
+}
+
+impl Layout {
+    /// The names the bindings pass: "cross", "separate".
+    pub fn parse(name: &str) -> Result<Layout, ConfigError> {
+        match name {
+            "cross" => Ok(Layout::Cross),
+            "separate" => Ok(Layout::Separate {
+                strip: [false, false],
+            }),
+            other => Err(ConfigError::Invalid(format!(
+                "layout must be 'cross' or 'separate', got {other:?}"
+            ))),
+        }
+    }
+
+    /// Fields per turn: prompt, A, B (cross) or prompt, answer (separate).
+    pub fn fields(self) -> usize {
+        match self {
+            Layout::Cross => 3,
+            Layout::Separate { .. } => 2,
         }
     }
 }
@@ -151,6 +190,10 @@ pub struct Encoder {
     header_lens: Vec<usize>,
     fixed: usize,
     pool: Option<rayon::ThreadPool>,
+    layout: Layout,
+    /// The budget a side of the separate layout is planned with: the
+    /// answer's `fourth_place` share is the two answers' shares together.
+    side_budget: BudgetConfig,
 }
 
 /// A field of one turn as token slices: `pre ++ body` is the segment.
@@ -186,6 +229,16 @@ fn ids(v: &[u32]) -> impl Iterator<Item = i32> + '_ {
 
 impl Encoder {
     pub fn new(tok: Arc<ArenaTokenizer>, cfg: EncoderConfig) -> Result<Encoder, CoreError> {
+        Self::with_layout(tok, cfg, Layout::Cross)
+    }
+
+    /// An encoder of `layout`; the separate layout uses the template's
+    /// prompt and response A strings (field B's are not used).
+    pub fn with_layout(
+        tok: Arc<ArenaTokenizer>,
+        cfg: EncoderConfig,
+        layout: Layout,
+    ) -> Result<Encoder, CoreError> {
         cfg.budget.validate()?;
         let t = &cfg.template;
         // Template strings are markup: their special tokens stay special.
@@ -210,6 +263,9 @@ impl Encoder {
             cfg.bos.is_some() as usize + begin.len() + end.len() + cfg.eos.is_some() as usize;
         let pool = pool::own_pool(cfg.num_threads)?;
         let header_lens = headers.iter().map(Vec::len).collect();
+        let mut side_budget = cfg.budget.clone();
+        let r = cfg.budget.tail_ratios;
+        side_budget.tail_ratios = [r[0], r[1] + r[2], 0.0];
         let enc = Encoder {
             tok,
             cfg,
@@ -222,13 +278,16 @@ impl Encoder {
             header_lens,
             fixed,
             pool,
+            layout,
+            side_budget,
         };
         let frame = enc.frame(&enc.header_lens);
-        let prefix_lens = [
+        let mut prefix_lens = [
             enc.prefixes[0].len(),
             enc.prefixes[1].len(),
             enc.prefixes[2].len(),
         ];
+        prefix_lens[2] *= (layout.fields() == 3) as usize;
         let least = budget::min_max_length(enc.cfg.budget.strategy, &frame, prefix_lens);
         if enc.cfg.budget.max_length < least {
             return Err(ConfigError::Invalid(format!(
@@ -248,14 +307,21 @@ impl Encoder {
         &self.tok
     }
 
+    pub fn layout(&self) -> Layout {
+        self.layout
+    }
+
+    /// The row-independent lengths; the separate layout has no third field
+    /// (its suffix counts 0).
     fn frame<'a>(&self, headers: &'a [usize]) -> Frame<'a> {
+        let third = (self.layout.fields() == 3) as usize;
         Frame {
             fixed: self.fixed,
             headers,
             suffix: [
                 self.suffixes[0].len(),
                 self.suffixes[1].len(),
-                self.suffixes[2].len(),
+                self.suffixes[2].len() * third,
             ],
             marker: self.marker.len(),
         }
@@ -371,6 +437,14 @@ impl Encoder {
     where
         F: Fn(usize) -> Result<Cow<'r, RowTurns>, EncodeError> + Sync,
     {
+        if self.layout != Layout::Cross && swap != Swap::Original {
+            return Err(ConfigError::Invalid(
+                "swap must be False in the separate layout: each row already gives both \
+                 sequences of its pair (prompt + A as row 2i, prompt + B as row 2i+1)"
+                    .into(),
+            )
+            .into());
+        }
         type Part = (Encoded, Vec<Skipped>);
         let chunk = |c: usize| -> Result<Part, EncodeError> {
             let mut out = Encoded::with_offsets();
@@ -433,8 +507,11 @@ impl Encoder {
         };
         let mut probe = Probe::default();
         let mut encoded = Encoded::with_offsets();
-        with_thread_cache(self.tok.id(), |cache| {
-            self.encode_row(0, row, swap, cache, &mut encoded, Some(&mut probe))
+        with_thread_cache(self.tok.id(), |cache| match self.layout {
+            Layout::Cross => self.encode_row(0, row, swap, cache, &mut encoded, Some(&mut probe)),
+            Layout::Separate { .. } => {
+                self.encode_separate(0, row, &[swapped], cache, &mut encoded, Some(&mut probe))
+            }
         })?;
         Ok(Explained {
             encoded,
@@ -452,17 +529,11 @@ impl Encoder {
         out: &mut Encoded,
         mut probe: Option<&mut Probe>,
     ) -> Result<(), EncodeError> {
+        if let Layout::Separate { .. } = self.layout {
+            return self.encode_separate(row, turns, &[false, true], cache, out, probe);
+        }
         let n_total = turns.n_turns();
-        // The texts laid out per turn; `concat` joins every turn into one.
-        let joined: Vec<[Cow<str>; 3]> = match &self.cfg.template.join_turns {
-            Some(sep) if n_total > 0 => {
-                vec![[0, 1, 2].map(|f| Cow::Owned(turns.fields[f].join(sep)))]
-            }
-            Some(_) => vec![],
-            None => (0..n_total)
-                .map(|t| [0, 1, 2].map(|f| Cow::Borrowed(turns.fields[f][t].as_str())))
-                .collect(),
-        };
+        let joined = self.texts(turns);
         let variants: &[bool] = match swap {
             Swap::Original => &[false],
             Swap::Swapped => &[true],
@@ -499,26 +570,8 @@ impl Encoder {
             }
         }
         let n = joined.len();
-        let mut extra_headers: Vec<usize> = Vec::new();
-        let header_lens: Vec<usize> = self.headers.iter().map(Vec::len).collect();
-        if n > CACHED_HEADERS {
-            extra_headers = header_lens.clone();
-            for i in CACHED_HEADERS + 1..=n {
-                let h = self
-                    .header_ids(i, cache)
-                    .map_err(|source| EncodeError::Tokenizer {
-                        row,
-                        column: None,
-                        source,
-                    })?;
-                extra_headers.push(h.len());
-            }
-        }
-        let frame = self.frame(if n > CACHED_HEADERS {
-            &extra_headers
-        } else {
-            &header_lens
-        });
+        let header_lens = self.header_lengths(row, n, cache)?;
+        let frame = self.frame(&header_lens);
         for &swapped in variants {
             let segs: Vec<[Seg; 3]> = (0..n)
                 .map(|t| {
@@ -555,7 +608,7 @@ impl Encoder {
             if let Some(probe) = probe.as_deref_mut() {
                 let seg_lens: Vec<[usize; 3]> = lens.iter().map(|l| l.seg).collect();
                 let kept: Vec<_> = plan.turns.iter().map(|t| (t.turn, t.cuts)).collect();
-                probe.segments(&seg_lens, &kept);
+                probe.segments(&seg_lens, &kept, 3);
             }
             let full: usize = frame.fixed
                 + lens
@@ -568,6 +621,7 @@ impl Encoder {
             let row_start = out.input_ids.len();
             self.assemble(
                 &segs,
+                3,
                 &plan,
                 cache,
                 &mut out.input_ids,
@@ -596,6 +650,44 @@ impl Encoder {
         Ok(())
     }
 
+    /// The texts laid out per turn; `concat` joins every turn into one.
+    fn texts<'t>(&self, turns: &'t RowTurns) -> Vec<[Cow<'t, str>; 3]> {
+        match &self.cfg.template.join_turns {
+            Some(sep) if turns.n_turns() > 0 => {
+                vec![[0, 1, 2].map(|f| Cow::Owned(turns.fields[f].join(sep)))]
+            }
+            Some(_) => vec![],
+            None => (0..turns.n_turns())
+                .map(|t| [0, 1, 2].map(|f| Cow::Borrowed(turns.fields[f][t].as_str())))
+                .collect(),
+        }
+    }
+
+    /// The headers' lengths for `n` laid-out turns: the cached ones, and
+    /// past them each tokenized (through `cache`).
+    fn header_lengths(
+        &self,
+        row: usize,
+        n: usize,
+        cache: &mut WordCache,
+    ) -> Result<Cow<'_, [usize]>, EncodeError> {
+        if n <= CACHED_HEADERS {
+            return Ok(Cow::Borrowed(&self.header_lens));
+        }
+        let mut lens = self.header_lens.clone();
+        for i in CACHED_HEADERS + 1..=n {
+            let h = self
+                .header_ids(i, cache)
+                .map_err(|source| EncodeError::Tokenizer {
+                    row,
+                    column: None,
+                    source,
+                })?;
+            lens.push(h.len());
+        }
+        Ok(Cow::Owned(lens))
+    }
+
     /// The header at 1-based `position`; past the cached ones it is
     /// tokenized through `cache`, the word cache the caller already holds
     /// (`ArenaTokenizer::encode` would borrow this thread's cache again).
@@ -616,9 +708,11 @@ impl Encoder {
 
     /// The row's ids after `out[..row_start]`; each piece noted in `probe`
     /// (positions from `row_start`) when there is one.
+    #[allow(clippy::too_many_arguments)]
     fn assemble(
         &self,
         segs: &[[Seg; 3]],
+        fields: usize,
         plan: &Plan,
         cache: &mut WordCache,
         out: &mut Vec<i32>,
@@ -635,7 +729,7 @@ impl Encoder {
             let turn = Some(tp.turn);
             out.extend(ids(&self.header_ids(pos + 1, cache)?));
             note.mark(SpanKind::Header, turn, None, out);
-            for f in 0..3 {
+            for f in 0..fields {
                 let seg = segs[tp.turn][f];
                 match tp.cuts[f] {
                     Cut::Full => note.piece(seg, 0, seg.len(), turn, f, out),

@@ -89,11 +89,12 @@ impl Probe {
     }
 
     /// Every segment of `lens` (full lengths per turn and field) with what
-    /// `kept` (turn index and cuts, per kept turn) keeps of it.
-    pub fn segments(&mut self, lens: &[[usize; 3]], kept: &[(usize, [Cut; 3])]) {
+    /// `kept` (turn index and cuts, per kept turn) keeps of it; the first
+    /// `fields` fields of each turn (3 in the cross layout, 2 in the separate).
+    pub fn segments(&mut self, lens: &[[usize; 3]], kept: &[(usize, [Cut; 3])], fields: usize) {
         for (turn, seg) in lens.iter().enumerate() {
             let plan = kept.iter().find(|(t, _)| *t == turn);
-            for field in 0..3 {
+            for field in 0..fields {
                 let (kept, cut) = match plan.map(|(_, cuts)| cuts[field]) {
                     None => (0, seg[field] > 0),
                     Some(Cut::Full) => (seg[field], false),

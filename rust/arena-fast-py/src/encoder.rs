@@ -4,6 +4,7 @@
 use std::sync::Arc;
 
 use arena_fast_core::budget::{Keep, Strategy};
+use arena_fast_core::encode::Layout;
 use arena_fast_core::turns::repair;
 use arena_fast_core::{
     check_threads, BudgetConfig, Column, EncodeError, Encoded, Encoder, EncoderConfig, RowTurns,
@@ -248,7 +249,8 @@ impl PyEncoder {
     #[new]
     #[pyo3(signature = (tokenizer, template, *, strategy, max_length, joint, bos, eos,
         split_special_tokens, null_text, num_threads, prompt_weight, min_segment_tokens,
-        keep, keep_first_turns, tail_ratios, min_tail_tokens))]
+        keep, keep_first_turns, tail_ratios, min_tail_tokens, layout = "cross",
+        strip = [false, false]))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
@@ -268,6 +270,8 @@ impl PyEncoder {
         keep_first_turns: usize,
         tail_ratios: [f64; 3],
         min_tail_tokens: usize,
+        layout: &str,
+        strip: [bool; 2],
     ) -> PyResult<PyEncoder> {
         guarded(py, || {
             let config_err = |e: arena_fast_core::ConfigError| from_core(py, e.into());
@@ -293,8 +297,12 @@ impl PyEncoder {
                 null_text,
                 num_threads,
             };
+            let layout = match Layout::parse(layout).map_err(config_err)? {
+                Layout::Separate { .. } => Layout::Separate { strip },
+                Layout::Cross => Layout::Cross,
+            };
             let tok = tokenizer.inner.clone();
-            let inner = detached(py, move || Encoder::new(tok, cfg))?;
+            let inner = detached(py, move || Encoder::with_layout(tok, cfg, layout))?;
             Ok(PyEncoder {
                 inner: Arc::new(inner),
             })

@@ -1,0 +1,149 @@
+//! The separate layout: a row gives two sequences, the prompt turns with
+//! answer A's turns (row 2i) and with answer B's (row 2i+1), planned side by
+//! side so that the prompt turns they share are cut identically
+//! (`budget::share_prompt`; the rules in docs/encoding.md, "Separate layout
+//! and chat templates").
+
+use super::{Encoded, Encoder, Layout, Seg};
+use crate::budget::{self, TurnLens};
+use crate::error::{Column, EncodeError};
+use crate::explain::Probe;
+use crate::turns::RowTurns;
+use crate::word_cache::WordCache;
+
+/// Python's `str.strip()` with no argument: Unicode whitespace, and the
+/// four separators (U+001C..U+001F) Python counts as whitespace and Rust
+/// does not. Jinja's `trim` is this in transformers.
+pub fn py_strip(text: &str) -> &str {
+    text.trim_matches(|c: char| c.is_whitespace() || ('\u{1c}'..='\u{1f}').contains(&c))
+}
+
+impl Encoder {
+    /// The sides `sides` (false: A, true: B) of one row, in that order.
+    pub(super) fn encode_separate(
+        &self,
+        row: usize,
+        turns: &RowTurns,
+        sides: &[bool],
+        cache: &mut WordCache,
+        out: &mut Encoded,
+        mut probe: Option<&mut Probe>,
+    ) -> Result<(), EncodeError> {
+        let strip = match self.layout {
+            Layout::Separate { strip } => strip,
+            Layout::Cross => [false, false],
+        };
+        let n_total = turns.n_turns();
+        let texts = self.texts(turns);
+        let n = texts.len();
+        // Field f's segment body for a text of column `src`: the text alone
+        // (split) or the field's prefix with it (joint).
+        let mut body = |f: usize, src: usize, text: &str| -> Result<Vec<u32>, EncodeError> {
+            let text = if strip[f.min(1)] {
+                py_strip(text)
+            } else {
+                text
+            };
+            if self.cfg.joint {
+                let prefix = &self.cfg.template.prefixes[f];
+                let mut s = String::with_capacity(prefix.len() + text.len());
+                s.push_str(prefix);
+                s.push_str(text);
+                self.tokenize(row, Column::ALL[src], &s, cache)
+            } else {
+                self.tokenize(row, Column::ALL[src], text, cache)
+            }
+        };
+        // bodies[t] = [prompt, answer A, answer B].
+        let mut bodies: Vec<[Vec<u32>; 3]> = Vec::with_capacity(n);
+        for t in &texts {
+            bodies.push([body(0, 0, &t[0])?, body(1, 1, &t[1])?, body(1, 2, &t[2])?]);
+        }
+        let header_lens = self.header_lengths(row, n, cache)?;
+        let frame = self.frame(&header_lens);
+        let pre: [&[u32]; 2] = if self.cfg.joint {
+            [&[], &[]]
+        } else {
+            [&self.prefixes[0], &self.prefixes[1]]
+        };
+        let protect = [self.prefixes[0].len(), self.prefixes[1].len(), 0];
+        // Per side, per turn: [prompt, answer, nothing].
+        let segs: [Vec<[Seg; 3]>; 2] = [1, 2].map(|src| {
+            bodies
+                .iter()
+                .map(|b| {
+                    [
+                        Seg {
+                            pre: pre[0],
+                            body: &b[0],
+                        },
+                        Seg {
+                            pre: pre[1],
+                            body: &b[src],
+                        },
+                        Seg {
+                            pre: &[],
+                            body: &[],
+                        },
+                    ]
+                })
+                .collect()
+        });
+        let lens: [Vec<TurnLens>; 2] = [0, 1].map(|s| {
+            segs[s]
+                .iter()
+                .map(|seg| TurnLens {
+                    seg: [seg[0].len(), seg[1].len(), 0],
+                    protect,
+                })
+                .collect()
+        });
+        let mut plans = [0, 1].map(|s| budget::plan(&self.side_budget, &frame, &lens[s]));
+        budget::share_prompt(&mut plans, [&lens[0], &lens[1]], frame.marker);
+        for &side in sides {
+            let s = side as usize;
+            let plan = &plans[s];
+            if let Some(probe) = probe.as_deref_mut() {
+                let seg_lens: Vec<[usize; 3]> = lens[s].iter().map(|l| l.seg).collect();
+                let kept: Vec<_> = plan.turns.iter().map(|t| (t.turn, t.cuts)).collect();
+                probe.segments(&seg_lens, &kept, 2);
+            }
+            let full: usize = frame.fixed
+                + lens[s]
+                    .iter()
+                    .enumerate()
+                    .map(|(t, l)| {
+                        frame.headers[t] + (0..2).map(|f| frame.suffix[f] + l.seg[f]).sum::<usize>()
+                    })
+                    .sum::<usize>();
+            let row_start = out.input_ids.len();
+            self.assemble(
+                &segs[s],
+                2,
+                plan,
+                cache,
+                &mut out.input_ids,
+                row_start,
+                probe.as_deref_mut(),
+            )
+            .map_err(|source| EncodeError::Tokenizer {
+                row,
+                column: None,
+                source,
+            })?;
+            out.offsets.push(out.input_ids.len() as i64);
+            out.turns_total.push(n_total as i32);
+            let kept = match self.cfg.template.join_turns {
+                Some(_) if plan.turns_kept > 0 => n_total,
+                _ => plan.turns_kept,
+            };
+            out.turns_kept.push(kept as i32);
+            out.truncated.push(plan.truncated);
+            out.full_lengths.push(full as i64);
+            out.repairs.push(turns.repairs);
+            out.is_swapped.push(side);
+            out.source_row.push(row as i64);
+        }
+        Ok(())
+    }
+}
