@@ -210,6 +210,30 @@ def test_cli_builds_a_separate_dataset(tmp_path, capsys):
     assert load_dataset(out).layout == "separate"
 
 
+@pytest.mark.parametrize("template", ["rounds", "pab", "tags"])
+def test_split_row_takes_a_side_apart(template):
+    """A side of the separate layout is two fields a turn (the prompt, then
+    the answer, placed with response A's strings): split_row(fields=2)
+    gives back the texts of each side of an uncut row."""
+    from arena_fast.row_view import split_row
+
+    tok = af.Tokenizer.demo()
+    enc = af.Encoder(tok, template=template, layout="separate", max_length=4096)
+    prompt, a, b = ["first question", "second question"], ["answer one", "two"], ["uno", "dos"]
+    pair = enc.encode([prompt], [a], [b])
+    for side, answer in ((0, a), (1, b)):
+        ids = pair[side].tolist()
+        spans = split_row(ids, tok, enc.template, enc.bos_token_id, enc.eos_token_id, fields=2)
+        assert [s.start for s in spans[1:]] == [s.stop for s in spans[:-1]]
+        assert spans[0].start == 0 and spans[-1].stop == len(ids)
+        texts = {
+            (s.turn, s.field): tok.decode(ids[s.start : s.stop]) for s in spans if s.kind == "text"
+        }
+        assert texts == {
+            (t + 1, f): text for t in range(2) for f, text in enumerate((prompt[t], answer[t]))
+        }
+
+
 # -- the readers' preference sources, on real rows -------------------------------------
 
 
@@ -275,8 +299,10 @@ def test_preference_sources_build_separate_datasets(tmp_path, data_dir, name, ro
 
 
 def test_arena_rows_keep_their_ties(tmp_path, data_dir):
-    source = data_dir / "kaggle_train_head100.csv"
+    # Multi-turn rows, null turns (repaired), ties.
+    source = data_dir / "kaggle_train_sample1000.csv"
     out, manifest = _build(tmp_path, inputs=[str(source)], layout="separate", max_length=256)
+    assert manifest["counts"]["repairs"]["null"] > 0
     label = _pairs_hold_their_labels(out)
     frame = pl.read_csv(source, infer_schema=False)
     winner = {
