@@ -257,6 +257,7 @@ class Encoder:
             "template": dataclasses.asdict(self.template),
             "bos_token_id": self.bos_token_id,
             "eos_token_id": self.eos_token_id,
+            "chat_template": None,
             **{k: v for k, v in self.options.items() if k != "num_threads"},
             "tail_ratios": list(self.options["tail_ratios"]),
         }
@@ -271,6 +272,7 @@ class Encoder:
         cfg["tail_ratios"] = tuple(cfg["tail_ratios"])
         # Manifests and bundles written before the separate layout.
         cfg.setdefault("layout", "cross")
+        cfg.pop("chat_template", None)
         cfg.update(overrides)
         return cls(
             tokenizer,

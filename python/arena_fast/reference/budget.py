@@ -208,6 +208,31 @@ def no_budget(cfg: Budget, frame: Frame, turns) -> Plan:
     return Plan(plans, limit if truncated else None, kept, truncated)
 
 
+def share_prompt(plans: list[Plan], turns: list, marker: int) -> None:
+    """The separate layout: `plans[0]` (prompt + A) and `plans[1]` (prompt + B),
+    each planned alone over `turns[s]`, keep only the turns both kept; in each,
+    both lay out the prompt as the plan that spends fewer tokens on it cuts it
+    (A's on a tie: a whole segment costs its length, a cut one head + tail +
+    marker). A `none` plan (a body limit) is left as it is."""
+    if any(p.body_limit is not None for p in plans):
+        return
+    a, b = plans
+    common = {i for i, _ in a.turns} & {i for i, _ in b.turns}
+    a.turns = [t for t in a.turns if t[0] in common]
+    b.turns = [t for t in b.turns if t[0] in common]
+
+    def cost(cut, length):
+        return length if cut is None else cut[0] + cut[1] + marker
+
+    for (i, cuts_a), (_, cuts_b) in zip(a.turns, b.turns):
+        length = turns[0][i][0][0]
+        ca, cb = cuts_a[0], cuts_b[0]
+        cuts_a[0] = cuts_b[0] = cb if cost(cb, length) < cost(ca, length) else ca
+    for s, p in enumerate(plans):
+        p.turns_kept = len(p.turns)
+        p.truncated = p.turns_kept < len(turns[s]) or _any_cut(p.turns)
+
+
 STRATEGIES = {
     "fourth_place": fourth_place,
     "fair": fair,

@@ -5,6 +5,15 @@ segment + suffix) + end + [EOS]. A segment is `tok(prefix) + tok(text)`
 (split) or `tok(prefix + text)` (joint); its first len(tok(prefix)) tokens are
 never cut by `fair` / `drop_oldest`. Template strings keep special tokens
 special; user text follows `split_special_tokens`.
+
+Separate layout: each row gives two, [BOS] + begin + per kept turn (header,
+prompt segment + prompt suffix, answer segment + A's suffix) + end + [EOS],
+with answer A (row 2i) and answer B (row 2i+1), both segments built with the
+prompt's and A's prefix. Each side is planned alone as a three-field turn
+whose third field is empty (the `fourth_place` answer share being A's and
+B's shares together), then `budget.share_prompt` makes the shared prompt
+turns the same on both. `strip` strips prompt / answer texts first (Python's
+`str.strip`, what a chat template's `| trim` does).
 """
 
 from __future__ import annotations
@@ -16,7 +25,7 @@ import numpy as np
 
 from ..encoded import REPAIR_NULL, Encoded
 from ..encoder import Template
-from .budget import Budget, Frame, plan
+from .budget import Budget, Frame, plan, share_prompt
 from .turns import pad_and_clip, parse_turn_list, repair_text
 
 
@@ -40,6 +49,8 @@ class ReferenceEncoder:
         keep_first_turns: int = 0,
         tail_ratios: Sequence[float] = (0.2, 0.4, 0.4),
         min_tail_tokens: int = 80,
+        layout: str = "cross",
+        strip: tuple[bool, bool] = (False, False),
     ):
         from tokenizers import Tokenizer as HFTokenizer
 
@@ -65,6 +76,9 @@ class ReferenceEncoder:
             tuple(tail_ratios),
             min_tail_tokens,
         )
+        self.layout, self.strip = layout, strip
+        r = self.budget.tail_ratios
+        self.side_budget = Budget(**{**vars(self.budget), "tail_ratios": (r[0], r[1] + r[2], 0.0)})
         t = self.template
         self.begin, self.end = self.markup(t.begin), self.markup(t.end)
         self.prefixes = [self.markup(s) for s in t.prefixes]
@@ -149,14 +163,72 @@ class ReferenceEncoder:
         full += sum(len(seg) + len(self.suffixes[f]) for row in segs for f, seg in enumerate(row))
         return ids, kept, p.truncated, full
 
+    def _turn_texts(self, fields):
+        t = self.template
+        if t.join_turns is not None:
+            return [[t.join_turns.join(x) for x in fields]] if fields[0] else []
+        return [[fields[f][i] for f in range(3)] for i in range(len(fields[0]))]
+
+    def _segment(self, f: int, text: str) -> list[int]:
+        if self.strip[min(f, 1)]:
+            text = text.strip()
+        if self.joint:
+            return self.text(self.template.prefixes[f] + text)
+        return self.prefixes[f] + self.text(text)
+
+    def encode_sides(self, fields: list[list[str]]) -> list[tuple[list[int], int, bool, int]]:
+        """The separate layout: (ids, kept, truncated, full) of prompt + A and
+        of prompt + B."""
+        t = self.template
+        n_total = len(fields[0])
+        turns = self._turn_texts(fields)
+        prompts = [self._segment(0, texts[0]) for texts in turns]
+        answers = [[self._segment(1, texts[src]) for texts in turns] for src in (1, 2)]
+        headers = [len(self.markup(t.header_text(k))) for k in range(1, len(turns) + 1)]
+        suffix = (len(self.suffixes[0]), len(self.suffixes[1]), 0)
+        frame = Frame(self.fixed, headers, suffix, len(self.marker))
+        protect = (len(self.prefixes[0]), len(self.prefixes[1]), 0)
+        lens = [
+            [([len(p), len(x), 0], protect) for p, x in zip(prompts, answers[s])] for s in (0, 1)
+        ]
+        plans = [plan(self.side_budget, frame, lens[s]) for s in (0, 1)]
+        share_prompt(plans, lens, frame.marker)
+        out = []
+        for s, p in enumerate(plans):
+            body = []
+            for pos, (i, cuts) in enumerate(p.turns, start=1):
+                body += self.markup(t.header_text(pos))
+                for f, seg in enumerate((prompts[i], answers[s][i])):
+                    if cuts[f] is None:
+                        body += seg
+                    else:
+                        head, tail = cuts[f]
+                        body += seg[:head] + self.marker + seg[len(seg) - tail :]
+                    body += self.suffixes[f]
+            if p.body_limit is not None:
+                body = body[: p.body_limit]
+            ids = ([self.bos] if self.bos is not None else []) + self.begin + body + self.end
+            ids += [self.eos] if self.eos is not None else []
+            kept = n_total if (t.join_turns is not None and p.turns_kept) else p.turns_kept
+            full = self.fixed + sum(headers) + sum(seg[0] + seg[1] for seg, _ in lens[s])
+            full += len(turns) * (suffix[0] + suffix[1])
+            out.append((ids, kept, p.truncated, full))
+        return out
+
     def _encode_fields(self, rows, swap) -> Encoded:
+        if self.layout == "separate" and swap is not False:
+            raise ValueError("swap must be False in the separate layout")
         variants = {False: (False,), True: (True,), "both": (False, True)}[swap]
         ids, offsets = [], [0]
         cols = {k: [] for k in ("turns_total", "turns_kept", "truncated", "full_length", "repairs")}
         cols.update(is_swapped=[], source_row=[])
         for r, (fields, flags) in enumerate(rows):
-            for swapped in variants:
-                row_ids, kept, truncated, full = self.encode_row(fields, swapped)
+            sides = self.encode_sides(fields) if self.layout == "separate" else None
+            for swapped in (False, True) if sides else variants:
+                if sides:
+                    row_ids, kept, truncated, full = sides[swapped]
+                else:
+                    row_ids, kept, truncated, full = self.encode_row(fields, swapped)
                 ids += row_ids
                 offsets.append(len(ids))
                 cols["turns_total"].append(len(fields[0]))
