@@ -6,7 +6,9 @@
                                         turns_max, id (exact), q, text, page)
     GET /datasets/NAME/rows/N           row N (0-based, shard order, as
                                         `inspect --row N`): its fields and its
-                                        encoded form in both orders, cuts marked
+                                        encoded form in both orders (a separate-
+                                        layout dataset: its A and B sides), cuts
+                                        marked
     GET /datasets/NAME/dropped          dropped.parquet: rows per reason
                                         (reason, page)
 

@@ -37,7 +37,7 @@ import pyarrow.parquet as pq
 
 from ..dataset import dataset_space, read_manifest
 from ..dataset.clean import METADATA_COLUMNS
-from ..dataset.config import SIDE_B, SWAPPED, encoder_layout, pair_suffix
+from ..dataset.config import SIDE_B, SWAPPED, pair_suffix
 from ..encoder import Template
 from ..errors import InputError
 from ..outputs import TOKENIZER
@@ -73,7 +73,6 @@ class DatasetTable:
         self.swap = bool(self.manifest.get("swap"))
         # The separate layout: each row is two sequences, prompt + A
         # (`input_ids`) and prompt + B (`input_ids_b`).
-        self.layout = encoder_layout(self.manifest["encoder"])
         self.separate = pair_suffix(self.manifest) == SIDE_B
         self.files = [self.path / s["file"] for s in self.manifest["shards"]]
         self.starts = np.cumsum([0] + [s["rows"] for s in self.manifest["shards"]])
