@@ -34,9 +34,6 @@ CHAT_TEMPLATE = "chat"
 # swap (cross layout with swap), or its B side (separate layout).
 SWAPPED = "_swapped"
 SIDE_B = "_b"
-# The shard columns stored per sequence (`input_ids` and the rest), each
-# again with the suffix of the second sequence when a dataset has one.
-SEQUENCE_COLUMNS = ("input_ids", "length", "turns_kept", "truncated", "full_length")
 
 
 def encoder_layout(encoder_config: dict) -> str:
@@ -240,6 +237,8 @@ class BuildConfig:
     def _check_layout(self) -> None:
         """`layout` one of `LAYOUTS`, `separate` for the chat template, and
         no `swap` with it (its pairs are the two sides, always stored)."""
+        if isinstance(self.encoder, dict) and "layout" in self.encoder:
+            raise ConfigError("encoder: give the layout as BuildConfig.layout (--layout)")
         chat = self.template == CHAT_TEMPLATE
         if self.layout is None:
             self.layout = "separate" if chat else "cross"

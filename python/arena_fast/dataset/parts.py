@@ -304,16 +304,13 @@ def _make_encoder(config: BuildConfig) -> Encoder:
     """The encoder the config describes (the bundled demo tokenizer when it
     names none)."""
     tok = Tokenizer.from_file(config.tokenizer) if config.tokenizer else Tokenizer.demo()
-    # Named only when not the default, so a cross build makes the encoder
-    # it always made.
-    layout = {"layout": config.layout} if config.layout != "cross" else {}
     return Encoder(
         tok,
         template=config.template,
         strategy=config.strategy,
         max_length=config.max_length,
         num_threads=config.threads,
-        **layout,
+        layout=config.layout or "cross",
         **config.encoder,
     )
 
