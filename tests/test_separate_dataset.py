@@ -234,6 +234,28 @@ def test_split_row_takes_a_side_apart(template):
         }
 
 
+def test_like_a_separate_run_takes_its_layout(tmp_path, monkeypatch, capsys):
+    """`--like RUN` of a reward-model run (separate layout) builds in that
+    layout; a --layout that would change it is refused."""
+    from arena_fast.cli import build_dataset as cli
+
+    encoder = af.Encoder(af.Tokenizer.demo(), layout="separate", max_length=96)
+    settings = {
+        "tokenizer": af.Tokenizer.demo().source,
+        "encoder": encoder.config(),
+        "swap": False,
+    }
+    monkeypatch.setattr(cli, "build_settings", lambda run: settings)
+    argv = ["build-dataset", "--demo-rows", "60", "--like", "run", "--quiet"]
+    assert main([*argv, "--out", str(tmp_path / "like")]) == 0
+    data = load_dataset(tmp_path / "like")
+    assert data.layout == "separate" and data.encoder().config() == encoder.config()
+    assert main([*argv, "--out", str(tmp_path / "no"), "--layout", "cross"]) == 1
+    assert "separate layout; --layout cross cannot" in capsys.readouterr().err
+    assert main([*argv, "--out", str(tmp_path / "no"), "--swap"]) == 1
+    assert "always stores both sides" in capsys.readouterr().err
+
+
 # -- the readers' preference sources, on real rows -------------------------------------
 
 
