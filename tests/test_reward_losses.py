@@ -96,6 +96,33 @@ def test_tie_models_equal_the_reference(batch, model, data):
     np.testing.assert_allclose(got.numpy(), want, rtol=1e-9, atol=1e-12)
 
 
+@given(batches(), st.sampled_from(TIE_MODELS), st.data())
+def test_tie_nll_with_margins_equals_the_reference(batch, model, data):
+    r_a, r_b, rows, labels, space = batch
+    theta = data.draw(THETAS[model])
+    margins = data.draw(st.lists(st.floats(0, 3), min_size=len(r_a), max_size=len(r_a)))
+    center = data.draw(st.none() | st.floats(0, 1))
+    got = tie_nll(
+        t64(r_a),
+        t64(r_b),
+        labels,
+        theta,
+        model=model,
+        space=space,
+        margin=t64(margins),
+        center_rewards_coefficient=center,
+    )
+    want = ref.tie_nll(r_a, r_b, rows, theta, model, center, margins)
+    assert got.item() == pytest.approx(want, rel=1e-9, abs=1e-12)
+    # one number is a margin for every pair; 0 is no margin
+    one = tie_nll(t64(r_a), t64(r_b), labels, theta, model=model, space=space, margin=0.5)
+    assert one.item() == pytest.approx(
+        ref.tie_nll(r_a, r_b, rows, theta, model, margins=[0.5] * len(r_a)), rel=1e-9
+    )
+    zero = tie_nll(t64(r_a), t64(r_b), labels, theta, model=model, space=space, margin=0.0)
+    assert zero.item() == pytest.approx(ref.tie_nll(r_a, r_b, rows, theta, model), rel=1e-9)
+
+
 @given(batches(), st.data())
 def test_bradley_terry_equals_the_reference(batch, data):
     r_a, r_b, rows, labels, space = batch

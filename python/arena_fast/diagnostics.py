@@ -42,6 +42,7 @@ __all__ = [
     "format_summary",
     "log_loss",
     "accuracy",
+    "pairwise_accuracy",
     "reliability",
     "confusion",
     "flip_rate",
@@ -310,6 +311,38 @@ def accuracy(probs: np.ndarray, labels: np.ndarray) -> float:
     if len(probs) == 0:
         return float("nan")
     return float((probs.argmax(axis=1) == labels.argmax(axis=1)).mean())
+
+
+def pairwise_accuracy(r_a, r_b, labels: Optional[np.ndarray] = None) -> float:
+    """A reward model's score as reward benchmarks (RewardBench) and TRL's
+    `accuracy` metric count it: among the pairs decided for A or B (a label
+    row's largest entry, the first on equal entries, is A or B), the share
+    whose winner got the strictly larger reward; ties, both_bad and
+    unlabelled (NaN) rows are left out, equal rewards count as wrong.
+    `r_a`, `r_b`: rewards (n,); `labels`: label rows (n, K) of a label
+    space (one-hot or soft), None when A won every pair. NaN when no pair
+    is decided. The one definition (`af.reward_losses.pairwise_accuracy`
+    calls it on tensors)."""
+    r_a = np.asarray(r_a, dtype=np.float64)
+    r_b = np.asarray(r_b, dtype=np.float64)
+    if r_a.ndim != 1 or r_a.shape != r_b.shape:
+        raise ValueError(
+            f"r_a and r_b must be rewards of shape (n,) each, got {r_a.shape} and {r_b.shape}"
+        )
+    if labels is None:
+        winner = np.zeros(len(r_a), dtype=np.int64)
+        decided = np.ones(len(r_a), dtype=bool)
+    else:
+        y = np.asarray(labels, dtype=np.float64)
+        if y.ndim != 2 or len(y) != len(r_a):
+            raise ValueError(f"labels must be rows ({len(r_a)}, K), got shape {y.shape}")
+        labelled = np.isfinite(y).all(axis=1)
+        winner = np.where(labelled[:, None], y, -np.inf).argmax(axis=1)
+        decided = labelled & (winner < 2)
+    if not decided.any():
+        return float("nan")
+    right = np.where(winner == 0, r_a > r_b, r_b > r_a)
+    return float(right[decided].mean())
 
 
 def flip_rate(original: np.ndarray, swapped: np.ndarray) -> float:

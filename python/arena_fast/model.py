@@ -38,6 +38,7 @@ from .base_model import (
 )
 from .errors import ConfigError
 from .labels import space_of_width
+from .reward_losses import TieModel
 from .tokenizer import Tokenizer
 from .torch.attention import register
 from .torch.packed import last_hidden
@@ -53,10 +54,13 @@ from .train_config import (
     check_setting,
 )
 
+REWARD_WIDTH = 1  # a reward model's head: one scalar per sequence
+
 __all__ = [
     "TINY",
     "Lora",
     "ArenaClassifier",
+    "RewardHead",
     "load_classifier",
     "classifier_for",
     "tiny_config",
@@ -159,11 +163,48 @@ def default_attention() -> str:
     return register()
 
 
+def _head_layers(kind: str, hidden_size: int, width: int) -> torch.nn.Module:
+    """`linear` (Linear(h, width)) or `mlp` (the 2nd place's
+    Dropout-Linear(h, h/2)-GELU-Linear(h/2, width)), from the torch RNG."""
+    if kind == "linear":
+        return torch.nn.Linear(hidden_size, width)
+    h = hidden_size
+    return torch.nn.Sequential(
+        torch.nn.Dropout(0.1),
+        torch.nn.Linear(h, h // 2),
+        torch.nn.GELU(),
+        torch.nn.Linear(h // 2, width),
+    )
+
+
+class RewardHead(torch.nn.Module):
+    """A reward model's head: `score`, the layers of a classifier's head
+    one output wide (the reward of each sequence, (k, 1)), and `tie`, the
+    learned tie parameter (`af.reward_losses.TieModel`, one float32
+    parameter `tie.raw`) that turns a pair's two rewards into P(A), P(B),
+    P(tie). Both are in the head's state dict, so they are saved with the
+    head (`head.safetensors`: `score.*` and `tie.raw`) and checkpointed and
+    resumed with it. `tie_model` "none" (Bradley-Terry rewards) keeps a
+    Davidson parameter too, fitted to the rewards without moving them
+    (`af.objectives`), so its runs give tie probabilities as well."""
+
+    def __init__(self, kind: str, hidden_size: int, tie_model: str = "davidson"):
+        super().__init__()
+        self.score = _head_layers(kind, hidden_size, REWARD_WIDTH)
+        self.tie = TieModel("davidson" if tie_model == "none" else tie_model)
+        self.tie_model = tie_model
+
+    def forward(self, hidden: torch.Tensor) -> torch.Tensor:
+        return self.score(hidden)  # (k, 1)
+
+
 class ArenaClassifier(torch.nn.Module):
     """A decoder (possibly LoRA-wrapped) and a head on each sequence's last
     token: `linear` (Linear(h, K)) or `mlp` (the 2nd place's
     Dropout-Linear(h, h/2)-GELU-Linear(h/2, K)), K `num_classes` (the label
-    space's: 2 ab, 3 abt, 4 abtx; `af.labels`). The head runs in float32."""
+    space's: 2 ab, 3 abt, 4 abtx; `af.labels`). A reward model is the same
+    module with a `RewardHead` (`set_reward`): `num_classes` 1, its output
+    (k, 1) the reward of each sequence. The head runs in float32."""
 
     def __init__(
         self,
@@ -180,30 +221,39 @@ class ArenaClassifier(torch.nn.Module):
         self.hidden_size = hidden_size
         self.set_classes(num_classes)
 
+    @property
+    def is_reward(self) -> bool:
+        """Whether the head is a reward model's (`set_reward`)."""
+        return isinstance(getattr(self, "head", None), RewardHead)
+
     def set_classes(self, num_classes: int) -> None:
         """A new head of `num_classes` outputs (newly initialised from the
-        torch RNG), unless the head already has that many."""
+        torch RNG), unless the head already has that many. `num_classes` is
+        a label space's width (2, 3 or 4); a reward model's scalar head is
+        `set_reward`'s."""
         space_of_width(num_classes, "num_classes")
-        if getattr(self, "num_classes", None) == num_classes:
+        if getattr(self, "num_classes", None) == num_classes and not self.is_reward:
             return
         self.num_classes = num_classes
-        h = self.hidden_size
-        if self.head_kind == "linear":
-            self.head = torch.nn.Linear(h, num_classes)
-        else:
-            self.head = torch.nn.Sequential(
-                torch.nn.Dropout(0.1),
-                torch.nn.Linear(h, h // 2),
-                torch.nn.GELU(),
-                torch.nn.Linear(h // 2, num_classes),
-            )
+        self._place(_head_layers(self.head_kind, self.hidden_size, num_classes))
+
+    def set_reward(self, tie_model: str = "davidson") -> None:
+        """A reward model's head (`RewardHead`, newly initialised from the
+        torch RNG): one reward per sequence and the tie parameter of
+        `tie_model` (davidson, rao_kupper, or none: a Davidson one fitted
+        beside Bradley-Terry rewards)."""
+        self.num_classes = REWARD_WIDTH
+        self._place(RewardHead(self.head_kind, self.hidden_size, tie_model))
+
+    def _place(self, head: torch.nn.Module) -> None:
+        self.head = head.to(torch.float32)
         device = getattr(self.decoder, "device", None)
         if isinstance(device, torch.device) and device.type != "cpu":
             self.head.to(device)
 
     def forward(self, batch: Mapping[str, Any]) -> torch.Tensor:
         """Logits (k, K) for the k sequences of a packed or padded batch, in
-        batch order."""
+        batch order (a reward model's: rewards (k, 1))."""
         hidden = last_hidden(self.decoder, batch)
         return self.head(hidden.float())
 
@@ -420,7 +470,9 @@ def classifier_for(config: TrainConfig, tokenizer: Any, num_classes: int = 3) ->
     call for training and for rebuilding a run (`load_classifier` with the
     LoRA settings `config` asks for, or none when `lora_r` is 0), its head
     `num_classes` wide (the dataset's label space; a head of another width
-    than 3 is drawn after the decoder, from the same seeded RNG)."""
+    than 3 is drawn after the decoder, from the same seeded RNG), or for a
+    reward run (`config.objective` "reward") a `RewardHead` with
+    `config.tie_model`'s tie parameter, drawn after the decoder too."""
     lora = (
         Lora(
             r=config.lora_r,
@@ -442,5 +494,8 @@ def classifier_for(config: TrainConfig, tokenizer: Any, num_classes: int = 3) ->
         gradient_checkpointing=config.gradient_checkpointing,
         seed=config.seed,
     )
-    model.set_classes(num_classes)
+    if config.reward:
+        model.set_reward(config.tie_model)
+    else:
+        model.set_classes(num_classes)
     return model

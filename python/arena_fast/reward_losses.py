@@ -32,6 +32,7 @@ from typing import Optional, Union
 import torch
 import torch.nn.functional as F
 
+from . import diagnostics
 from .errors import ConfigError
 from .labels import LabelSpace, label_space
 
@@ -277,17 +278,28 @@ def tie_nll(
     *,
     model: str = "davidson",
     space: Space = None,
+    margin: Optional[Number] = None,
     center_rewards_coefficient: Optional[float] = None,
 ) -> torch.Tensor:
     """Mean negative log-likelihood of the labels under the tie model, plus
     the optional centering term (`center_penalty`). Labels of `abtx` count
     both_bad as a tie (neither answer preferred); labels of `ab` have no tie
-    (the model then learns that ties are rare)."""
+    (the model then learns that ties are rare). `margin` `m` (one number or
+    one per pair) handicaps the winner as in `bradley_terry_loss`: a pair
+    won by A costs `-log P(A)` at rewards `(r_a - m, r_b)`, one won by B
+    `-log P(B)` at `(r_a, r_b - m)`; a tie has no winner and costs
+    `-log P(tie)` at the rewards themselves."""
     space = label_space(space)
     log_p = tie_log_probs(r_a, r_b, theta, model)  # (n, 3)
     y = _as_abt(_label_rows(labels, space, log_p), space)  # (n, 3)
     if len(y) == 0:
         raise ValueError("no pairs: the loss of an empty batch is undefined")
+    m = _margin(margin, log_p)
+    if isinstance(m, torch.Tensor) or m != 0:
+        ra, rb = _rewards(r_a, r_b)
+        won_a = tie_log_probs(ra - m, rb, theta, model)[:, 0]  # (n,)
+        won_b = tie_log_probs(ra, rb - m, theta, model)[:, 1]
+        log_p = torch.stack([won_a, won_b, log_p[:, 2]], dim=1)
     nll = -(y * log_p).sum(dim=1).mean()
     return nll + center_penalty(r_a, r_b, center_rewards_coefficient)
 
@@ -355,15 +367,15 @@ def pairwise_accuracy(
     whose winner got the strictly larger reward, as reward benchmarks
     (RewardBench) and TRL's `accuracy` metric count it: ties and both_bad
     are left out, equal rewards count as wrong. `labels=None`: A won every
-    pair. NaN when no pair is decided."""
+    pair. NaN when no pair is decided. The formula is
+    `af.diagnostics.pairwise_accuracy`'s (numpy), which this calls."""
     r_a, r_b = _rewards(r_a, r_b)
     y = _label_rows(labels, label_space(space), r_a)  # (n, K)
-    winner = y.argmax(dim=1)  # (n,)
-    decided = winner < 2
-    if not bool(decided.any()):
-        return float("nan")
-    right = torch.where(winner == 0, r_a > r_b, r_b > r_a)
-    return float(right[decided].double().mean())
+    return diagnostics.pairwise_accuracy(
+        r_a.detach().cpu().double().numpy(),
+        r_b.detach().cpu().double().numpy(),
+        y.detach().cpu().double().numpy(),
+    )
 
 
 # -- the learnable tie parameter -----------------------------------------------------------
@@ -425,6 +437,7 @@ class TieModel(torch.nn.Module):
         labels=None,
         space: Space = None,
         center_rewards_coefficient: Optional[float] = None,
+        margin: Optional[Number] = None,
     ) -> torch.Tensor:
         """`tie_nll` of the labels at this theta (the training loss)."""
         return tie_nll(
@@ -434,6 +447,7 @@ class TieModel(torch.nn.Module):
             self.theta,
             model=self.model,
             space=space,
+            margin=margin,
             center_rewards_coefficient=center_rewards_coefficient,
         )
 

@@ -35,11 +35,11 @@ import numpy as np
 import torch
 from torch.nn.parallel import DistributedDataParallel
 
-from . import losses
 from .dataset import load_dataset
 from .errors import ArenaFastError, ConfigError, InputError
 from .infer import evaluate
 from .model import classifier_for, default_attention
+from .objectives import batch_loss, check_objective
 from .runs import (  # noqa: F401 (re-exported: where they were first defined)
     BUNDLE,
     CHECKPOINT,
@@ -192,6 +192,7 @@ def _train(config: TrainConfig, log: Optional[Callable], ranks: Ranks, progress)
     out_dir = Path(config.out)
     torch.manual_seed(config.seed)
     train_set, valid_set = _datasets(config, ranks)
+    check_objective(config, train_set)
     rows = _training_rows(train_set)
     _check_training_rows(train_set, rows, config)
     if config.resume and ranks.main:
@@ -227,8 +228,13 @@ def _train(config: TrainConfig, log: Optional[Callable], ranks: Ranks, progress)
         scheduler=scheduler,
         plans=plans,
         steps_of=steps_of,
+        # A reward run is kept by the Kaggle log loss of its probabilities
+        # (`af.infer.evaluate`), whatever its label space.
         selection=Selection(
-            out_dir, config.save_mode(), config.early_stopping, train_set.space.metric
+            out_dir,
+            config.save_mode(),
+            config.early_stopping,
+            "log_loss" if config.reward else train_set.space.metric,
         ),
         total_steps=total_steps,
         progress=progress if progress is not None and ranks.main else lambda record: None,
@@ -285,18 +291,27 @@ def _model(config: TrainConfig, data, ranks: Ranks) -> tuple:
     return layout, model, forward
 
 
+# A reward model's tie parameter (`RewardHead.tie`): a property of the data
+# (how often pairs tie), not a weight to shrink, so never decayed.
+_NO_DECAY = ("head.tie.",)
+
+
 def _optimizer(model, config: TrainConfig) -> torch.optim.Optimizer:
     """AdamW with the decoder's (or its adapters') learning rate and the
-    head's (`head_lr`, default `lr`)."""
-    head_params = [p for n, p in model.trainable_parameters() if n.startswith("head.")]
-    body_params = [p for n, p in model.trainable_parameters() if not n.startswith("head.")]
-    return torch.optim.AdamW(
-        [
-            {"params": body_params, "lr": config.lr},
-            {"params": head_params, "lr": config.head_lr or config.lr},
-        ],
-        weight_decay=config.weight_decay,
-    )
+    head's (`head_lr`, default `lr`); `weight_decay` on every trained weight
+    but a reward model's tie parameter (`_NO_DECAY`, in a third group at the
+    head's learning rate, present only when the model has one)."""
+    named = model.trainable_parameters()
+    head_lr = config.head_lr or config.lr
+    head = [p for n, p in named if n.startswith("head.") and not n.startswith(_NO_DECAY)]
+    groups = [
+        {"params": [p for n, p in named if not n.startswith("head.")], "lr": config.lr},
+        {"params": head, "lr": head_lr},
+    ]
+    kept = [p for n, p in named if n.startswith(_NO_DECAY)]
+    if kept:
+        groups.append({"params": kept, "lr": head_lr, "weight_decay": 0.0})
+    return torch.optim.AdamW(groups, weight_decay=config.weight_decay)
 
 
 def _plans(data, rows: np.ndarray, layout: str, config: TrainConfig, ranks: Ranks) -> list:
@@ -520,7 +535,7 @@ def step_gradients(model, data, micro: list, layout: str, config: TrainConfig, r
         quiet = model.no_sync() if world > 1 and not last else contextlib.nullcontext()
         with quiet:
             batch = batches[idx]
-            loss = _loss(model(batch), batch, idx, data.teacher_logits, config)
+            loss = batch_loss(model, model(batch), batch, idx, data, config)
             (loss * (len(idx) * world / sequences)).backward()
         step_loss += loss.item() * len(idx) / sequences
     if world > 1:
@@ -547,11 +562,3 @@ def accumulation_steps(plan, step_tokens: Optional[int]) -> list[list[int]]:
     if current:
         steps.append(current)
     return steps
-
-
-def _loss(logits, batch: dict, idx: np.ndarray, teacher: Optional[list], config: TrainConfig):
-    labels = torch.as_tensor(batch["labels"]).to(logits.device)
-    if teacher is not None and all(teacher[i] is not None for i in idx):
-        t = torch.tensor([teacher[i] for i in idx], dtype=torch.float32, device=logits.device)
-        return losses.distillation_loss(logits, labels, t, temperature=config.temperature)
-    return losses.cross_entropy(logits, labels)

@@ -30,7 +30,9 @@ __all__ = [
     "check_setting",
     "read_config_file",
     "HEADS",
+    "OBJECTIVES",
     "QUANTIZATION",
+    "TIE_MODELS",
     "MAX_LORA_R",
     "MAX_LR",
     "TRACKERS",
@@ -40,6 +42,13 @@ HEADS = ("linear", "mlp")
 QUANTIZATION = (None, "4bit", "8bit")
 LAYOUTS = ("auto", "packed", "padded")
 SAVES = (None, "best", "last")
+# What a run learns: a cross-encoder classifier (class logits of a row holding
+# both answers) or a reward model (a scalar per answer, rows 2i / 2i+1 of a
+# dataset of the separate layout; docs/reward.md).
+OBJECTIVES = ("classify", "reward")
+# How a reward model's loss treats ties: a Davidson or Rao-Kupper tie
+# parameter (`af.reward_losses`), or none (Bradley-Terry, a tie half a win).
+TIE_MODELS = ("davidson", "rao_kupper", "none")
 TRACKERS = ("tensorboard", "wandb")  # what `report_to` may name (`af.tracking`)
 # A rank past the decoder's width adds parameters and no expressiveness (the
 # update is already full rank). 4096 is the width of the largest decoders
@@ -115,6 +124,26 @@ class TrainConfig:
         "None, 4bit (QLoRA: nf4, double quantisation) or 8bit, with LoRA (lora_r > 0): "
         "bitsandbytes on CUDA or on the CPU (its CPU backend)",
         None,
+    )
+    objective: str = _help(
+        "classify (a cross-encoder: class probabilities of a row holding both answers) or "
+        "reward (a reward model: one scalar per answer, on a dataset built with "
+        "--layout separate or --template chat; docs/reward.md)",
+        "classify",
+    )
+    tie_model: str = _help(
+        "reward runs: how ties are modelled; davidson or rao_kupper (a learned tie "
+        "parameter), or none (Bradley-Terry, a tie counts half a win for each side)",
+        "davidson",
+    )
+    reward_margin: float = _help(
+        "reward runs: the margin the winner's reward must lead by (TRL's margin)", 0.0, Bounds(0)
+    )
+    center_rewards_coefficient: float = _help(
+        "reward runs: weight of TRL's reward-centering term c * mean((r_a + r_b)^2), which "
+        "pulls the rewards' mean to 0 (0: off; TRL recommends 0.01)",
+        0.0,
+        Bounds(0),
     )
     gradient_checkpointing: bool = _help("recompute activations in the backward pass", False)
     softcap: bool = _help("Gemma-2 attention logit soft-capping (False turns it off)", True)
@@ -209,6 +238,8 @@ class TrainConfig:
             ("head", HEADS),
             ("quantization", QUANTIZATION),
             ("save", SAVES),
+            ("objective", OBJECTIVES),
+            ("tie_model", TIE_MODELS),
         ):
             if getattr(self, name) not in choices:
                 raise ConfigError(f"{name} must be one of {choices}, got {getattr(self, name)!r}")
@@ -236,6 +267,28 @@ class TrainConfig:
             )
         if not self.lora_target_modules():
             raise ConfigError(f"lora_targets names no module: {self.lora_targets!r}")
+        self._check_objective()
+
+    def _check_objective(self) -> None:
+        """The reward settings are those of a reward run, and a reward run
+        reads both answers of each pair."""
+        if self.objective == "reward":
+            if self.swap is False:
+                raise ConfigError(
+                    "swap: false, and objective is reward: a reward model reads the two "
+                    "answers of each pair as rows 2i and 2i+1 (leave swap unset)"
+                )
+            return
+        for name, default in (
+            ("tie_model", "davidson"),
+            ("reward_margin", 0),
+            ("center_rewards_coefficient", 0),
+        ):
+            if getattr(self, name) != default:
+                raise ConfigError(
+                    f"{name} is set, and objective is {self.objective!r}: it applies to "
+                    "reward models only (objective: reward)"
+                )
 
     @classmethod
     def check_settings(cls, values: dict) -> None:
@@ -261,6 +314,11 @@ class TrainConfig:
         config = cls(**values)
         config.validate()
         return config
+
+    @property
+    def reward(self) -> bool:
+        """Whether the run trains a reward model (`objective` "reward")."""
+        return self.objective == "reward"
 
     def save_mode(self) -> str:
         """`save`, or its default: "best" with a held-out fold, "last" without."""

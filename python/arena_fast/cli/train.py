@@ -1,4 +1,5 @@
-"""`arena-fast train`: a preference classifier on a built dataset. Every
+"""`arena-fast train`: a preference classifier (or, with `--objective
+reward`, a reward model: docs/reward.md) on a built dataset. Every
 setting of `af.train.TrainConfig` is an option (its help text and range are
 the field's); `--config run.yaml` loads them from YAML first (a mapping of
 settings, at most 1 MiB, no anchors or aliases), and options given on the
@@ -53,7 +54,7 @@ def _shown(default: typing.Any) -> str:
 def add_parser(sub) -> None:
     p = sub.add_parser(
         "train",
-        help="train a preference classifier on a built dataset",
+        help="train a preference classifier or a reward model on a built dataset",
         description=__doc__,
         formatter_class=HelpFormatter,
     )
@@ -99,10 +100,14 @@ def _final(result: dict, fold) -> str:
     """The kept evaluation, naming the rows it covers (stdout's one line)."""
     scores = ", ".join(
         f"{name.replace('_', ' ')} {result[name]:.4f}"
-        for name in ("log_loss", "accuracy", "tta_log_loss")
+        for name in ("log_loss", "accuracy", "tta_log_loss", "pairwise_accuracy")
         if name in result
     )
-    where = f"held-out fold {fold}: {result['rows']} rows" if "rows" in result else "held-out fold"
+    # A reward run's rows are its pairs (each two rows of the dataset).
+    unit = "pairs" if "pairwise_accuracy" in result else "rows"
+    where = f"held-out fold {fold}"
+    if "rows" in result:
+        where += f": {result['rows']} {unit}"
     return f"final (step {result.get('step')}, {where}): {scores}"
 
 
@@ -115,6 +120,8 @@ def _line(record: dict) -> str:
         )
         if "tta_log_loss" in record:
             text += f", with swap TTA {record['tta_log_loss']:.4f}"
+        if "pairwise_accuracy" in record:
+            text += f", pairwise accuracy {record['pairwise_accuracy']:.3f}"
         if record.get("best"):
             text += " (best so far)"
     elif "stopped" in record:

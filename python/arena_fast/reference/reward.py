@@ -128,11 +128,23 @@ def tie_nll(
     theta: float,
     model: str = "davidson",
     center: Optional[float] = None,
+    margins: Optional[Sequence[float]] = None,
 ) -> float:
     """NLL of the tie model against label rows of any space: `ab` rows have
-    no tie, `abtx` rows count both_bad as tie."""
+    no tie, `abtx` rows count both_bad as tie. With margins, A winning costs
+    -log P(A) with r_a lowered by the margin, B winning -log P(B) with r_b
+    lowered, a tie -log P(tie) of the rewards themselves."""
     merged = [[y[0], y[1], sum(y[2:])] for y in labels]
-    probs = [_tie_probs(a, b, theta, model) for a, b in zip(r_a, r_b)]
+    probs = []
+    for i, (a, b) in enumerate(zip(r_a, r_b)):
+        m = margins[i] if margins is not None else 0.0
+        probs.append(
+            (
+                _tie_probs(a - m, b, theta, model)[0],
+                _tie_probs(a, b - m, theta, model)[1],
+                _tie_probs(a, b, theta, model)[2],
+            )
+        )
     return nll(probs, merged) + center_penalty(r_a, r_b, center)
 
 
