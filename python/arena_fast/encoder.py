@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from typing import Any, Optional, Union
 
 from . import _core
+from .chat_layout import chat_layout, load_chat_template, template_fields, verify
+from .chat_template import ChatTemplate
 from .checks import I64_MAX, MAX_THREADS, check_bool, check_int, check_threads, int64_array
 from .encoded import Encoded
 from .errors import ConfigError
@@ -116,7 +118,14 @@ class Encoder:
 
     Args:
         tokenizer: an `af.Tokenizer` (or a path to tokenizer.json).
-        template: a preset name (`TEMPLATES`) or an `af.Template`.
+        template: a preset name (`TEMPLATES`), an `af.Template`, or "chat":
+            the model's own chat template (`chat_template`, else the one in
+            the tokenizer's tokenizer_config.json), each side of a row laid
+            out as `apply_chat_template` lays out the conversation (user,
+            assistant, user, ...): `layout="separate"`, `tokenize="joint"`, no
+            BOS/EOS added by default (the template writes its own).
+        chat_template: with template="chat", an `af.ChatTemplate` or a Jinja
+            source (None: the tokenizer's own).
         strategy: how rows are fitted into `max_length` tokens: `fourth_place`,
             `fair`, `drop_oldest` or `none` (see docs/encoding.md).
         max_length: the token budget of a row, BOS and EOS included.
@@ -138,7 +147,8 @@ class Encoder:
         keep_first_turns: `drop_oldest`: the first turns kept before the newest.
         tail_ratios, min_tail_tokens: `fourth_place`: the cut turn's shares of
             prompt, A and B, and the smallest remainder worth cutting into.
-        layout: `cross` (one sequence per row: the prompt and both answers)
+        layout: None (`cross`, `separate` for "chat"), `cross` (one sequence
+            per row: the prompt and both answers)
             or `separate` (two rows per row: 2i the prompt turns with answer
             A's, 2i+1 with answer B's; `is_swapped` marks the B sequence; the
             shared prompt turns cut identically on both; docs/encoding.md,
@@ -151,7 +161,7 @@ class Encoder:
         template: Union[str, Template] = "rounds",
         strategy: str = "fair",
         max_length: int = DEFAULT_MAX_LENGTH,
-        tokenize: str = "split",
+        tokenize: Optional[str] = None,
         bos_token: Union[None, bool, str, int] = None,
         eos_token: Union[None, bool, str, int] = None,
         split_special_tokens: bool = True,
@@ -163,12 +173,23 @@ class Encoder:
         keep_first_turns: int = 0,
         tail_ratios: Sequence[float] = (0.2, 0.4, 0.4),
         min_tail_tokens: int = 80,
-        layout: str = "cross",
+        layout: Optional[str] = None,
+        chat_template: Union[None, str, ChatTemplate] = None,
     ):
         if isinstance(tokenizer, str):
             tokenizer = Tokenizer.from_file(tokenizer)
         if not isinstance(tokenizer, Tokenizer):
             raise ConfigError(f"tokenizer must be an af.Tokenizer, got {type(tokenizer).__name__}")
+        chat = None
+        if template == "chat":
+            chat, template, strip = self._chat(tokenizer, chat_template, layout, tokenize)
+            layout, tokenize = "separate", "joint"
+            bos_token = False if bos_token is None else bos_token
+            eos_token = False if eos_token is None else eos_token
+        elif chat_template is not None:
+            raise ConfigError("chat_template= is for template='chat'")
+        layout = "cross" if layout is None else layout
+        tokenize = "split" if tokenize is None else tokenize
         if isinstance(template, str):
             if template not in TEMPLATES:
                 raise ConfigError(f"unknown template {template!r}; presets are {TEMPLATES}")
@@ -216,8 +237,41 @@ class Encoder:
             min_tail_tokens=min_tail_tokens,
             layout=layout,
         )
-        self._strip = (False, False)
+        self.chat_template = chat
+        self._strip = strip if chat is not None else (False, False)
         self._core = self._build()
+        if chat is not None:
+            verify(chat, tokenizer, self._exact_side)
+
+    @staticmethod
+    def _chat(tokenizer, chat_template, layout, tokenize):
+        """(ChatTemplate, Template, strip) for template="chat"."""
+        if layout not in (None, "separate"):
+            raise ConfigError(
+                "template='chat' lays each answer out in its own sequence: layout must be "
+                f"'separate' (or left out), got {layout!r}"
+            )
+        if tokenize not in (None, "joint"):
+            raise ConfigError(
+                "template='chat' tokenizes each content with the template text before it "
+                f"(tokenize='joint'), which exactness needs; got tokenize={tokenize!r}"
+            )
+        chat = load_chat_template(tokenizer, chat_template)
+        layout = chat_layout(chat)
+        return chat, Template(**template_fields(tokenizer, layout)), layout.strip
+
+    def _exact_side(self, prompts: list[str], answers: list[str]) -> list[int]:
+        """Side A of one row, unbudgeted, special tokens matched in the texts
+        (what apply_chat_template does): the layout's check."""
+        o = dict(self.options, strategy="none", max_length=2**31 - 1)
+        o.update(split_special_tokens=False, num_threads=None)
+        probe = _core.Encoder(
+            self.tokenizer._core, self.template, joint=True, bos=None, eos=None,
+            **{k: v for k, v in o.items() if k not in ("tokenize", "tail_ratios")},
+            tail_ratios=list(o["tail_ratios"]), strip=list(self._strip),
+        )  # fmt: skip
+        out = Encoded(probe.encode([prompts], [answers], [answers], "original"))
+        return out[0].tolist()
 
     def _build(self) -> _core.Encoder:
         o = dict(self.options)
@@ -257,7 +311,7 @@ class Encoder:
             "template": dataclasses.asdict(self.template),
             "bos_token_id": self.bos_token_id,
             "eos_token_id": self.eos_token_id,
-            "chat_template": None,
+            "chat_template": None if self.chat_template is None else self.chat_template.source,
             **{k: v for k, v in self.options.items() if k != "num_threads"},
             "tail_ratios": list(self.options["tail_ratios"]),
         }
@@ -268,11 +322,14 @@ class Encoder:
         it), on `tokenizer`; `overrides` replace single options."""
         cfg = dict(config)
         template = Template(**cfg.pop("template"))
+        chat_source = cfg.pop("chat_template", None)
         bos, eos = cfg.pop("bos_token_id"), cfg.pop("eos_token_id")
         cfg["tail_ratios"] = tuple(cfg["tail_ratios"])
         # Manifests and bundles written before the separate layout.
         cfg.setdefault("layout", "cross")
-        cfg.pop("chat_template", None)
+        if chat_source is not None:
+            template, cfg["chat_template"] = "chat", chat_source
+            cfg.pop("tokenize"), cfg.pop("layout")
         cfg.update(overrides)
         return cls(
             tokenizer,
@@ -356,6 +413,7 @@ class Encoder:
             "eos": self.eos_token_id,
             "options": self.options,
             "strip": self._strip,
+            "chat_template": self.chat_template,
         }
 
     def __setstate__(self, state):
@@ -365,6 +423,7 @@ class Encoder:
         self.eos_token_id = state["eos"]
         self.options = {"layout": "cross", **state["options"]}
         self._strip = tuple(state.get("strip", (False, False)))
+        self.chat_template = state.get("chat_template")
         self._core = self._build()
 
     def __repr__(self) -> str:
