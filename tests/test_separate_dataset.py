@@ -259,11 +259,13 @@ def test_like_a_separate_run_takes_its_layout(tmp_path, monkeypatch, capsys):
 # -- the readers' preference sources, on real rows -------------------------------------
 
 
-def _kept_rows_equal_the_encoder(out: Path, source: str, fmt=None, seed: int = 0) -> None:
-    """Every kept row's two sides equal the separate encoder's encoding of
-    the reader's row with that id."""
+def _kept_rows_equal_the_encoder(
+    out: Path, source: str, fmt=None, seed: int = 0, encoder=None
+) -> None:
+    """Every kept row's two sides equal the separate encoder's encoding
+    (`encoder`, else the dataset's own) of the reader's row with that id."""
     data = load_dataset(out)
-    encoder = data.encoder()
+    encoder = encoder or data.encoder()
     assert encoder.config()["layout"] == "separate"
     where = {}
     for i, ident in enumerate(data.ids[0::2]):
@@ -405,13 +407,31 @@ def test_real_rows_in_the_llama3_chat_template(tmp_path, data_dir, shared_dir):
     )
     assert manifest["config"]["layout"] == "separate"
     assert manifest["encoder"]["layout"] == "separate"
-    assert isinstance(manifest["encoder"]["chat_template"], str)
+    chat = af.ChatTemplate.from_file(tokenizer.parent)
+    assert manifest["encoder"]["chat_template"] == chat.source
     _pairs_hold_their_labels(out)
-    _kept_rows_equal_the_encoder(out, str(source))
+    encoder = af.Encoder(af.Tokenizer.from_file(tokenizer), template="chat", max_length=384)
+    _kept_rows_equal_the_encoder(out, str(source), encoder=encoder)
+    # An uncut side is the chat template's own ids for (prompt, that answer).
     data = load_dataset(out)
+    rows = {r["id"]: r for r in read_source(str(source)).__next__().rows.iter_rows(named=True)}
     tok = data.tokenizer()
-    first = tok.decode(data.encoded[0].tolist())
-    assert "<|start_header_id|>" in first or "user" in first
+    checked = 0
+    for i in range(len(data)):
+        if data.encoded.truncated[i]:
+            continue
+        row = rows[data.ids[i]]
+        answer = row["response_b" if i % 2 else "response_a"]
+        messages = [
+            m
+            for p, a in zip(row["prompt"], answer)
+            for m in ({"role": "user", "content": p}, {"role": "assistant", "content": a})
+        ]
+        assert data.encoded[i].tolist() == chat.encode(tok, messages)
+        checked += 1
+    assert checked > 50
+    # The dataset's own encoder is that encoder (the manifest is enough).
+    assert data.encoder().config() == encoder.config()
     # inspect and a rebuild of the same bytes.
     again, _ = _build(
         tmp_path,
