@@ -46,6 +46,8 @@ from transformers import AttentionInterface
 from transformers.integrations.sdpa_attention import repeat_kv, sdpa_attention_forward
 from transformers.masking_utils import AttentionMaskInterface, sdpa_mask
 
+from .softcap import capped, causal_blocks
+
 NAME = "arena_varlen"
 # sdpa's enable_gqa arrived in torch 2.5; before, the kv heads are repeated.
 _SDPA_GQA = torch.__version__ >= "2.5"
@@ -74,26 +76,14 @@ def soft_cap(
     scores: torch.Tensor, scaling: float, cap: float, inplace: bool = False
 ) -> torch.Tensor:
     """Gemma-2's logit soft-capping of the scores times ``scaling``,
-    ``cap * tanh(x / cap)``, as transformers' eager attention computes it.
-
-    Not ``2 cap * sigmoid(2 x / cap) - cap``, the same function, whose CPU
-    kernel is faster (1.1x a tiny-gemma2 training round, 1.3x prediction,
-    benches/bench_softcap.py) but which rounds worse: sigmoid near 1/2 keeps
-    ~3e-8 absolute, times 2 cap, so scores near 0 lose their low bits; float32
-    logits moved 2.7e-5 from tanh's (twice tanh's own distance to float64), past
-    the 1e-5 that packed and padded batches are held to (benches/RESULTS.md).
+    ``cap * tanh(x / cap)``, to float rounding as transformers' eager
+    attention computes it (through ``expm1``: :func:`.softcap.capped`, which
+    says why, and why not the sigmoid form).
 
     With ``inplace``, ``scores`` (a tensor nothing else holds, such as a fresh
-    matmul's output) is overwritten: the same operations in the same order,
-    so the same bits, without allocating three more score-sized tensors (4x
-    faster on a 2k-token block on the CPU). Where autograd records, the tanh
-    keeps its own output for the backward, so only the scaling is in place."""
-    if not inplace:
-        return torch.tanh(scores * scaling / cap) * cap  # the eager's very operations
-    scores = scores.mul_(scaling).div_(cap)
-    if torch.is_grad_enabled() and scores.requires_grad:
-        return torch.tanh(scores) * cap
-    return scores.tanh_().mul_(cap)
+    matmul's output) is overwritten, without allocating more score-sized
+    tensors; the same bits and gradients as without."""
+    return capped(scores if inplace else scores.clone(), scaling, cap)
 
 
 def _eager(q, k, v, mask, scaling, softcap, dropout, training):
@@ -101,63 +91,57 @@ def _eager(q, k, v, mask, scaling, softcap, dropout, training):
     v (B, H, Lk, D) with kv heads already repeated; mask bool (True = keep,
     broadcastable to (B, H, Lq, Lk)), additive float, or None."""
     scores = torch.matmul(q, k.transpose(2, 3))  # (B, H, Lq, Lk)
-    # `scores` is the matmul's own output: capped in place.
-    scores = scores * scaling if softcap is None else soft_cap(scores, scaling, softcap, True)
-    if mask is not None:
-        if mask.dtype == torch.bool:
-            # eager_mask's convention: add finfo.min where masked, 0 elsewhere
-            mask = torch.zeros((), dtype=scores.dtype, device=scores.device).masked_fill(
-                ~mask, torch.finfo(scores.dtype).min
-            )
+    fill = None
+    if mask is not None and mask.dtype == torch.bool:
+        # eager_mask's convention: finfo.min where masked (added to a capped score,
+        # it gives finfo.min), filled in place.
+        hidden = ~mask
+
+        def fill(s):
+            s.masked_fill_(hidden, torch.finfo(s.dtype).min)
+
+    # `scores` is the matmul's own output: capped (and masked) in place.
+    if softcap is None:
+        scores = scores * scaling
+        if fill is not None:
+            fill(scores)
+    else:
+        scores = capped(scores, scaling, softcap, fill)
+    if mask is not None and mask.dtype != torch.bool:
         scores = scores + mask
     probs = F.softmax(scores, dim=-1, dtype=torch.float32).to(q.dtype)  # (B, H, Lq, Lk)
     probs = F.dropout(probs, p=dropout, training=training)
     return torch.matmul(probs, v)  # (B, H, Lq, D)
 
 
-# Query rows per block of the causal eager path.
-_BLOCK = 128
-
-
-def _eager_causal_blocks(q, k, v, window, scaling, softcap, dropout, training):
-    """Causal (and windowed) eager attention of one sequence, q, k, v
-    (B, H, L, D), in blocks of `_BLOCK` queries: a block computes scores only
-    for the keys its queries may see (from the window start of its first
-    query to its last query), not the masked upper triangle of the (L, L)
-    matrix, about 5/8 of the work at four blocks. Every query's softmax runs
-    over the same keys as with the whole masked matrix (a masked score adds
-    exp(finfo.min) = 0), so only float rounding differs."""
-    length = q.shape[2]
-    outs = []
-    for start in range(0, length, _BLOCK):
-        end = min(start + _BLOCK, length)
-        lo = 0 if window is None else max(0, start - window + 1)
-        mask = _window_mask(end - start, end - lo, window, q.device)
-        if mask is None:  # a square block without a window: causal
-            mask = torch.ones(end - start, end - lo, dtype=torch.bool, device=q.device).tril()
-        keys, values = k[:, :, lo:end], v[:, :, lo:end]
-        outs.append(
-            _eager(q[:, :, start:end], keys, values, mask, scaling, softcap, dropout, training)
-        )
-    return torch.cat(outs, dim=2)  # (B, H, L, D)
+# Query rows per block of the causal soft-capped path (softcap.causal_blocks):
+# 64 measured fastest on a 2k-token tiny-gemma2 pair (128: +5-15%, 256: +50%).
+_BLOCK = 64
 
 
 def _attend(q, k, v, *, n_rep, causal, window, scaling, softcap, dropout, training):
     """One block of independent rows: q (B, H, Lq, D), k and v (B, Hkv, Lk, D)
     with H = Hkv * n_rep -> (B, H, Lq, D)."""
     q_len, kv_len = q.shape[2], k.shape[2]
-    if causal:
-        mask = _window_mask(q_len, kv_len, window, q.device)  # (Lq, Lk) or None
-    elif window is not None and kv_len > window:
+    if not causal and window is not None and kv_len > window:
         raise NotImplementedError(f"{NAME}: bidirectional sliding-window attention")
-    else:
-        mask = None
+    if softcap is not None and causal and q_len == kv_len:
+        # Soft-capped (no sdpa): query blocks against the keys they see, no mask.
+        k, v = repeat_kv(k, n_rep), repeat_kv(v, n_rep)  # (B, H, L, D)
+        return causal_blocks(
+            q,
+            k,
+            v,
+            window=window,
+            scaling=scaling,
+            softcap=softcap,
+            dropout=dropout,
+            training=training,
+            block=_BLOCK,
+        )
+    mask = _window_mask(q_len, kv_len, window, q.device) if causal else None  # (Lq, Lk) or None
     if softcap is not None:
         k, v = repeat_kv(k, n_rep), repeat_kv(v, n_rep)  # (B, H, Lk, D)
-        if causal and q_len == kv_len and q_len > _BLOCK:
-            return _eager_causal_blocks(q, k, v, window, scaling, softcap, dropout, training)
-        if causal and mask is None:  # q_len == kv_len: spell the causal mask out
-            mask = torch.ones(q_len, kv_len, dtype=torch.bool, device=q.device).tril()
         return _eager(q, k, v, mask, scaling, softcap, dropout, training)
     # GQA: kv head j serves query heads j * n_rep .. (j + 1) * n_rep - 1, as repeat_kv
     gqa = {"enable_gqa": True} if n_rep > 1 and _SDPA_GQA else {}
