@@ -4,9 +4,11 @@ datasets and runs (needs the `[serve]` extra: `pip install arena-fast[serve]`).
     arena-fast serve --run RUN --data DATASET            # http://127.0.0.1:8765
 
 It shows only the runs and datasets given here, each under its folder's
-name. It listens on the loopback interface: another `--host` (one that other
-machines can reach) needs `--allow-remote` as well, since the page shows your
-data and runs your models to anyone who can reach it."""
+name, and starts loading every run's model at once, in the background
+(`--no-preload`: on its first compare). It listens on the loopback
+interface: another `--host` (one that other machines can reach) needs
+`--allow-remote` as well, since the page shows your data and runs your
+models to anyone who can reach it."""
 
 from __future__ import annotations
 
@@ -50,6 +52,14 @@ def add_parser(sub) -> None:
         default=1,
         help="torch threads of the runs' scoring (a tiny model gains little from more, and "
         "on a busy machine a second thread can cost several times the time)",
+    )
+    p.add_argument(
+        "--preload",
+        action=Switch,
+        default=True,
+        help="load every --run in the background as soon as the server starts (the page "
+        "answers at once; a compare that comes before its run has loaded waits for it); "
+        "--no-preload loads a run on its first compare instead",
     )
     p.add_argument(
         "--allow-remote",
@@ -130,7 +140,8 @@ def run(args: argparse.Namespace) -> int:
         file=sys.stderr,
         flush=True,
     )
-    server = uvicorn.Server(uvicorn.Config(create_app(catalog), log_level="warning"))
+    app = create_app(catalog, preload=args.preload)
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
     try:
         server.run(sockets=[sock])
     except KeyboardInterrupt:  # uvicorn hands the Ctrl-C it stopped on back

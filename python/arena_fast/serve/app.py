@@ -9,6 +9,9 @@ is the standard ASGI server. No HTTP is parsed here."""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
@@ -56,9 +59,17 @@ class SecurityHeaders:
         await self.app(scope, receive, send_with_headers)
 
 
-def create_app(catalog: Catalog) -> Starlette:
-    """The web app over `catalog` (see `arena_fast.serve`)."""
+def create_app(catalog: Catalog, preload: bool = True) -> Starlette:
+    """The web app over `catalog` (see `arena_fast.serve`). With `preload`,
+    every run's `Judge` starts loading in a background thread when the server
+    starts (`Context.judges`); the server answers at once."""
     ctx = Context(catalog, templates())
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        if preload and catalog.runs:
+            ctx.judges.start(catalog.runs)
+        yield
 
     async def home(request: Request) -> Response:
         return ctx.page(request, "home.html")
@@ -67,4 +78,6 @@ def create_app(catalog: Catalog) -> Starlette:
     for view_routes in (compare_routes, dataset_routes, run_routes):
         routes += view_routes(ctx)
     routes.append(Mount("/static", StaticFiles(directory=str(HERE / "static")), name="static"))
-    return Starlette(routes=routes, middleware=[Middleware(SecurityHeaders)])
+    app = Starlette(routes=routes, middleware=[Middleware(SecurityHeaders)], lifespan=lifespan)
+    app.state.context = ctx  # the judges' states, for tests and tools
+    return app
