@@ -36,7 +36,7 @@ _PROBES: tuple[tuple[tuple[str, str], ...], ...] = (
 
 
 def _sentinel(role: str, k: int) -> str:
-    return f"ARENAFASTSENTINEL{role}{k}Z"
+    return f"ArenaFastSentinel{role}{k}q"
 
 
 def _messages(turns: Sequence[tuple[str, str]]) -> list[dict[str, str]]:
@@ -252,3 +252,27 @@ def verify(chat: ChatTemplate, tokenizer: Tokenizer, encode_sides) -> None:
                 f"give the template's own ids (first difference at token {first}); this "
                 "template renders contents in a way the layout cannot reproduce"
             )
+
+
+# What each span of an explained chat row is, by (kind, field).
+_PIECES = {
+    ("bos", None): "bos",
+    ("eos", None): "eos",
+    ("begin", None): "template start (up to the first user opening)",
+    ("header", None): "answer close, user opening",
+    ("prefix", 0): "user message",
+    ("text", 0): "user message",
+    ("suffix", 0): "user close, assistant opening",
+    ("prefix", 1): "assistant message",
+    ("text", 1): "assistant message",
+    ("end", None): "template end (after the last answer)",
+}
+
+
+def piece_name(kind: str, field: Optional[int]) -> str:
+    """The chat template's name for an explained span: a message's text
+    (tokenized with the role opening's text after its last special token), or
+    the template's text around the messages."""
+    if kind == "marker":
+        return "cut marker"
+    return _PIECES.get((kind, field), kind)

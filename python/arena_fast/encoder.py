@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any, Optional, Union
 
 from . import _core
-from .chat_layout import chat_layout, load_chat_template, template_fields, verify
+from .chat_layout import chat_layout, load_chat_template, piece_name, template_fields, verify
 from .chat_template import ChatTemplate
 from .checks import I64_MAX, MAX_THREADS, check_bool, check_int, check_threads, int64_array
 from .encoded import Encoded
@@ -370,8 +370,18 @@ class Encoder:
         full length, prefix included), `kept` (0 for a dropped turn), `cut`),
         and the row's `length`, `full_length`, `truncated`, `turns`,
         `turns_kept`, `repairs`. Texts are given as in `encode` (a string or
-        a list of turns)."""
-        return self._core.explain(prompt, response_a, response_b, swapped=bool(swapped))
+        a list of turns). In the separate layout `swapped` explains the B
+        side (row 2i+1), field 1 being the answer; with template="chat" each
+        span also has a `piece`: `user message`, `assistant message` (a
+        message's text, with the role opening's text after its last special
+        token), or the template's text around them (`template start`,
+        `user close, assistant opening`, `answer close, user opening`,
+        `template end`), `cut marker`, `bos`, `eos`."""
+        out = self._core.explain(prompt, response_a, response_b, swapped=bool(swapped))
+        if self.chat_template is not None:
+            for span in out["spans"]:
+                span["piece"] = piece_name(span["kind"], span["field"])
+        return out
 
     def encode_json(
         self, prompts, responses_a, responses_b, swap: Union[bool, str] = False
