@@ -430,8 +430,6 @@ def test_real_rows_in_the_llama3_chat_template(tmp_path, data_dir, shared_dir):
         assert data.encoded[i].tolist() == chat.encode(tok, messages)
         checked += 1
     assert checked > 50
-    # The dataset's own encoder is that encoder (the manifest is enough).
-    assert data.encoder().config() == encoder.config()
     # inspect and a rebuild of the same bytes.
     again, _ = _build(
         tmp_path,
@@ -446,6 +444,18 @@ def test_real_rows_in_the_llama3_chat_template(tmp_path, data_dir, shared_dir):
     for f in ("manifest.json", "data-00000.parquet"):
         assert (out / f).read_bytes() == (again / f).read_bytes()
     assert main(["inspect", str(out), "--row", "1"]) == 0
+    # The browser splits a side into the template's text and the messages.
+    from arena_fast.serve.tables import DatasetTable
+
+    sides = DatasetTable(out).row(1)["orders"]
+    assert [side["name"] for side in sides] == ["a", "b"]
+    for side, answer in zip(sides, ("response A", "response B")):
+        names = [block["name"] for block in side["blocks"]]
+        assert names[0] == "begin" and names.count("prompt") >= 1 and answer in names
+        specials = {t for b in side["blocks"] for p in b["parts"] for t, s in p["pieces"] if s}
+        assert "<|eot_id|>" in specials
+    # The dataset's own encoder is that encoder (the manifest is enough).
+    assert data.encoder().config() == encoder.config()
 
 
 # -- the dataset browser ------------------------------------------------------------------
