@@ -486,3 +486,28 @@ def test_serve_shows_a_separate_dataset(demo, tmp_path):
         assert a_text in row.text
         search = client.get(f"/datasets/{name}", params={"text": "the"})
         assert search.status_code == 200
+
+
+def test_serve_says_why_a_separate_shard_without_its_b_side_cannot_be_shown(demo, tmp_path):
+    pytest.importorskip("starlette")
+    import shutil
+
+    import pyarrow.parquet as pq
+    from starlette.testclient import TestClient
+
+    from arena_fast.serve import Catalog, create_app
+
+    out = tmp_path / "broken"
+    shutil.copytree(demo[0], out)
+    manifest = json.loads((out / "manifest.json").read_text())
+    for shard in manifest["shards"]:
+        path = out / shard["file"]
+        pq.write_table(pq.read_table(path).drop_columns(["input_ids_b", "length_b"]), path)
+        shard["bytes"] = path.stat().st_size
+    (out / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(InputError, match="no column 'input_ids_b'"):
+        load_dataset(out)
+    with TestClient(create_app(Catalog.from_paths([], [out]))) as client:
+        for url in ("/datasets/broken", "/datasets/broken/rows/0"):
+            r = client.get(url)
+            assert r.status_code == 500 and "no column 'length_b'" in r.text

@@ -59,6 +59,7 @@ SCAN_CHUNK = 256  # text search: rows decoded between two looks at the clock
 TEXT_COLUMNS = ("id", "model_a", "model_b", *METADATA_COLUMNS)
 _SMALL = ("fold", "labels", "source", "truncated", "repairs", "flags", "turns", "length")
 _SMALL += ("turns_kept",)
+_SMALL_B = ("length" + SIDE_B, "truncated" + SIDE_B, "input_ids" + SIDE_B)  # separate layout
 
 
 class DatasetTable:
@@ -123,7 +124,7 @@ class DatasetTable:
     def _shard_small(self, i: int) -> dict:
         """The small columns of shard `i` as numpy arrays; `source` and
         `language` as (indices into the shard's values, -1 for null; values)."""
-        side_b = ["length" + SIDE_B, "truncated" + SIDE_B] if self.separate else []
+        side_b = list(_SMALL_B[:2]) if self.separate else []
         t = self._columns(i, [*_SMALL, "language", *side_b])
         has_language = "language" in t.column_names
         repairs = t.column("repairs").to_numpy().astype(np.int64)
@@ -155,7 +156,8 @@ class DatasetTable:
         want = self.manifest["shards"][i]["rows"]
         if pf.metadata.num_rows != want:
             raise InputError(f"{file}: {pf.metadata.num_rows} rows, the manifest says {want}")
-        missing = [c for c in _SMALL if c not in pf.schema_arrow.names]
+        required = _SMALL + (_SMALL_B if self.separate else ())
+        missing = [c for c in required if c not in pf.schema_arrow.names]
         if missing:
             raise InputError(f"{file}: not a dataset shard: no column {missing[0]!r}")
         return pf
