@@ -35,6 +35,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from ..chat_layout import piece_name
 from ..dataset import dataset_space, read_manifest
 from ..dataset.clean import METADATA_COLUMNS
 from ..dataset.config import SIDE_B, SWAPPED, pair_suffix
@@ -75,6 +76,8 @@ class DatasetTable:
         # The separate layout: each row is two sequences, prompt + A
         # (`input_ids`) and prompt + B (`input_ids_b`).
         self.separate = pair_suffix(self.manifest) == SIDE_B
+        # The tokenizer's own chat template: its pieces are named as such.
+        self.chat = self.manifest["encoder"].get("chat_template") is not None
         self.files = [self.path / s["file"] for s in self.manifest["shards"]]
         self.starts = np.cumsum([0] + [s["rows"] for s in self.manifest["shards"]])
         self.template = Template(**self.manifest["encoder"]["template"])
@@ -548,6 +551,8 @@ class DatasetTable:
                 block = blocks[-1]
             else:
                 name = fields[span.field] if span.field is not None else span.kind
+                if self.chat and span.field is None:
+                    name = piece_name(span.kind, None)
                 kind = "field" if span.field is not None else span.kind
                 block = {"key": key, "name": name, "kind": kind, "turn": span.turn}
                 block.update(parts=[], tokens=0)
