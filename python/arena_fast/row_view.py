@@ -17,7 +17,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Optional
 
-__all__ = ["Span", "decode_pieces", "render_row", "split_row", "FIELDS", "SIDE_FIELDS"]
+from .chat_layout import piece_name
+
+__all__ = ["Span", "blocks", "decode_pieces", "render_row", "split_row", "FIELDS", "SIDE_FIELDS"]
 
 FIELDS = ("prompt", "response A", "response B")  # as placed in the row
 # The fields of each side of a separate-layout row (the encoder's
@@ -210,3 +212,30 @@ def _text(row: _Ids, marker: list, i: int, end: int, position: int, field: int, 
             spans.append(Span("text", i, at, position, field))
         spans.append(Span("marker", at, at + len(marker), position, field))
         i = at + len(marker)
+
+
+def blocks(tokenizer, ids, spans: list, fields: tuple = FIELDS, chat: bool = False) -> list:
+    """The spans of `split_row` grouped for display (the dataset browser's
+    row page): one block per piece outside the turns, one per turn field
+    (named by `fields`; the pieces of a chat template by their name there,
+    `chat_layout.piece_name`); each with its decoded pieces and tokens."""
+    out: list = []
+    for span in spans:
+        pieces = decode_pieces(tokenizer, ids[span.start : span.stop].tolist())
+        part = {"kind": span.kind, "pieces": pieces, "tokens": span.stop - span.start}
+        key = (span.turn, span.field) if span.field is not None else (span.kind, span.start)
+        if out and out[-1]["key"] == key:
+            block = out[-1]
+        else:
+            name = fields[span.field] if span.field is not None else span.kind
+            if chat and span.field is None:
+                name = piece_name(span.kind, None)
+            kind = "field" if span.field is not None else span.kind
+            block = {"key": key, "name": name, "kind": kind, "turn": span.turn}
+            block.update(parts=[], tokens=0, text_tokens=0, cut=False)
+            out.append(block)
+        block["parts"].append(part)
+        block["tokens"] += part["tokens"]
+        block["text_tokens"] += part["tokens"] if span.kind == "text" else 0
+        block["cut"] |= span.kind == "marker"
+    return out

@@ -35,14 +35,13 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from ..chat_layout import piece_name
 from ..dataset import dataset_space, read_manifest
 from ..dataset.clean import METADATA_COLUMNS
 from ..dataset.config import SIDE_B, SWAPPED, pair_suffix
 from ..encoder import Template
 from ..errors import InputError
 from ..outputs import TOKENIZER
-from ..row_view import FIELDS, SIDE_FIELDS, decode_pieces, split_row
+from ..row_view import FIELDS, SIDE_FIELDS, blocks, split_row
 from ..tokenizer import Tokenizer
 from .query import (
     NONE,
@@ -535,34 +534,8 @@ class DatasetTable:
             "turns_kept": row[f"turns_kept{suffix}"],
             "truncated": row[f"truncated{suffix}"],
             "models": models,
-            "blocks": self._blocks(ids, spans, fields),
+            "blocks": blocks(self.tokenizer, ids, spans, fields, chat=self.chat),
         }
-
-    def _blocks(self, ids: np.ndarray, spans: list, fields: tuple = FIELDS) -> list:
-        """The spans grouped for display: one block per piece outside the
-        turns, one per turn field (named by `fields`); each with its decoded
-        pieces and tokens."""
-        blocks: list = []
-        for span in spans:
-            pieces = decode_pieces(self.tokenizer, ids[span.start : span.stop].tolist())
-            part = {"kind": span.kind, "pieces": pieces, "tokens": span.stop - span.start}
-            key = (span.turn, span.field) if span.field is not None else (span.kind, span.start)
-            if blocks and blocks[-1]["key"] == key:
-                block = blocks[-1]
-            else:
-                name = fields[span.field] if span.field is not None else span.kind
-                if self.chat and span.field is None:
-                    name = piece_name(span.kind, None)
-                kind = "field" if span.field is not None else span.kind
-                block = {"key": key, "name": name, "kind": kind, "turn": span.turn}
-                block.update(parts=[], tokens=0)
-                block.update(text_tokens=0, cut=False)
-                blocks.append(block)
-            block["parts"].append(part)
-            block["tokens"] += part["tokens"]
-            block["text_tokens"] += part["tokens"] if span.kind == "text" else 0
-            block["cut"] |= span.kind == "marker"
-        return blocks
 
 
 @dataclass
