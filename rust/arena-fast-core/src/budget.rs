@@ -611,6 +611,41 @@ mod tests {
     }
 
     #[test]
+    fn shared_prompts_fit_and_match() {
+        // Two sides of each generated row: the same prompts, answers A and B
+        // (the third field empty, as the separate layout plans them).
+        let side = |turns: &[TurnLens], f: usize| -> Vec<TurnLens> {
+            turns
+                .iter()
+                .map(|t| TurnLens {
+                    seg: [t.seg[0], t.seg[f], 0],
+                    protect: [t.protect[0], t.protect[f], 0],
+                })
+                .collect()
+        };
+        for strategy in [Strategy::FourthPlace, Strategy::Fair, Strategy::DropOldest] {
+            for max_length in [40, 100, 300, 1000] {
+                let mut cfg = BudgetConfig::new(max_length, strategy);
+                cfg.min_tail_tokens = 5;
+                cfg.keep_first_turns = (max_length == 300) as usize;
+                for turns in rows() {
+                    let sides = [side(&turns, 1), side(&turns, 2)];
+                    let mut plans = [0, 1].map(|s| plan(&cfg, &frame(), &sides[s]));
+                    share_prompt(&mut plans, [&sides[0], &sides[1]], frame().marker);
+                    for s in 0..2 {
+                        let len = planned_len(&frame(), &sides[s], &plans[s]);
+                        assert!(len <= max_length, "{strategy:?} {max_length}: {len}");
+                    }
+                    let prompts = |p: &Plan| -> Vec<(usize, Cut)> {
+                        p.turns.iter().map(|t| (t.turn, t.cuts[0])).collect()
+                    };
+                    assert_eq!(prompts(&plans[0]), prompts(&plans[1]));
+                }
+            }
+        }
+    }
+
+    #[test]
     fn water_fill_is_max_min_fair() {
         let alloc = water_fill(100, &[10, 500, 500], &[1.0, 1.0, 1.0], 0);
         assert_eq!(alloc, vec![(10, false), (45, true), (45, true)]);

@@ -147,3 +147,17 @@ impl Encoder {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::py_strip;
+
+    #[test]
+    fn strips_what_python_strips() {
+        assert_eq!(py_strip(" \n\t x y \r\u{a0}"), "x y");
+        assert_eq!(py_strip("\u{1c}\u{1f}x\u{3000}\u{85}"), "x");
+        // Not whitespace to Python: zero-width space, BOM.
+        assert_eq!(py_strip("\u{200b}x\u{feff}"), "\u{200b}x\u{feff}");
+        assert_eq!(py_strip(" \n "), "");
+    }
+}
