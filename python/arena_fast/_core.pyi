@@ -88,6 +88,8 @@ class Encoder:
         keep_first_turns: int,
         tail_ratios: Sequence[float],
         min_tail_tokens: int,
+        layout: str = "cross",
+        strip: Sequence[bool] = (False, False),
     ) -> Encoder: ...
     def encode(
         self, prompts: Any, responses_a: Any, responses_b: Any, swap: str
