@@ -79,6 +79,8 @@ def _reward(data=".", **kw) -> TrainConfig:
         ({"reward_margin": 1.0}, "reward_margin"),
         ({"center_rewards_coefficient": 0.01}, "center_rewards_coefficient"),
         ({"tie_model": "none"}, "tie_model"),
+        ({"tie_lr": 0.5}, "tie_lr"),
+        ({"objective": "reward", "tie_lr": 0}, "tie_lr"),
     ],
 )
 def test_bad_reward_settings_are_config_errors_naming_the_setting(settings, named):
@@ -162,12 +164,12 @@ def test_set_classes_still_takes_label_space_widths_only(cross_pairs):
 
 def test_the_tie_parameter_is_not_decayed_and_is_saved_and_restored(cross_pairs, tmp_path):
     data = load_dataset(cross_pairs)
-    config = _reward(cross_pairs, weight_decay=0.1, head_lr=1e-2)
+    config = _reward(cross_pairs, weight_decay=0.1, head_lr=1e-2, tie_lr=0.05)
     model = classifier_for(config, data.tokenizer(), data.space.k)
     optimizer = _optimizer(model, config)
     tie = model.head.tie.raw
     (group,) = [g for g in optimizer.param_groups if any(p is tie for p in g["params"])]
-    assert group["weight_decay"] == 0.0 and group["params"] == [tie] and group["lr"] == 1e-2
+    assert group["weight_decay"] == 0.0 and group["params"] == [tie] and group["lr"] == 0.05
     others = [g for g in optimizer.param_groups if g is not group]
     assert all(g["weight_decay"] == 0.1 for g in others)
     assert sum(len(g["params"]) for g in optimizer.param_groups) == len(

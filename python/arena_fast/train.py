@@ -299,8 +299,8 @@ _NO_DECAY = ("head.tie.",)
 def _optimizer(model, config: TrainConfig) -> torch.optim.Optimizer:
     """AdamW with the decoder's (or its adapters') learning rate and the
     head's (`head_lr`, default `lr`); `weight_decay` on every trained weight
-    but a reward model's tie parameter (`_NO_DECAY`, in a third group at the
-    head's learning rate, present only when the model has one)."""
+    but a reward model's tie parameter (`_NO_DECAY`, in a third group at
+    `tie_lr`, present only when the model has one)."""
     named = model.trainable_parameters()
     head_lr = config.head_lr or config.lr
     head = [p for n, p in named if n.startswith("head.") and not n.startswith(_NO_DECAY)]
@@ -310,7 +310,7 @@ def _optimizer(model, config: TrainConfig) -> torch.optim.Optimizer:
     ]
     kept = [p for n, p in named if n.startswith(_NO_DECAY)]
     if kept:
-        groups.append({"params": kept, "lr": head_lr, "weight_decay": 0.0})
+        groups.append({"params": kept, "lr": config.tie_lr, "weight_decay": 0.0})
     return torch.optim.AdamW(groups, weight_decay=config.weight_decay)
 
 

@@ -136,6 +136,12 @@ class TrainConfig:
         "parameter), or none (Bradley-Terry, a tie counts half a win for each side)",
         "davidson",
     )
+    tie_lr: float = _help(
+        "reward runs: learning rate of the tie parameter (one number of scale 1, whatever "
+        "the model; AdamW moves it about this much per step)",
+        0.1,
+        Bounds(0, MAX_LR, low_open=True),
+    )
     reward_margin: float = _help(
         "reward runs: the margin the winner's reward must lead by (TRL's margin)", 0.0, Bounds(0)
     )
@@ -281,6 +287,7 @@ class TrainConfig:
             return
         for name, default in (
             ("tie_model", "davidson"),
+            ("tie_lr", 0.1),
             ("reward_margin", 0),
             ("center_rewards_coefficient", 0),
         ):

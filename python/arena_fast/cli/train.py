@@ -15,7 +15,7 @@ import typing
 # The settings, not the trainer: `arena-fast --help` builds this parser and
 # must not import torch (`..train` is imported when the command runs).
 from ..train_config import TrainConfig, read_config_file
-from ._args import HelpFormatter, Switch, boolean
+from ._args import HelpFormatter, Switch, boolean, thread_count
 from ._progress import Progress, train_bar
 
 
@@ -60,6 +60,13 @@ def add_parser(sub) -> None:
     )
     p.add_argument("--config", help="a YAML file of TrainConfig settings")
     p.add_argument("--quiet", action=Switch, help="no log lines, no progress bar")
+    p.add_argument(
+        "--torch-threads",
+        type=thread_count,
+        default=None,
+        help="torch threads (default: torch's, one per core); 1 for the tiny models on a "
+        "busy machine, where more threads can cost several times the time",
+    )
     for field in dataclasses.fields(TrainConfig):
         bounds = field.metadata.get("bounds")
         limits = f"{bounds}; " if bounds is not None else ""
@@ -84,8 +91,12 @@ def run(args: argparse.Namespace) -> int:
     config = TrainConfig.from_dict(values)
     # torch (seconds, and most of the process's memory) only once the
     # settings are known to be good: a bad file or option fails without it.
+    import torch
+
     from ..train import train
 
+    if args.torch_threads is not None:
+        torch.set_num_threads(args.torch_threads)
     progress = Progress(quiet=args.quiet, prefix="arena-fast train", unit="steps")
     try:
         result = train(config, log=lambda r: progress.write(_line(r)), progress=train_bar(progress))
