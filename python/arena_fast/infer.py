@@ -26,8 +26,8 @@ from .diagnostics import (
 )
 from .errors import InputError
 from .labels import LabelSpace, space_of_width
-from .reward_tables import REWARD_COLUMNS
 from .reward_losses import reward_probs
+from .reward_tables import REWARD_COLUMNS
 from .runs import dataset_identity
 from .torch.data import ArenaBatches, inference_plan
 
@@ -253,6 +253,7 @@ def evaluate(model, data, layout: str, max_tokens: int, predictions: Optional[Pa
             rewards[labelled, 0], rewards[labelled, 1], labels[labelled]
         )
         result["theta"] = float(model.head.tie.theta.detach())
+        result["tie_prob_of_equal_rewards"] = model.head.tie.tie_prob_of_equal_rewards()
         table = reward_predictions(data, rewards, probs) if predictions is not None else None
     else:
         probs = probabilities(logits, data.ids, where)

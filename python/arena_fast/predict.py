@@ -29,9 +29,12 @@ from .errors import ConfigError, InputError
 from .files import file_sha256, replacing
 from .infer import (
     dataset_predictions,
+    pair_rewards,
     predict_logits,
     prediction_table,
     probabilities,
+    reward_predictions,
+    reward_probabilities,
     swap_passes,
 )
 from .labels import LabelSpace, space_of_width
@@ -45,6 +48,7 @@ from .runs import (
     describe_training,
     read_bundle,
     read_run_config,
+    recorded_space,
     trained_on,
 )
 from .sources import METADATA_SCHEMA, TEXT_COLUMNS, ReadOptions, read
@@ -106,7 +110,7 @@ def predict(
     run: Union[str, os.PathLike],
     data: Union[str, os.PathLike],
     *,
-    tta: bool = True,
+    tta: Optional[bool] = None,
     max_tokens: int = 8192,
     max_rows: Optional[int] = None,
     layout: Optional[str] = None,
@@ -118,7 +122,8 @@ def predict(
     """Probabilities for the rows of the dataset `data` that `split` names
     (`rows_to_score`: by default the run's held-out fold when `data` is the
     dataset it trained on, else every row): `ids`, `probs`
-    (n, K; the swap-TTA average when `tta` and the dataset has both orders),
+    (n, K; the swap-TTA average when `tta` (None: True) and the dataset
+    has both orders),
     `logits` (of the original order) and, when the dataset has both orders,
     `probs_original` and `probs_swapped` (the swapped prediction mapped
     back); `label_space`, the run's (rows of K = its classes; data of
@@ -133,19 +138,37 @@ def predict(
     `trained` (per row, whether the run trained on it; None when not
     known) and `notes` (what a user should know, e.g. that the run does not
     say which rows it trained on). `progress`: `af.infer.predict_logits`'s
-    (`{"rows": done, "total": n}` as the batches are predicted)."""
+    (`{"rows": done, "total": n}` as the batches are predicted).
+
+    A reward run (`objective` "reward", on data of the separate layout:
+    pair i is rows 2i and 2i + 1) gives one prediction per pair: `rewards`
+    (n, 2, each answer's reward), `probs` from them by the run's tie
+    parameter (`af.infer.reward_probabilities`), `tie_model` and
+    `tie_prob_of_equal_rewards`, and no `logits`. It has no swap TTA (its
+    probabilities mirror exactly when A and B exchange): `tta=True` is a
+    ConfigError saying so."""
     bundle = read_bundle(Path(run))
+    reward = _check_reward_tta(run, tta)
     rows = rows_to_score(run, bundle, data, split)
     if rows["split"] == "all":
         dataset = load_dataset(data, swap=None)
     else:
         dataset = load_dataset(data, fold=rows["held_out"], split=rows["split"], swap=None)
-    _check_settings(run, bundle, data, dataset, tta)
+    _check_settings(run, bundle, data, dataset, tta is not False and not reward)
     model, config = load_run(run, tokenizer=dataset.tokenizer(), base_model=base_model)
     if layout is None:
         layout = _run_layout(config, model)
     logits = predict_logits(model, dataset.encoded, layout, max_tokens, max_rows, progress=progress)
-    out = dataset_predictions(dataset, logits, tta=tta, where=f"predicting {data} with {run}")
+    where = f"predicting {data} with {run}"
+    if model.is_reward:
+        rewards = pair_rewards(logits, dataset.ids, where)
+        tie = model.head.tie
+        probs = reward_probabilities(rewards, dataset.space, tie)
+        out = reward_predictions(dataset, rewards, probs)
+        out["tie_model"] = config.tie_model
+        out["tie_prob_of_equal_rewards"] = tie.tie_prob_of_equal_rewards()
+    else:
+        out = dataset_predictions(dataset, logits, tta=tta is not False, where=where)
     out["dataset"] = Path(data)
     out["label_space"] = dataset.space.name
     out["split"], out["notes"] = rows["split"], rows.pop("notes")
@@ -154,13 +177,29 @@ def predict(
     if rows["own_dataset"]:
         held = rows["held_out"]
         out["trained"] = np.ones(len(out["ids"]), bool) if held is None else out["folds"] != held
-    if postprocess:
-        flags = dataset.flags[0::2] if dataset.swapped else dataset.flags
+    if postprocess:  # the flags of each pair's first row when rows come in twos
+        paired = dataset.swapped or len(dataset.flags) == 2 * len(out["ids"])
+        flags = dataset.flags[0::2] if paired else dataset.flags
         out["probs"], out["postprocessed"] = postprocess_rules(out["probs"], flags)
     return out
 
 
 SPLITS = ("valid", "train", "all")
+# Why a reward model has no swap TTA (a request for it is refused with this).
+REWARD_NO_TTA = (
+    "a reward model is symmetric by construction (exchanging A and B exchanges the two "
+    "rewards, and its probabilities mirror exactly): swap TTA would give the same, so it "
+    "does not apply"
+)
+
+
+def _check_reward_tta(run, tta: Optional[bool]) -> bool:
+    """Whether `run` is a reward run (its config.json), refusing `tta=True`
+    for one (`REWARD_NO_TTA`) before anything is loaded."""
+    reward = read_run_config(run).reward
+    if reward and tta:
+        raise ConfigError(f"--tta (tta=True) with the reward run {run}: {REWARD_NO_TTA}")
+    return reward
 
 
 def rows_to_score(run, bundle: dict, data, split: Optional[str] = None) -> dict:
@@ -297,7 +336,10 @@ def _named(p: np.ndarray, space: LabelSpace) -> dict[str, float]:
 class Judge:
     """A trained run loaded once, scoring pairs given as text: each pair is
     encoded as training encoded (the run's tokenizer and encoder config) in
-    both orders, and the verdict is the swap-TTA average.
+    both orders, and the verdict is the swap-TTA average. A reward run
+    (`self.reward`) scores each answer once (prompt + A, prompt + B: its
+    encoder's separate layout) and gives the two rewards with the
+    probabilities its tie parameter derives from them.
 
         judge = Judge("run")
         judge.compare("What is 2+2?", "4", "5")["winner_model_a"]
@@ -319,7 +361,11 @@ class Judge:
         )
         self.layout = _run_layout(self.config, self.model)
         self.max_tokens = max_tokens
-        self.space = space_of_width(self.model.num_classes)  # the run's label space
+        self.reward = bool(self.model.is_reward)
+        # The run's label space (a reward model's head is one reward wide: its bundle's).
+        self.space = (
+            recorded_space(self.run) if self.reward else space_of_width(self.model.num_classes)
+        )
 
     def compare(self, prompt, response_a, response_b) -> dict:
         """One pair: see `compare_many`."""
@@ -335,24 +381,18 @@ class Judge:
         single pass (`original`, and `swapped` mapped back to this order),
         whether the two passes disagree (`flip`), and what the token budget
         cut: `tokens` of each order, `max_length`, `truncated`, `turns`,
-        `turns_kept` and `full_length` (the tokens with nothing cut)."""
+        `turns_kept` and `full_length` (the tokens with nothing cut).
+
+        A reward run's record (`self.reward`) has `reward_a` and `reward_b`
+        (each answer's reward) and the probabilities of its label space
+        derived from them (`af.infer.reward_probabilities`), the `verdict`,
+        and the budget's keys of its two sequences (`tokens`, `turns_kept`
+        of prompt + A and prompt + B; `full_length` of prompt + A); no
+        single passes (a reward model has no swap TTA)."""
         pairs = list(pairs)
-        columns: dict[str, list] = {"prompt": [], "response_a": [], "response_b": []}
-        for i, pair in enumerate(pairs):
-            if not hasattr(pair, "get"):
-                raise InputError(f"pair {i}: expected an object, got {type(pair).__name__}")
-            for name, values in columns.items():
-                value = pair.get(name)
-                if isinstance(value, str):
-                    value = [value]
-                if not isinstance(value, list) or not all(
-                    isinstance(t, str) or t is None for t in value
-                ):
-                    raise InputError(
-                        f"pair {i}: {name!r} must be a string or a list of strings "
-                        f"(turns), got {type(value).__name__}"
-                    )
-                values.append(value)
+        columns = _pair_columns(pairs)
+        if self.reward:
+            return self._compare_rewards(pairs, columns)
         encoded = self.encoder.encode(
             columns["prompt"], columns["response_a"], columns["response_b"], swap="both"
         )
@@ -377,6 +417,53 @@ class Judge:
             record["full_length"] = int(encoded.full_length[o])
             out.append(record)
         return out
+
+    def _compare_rewards(self, pairs: list, columns: dict) -> list[dict]:
+        """`compare_many` of a reward run: see there."""
+        encoded = self.encoder.encode(
+            columns["prompt"], columns["response_a"], columns["response_b"]
+        )
+        logits = predict_logits(self.model, encoded, self.layout, self.max_tokens)
+        ids = [pair.get("id", i) for i, pair in enumerate(pairs) for _ in (0, 1)]
+        rewards = pair_rewards(logits, ids, f"comparing with {self.run}")
+        probs = reward_probabilities(rewards, self.space, self.model.head.tie)
+        out = []
+        for i, pair in enumerate(pairs):
+            a, b = 2 * i, 2 * i + 1
+            record: dict[str, Any] = {"id": pair.get("id", i)}
+            record["reward_a"], record["reward_b"] = float(rewards[i, 0]), float(rewards[i, 1])
+            record.update(_named(probs[i], self.space))
+            record["verdict"] = self.space.verdicts[int(np.argmax(probs[i]))]
+            record["tokens"] = [int(encoded.lengths[a]), int(encoded.lengths[b])]
+            record["max_length"] = self.encoder.max_length
+            record["truncated"] = bool(encoded.truncated[a] or encoded.truncated[b])
+            record["turns"] = int(encoded.turns_total[a])
+            record["turns_kept"] = [int(encoded.turns_kept[a]), int(encoded.turns_kept[b])]
+            record["full_length"] = int(encoded.full_length[a])
+            out.append(record)
+        return out
+
+
+def _pair_columns(pairs) -> dict[str, list]:
+    """The prompts and answers of `pairs` (`Judge.compare_many`'s) as lists
+    of turns per field, or an InputError naming the pair and field."""
+    columns: dict[str, list] = {"prompt": [], "response_a": [], "response_b": []}
+    for i, pair in enumerate(pairs):
+        if not hasattr(pair, "get"):
+            raise InputError(f"pair {i}: expected an object, got {type(pair).__name__}")
+        for name, values in columns.items():
+            value = pair.get(name)
+            if isinstance(value, str):
+                value = [value]
+            if not isinstance(value, list) or not all(
+                isinstance(t, str) or t is None for t in value
+            ):
+                raise InputError(
+                    f"pair {i}: {name!r} must be a string or a list of strings "
+                    f"(turns), got {type(value).__name__}"
+                )
+            values.append(value)
+    return columns
 
 
 def source_rows(
@@ -474,21 +561,26 @@ def _same_text_kind(frames: list) -> Any:
 
 
 def write_canonical(
-    path: Union[str, os.PathLike], rows, probs: np.ndarray, logits: np.ndarray
+    path: Union[str, os.PathLike], rows, probs: np.ndarray, logits: Optional[np.ndarray]
 ) -> None:
     """Rows (`source_rows`) with the predictions, in the canonical schema
     that `build-dataset` reads: `labels` = the probabilities (pseudo-labels),
-    `teacher_logits` = one teacher, these logits. Written atomically."""
-    if len(rows) != len(probs) or len(probs) != len(logits):
-        raise ConfigError(f"{len(rows)} rows, {len(probs)} probabilities, {len(logits)} logits")
+    `teacher_logits` = one teacher, these logits (none for a reward run's
+    predictions, `logits` None: a reward model has no class logits).
+    Written atomically."""
+    n_logits = len(probs) if logits is None else len(logits)
+    if len(rows) != len(probs) or len(probs) != n_logits:
+        raise ConfigError(f"{len(rows)} rows, {len(probs)} probabilities, {n_logits} logits")
     k = np.shape(probs)[1] if np.ndim(probs) == 2 else 3  # the label space's classes
-    frame = rows.with_columns(
-        pl.Series("labels", np.asarray(probs, np.float64), dtype=pl.Array(pl.Float64, k)),
-        pl.Series(
-            "teacher_logits",
-            np.asarray(logits, np.float64)[:, None, :],
-            dtype=pl.List(pl.Array(pl.Float64, k)),
-        ),
-    )
+    columns = [pl.Series("labels", np.asarray(probs, np.float64), dtype=pl.Array(pl.Float64, k))]
+    if logits is not None:
+        columns.append(
+            pl.Series(
+                "teacher_logits",
+                np.asarray(logits, np.float64)[:, None, :],
+                dtype=pl.List(pl.Array(pl.Float64, k)),
+            )
+        )
+    frame = rows.with_columns(columns)
     with replacing(path) as tmp:
         frame.write_parquet(tmp)

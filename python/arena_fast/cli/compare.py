@@ -10,7 +10,12 @@ line per pair goes to standard output: the swap-averaged probabilities
 (`winner_model_a`, `winner_model_b`, `winner_tie`), the `verdict`, each
 single pass (`original`, `swapped` mapped back), `flip` (the two passes
 disagree), and what the run's token budget cut (`tokens`, `max_length`,
-`truncated`, `turns`, `turns_kept`, `full_length`)."""
+`truncated`, `turns`, `turns_kept`, `full_length`).
+
+A reward run scores each answer once (prompt + A, prompt + B): its lines
+hold `reward_a` and `reward_b`, the probabilities its tie parameter derives
+from them, the `verdict` and the budget's keys of the two sequences (no
+single passes: a reward model has no swap TTA)."""
 
 from __future__ import annotations
 

@@ -15,6 +15,13 @@ distillation (the rows' text is re-read from the dataset's inputs).
 When the rows have labels, the diagnostics are printed: log loss, accuracy,
 position flip rate, calibration (ECE), log loss by turns and by truncation.
 
+A reward run (`train --objective reward`, on data built with `--layout
+separate` or `--template chat`) gives one prediction per pair: the
+probabilities its tie parameter derives from the two answers' rewards, and
+the rewards themselves as the `--predictions` table's `reward_a` /
+`reward_b` columns (the submission keeps its format). It has no swap TTA
+(a reward model is symmetric by construction): `--tta` is refused for it.
+
 `--split` picks the rows: on the dataset the run trained on, `valid` (its
 held-out fold, the default) or `train` (the folds it trained on) or `all`;
 other data (a test set) is always scored whole. Every printed score names
@@ -30,6 +37,7 @@ import sys
 from ..diagnostics import describe_rows, format_summary, summarize, write_predictions
 from ..errors import ConfigError
 from ..files import check_file_output
+from ..reward_tables import format_reward_summary, reward_summary
 from ..runs import recorded_space
 from ..submission import FORMATS, check_format
 from ._args import HelpFormatter, Switch, int_at_least
@@ -80,9 +88,10 @@ def add_parser(sub) -> None:
     p.add_argument(
         "--tta",
         action=Switch,
-        default=True,
-        help="average the two A/B orders (swap TTA); --no-tta: the original order only "
-        "(needed for data built without --swap when the run was trained with it)",
+        default=None,
+        help="average the two A/B orders (swap TTA, the default when the data has both); "
+        "--no-tta: the original order only (needed for data built without --swap when the "
+        "run was trained with it); refused for a reward run, which has no swap TTA",
     )
     p.add_argument(
         "--postprocess",
@@ -156,8 +165,14 @@ def run(args: argparse.Namespace) -> int:
             rows = rows.filter(rows["id"].is_in(result["ids"]))
         if rows["id"].to_list() != [str(i) for i in result["ids"]]:
             raise ConfigError(f"{args.data}: its inputs' rows are not the rows predicted")
-        write_canonical(args.out, rows, result["probs"], result["logits"])
-    tta = "with swap TTA" if "probs_swapped" in result and args.tta else "no TTA"
+        write_canonical(args.out, rows, result["probs"], result.get("logits"))
+    if "rewards" in result:
+        tta = (
+            f"reward model, {result['tie_model']} ties: P(tie) of equal rewards "
+            f"{result['tie_prob_of_equal_rewards']:.4f}"
+        )
+    else:
+        tta = "with swap TTA" if "probs_swapped" in result and args.tta is not False else "no TTA"
     frame = prediction_table(result)
     print(
         printable(
@@ -174,4 +189,7 @@ def run(args: argparse.Namespace) -> int:
     summary = summarize(frame, rows=result["rows"])
     if summary["labelled"] or "flip_rate" in summary:
         print(format_summary(summary), file=sys.stderr)
+    rewards = reward_summary(frame)
+    if rewards is not None:
+        print(format_reward_summary(rewards, result), file=sys.stderr)
     return 0
