@@ -7,7 +7,12 @@ evaluation whose weights the run kept marked, and from the held-out predictions
 (`valid_predictions.parquet`, `af.diagnostics`) the summary numbers, a
 reliability diagram with its ECE, the position flip rate overall and by
 turns, the single-pass log losses next to the averaged one, the confusion
-matrix, and the log loss by turns and by truncation. Several runs (the k
+matrix, and the log loss by turns and by truncation; for a reward run
+(`objective` reward) also its pairwise accuracy (ties left out, with the
+pairs it is over), the log loss of the probabilities derived from its
+rewards, its learned tie parameter (`tie_prob_of_equal_rewards`) and a
+histogram of the reward margins r_a - r_b by true label
+(`af.reward_tables`). Several runs (the k
 fold runs of one model) also get one comparison: the held-out log loss per
 fold as bars, their loss curves together, and the pooled out-of-fold
 numbers (only for distinct held-out folds of one dataset with no id twice;

@@ -14,6 +14,7 @@ from typing import Any, Optional
 from .. import __version__
 from ..diagnostics import GROUP_COLUMNS, GROUP_TOP, format_summary
 from ..outputs import GENERATOR_META
+from ..reward_tables import format_reward_summary
 from .plots import (
     Plots,
     plot_confusion,
@@ -21,6 +22,7 @@ from .plots import (
     plot_folds,
     plot_groups,
     plot_losses,
+    plot_margins,
     plot_reliability,
 )
 from .sections import Section, fold_bars, pooled_summary
@@ -149,12 +151,64 @@ def _evals_html(sec: Section) -> list:
         ]
         for r in sec.evals
     ]
+    head = _EVAL_HEAD
+    if sec.tie is not None:  # a reward run: its pairwise accuracy and tie parameter too
+        head = [*_EVAL_HEAD[:5], *_REWARD_EVAL_HEAD, *_EVAL_HEAD[5:]]
+        for row, r in zip(rows, sec.evals):
+            row[5:5] = [_num(r.get(k)) for k in ("pairwise_accuracy", "tie_prob_of_equal_rewards")]
     line = f"<p>kept weights: {_e(_kept_text(sec))}</p>" if sec.saved is not None else ""
     return [
         line,
         f"<details><summary>{len(sec.evals)} held-out evaluations, by step</summary>"
-        f"{_table(_EVAL_HEAD, rows)}</details>",
+        f"{_table(head, rows)}</details>",
     ]
+
+
+_REWARD_EVAL_HEAD = ["pairwise accuracy", "P(tie) of equal rewards"]
+_REWARD_HEAD = [
+    "pairwise accuracy",
+    "pairs it is over (won by A or B)",
+    "log loss (derived probabilities)",
+    "labelled pairs",
+    "tie model",
+    "P(tie) of equal rewards",
+    "mean margin r_a - r_b",
+]
+
+
+def _reward_html(sec: Section, plots: Plots, covers: str) -> list:
+    """A reward run's or table's section: pairwise accuracy (ties left out,
+    with the pairs it is over), the log loss of the probabilities derived
+    from the rewards, the run's learned tie parameter, and the histogram of
+    reward margins by true label."""
+    r, tie = sec.reward, sec.tie or {}
+    parts = [f'<h3 id="{_e(sec.key)}-reward">reward model</h3>']
+    if r is None:
+        return [*parts, '<p class="note">no prediction table with rewards to score</p>']
+    row = [
+        _num(r["pairwise_accuracy"]),
+        f"{r['decided']:,}",
+        _num(r["log_loss"]),
+        f"{r['labelled']:,}",
+        tie.get("tie_model", "-"),
+        _num(tie.get("tie_prob_of_equal_rewards")),
+        _num(r["margin_mean"]),
+    ]
+    parts.append(_table(_REWARD_HEAD, [row]))
+    parts.append(
+        "<p>Pairwise accuracy: the share of the pairs won by A or B whose winner got the larger "
+        "reward (ties and both_bad left out, equal rewards wrong), as reward benchmarks count "
+        "it. The probabilities come from the two rewards and the learned tie parameter "
+        "(P(tie) of two equal rewards). A reward model has no swap TTA: exchanging A and B "
+        "exchanges the rewards.</p>"
+    )
+    if r["margins"]:
+        name = f"{sec.key}-margins.png"
+        plot_margins(plots, name, r["margins"], caption=covers)
+        parts.append(_img(name, "reward margins by true label"))
+    else:
+        parts.append('<p class="note">no labelled pairs: no margins by label</p>')
+    return parts
 
 
 def _groups_html(column: str, groups: dict) -> str:
@@ -186,9 +240,11 @@ def _section_html(sec: Section, plots: Plots) -> list:
     parts += _evals_html(sec)
     s = sec.summary
     if s is None:
-        return parts
+        return parts + (_reward_html(sec, plots, "") if sec.tie is not None else [])
     covers = sec.covers
     parts.append(f"<p>The scores below cover: <strong>{_e(covers)}</strong></p>")
+    if sec.reward is not None or sec.tie is not None:
+        parts += _reward_html(sec, plots, covers)
     if not s["labelled"]:
         parts.append(
             '<p class="note">no labelled rows: log loss, calibration and the confusion matrix '
@@ -208,6 +264,8 @@ def _section_html(sec: Section, plots: Plots) -> list:
         name = f"{sec.key}-flips.png"
         plot_flips(plots, name, sec.frame, s, caption=covers)
         parts.append(_img(name, "flip rate"))
+    elif sec.reward is not None:
+        parts.append('<p class="note">a reward model: one pass, no swap TTA or flip rate</p>')
     else:
         parts.append('<p class="note">one order predicted only: no flip rate</p>')
     if "confusion" in s:
@@ -221,7 +279,10 @@ def _section_html(sec: Section, plots: Plots) -> list:
     for column in GROUP_COLUMNS:
         if s.get(f"by_{column}"):
             parts.append(_groups_html(column, s[f"by_{column}"]))
-    parts.append(f"<details><summary>numbers</summary><pre>{_e(format_summary(s))}</pre></details>")
+    text = format_summary(s)
+    if sec.reward is not None:
+        text += "\n" + format_reward_summary(sec.reward, sec.tie)
+    parts.append(f"<details><summary>numbers</summary><pre>{_e(text)}</pre></details>")
     return parts
 
 

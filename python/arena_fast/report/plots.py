@@ -260,3 +260,32 @@ def plot_groups(plots: Plots, name: str, summary: dict, caption: str = "") -> No
                 ax.set_xlabel("turns")
             ax.set_ylabel("log loss")
             ax.set_title(f"log loss {title}")
+
+
+def plot_margins(plots: Plots, name: str, margins: dict, caption: str = "") -> None:
+    """A reward model's margins r_a - r_b as histograms by true label
+    (`reward_tables.reward_summary`'s `margins`: label name -> margins),
+    on shared bins, a line at 0 (A's reward above B's to its right)."""
+    values = [np.asarray(m, dtype=np.float64) for m in margins.values()]
+    lo = min((float(v.min()) for v in values if len(v)), default=-1.0)
+    hi = max((float(v.max()) for v in values if len(v)), default=1.0)
+    if not hi > lo:
+        lo, hi = lo - 0.5, hi + 0.5
+    bins = np.linspace(lo, hi, 31)
+    with plots.figure(name, width=7.0, height=4.0, caption=caption) as fig:
+        ax = fig.add_subplot()
+        for i, (label, v) in enumerate(zip(margins, values)):
+            ax.hist(
+                v,
+                bins=bins,
+                histtype="stepfilled",
+                alpha=0.45,
+                color=COLORS[i % len(COLORS)],
+                label=f"{_plain(label)} ({len(v)})",
+            )
+        ax.axvline(0.0, color="black", linewidth=0.8)
+        ax.set_xlabel("reward margin r_a - r_b")
+        ax.set_ylabel("pairs")
+        ax.set_title("reward margins by true label")
+        if values:
+            ax.legend(fontsize="small")

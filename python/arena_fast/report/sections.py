@@ -23,6 +23,7 @@ import polars as pl
 from ..diagnostics import TURN_BUCKETS, describe_rows, flip_rate, read_predictions, summarize
 from ..errors import ConfigError
 from ..outputs import BUNDLE, MERGED, METRICS, PREDICTIONS, RUN_CONFIG
+from ..reward_tables import reward_summary
 from ..runs import describe_training, trained_on
 
 # One color per run (or fold bar), in the plots' order.
@@ -47,6 +48,10 @@ class Section:
     summary: Optional[dict] = None
     notes: list = field(default_factory=list)
     is_run: bool = True
+    # A reward run's or table's `reward_tables.reward_summary` (None: not one)
+    # and its run's tie parameter (`tie_model`, `theta`, `tie_prob_of_equal_rewards`).
+    reward: Optional[dict] = None
+    tie: Optional[dict] = None
 
     @property
     def covers(self) -> str:
@@ -95,6 +100,8 @@ def load_run(run: Path, key: str) -> Section:
     if merged:
         sec.notes.append(f"a merged run (merge-adapters): trained on {sec.trained_on()}")
     _read_metrics(run / METRICS, sec)
+    if config.get("objective") == "reward":
+        sec.tie = _tie(config, sec)
     held_out = config.get("fold") is not None
     if not sec.evals and not merged:
         sec.notes.append(
@@ -107,6 +114,7 @@ def load_run(run: Path, key: str) -> Section:
         if not sec.rows and held_out:  # written before tables said: the held-out fold
             sec.rows = {"split": "valid", "held_out": config.get("fold"), "own_dataset": True}
         sec.summary = summarize(sec.frame, rows=sec.rows)
+        sec.reward = reward_summary(sec.frame, run / PREDICTIONS)
     elif merged:
         sec.notes.append("no held-out predictions: a merge has none of its own")
     elif not held_out:
@@ -160,6 +168,17 @@ def _read_metrics(path: Path, sec: Section) -> None:
 # float64) and losses (a diverged run's inf / nan is drawn as a gap).
 _COUNTERS = ("step", "epoch", "seconds")
 _LOSSES = ("loss", "log_loss", "tta_log_loss")
+# A reward run's evaluation: its pairwise accuracy and tie parameter (`af.infer.evaluate`).
+_REWARD_NUMBERS = ("pairwise_accuracy", "theta", "tie_prob_of_equal_rewards")
+
+
+def _tie(config: dict, sec: Section) -> dict:
+    """A reward run's tie parameter as its kept evaluation (else its last)
+    recorded it, with the config's `tie_model` (None where not recorded)."""
+    record = sec.kept or (sec.evals[-1] if sec.evals else {})
+    tie = {"tie_model": config.get("tie_model", "davidson")}
+    tie.update({k: record.get(k) for k in ("theta", "tie_prob_of_equal_rewards")})
+    return tie
 
 
 def _checked_record(record: Any) -> dict:
@@ -172,7 +191,7 @@ def _checked_record(record: Any) -> dict:
         if not isinstance(record.get("kept"), dict):
             raise ValueError("kept is not an object")
         record["kept"] = _checked_record(record["kept"])
-    for name in (*_COUNTERS, *_LOSSES):
+    for name in (*_COUNTERS, *_LOSSES, *_REWARD_NUMBERS):
         value = record.get(name)
         if value is None:
             continue
@@ -180,7 +199,7 @@ def _checked_record(record: Any) -> dict:
             raise ValueError(f"{name} is {type(value).__name__}, not a number")
         if name in _COUNTERS and not (abs(value) <= 2**53 and math.isfinite(value)):
             raise ValueError(f"{name} {value!r:.30} is not a finite number below 2**53")
-        if name in _LOSSES:
+        if name not in _COUNTERS:
             try:
                 value = float(value)
             except OverflowError:
@@ -193,6 +212,7 @@ def load_predictions(path: Path, key: str) -> Section:
     frame, rows = read_predictions(path, with_rows=True)
     sec = Section(key=key, title=path.name, path=str(path), is_run=False, frame=frame, rows=rows)
     sec.summary = summarize(frame, rows=rows)
+    sec.reward = reward_summary(frame, path)
     if sec.trained_rows:
         sec.notes.append(
             f"WARNING: {sec.trained_rows:,} of these {len(frame):,} rows trained the run: "
