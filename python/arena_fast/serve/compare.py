@@ -11,13 +11,17 @@ for `POST /api/compare`.
     {"pair": {"prompt": [...], "response_a": [...], "response_b": [...]},
      "runs": [{"name", "result": Judge.compare's record, "encoding": key}
               or {"name", "error": "why it could not score"}],
-     "encodings": {key: {"label", "max_length", "orders": {"original": explained,
-                                                           "swapped": explained}}}}
+     "encodings": {key: {"label", "max_length", "layout", "orders": {"original": explained,
+                                                                     "swapped": explained}}}}
 
 where `explained` is `Encoder.explain`'s answer with every span decoded
 (`text`; special tokens by name) and the turns laid out for a page
 (`explain_view`). Runs sharing one tokenizer and encoder config share one
-encoding."""
+encoding. A reward run's entry also has `"reward": true` and `columns` (its
+label space's probability columns): its record holds `reward_a` and
+`reward_b` beside the probabilities derived from them, and no single
+passes; its encoder's layout is `separate`, whose two orders are the
+prompt with answer A and the prompt with answer B."""
 
 from __future__ import annotations
 
@@ -244,7 +248,10 @@ class Workbench:
             except Exception as exc:  # this run's error on the page; the others go on
                 out["runs"].append({"name": name, "error": _message(exc)})
                 continue
-            out["runs"].append({"name": name, "result": result, "encoding": key})
+            entry = {"name": name, "result": result, "encoding": key}
+            if judge.reward:
+                entry.update(reward=True, columns=list(judge.space.columns))
+            out["runs"].append(entry)
         return out
 
 
@@ -252,6 +259,7 @@ def _encoding(encoder: Encoder, pair: Pair, label: str) -> dict:
     return {
         "label": label,
         "max_length": encoder.max_length,
+        "layout": encoder.layout,
         "orders": {
             "original": explain_view(encoder, pair, swapped=False),
             "swapped": explain_view(encoder, pair, swapped=True),

@@ -4,7 +4,9 @@ row's log loss, worst first, filtered and a page at a time.
 
 The prediction table covers one held-out fold (a fifth of a dataset): it is
 read once, checked by `diagnostics.read_predictions`, and kept for the
-server's life, sorted by loss."""
+server's life, sorted by loss. A reward run's table also holds each pair's
+two rewards (`reward_tables.REWARD_COLUMNS`), shown beside the
+probabilities."""
 
 from __future__ import annotations
 
@@ -22,6 +24,7 @@ from ..diagnostics import read_predictions, row_losses
 from ..errors import ArenaFastError, InputError
 from ..labels import space_of_width
 from ..outputs import GENERATOR_META, PREDICTIONS, REPORT_DIR
+from ..reward_tables import REWARD_COLUMNS, table_rewards
 from ..runs import read_run_config
 from .query import PAGE_SIZE, RowQuery, parse_choice, parse_int, parse_search, parse_yes_no
 
@@ -63,6 +66,8 @@ class RunTable:
         except ArenaFastError:  # the page says so; the predictions may still be read
             return {}
         names = ("model", "data", "fold", "lora_r", "epochs", "lr", "max_steps")
+        if config.reward:  # a reward run says so, with how it models ties
+            names = (*names, "objective", "tie_model")
         return {n: getattr(config, n) for n in names if getattr(config, n, None) is not None}
 
     # -- the report ---------------------------------------------------------------------
@@ -103,7 +108,8 @@ class RunTable:
         first, unlabelled rows last); None when the run has none."""
         with self._lock:
             if self._predictions is None and self.predictions_file.is_file():
-                self._predictions = _sorted_columns(read_predictions(self.predictions_file))
+                frame = read_predictions(self.predictions_file)
+                self._predictions = _sorted_columns(frame, self.predictions_file)
             return self._predictions
 
     def parse(self, params: Mapping[str, str]) -> PredictionQuery:
@@ -171,7 +177,7 @@ def _code(t: dict, key: str) -> int:
     return -1 if key == "none" else t["space"].keys.index(key)
 
 
-def _sorted_columns(frame) -> dict:
+def _sorted_columns(frame, path=PREDICTIONS) -> dict:
     probs = frame["probs"].to_numpy().reshape(len(frame), -1).astype(np.float64)
     space = space_of_width(probs.shape[1], "probs")
     if "labels" in frame.columns:
@@ -197,6 +203,10 @@ def _sorted_columns(frame) -> dict:
     for name in ("probs_original", "probs_swapped"):
         if name in frame.columns:
             t[name] = frame[name].to_numpy().reshape(len(frame), -1)[order]
+    rewards = table_rewards(frame, path)  # a reward run's: each answer's reward
+    if rewards is not None:
+        for j, name in enumerate(REWARD_COLUMNS):
+            t[name] = rewards[order, j]
     for name in ("fold", "turns", "truncated", "trained", "language", "category"):
         if name in frame.columns:
             values = frame[name].to_numpy()
@@ -224,6 +234,9 @@ def _row(t: dict, i: int) -> dict:
     for name in ("probs_original", "probs_swapped"):
         if name in t:
             row[name] = t[name][i].tolist()
+    for name in REWARD_COLUMNS:
+        if name in t:
+            row[name] = float(t[name][i])
     for name in ("fold", "turns", "truncated", "trained", "language", "category"):
         if name in t:
             value = t[name][i]

@@ -88,12 +88,62 @@
     return table;
   }
 
+  function rewardResult(article, r) {
+    // A reward run: each answer's reward, and the probabilities derived from them.
+    const res = r.result;
+    const p = el("p");
+    p.appendChild(document.createTextNode("Verdict "));
+    p.appendChild(el("strong", { class: "verdict" }, res.verdict));
+    p.appendChild(document.createTextNode(" · "));
+    p.appendChild(el("span", { class: "reward-note" },
+      "a reward model: each answer scored once (no A/B swap)"));
+    article.appendChild(p);
+    const rewards = el("table", { class: "rewards" });
+    const head = el("tr");
+    head.appendChild(el("th"));
+    head.appendChild(el("th", {}, "reward"));
+    rewards.appendChild(el("thead")).appendChild(head);
+    const body = rewards.appendChild(el("tbody"));
+    [["a", "answer A", res.reward_a], ["b", "answer B", res.reward_b]].forEach(function (row) {
+      const tr = el("tr", { "data-answer": row[0] });
+      tr.appendChild(el("th", {}, row[1]));
+      tr.appendChild(el("td", { class: "reward", "data-value": row[2] }, fixed(row[2])));
+      body.appendChild(tr);
+    });
+    article.appendChild(rewards);
+    const probs = el("table", { class: "probs" });
+    const top = el("tr");
+    top.appendChild(el("th"));
+    r.columns.forEach(function (c) { top.appendChild(el("th", {}, c)); });
+    probs.appendChild(el("thead")).appendChild(top);
+    const tr = el("tr", { "data-pass": "reward" });
+    tr.appendChild(el("th", {}, "from the rewards"));
+    r.columns.forEach(function (c) {
+      tr.appendChild(el("td", { class: "prob", "data-col": c, "data-value": res[c] }, fixed(res[c])));
+    });
+    probs.appendChild(el("tbody")).appendChild(tr);
+    article.appendChild(probs);
+    const summary = el("p", { class: "muted tokens-summary" },
+      res.tokens[0] + " / " + res.tokens[1] + " tokens (prompt + A / prompt + B) of " +
+      res.max_length + "; turns kept " + res.turns_kept[0] + " / " + res.turns_kept[1] +
+      " of " + res.turns);
+    if (res.truncated) {
+      summary.appendChild(document.createTextNode("; "));
+      summary.appendChild(el("span", { class: "cut-flag" }, "cut"));
+    }
+    article.appendChild(summary);
+    return article;
+  }
+
   function runResult(r) {
     const article = el("article", { class: "run-result", "data-run": r.name });
     article.appendChild(el("h3", {}, r.name));
     if (r.error) {
       article.appendChild(el("p", { class: "run-error" }, r.error));
       return article;
+    }
+    if (r.reward) {
+      return rewardResult(article, r);
     }
     const res = r.result;
     const p = el("p");
@@ -121,9 +171,11 @@
       title: s.kind + " · " + s.tokens + " tokens" }, s.text);
   }
 
-  function order(name, ex) {
+  function order(name, ex, layout) {
     const div = el("div", { class: "order", "data-order": name });
-    div.appendChild(el("h4", {}, name === "original" ? "A first (original)" : "B first (swapped)"));
+    const titles = layout === "separate" ? ["prompt + A", "prompt + B"]
+      : ["A first (original)", "B first (swapped)"];
+    div.appendChild(el("h4", {}, name === "original" ? titles[0] : titles[1]));
     const summary = el("p", { class: "summary" }, ex.length + " of " + ex.full_length +
       " tokens · " + ex.turns_kept + " of " + ex.turns + " turns kept");
     if (ex.truncated) {
@@ -178,7 +230,7 @@
       h3.appendChild(el("span", { class: "muted" }, "· budget " + enc.max_length + " tokens"));
       article.appendChild(h3);
       const side = el("div", { class: "side-by-side" });
-      Object.entries(enc.orders).forEach(function (o) { side.appendChild(order(o[0], o[1])); });
+      Object.entries(enc.orders).forEach(function (o) { side.appendChild(order(o[0], o[1], enc.layout)); });
       article.appendChild(side);
       encodings.appendChild(article);
     });
