@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 
 import arena_fast as af
 from arena_fast.chat_layout import chat_layout, template_fields
+from arena_fast.reference.encode import chat_template_strings
 from conftest import assert_same_encoded, reference_encoder, tokenizer_path
 from strategies import texts
 from test_separate_layout import _prompt_ids
@@ -37,6 +38,8 @@ class ChatCase:
             self.tok, template="chat", split_special_tokens=False, max_length=BIG
         )
         self.split = af.Encoder(self.tok, template="chat", max_length=BIG)
+        # The layout as the reference derives it, through transformers' jinja2.
+        self.reference_strings = chat_template_strings(self.hf)
 
     def hf_ids(self, prompts, answers) -> list[int]:
         messages = []
@@ -110,13 +113,13 @@ def test_budgeted_chat_equals_reference_and_shares_the_prompt(case, tokenizer_ca
     options = dict(strategy=strategy, max_length=max_length, keep=keep, min_segment_tokens=4)
     options.update(split_special_tokens=split, min_tail_tokens=5)
     rust = af.Encoder(case.tok, template="chat", **options)
-    layout = chat_layout(rust.chat_template)
+    fields, strip = case.reference_strings
     ref = reference_encoder(
         tokenizer_cases[case.name],
-        template=af.Template(**template_fields(case.tok, layout)),
+        template=af.Template(**fields),
         tokenize="joint",
         layout="separate",
-        strip=layout.strip,
+        strip=strip,
         **options,
     )
     out = rust.encode(*columns)
@@ -127,6 +130,14 @@ def test_budgeted_chat_equals_reference_and_shares_the_prompt(case, tokenizer_ca
         side_a = rust.explain(p, a, b, swapped=False)
         side_b = rust.explain(p, a, b, swapped=True)
         assert _prompt_ids(side_a) == _prompt_ids(side_b)
+
+
+def test_the_layout_is_the_one_the_reference_derives(case):
+    fields, strip = case.reference_strings
+    layout = chat_layout(case.exact.chat_template)
+    assert template_fields(case.tok, layout) == fields
+    assert layout.strip == strip == (True, True)  # Gemma's and Llama's `| trim`
+    assert case.exact.template == af.Template(**fields)
 
 
 @pytest.mark.slow

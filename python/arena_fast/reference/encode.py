@@ -273,3 +273,57 @@ class ReferenceEncoder:
             fields, f = pad_and_clip(fields)
             rows.append((fields, flags | f))
         return self._encode_fields(rows, swap)
+
+
+def chat_template_strings(hf_tokenizer) -> tuple[dict, tuple[bool, bool]]:
+    """The `Template` fields and strip flags of `template="chat"` for a
+    transformers tokenizer, from the spec in docs/encoding.md ("Separate
+    layout and chat templates"): a two-turn conversation of sentinels
+    rendered by transformers (jinja2) gives the literals; padded sentinels
+    tell whether contents are stripped; literals split at special tokens."""
+
+    def render(turns) -> str:
+        messages = []
+        for p, a in turns:
+            messages += [{"role": "user", "content": p}, {"role": "assistant", "content": a}]
+        return hf_tokenizer.apply_chat_template(messages, tokenize=False)
+
+    u0, a0, u1, a1 = "@@u0@@", "@@a0@@", "@@u1@@", "@@a1@@"
+    text = render([(u0, a0), (u1, a1)])
+    start, rest = text.split(u0)
+    between, rest = rest.split(a0)
+    next_turn, rest = rest.split(u1)
+    _, finish = rest.split(a1)
+    padded = render([(f"\n {u0} \t", f" {a0}\n\n")])
+    strip = (f"\n {u0} \t" not in padded, f" {a0}\n\n" not in padded)
+    specials = {t.content for t in hf_tokenizer.added_tokens_decoder.values() if t.special}
+
+    def split(literal: str) -> tuple[str, str, str]:
+        """(before the first special token, through the last, after it)."""
+        hits = [
+            (i, i + len(s))
+            for s in specials
+            for i in range(len(literal))
+            if literal.startswith(s, i)
+        ]
+        if not hits:
+            return "", "", literal
+        first, last = min(h[0] for h in hits), max(h[1] for h in hits)
+        return literal[:first], literal[first:last], literal[last:]
+
+    s_head, s_core, _ = split(start)
+    _, m_core, m_tail = split(between)
+    _, j_core, j_tail = split(next_turn)
+    fields = dict(
+        begin=s_head + s_core,
+        end=finish,
+        first_header="",
+        header=j_core,
+        prompt_prefix=j_tail,
+        prompt_suffix=m_core,
+        a_prefix=m_tail,
+        a_suffix="",
+        b_prefix=m_tail,
+        b_suffix="",
+    )
+    return fields, strip
