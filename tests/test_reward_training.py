@@ -288,9 +288,17 @@ def test_a_reward_run_refuses_teacher_logits():
     )
     with pytest.raises(ConfigError, match="ds: .*teacher logits.*distillation"):
         check_objective(_reward(), data)
+    data.layout = "cross"
     check_objective(TrainConfig(data="ds"), data)  # a classifier distils as before
+    data.layout = "separate"
     data.teacher_logits = None
     check_objective(_reward(), data)
+
+
+def test_a_classifier_refuses_a_dataset_of_the_separate_layout():
+    data = types.SimpleNamespace(path="pairs", layout="separate", swapped=True, teacher_logits=None)
+    with pytest.raises(ConfigError, match="pairs: .*separate layout.*objective reward"):
+        check_objective(TrainConfig(data="pairs"), data)
 
 
 # -- the evaluation ---------------------------------------------------------------------------

@@ -13,6 +13,9 @@ offline on a CPU.
 
     model = af.model.load_classifier("tiny-gemma2", tokenizer=tok, lora={"r": 8})
     logits = model(batch)  # (k, 3) for the k sequences of a packed or padded batch
+
+A reward model is the same classifier with a `RewardHead` (`set_reward`):
+one reward per sequence, (k, 1), and a learned tie parameter (docs/reward.md).
 """
 
 from __future__ import annotations

@@ -39,8 +39,15 @@ def check_objective(config: TrainConfig, data) -> None:
     """A ConfigError naming the dataset when it cannot train `config`'s
     objective: a reward run needs the separate layout (both orders loaded:
     rows 2i, 2i + 1) and no teacher logits (distillation is of class
-    logits, which a reward model does not have)."""
+    logits, which a reward model does not have); a classifier needs the
+    cross layout (a row that holds both answers)."""
     if not config.reward:
+        if data.layout == "separate":
+            raise ConfigError(
+                f"{data.path}: a dataset of the separate layout (a row per answer) trains "
+                "reward models: set objective reward (--objective reward), or build a "
+                "cross-layout dataset (a row holding both answers) for a classifier"
+            )
         return
     if data.layout != "separate":
         raise ConfigError(

@@ -1,5 +1,7 @@
 """`af.train.train(config)`: a preference classifier trained on a built
-dataset (`build-dataset`), on packed or padded batches planned in Rust.
+dataset (`build-dataset`), on packed or padded batches planned in Rust; or,
+with `objective="reward"`, a reward model on a dataset of the separate
+layout (the loss of each objective is `af.objectives`'; docs/reward.md).
 
 This is the core loop: layout from the attention implementation, steps
 within a token budget with swap pairs kept together, AdamW with separate
