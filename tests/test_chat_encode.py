@@ -10,7 +10,7 @@ import pickle
 from pathlib import Path
 
 import pytest
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 import arena_fast as af
@@ -71,6 +71,12 @@ def chat_rows(draw, specials: bool = True, max_turns: int = 4):
 
 @pytest.mark.slow
 @given(row=chat_rows())
+@example(row=(["  hi \n"], ["\n\nyes  "], [""]))
+@example(row=(["a", " b", "c\n"], ["", "x", ""], ["1", "", " 3 "]))
+@example(
+    row=(["<|eot_id|>", "<end_of_turn> x <bos>"], ["é 🙂", "<start_of_turn>model\n"], ["", "中文"])
+)
+@example(row=([""], [""], [""]))
 def test_ids_equal_apply_chat_template(case, row):
     """Multi-turn and one-turn conversations, texts with surrounding spaces and
     newlines, empty answers, unicode, special-token strings inside texts."""
