@@ -54,7 +54,7 @@ from .tokenizer import Tokenizer
 from .torch.quant import dequantized_weight
 from .train_config import TrainConfig
 
-__all__ = ["ARCHITECTURE_FIELDS", "MERGED", "merge_runs", "write_bundle_from"]
+__all__ = ["ARCHITECTURE_FIELDS", "MERGED", "merge_runs", "merged_classifier", "write_bundle_from"]
 
 # The config.json fields that decide the model's shape and its base weights:
 # the tiny models are randomly initialised from the seed, and LoRA's A too,
@@ -317,14 +317,33 @@ def _merge_into_base(work: Path, base: str) -> int:
     was trained on (`_dequantized`)."""
     # The tokenizer sizes the tiny models' vocabulary (the demo one would not).
     tokenizer = Tokenizer.from_file(work / TOKENIZER)
-    model, config = load_run(work, tokenizer=tokenizer, base_model=base)
-    if config.quantization is not None:
-        model = _dequantized(model, dataclasses.replace(config, model=base), tokenizer)
-    with torch.no_grad():
-        base = model.decoder.merge_and_unload()
-    weights = {n: p.detach().contiguous() for n, p in base.named_parameters()}
+    model, _ = merged_classifier(work, tokenizer, base)
+    weights = {n: p.detach().contiguous() for n, p in model.decoder.named_parameters()}
     safetensors.torch.save_file(weights, str(work / DECODER))
     return len(weights)
+
+
+def merged_classifier(
+    run: Union[str, os.PathLike],
+    tokenizer: Tokenizer,
+    base_model: Optional[Union[str, os.PathLike]] = None,
+):
+    """The classifier of the run directory `run` (`af.predict.load_run`)
+    with its LoRA adapter folded into the decoder's weights (peft's
+    `merge_and_unload`; a quantised run's base de-quantised first,
+    `_dequantized`): `model.decoder` is then the plain transformers model.
+    A run trained without LoRA comes back as it is. Returns `(model,
+    config)`, `config` as the run recorded it. The one place runs are
+    merged: `merge_runs(merge_into_base=True)` and `af.export` use it."""
+    model, config = load_run(run, tokenizer=tokenizer, base_model=base_model)
+    if not config.lora_r:
+        return model, config
+    if config.quantization is not None:
+        base = locate(Path(run), read_bundle(Path(run)), config.model, base_model)
+        model = _dequantized(model, dataclasses.replace(config, model=base), tokenizer)
+    with torch.no_grad():
+        model.decoder = model.decoder.merge_and_unload()
+    return model, config
 
 
 def _dequantized(model, config: TrainConfig, tokenizer: Tokenizer):

@@ -125,6 +125,23 @@ def _demo_names(d: Path) -> Optional[set]:
     return set(DEMO_FILES)
 
 
+# What `export RUN --out DIR` writes (`export`): a Hugging Face folder
+# marked by this file, which lists the folder's other files.
+EXPORT_MARKER = "arena_fast_export.json"
+
+
+def _export_names(d: Path) -> Optional[set]:
+    marker = _read_json(d / EXPORT_MARKER)
+    if not (isinstance(marker, dict) and marker.get("written_by") == "arena-fast export"):
+        return None
+    files = marker.get("files")
+    return (
+        {EXPORT_MARKER, *(f for f in files if isinstance(f, str))}
+        if isinstance(files, list)
+        else None
+    )
+
+
 # kind -> (what it is called, the names of a complete output of that kind
 # in a directory: None when the directory is not one).
 KINDS: dict[str, tuple[str, Callable[[Path], Optional[set]]]] = {
@@ -133,4 +150,5 @@ KINDS: dict[str, tuple[str, Callable[[Path], Optional[set]]]] = {
     "merge": ("an arena-fast merged run (no bundle.json listing merged.json)", _merge_names),
     "report": ("an arena-fast report (no index.html of report)", _report_names),
     "demo": ("a directory of arena-fast demo (no demo.json)", _demo_names),
+    "export": ("an arena-fast export (no arena_fast_export.json of export)", _export_names),
 }

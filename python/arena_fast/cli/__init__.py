@@ -45,6 +45,7 @@ from . import (
     build_dataset,
     compare,
     demo,
+    export,
     inspect,
     merge_adapters,
     predict,
@@ -66,6 +67,7 @@ COMMANDS = (
     compare,
     report,
     merge_adapters,
+    export,
     serve,
 )
 
