@@ -127,7 +127,9 @@ def test_switches_parse_both_spellings_and_the_old_values():
     assert "resume" not in vars(train.parse_args([]))  # unset: the config file's or the default
     predict = commands["predict"]
     base = ["--run", "r", "--data", "d"]
-    assert predict.parse_args(base).tta is True
+    # unset: swap TTA where the data has both orders (a reward run has none, and refuses --tta)
+    assert predict.parse_args(base).tta is None
+    assert predict.parse_args([*base, "--tta"]).tta is True
     assert predict.parse_args([*base, "--no-tta"]).tta is False
     merge = commands["merge-adapters"]
     parsed = merge.parse_args(["--merge", "a", "b", "--out", "m"])  # a switch takes no RUN
