@@ -91,10 +91,22 @@ def make_pair(run: Path, tokens: int) -> dict:
     return candidate
 
 
-def serve(run: Path, threads: int) -> tuple[subprocess.Popen, str]:
-    script = "import sys; from arena_fast.cli import main; sys.exit(main(sys.argv[1:]))"
+# The server's script; with a baseline attention.py (argv[1], "" for none),
+# its arena_varlen_attention is the one every model registers.
+SERVE = """import importlib.util, sys
+if sys.argv[1]:
+    import arena_fast.torch.attention as attention
+    spec = importlib.util.spec_from_file_location("attention_baseline", sys.argv[1])
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    attention.arena_varlen_attention = module.arena_varlen_attention
+from arena_fast.cli import main
+sys.exit(main(sys.argv[2:]))"""
+
+
+def serve(run: Path, threads: int, baseline: str = "") -> tuple[subprocess.Popen, str]:
     process = subprocess.Popen(
-        [sys.executable, "-c", script, "serve", "--run", str(run), "--port", "0"]
+        [sys.executable, "-c", SERVE, baseline, "serve", "--run", str(run), "--port", "0"]
         + ["--torch-threads", str(threads)],
         stderr=subprocess.PIPE,
         text=True,
@@ -167,6 +179,11 @@ def main() -> None:
     parser.add_argument("--model", default="tiny-gemma2", help="a tiny preset (train --model)")
     parser.add_argument("--torch-threads", type=int, default=1, help="the server's (its default)")
     parser.add_argument("--out", help="also write the results as JSON here")
+    parser.add_argument(
+        "--baseline",
+        help="an older attention.py (e.g. `git show REV:python/arena_fast/torch/attention.py`): "
+        "a second server runs with it, its requests interleaved with the first's",
+    )
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -175,26 +192,38 @@ def main() -> None:
         pair = make_pair(run, args.tokens)
         body = {**pair, "runs": ["run"]}
         process, url = serve(run, args.torch_threads)
+        old = serve(run, args.torch_threads, args.baseline) if args.baseline else None
         try:
             for _ in range(args.warmup):
                 status, _, first = post(url, body)
                 assert status == 200, status
+                if old:
+                    assert post(old[1], body)[0] == 200
+            if "result" not in first["runs"][0]:
+                raise SystemExit(f"the run did not score: {first['runs'][0].get('error')}")
             record = first["runs"][0]["result"]
-            latencies = []
+            latencies, old_latencies = [], []
             cpu_before = cpu_seconds(process.pid)
+            old_cpu_before = cpu_seconds(old[0].pid) if old else 0.0
+            old_cpu = 0.0
             for _ in range(args.requests):
+                if old:  # interleaved: both servers see the same machine load
+                    old_latencies.append(post(old[1], body)[1])
                 status, seconds, _ = post(url, body)
                 assert status == 200
                 latencies.append(seconds)
             server_cpu = (cpu_seconds(process.pid) - cpu_before) / args.requests
+            if old:
+                old_cpu = (cpu_seconds(old[0].pid) - old_cpu_before) / args.requests
             start = time.perf_counter()
             with ThreadPoolExecutor(args.concurrent) as pool:
                 answers = list(pool.map(lambda _: post(url, body), range(args.concurrent)))
             wall = time.perf_counter() - start
         finally:
-            process.send_signal(signal.SIGINT)
-            process.wait(timeout=60)
-            process.stderr.close()
+            for server in (process, old[0]) if old else (process,):
+                server.send_signal(signal.SIGINT)
+                server.wait(timeout=60)
+                server.stderr.close()
         ok = sum(
             status == 200 and data["runs"][0]["result"] == record for status, _, data in answers
         )
@@ -232,6 +261,22 @@ def main() -> None:
         f"| {args.requests} sequential | {ms(results['median_s'])} | {ms(p95)} | "
         f"{ms(latencies[0])} |"
     )
+    if old_latencies:
+        old_latencies.sort()
+        results["baseline"] = {
+            "attention": args.baseline,
+            "median_s": statistics.median(old_latencies),
+            "server_cpu_s_per_request": old_cpu,
+        }
+        print(
+            f"| baseline ({args.baseline}), interleaved | {ms(statistics.median(old_latencies))} "
+            f"| | {ms(old_latencies[0])} |"
+        )
+        print(
+            f"\nbaseline / this: median wall "
+            f"{statistics.median(old_latencies) / results['median_s']:.2f}x, "
+            f"server CPU {old_cpu / server_cpu:.2f}x (baseline's {ms(old_cpu)})"
+        )
     print(f"\nthe server's CPU time per request: {ms(server_cpu)} (user + system)")
     print(
         f"{ok} of {args.concurrent} concurrent requests succeeded (same answer), "

@@ -28,8 +28,9 @@ Where the sequences come from, in order:
 Within a sequence: causal (unless the module says otherwise), GQA, sliding
 window (a query sees itself and the ``sliding_window - 1`` keys before it, as
 in ``masking_utils.sliding_window_overlay``), Gemma-2 logit soft-capping (eager
-math, softmax in float32, as ``modeling_gemma2.eager_attention_forward``,
-``soft_cap``), dropout and scaling (Gemma's
+math, softmax in float32, as ``modeling_gemma2.eager_attention_forward``;
+a causal sequence in query blocks against only the keys each block sees,
+the cap in place: :mod:`.softcap`), dropout and scaling (Gemma's
 ``query_pre_attn_scalar`` arrives as ``scaling``). Biases and q/k norms (Qwen 2,
 Qwen 3, Gemma 3) are applied by the model before the attention function.
 Everything is plain torch, so autograd gives the backward.

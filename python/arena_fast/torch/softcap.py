@@ -124,6 +124,41 @@ def _block_fill(rows: int, offset: int, window: Optional[int]) -> Fill:
     return fill
 
 
+@functools.lru_cache(maxsize=64)
+def _band(rows: int, window: int, dtype, device) -> torch.Tensor:
+    """(rows, rows + window - 1) additive mask of a whole block in the band:
+    query r sees the columns r .. r + window - 1, the minimum elsewhere."""
+    cols = rows + window - 1
+    return _triangle(rows, cols, -1, False, dtype, device) + _triangle(
+        rows, cols, window, True, dtype, device
+    )
+
+
+def _attend(q, k, v, fill: Fill, scaling, softcap, dropout, training) -> torch.Tensor:
+    """q (..., b, D) against k, v (..., n, D), masked in place by ``fill``."""
+    scores = capped(torch.matmul(q, k.transpose(-1, -2)), scaling, softcap, fill)  # (..., b, n)
+    probs = F.softmax(scores, dim=-1, dtype=torch.float32).to(q.dtype)
+    if dropout and training:
+        probs = F.dropout(probs, p=dropout, training=True)
+    return torch.matmul(probs, v)  # (..., b, D)
+
+
+def _band_blocks(q, k, v, first: int, count: int, block: int, window: int, opts) -> torch.Tensor:
+    """The ``count`` whole blocks from block ``first`` of a sliding layer, whose
+    keys (``block + window - 1`` each, all in the sequence) overlap: one batch
+    of blocks (``unfold``), one mask for all -> (B, H, count * block, D)."""
+    size = block + window - 1
+    lo, end = first * block - window + 1, (first + count) * block  # lo >= 0
+    qs = q[:, :, first * block : end].unflatten(2, (count, block))  # (B, H, n, b, D)
+    ks = k[:, :, lo:end].unfold(2, size, block).transpose(-1, -2)  # (B, H, n, size, D)
+    vs = v[:, :, lo:end].unfold(2, size, block).transpose(-1, -2)  # (B, H, n, size, D)
+
+    def fill(scores: torch.Tensor) -> None:
+        scores.add_(_band(block, window, scores.dtype, scores.device))
+
+    return _attend(qs, ks, vs, fill, *opts).flatten(2, 3)  # (B, H, n * b, D)
+
+
 def causal_blocks(
     q: torch.Tensor,
     k: torch.Tensor,
@@ -139,18 +174,27 @@ def causal_blocks(
     """Causal (and windowed: a query sees itself and the ``window - 1`` keys
     before it) soft-capped attention of one sequence per batch row, q, k, v
     (B, H, L, D) with the kv heads already repeated -> (B, H, L, D), in blocks
-    of ``block`` queries, each against only the keys it can see. Every query's
-    softmax runs over the keys it sees in the whole masked matrix (a masked
-    score adds exp(min) = 0), so only float rounding differs from eager."""
+    of ``block`` queries, each against only the keys it can see; on a sliding
+    layer the whole blocks past the first window, all alike, go as one batch.
+    Every query's softmax runs over the keys it sees in the whole masked matrix
+    (a masked score adds exp(min) = 0), so only float rounding differs from
+    eager."""
     length = q.shape[2]
+    opts = (scaling, softcap, dropout, training)
+    # On a sliding layer: the first block whose keys start inside the
+    # sequence, and how many whole blocks follow it.
+    first = -(-(window - 1) // block) if window is not None else 0
+    count = length // block - first if window is not None else 0
     outs = []
-    for start in range(0, length, block):
+    start = 0
+    while start < length:
+        if count > 1 and start == first * block:
+            outs.append(_band_blocks(q, k, v, first, count, block, window, opts))
+            start += count * block
+            continue
         end = min(start + block, length)
         lo = 0 if window is None else max(0, start - window + 1)
-        scores = torch.matmul(q[:, :, start:end], k[:, :, lo:end].transpose(2, 3))  # (B, H, b, n)
-        scores = capped(scores, scaling, softcap, _block_fill(end - start, start - lo, window))
-        probs = F.softmax(scores, dim=-1, dtype=torch.float32).to(q.dtype)
-        if dropout and training:
-            probs = F.dropout(probs, p=dropout, training=True)
-        outs.append(torch.matmul(probs, v[:, :, lo:end]))  # (B, H, b, D)
+        fill = _block_fill(end - start, start - lo, window)
+        outs.append(_attend(q[:, :, start:end], k[:, :, lo:end], v[:, :, lo:end], fill, *opts))
+        start = end
     return torch.cat(outs, dim=2)  # (B, H, L, D)
