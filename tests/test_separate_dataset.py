@@ -187,7 +187,7 @@ def test_old_and_cross_datasets_load_as_cross(tmp_path):
             load_dataset(out)
 
 
-def test_inspect_shows_both_sides(demo, capsys):
+def test_inspect_shows_both_sides(demo, tmp_path, capsys):
     out, _ = demo
     assert main(["inspect", str(out)]) == 0
     text = capsys.readouterr().out
@@ -199,6 +199,9 @@ def test_inspect_shows_both_sides(demo, capsys):
     assert "----- turn 1 -----" in text[a_at:b_at] and "----- turn 1 -----" in text[b_at:]
     assert main(["inspect", str(out), "--row", "0", "--swapped"]) == 1
     assert "no A/B swap" in capsys.readouterr().err
+    png = tmp_path / "lengths.png"  # both sides' lengths
+    assert main(["inspect", str(out), "--plot", str(png)]) == 0
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 def test_cli_builds_a_separate_dataset(tmp_path, capsys):
