@@ -372,7 +372,7 @@ class _Rows:
 
 def _stored_rows(table: Optional[pa.Table], path: Path, k: int) -> _Rows:
     """The rows as the shards store them (in their original A/B order),
-    their labels (K = `k` classes) checked (`_check_values`)."""
+    their labels (K = `k` classes) checked (`shard_check.check_values`)."""
     n = table.num_rows if table is not None else 0
     ids, offsets = np.zeros(0, np.int32), np.zeros(1, np.int64)
     labels = np.zeros((0, k), np.float32)
