@@ -858,6 +858,29 @@ mod tests {
     }
 
     #[test]
+    fn separate_rows_come_in_pairs_sharing_the_prompt() {
+        let cfg = encoder(tokenizer(" "), None).unwrap().cfg.clone();
+        let layout = Layout::Separate {
+            strip: [false, true],
+        };
+        let enc = Encoder::with_layout(tokenizer(" "), cfg, layout).unwrap();
+        let rows = [
+            RowTurns::new(vec!["q".into()], vec![" a ".into()], vec!["b".into()], 0),
+            row("x"),
+        ];
+        let out = enc.encode(&rows, Swap::Original).unwrap();
+        assert_eq!(out.len(), 4);
+        assert_eq!(out.source_row, vec![0, 0, 1, 1]);
+        assert_eq!(out.is_swapped, vec![false, true, false, true]);
+        // Stripped, " a " is "a": the two sides differ in the answer only.
+        let (a, b) = (out.row(0), out.row(1));
+        assert_eq!(a.len(), b.len());
+        assert_eq!(a.iter().zip(b).filter(|(x, y)| x != y).count(), 1);
+        assert!(enc.encode(&rows, Swap::Both).is_err());
+        assert!(enc.encode(&rows, Swap::Swapped).is_err());
+    }
+
+    #[test]
     fn thread_counts_past_the_cap_are_refused() {
         for bad in [0, pool::MAX_THREADS + 1, usize::MAX] {
             assert!(encoder(tokenizer(" "), Some(bad)).is_err());
