@@ -242,3 +242,55 @@ def test_a_template_without_trim_keeps_the_spaces(gemma_tok):
     chat = af.ChatTemplate.from_config({"chat_template": source, "bos_token": "<bos>"})
     messages = [{"role": "user", "content": "  x \n"}, {"role": "assistant", "content": "\ty "}]
     assert enc.encode(["  x \n"], ["\ty "], [""])[0].tolist() == chat.encode(gemma_tok, messages)
+
+
+# Qwen 2.5's template without its tool branches: a default system prompt
+# when the conversation has none, contents not stripped.
+QWEN25_TEMPLATE = (
+    "{%- if messages[0]['role'] == 'system' %}"
+    "{{- '<|im_start|>system\\n' + messages[0]['content'] + '<|im_end|>\\n' }}"
+    "{%- else %}{{- '<|im_start|>system\\nYou are Qwen, created by Alibaba Cloud. "
+    "You are a helpful assistant.<|im_end|>\\n' }}{%- endif %}"
+    "{%- for message in messages %}"
+    "{%- if (message.role == 'user') or (message.role == 'system' and not loop.first) "
+    "or (message.role == 'assistant') %}"
+    "{{- '<|im_start|>' + message.role + '\\n' + message.content + '<|im_end|>' + '\\n' }}"
+    "{%- endif %}{%- endfor %}"
+    "{%- if add_generation_prompt %}{{- '<|im_start|>assistant\\n' }}{%- endif %}"
+)
+
+
+@pytest.fixture(scope="module")
+def qwen(shared_dir):
+    directory = tokenizer_path(shared_dir, "qwen2_5").parent
+    hf = transformers.AutoTokenizer.from_pretrained(str(directory), local_files_only=True)
+    return hf, af.Tokenizer.from_file(directory)
+
+
+@pytest.mark.slow
+@given(row=chat_rows(max_turns=3))
+@example(row=([" spaced \n"], ["\n answer  "], [""]))
+def test_a_default_system_prompt_is_fixed_text(qwen, row):
+    """Qwen 2.5's default system prompt is part of every side, counted in the
+    budget; its contents are not stripped."""
+    hf, tok = qwen
+    exact = af.Encoder(
+        tok, template="chat", chat_template=QWEN25_TEMPLATE, split_special_tokens=False,
+        max_length=BIG,
+    )  # fmt: skip
+    assert exact.template.begin.startswith("<|im_start|>system\nYou are Qwen")
+    prompts, a, b = row
+    out = exact.encode([prompts], [a], [b])
+    for side, answers in enumerate((a, b)):
+        messages = []
+        for p, x in zip(prompts, answers):
+            messages += [{"role": "user", "content": p}, {"role": "assistant", "content": x}]
+        want = hf.apply_chat_template(
+            messages, chat_template=QWEN25_TEMPLATE, tokenize=True, return_dict=False
+        )
+        assert out[side].tolist() == list(want)
+    small = af.Encoder(tok, template="chat", chat_template=QWEN25_TEMPLATE, max_length=64)
+    cut = small.encode([prompts], [a], [b])
+    assert (cut.lengths <= 64).all()
+    begin = tok.encode(exact.template.begin, split_special_tokens=False)
+    assert all(cut[i].tolist()[: len(begin)] == begin for i in (0, 1))
