@@ -367,6 +367,8 @@ def _record(run, config, bundle, model, architecture, names, pad_id, dtype) -> d
         "dtype": str(dtype).removeprefix("torch."),
         "lora_r": config.lora_r,
         "lora_merged": bool(config.lora_r),
+        "dequantized": config.quantization if config.lora_r else None,
+        "encoder": bundle.get("encoder"),
         "pad_token": names["pad_token"],
         "pad_token_id": pad_id,
         "padding_side": "right",
@@ -378,13 +380,19 @@ def _record(run, config, bundle, model, architecture, names, pad_id, dtype) -> d
 
 def _readme(record: dict, chat: bool) -> str:
     inputs = (
-        "Score a conversation (prompt turns + one answer) rendered with the tokenizer's chat "
-        "template: `tok.apply_chat_template(messages, tokenize=True, return_dict=True, "
-        'return_tensors="pt")`.'
+        "Each sequence is a conversation (the prompt turns and one answer) in the "
+        "tokenizer's chat template, as the model was trained: `ids = "
+        "[tok.apply_chat_template(messages, tokenize=True, return_dict=True)['input_ids'] "
+        "for messages in chats]`."
         if chat
-        else "The run was trained on arena_fast's own prompt template (see the run's "
-        "bundle.json, encoder.template), not a chat template: format inputs the same way."
+        else "The model was trained on arena_fast's own prompt template, not a chat "
+        "template: make the ids as its encoder does (`encoder` in `arena_fast_export.json`: "
+        "`af.Encoder.from_config(af.Tokenizer.from_file(DIR), encoder)`, layout separate: "
+        "the prompt and one answer per sequence, BOS first and EOS last)."
     )
+    lora = str(record["lora_merged"])
+    if record["dequantized"]:
+        lora += f" (into the de-quantised {record['dequantized']} base)"
     return f"""# Reward model exported by arena-fast
 
 A Bradley-Terry reward model trained by arena_fast (`arena-fast train
@@ -393,14 +401,15 @@ a `{record["architecture"]}` with one output, the reward of the sequence (higher
 better; only differences between rewards mean something).
 
 - Source run: `{record["run"]}` (bundle.json sha256 `{record["run_bundle_sha256"]}`)
-- Base model: `{record["base_model"]}`; LoRA merged into the weights: {record["lora_merged"]}
+- Base model: `{record["base_model"]}`; LoRA merged into the weights: {lora}
 - Weights: {record["dtype"]}
 
 ```python
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 model = AutoModelForSequenceClassification.from_pretrained(DIR)
 tok = AutoTokenizer.from_pretrained(DIR)
-batch = tok(texts, padding=True, return_tensors="pt")  # padding on the right
+ids = ...  # one list of token ids per sequence: see below
+batch = tok.pad({{"input_ids": ids}}, return_tensors="pt")  # pads on the right
 rewards = model(**batch).logits[:, 0]
 ```
 
