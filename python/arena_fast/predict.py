@@ -6,7 +6,9 @@ The model is rebuilt from the run's `config.json` (the same architecture and
 seed) and its trained weights (`decoder.safetensors`, `head.safetensors`);
 the rows are the dataset's token ids, encoded once by `build-dataset`.
 What training's evaluation shares with it (logits, probabilities, the
-per-row table) is `af.infer`, re-exported here."""
+per-row table) is `af.infer`, re-exported here. A reward run (`objective`
+reward) predicts each pair once, from its two rewards (`predict`, `Judge`;
+docs/reward.md)."""
 
 from __future__ import annotations
 
