@@ -285,3 +285,18 @@ def test_a_chat_template_run_scores_apply_chat_template_ids(shared_dir, tmp_path
     theirs, _ = _their_rewards(out, sequences)
     ours = _our_rewards(run, af.Encoded.from_lists(sequences), [0, 1])
     assert torch.allclose(theirs, ours, atol=1e-5, rtol=0), (theirs, ours)
+    # TRL's GRPO trainer renders the text, then tokenizes it without special
+    # tokens, padded on the right: the same ids, the same rewards
+    texts = [tok.apply_chat_template(m, tokenize=False) for m in (short, long)]
+    trl = tok(
+        text=texts,
+        return_tensors="pt",
+        padding=True,
+        padding_side="right",
+        add_special_tokens=False,
+    )
+    for row, mask, ids in zip(trl["input_ids"], trl["attention_mask"], sequences):
+        assert row[mask.bool()].tolist() == ids
+    with torch.no_grad():
+        grpo = AutoModel.from_pretrained(out, num_labels=1).eval()(**trl).logits[:, 0].double()
+    assert torch.allclose(grpo, ours, atol=1e-5, rtol=0)
