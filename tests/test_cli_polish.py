@@ -148,6 +148,7 @@ def test_commands_that_write_an_output_take_overwrite():
         "inspect",
         "predict",
         "report",
+        "export",
     ):
         assert "--overwrite" in commands[name]._option_string_actions, name
         assert "--no-overwrite" in commands[name]._option_string_actions, name

@@ -73,12 +73,16 @@ def _train(data, out, **kw):
 def runs(tmp_path_factory):
     """Two tiny reward runs on the demo tokenizer's separate-layout rows, one
     trained in full and one with LoRA (a learning rate that moves the
-    adapter well away from zero), their head biases set to zero."""
+    adapter well away from zero). A reward head has no bias (transformers'
+    score layer has none), so both export exactly as trained."""
     root = tmp_path_factory.mktemp("export")
     data = build_rows(keyword_rows(24, 0), root, max_length=256, folds=2, layout="separate")
     full = _train(data, root / "full", max_steps=2)
     lora = _train(data, root / "lora", max_steps=3, lora_r=4, lr=5e-2)
-    return {"data": data, "full": _set_head(full, 0.0), "lora": _set_head(lora, 0.0)}
+    for run in (full, lora):
+        head = safetensors_torch.load_file(str(run / "head.safetensors"))
+        assert sorted(head) == ["score.weight", "tie.raw"]
+    return {"data": data, "full": full, "lora": lora}
 
 
 def _our_rewards(run, encoded, idx, merged=False):
@@ -259,7 +263,7 @@ def test_a_chat_template_run_scores_apply_chat_template_ids(shared_dir, tmp_path
     data = build_rows(
         keyword_rows(16, 0), tmp_path, max_length=96, folds=2, template="chat", tokenizer=str(llama)
     )
-    run = _set_head(_train(data, tmp_path / "run", max_steps=2), 0.0)
+    run = _train(data, tmp_path / "run", max_steps=2)
     out = tmp_path / "hf"
     result = export_reward_model(run, out)
     assert result["chat_template"]

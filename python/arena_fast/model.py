@@ -166,23 +166,25 @@ def default_attention() -> str:
     return register()
 
 
-def _head_layers(kind: str, hidden_size: int, width: int) -> torch.nn.Module:
+def _head_layers(kind: str, hidden_size: int, width: int, bias: bool = True) -> torch.nn.Module:
     """`linear` (Linear(h, width)) or `mlp` (the 2nd place's
-    Dropout-Linear(h, h/2)-GELU-Linear(h/2, width)), from the torch RNG."""
+    Dropout-Linear(h, h/2)-GELU-Linear(h/2, width)), from the torch RNG;
+    `bias` False leaves the last Linear without one."""
     if kind == "linear":
-        return torch.nn.Linear(hidden_size, width)
+        return torch.nn.Linear(hidden_size, width, bias=bias)
     h = hidden_size
     return torch.nn.Sequential(
         torch.nn.Dropout(0.1),
         torch.nn.Linear(h, h // 2),
         torch.nn.GELU(),
-        torch.nn.Linear(h // 2, width),
+        torch.nn.Linear(h // 2, width, bias=bias),
     )
 
 
 class RewardHead(torch.nn.Module):
     """A reward model's head: `score`, the layers of a classifier's head
-    one output wide (the reward of each sequence, (k, 1)), and `tie`, the
+    one output wide and without a last bias (the reward of each sequence,
+    (k, 1)), and `tie`, the
     learned tie parameter (`af.reward_losses.TieModel`, one float32
     parameter `tie.raw`) that turns a pair's two rewards into P(A), P(B),
     P(tie). Both are in the head's state dict, so they are saved with the
@@ -193,7 +195,10 @@ class RewardHead(torch.nn.Module):
 
     def __init__(self, kind: str, hidden_size: int, tie_model: str = "davidson"):
         super().__init__()
-        self.score = _head_layers(kind, hidden_size, REWARD_WIDTH)
+        # No bias: a constant added to every reward changes no probability
+        # and gets no gradient, and transformers' `score` layer has none
+        # (`arena-fast export` writes the head as it is).
+        self.score = _head_layers(kind, hidden_size, REWARD_WIDTH, bias=False)
         self.tie = TieModel("davidson" if tie_model == "none" else tie_model)
         self.tie_model = tie_model
 
