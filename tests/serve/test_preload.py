@@ -1,5 +1,5 @@
 """`arena-fast serve` loads every run in the background from the server's
-start (`serve.context.Loads`, `create_app(preload=...)`, `--no-preload`):
+start (`serve.loads.Loads`, `create_app(preload=...)`, `--no-preload`):
 the server answers at once, a request for a run still loading waits for it,
 other runs do not, and a run that cannot load keeps its error without
 stopping anything."""
@@ -9,6 +9,7 @@ from __future__ import annotations
 import shutil
 import threading
 import time
+import unittest.mock
 
 import pytest
 
@@ -19,7 +20,7 @@ train_extra("starlette", "serve")
 from starlette.testclient import TestClient  # noqa: E402
 
 from arena_fast.serve import Catalog, create_app  # noqa: E402
-from arena_fast.serve.context import Loads  # noqa: E402
+from arena_fast.serve.loads import Loads  # noqa: E402
 
 
 class Entry:
@@ -124,6 +125,13 @@ def test_the_server_preloads_its_runs_and_answers_at_once(serve_run, serve_datas
         ok, bad = got["runs"]
         assert ok["result"]["verdict"] in ("model_a", "model_b", "tie")
         assert "head.safetensors" in bad["error"]
+        # Compare scored with the preloaded Judge: the model is loaded once.
+        loaded = judges.get("run")
+        with unittest.mock.patch.object(
+            loaded, "compare_many", wraps=loaded.compare_many
+        ) as scored:
+            client.post("/api/compare", json={**body, "runs": ["run"]})
+        assert scored.call_count == 1
 
 
 def test_no_preload_loads_nothing_until_asked(serve_run):

@@ -1,9 +1,10 @@
 """The Compare view's work, with no web code: a pair checked and bounded, each
 chosen run's verdict in both orders, and the encoded input explained.
 
-`Workbench(catalog)` holds what a server loads once and keeps: each run's
-`Judge` (loaded on first use; a run that fails to load keeps its error, and
-the others still work) and each encoder a page can choose for the encoding
+`Workbench(catalog, judges)` holds what a server loads once and keeps: each
+run's `Judge` (`serve.loads.Loads`, shared with the server's context, which
+preloads them; a run that fails to load keeps its error, and the others
+still work) and each encoder a page can choose for the encoding
 view without a run (`encoder_choices`). `Workbench.compare(pair, runs,
 encoder)` returns plain data (JSON-ready): the same for the HTML page and
 for `POST /api/compare`.
@@ -37,6 +38,7 @@ from ..errors import InputError
 from ..row_view import decode_pieces
 from ..tokenizer import Tokenizer
 from .catalog import Catalog
+from .loads import Loads, load_judge
 
 # A request's bounds: what one page may ask the server to encode and score.
 MAX_TURNS = 64
@@ -141,15 +143,18 @@ def explain_view(encoder: Encoder, pair: Pair, swapped: bool) -> dict:
 
 
 class Workbench:
-    """What a server keeps between requests: each run's `Judge`, loaded once
-    on first use (or its load error), and the encoders of the encoding view.
-    Safe to share between threads: loads and scoring take a per-run lock."""
+    """What a server keeps between requests: each run's `Judge` (`judges`,
+    the server's `Context.judges` when given: loaded once, in the background
+    from the start or on first use, or its load error), and the encoders of
+    the encoding view. Safe to share between threads: loads and scoring take
+    a per-run lock."""
 
-    def __init__(self, catalog: Catalog):
+    def __init__(self, catalog: Catalog, judges: Optional[Loads] = None):
         self.catalog = catalog
+        # The server's (`Context.judges`, preloaded at its start), else our own.
+        self.judges = judges if judges is not None else Loads(catalog.run, load_judge)
         self._lock = threading.Lock()
         self._run_locks: dict[str, threading.Lock] = {}
-        self._judges: dict[str, Any] = {}  # name -> Judge or the error it raised
         self._encoders: dict[str, Encoder] = {}
         self._identities: dict[str, str] = {}  # run name -> its encoder's identity
 
@@ -193,21 +198,10 @@ class Workbench:
             return self._run_locks.setdefault(name, threading.Lock())
 
     def judge(self, name: str):
-        """The run `name`'s `Judge`, loaded once; raises what loading raised
-        (again, on every call) when it failed. `KeyError` for an unknown name."""
-        entry = self.catalog.run(name)
-        with self._run_lock(name):
-            if name not in self._judges:
-                try:
-                    from ..predict import Judge  # the torch layer, on first use
-
-                    self._judges[name] = Judge(entry.path)
-                except Exception as exc:  # shown on the page; the other runs still work
-                    self._judges[name] = exc
-            judge = self._judges[name]
-        if isinstance(judge, BaseException):
-            raise judge
-        return judge
+        """The run `name`'s `Judge`, loaded once (`Loads`); raises what loading
+        raised (again, on every call) when it failed. `KeyError` for an
+        unknown name."""
+        return self.judges.get(name)
 
     def _identity(self, name: str, encoder: Encoder) -> str:
         """The run's tokenizer and encoder config (hashed once per run)."""

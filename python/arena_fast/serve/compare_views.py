@@ -55,7 +55,7 @@ class Refused(Exception):
 
 def routes(ctx: Context) -> list[BaseRoute]:
     """This view's routes over `ctx.catalog`."""
-    bench = Workbench(ctx.catalog)
+    bench = Workbench(ctx.catalog, ctx.judges)
     trained: dict = {}  # run name -> the served dataset it was trained on (read_bundle hashes)
 
     async def page(request: Request) -> Response:
