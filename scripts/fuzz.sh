@@ -10,6 +10,9 @@
 #   plan      the packer and the padded batcher over every rank
 #   collate   packed and padded batches from arbitrary offsets and indices
 #   rows      rows from arbitrary Arrow buffers, and their features
+#   chat_template  Jinja chat templates, arbitrary and turn-based, over
+#             arbitrary conversations (ARENA_FUZZ_CHAT_TEMPLATE: a
+#             tokenizer_config.json whose template to fuzz instead)
 #
 #   scripts/fuzz.sh short               each target SHORT_SECONDS (8) seconds: CI
 #   scripts/fuzz.sh long [SECONDS]      each target SECONDS (default 600) seconds
@@ -35,7 +38,7 @@ ROOT=$PWD
 export CARGO_TERM_COLOR=never
 
 CARGO_FUZZ_VERSION=0.13.2
-ALL_TARGETS="turns turn_stream tokenize encode plan collate rows"
+ALL_TARGETS="turns turn_stream tokenize encode plan collate rows chat_template"
 TARGETS=${FUZZ_TARGETS:-$ALL_TARGETS}
 # Release build with debug assertions and overflow checks, no sanitizer.
 BUILD_FLAGS=(--sanitizer none --release --debug-assertions)
