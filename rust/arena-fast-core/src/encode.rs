@@ -196,6 +196,16 @@ pub struct Encoder {
     side_budget: BudgetConfig,
 }
 
+/// Which row `Encoder::emit_row` appends: the input row, its turns, how
+/// many fields a turn lays out (3 cross, 2 separate) and its side
+/// (`is_swapped`: the swapped order, or the B side of the separate layout).
+struct Emit<'a> {
+    row: usize,
+    turns: &'a RowTurns,
+    fields: usize,
+    side: bool,
+}
+
 /// A field of one turn as token slices: `pre ++ body` is the segment.
 #[derive(Clone, Copy)]
 struct Seg<'a> {
@@ -532,7 +542,6 @@ impl Encoder {
         if let Layout::Separate { .. } = self.layout {
             return self.encode_separate(row, turns, &[false, true], cache, out, probe);
         }
-        let n_total = turns.n_turns();
         let joined = self.texts(turns);
         let variants: &[bool] = match swap {
             Swap::Original => &[false],
@@ -605,47 +614,22 @@ impl Encoder {
                 })
                 .collect();
             let plan = budget::plan(&self.cfg.budget, &frame, &lens);
-            if let Some(probe) = probe.as_deref_mut() {
-                let seg_lens: Vec<[usize; 3]> = lens.iter().map(|l| l.seg).collect();
-                let kept: Vec<_> = plan.turns.iter().map(|t| (t.turn, t.cuts)).collect();
-                probe.segments(&seg_lens, &kept, 3);
-            }
-            let full: usize = frame.fixed
-                + lens
-                    .iter()
-                    .enumerate()
-                    .map(|(t, l)| {
-                        frame.headers[t] + (0..3).map(|f| frame.suffix[f] + l.seg[f]).sum::<usize>()
-                    })
-                    .sum::<usize>();
-            let row_start = out.input_ids.len();
-            self.assemble(
-                &segs,
-                3,
-                &plan,
-                cache,
-                &mut out.input_ids,
-                row_start,
-                probe.as_deref_mut(),
-            )
-            .map_err(|source| EncodeError::Tokenizer {
+            let emitted = Emit {
                 row,
-                column: None,
-                source,
-            })?;
-            out.offsets.push(out.input_ids.len() as i64);
-            out.turns_total.push(n_total as i32);
-            let kept = if self.cfg.template.join_turns.is_some() && plan.turns_kept > 0 {
-                n_total
-            } else {
-                plan.turns_kept
+                turns,
+                fields: 3,
+                side: swapped,
             };
-            out.turns_kept.push(kept as i32);
-            out.truncated.push(plan.truncated);
-            out.full_lengths.push(full as i64);
-            out.repairs.push(turns.repairs);
-            out.is_swapped.push(swapped);
-            out.source_row.push(row as i64);
+            self.emit_row(
+                &emitted,
+                &segs,
+                &lens,
+                &plan,
+                &frame,
+                cache,
+                out,
+                probe.as_deref_mut(),
+            )?;
         }
         Ok(())
     }
@@ -704,6 +688,69 @@ impl Encoder {
                 cache,
             )?)),
         }
+    }
+
+    /// One planned row appended to `out`: its ids (`assemble`) and its
+    /// diagnostics, the pieces noted in `probe` when there is one.
+    #[allow(clippy::too_many_arguments)]
+    fn emit_row(
+        &self,
+        emit: &Emit,
+        segs: &[[Seg; 3]],
+        lens: &[TurnLens],
+        plan: &Plan,
+        frame: &Frame,
+        cache: &mut WordCache,
+        out: &mut Encoded,
+        mut probe: Option<&mut Probe>,
+    ) -> Result<(), EncodeError> {
+        let fields = emit.fields;
+        if let Some(probe) = probe.as_deref_mut() {
+            let seg_lens: Vec<[usize; 3]> = lens.iter().map(|l| l.seg).collect();
+            let kept: Vec<_> = plan.turns.iter().map(|t| (t.turn, t.cuts)).collect();
+            probe.segments(&seg_lens, &kept, fields);
+        }
+        let full: usize = frame.fixed
+            + lens
+                .iter()
+                .enumerate()
+                .map(|(t, l)| {
+                    frame.headers[t]
+                        + (0..fields)
+                            .map(|f| frame.suffix[f] + l.seg[f])
+                            .sum::<usize>()
+                })
+                .sum::<usize>();
+        let row_start = out.input_ids.len();
+        self.assemble(
+            segs,
+            fields,
+            plan,
+            cache,
+            &mut out.input_ids,
+            row_start,
+            probe,
+        )
+        .map_err(|source| EncodeError::Tokenizer {
+            row: emit.row,
+            column: None,
+            source,
+        })?;
+        let n_total = emit.turns.n_turns();
+        out.offsets.push(out.input_ids.len() as i64);
+        out.turns_total.push(n_total as i32);
+        let kept = if self.cfg.template.join_turns.is_some() && plan.turns_kept > 0 {
+            n_total
+        } else {
+            plan.turns_kept
+        };
+        out.turns_kept.push(kept as i32);
+        out.truncated.push(plan.truncated);
+        out.full_lengths.push(full as i64);
+        out.repairs.push(emit.turns.repairs);
+        out.is_swapped.push(emit.side);
+        out.source_row.push(emit.row as i64);
+        Ok(())
     }
 
     /// The row's ids after `out[..row_start]`; each piece noted in `probe`

@@ -4,7 +4,7 @@
 //! (`budget::share_prompt`; the rules in docs/encoding.md, "Separate layout
 //! and chat templates").
 
-use super::{Encoded, Encoder, Layout, Seg};
+use super::{Emit, Encoded, Encoder, Layout, Seg};
 use crate::budget::{self, TurnLens};
 use crate::error::{Column, EncodeError};
 use crate::explain::Probe;
@@ -33,7 +33,6 @@ impl Encoder {
             Layout::Separate { strip } => strip,
             Layout::Cross => [false, false],
         };
-        let n_total = turns.n_turns();
         let texts = self.texts(turns);
         let n = texts.len();
         // Field f's segment body for a text of column `src`: the text alone
@@ -103,46 +102,22 @@ impl Encoder {
         for &side in sides {
             let s = side as usize;
             let plan = &plans[s];
-            if let Some(probe) = probe.as_deref_mut() {
-                let seg_lens: Vec<[usize; 3]> = lens[s].iter().map(|l| l.seg).collect();
-                let kept: Vec<_> = plan.turns.iter().map(|t| (t.turn, t.cuts)).collect();
-                probe.segments(&seg_lens, &kept, 2);
-            }
-            let full: usize = frame.fixed
-                + lens[s]
-                    .iter()
-                    .enumerate()
-                    .map(|(t, l)| {
-                        frame.headers[t] + (0..2).map(|f| frame.suffix[f] + l.seg[f]).sum::<usize>()
-                    })
-                    .sum::<usize>();
-            let row_start = out.input_ids.len();
-            self.assemble(
-                &segs[s],
-                2,
-                plan,
-                cache,
-                &mut out.input_ids,
-                row_start,
-                probe.as_deref_mut(),
-            )
-            .map_err(|source| EncodeError::Tokenizer {
+            let emitted = Emit {
                 row,
-                column: None,
-                source,
-            })?;
-            out.offsets.push(out.input_ids.len() as i64);
-            out.turns_total.push(n_total as i32);
-            let kept = match self.cfg.template.join_turns {
-                Some(_) if plan.turns_kept > 0 => n_total,
-                _ => plan.turns_kept,
+                turns,
+                fields: 2,
+                side,
             };
-            out.turns_kept.push(kept as i32);
-            out.truncated.push(plan.truncated);
-            out.full_lengths.push(full as i64);
-            out.repairs.push(turns.repairs);
-            out.is_swapped.push(side);
-            out.source_row.push(row as i64);
+            self.emit_row(
+                &emitted,
+                &segs[s],
+                &lens[s],
+                plan,
+                &frame,
+                cache,
+                out,
+                probe.as_deref_mut(),
+            )?;
         }
         Ok(())
     }
