@@ -15,7 +15,7 @@ train_extra("transformers")
 
 import arena_fast as af  # noqa: E402
 from arena_fast.diagnostics import accuracy, log_loss, read_predictions  # noqa: E402
-from arena_fast.infer import evaluate, predict_logits, probabilities  # noqa: E402
+from arena_fast.infer import evaluate, pair_rewards, predict_logits, probabilities  # noqa: E402
 from arena_fast.model import load_classifier  # noqa: E402
 from arena_fast.weights import load_weights, save_weights  # noqa: E402
 
@@ -74,6 +74,16 @@ def test_probabilities_are_a_softmax_and_refuse_what_is_not_finite():
     np.testing.assert_allclose(p[1], [1.0, 0.0, 0.0])
     with pytest.raises(af.InputError, match=r"where: row 1 \(id 'b'\).*not finite"):
         probabilities([[0, 0, 0], [np.nan, 0, 0]], ["a", "b"], "where")
+
+
+def test_pair_rewards_pair_rows_and_refuse_what_is_not_finite():
+    rewards = pair_rewards(np.array([[1.0], [2.0], [3.0], [-4.0]]))
+    np.testing.assert_array_equal(rewards, [[1.0, 2.0], [3.0, -4.0]])
+    rows = np.array([[0.0], [1.0], [np.inf], [0.0], [np.nan], [0.0]])
+    with pytest.raises(af.InputError, match=r"where: row 2 \(id 'c'\).*inf.*\(2 rows such\)"):
+        pair_rewards(rows, list("abcdef"), "where")
+    with pytest.raises(ValueError, match=r"\(2n, 1\)"):
+        pair_rewards(np.zeros((3, 1)))
 
 
 class _Held:

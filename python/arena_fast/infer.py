@@ -88,14 +88,7 @@ def probabilities(logits: np.ndarray, ids=None, where: str = "predict") -> np.nd
     (weights gone NaN, a numeric overflow) is an InputError naming `where`,
     the row and its id (`ids[row]`): never a NaN probability."""
     logits = np.asarray(logits, dtype=np.float64)
-    bad = ~np.isfinite(logits).all(axis=1)
-    if bad.any():
-        i = int(np.argmax(bad))
-        name = f" (id {ids[i]!r:.40})" if ids is not None else ""
-        raise InputError(
-            f"{where}: row {i}{name}: the model's logits {logits[i].tolist()} are not finite "
-            f"({int(bad.sum())} rows such); no probabilities written"
-        )
+    _check_finite(logits, ids, where, "logits")
     e = np.exp(logits - logits.max(axis=1, keepdims=True))
     return e / e.sum(axis=1, keepdims=True)
 
@@ -185,15 +178,22 @@ def pair_rewards(logits: np.ndarray, ids=None, where: str = "predict") -> np.nda
     logits = np.asarray(logits, dtype=np.float64)
     if logits.ndim != 2 or logits.shape[1] != 1 or len(logits) % 2:
         raise ValueError(f"a reward model's output is (2n, 1), got shape {logits.shape}")
-    bad = ~np.isfinite(logits[:, 0])
+    _check_finite(logits, ids, where, "reward")
+    return logits[:, 0].reshape(-1, 2)
+
+
+def _check_finite(values: np.ndarray, ids, where: str, what: str) -> None:
+    """An InputError naming `where`, the first row of `values` (n, K) that
+    is not all finite and its id (`ids[row]`), and how many rows are such."""
+    bad = ~np.isfinite(values).all(axis=1)
     if bad.any():
         i = int(np.argmax(bad))
         name = f" (id {ids[i]!r:.40})" if ids is not None else ""
+        shown = values[i].tolist()
         raise InputError(
-            f"{where}: row {i}{name}: the model's reward {logits[i, 0]} is not finite "
+            f"{where}: row {i}{name}: the model's {what} {shown} are not finite "
             f"({int(bad.sum())} rows such); no probabilities written"
         )
-    return logits[:, 0].reshape(-1, 2)
 
 
 def reward_probabilities(rewards: np.ndarray, space: LabelSpace, tie) -> np.ndarray:
