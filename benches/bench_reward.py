@@ -68,7 +68,6 @@ import torch  # noqa: E402
 from transformers import (  # noqa: E402
     AutoModelForSequenceClassification,
     PrinterCallback,
-    TrainerCallback,
 )
 
 import arena_fast as af  # noqa: E402
@@ -77,22 +76,7 @@ from arena_fast.base_model import PRESETS  # noqa: E402
 from arena_fast.dataset import BuildConfig, build_dataset, load_dataset  # noqa: E402
 from arena_fast.model import load_classifier  # noqa: E402
 from arena_fast.train import TrainConfig, train  # noqa: E402
-
-WARMUP = 0.05
-
-
-class _Clock(TrainerCallback):
-    """The loop's time: from on_train_begin to the last on_step_end."""
-
-    def __init__(self) -> None:
-        self.begin = 0.0
-        self.steps: list[float] = []
-
-    def on_train_begin(self, args, state, control, **kw):
-        self.begin = time.perf_counter()
-
-    def on_step_end(self, args, state, control, **kw):
-        self.steps.append(time.perf_counter())
+from bench_trainer import WARMUP, Clock, loop_settings  # noqa: E402
 
 
 def pairs_dataset(root: Path, rows: int, max_length: int) -> Path:
@@ -222,28 +206,13 @@ def run_trl(
     table = datasets.Dataset.from_dict({"chosen_ids": chosen, "rejected_ids": rejected})
     model, _ = trl_model(args.model)
     computed = [0]
-    clock = _Clock()
+    clock = Clock()
     config = RewardConfig(
-        output_dir=str(work / f"trl-{checkpointing}"),
-        num_train_epochs=args.epochs,
-        max_steps=max_steps or -1,
-        learning_rate=args.lr,
-        weight_decay=0.0,
-        lr_scheduler_type="cosine",
-        warmup_steps=WARMUP,
-        max_grad_norm=0.0,
+        **loop_settings(f"trl-{checkpointing}", args, work, max_steps),
         per_device_train_batch_size=batch_size,
         gradient_checkpointing=checkpointing,
         bf16=False,
         max_length=None,
-        use_cpu=True,
-        seed=0,
-        dataloader_num_workers=0,
-        logging_strategy="no",
-        save_strategy="no",
-        eval_strategy="no",
-        report_to="none",
-        disable_tqdm=True,
     )
     trainer = RewardTrainer(
         model=model,

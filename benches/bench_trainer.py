@@ -74,7 +74,7 @@ from arena_fast.torch.hf import ArenaForSequenceClassification, ArenaTrainer  # 
 from bench_train import WARMUP, run_ours  # noqa: E402
 
 
-class _Clock(TrainerCallback):
+class Clock(TrainerCallback):
     """The loop's time: from on_train_begin to the last on_step_end."""
 
     def __init__(self) -> None:
@@ -88,29 +88,33 @@ class _Clock(TrainerCallback):
         self.steps.append(time.perf_counter())
 
 
-def _training_args(name: str, args, work: Path, max_steps: Optional[int], **kw) -> dict:
+def loop_settings(name: str, args, work: Path, max_steps: Optional[int]) -> dict:
+    """The `TrainingArguments` fields every Trainer case shares (ours, the
+    stock one, TRL's `RewardConfig`): `af.train`'s schedule and optimizer,
+    no clipping, the CPU, nothing logged, saved or evaluated."""
     return dict(
-        args=TrainingArguments(
-            output_dir=str(work / name),
-            num_train_epochs=args.epochs,
-            max_steps=max_steps or -1,
-            learning_rate=args.lr,
-            weight_decay=0.0,
-            lr_scheduler_type="cosine",
-            warmup_steps=WARMUP,
-            optim="adamw_torch",
-            max_grad_norm=0.0,  # af.train does not clip
-            use_cpu=True,
-            seed=0,
-            dataloader_num_workers=0,
-            logging_strategy="no",
-            save_strategy="no",
-            eval_strategy="no",
-            report_to="none",
-            disable_tqdm=True,
-            **kw,
-        ),
+        output_dir=str(work / name),
+        num_train_epochs=args.epochs,
+        max_steps=max_steps or -1,
+        learning_rate=args.lr,
+        weight_decay=0.0,
+        lr_scheduler_type="cosine",
+        warmup_steps=WARMUP,
+        optim="adamw_torch",
+        max_grad_norm=0.0,  # af.train does not clip
+        use_cpu=True,
+        seed=0,
+        dataloader_num_workers=0,
+        logging_strategy="no",
+        save_strategy="no",
+        eval_strategy="no",
+        report_to="none",
+        disable_tqdm=True,
     )
+
+
+def _training_args(name: str, args, work: Path, max_steps: Optional[int], **kw) -> dict:
+    return dict(args=TrainingArguments(**loop_settings(name, args, work, max_steps), **kw))
 
 
 def run_af_train(data: Path, args, work: Path, max_steps: Optional[int] = None) -> dict:
@@ -118,7 +122,7 @@ def run_af_train(data: Path, args, work: Path, max_steps: Optional[int] = None) 
     return run_ours(data, "auto", "arena_varlen", args, work, max_steps=max_steps)
 
 
-def _run(trainer: Trainer, clock: _Clock, start: float) -> dict:
+def _run(trainer: Trainer, clock: Clock, start: float) -> dict:
     trainer.remove_callback(PrinterCallback)
     out = trainer.train()
     return {
@@ -136,7 +140,7 @@ def run_arena_trainer(
     model = load_classifier(
         args.model, tokenizer=af.Tokenizer.demo(), attn_implementation=attn, seed=0
     )
-    clock = _Clock()
+    clock = Clock()
     trainer = ArenaTrainer(
         model=model,
         train_dataset=load_dataset(data),
@@ -169,7 +173,7 @@ def run_padded_trainer(
         computed[0] += batch["input_ids"].numel()
         return batch
 
-    clock = _Clock()
+    clock = Clock()
     trainer = Trainer(
         model=ArenaForSequenceClassification(model),
         train_dataset=rows,
