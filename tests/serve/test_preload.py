@@ -120,6 +120,9 @@ def test_the_server_preloads_its_runs_and_answers_at_once(serve_run, serve_datas
         assert failed["state"] == "failed" and "head.safetensors" in failed["error"]
         assert isinstance(judges.get("run"), Judge)
         assert client.get("/").status_code == 200  # a failed run stops nothing
+        page = client.get("/runs/broken").text  # its page says why
+        assert 'id="load-error"' in page and "head.safetensors" in page
+        assert 'id="load-error"' not in client.get("/runs/run").text
         body = {"prompt": ["q"], "response_a": ["river"], "response_b": ["stone"]}
         got = client.post("/api/compare", json={**body, "runs": ["run", "broken"]}).json()
         ok, bad = got["runs"]
