@@ -31,21 +31,32 @@ pub struct Merges {
     byte_pairs: Box<[(u32, u32)]>,
 }
 
-/// The merges by the ids of their two parts, in about 20 bytes a merge:
-/// an open-addressing table of 8-byte entries (the pair's ids and the
-/// merge's rank packed into one `u64`, `2 n + 1` of them: a hash mapped onto
-/// that length by a multiply-shift, no power of two), probed linearly, and
-/// the merged id by rank. An empty entry is `u64::MAX`, which no pair
-/// packs to (the ids' field is `id_bits` wide with every id below
+/// The merges by the ids of their two parts, in 8 bytes a merge where the
+/// vocabulary allows (about 20 otherwise): an open-addressing table of
+/// `u64` entries (the pair's ids and the merge's priority packed, `2 n + 1`
+/// of them: a hash mapped onto that length by a multiply-shift, no power of
+/// two), probed linearly. An empty entry is `u64::MAX`, which no pair packs
+/// to (the ids' field is `id_bits` wide with every id below
 /// `2^id_bits - 1`, so a pair's key is never all ones).
+///
+/// A merge's priority orders merges as their ranks do. Where the merged ids
+/// never decrease with rank (GPT-2-style and tiktoken-derived vocabularies,
+/// Llama 3 and Qwen 2 among them: a token's merges are listed when it is
+/// made), it is the merged id, then the merge's place among those making the
+/// same token: the merged id comes with the key, and a lookup is one memory
+/// access (BPE of an uncached pre-token waits on these accesses). Otherwise
+/// it is the rank, and the merged id is read from `merged` by rank.
 struct PairTable {
     entries: Box<[u64]>,
-    /// The id of the token each merge makes, by rank.
+    /// The id of the token each merge makes, by rank; empty when priorities
+    /// hold it (`priority >> sub_bits`).
     merged: Box<[u32]>,
     /// Bits of each id in a key (the largest id of a merge's part fits).
     id_bits: u32,
-    /// Bits of the rank below the key in an entry.
-    rank_bits: u32,
+    /// Bits of the priority below the key in an entry.
+    prio_bits: u32,
+    /// Bits of a merge's place among those making the same token.
+    sub_bits: u32,
 }
 
 const EMPTY: u64 = u64::MAX;
@@ -55,28 +66,60 @@ fn bits(n: u64) -> u32 {
     64 - n.leading_zeros()
 }
 
+/// Each merge's priority (see `PairTable`) and the bits of its place among
+/// the merges making the same token, when the merged ids never decrease
+/// with rank.
+fn merged_priorities(merges: &[[u32; 3]]) -> Option<(Vec<u32>, u32)> {
+    let mut places = Vec::with_capacity(merges.len());
+    let (mut place, mut most) = (0u32, 0u32);
+    for (k, m) in merges.iter().enumerate() {
+        match k.checked_sub(1).map(|j| merges[j][2]) {
+            Some(prev) if prev > m[2] => return None,
+            Some(prev) if prev == m[2] => place += 1,
+            _ => place = 0,
+        }
+        most = most.max(place);
+        places.push(place);
+    }
+    let sub_bits = bits(u64::from(most));
+    let max_merged = merges.last().map_or(0, |m| m[2]);
+    if bits(u64::from(max_merged)) + sub_bits >= 32 {
+        return None;
+    }
+    let prios = merges.iter().zip(places).map(|(m, p)| m[2] << sub_bits | p);
+    Some((prios.collect(), sub_bits))
+}
+
 impl PairTable {
     /// The table of `merges` (`[left, right, merged]` ids, by rank); a pair
     /// given twice takes its last rank, as `tokenizers`' map of merges
-    /// does. None when ids and ranks do not pack into 64 bits (over 2^20
-    /// ids with 2^24 merges, say).
+    /// does. None when ids and priorities do not pack into 64 bits (over
+    /// 2^20 ids with 2^24 merges, say).
     fn new(merges: &[[u32; 3]]) -> Option<PairTable> {
         let max_id = merges.iter().map(|m| m[0].max(m[1])).max().unwrap_or(0);
         let id_bits = bits(u64::from(max_id) + 1);
-        let rank_bits = bits(merges.len() as u64);
-        if 2 * id_bits + rank_bits > 64 {
+        let (prios, sub_bits, merged) = match merged_priorities(merges) {
+            Some((prios, sub_bits)) => (prios, sub_bits, Box::default()),
+            None => {
+                let ranks = (0..u32::try_from(merges.len()).ok()?).collect();
+                (ranks, 0, merges.iter().map(|m| m[2]).collect())
+            }
+        };
+        let prio_bits = bits(prios.iter().copied().max().map_or(0, u64::from));
+        if 2 * id_bits + prio_bits > 64 {
             return None;
         }
         let mut table = PairTable {
             entries: vec![EMPTY; 2 * merges.len() + 1].into_boxed_slice(),
-            merged: merges.iter().map(|m| m[2]).collect(),
+            merged,
             id_bits,
-            rank_bits,
+            prio_bits,
+            sub_bits,
         };
-        for (rank, &[a, b, _]) in merges.iter().enumerate() {
+        for (&[a, b, _], prio) in merges.iter().zip(prios) {
             let key = table.key(a, b)?;
             let i = table.find(key);
-            table.entries[i] = key << rank_bits | rank as u64;
+            table.entries[i] = key << prio_bits | u64::from(prio);
         }
         Some(table)
     }
@@ -94,8 +137,8 @@ impl PairTable {
         let mut i = fastrange(mix(key), len);
         loop {
             let entry = self.entries[i];
-            // `checked_shr`: 64 rank bits only with no ids, never.
-            if entry == EMPTY || entry.checked_shr(self.rank_bits) == Some(key) {
+            // `checked_shr`: 64 priority bits only with no ids, never.
+            if entry == EMPTY || entry.checked_shr(self.prio_bits) == Some(key) {
                 return i;
             }
             i += 1;
@@ -105,7 +148,7 @@ impl PairTable {
         }
     }
 
-    /// (rank, merged id) of the pair (a, b), or `NO_MERGE`.
+    /// (priority, merged id) of the pair (a, b), or `NO_MERGE`.
     #[inline]
     fn get(&self, a: u32, b: u32) -> (u32, u32) {
         let Some(key) = self.key(a, b) else {
@@ -114,8 +157,11 @@ impl PairTable {
         match self.entries[self.find(key)] {
             EMPTY => NO_MERGE,
             entry => {
-                let rank = (entry & ((1u64 << self.rank_bits) - 1)) as u32;
-                (rank, self.merged[rank as usize])
+                let prio = (entry & ((1u64 << self.prio_bits) - 1)) as u32;
+                match self.merged.is_empty() {
+                    true => (prio, prio >> self.sub_bits),
+                    false => (prio, self.merged[prio as usize]),
+                }
             }
         }
     }
@@ -143,72 +189,130 @@ fn fastrange(h: u64, len: usize) -> usize {
 }
 
 /// A vocabulary looked up by the bytes a token stands for (its characters
-/// mapped back through `ByteLevel`'s table), with no string built: the
-/// tokens' bytes back to back, and an open-addressing table of entries.
+/// mapped back through `ByteLevel`'s table), with no string built: an
+/// open-addressing table of 16-byte entries, each a token's length and id
+/// and, for a token of up to 8 bytes (most), its bytes themselves, so that
+/// finding one (or finding that a pre-token is no token) is one memory
+/// access; a longer token's entry holds a tag of its hash, and its bytes lie
+/// in `bytes`, back to back in id order.
 struct VocabBytes {
+    /// Zero-padded bytes (up to 8) or hash tag (longer), length, id; length
+    /// 0: an empty entry. At most 3/5 full; a hash is mixed and mapped onto
+    /// its length by `fastrange`.
+    table: Vec<VocabEntry>,
     bytes: Vec<u8>,
-    /// Entry `k`'s bytes end at `ends[k]` (and start at `ends[k - 1]`).
-    ends: Vec<u32>,
-    ids: Vec<u32>,
-    /// Entry index + 1 (0: empty); a power of two long, at most 3/4 full.
-    table: Vec<u32>,
+    /// Token `id`'s bytes are `bytes[starts[id]..starts[id + 1]]` (tokens
+    /// over 8 bytes; empty for the others).
+    starts: Vec<u32>,
+}
+
+#[derive(Clone, Copy, Default)]
+#[repr(C, align(16))]
+struct VocabEntry {
+    word: u64,
+    len: u32,
+    id: u32,
+}
+
+/// A byte string of up to 8 bytes as one number (zero-padded; with its
+/// length, it is the string), or the low half of its hash.
+#[inline]
+fn vocab_word(bytes: &[u8], h: u64) -> u64 {
+    if bytes.len() <= 8 {
+        let mut padded = [0u8; 8];
+        padded[..bytes.len()].copy_from_slice(bytes);
+        u64::from_le_bytes(padded)
+    } else {
+        h & 0xFFFF_FFFF
+    }
 }
 
 impl VocabBytes {
     /// The vocabulary of `tok`'s model, as bytes; tokens with a character
-    /// outside `chars` are left out (no pre-token maps to them).
+    /// outside `chars` are left out (no pre-token maps to them). None when
+    /// its ids are far sparser than its tokens.
     fn new(tok: &Tokenizer, chars: &[char; 256]) -> Option<VocabBytes> {
         let mut byte_of = FxHashMap::default();
         for (b, &c) in chars.iter().enumerate() {
             byte_of.insert(c, b as u8);
         }
-        let vocab = tok.get_model().get_vocab();
-        let mut v = VocabBytes {
-            bytes: Vec::new(),
-            ends: Vec::with_capacity(vocab.len()),
-            ids: Vec::with_capacity(vocab.len()),
-            table: vec![0; (vocab.len() * 4 / 3 + 1).next_power_of_two()],
-        };
-        'tokens: for (token, id) in vocab {
-            let start = v.bytes.len();
-            for c in token.chars() {
-                match byte_of.get(&c) {
-                    Some(&b) => v.bytes.push(b),
-                    None => {
-                        v.bytes.truncate(start);
-                        continue 'tokens;
-                    }
-                }
-            }
-            v.ends.push(u32::try_from(v.bytes.len()).ok()?);
-            v.ids.push(id);
-            let mask = v.table.len() - 1;
-            let mut i = hash_bytes(&v.bytes[start..]) as usize & mask;
-            while v.table[i] != 0 {
-                i = (i + 1) & mask;
-            }
-            v.table[i] = v.ids.len() as u32;
+        let mut by_id: Vec<(u32, String)> = tok
+            .get_model()
+            .get_vocab()
+            .into_iter()
+            .map(|(t, id)| (id, t))
+            .collect();
+        by_id.sort_unstable_by_key(|&(id, _)| id);
+        let ids = by_id.last().map_or(0, |&(id, _)| id as usize + 1);
+        if ids > 2 * by_id.len() + 1024 {
+            return None;
         }
+        let mut v = VocabBytes {
+            table: vec![VocabEntry::default(); by_id.len() * 5 / 3 + 1],
+            bytes: Vec::new(),
+            starts: Vec::with_capacity(ids + 1),
+        };
+        let len = v.table.len();
+        let mut token_bytes = Vec::new();
+        for (id, token) in by_id {
+            while v.starts.len() <= id as usize {
+                v.starts.push(u32::try_from(v.bytes.len()).ok()?);
+            }
+            token_bytes.clear();
+            let mapped = token.chars().map(|c| byte_of.get(&c).copied());
+            if mapped
+                .map(|b| b.map(|b| token_bytes.push(b)))
+                .any(|b| b.is_none())
+                || token_bytes.is_empty()
+            {
+                continue;
+            }
+            if token_bytes.len() > 8 {
+                v.bytes.extend_from_slice(&token_bytes);
+            }
+            let h = hash_bytes(&token_bytes);
+            let mut i = fastrange(mix(h), len);
+            while v.table[i].len != 0 {
+                i = if i + 1 == len { 0 } else { i + 1 };
+            }
+            v.table[i] = VocabEntry {
+                word: vocab_word(&token_bytes, h),
+                len: u32::try_from(token_bytes.len()).ok()?,
+                id,
+            };
+        }
+        v.starts.push(u32::try_from(v.bytes.len()).ok()?);
         v.bytes.shrink_to_fit();
-        v.ends.shrink_to_fit();
-        v.ids.shrink_to_fit();
+        v.starts.shrink_to_fit();
         Some(v)
     }
 
     fn get(&self, bytes: &[u8]) -> Option<u32> {
-        let mask = self.table.len() - 1;
-        let mut i = hash_bytes(bytes) as usize & mask;
+        let len = self.table.len();
+        let h = hash_bytes(bytes);
+        let word = vocab_word(bytes, h);
+        let mut i = fastrange(mix(h), len);
         loop {
-            let k = self.table[i] as usize;
-            if k == 0 {
+            let e = self.table[i];
+            if e.len == 0 {
                 return None;
             }
-            let start = if k == 1 { 0 } else { self.ends[k - 2] as usize };
-            if &self.bytes[start..self.ends[k - 1] as usize] == bytes {
-                return Some(self.ids[k - 1]);
+            if e.len as usize == bytes.len() && e.word == word {
+                if bytes.len() <= 8 {
+                    return Some(e.id);
+                }
+                let id = e.id as usize;
+                let token = &self.bytes[self.starts[id] as usize..self.starts[id + 1] as usize];
+                if token == bytes {
+                    return Some(e.id);
+                }
             }
-            i = (i + 1) & mask;
+            i = if i + 1 == len { 0 } else { i + 1 };
         }
+    }
+
+    fn heap_bytes(&self) -> usize {
+        self.bytes.capacity() + 4 * self.starts.capacity() + 16 * self.table.len()
     }
 }
 
@@ -261,9 +365,7 @@ impl Merges {
 
     /// The bytes this holds on the heap (its tables).
     pub fn heap_bytes(&self) -> usize {
-        let whole = self.whole.as_ref().map_or(0, |w| {
-            w.bytes.capacity() + 4 * (w.ends.capacity() + w.ids.capacity() + w.table.len())
-        });
+        let whole = self.whole.as_ref().map_or(0, VocabBytes::heap_bytes);
         self.ranks.heap_bytes() + whole + self.byte_pairs.len() * 8
     }
 
@@ -324,9 +426,11 @@ impl Merges {
 mod tests {
     use super::*;
 
-    /// Every merge is found with its rank and merged id, and no other pair
-    /// is, for tables of 0, 1 and many merges (ids near 0 and near the
-    /// widest the table packs included); ids too wide to pack are refused.
+    /// Every merge is found with its merged id and a priority that orders
+    /// merges as their ranks do, and no other pair is, for tables of 0, 1
+    /// and many merges (ids near 0 and near the widest the table packs
+    /// included; merged ids in rank order, with repeats, and not); ids too
+    /// wide to pack are refused.
     #[test]
     fn the_pair_table_finds_every_merge_and_nothing_else() {
         let mut state = 0x9e37_79b9_7f4a_7c15u64;
@@ -345,27 +449,44 @@ mod tests {
                 ],
             })
             .collect();
+        // Merged ids that never decrease (some made by up to 9 merges).
+        let mut sorted = many.clone();
+        for (k, m) in sorted.iter_mut().enumerate() {
+            m[2] = 300 + k as u32 / (1 + k as u32 % 9);
+        }
+        sorted.sort_by_key(|m| m[2]);
         assert!(PairTable::new(&[[u32::MAX - 1, 0, 0]]).is_none());
-        let tables = [vec![], vec![[0, 0, 5]], vec![[3, 4, 9]], many];
-        for merges in tables {
+        let tables = [
+            (vec![], true),
+            (vec![[0, 0, 5]], true),
+            (vec![[3, 4, 9], [1, 2, 3]], false),
+            (many, false),
+            (sorted, true),
+        ];
+        for (merges, by_merged) in tables {
             let table = PairTable::new(&merges).unwrap();
             assert!(table.entries.len() > merges.len());
+            assert_eq!(table.merged.is_empty(), by_merged);
             // A pair given twice keeps its last rank.
             let mut last = FxHashMap::default();
             for (rank, &[a, b, id]) in merges.iter().enumerate() {
-                last.insert((a, b), (rank as u32, id));
+                last.insert((a, b), (rank, id));
             }
-            for (&(a, b), &want) in &last {
-                assert_eq!(table.get(a, b), want, "({a}, {b})");
+            let mut order = Vec::new();
+            for (&(a, b), &(rank, id)) in &last {
+                let (prio, merged) = table.get(a, b);
+                assert_eq!(merged, id, "({a}, {b})");
+                assert_ne!(prio, NO_MERGE.0);
+                order.push((prio, rank));
             }
-            for _ in 0..20_000 {
-                let (a, b) = (next() as u32 % 400, next() as u32 % 400);
-                let want = last.get(&(a, b)).copied().unwrap_or(NO_MERGE);
-                assert_eq!(table.get(a, b), want, "({a}, {b})");
-            }
-            for (a, b) in [(u32::MAX, u32::MAX), (0, 1), (1, 0), (u32::MAX, 0)] {
-                let want = last.get(&(a, b)).copied().unwrap_or(NO_MERGE);
-                assert_eq!(table.get(a, b), want, "({a}, {b})");
+            order.sort_unstable();
+            assert!(order.windows(2).all(|w| w[0].0 < w[1].0 && w[0].1 < w[1].1));
+            let mut misses: Vec<(u32, u32)> = (0..20_000)
+                .map(|_| (next() as u32 % 400, next() as u32 % 400))
+                .collect();
+            misses.extend([(u32::MAX, u32::MAX), (0, 1), (1, 0), (u32::MAX, 0)]);
+            for (a, b) in misses.into_iter().filter(|p| !last.contains_key(p)) {
+                assert_eq!(table.get(a, b), NO_MERGE, "({a}, {b})");
             }
         }
     }

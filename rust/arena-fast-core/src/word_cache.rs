@@ -107,7 +107,8 @@ fn short_hash(key: u64, len: usize) -> u64 {
     m as u64 ^ (m >> 64) as u64
 }
 
-/// The table's hash of a word: its short key mixed, or `hash_bytes`.
+/// The table's hash of a word: its short key mixed, or `hash_bytes`
+/// (computed once per word: `extend_with` looks up and inserts with it).
 #[inline]
 fn word_hash(w: &[u8]) -> u64 {
     if w.len() <= 8 {
@@ -145,10 +146,18 @@ impl WordCache {
     /// The cached ids of `word`, if any.
     #[inline]
     pub fn get(&self, word: &[u8]) -> Option<&[u32]> {
+        if word.is_empty() {
+            return None; // no hash
+        }
+        self.get_hashed(word, word_hash(word))
+    }
+
+    /// `get`, with `h = word_hash(word)`.
+    #[inline]
+    fn get_hashed(&self, word: &[u8], h: u64) -> Option<&[u32]> {
         if self.slots.is_empty() || word.is_empty() || word.len() > MAX_CACHED_WORD {
             return None;
         }
-        let h = word_hash(word);
         let key = self.key_of(word, h);
         let mask = self.slots.len() - 1;
         let mut i = h as usize & mask;
@@ -196,7 +205,8 @@ impl WordCache {
         if word.is_empty() {
             return Ok(());
         }
-        if let Some(ids) = self.get(word.as_bytes()) {
+        let h = word_hash(word.as_bytes());
+        if let Some(ids) = self.get_hashed(word.as_bytes(), h) {
             // Most words are one token: no copy call for those.
             match ids {
                 [id] => out.push(*id),
@@ -206,14 +216,22 @@ impl WordCache {
         }
         let start = out.len();
         encode(word, out)?;
-        self.insert(word.as_bytes(), &out[start..]);
+        self.insert_hashed(word.as_bytes(), h, &out[start..]);
         Ok(())
     }
 
     /// Cache `ids` for `word` (not cached: ""; one longer than
     /// `MAX_CACHED_WORD`; more than 65,535 ids). The word must not be
     /// cached yet.
+    #[cfg(test)]
     pub(crate) fn insert(&mut self, word: &[u8], ids: &[u32]) {
+        if !word.is_empty() {
+            self.insert_hashed(word, word_hash(word), ids);
+        }
+    }
+
+    /// `insert`, with `h = word_hash(word)`.
+    fn insert_hashed(&mut self, word: &[u8], h: u64, ids: &[u32]) {
         if word.is_empty() || word.len() > MAX_CACHED_WORD || ids.len() > usize::from(u16::MAX) {
             return;
         }
@@ -229,7 +247,6 @@ impl WordCache {
         } else if (self.len + 1) * 8 > self.slots.len() * 5 {
             self.grow();
         }
-        let h = word_hash(word);
         let slot = Slot {
             key: self.key_of(word, h),
             ids: match ids {
