@@ -5,9 +5,10 @@
 //! `tokenizers` merges, again and again, the adjacent pair of lowest rank,
 //! the leftmost on a tie (its heap orders by rank, then position); with
 //! `ignore_merges` a pre-token that is itself in the vocabulary is that one
-//! token. Here the same order is kept with a rank per adjacent pair,
-//! recomputed only beside each merge: quadratic in the pre-token's length,
-//! so only pre-tokens of up to `MAX_BYTES` bytes are merged here.
+//! token. Here the same order is kept with a priority per adjacent pair
+//! (ordered as the ranks are: `PairTable`), recomputed only beside each
+//! merge: quadratic in the pre-token's length, so only pre-tokens of up to
+//! `MAX_BYTES` bytes are merged here.
 
 use rustc_hash::FxHashMap;
 use serde_json::Value;
@@ -22,7 +23,7 @@ const NO_MERGE: (u32, u32) = (u32::MAX, 0);
 pub struct Merges {
     /// The id of each byte's character.
     byte_ids: [u32; 256],
-    /// (left id, right id) -> (rank, id of the merged token).
+    /// (left id, right id) -> (priority, id of the merged token).
     ranks: PairTable,
     /// With `ignore_merges`: every vocabulary token by its bytes.
     whole: Option<VocabBytes>,
@@ -390,7 +391,7 @@ impl Merges {
         for (s, &b) in symbols.iter_mut().zip(bytes) {
             *s = self.byte_ids[b as usize];
         }
-        // pairs[k]: (rank, merged id) of symbols k and k + 1.
+        // pairs[k]: (priority, merged id) of symbols k and k + 1.
         let mut pairs = [NO_MERGE; MAX_BYTES];
         for k in 1..n {
             pairs[k - 1] = self.byte_pairs[usize::from(bytes[k - 1]) << 8 | usize::from(bytes[k])];
