@@ -95,7 +95,7 @@ impl PairTable {
     /// The table of `merges` (`[left, right, merged]` ids, by rank); a pair
     /// given twice takes its last rank, as `tokenizers`' map of merges
     /// does. None when ids and priorities do not pack into 64 bits (over
-    /// 2^20 ids with 2^24 merges, say).
+    /// 2^20 ids with 2^24 merges, say), or an id needs 32 bits.
     fn new(merges: &[[u32; 3]]) -> Option<PairTable> {
         let max_id = merges.iter().map(|m| m[0].max(m[1])).max().unwrap_or(0);
         let id_bits = bits(u64::from(max_id) + 1);
@@ -107,7 +107,9 @@ impl PairTable {
             }
         };
         let prio_bits = bits(prios.iter().copied().max().map_or(0, u64::from));
-        if 2 * id_bits + prio_bits > 64 {
+        // Ids of 32 bits are refused (no vocabulary comes near 2^31 tokens),
+        // so `key`'s shift is always narrower than a u32.
+        if id_bits >= 32 || 2 * id_bits + prio_bits > 64 {
             return None;
         }
         let mut table = PairTable {
