@@ -60,7 +60,7 @@ def test_the_documented_reward_demo_learns_the_preference_rule(tmp_path, capsys)
     config = json.loads((run / "config.json").read_text())
     assert config["objective"] == "reward" and config["tie_model"] == "davidson"
     head = load_file(str(run / "head.safetensors"))
-    assert set(head) == {"score.weight", "score.bias", "tie.raw"}
+    assert set(head) == {"score.weight", "tie.raw"}  # no bias: transformers' score has none
     assert float(head["tie.raw"]) == pytest.approx(kept["theta"], rel=1e-6)
 
 

@@ -89,7 +89,7 @@ class Encoder:
         tail_ratios: Sequence[float],
         min_tail_tokens: int,
         layout: str = "cross",
-        strip: Sequence[bool] = (False, False),
+        strip: Sequence[bool] = ...,  # (False, False): strip neither field
     ) -> Encoder: ...
     def encode(
         self, prompts: Any, responses_a: Any, responses_b: Any, swap: str
