@@ -54,7 +54,6 @@ import os
 
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-import argparse  # noqa: E402
 import copy  # noqa: E402
 import csv  # noqa: E402
 import sys  # noqa: E402
@@ -72,11 +71,11 @@ from transformers import (  # noqa: E402
 
 import arena_fast as af  # noqa: E402
 from _shared import hf_tokenizer, quiet_process, stock_attention, write_results  # noqa: E402
-from arena_fast.base_model import PRESETS  # noqa: E402
 from arena_fast.dataset import BuildConfig, build_dataset, load_dataset  # noqa: E402
 from arena_fast.model import load_classifier  # noqa: E402
 from arena_fast.train import TrainConfig, train  # noqa: E402
-from bench_trainer import WARMUP, Clock, loop_settings  # noqa: E402
+from bench_train import WARMUP, loop_settings  # noqa: E402
+from bench_trainer import Clock, interleaved_rounds, training_flags  # noqa: E402
 
 
 def pairs_dataset(root: Path, rows: int, max_length: int) -> Path:
@@ -241,17 +240,7 @@ def run_trl(
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--model", default="tiny-gemma2", choices=PRESETS, help="the preset")
-    ap.add_argument("--rows", type=int, default=200, help="synth rows (ties left out)")
-    ap.add_argument("--epochs", type=int, default=1)
-    ap.add_argument("--max-length", type=int, default=512)
-    ap.add_argument("--max-tokens", type=int, default=8192)
-    ap.add_argument("--lr", type=float, default=2e-4)
-    ap.add_argument("--threads", type=int, default=1, help="torch.set_num_threads for all")
-    ap.add_argument("--repeat", type=int, default=2, help="interleaved rounds; best of each")
-    ap.add_argument("--out", help="write the results as JSON here")
-    args = ap.parse_args(argv)
+    args = training_flags(__doc__, 200, "synth rows (ties left out)").parse_args(argv)
     quiet_process(args.threads)
     import transformers
     import trl
@@ -285,19 +274,7 @@ def main(argv=None) -> int:
             lambda steps=None: run_trl(data, batch_size, True, args, work, steps)
         ),
     }
-    for fn in cases.values():  # process warm-up, untimed
-        fn(2)
-    runs: dict[str, list[dict]] = {name: [] for name in cases}
-    for rnd in range(args.repeat):
-        for name, fn in cases.items():
-            r = fn()
-            runs[name].append(r)
-            print(
-                f"round {rnd}: {name}: {r['seconds']:.2f} s loop, {r['steps']} steps, "
-                f"{tokens * args.epochs / r['seconds']:,.0f} tokens/s, "
-                f"final BT loss {r['final_loss']:.4f}",
-                flush=True,
-            )
+    runs = interleaved_rounds(cases, args.repeat, tokens * args.epochs)
     results = _table(runs, tokens * args.epochs, setup["pack_fill"])
     print(
         f"\n{args.model}: {setup['pairs']} pairs, {tokens:,} tokens x {args.epochs} epochs, "

@@ -106,6 +106,31 @@ def run_ours(
     }
 
 
+def loop_settings(name: str, args, work: Path, max_steps: Optional[int]) -> dict:
+    """The `TrainingArguments` fields every Trainer case shares (ours, the
+    stock one, TRL's `RewardConfig`): `af.train`'s schedule and optimizer,
+    no clipping, the CPU, nothing logged, saved or evaluated."""
+    return dict(
+        output_dir=str(work / name),
+        num_train_epochs=args.epochs,
+        max_steps=max_steps or -1,
+        learning_rate=args.lr,
+        weight_decay=0.0,
+        lr_scheduler_type="cosine",
+        warmup_steps=WARMUP,
+        optim="adamw_torch",
+        max_grad_norm=0.0,  # af.train does not clip
+        use_cpu=True,
+        seed=0,
+        dataloader_num_workers=0,
+        logging_strategy="no",
+        save_strategy="no",
+        eval_strategy="no",
+        report_to="none",
+        disable_tqdm=True,
+    )
+
+
 def run_trainer(
     data: Path, attn: str, batch_size: int, args, work: Path, max_steps: Optional[int] = None
 ) -> dict:
@@ -149,27 +174,11 @@ def run_trainer(
             marks["steps"].append(time.perf_counter())
 
     targs = TrainingArguments(
-        output_dir=str(work / f"trainer-{attn}"),
+        **loop_settings(f"trainer-{attn}", args, work, max_steps),
         per_device_train_batch_size=batch_size,
-        num_train_epochs=args.epochs,
-        max_steps=max_steps or -1,
-        learning_rate=args.lr,
-        weight_decay=0.0,
-        lr_scheduler_type="cosine",
-        warmup_steps=WARMUP,
-        optim="adamw_torch",
-        max_grad_norm=0.0,  # ours does not clip
         train_sampling_strategy="random",  # group_by_length=False
-        use_cpu=True,
         bf16=False,
         fp16=False,
-        seed=0,
-        dataloader_num_workers=0,
-        logging_strategy="no",
-        save_strategy="no",
-        eval_strategy="no",
-        report_to="none",
-        disable_tqdm=True,
     )
     trainer = Trainer(
         model=model,

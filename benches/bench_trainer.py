@@ -71,7 +71,7 @@ from arena_fast.base_model import PRESETS  # noqa: E402
 from arena_fast.dataset import load_dataset  # noqa: E402
 from arena_fast.model import load_classifier  # noqa: E402
 from arena_fast.torch.hf import ArenaForSequenceClassification, ArenaTrainer  # noqa: E402
-from bench_train import WARMUP, run_ours  # noqa: E402
+from bench_train import loop_settings, run_ours  # noqa: E402
 
 
 class Clock(TrainerCallback):
@@ -86,31 +86,6 @@ class Clock(TrainerCallback):
 
     def on_step_end(self, args, state, control, **kw):
         self.steps.append(time.perf_counter())
-
-
-def loop_settings(name: str, args, work: Path, max_steps: Optional[int]) -> dict:
-    """The `TrainingArguments` fields every Trainer case shares (ours, the
-    stock one, TRL's `RewardConfig`): `af.train`'s schedule and optimizer,
-    no clipping, the CPU, nothing logged, saved or evaluated."""
-    return dict(
-        output_dir=str(work / name),
-        num_train_epochs=args.epochs,
-        max_steps=max_steps or -1,
-        learning_rate=args.lr,
-        weight_decay=0.0,
-        lr_scheduler_type="cosine",
-        warmup_steps=WARMUP,
-        optim="adamw_torch",
-        max_grad_norm=0.0,  # af.train does not clip
-        use_cpu=True,
-        seed=0,
-        dataloader_num_workers=0,
-        logging_strategy="no",
-        save_strategy="no",
-        eval_strategy="no",
-        report_to="none",
-        disable_tqdm=True,
-    )
 
 
 def _training_args(name: str, args, work: Path, max_steps: Optional[int], **kw) -> dict:
@@ -193,10 +168,12 @@ def run_padded_trainer(
     return result
 
 
-def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def training_flags(doc: str, rows: int, rows_help: str) -> argparse.ArgumentParser:
+    """The flags the Trainer benchmarks share (preset, rows, epochs,
+    lengths, lr, threads, rounds, JSON out)."""
+    ap = argparse.ArgumentParser(description=doc.splitlines()[0])
     ap.add_argument("--model", default="tiny-gemma2", choices=PRESETS, help="the preset")
-    ap.add_argument("--rows", type=int, default=120, help="synth rows (x2 with swaps)")
+    ap.add_argument("--rows", type=int, default=rows, help=rows_help)
     ap.add_argument("--epochs", type=int, default=1)
     ap.add_argument("--max-length", type=int, default=512)
     ap.add_argument("--max-tokens", type=int, default=8192)
@@ -204,7 +181,32 @@ def main(argv=None) -> int:
     ap.add_argument("--threads", type=int, default=1, help="torch.set_num_threads for all")
     ap.add_argument("--repeat", type=int, default=2, help="interleaved rounds; best of each")
     ap.add_argument("--out", help="write the results as JSON here")
-    args = ap.parse_args(argv)
+    return ap
+
+
+def interleaved_rounds(cases: dict, repeat: int, tokens: int) -> dict[str, list[dict]]:
+    """Each case once for 2 steps (process warm-up: allocator, lazy
+    initialisation; untimed), then `repeat` rounds of every case in turn,
+    each run printed (its loop time, steps, `tokens` per second, and its
+    `final_loss` when it has one); the runs of each case."""
+    for fn in cases.values():
+        fn(2)
+    runs: dict[str, list[dict]] = {name: [] for name in cases}
+    for rnd in range(repeat):
+        for name, fn in cases.items():
+            r = fn()
+            runs[name].append(r)
+            loss = f", final BT loss {r['final_loss']:.4f}" if "final_loss" in r else ""
+            print(
+                f"round {rnd}: {name}: {r['seconds']:.2f} s loop, {r['steps']} steps, "
+                f"{tokens / r['seconds']:,.0f} tokens/s{loss}",
+                flush=True,
+            )
+    return runs
+
+
+def main(argv=None) -> int:
+    args = training_flags(__doc__, 120, "synth rows (x2 with swaps)").parse_args(argv)
     quiet_process(args.threads)
     import transformers
 
@@ -238,18 +240,7 @@ def main(argv=None) -> int:
             lambda steps=None: run_padded_trainer(data, batch_size, args, work, steps)
         ),
     }
-    for fn in cases.values():  # process warm-up (allocator, lazy initialisation), untimed
-        fn(2)
-    runs: dict[str, list[dict]] = {name: [] for name in cases}
-    for rnd in range(args.repeat):
-        for name, fn in cases.items():
-            r = fn()
-            runs[name].append(r)
-            print(
-                f"round {rnd}: {name}: {r['seconds']:.2f} s loop, {r['steps']} steps, "
-                f"{tokens * args.epochs / r['seconds']:,.0f} tokens/s",
-                flush=True,
-            )
+    runs = interleaved_rounds(cases, args.repeat, tokens * args.epochs)
     results = _table(runs, tokens * args.epochs, grouped.fill)
     print(
         f"\n{args.model}: {len(lengths)} sequences, {tokens:,} tokens x {args.epochs} epochs, "
